@@ -1,0 +1,337 @@
+/*
+ * db.c: the one PostgreSQL connection of a process.  It is opened on
+ * first use, reopened after it breaks, and every statement a worker runs
+ * is named in stmts[] and prepared once per connection.  Results come
+ * back copied into struct db_res, so no PGresult ever leaves this file.
+ *
+ * statement_timeout_ms bounds each statement on the server; the same
+ * figure (at least libpq's 2 s minimum) bounds the connect.  After a
+ * failed connect, further attempts wait DB_RETRY_US, so a worker with
+ * the database down answers at once instead of stalling every request.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "extern.h"
+
+#define DB_RETRY_US	(1000 * 1000)
+
+static PGconn		*db_conn;
+static char		*db_conninfo;
+static long long	 db_timeout_ms = 2000;
+static long long	 db_next_try;
+static int		 db_in_tx;
+static unsigned char	 db_prepared[DB__STMT_MAX];
+static char		 db_err[512];
+static char		 db_connerr[512];	/* why the last connect failed */
+static int		 db_was_down;		/* log transitions, not every try */
+
+static const struct {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+} stmts[DB__STMT_MAX] = {
+	{ "ping", "SELECT 1", 0 },			/* DB_PING */
+};
+
+/* Remember where and how to connect; connecting happens on first use. */
+void
+db_setup(const char *conninfo, long long timeout_ms)
+{
+	free(db_conninfo);
+	db_conninfo = xstrdup(conninfo);
+	db_timeout_ms = timeout_ms;
+	db_next_try = 0;
+}
+
+const char *
+db_errmsg(void)
+{
+	return db_err;
+}
+
+/* Keep the first line of a libpq message, which may span several. */
+static void
+db_seterr(const char *prefix, const char *msg)
+{
+	size_t	 n;
+
+	snprintf(db_err, sizeof(db_err), "%s%s", prefix,
+	    msg != NULL ? msg : "");
+	n = strcspn(db_err, "\n");
+	db_err[n] = '\0';
+}
+
+void
+db_close(void)
+{
+	if (db_conn != NULL)
+		PQfinish(db_conn);
+	db_conn = NULL;
+	db_in_tx = 0;
+	memset(db_prepared, 0, sizeof(db_prepared));
+}
+
+int
+db_connected(void)
+{
+	return db_conn != NULL && PQstatus(db_conn) == CONNECTION_OK;
+}
+
+/* Connect unless connected.  DB_ECONN while the database is away. */
+enum db_err
+db_connect(void)
+{
+	char		 timeout[32], set[64];
+	const char	*kw[] = { "connect_timeout", "application_name",
+			    "dbname", NULL };
+	const char	*val[4];
+	PGresult	*res;
+
+	if (db_connected())
+		return DB_OK;
+	db_close();
+	if (db_conninfo == NULL) {
+		db_seterr("", "no database configured");
+		return DB_ECONN;
+	}
+	if (now_us() < db_next_try) {
+		db_seterr("database unreachable: ", db_connerr);
+		return DB_ECONN;
+	}
+	snprintf(timeout, sizeof(timeout), "%lld",
+	    db_timeout_ms < 2000 ? 2 : (db_timeout_ms + 999) / 1000);
+	val[0] = timeout;
+	val[1] = "telehook";
+	val[2] = db_conninfo;	/* expanded; its own keys win */
+	val[3] = NULL;
+	db_conn = PQconnectdbParams(kw, val, 1);
+	if (db_conn == NULL || PQstatus(db_conn) != CONNECTION_OK) {
+		db_seterr("", db_conn != NULL ? PQerrorMessage(db_conn) :
+		    "out of memory");
+		memcpy(db_connerr, db_err, sizeof(db_connerr));
+		db_close();
+		db_next_try = now_us() + DB_RETRY_US;
+		if (!db_was_down)
+			log_warnx("database unreachable: %s", db_connerr);
+		db_was_down = 1;
+		return DB_ECONN;
+	}
+	snprintf(set, sizeof(set), "SET statement_timeout = %lld",
+	    db_timeout_ms);
+	res = PQexec(db_conn, set);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_seterr("", PQerrorMessage(db_conn));
+		memcpy(db_connerr, db_err, sizeof(db_connerr));
+		PQclear(res);
+		db_close();
+		db_next_try = now_us() + DB_RETRY_US;
+		return DB_ECONN;
+	}
+	PQclear(res);
+	db_next_try = 0;
+	if (db_was_down)
+		log_notice("database connected again");
+	db_was_down = 0;
+	return DB_OK;
+}
+
+/* What went wrong with res, by SQLSTATE; DB_OK if nothing did. */
+static enum db_err
+db_classify(PGresult *res)
+{
+	const char	*state;
+
+	switch (PQresultStatus(res)) {
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+	case PGRES_EMPTY_QUERY:
+		return DB_OK;
+	default:
+		break;
+	}
+	db_seterr("", PQresultErrorMessage(res)[0] != '\0' ?
+	    PQresultErrorMessage(res) : PQerrorMessage(db_conn));
+	if (PQstatus(db_conn) != CONNECTION_OK)
+		return DB_ECONN;
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state == NULL)
+		return DB_ECONN;
+	if (strcmp(state, "57014") == 0)	/* query_canceled */
+		return DB_ETIMEOUT;
+	if (strcmp(state, "23505") == 0)	/* unique_violation */
+		return DB_EDUP;
+	if (strncmp(state, "08", 2) == 0 ||	/* connection exception */
+	    strncmp(state, "57P", 3) == 0)	/* shutdown, cannot connect */
+		return DB_ECONN;
+	return DB_EQUERY;
+}
+
+/* Copy res into out (may be NULL). */
+static void
+db_copy(PGresult *res, struct db_res *out)
+{
+	int	 i, j;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	out->nrows = PQntuples(res);
+	out->ncols = PQnfields(res);
+	out->cmdtuples = xstrdup(PQcmdTuples(res));
+	if (out->nrows == 0 || out->ncols == 0)
+		return;
+	out->vals = xcalloc((size_t)out->nrows * (size_t)out->ncols,
+	    sizeof(char *));
+	for (i = 0; i < out->nrows; i++)
+		for (j = 0; j < out->ncols; j++)
+			if (!PQgetisnull(res, i, j))
+				out->vals[i * out->ncols + j] =
+				    xstrdup(PQgetvalue(res, i, j));
+}
+
+/*
+ * Run a statement: prepared (stmt >= 0) or plain SQL.  A connection
+ * found broken outside a transaction is reopened and the statement tried
+ * once more, so a database restart between requests costs nothing.
+ */
+static enum db_err
+db_run_stmt(int stmt, const char *sql, int n, const char *const *params,
+    struct db_res *out)
+{
+	PGresult	*res;
+	enum db_err	 e;
+	int		 attempt;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((e = db_connect()) != DB_OK)
+			return e;
+		if (stmt >= 0 && !db_prepared[stmt]) {
+			res = PQprepare(db_conn, stmts[stmt].name,
+			    stmts[stmt].sql, stmts[stmt].nparams, NULL);
+			e = db_classify(res);
+			PQclear(res);
+			if (e == DB_ECONN && !db_in_tx && attempt == 0) {
+				db_close();
+				continue;
+			}
+			if (e != DB_OK)
+				return e;
+			db_prepared[stmt] = 1;
+		}
+		if (stmt >= 0)
+			res = PQexecPrepared(db_conn, stmts[stmt].name, n,
+			    params, NULL, NULL, 0);
+		else
+			res = PQexecParams(db_conn, sql, n, NULL, params,
+			    NULL, NULL, 0);
+		e = db_classify(res);
+		if (e == DB_OK)
+			db_copy(res, out);
+		PQclear(res);
+		if (e == DB_ECONN && !db_in_tx && attempt == 0) {
+			db_close();
+			continue;
+		}
+		if (e == DB_ECONN)
+			db_close();
+		return e;
+	}
+	return DB_ECONN;
+}
+
+enum db_err
+db_exec(enum db_stmt stmt, int n, const char *const *params,
+    struct db_res *out)
+{
+	if (stmt >= DB__STMT_MAX || n != stmts[stmt].nparams) {
+		db_seterr("", "bad statement or parameter count");
+		return DB_EQUERY;
+	}
+	return db_run_stmt((int)stmt, NULL, n, params, out);
+}
+
+/* Plain SQL with $n parameters, for telehookctl. */
+enum db_err
+db_query(const char *sql, int n, const char *const *params,
+    struct db_res *out)
+{
+	return db_run_stmt(-1, sql, n, params, out);
+}
+
+/* Several statements at once (migrations); no parameters, no result. */
+enum db_err
+db_run(const char *sql)
+{
+	PGresult	*res;
+	enum db_err	 e;
+
+	if ((e = db_connect()) != DB_OK)
+		return e;
+	res = PQexec(db_conn, sql);
+	e = db_classify(res);
+	PQclear(res);
+	return e;
+}
+
+enum db_err
+db_begin(void)
+{
+	enum db_err	 e;
+
+	if ((e = db_query("BEGIN", 0, NULL, NULL)) == DB_OK)
+		db_in_tx = 1;
+	return e;
+}
+
+enum db_err
+db_commit(void)
+{
+	enum db_err	 e;
+
+	e = db_query("COMMIT", 0, NULL, NULL);
+	db_in_tx = 0;
+	return e;
+}
+
+void
+db_rollback(void)
+{
+	PGresult	*res;
+
+	if (db_connected()) {
+		res = PQexec(db_conn, "ROLLBACK");
+		PQclear(res);
+	}
+	db_in_tx = 0;
+}
+
+/* Row i, column j of res: NULL for SQL NULL.  Borrowed from res. */
+const char *
+db_get(const struct db_res *res, int i, int j)
+{
+	if (res == NULL || i < 0 || j < 0 || i >= res->nrows ||
+	    j >= res->ncols || res->vals == NULL)
+		return NULL;
+	return res->vals[i * res->ncols + j];
+}
+
+void
+db_res_free(struct db_res *res)
+{
+	int	 i;
+
+	if (res == NULL)
+		return;
+	if (res->vals != NULL)
+		for (i = 0; i < res->nrows * res->ncols; i++)
+			free(res->vals[i]);
+	free(res->vals);
+	free(res->cmdtuples);
+	memset(res, 0, sizeof(*res));
+}

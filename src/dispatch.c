@@ -1,0 +1,248 @@
+/*
+ * dispatch.c: the route table, and the life of one request from accept
+ * to answer.  The order is fixed here so no handler can skip a step:
+ *
+ *	route (404) -> method (405) -> content type (415) -> body size
+ *	(413) -> parse (400) -> verify (401/403) -> handle -> respond
+ *
+ * Verification is a slot of the table that the dispatcher always calls;
+ * a route that needs none says so with verify_public.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcgiapp.h>
+
+#include "extern.h"
+
+#define GET_HEAD	(METHOD_GET | METHOD_HEAD)
+
+/*
+ * Keep related paths together; "{}" stands for one path segment, passed
+ * to the handler in req->args.
+ */
+const struct route routes[] = {
+	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
+	    verify_public, health_handle, RESP_JSON },
+};
+const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
+
+/* Routes that need no authentication: health checks. */
+enum verdict
+verify_public(struct req *r, const char **why)
+{
+	(void)r;
+	*why = NULL;
+	return VERIFY_OK;
+}
+
+/*
+ * Does path match pattern?  On a match with r given, the "{}" segments
+ * are copied into r->args.
+ */
+static int
+dispatch_path_match(const char *pattern, const char *path, struct req *r)
+{
+	const char	*p = pattern, *s = path, *seg;
+	char		*args[REQ_MAXARGS];
+	int		 nargs = 0, i;
+
+	while (*p != '\0' && *s != '\0') {
+		if (p[0] == '{' && p[1] == '}') {
+			seg = s;
+			while (*s != '\0' && *s != '/')
+				s++;
+			if (s == seg || nargs == REQ_MAXARGS)
+				goto nomatch;
+			args[nargs++] = xstrndup(seg, (size_t)(s - seg));
+			p += 2;
+			continue;
+		}
+		if (*p != *s)
+			goto nomatch;
+		p++;
+		s++;
+	}
+	if (*p != '\0' || *s != '\0')
+		goto nomatch;
+	if (r != NULL) {
+		for (i = 0; i < r->nargs; i++)
+			free(r->args[i]);
+		for (i = 0; i < nargs; i++)
+			r->args[i] = args[i];
+		r->nargs = nargs;
+	} else
+		for (i = 0; i < nargs; i++)
+			free(args[i]);
+	return 1;
+nomatch:
+	for (i = 0; i < nargs; i++)
+		free(args[i]);
+	return 0;
+}
+
+/*
+ * The route for path and method.  NULL with *status 404 when no route
+ * has the path, 405 when none takes the method (allow then lists those
+ * that would, for the Allow header).
+ */
+const struct route *
+dispatch_match(const char *path, enum method m, struct req *r, int *status,
+    char *allow, size_t allowlen)
+{
+	unsigned int	 methods = 0;
+	size_t		 i;
+	unsigned int	 bit;
+
+	*status = 404;
+	if (allow != NULL && allowlen > 0)
+		allow[0] = '\0';
+	for (i = 0; i < nroutes; i++) {
+		if (!dispatch_path_match(routes[i].path, path, NULL))
+			continue;
+		if (routes[i].methods & m) {
+			(void)dispatch_path_match(routes[i].path, path, r);
+			*status = 0;
+			return &routes[i];
+		}
+		methods |= routes[i].methods;
+	}
+	if (methods == 0)
+		return NULL;
+	*status = 405;
+	if (allow != NULL)
+		for (bit = 1; bit < METHOD_OTHER; bit <<= 1)
+			if (methods & bit) {
+				if (allow[0] != '\0')
+					strncat(allow, ", ", allowlen -
+					    strlen(allow) - 1);
+				strncat(allow, req_method_name(bit),
+				    allowlen - strlen(allow) - 1);
+			}
+	return NULL;
+}
+
+/*
+ * Check a route table once at start-up: every route has a path, a
+ * method, a verify slot and a handler, and no two routes overlap.
+ */
+int
+dispatch_check_table(const struct route *t, size_t n, const char **errstr)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < n; i++) {
+		if (t[i].path == NULL || t[i].path[0] != '/') {
+			*errstr = "route without an absolute path";
+			return -1;
+		}
+		if (t[i].methods == 0 || t[i].bodies == 0) {
+			*errstr = "route without methods or body kinds";
+			return -1;
+		}
+		if (t[i].verify == NULL) {
+			*errstr = "route without a verify slot";
+			return -1;
+		}
+		if (t[i].handle == NULL || t[i].responder >= RESP__MAX) {
+			*errstr = "route without a handler or responder";
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(t[i].path, t[j].path) == 0 &&
+			    (t[i].methods & t[j].methods)) {
+				*errstr = "two routes take the same path "
+				    "and method";
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/* Run one request through the fixed order above, filling p. */
+static void
+dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
+{
+	const struct route	*rt;
+	const char		*errstr = NULL;
+	int			 status;
+	enum verdict		 v;
+
+	if (req_parse_uri(r, &errstr) == -1) {
+		resp_error(p, 400, "%s", errstr);
+		return;
+	}
+	rt = dispatch_match(r->path, r->method, r, &status, p->allow,
+	    sizeof(p->allow));
+	if (rt == NULL) {
+		if (status == 405)
+			resp_error(p, 405, "method %s not allowed",
+			    req_method_name(r->method));
+		else
+			resp_error(p, 404, "unknown route");
+		return;
+	}
+	r->route = rt;
+	/* The route's responder decides how success looks. */
+	if (rt->responder == RESP_TWIML)
+		twiml_init(&p->twiml);
+	p->kind = rt->responder;
+	if (r->body_kind == 0 || !(rt->bodies & r->body_kind)) {
+		resp_error(p, 415, "unsupported content type");
+		return;
+	}
+	if ((status = req_read_body(r, in, (size_t)conf.max_body_bytes,
+	    &errstr)) != 0) {
+		resp_error(p, status, "%s", errstr);
+		return;
+	}
+	if (r->body_kind == BODY_NONE && r->bodylen > 0 &&
+	    !(rt->bodies & (BODY_FORM | BODY_JSON))) {
+		resp_error(p, 415, "this route takes no body");
+		return;
+	}
+	if (req_parse_body(r, &errstr) == -1) {
+		resp_error(p, 400, "malformed body: %s", errstr);
+		return;
+	}
+	if ((v = rt->verify(r, &errstr)) != VERIFY_OK) {
+		resp_error(p, v == VERIFY_FORBID ? 403 : 401, "%s",
+		    errstr != NULL ? errstr : "not authenticated");
+		return;
+	}
+	if (rt->handle(r, p) == -1)
+		resp_error(p, 500, "internal error");
+}
+
+/* One FastCGI request: the request owns its memory and frees it here. */
+void
+dispatch_request(FCGX_Request *fr)
+{
+	struct req	 r;
+	struct resp	 p;
+	struct buf	 out;
+	int		 status;
+
+	req_init(&r, fr->envp);
+	resp_init(&p, RESP_JSON);
+	buf_init(&out);
+	r.client_addr = req_client_addr(req_env(&r, "REMOTE_ADDR"),
+	    req_header(&r, "X-Forwarded-For"), &conf.proxies);
+	dispatch_run(&r, &p, fr->in);
+	status = resp_render(&p, r.method == METHOD_HEAD, &out);
+	if (out.failed || FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
+		log_warnx("%s: could not write the answer to %s",
+		    log_esc(r.path), log_esc(r.client_addr));
+	if (p.error != NULL)
+		log_info("%s %s %s %d %lldus: %s", log_esc(r.client_addr),
+		    log_esc(r.method_str), log_esc(r.request_uri), status,
+		    now_us() - r.start_us, log_esc(p.error));
+	else
+		log_info("%s %s %s %d %lldus", log_esc(r.client_addr),
+		    log_esc(r.method_str), r.route != NULL ? r.route->name :
+		    "-", status, now_us() - r.start_us);
+	buf_free(&out);
+	resp_free(&p);
+	req_free(&r);
+}

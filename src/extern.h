@@ -1,0 +1,401 @@
+/*
+ * telehook: declarations shared between source files, grouped by the file
+ * that defines them.  Everything not named here is static to its file.
+ */
+#ifndef TELEHOOK_EXTERN_H
+#define TELEHOOK_EXTERN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#ifndef TELEHOOK_CONF
+#define TELEHOOK_CONF	"/etc/telehook/telehook.conf"
+#endif
+#ifndef TELEHOOK_SQLDIR
+#define TELEHOOK_SQLDIR	"/usr/share/telehook/sql"
+#endif
+#ifndef TELEHOOK_SPOOLDIR
+#define TELEHOOK_SPOOLDIR "/var/spool/telehook"
+#endif
+
+#define MUSTCHECK	__attribute__((warn_unused_result))
+#define PRINTFLIKE(a, b) __attribute__((format(printf, a, b)))
+#define NORETURN	__attribute__((noreturn))
+
+/* sysexits(3) codes, named here so telehookctl reads as the man page. */
+#define EX_OK_		0
+#define EX_USAGE_	64
+#define EX_DATAERR_	65
+#define EX_NOINPUT_	66
+#define EX_UNAVAIL_	69
+#define EX_SOFTWARE_	70
+#define EX_CANTCREAT_	73
+#define EX_TEMPFAIL_	75
+#define EX_CONFIG_	78
+
+/* util.c: allocation that never fails (out of memory is fatal). */
+void		*xmalloc(size_t);
+void		*xcalloc(size_t, size_t);
+void		*xreallocarray(void *, size_t, size_t);
+char		*xstrdup(const char *);
+char		*xstrndup(const char *, size_t);
+int		 xasprintf(char **, const char *, ...) PRINTFLIKE(2, 3);
+long long	 util_strtonum(const char *, long long, long long,
+		    const char **);
+int		 util_has_nul(const void *, size_t);
+void		 util_hex(const unsigned char *, size_t, char *);
+int		 util_streq_ci(const char *, const char *);
+
+/* buf.c: a growable byte buffer with a sticky failure flag. */
+struct buf {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+	size_t		 max;		/* 0: BUF_MAX_DEFAULT */
+	int		 failed;	/* later appends are no-ops */
+};
+#define BUF_MAX_DEFAULT	(4U * 1024 * 1024)
+void		 buf_init(struct buf *);
+void		 buf_free(struct buf *);
+void		 buf_reset(struct buf *);
+void		 buf_add(struct buf *, const void *, size_t);
+void		 buf_puts(struct buf *, const char *);
+void		 buf_putc(struct buf *, char);
+void		 buf_printf(struct buf *, const char *, ...) PRINTFLIKE(2, 3);
+const char	*buf_cstr(struct buf *);
+
+/* log.c: err(3)-style logging to syslog, or stderr with -d. */
+enum log_level {
+	LOG_LEVEL_ERR = 0,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL__MAX
+};
+void		 log_init(const char *, int, enum log_level);
+void		 log_setlevel(enum log_level);
+enum log_level	 log_getlevel(void);
+int		 log_level_parse(const char *);
+const char	*log_level_name(enum log_level);
+void		 log_warn(const char *, ...) PRINTFLIKE(1, 2);
+void		 log_warnx(const char *, ...) PRINTFLIKE(1, 2);
+void		 log_notice(const char *, ...) PRINTFLIKE(1, 2);
+void		 log_info(const char *, ...) PRINTFLIKE(1, 2);
+void		 log_debug(const char *, ...) PRINTFLIKE(1, 2);
+void		 fatal(const char *, ...) PRINTFLIKE(1, 2) NORETURN;
+void		 fatalx(const char *, ...) PRINTFLIKE(1, 2) NORETURN;
+const char	*log_esc(const char *);
+size_t		 log_escape(char *, size_t, const char *, size_t);
+
+/* cidr.c: address lists for allowed_ips and trusted_proxies. */
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	int		 bits;
+};
+struct cidrlist {
+	struct cidr	*v;
+	size_t		 n;
+};
+int		 cidr_parse(const char *, struct cidr *);
+int		 cidrlist_parse(const char *, struct cidrlist *,
+		    const char **) MUSTCHECK;
+int		 cidrlist_match(const struct cidrlist *, const char *);
+void		 cidrlist_free(struct cidrlist *);
+
+/* conf.c: the configuration file, driven by one table of keys. */
+struct conf_provider_twilio {
+	char		*auth_token;
+	char		*auth_token_previous;
+	char		*webhook_secret;
+	int		 insecure_allow_unsigned;
+};
+struct conf_provider_retell {
+	char		*api_key;
+	char		*api_key_previous;
+	char		*webhook_secret;
+	long long	 signature_tolerance_s;
+	char		*allowed_ips;
+	struct cidrlist	 allowed;
+	int		 insecure_allow_unsigned;
+};
+struct conf_provider_voipms {
+	char		*url_token;
+	char		*url_token_previous;
+	char		*allowed_ips;
+	struct cidrlist	 allowed;
+	int		 insecure_allow_unsigned;
+};
+struct conf {
+	char		*path;
+	/* [database] */
+	char		*conninfo;
+	long long	 statement_timeout_ms;
+	/* [server] */
+	char		*public_url;
+	long long	 max_body_bytes;
+	char		*trusted_proxies;
+	struct cidrlist	 proxies;
+	char		*spool_dir;
+	char		*secret_key_file;
+	int		 log_level;
+	long long	 cache_ttl_s;
+	struct conf_provider_twilio twilio;
+	struct conf_provider_retell retell;
+	struct conf_provider_voipms voipms;
+	int		 has_secrets;	/* the file names a secret */
+};
+enum conf_type {
+	CONF_STR,
+	CONF_INT,
+	CONF_BOOL,
+	CONF_URL,
+	CONF_CIDRS,
+	CONF_PATH,
+	CONF_LOGLEVEL,
+	CONF_CONNINFO,
+	CONF__MAX
+};
+#define CONF_SECRET	0x01	/* never printed; file must be private */
+struct conf_key {
+	const char	*section;
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;		/* offsetof(struct conf, ...) */
+	int		 flags;
+	const char	*def;		/* default, as written in the file */
+	long long	 min;
+	long long	 max;
+};
+extern const struct conf_key conf_keys[];
+extern struct conf conf;
+typedef void	(*conf_errfn)(const char *, int, const char *);
+int		 conf_load(const char *, struct conf *, conf_errfn);
+int		 conf_parse(const char *, const char *, size_t, struct conf *,
+		    conf_errfn);
+void		 conf_defaults(struct conf *);
+void		 conf_free(struct conf *);
+int		 conf_check_secrecy(const char *, int, const char **);
+int		 conf_unquote(const char *, size_t, char **, const char **);
+
+/* kv.c: urlencoded form and query parsing. */
+struct kv {
+	char		*key;
+	char		*val;
+};
+struct kvlist {
+	struct kv	*v;
+	size_t		 n;
+	size_t		 cap;
+};
+#define KV_SEMICOLON	0x01	/* ';' separates pairs as '&' does */
+int		 kv_parse(struct kvlist *, const char *, size_t, int,
+		    const char **) MUSTCHECK;
+int		 kv_pct_decode(const char *, size_t, int, char **,
+		    const char **) MUSTCHECK;
+const char	*kv_get(const struct kvlist *, const char *);
+size_t		 kv_count(const struct kvlist *, const char *);
+void		 kv_add(struct kvlist *, const char *, const char *);
+void		 kv_free(struct kvlist *);
+
+/* request.c: one FastCGI request and everything it owns. */
+enum method {
+	METHOD_GET = 0x01,
+	METHOD_HEAD = 0x02,
+	METHOD_POST = 0x04,
+	METHOD_PUT = 0x08,
+	METHOD_DELETE = 0x10,
+	METHOD_PATCH = 0x20,
+	METHOD_OPTIONS = 0x40,
+	METHOD_OTHER = 0x80
+};
+enum body_kind {
+	BODY_NONE = 0x01,
+	BODY_FORM = 0x02,
+	BODY_JSON = 0x04
+};
+#define REQ_MAXARGS	4
+struct route;
+struct req {
+	char		**envp;		/* borrowed from libfcgi */
+	const char	*method_str;
+	enum method	 method;
+	const char	*request_uri;	/* raw, as the client sent it */
+	char		*path;		/* REQUEST_URI before '?' */
+	const char	*query;		/* raw, after '?'; "" if none */
+	struct kvlist	 qs;
+	const char	*content_type;
+	enum body_kind	 body_kind;
+	char		*body;		/* NUL-terminated copy */
+	size_t		 bodylen;
+	struct kvlist	 form;		/* body params when BODY_FORM */
+	cJSON		*json;		/* body when BODY_JSON */
+	char		*client_addr;
+	char		*args[REQ_MAXARGS];	/* {} segments of the route */
+	int		 nargs;
+	const struct route *route;
+	long long	 start_us;
+};
+void		 req_init(struct req *, char **);
+void		 req_free(struct req *);
+const char	*req_env(const struct req *, const char *);
+const char	*req_header(const struct req *, const char *);
+enum method	 req_method_parse(const char *);
+const char	*req_method_name(enum method);
+enum body_kind	 req_body_kind(const char *);
+int		 req_parse_uri(struct req *, const char **) MUSTCHECK;
+int		 req_parse_body(struct req *, const char **) MUSTCHECK;
+struct FCGX_Stream;
+int		 req_read_body(struct req *, struct FCGX_Stream *, size_t,
+		    const char **) MUSTCHECK;
+char		*req_client_addr(const char *, const char *,
+		    const struct cidrlist *);
+const char	*req_param(const struct req *, const char *);
+long long	 now_us(void);
+
+/* twiml.c: TwiML (XML) builder with escaping and a sticky error. */
+#define TWIML_MAXDEPTH	16
+struct twiml {
+	struct buf	 b;
+	const char	*stack[TWIML_MAXDEPTH];
+	int		 depth;
+	int		 done;
+};
+void		 twiml_init(struct twiml *);
+void		 twiml_free(struct twiml *);
+void		 twiml_open(struct twiml *, const char *, ...);
+void		 twiml_text(struct twiml *, const char *);
+void		 twiml_close(struct twiml *);
+void		 twiml_leaf(struct twiml *, const char *, const char *, ...);
+int		 twiml_finish(struct twiml *) MUSTCHECK;
+void		 xml_escape(struct buf *, const char *, size_t);
+
+/* response.c: what a route answers, and how it reaches the client. */
+enum responder {
+	RESP_EMPTY = 0,		/* 204, no body */
+	RESP_TWIML,
+	RESP_JSON,
+	RESP_TEXT,
+	RESP__MAX
+};
+struct resp {
+	int		 status;	/* 0 until someone sets it */
+	enum responder	 kind;
+	struct twiml	 twiml;		/* RESP_TWIML */
+	cJSON		*json;		/* RESP_JSON, owned */
+	struct buf	 text;		/* RESP_TEXT */
+	const char	*ctype;		/* RESP_TEXT content type */
+	char		*error;		/* set: answer {"error":...} */
+	char		 allow[64];	/* 405: the Allow header */
+};
+void		 resp_init(struct resp *, enum responder);
+void		 resp_free(struct resp *);
+void		 resp_error(struct resp *, int, const char *, ...)
+		    PRINTFLIKE(3, 4);
+void		 resp_set_json(struct resp *, int, cJSON *);
+int		 resp_render(struct resp *, int, struct buf *);
+const char	*resp_status_text(int);
+
+/* dispatch.c: the route table, and one request from accept to answer. */
+enum verdict {
+	VERIFY_OK = 0,
+	VERIFY_DENY,		/* 401 */
+	VERIFY_FORBID,		/* 403: address not allowed */
+	VERIFY__MAX
+};
+struct route {
+	const char	*path;		/* "{}" matches one segment */
+	unsigned int	 methods;
+	unsigned int	 bodies;	/* enum body_kind accepted */
+	const char	*name;		/* for logs and metrics */
+	enum verdict	(*verify)(struct req *, const char **);
+	int		(*handle)(struct req *, struct resp *);
+	enum responder	 responder;
+};
+extern const struct route routes[];
+extern const size_t nroutes;
+const struct route *dispatch_match(const char *, enum method, struct req *,
+		    int *, char *, size_t);
+int		 dispatch_check_table(const struct route *, size_t,
+		    const char **);
+struct FCGX_Request;
+void		 dispatch_request(struct FCGX_Request *);
+enum verdict	 verify_public(struct req *, const char **);
+
+/* db.c: the one PostgreSQL connection of a process. */
+enum db_err {
+	DB_OK = 0,
+	DB_ECONN,	/* unreachable or connection lost */
+	DB_ETIMEOUT,	/* statement_timeout_ms passed */
+	DB_EDUP,	/* unique violation */
+	DB_EQUERY,	/* any other error: a bug or bad data */
+	DB__MAX
+};
+enum db_stmt {
+	DB_PING = 0,
+	DB__STMT_MAX
+};
+struct db_res {
+	int		 nrows;
+	int		 ncols;
+	char		**vals;		/* nrows * ncols, NULL for SQL NULL */
+	char		*cmdtuples;
+};
+void		 db_setup(const char *, long long);
+enum db_err	 db_connect(void);
+int		 db_connected(void);
+void		 db_close(void);
+const char	*db_errmsg(void);
+enum db_err	 db_exec(enum db_stmt, int, const char *const *,
+		    struct db_res *);
+enum db_err	 db_query(const char *, int, const char *const *,
+		    struct db_res *);
+enum db_err	 db_run(const char *);
+enum db_err	 db_begin(void);
+enum db_err	 db_commit(void);
+void		 db_rollback(void);
+const char	*db_get(const struct db_res *, int, int);
+void		 db_res_free(struct db_res *);
+
+/* spool.c: the fallback directory for when the database is down. */
+long		 spool_depth(const char *);
+int		 spool_writable(const char *);
+
+/* health.c */
+int		 health_handle(struct req *, struct resp *);
+
+/* phone.c: E.164 numbers. */
+int		 phone_e164(const char *, char *, size_t) MUSTCHECK;
+
+/* hours.c: weekly business hours, "mon-fri 09:00-17:00; sat 10:00-14:00". */
+struct hours {
+	/* minutes since midnight, [from, to), up to 4 spans a day */
+	int		 n[7];
+	int		 from[7][4];
+	int		 to[7][4];
+};
+int		 hours_parse(const char *, struct hours *, const char **)
+		    MUSTCHECK;
+int		 hours_open(const struct hours *, int, int);
+void		 hours_format(const struct hours *, struct buf *);
+
+/* crypto.c: tokens, hashes and sealed secrets (libsodium, OpenSSL). */
+#define CRYPTO_KEYBYTES		32
+#define TOKEN_PREFIX		"thk_"
+#define TOKEN_HASHHEX		64
+int		 crypto_init(void) MUSTCHECK;
+void		 crypto_token_new(char *, size_t);
+void		 crypto_token_hash(const char *, char *);
+int		 crypto_ct_equal(const void *, const void *, size_t);
+int		 crypto_streq(const char *, const char *);
+int		 crypto_load_key(const char *, unsigned char *, const char **)
+		    MUSTCHECK;
+char		*crypto_seal(const unsigned char *, const char *);
+char		*crypto_open(const unsigned char *, const char *);
+
+#endif /* TELEHOOK_EXTERN_H */

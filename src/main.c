@@ -1,0 +1,119 @@
+/*
+ * main.c: telehook, the FastCGI worker.  Options, then the accept loop;
+ * everything a request does happens in dispatch_request().
+ *
+ * spawn-fcgi hands the listening socket over as fd 0; multiwatch keeps N
+ * copies of this process running and starts a new one when one exits.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "extern.h"
+
+static void NORETURN
+usage(void)
+{
+	fprintf(stderr, "usage: telehook [-dnv] [-c file]\n");
+	exit(EX_USAGE_);
+}
+
+static void
+conf_print_error(const char *file, int line, const char *msg)
+{
+	if (line > 0)
+		log_warnx("%s:%d: %s", file, line, msg);
+	else
+		log_warnx("%s: %s", file, msg);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char	*path = TELEHOOK_CONF, *errstr;
+	int		 ch, debug = 0, check = 0, verbose = 0;
+	sigset_t	 hold;
+	FCGX_Request	 fr;
+
+	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("telehook", debug || check, verbose ? LOG_LEVEL_DEBUG :
+	    LOG_LEVEL_INFO);
+	if (crypto_init() == -1)
+		fatalx("libsodium failed to initialise");
+	if (conf_load(path, &conf, conf_print_error) != 0) {
+		log_warnx("%s: configuration not loaded", path);
+		exit(EX_CONFIG_);
+	}
+	if (check) {
+		fprintf(stderr, "%s: configuration OK\n", path);
+		exit(0);
+	}
+	log_setlevel(verbose ? LOG_LEVEL_DEBUG : conf.log_level);
+	if (dispatch_check_table(routes, nroutes, &errstr) == -1)
+		fatalx("route table: %s", errstr);
+	if (conf.twilio.insecure_allow_unsigned)
+		log_warnx("WARNING: [twilio] insecure_allow_unsigned = yes: "
+		    "unsigned Twilio requests are accepted");
+	if (conf.retell.insecure_allow_unsigned)
+		log_warnx("WARNING: [retell] insecure_allow_unsigned = yes: "
+		    "unsigned Retell requests are accepted");
+	if (conf.voipms.insecure_allow_unsigned)
+		log_warnx("WARNING: [voipms] insecure_allow_unsigned = yes: "
+		    "VoIP.ms requests without token or address are accepted");
+
+	if (FCGX_IsCGI())
+		fatalx("standard input is not a FastCGI socket: run telehook "
+		    "under spawn-fcgi (see telehook(8))");
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0)
+		fatalx("FCGX_Init failed");
+	signal(SIGPIPE, SIG_IGN);
+	db_setup(conf.conninfo, conf.statement_timeout_ms);
+	if (db_connect() != DB_OK)
+		log_warnx("database: %s", db_errmsg());
+
+	/*
+	 * A stop signal waits until the request in hand is answered: it is
+	 * held while a request runs and takes effect in accept.
+	 */
+	sigemptyset(&hold);
+	sigaddset(&hold, SIGTERM);
+	sigaddset(&hold, SIGINT);
+	sigaddset(&hold, SIGHUP);
+	sigaddset(&hold, SIGQUIT);
+	sigaddset(&hold, SIGUSR1);	/* multiwatch's graceful stop */
+	log_info("worker ready");
+	for (;;) {
+		sigprocmask(SIG_UNBLOCK, &hold, NULL);
+		if (FCGX_Accept_r(&fr) < 0)
+			break;
+		sigprocmask(SIG_BLOCK, &hold, NULL);
+		dispatch_request(&fr);
+		FCGX_Finish_r(&fr);
+	}
+	db_close();
+	conf_free(&conf);
+	return 0;
+}

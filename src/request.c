@@ -1,0 +1,354 @@
+/*
+ * request.c: the parts of one request: CGI parameters, method, path and
+ * query, the body (bounded by max_body_bytes) parsed as a form or JSON,
+ * and the client address.  struct req owns every allocation made here;
+ * req_free() releases them once, at the end of the request.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <fcgiapp.h>
+
+#include "extern.h"
+
+long long
+now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const struct {
+	enum method	 m;
+	const char	*name;
+} methods[] = {
+	{ METHOD_GET, "GET" },
+	{ METHOD_HEAD, "HEAD" },
+	{ METHOD_POST, "POST" },
+	{ METHOD_PUT, "PUT" },
+	{ METHOD_DELETE, "DELETE" },
+	{ METHOD_PATCH, "PATCH" },
+	{ METHOD_OPTIONS, "OPTIONS" },
+};
+
+enum method
+req_method_parse(const char *s)
+{
+	size_t	 i;
+
+	if (s != NULL)
+		for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+			if (strcmp(s, methods[i].name) == 0)
+				return methods[i].m;
+	return METHOD_OTHER;
+}
+
+const char *
+req_method_name(enum method m)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (methods[i].m == m)
+			return methods[i].name;
+	return "?";
+}
+
+/* The CGI parameter name, or NULL.  Borrowed from libfcgi. */
+const char *
+req_env(const struct req *r, const char *name)
+{
+	size_t	 n = strlen(name);
+	char	**e;
+
+	if (r->envp == NULL)
+		return NULL;
+	for (e = r->envp; *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+/* The request header name ("X-Twilio-Signature"), or NULL. */
+const char *
+req_header(const struct req *r, const char *name)
+{
+	char	 cgi[128];
+	size_t	 i, n = strlen(name);
+
+	if (n + 6 > sizeof(cgi))
+		return NULL;
+	memcpy(cgi, "HTTP_", 5);
+	for (i = 0; i < n; i++)
+		cgi[5 + i] = name[i] == '-' ? '_' :
+		    (char)toupper((unsigned char)name[i]);
+	cgi[5 + n] = '\0';
+	return req_env(r, cgi);
+}
+
+/*
+ * The body kind a Content-Type names: its media type, before any
+ * parameter, compared without case.  0 for a type we do not take.
+ */
+enum body_kind
+req_body_kind(const char *ctype)
+{
+	size_t	 n;
+
+	if (ctype == NULL || *ctype == '\0')
+		return BODY_NONE;
+	n = strcspn(ctype, "; \t");
+	if (n == 33 && strncasecmp(ctype,
+	    "application/x-www-form-urlencoded", n) == 0)
+		return BODY_FORM;
+	if (n == 16 && strncasecmp(ctype, "application/json", n) == 0)
+		return BODY_JSON;
+	return 0;
+}
+
+void
+req_init(struct req *r, char **envp)
+{
+	memset(r, 0, sizeof(*r));
+	r->start_us = now_us();
+	r->envp = envp;
+	r->method_str = req_env(r, "REQUEST_METHOD");
+	r->method = req_method_parse(r->method_str);
+	r->content_type = req_env(r, "CONTENT_TYPE");
+	r->body_kind = req_body_kind(r->content_type);
+	r->query = "";
+}
+
+/*
+ * Split REQUEST_URI into path and query and parse the query.  -1 with
+ * *errstr set when the URI is missing or the query is malformed.
+ */
+int
+req_parse_uri(struct req *r, const char **errstr)
+{
+	const char	*q;
+
+	if ((r->request_uri = req_env(r, "REQUEST_URI")) == NULL ||
+	    r->request_uri[0] != '/') {
+		*errstr = "missing or relative REQUEST_URI";
+		return -1;
+	}
+	if ((q = strchr(r->request_uri, '?')) != NULL) {
+		r->path = xstrndup(r->request_uri,
+		    (size_t)(q - r->request_uri));
+		r->query = q + 1;
+	} else
+		r->path = xstrdup(r->request_uri);
+	if (kv_parse(&r->qs, r->query, strlen(r->query), 0, errstr) == -1) {
+		if (strncmp(*errstr, "NUL", 3) == 0)
+			*errstr = "NUL byte (%00) in query string";
+		else
+			*errstr = "bad percent-escape in query string";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Read the body from in: at most max bytes.  Returns 0, or the HTTP
+ * status to answer (413 too large, 400 truncated or bad length) with
+ * *errstr set.
+ */
+int
+req_read_body(struct req *r, struct FCGX_Stream *in, size_t max,
+    const char **errstr)
+{
+	const char	*cl;
+	long long	 want;
+	int		 n;
+	size_t		 got = 0, cap;
+
+	cl = req_env(r, "CONTENT_LENGTH");
+	if (cl != NULL && *cl != '\0') {
+		want = util_strtonum(cl, 0, (long long)1 << 40, errstr);
+		if (*errstr != NULL) {
+			*errstr = "bad Content-Length";
+			return 400;
+		}
+		if ((unsigned long long)want > max) {
+			*errstr = "body larger than max_body_bytes";
+			return 413;
+		}
+		r->body = xmalloc((size_t)want + 1);
+		while (got < (size_t)want) {
+			n = FCGX_GetStr(r->body + got, (int)((size_t)want -
+			    got), in);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		r->body[got] = '\0';
+		r->bodylen = got;
+		if (got != (size_t)want) {
+			*errstr = "truncated body: shorter than "
+			    "Content-Length";
+			return 400;
+		}
+		return 0;
+	}
+	/* No length: read to the end of the stream, up to max + 1. */
+	cap = 4096;
+	r->body = xmalloc(cap + 1);
+	for (;;) {
+		if (got == cap) {
+			if (cap > max)
+				break;
+			cap *= 2;
+			r->body = xreallocarray(r->body, cap + 1, 1);
+		}
+		n = FCGX_GetStr(r->body + got, (int)(cap - got), in);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	r->body[got] = '\0';
+	r->bodylen = got;
+	if (got > max) {
+		*errstr = "body larger than max_body_bytes";
+		return 413;
+	}
+	return 0;
+}
+
+/*
+ * Parse the body by its kind.  -1 with *errstr when it is malformed: a
+ * form with a bad escape or a NUL, JSON that does not parse or is not an
+ * object, or holds a NUL byte (which C strings would silently cut).
+ */
+int
+req_parse_body(struct req *r, const char **errstr)
+{
+	const char	*end = NULL;
+
+	switch (r->body_kind) {
+	case BODY_FORM:
+		if (util_has_nul(r->body, r->bodylen)) {
+			*errstr = "NUL byte in form body";
+			return -1;
+		}
+		if (kv_parse(&r->form, r->body, r->bodylen, 0, errstr) == -1)
+			return -1;
+		return 0;
+	case BODY_JSON:
+		if (util_has_nul(r->body, r->bodylen)) {
+			*errstr = "NUL byte in JSON body";
+			return -1;
+		}
+		r->json = cJSON_ParseWithLengthOpts(r->body, r->bodylen, &end,
+		    0);
+		if (r->json == NULL) {
+			*errstr = "invalid JSON";
+			return -1;
+		}
+		while (end != NULL && end < r->body + r->bodylen &&
+		    isspace((unsigned char)*end))
+			end++;
+		if (end != r->body + r->bodylen) {
+			*errstr = "trailing data after JSON";
+			return -1;
+		}
+		if (!cJSON_IsObject(r->json)) {
+			*errstr = "JSON body is not an object";
+			return -1;
+		}
+		return 0;
+	case BODY_NONE:
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The client address.  nginx's realip module normally rewrites
+ * REMOTE_ADDR already.  When trusted_proxies is set and the peer is one
+ * of them, X-Forwarded-For is walked from the right, skipping trusted
+ * hops, as realip's recursive mode does; the first untrusted address is
+ * the client.  A forged header from an untrusted peer is ignored.
+ * Caller frees.
+ */
+char *
+req_client_addr(const char *remote, const char *xff,
+    const struct cidrlist *proxies)
+{
+	char		 hop[64];
+	const char	*end, *seg, *start;
+	char		*last;
+	size_t		 n;
+	struct cidr	 probe;
+
+	if (remote == NULL)
+		return xstrdup("-");
+	if (xff == NULL || proxies == NULL || proxies->n == 0 ||
+	    !cidrlist_match(proxies, remote))
+		return xstrdup(remote);
+	last = xstrdup(remote);
+	end = xff + strlen(xff);
+	while (end > xff) {
+		seg = end;
+		while (seg > xff && seg[-1] != ',')
+			seg--;
+		start = seg;
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		n = (size_t)(end - start);
+		while (n > 0 && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		if (n == 0 || n >= sizeof(hop))
+			break;
+		memcpy(hop, start, n);
+		hop[n] = '\0';
+		if (strchr(hop, '/') != NULL || cidr_parse(hop, &probe) == -1)
+			break;
+		free(last);
+		last = xstrdup(hop);
+		if (!cidrlist_match(proxies, hop))
+			break;
+		end = seg > xff ? seg - 1 : xff;
+	}
+	return last;
+}
+
+/*
+ * A request parameter as DESIGN section 4 looks for one: the form body,
+ * then a top-level JSON string, then the query string.  Borrowed.
+ */
+const char *
+req_param(const struct req *r, const char *name)
+{
+	const char	*v;
+	const cJSON	*j;
+
+	if ((v = kv_get(&r->form, name)) != NULL)
+		return v;
+	if (r->json != NULL &&
+	    (j = cJSON_GetObjectItemCaseSensitive(r->json, name)) != NULL &&
+	    cJSON_IsString(j))
+		return j->valuestring;
+	return kv_get(&r->qs, name);
+}
+
+void
+req_free(struct req *r)
+{
+	int	 i;
+
+	free(r->path);
+	free(r->body);
+	kv_free(&r->qs);
+	kv_free(&r->form);
+	cJSON_Delete(r->json);
+	free(r->client_addr);
+	for (i = 0; i < r->nargs; i++)
+		free(r->args[i]);
+	memset(r, 0, sizeof(*r));
+}

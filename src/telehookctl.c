@@ -1,0 +1,1108 @@
+/*
+ * telehookctl.c: the operator's tool.  One table of commands; each
+ * command parses its own options, validates everything before it writes,
+ * and prints a human table or, with --json, one JSON document.  Exit
+ * codes follow sysexits(3): 64 usage, 65 bad input, 69 database
+ * unreachable, 70 internal error, 78 configuration.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+struct ctl_cmd {
+	const char	*name;		/* one or two words */
+	int		 minargs;	/* operands after the words */
+	int		 maxargs;	/* -1: no limit */
+	int		 needs_db;
+	const char	*usage;
+	int		(*fn)(int, char **);
+};
+
+static int	 json_out;
+static const char *ctl_sqldir = TELEHOOK_SQLDIR;
+
+static int	 ctl_migrate(int, char **);
+static int	 ctl_check_config(int, char **);
+static int	 ctl_org_add(int, char **);
+static int	 ctl_org_list(int, char **);
+static int	 ctl_org_show(int, char **);
+static int	 ctl_org_set(int, char **);
+static int	 ctl_number_add(int, char **);
+static int	 ctl_number_list(int, char **);
+static int	 ctl_number_remove(int, char **);
+static int	 ctl_user_add(int, char **);
+static int	 ctl_user_list(int, char **);
+static int	 ctl_token_create(int, char **);
+static int	 ctl_token_list(int, char **);
+static int	 ctl_token_revoke(int, char **);
+
+/* Two-word commands before one-word ones with the same first word. */
+static const struct ctl_cmd ctl_cmds[] = {
+	{ "migrate", 0, 0, 1, "migrate [--dir DIR]", ctl_migrate },
+	{ "check-config", 0, 0, 0, "check-config", ctl_check_config },
+	{ "org add", 1, 1, 1, "org add NAME [--id UUID] [--timezone TZ]",
+	    ctl_org_add },
+	{ "org list", 0, 0, 1, "org list", ctl_org_list },
+	{ "org show", 1, 1, 1, "org show ORG", ctl_org_show },
+	{ "org set", 2, -1, 1, "org set ORG KEY=VALUE ...", ctl_org_set },
+	{ "number add", 2, 2, 1,
+	    "number add ORG E164 [--provider twilio|retell|voipms]",
+	    ctl_number_add },
+	{ "number list", 0, 1, 1, "number list [ORG]", ctl_number_list },
+	{ "number remove", 1, 1, 1, "number remove E164", ctl_number_remove },
+	{ "user add", 2, 2, 1, "user add ORG EMAIL [--name NAME]",
+	    ctl_user_add },
+	{ "user list", 1, 1, 1, "user list ORG", ctl_user_list },
+	{ "token create", 1, 1, 1, "token create ORG [--name NAME]",
+	    ctl_token_create },
+	{ "token list", 1, 1, 1, "token list ORG", ctl_token_list },
+	{ "token revoke", 1, 1, 1, "token revoke TOKEN_ID", ctl_token_revoke },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+
+static void NORETURN
+usage(void)
+{
+	const struct ctl_cmd	*c;
+
+	fprintf(stderr, "usage: telehookctl [-c file] [--json] command ...\n"
+	    "commands:\n");
+	for (c = ctl_cmds; c->name != NULL; c++)
+		fprintf(stderr, "\t%s\n", c->usage);
+	exit(EX_USAGE_);
+}
+
+/* A one-line message on stderr, then exit with code. */
+static void NORETURN PRINTFLIKE(2, 3)
+die(int code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "telehookctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+/* The exit for a failed database call. */
+static void NORETURN
+die_db(enum db_err e, const char *what)
+{
+	if (e == DB_ECONN)
+		die(EX_UNAVAIL_, "database unreachable: %s", db_errmsg());
+	if (e == DB_ETIMEOUT)
+		die(EX_TEMPFAIL_, "%s: statement timed out", what);
+	die(EX_SOFTWARE_, "%s: %s", what, db_errmsg());
+}
+
+/* Run sql; die on failure.  Caller frees *res. */
+static void
+q(const char *what, const char *sql, int n, const char *const *params,
+    struct db_res *res)
+{
+	enum db_err	 e;
+
+	if ((e = db_query(sql, n, params, res)) != DB_OK)
+		die_db(e, what);
+}
+
+/*
+ * Output.  Columns are "name" for a string, "name:n" for a number and
+ * "name:b" for a boolean; the suffix only shapes JSON.
+ */
+static void
+col_split(const char *col, char *name, size_t len, char *type)
+{
+	const char	*colon = strchr(col, ':');
+	size_t		 n = colon ? (size_t)(colon - col) : strlen(col);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(name, col, n);
+	name[n] = '\0';
+	*type = colon ? colon[1] : 's';
+}
+
+static cJSON *
+json_value(const char *v, char type)
+{
+	if (v == NULL)
+		return cJSON_CreateNull();
+	if (type == 'n')
+		return cJSON_CreateNumber(strtod(v, NULL));
+	if (type == 'b')
+		return cJSON_CreateBool(strcmp(v, "t") == 0);
+	return cJSON_CreateString(v);
+}
+
+static cJSON *
+json_row(const struct db_res *res, int row, const char *const *cols)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	 name[64], type;
+	int	 j;
+
+	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		cJSON_AddItemToObject(o, name,
+		    json_value(db_get(res, row, j), type));
+	}
+	return o;
+}
+
+/* Print and free a JSON document. */
+static void
+json_print(cJSON *o)
+{
+	char	*s;
+
+	if ((s = cJSON_PrintUnformatted(o)) == NULL)
+		die(EX_SOFTWARE_, "out of memory");
+	printf("%s\n", s);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+/* All rows: {"key":[{...}, ...]}, or an aligned table with a header. */
+static void
+print_rows(const char *key, const struct db_res *res,
+    const char *const *cols)
+{
+	cJSON	*o, *a;
+	char	 name[64], type;
+	int	 i, j, ncols;
+	size_t	*w;
+	const char *v;
+
+	for (ncols = 0; cols[ncols] != NULL; ncols++)
+		;
+	if (ncols > res->ncols && res->ncols > 0)
+		ncols = res->ncols;
+	if (json_out) {
+		o = cJSON_CreateObject();
+		a = cJSON_AddArrayToObject(o, key);
+		for (i = 0; i < res->nrows; i++)
+			cJSON_AddItemToArray(a, json_row(res, i, cols));
+		json_print(o);
+		return;
+	}
+	w = xcalloc((size_t)ncols, sizeof(*w));
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		w[j] = strlen(name);
+		for (i = 0; i < res->nrows; i++)
+			if ((v = db_get(res, i, j)) != NULL && strlen(v) > w[j])
+				w[j] = strlen(v);
+	}
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		for (v = name; *v != '\0'; v++)
+			putchar(toupper((unsigned char)*v));
+		if (j + 1 < ncols)
+			printf("%*s", (int)(w[j] - strlen(name) + 2), "");
+	}
+	putchar('\n');
+	for (i = 0; i < res->nrows; i++) {
+		for (j = 0; j < ncols; j++) {
+			col_split(cols[j], name, sizeof(name), &type);
+			v = db_get(res, i, j);
+			if (v == NULL)
+				v = "-";
+			else if (type == 'b' && (strcmp(v, "t") == 0 ||
+			    strcmp(v, "f") == 0))
+				v = strcmp(v, "t") == 0 ? "yes" : "no";
+			if (j + 1 < ncols)
+				printf("%-*s  ", (int)w[j], v);
+			else
+				printf("%s", v);
+		}
+		putchar('\n');
+	}
+	free(w);
+}
+
+/* Row 0 as {...}, or as "name: value" lines. */
+static void
+print_object(const struct db_res *res, const char *const *cols)
+{
+	char	 name[64], type;
+	int	 j;
+	const char *v;
+
+	if (json_out) {
+		json_print(json_row(res, 0, cols));
+		return;
+	}
+	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		v = db_get(res, 0, j);
+		printf("%s: %s\n", name, v != NULL ? v : "-");
+	}
+}
+
+/* Reset getopt and parse command options; returns the operand index. */
+struct ctl_opt {
+	const char	*name;
+	const char	**val;
+};
+
+static int
+parse_opts(int argc, char **argv, const struct ctl_opt *opts)
+{
+	struct option	 lo[8];
+	int		 i, n, ch, idx;
+
+	for (n = 0; opts != NULL && opts[n].name != NULL && n < 7; n++) {
+		lo[n].name = opts[n].name;
+		lo[n].has_arg = required_argument;
+		lo[n].flag = NULL;
+		lo[n].val = 0;
+	}
+	memset(&lo[n], 0, sizeof(lo[n]));
+	optind = 0;
+	opterr = 0;
+	/* Options may follow operands; "--" ends them, for a name that
+	 * starts with '-'. */
+	while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+		if (ch != 0) {
+			if (optopt != 0 && isprint(optopt))
+				die(EX_USAGE_, "unknown option -%c", optopt);
+			die(EX_USAGE_, "unknown or incomplete option %s",
+			    argv[optind - 1]);
+		}
+		*opts[idx].val = optarg;
+	}
+	(void)i;
+	return optind;
+}
+
+/* The id of the organization named by arg (its UUID or its name). */
+static char *
+org_resolve(const char *arg)
+{
+	struct db_res	 res;
+	const char	*p[1] = { arg };
+	char		*id;
+
+	q("organization", "SELECT id FROM organizations "
+	    "WHERE id::text = lower($1) OR lower(name) = lower($1)", 1, p,
+	    &res);
+	if (res.nrows != 1)
+		die(EX_DATAERR_, "no such organization: %s", arg);
+	id = xstrdup(db_get(&res, 0, 0));
+	db_res_free(&res);
+	return id;
+}
+
+static int
+is_uuid(const char *s)
+{
+	int	 i;
+
+	if (strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* Is tz a time zone PostgreSQL knows? */
+static int
+tz_valid(const char *tz)
+{
+	struct db_res	 res;
+	const char	*p[1] = { tz };
+	int		 ok;
+
+	q("time zone", "SELECT 1 FROM pg_timezone_names WHERE name = $1",
+	    1, p, &res);
+	ok = res.nrows > 0;
+	db_res_free(&res);
+	return ok;
+}
+
+/*
+ * migrate: apply every sql/NNN_*.sql not yet in schema_migrations, in
+ * order, each in its own transaction, under an advisory lock so two
+ * operators cannot run it at once.
+ */
+static int
+sql_filter(const struct dirent *de)
+{
+	size_t	 n = strlen(de->d_name);
+
+	return n > 4 && isdigit((unsigned char)de->d_name[0]) &&
+	    strcmp(de->d_name + n - 4, ".sql") == 0;
+}
+
+static char *
+read_file(const char *path, size_t max)
+{
+	struct buf	 b;
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		die(EX_NOINPUT_, "%s: %s", path, strerror(errno));
+	buf_init(&b);
+	b.max = max;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n == -1 || b.failed)
+		die(EX_NOINPUT_, "%s: %s", path, n == -1 ? strerror(errno) :
+		    "too large");
+	buf_putc(&b, '\0');
+	return b.data;
+}
+
+static int
+ctl_migrate(int argc, char **argv)
+{
+	const struct ctl_opt	 opts[] = { { "dir", &ctl_sqldir },
+				    { NULL, NULL } };
+	struct dirent		**list;
+	struct db_res		 res;
+	cJSON			*o, *applied;
+	char			 version[256], *path, *sql;
+	const char		*p[1];
+	int			 i, n, count = 0;
+	enum db_err		 e;
+
+	(void)parse_opts(argc, argv, opts);
+	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
+		die(EX_NOINPUT_, "%s: %s", ctl_sqldir, strerror(errno));
+	q("lock", "SELECT pg_advisory_lock(127961331478379)", 0, NULL, NULL);
+	q("schema_migrations", "CREATE TABLE IF NOT EXISTS schema_migrations "
+	    "(version text PRIMARY KEY, "
+	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, NULL);
+	o = cJSON_CreateObject();
+	applied = cJSON_AddArrayToObject(o, "applied");
+	for (i = 0; i < n; i++) {
+		snprintf(version, sizeof(version), "%s", list[i]->d_name);
+		version[strlen(version) - 4] = '\0';
+		p[0] = version;
+		q("schema_migrations", "SELECT 1 FROM schema_migrations "
+		    "WHERE version = $1", 1, p, &res);
+		if (res.nrows > 0) {
+			db_res_free(&res);
+			continue;
+		}
+		db_res_free(&res);
+		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
+		sql = read_file(path, 16 * 1024 * 1024);
+		if ((e = db_begin()) != DB_OK)
+			die_db(e, "begin");
+		if ((e = db_run(sql)) != DB_OK) {
+			db_rollback();
+			die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
+			    "%s: %s", path, db_errmsg());
+		}
+		q("schema_migrations", "INSERT INTO schema_migrations "
+		    "(version) VALUES ($1)", 1, p, NULL);
+		if ((e = db_commit()) != DB_OK)
+			die_db(e, "commit");
+		if (!json_out)
+			printf("applied %s\n", version);
+		cJSON_AddItemToArray(applied, cJSON_CreateString(version));
+		count++;
+		free(sql);
+		free(path);
+	}
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
+	    0, NULL, &res);
+	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),
+	    's'));
+	if (json_out)
+		json_print(o);
+	else {
+		if (count == 0)
+			printf("schema up to date (%s)\n",
+			    db_get(&res, 0, 0) ? db_get(&res, 0, 0) : "empty");
+		cJSON_Delete(o);
+	}
+	db_res_free(&res);
+	return 0;
+}
+
+/* check-config: the file parsed (or we would not be here); the database. */
+static int
+ctl_check_config(int argc, char **argv)
+{
+	struct db_res	 res;
+	enum db_err	 e;
+	const char	*version = NULL;
+	cJSON		*o;
+
+	(void)parse_opts(argc, argv, NULL);
+	if ((e = db_connect()) != DB_OK)
+		die_db(e, "connect");
+	e = db_query("SELECT max(version) FROM schema_migrations", 0, NULL,
+	    &res);
+	if (e == DB_OK)
+		version = db_get(&res, 0, 0);
+	else if (e == DB_ECONN)
+		die_db(e, "schema");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "config", conf.path);
+		cJSON_AddStringToObject(o, "database", "ok");
+		cJSON_AddItemToObject(o, "schema", json_value(version, 's'));
+		json_print(o);
+	} else
+		printf("%s: configuration OK\ndatabase: reachable, schema %s\n",
+		    conf.path, version ? version :
+		    "not migrated (run telehookctl migrate)");
+	if (e == DB_OK)
+		db_res_free(&res);
+	return version != NULL ? 0 : EX_UNAVAIL_;
+}
+
+static const char *const org_cols[] = { "id", "name", "timezone",
+    "greeting", "forward_to", "hours", "after_hours", "retell_agent_id",
+    "twilio_account_sid", "numbers:n", "users:n", "created_at", NULL };
+#define ORG_SELECT \
+	"SELECT o.id, o.name, o.timezone, o.greeting, o.forward_to, " \
+	"o.hours, o.after_hours, o.retell_agent_id, o.twilio_account_sid, " \
+	"(SELECT count(*) FROM phone_numbers n WHERE n.organization_id = o.id), " \
+	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id), " \
+	"th_iso(o.created_at) FROM organizations o "
+
+static int
+ctl_org_add(int argc, char **argv)
+{
+	const char	*id = NULL, *tz = "UTC";
+	const struct ctl_opt opts[] = { { "id", &id }, { "timezone", &tz },
+			    { NULL, NULL } };
+	struct db_res	 res;
+	const char	*p[3];
+	int		 i;
+	enum db_err	 e;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, opts);
+	p[0] = argv[i];
+	if (p[0][0] == '\0' || strlen(p[0]) > 200)
+		die(EX_DATAERR_, "an organization name is 1 to 200 characters");
+	if (id != NULL && !is_uuid(id))
+		die(EX_DATAERR_, "--id %s is not a UUID", id);
+	if (!tz_valid(tz))
+		die(EX_DATAERR_, "unknown time zone %s", tz);
+	p[1] = tz;
+	p[2] = id;
+	e = db_query("INSERT INTO organizations (name, timezone, id) "
+	    "VALUES ($1, $2, coalesce($3::uuid, gen_random_uuid())) "
+	    "RETURNING id", 3, p, &res);
+	if (e == DB_EDUP)
+		die(EX_DATAERR_, "an organization with that name or id "
+		    "exists");
+	if (e != DB_OK)
+		die_db(e, "org add");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "name", argv[i]);
+		cJSON_AddStringToObject(o, "timezone", tz);
+		json_print(o);
+	} else
+		printf("%s\n", db_get(&res, 0, 0));
+	db_res_free(&res);
+	return 0;
+}
+
+static int
+ctl_org_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "name", "timezone",
+	    "numbers:n", "users:n", "created_at", NULL };
+	struct db_res	 res;
+
+	(void)parse_opts(argc, argv, NULL);
+	q("org list", "SELECT o.id, o.name, o.timezone, "
+	    "(SELECT count(*) FROM phone_numbers n "
+	    "WHERE n.organization_id = o.id), "
+	    "(SELECT count(*) FROM users u WHERE u.organization_id = o.id), "
+	    "th_iso(o.created_at) FROM organizations o ORDER BY lower(o.name)",
+	    0, NULL, &res);
+	print_rows("organizations", &res, cols);
+	db_res_free(&res);
+	return 0;
+}
+
+static int
+ctl_org_show(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
+
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
+	print_object(&res, org_cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/*
+ * org set: each key has a validator that may rewrite the value into its
+ * stored form.  An empty value clears the setting (or restores the
+ * default of a required one).  All keys are checked before any is set.
+ */
+typedef const char *(*org_check_fn)(const char *, char **);
+
+static const char *
+chk_timezone(const char *v, char **out)
+{
+	if (*v == '\0') {
+		*out = xstrdup("UTC");
+		return NULL;
+	}
+	if (!tz_valid(v))
+		return "unknown time zone";
+	*out = xstrdup(v);
+	return NULL;
+}
+
+static const char *
+chk_text(const char *v, char **out)
+{
+	if (strlen(v) > 1000)
+		return "longer than 1000 characters";
+	*out = *v ? xstrdup(v) : NULL;
+	return NULL;
+}
+
+static const char *
+chk_e164(const char *v, char **out)
+{
+	char	 e[32];
+
+	if (*v == '\0') {
+		*out = NULL;
+		return NULL;
+	}
+	if (phone_e164(v, e, sizeof(e)) == -1)
+		return "not a phone number (E.164, e.g. +14155551212)";
+	*out = xstrdup(e);
+	return NULL;
+}
+
+static const char *
+chk_hours(const char *v, char **out)
+{
+	struct hours	 h;
+	struct buf	 b;
+	const char	*errstr;
+
+	if (*v == '\0') {
+		*out = NULL;
+		return NULL;
+	}
+	if (hours_parse(v, &h, &errstr) == -1)
+		return errstr;
+	buf_init(&b);
+	hours_format(&h, &b);
+	*out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return NULL;
+}
+
+static const char *
+chk_after_hours(const char *v, char **out)
+{
+	if (*v == '\0')
+		v = "voicemail";
+	if (strcmp(v, "voicemail") != 0 && strcmp(v, "agent") != 0)
+		return "must be voicemail or agent";
+	*out = xstrdup(v);
+	return NULL;
+}
+
+static const char *
+chk_agent(const char *v, char **out)
+{
+	const char	*p;
+
+	for (p = v; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			return "must be letters, digits, '_' or '-'";
+	if (strlen(v) > 128)
+		return "longer than 128 characters";
+	*out = *v ? xstrdup(v) : NULL;
+	return NULL;
+}
+
+static const char *
+chk_account_sid(const char *v, char **out)
+{
+	char	*s;
+
+	if (*v == '\0') {
+		*out = NULL;
+		return NULL;
+	}
+	if (strlen(v) != 34 || strncmp(v, "AC", 2) != 0)
+		return "must be AC and 32 hex digits";
+	s = xstrdup(v);
+	for (*out = s, s += 2; *s != '\0'; s++) {
+		if (!isxdigit((unsigned char)*s)) {
+			free(*out);
+			*out = NULL;
+			return "must be AC and 32 hex digits";
+		}
+		*s = (char)tolower((unsigned char)*s);
+	}
+	return NULL;
+}
+
+static const struct {
+	const char	*key;
+	org_check_fn	 check;
+} org_keys[] = {
+	{ "after_hours", chk_after_hours },
+	{ "forward_to", chk_e164 },
+	{ "greeting", chk_text },
+	{ "hours", chk_hours },
+	{ "retell_agent_id", chk_agent },
+	{ "timezone", chk_timezone },
+	{ "twilio_account_sid", chk_account_sid },
+};
+#define NORG_KEYS	(sizeof(org_keys) / sizeof(org_keys[0]))
+
+static int
+ctl_org_set(int argc, char **argv)
+{
+	struct db_res	 res;
+	char		*id, *vals[NORG_KEYS], *sql, *key;
+	const char	*p[2], *why, *eq;
+	int		 i, first;
+	size_t		 k;
+	unsigned char	 set[NORG_KEYS];
+	enum db_err	 e;
+
+	i = parse_opts(argc, argv, NULL);
+	id = org_resolve(argv[i++]);
+	memset(set, 0, sizeof(set));
+	memset(vals, 0, sizeof(vals));
+	for (; i < argc; i++) {
+		if ((eq = strchr(argv[i], '=')) == NULL)
+			die(EX_USAGE_, "expected KEY=VALUE, not %s", argv[i]);
+		key = xstrndup(argv[i], (size_t)(eq - argv[i]));
+		for (k = 0; k < NORG_KEYS; k++)
+			if (strcmp(org_keys[k].key, key) == 0)
+				break;
+		if (k == NORG_KEYS)
+			die(EX_DATAERR_, "unknown key %s (one of after_hours, "
+			    "forward_to, greeting, hours, retell_agent_id, "
+			    "timezone, twilio_account_sid)", key);
+		if (set[k])
+			die(EX_DATAERR_, "%s given twice", key);
+		if ((why = org_keys[k].check(eq + 1, &vals[k])) != NULL)
+			die(EX_DATAERR_, "%s: %s", key, why);
+		set[k] = 1;
+		free(key);
+	}
+	if ((e = db_begin()) != DB_OK)
+		die_db(e, "begin");
+	for (k = 0; k < NORG_KEYS; k++) {
+		if (!set[k])
+			continue;
+		/* the column name comes from the table above, never input */
+		xasprintf(&sql, "UPDATE organizations SET %s = $2, "
+		    "updated_at = now() WHERE id = $1", org_keys[k].key);
+		p[0] = id;
+		p[1] = vals[k];
+		e = db_query(sql, 2, p, NULL);
+		free(sql);
+		if (e == DB_EDUP)
+			die(EX_DATAERR_, "%s: another organization has it",
+			    org_keys[k].key);
+		if (e != DB_OK)
+			die_db(e, org_keys[k].key);
+	}
+	if ((e = db_commit()) != DB_OK)
+		die_db(e, "commit");
+	p[0] = id;
+	q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
+	if (json_out)
+		print_object(&res, org_cols);
+	else
+		for (k = 0, first = 1; k < NORG_KEYS; k++)
+			if (set[k]) {
+				printf("%s%s=%s", first ? "" : " ",
+				    org_keys[k].key, vals[k] ? vals[k] : "");
+				first = 0;
+			}
+	if (!json_out)
+		putchar('\n');
+	db_res_free(&res);
+	for (k = 0; k < NORG_KEYS; k++)
+		free(vals[k]);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_number_add(int argc, char **argv)
+{
+	const char	*provider = NULL;
+	const struct ctl_opt opts[] = { { "provider", &provider },
+			    { NULL, NULL } };
+	char		 e164[32], *id;
+	const char	*p[3];
+	struct db_res	 res;
+	enum db_err	 e;
+	int		 i;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, opts);
+	if (provider != NULL && strcmp(provider, "twilio") != 0 &&
+	    strcmp(provider, "retell") != 0 && strcmp(provider, "voipms") != 0)
+		die(EX_DATAERR_, "--provider must be twilio, retell or voipms");
+	if (phone_e164(argv[i + 1], e164, sizeof(e164)) == -1)
+		die(EX_DATAERR_, "%s is not a phone number "
+		    "(E.164, e.g. +14155551212)", argv[i + 1]);
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = e164;
+	p[2] = provider;
+	e = db_query("INSERT INTO phone_numbers (organization_id, e164, "
+	    "provider) VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
+	if (e == DB_EDUP) {
+		q("number", "SELECT o.name FROM phone_numbers n JOIN "
+		    "organizations o ON o.id = n.organization_id "
+		    "WHERE n.e164 = $1", 1, p + 1, &res);
+		die(EX_DATAERR_, "%s already belongs to %s", e164,
+		    res.nrows ? db_get(&res, 0, 0) : "an organization");
+	}
+	if (e != DB_OK)
+		die_db(e, "number add");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "e164", e164);
+		cJSON_AddStringToObject(o, "organization_id", id);
+		cJSON_AddItemToObject(o, "provider", json_value(provider, 's'));
+		json_print(o);
+	} else
+		printf("%s\n", e164);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_number_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "e164", "provider",
+	    "organization_id", "organization", "created_at", NULL };
+	struct db_res	 res;
+	const char	*p[1] = { NULL };
+	char		*id = NULL;
+	int		 i;
+
+	i = parse_opts(argc, argv, NULL);
+	if (i < argc)
+		p[0] = id = org_resolve(argv[i]);
+	q("number list", "SELECT n.e164, n.provider, o.id, o.name, "
+	    "th_iso(n.created_at) FROM phone_numbers n JOIN organizations o "
+	    "ON o.id = n.organization_id WHERE $1::uuid IS NULL OR "
+	    "o.id = $1::uuid ORDER BY lower(o.name), n.e164", 1, p, &res);
+	print_rows("numbers", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_number_remove(int argc, char **argv)
+{
+	struct db_res	 res;
+	char		 e164[32];
+	const char	*p[1];
+	cJSON		*o;
+	int		 i;
+
+	i = parse_opts(argc, argv, NULL);
+	if (phone_e164(argv[i], e164, sizeof(e164)) == -1)
+		die(EX_DATAERR_, "%s is not a phone number", argv[i]);
+	p[0] = e164;
+	q("number remove", "DELETE FROM phone_numbers WHERE e164 = $1 "
+	    "RETURNING organization_id", 1, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "no such number: %s", e164);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "removed", e164);
+		json_print(o);
+	} else
+		printf("removed %s\n", e164);
+	db_res_free(&res);
+	return 0;
+}
+
+static int
+ctl_user_add(int argc, char **argv)
+{
+	const char	*name = NULL;
+	const struct ctl_opt opts[] = { { "name", &name }, { NULL, NULL } };
+	const char	*p[3], *at;
+	struct db_res	 res;
+	char		*id;
+	enum db_err	 e;
+	int		 i;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, opts);
+	at = strchr(argv[i + 1], '@');
+	if (at == NULL || at == argv[i + 1] || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strpbrk(argv[i + 1], " \t\r\n"))
+		die(EX_DATAERR_, "%s is not an email address", argv[i + 1]);
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = argv[i + 1];
+	p[2] = name;
+	e = db_query("INSERT INTO users (organization_id, email, name) "
+	    "VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
+	if (e == DB_EDUP)
+		die(EX_DATAERR_, "%s is already a user of that organization",
+		    argv[i + 1]);
+	if (e != DB_OK)
+		die_db(e, "user add");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "organization_id", id);
+		cJSON_AddStringToObject(o, "email", argv[i + 1]);
+		cJSON_AddItemToObject(o, "name", json_value(name, 's'));
+		json_print(o);
+	} else
+		printf("%s\n", db_get(&res, 0, 0));
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_user_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "email", "name",
+	    "created_at", NULL };
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
+
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q("user list", "SELECT id, email, name, th_iso(created_at) FROM users "
+	    "WHERE organization_id = $1 ORDER BY lower(email)", 1, p, &res);
+	print_rows("users", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/* token create: the token is printed once and only its hash is stored. */
+static int
+ctl_token_create(int argc, char **argv)
+{
+	const char	*name = NULL;
+	const struct ctl_opt opts[] = { { "name", &name }, { NULL, NULL } };
+	char		 token[128], hash[TOKEN_HASHHEX + 1], *id;
+	const char	*p[3];
+	struct db_res	 res;
+	cJSON		*o;
+
+	id = org_resolve(argv[parse_opts(argc, argv, opts)]);
+	crypto_token_new(token, sizeof(token));
+	crypto_token_hash(token, hash);
+	p[0] = id;
+	p[1] = name;
+	p[2] = hash;
+	q("token create", "INSERT INTO api_tokens (organization_id, name, "
+	    "token_hash) VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "organization_id", id);
+		cJSON_AddStringToObject(o, "token", token);
+		json_print(o);
+	} else
+		printf("%s\n", token);
+	explicit_bzero(token, sizeof(token));
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_token_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "name", "created_at",
+	    "last_used_at", "revoked_at", NULL };
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
+
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q("token list", "SELECT id, name, th_iso(created_at), "
+	    "th_iso(last_used_at), th_iso(revoked_at) FROM api_tokens "
+	    "WHERE organization_id = $1 ORDER BY created_at, id", 1, p, &res);
+	print_rows("tokens", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_token_revoke(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[1];
+	cJSON		*o;
+
+	p[0] = argv[parse_opts(argc, argv, NULL)];
+	if (!is_uuid(p[0]))
+		die(EX_DATAERR_, "%s is not a token id (see token list)", p[0]);
+	q("token revoke", "UPDATE api_tokens SET revoked_at = "
+	    "coalesce(revoked_at, now()) WHERE id = $1::uuid "
+	    "RETURNING th_iso(revoked_at)", 1, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "no such token: %s", p[0]);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", p[0]);
+		cJSON_AddStringToObject(o, "revoked_at", db_get(&res, 0, 0));
+		json_print(o);
+	} else
+		printf("revoked %s\n", p[0]);
+	db_res_free(&res);
+	return 0;
+}
+
+static void
+conf_print_error(const char *file, int line, const char *msg)
+{
+	if (line > 0)
+		fprintf(stderr, "telehookctl: %s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "telehookctl: %s: %s\n", file, msg);
+}
+
+/* The command named by the first one or two words of argv. */
+static const struct ctl_cmd *
+ctl_lookup(int argc, char **argv, int *words)
+{
+	const struct ctl_cmd	*c;
+	char			 two[128];
+
+	if (argc >= 2) {
+		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+		for (c = ctl_cmds; c->name != NULL; c++)
+			if (strcmp(c->name, two) == 0) {
+				*words = 2;
+				return c;
+			}
+	}
+	for (c = ctl_cmds; c->name != NULL; c++)
+		if (strcmp(c->name, argv[0]) == 0) {
+			*words = 1;
+			return c;
+		}
+	return NULL;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lo[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char		*path = TELEHOOK_CONF, *env;
+	const struct ctl_cmd	*c;
+	int			 ch, words, nops, i;
+	char			**cargv;
+
+	if ((env = getenv("TELEHOOK_CONF")) != NULL && *env != '\0')
+		path = env;
+	if ((env = getenv("TELEHOOK_SQLDIR")) != NULL && *env != '\0')
+		ctl_sqldir = env;
+	while ((ch = getopt_long(argc, argv, "+c:jh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'j':
+			json_out = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		usage();
+	if ((c = ctl_lookup(argc, argv, &words)) == NULL)
+		die(EX_USAGE_, "unknown command: %s%s%s (telehookctl --help "
+		    "lists them)", argv[0], argc > 1 ? " " : "",
+		    argc > 1 ? argv[1] : "");
+
+	/* Count operands (words not starting with "--", and option values). */
+	cargv = xcalloc((size_t)argc + 2, sizeof(char *));
+	cargv[0] = (char *)c->name;
+	for (i = words; i < argc; i++)
+		cargv[i - words + 1] = argv[i];
+	for (i = words, nops = 0; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
+			if (strchr(argv[i], '=') == NULL)
+				i++;	/* its value */
+			continue;
+		}
+		nops++;
+	}
+	if (nops < c->minargs || (c->maxargs >= 0 && nops > c->maxargs))
+		die(EX_USAGE_, "usage: telehookctl %s", c->usage);
+
+	log_init("telehookctl", 1, LOG_LEVEL_ERR);	/* die() says it */
+	if (crypto_init() == -1)
+		die(EX_SOFTWARE_, "libsodium failed to initialise");
+	if (conf_load(path, &conf, conf_print_error) != 0)
+		die(EX_CONFIG_, "%s: configuration not loaded", path);
+	db_setup(conf.conninfo, conf.statement_timeout_ms);
+	if (c->needs_db) {
+		enum db_err	 e;
+
+		if ((e = db_connect()) != DB_OK)
+			die_db(e, "connect");
+	}
+	ch = c->fn(argc - words + 1, cargv);
+	free(cargv);
+	db_close();
+	conf_free(&conf);
+	return ch;
+}

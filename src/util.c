@@ -1,0 +1,148 @@
+/*
+ * util.c: allocation wrappers and small string helpers.
+ *
+ * Out of memory is fatal: the worker runs under multiwatch, which starts a
+ * new one, and nginx answers the single request in flight with 502.  That
+ * is kinder to the provider than a half-built answer.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "extern.h"
+
+void *
+xmalloc(size_t size)
+{
+	void	*p;
+
+	if (size == 0)
+		size = 1;
+	if ((p = malloc(size)) == NULL)
+		fatal("malloc %zu", size);
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void	*p;
+
+	if (nmemb == 0 || size == 0)
+		nmemb = size = 1;
+	if ((p = calloc(nmemb, size)) == NULL)
+		fatal("calloc %zu*%zu", nmemb, size);
+	return p;
+}
+
+void *
+xreallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	void	*p;
+
+	if (nmemb == 0 || size == 0)
+		nmemb = size = 1;
+	if (SIZE_MAX / nmemb < size)
+		fatalx("xreallocarray: %zu*%zu overflows", nmemb, size);
+	if ((p = realloc(ptr, nmemb * size)) == NULL)
+		fatal("realloc %zu*%zu", nmemb, size);
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("strdup");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char	*p;
+
+	if ((p = strndup(s, n)) == NULL)
+		fatal("strndup");
+	return p;
+}
+
+/* Caller frees *ret. */
+int
+xasprintf(char **ret, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("vasprintf");
+	return n;
+}
+
+/*
+ * OpenBSD strtonum(3): a decimal integer in [minval, maxval], or 0 with
+ * *errstr set to "invalid", "too small" or "too large".
+ */
+long long
+util_strtonum(const char *s, long long minval, long long maxval,
+    const char **errstr)
+{
+	long long	 v;
+	char		*end;
+
+	*errstr = NULL;
+	if (s == NULL || *s == '\0' || minval > maxval) {
+		*errstr = "invalid";
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end != '\0') {
+		*errstr = "invalid";
+		return 0;
+	}
+	if ((v == LLONG_MIN && errno == ERANGE) || v < minval) {
+		*errstr = "too small";
+		return 0;
+	}
+	if ((v == LLONG_MAX && errno == ERANGE) || v > maxval) {
+		*errstr = "too large";
+		return 0;
+	}
+	return v;
+}
+
+int
+util_has_nul(const void *p, size_t len)
+{
+	return memchr(p, '\0', len) != NULL;
+}
+
+/* Lower-case hex of len bytes into out, which holds 2*len+1. */
+void
+util_hex(const unsigned char *p, size_t len, char *out)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+int
+util_streq_ci(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+}

@@ -1,0 +1,248 @@
+"""
+e2e_foundation: the skeleton end to end, through real nginx, spawn-fcgi +
+multiwatch workers and PostgreSQL: /healthz in every state, the
+dispatcher's 404/405/413/415/400 answers, and bad input that must not
+crash a worker.
+"""
+
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, wait_for  # noqa: E402
+
+stack = None
+
+
+def setUpModule():
+    global stack
+    # A small worker body limit, under nginx's 1 MiB, so the worker's own
+    # check is what answers 413 in test_worker_body_limit.
+    stack = Stack(workers=2, max_body_bytes=4096).start()
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+class Health(unittest.TestCase):
+
+    def test_healthz_ok(self):
+        r = stack.get("/healthz")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith(
+            "application/json"))
+        self.assertEqual(r.json(), {"status": "ok", "database": "ok",
+                                    "spool_depth": 0})
+
+    def test_healthz_head_has_no_body(self):
+        r = stack.request("HEAD", "/healthz")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"")
+
+    def test_healthz_counts_spool(self):
+        f = os.path.join(stack.spool, "0001-test.spool")
+        with open(f, "w") as fh:
+            fh.write("x")
+        try:
+            r = stack.get("/healthz")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json(), {"status": "degraded",
+                                        "database": "ok",
+                                        "spool_depth": 1})
+        finally:
+            os.unlink(f)
+        # files being written (dot files) do not count
+        f = os.path.join(stack.spool, ".0002-test.spool")
+        open(f, "w").close()
+        try:
+            self.assertEqual(stack.get("/healthz").json()["spool_depth"], 0)
+        finally:
+            os.unlink(f)
+
+
+class Dispatch(unittest.TestCase):
+
+    def test_unknown_webhook_route_is_404_json(self):
+        r = stack.post("/webhooks/nosuchprovider/x", "a=1",
+                       "application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json(), {"error": "unknown route"})
+
+    def test_unknown_api_route_is_404_json(self):
+        r = stack.get("/api/v1/nothing")
+        self.assertEqual(r.status, 404)
+        self.assertIn("error", r.json())
+
+    def test_wrong_method_is_405_with_allow(self):
+        r = stack.post("/healthz", "", "application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.headers.get("allow"), "GET, HEAD")
+        self.assertEqual(r.json(), {"error": "method POST not allowed"})
+        r = stack.request("DELETE", "/healthz")
+        self.assertEqual(r.status, 405)
+
+    def test_bad_percent_escape_in_query(self):
+        for q in ("x=%zz", "x=%4", "x=%"):
+            r = stack.get("/healthz?" + q)
+            self.assertEqual(r.status, 400, q)
+            self.assertEqual(r.json(),
+                             {"error": "bad percent-escape in query string"})
+
+    def test_nul_in_query(self):
+        r = stack.get("/healthz?x=a%00b")
+        self.assertEqual(r.status, 400)
+        self.assertIn("NUL", r.json()["error"])
+
+    def test_unsupported_content_type(self):
+        r = stack.request("GET", "/healthz", body=b"a,b",
+                          headers={"Content-Type": "text/csv"})
+        self.assertEqual(r.status, 415)
+        self.assertEqual(r.json(), {"error": "unsupported content type"})
+
+    def test_body_on_route_that_takes_none(self):
+        r = stack.request("GET", "/healthz", body=b"hello")
+        self.assertEqual(r.status, 415)
+        self.assertEqual(r.json(), {"error": "this route takes no body"})
+
+    def test_worker_body_limit(self):
+        r = stack.request("GET", "/healthz", body=b"x" * 5000)
+        self.assertEqual(r.status, 413)
+        self.assertEqual(r.json(),
+                         {"error": "body larger than max_body_bytes"})
+
+    def test_nginx_body_limit(self):
+        r = stack.post("/webhooks/twilio/sms/incoming", b"a=" + b"x" *
+                       (1024 * 1024 + 10), "application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 413)
+        self.assertEqual(r.json(),
+                         {"error": "body larger than client_max_body_size"})
+
+    def test_truncated_body_does_not_reach_or_hurt_workers(self):
+        before = sorted(stack.worker_pids())
+        out = stack.raw(b"POST /webhooks/twilio/sms/incoming HTTP/1.1\r\n"
+                        b"Host: localhost\r\nContent-Type: "
+                        b"application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 100\r\n\r\nFrom=%2B1")
+        # nginx waits for the rest, sees the close, and drops the request
+        self.assertNotIn(b" 200 ", out)
+        self.assertEqual(stack.get("/healthz").status, 200)
+        self.assertEqual(sorted(stack.worker_pids()), before)
+
+    def test_dashboard_page_is_served(self):
+        r = stack.get("/dashboard/00000000-0000-0000-0000-000000000000")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith("text/html"))
+        self.assertIn(b"<!doctype html>", r.body.lower())
+
+    def test_compat_path_reaches_the_workers(self):
+        # No handler is mapped yet: the worker, not nginx, answers.
+        r = stack.post("/api/webhooks/retell", "{}", "application/json")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json(), {"error": "unknown route"})
+
+    def test_no_worker_crashed(self):
+        # Runs last in this class (alphabetical): everything above left
+        # the pool as it was.
+        pids = stack.worker_pids()
+        self.assertEqual(len(pids), 2)
+        self.assertNotIn("AddressSanitizer", stack.worker_log())
+        self.assertNotIn("runtime error", stack.worker_log())
+
+
+class Outage(unittest.TestCase):
+    """Runs after the others: it stops and restarts PostgreSQL."""
+
+    def test_zz_database_down_then_back(self):
+        stack.stop_postgres()
+        try:
+            r = stack.get("/healthz")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json(), {"status": "degraded",
+                                        "database": "down",
+                                        "spool_depth": 0})
+            # With the spool gone too, no webhook could be taken: 503.
+            os.rename(stack.spool, stack.spool + ".away")
+            try:
+                r = stack.get("/healthz")
+                self.assertEqual(r.status, 503)
+                self.assertEqual(r.json()["database"], "down")
+            finally:
+                os.rename(stack.spool + ".away", stack.spool)
+        finally:
+            stack.start_postgres()
+        wait_for("database back", lambda: stack.get("/healthz").json() == {
+            "status": "ok", "database": "ok", "spool_depth": 0})
+        log = stack.worker_log()
+        self.assertIn("database unreachable", log)
+        self.assertIn("database connected again", log)
+
+
+class Startup(unittest.TestCase):
+
+    def run_telehook(self, *args):
+        return subprocess.run([stack.telehook] + list(args),
+                              capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+
+    def write(self, name, text, mode=0o600):
+        p = stack.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, mode)
+        return p
+
+    def test_check_mode_accepts_the_test_config(self):
+        p = self.run_telehook("-n", "-c", stack.conf)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("configuration OK", p.stderr)
+
+    def test_missing_config(self):
+        p = self.run_telehook("-n", "-c", stack.path("nope.conf"))
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("nope.conf: No such file or directory", p.stderr)
+
+    def test_config_errors_name_file_and_line(self):
+        c = self.write("bad.conf", "[server]\nlog_level = info\n"
+                       "colour = blue\n[nosuch]\nx = 1\n"
+                       "[database]\nstatement_timeout_ms = 5\n")
+        p = self.run_telehook("-n", "-c", c)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("bad.conf:3: unknown key colour in [server]", p.stderr)
+        self.assertIn("bad.conf:4: unknown section [nosuch]", p.stderr)
+        self.assertIn("bad.conf:7: statement_timeout_ms is too small",
+                      p.stderr)
+
+    def test_readable_config_with_secrets_is_refused(self):
+        c = self.write("open.conf", "[retell]\napi_key = k\n", 0o644)
+        p = self.run_telehook("-n", "-c", c)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("group- or world-readable", p.stderr)
+        os.chmod(c, 0o600)
+        p = self.run_telehook("-n", "-c", c)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_unreadable_config(self):
+        c = self.write("dir.conf", "")
+        os.unlink(c)
+        os.mkdir(c)
+        p = self.run_telehook("-n", "-c", c)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("dir.conf", p.stderr)
+
+    def test_not_under_spawn_fcgi(self):
+        p = self.run_telehook("-d", "-c", stack.conf)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a FastCGI socket", p.stderr)
+
+    def test_usage(self):
+        p = self.run_telehook("-x")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("usage: telehook", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,406 @@
+"""
+t/harness.py: the end-to-end test stack.
+
+Starts, on free loopback ports and in a private temporary directory:
+
+  * a PostgreSQL cluster (initdb + postgres, as the "postgres" user when
+    run as root, since PostgreSQL refuses to run as root), migrated with
+    telehookctl;
+  * the worker pool exactly as production runs it:
+    spawn-fcgi -n -- multiwatch -f N -- telehook -d -c telehook.conf;
+  * nginx with the shipped telehook-upstream.conf (its socket pointed at
+    the workers' port), telehook.conf and compat.conf in a server block.
+
+Tests then talk HTTP to nginx.  Nothing is mocked.  With TELEHOOK_PREFIX
+set, the binaries, SQL and nginx files are taken from an installed tree
+instead of the build tree.  TELEHOOK_KEEP=1 keeps the directory.
+"""
+
+import glob
+import http.client
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRCDIR = os.environ.get("top_srcdir") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
+BUILDDIR = os.environ.get("top_builddir") or SRCDIR
+PREFIX = os.environ.get("TELEHOOK_PREFIX")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir():
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                  key=lambda d: int(d.split("/")[-2]))
+    if not dirs:
+        raise RuntimeError("PostgreSQL server binaries not found "
+                           "(Debian: postgresql)")
+    return dirs[-1]
+
+
+def wait_for(what, cond, timeout=30.0, interval=0.05):
+    """Poll cond() until it is true; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cond():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:200])
+
+
+class Stack:
+    """One PostgreSQL, one worker pool, one nginx."""
+
+    def __init__(self, workers=2, extra_conf=None, max_body_bytes=None):
+        self.workers = workers
+        self.extra_conf = extra_conf or {}
+        self.max_body_bytes = max_body_bytes
+        self.procs = {}
+        self.dir = None
+        if PREFIX:
+            self.sbindir = os.path.join(PREFIX, "sbin")
+            share = os.path.join(PREFIX, "share", "telehook")
+            self.sqldir = os.path.join(share, "sql")
+            self.nginx_upstream = os.path.join(share, "nginx",
+                                               "telehook-upstream.conf")
+            self.nginx_site = os.path.join(share, "nginx", "telehook.conf")
+            self.nginx_compat = os.path.join(share, "nginx", "compat.conf")
+        else:
+            self.sbindir = BUILDDIR
+            self.sqldir = os.path.join(SRCDIR, "sql")
+            self.nginx_upstream = os.path.join(SRCDIR, "nginx",
+                                               "telehook-upstream.conf")
+            self.nginx_site = os.path.join(BUILDDIR, "nginx",
+                                           "telehook.conf")
+            self.nginx_compat = os.path.join(SRCDIR, "nginx", "compat.conf")
+        self.telehook = os.path.join(self.sbindir, "telehook")
+        self.telehookctl = os.path.join(self.sbindir, "telehookctl")
+
+    # -- lifecycle ---------------------------------------------------
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="telehook-e2e-")
+        os.chmod(self.dir, 0o755)
+        try:
+            self._start_postgres()
+            self._write_conf()
+            self.ctl_ok("migrate")
+            self.start_workers()
+            self._start_nginx()
+        except BaseException:
+            self.dump_logs()
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for name in ("nginx", "workers"):
+            p = self.procs.pop(name, None)
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if self.procs.pop("postgres", None):
+            self.stop_postgres()
+        if self.dir and not os.environ.get("TELEHOOK_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.dir:
+            print("kept", self.dir, file=sys.stderr)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.dump_logs()
+        self.stop()
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def dump_logs(self):
+        if not self.dir:
+            return
+        for name in ("workers.log", "nginx/error.log", "postgres.log"):
+            p = self.path(name)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    tail = f.read()[-4000:]
+                print("---- %s ----\n%s" % (name, tail), file=sys.stderr)
+
+    # -- PostgreSQL --------------------------------------------------
+
+    def _as_pg(self, argv):
+        """Run PostgreSQL programs as postgres when we are root."""
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--"] + argv
+        return argv
+
+    def _start_postgres(self):
+        bindir = pg_bindir()
+        self.pgdata = self.path("pg")
+        self.pgsock = self.path("pgsock")
+        os.mkdir(self.pgdata, 0o700)
+        os.mkdir(self.pgsock, 0o755)
+        open(self.path("postgres.log"), "w").close()
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for p in (self.pgdata, self.pgsock, self.path("postgres.log")):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        subprocess.run(self._as_pg([
+            os.path.join(bindir, "initdb"), "-D", self.pgdata, "-A",
+            "trust", "-U", "telehook", "-E", "UTF8", "--no-sync",
+            "--locale=C"]), check=True, stdout=subprocess.DEVNULL)
+        self.pgport = free_port()
+        self.procs["postgres"] = True
+        self.start_postgres()
+        subprocess.run([os.path.join(bindir, "createdb"), "-h", self.pgsock,
+                        "-p", str(self.pgport), "-U", "telehook",
+                        "telehook"], check=True)
+
+    def start_postgres(self):
+        bindir = pg_bindir()
+        subprocess.run(self._as_pg([
+            os.path.join(bindir, "pg_ctl"), "-D", self.pgdata, "-l",
+            self.path("postgres.log"), "-w", "-o",
+            "-p %d -k %s -c listen_addresses='' -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off"
+            % (self.pgport, self.pgsock), "start"]),
+            check=True, stdout=subprocess.DEVNULL)
+
+    def stop_postgres(self):
+        subprocess.run(self._as_pg([
+            os.path.join(pg_bindir(), "pg_ctl"), "-D", self.pgdata, "-m",
+            "fast", "-w", "stop"]), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
+    def psql(self, sql, *params):
+        """One value (or rows, tab-separated) from a query."""
+        out = subprocess.run(
+            ["psql", "-h", self.pgsock, "-p", str(self.pgport), "-U",
+             "telehook", "-d", "telehook", "-AtX", "-v", "ON_ERROR_STOP=1",
+             "-c", sql], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    # -- configuration -------------------------------------------------
+
+    def conninfo(self):
+        return "host=%s port=%d dbname=telehook user=telehook" % (
+            self.pgsock, self.pgport)
+
+    def _write_conf(self):
+        self.nginx_port = free_port()
+        self.fcgi_port = free_port()
+        self.spool = self.path("spool")
+        os.mkdir(self.spool, 0o700)
+        self.public_url = "http://127.0.0.1:%d" % self.nginx_port
+        conf = {
+            "database": {"conninfo": self.conninfo(),
+                         "statement_timeout_ms": "2000"},
+            "server": {"public_url": self.public_url,
+                       "spool_dir": self.spool,
+                       "log_level": "debug"},
+        }
+        if self.max_body_bytes:
+            conf["server"]["max_body_bytes"] = str(self.max_body_bytes)
+        for section, keys in self.extra_conf.items():
+            conf.setdefault(section, {}).update(keys)
+        self.conf = self.path("telehook.conf")
+        with open(self.conf, "w") as f:
+            for section, keys in conf.items():
+                f.write("[%s]\n" % section)
+                for k, v in keys.items():
+                    f.write('%s = "%s"\n' % (k, v.replace("\\", "\\\\")
+                                                   .replace('"', '\\"')))
+        os.chmod(self.conf, 0o600)
+
+    def ctl(self, *args, input=None):
+        """Run telehookctl; returns the CompletedProcess."""
+        env = dict(os.environ, TELEHOOK_SQLDIR=self.sqldir)
+        return subprocess.run([self.telehookctl, "-c", self.conf] +
+                              list(args), capture_output=True, text=True,
+                              input=input, env=env)
+
+    def ctl_ok(self, *args, input=None):
+        p = self.ctl(*args, input=input)
+        if p.returncode != 0:
+            raise AssertionError("telehookctl %s: exit %d: %s" % (
+                " ".join(args), p.returncode, p.stderr.strip()))
+        return p.stdout
+
+    def ctl_json(self, *args):
+        return json.loads(self.ctl_ok("--json", *args))
+
+    # -- workers -----------------------------------------------------
+
+    def start_workers(self):
+        log = open(self.path("workers.log"), "a")
+        self.procs["workers"] = subprocess.Popen(
+            ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p",
+             str(self.fcgi_port), "--", "/usr/bin/multiwatch", "-f",
+             str(self.workers), "--", self.telehook, "-d", "-c",
+             self.conf], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL)
+        log.close()
+        wait_for("workers", lambda: self.worker_pids() and
+                 len(self.worker_pids()) == self.workers and
+                 self._log_has("worker ready", self.workers))
+
+    def stop_workers(self):
+        p = self.procs.pop("workers")
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+
+    def worker_pids(self):
+        p = self.procs.get("workers")
+        if p is None:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(p.pid)],
+                             capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def _log_has(self, text, count=1):
+        with open(self.path("workers.log"), errors="replace") as f:
+            return f.read().count(text) >= count
+
+    def worker_log(self):
+        with open(self.path("workers.log"), errors="replace") as f:
+            return f.read()
+
+    # -- nginx -------------------------------------------------------
+
+    def _start_nginx(self):
+        ndir = self.path("nginx")
+        os.mkdir(ndir)
+        for t in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
+            os.mkdir(os.path.join(ndir, t))
+        shutil.copy("/etc/nginx/fastcgi_params", ndir)
+        # The shipped upstream file, pointed at the workers' TCP port.
+        with open(self.nginx_upstream) as f:
+            upstream = f.read().replace(
+                "server unix:/run/telehook/telehook.sock;",
+                "server 127.0.0.1:%d;" % self.fcgi_port)
+        with open(os.path.join(ndir, "telehook-upstream.conf"), "w") as f:
+            f.write(upstream)
+        # The shipped site snippet, serving www/ from this tree.
+        with open(self.nginx_site) as f:
+            site = f.read()
+        if not PREFIX:
+            share = None
+            for line in site.splitlines():
+                line = line.strip()
+                if line.startswith("root ") and line.endswith("/www;"):
+                    share = line[5:-1]
+            site = site.replace(share, os.path.join(SRCDIR, "www"))
+        with open(os.path.join(ndir, "telehook.conf"), "w") as f:
+            f.write(site)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        with open(os.path.join(ndir, "nginx.conf"), "w") as f:
+            f.write("""%(user)sdaemon off;
+worker_processes 2;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+events { worker_connections 512; }
+http {
+    access_log %(d)s/access.log;
+    client_body_temp_path %(d)s/body;
+    fastcgi_temp_path %(d)s/fastcgi;
+    proxy_temp_path %(d)s/proxy;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+    include %(d)s/telehook-upstream.conf;
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name localhost;
+        include %(d)s/telehook.conf;
+        include %(compat)s;
+    }
+}
+""" % {"user": user, "d": ndir, "port": self.nginx_port,
+                "compat": self.nginx_compat})
+        args = ["nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf"),
+                "-e", os.path.join(ndir, "error.log")]
+        subprocess.run(args + ["-t", "-q"], check=True)
+        self.procs["nginx"] = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_for("nginx", lambda: self.get("/healthz").status in (200, 503))
+
+    def reload_nginx(self):
+        self.procs["nginx"].send_signal(signal.SIGHUP)
+
+    # -- HTTP --------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None, timeout=20):
+        c = http.client.HTTPConnection("127.0.0.1", self.nginx_port,
+                                       timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path, body, content_type, headers=None):
+        h = {"Content-Type": content_type}
+        h.update(headers or {})
+        if isinstance(body, str):
+            body = body.encode()
+        return self.request("POST", path, body=body, headers=h)
+
+    def raw(self, data, timeout=10):
+        """Send raw bytes to nginx; returns whatever comes back."""
+        with socket.create_connection(("127.0.0.1", self.nginx_port),
+                                      timeout=timeout) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            chunks = []
+            while True:
+                try:
+                    b = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks)
