@@ -83,13 +83,13 @@ nomatch:
 }
 
 /*
- * The route for path and method.  NULL with *status 404 when no route
+ * The route of table t (n entries) for path and method.  NULL with *status 404 when no route
  * has the path, 405 when none takes the method (allow then lists those
  * that would, for the Allow header).
  */
 const struct route *
-dispatch_match(const char *path, enum method m, struct req *r, int *status,
-    char *allow, size_t allowlen)
+dispatch_match(const struct route *t, size_t n, const char *path,
+    enum method m, struct req *r, int *status, char *allow, size_t allowlen)
 {
 	unsigned int	 methods = 0;
 	size_t		 i;
@@ -98,15 +98,15 @@ dispatch_match(const char *path, enum method m, struct req *r, int *status,
 	*status = 404;
 	if (allow != NULL && allowlen > 0)
 		allow[0] = '\0';
-	for (i = 0; i < nroutes; i++) {
-		if (!dispatch_path_match(routes[i].path, path, NULL))
+	for (i = 0; i < n; i++) {
+		if (!dispatch_path_match(t[i].path, path, NULL))
 			continue;
-		if (routes[i].methods & m) {
-			(void)dispatch_path_match(routes[i].path, path, r);
+		if (t[i].methods & m) {
+			(void)dispatch_path_match(t[i].path, path, r);
 			*status = 0;
-			return &routes[i];
+			return &t[i];
 		}
-		methods |= routes[i].methods;
+		methods |= t[i].methods;
 	}
 	if (methods == 0)
 		return NULL;
@@ -173,8 +173,8 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		resp_error(p, 400, "%s", errstr);
 		return;
 	}
-	rt = dispatch_match(r->path, r->method, r, &status, p->allow,
-	    sizeof(p->allow));
+	rt = dispatch_match(routes, nroutes, r->path, r->method, r, &status,
+	    p->allow, sizeof(p->allow));
 	if (rt == NULL) {
 		if (status == 405)
 			resp_error(p, 405, "method %s not allowed",

@@ -25,6 +25,7 @@
 #define MUSTCHECK	__attribute__((warn_unused_result))
 #define PRINTFLIKE(a, b) __attribute__((format(printf, a, b)))
 #define NORETURN	__attribute__((noreturn))
+#define SENTINEL	__attribute__((sentinel))
 
 /* sysexits(3) codes, named here so telehookctl reads as the man page. */
 #define EX_OK_		0
@@ -268,10 +269,11 @@ struct twiml {
 };
 void		 twiml_init(struct twiml *);
 void		 twiml_free(struct twiml *);
-void		 twiml_open(struct twiml *, const char *, ...);
+void		 twiml_open(struct twiml *, const char *, ...) SENTINEL;
 void		 twiml_text(struct twiml *, const char *);
 void		 twiml_close(struct twiml *);
-void		 twiml_leaf(struct twiml *, const char *, const char *, ...);
+void		 twiml_leaf(struct twiml *, const char *, const char *, ...)
+		    SENTINEL;
 int		 twiml_finish(struct twiml *) MUSTCHECK;
 void		 xml_escape(struct buf *, const char *, size_t);
 
@@ -319,8 +321,9 @@ struct route {
 };
 extern const struct route routes[];
 extern const size_t nroutes;
-const struct route *dispatch_match(const char *, enum method, struct req *,
-		    int *, char *, size_t);
+const struct route *dispatch_match(const struct route *, size_t,
+		    const char *, enum method, struct req *, int *, char *,
+		    size_t);
 int		 dispatch_check_table(const struct route *, size_t,
 		    const char **);
 struct FCGX_Request;

@@ -1,0 +1,292 @@
+/*
+ * check_util: small pure modules: E.164 numbers (phone.c), business
+ * hours (hours.c), address lists (cidr.c), log escaping (log.c), tokens
+ * and sealed secrets (crypto.c), buffers (buf.c) and util.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "extern.h"
+
+static const struct {
+	const char	*in;
+	const char	*out;	/* NULL: rejected */
+} phones[] = {
+	{ "+14155551212", "+14155551212" },
+	{ "4155551212", "+14155551212" },		/* VoIP.ms style */
+	{ "14155551212", "+14155551212" },
+	{ "(415) 555-1212", "+14155551212" },
+	{ "415.555.1212", "+14155551212" },
+	{ "+44 20 7946 0958", "+442079460958" },
+	{ "+1 (415) 555-1212", "+14155551212" },
+	{ "1555", NULL },
+	{ "0155551212", NULL },				/* NANP area code */
+	{ "24155551212", NULL },			/* 11 digits, not 1 */
+	{ "+0441234567", NULL },
+	{ "+1234567890123456", NULL },			/* 16 digits */
+	{ "+1415555121a", NULL },
+	{ "++14155551212", NULL },
+	{ "1+4155551212", NULL },
+	{ "", NULL },
+	{ "anonymous", NULL },
+	{ "client:alice", NULL },
+};
+
+START_TEST(test_phone_e164)
+{
+	char	 out[32];
+	int	 rc = phone_e164(phones[_i].in, out, sizeof(out));
+
+	if (phones[_i].out == NULL)
+		ck_assert_msg(rc == -1, "%s accepted", phones[_i].in);
+	else {
+		ck_assert_msg(rc == 0, "%s rejected", phones[_i].in);
+		ck_assert_str_eq(out, phones[_i].out);
+	}
+}
+END_TEST
+
+START_TEST(test_hours_parse_and_open)
+{
+	struct hours	 h;
+	const char	*err;
+
+	ck_assert_int_eq(hours_parse("mon-fri 09:00-17:00; sat 10:00-14:00",
+	    &h, &err), 0);
+	ck_assert_int_eq(hours_open(&h, 1, 9 * 60), 1);		/* Mon 9:00 */
+	ck_assert_int_eq(hours_open(&h, 1, 17 * 60), 0);	/* closes */
+	ck_assert_int_eq(hours_open(&h, 1, 8 * 60 + 59), 0);
+	ck_assert_int_eq(hours_open(&h, 5, 16 * 60 + 59), 1);	/* Fri */
+	ck_assert_int_eq(hours_open(&h, 6, 13 * 60), 1);	/* Sat */
+	ck_assert_int_eq(hours_open(&h, 6, 15 * 60), 0);
+	ck_assert_int_eq(hours_open(&h, 0, 12 * 60), 0);	/* Sun */
+	ck_assert_int_eq(hours_open(&h, 7, 12 * 60), 0);
+}
+END_TEST
+
+START_TEST(test_hours_forms)
+{
+	struct hours	 h;
+	const char	*err;
+	struct buf	 b;
+
+	buf_init(&b);
+	ck_assert_int_eq(hours_parse("Monday,wed 08:00-12:00, 13:00-18:00; "
+	    "fri-mon 10:00-11:00; sun closed;", &h, &err), 0);
+	ck_assert_int_eq(hours_open(&h, 3, 12 * 60 + 30), 0);	/* lunch */
+	ck_assert_int_eq(hours_open(&h, 3, 13 * 60), 1);
+	ck_assert_int_eq(hours_open(&h, 1, 8 * 60), 0);	/* replaced */
+	ck_assert_int_eq(hours_open(&h, 1, 10 * 60), 1);
+	ck_assert_int_eq(hours_open(&h, 0, 10 * 60), 0);	/* closed */
+	hours_format(&h, &b);
+	ck_assert_str_eq(buf_cstr(&b), "mon 10:00-11:00; wed 08:00-12:00,"
+	    "13:00-18:00; fri-sat 10:00-11:00");
+	buf_reset(&b);
+	ck_assert_int_eq(hours_parse("24/7", &h, &err), 0);
+	ck_assert_int_eq(hours_open(&h, 0, 0), 1);
+	ck_assert_int_eq(hours_open(&h, 6, 1439), 1);
+	hours_format(&h, &b);
+	ck_assert_str_eq(buf_cstr(&b), "mon-sun 00:00-24:00");
+	buf_reset(&b);
+	ck_assert_int_eq(hours_parse("sat-sun closed", &h, &err), 0);
+	hours_format(&h, &b);
+	ck_assert_str_eq(buf_cstr(&b), "closed");
+	buf_free(&b);
+}
+END_TEST
+
+static const char *const bad_hours[] = {
+	"", "mon", "mon 9:00-17:00", "mon 09:00-25:00", "mon 17:00-09:00",
+	"mon 09:00-09:00", "xyz 09:00-10:00", "mon- 09:00-10:00",
+	"mon 09:00-12:00,11:00-13:00", "mon 09:60-10:00", "mon 24:00-24:00",
+	"mon closed now", ";", "mon 09:00-10:00;;tue 09:00-10:00",
+	"mon 01:00-02:00,03:00-04:00,05:00-06:00,07:00-08:00,09:00-10:00",
+};
+
+START_TEST(test_hours_bad)
+{
+	struct hours	 h;
+	const char	*err = NULL;
+
+	ck_assert_msg(hours_parse(bad_hours[_i], &h, &err) == -1,
+	    "accepted \"%s\"", bad_hours[_i]);
+	ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+START_TEST(test_cidr)
+{
+	struct cidrlist	 l;
+	const char	*err;
+
+	ck_assert_int_eq(cidrlist_parse("100.20.5.228, 10.0.0.0/8 "
+	    "2001:db8::/32,::1", &l, &err), 0);
+	ck_assert_uint_eq(l.n, 4);
+	ck_assert_int_eq(cidrlist_match(&l, "100.20.5.228"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "100.20.5.229"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "10.255.1.2"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "11.0.0.1"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db8:1::5"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db9::5"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "::1"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "::ffff:10.1.2.3"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "not-an-ip"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, NULL), 0);
+	cidrlist_free(&l);
+	/* host bits are cleared; /0 matches all of a family */
+	ck_assert_int_eq(cidrlist_parse("192.168.1.77/24,0.0.0.0/0", &l,
+	    &err), 0);
+	ck_assert_int_eq(l.v[0].addr[3], 0);
+	ck_assert_int_eq(cidrlist_match(&l, "8.8.8.8"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db8::1"), 0);
+	cidrlist_free(&l);
+	ck_assert_int_eq(cidrlist_parse("10.0.0.0/", &l, &err), -1);
+	ck_assert_int_eq(cidrlist_parse("10.0.0.0/8x", &l, &err), -1);
+	ck_assert_int_eq(cidrlist_parse("::1/129", &l, &err), -1);
+	ck_assert_int_eq(cidrlist_parse("1.2.3", &l, &err), -1);
+	ck_assert_uint_eq(l.n, 0);
+}
+END_TEST
+
+START_TEST(test_log_escape)
+{
+	char	 out[64];
+
+	log_escape(out, sizeof(out), "a\nb\r\"c\"\\\x01\xff", 10);
+	ck_assert_str_eq(out, "a\\nb\\r\\\"c\\\"\\\\\\x01\\xff");
+	log_escape(out, 12, "0123456789abcdef", 16);
+	ck_assert_str_eq(out, "01234567...");
+	ck_assert_uint_lt(strlen(out), 12);
+	ck_assert_str_eq(log_esc(NULL), "-");
+	ck_assert_str_eq(log_esc("forged\nline"), "forged\\nline");
+}
+END_TEST
+
+START_TEST(test_tokens)
+{
+	char	 a[128], b[128], h[TOKEN_HASHHEX + 1];
+
+	crypto_token_new(a, sizeof(a));
+	crypto_token_new(b, sizeof(b));
+	ck_assert_int_eq(strncmp(a, TOKEN_PREFIX, 4), 0);
+	ck_assert_uint_eq(strlen(a), 4 + 43);
+	ck_assert_str_ne(a, b);
+	/* SHA-256 of "abc", FIPS 180-2 */
+	crypto_token_hash("abc", h);
+	ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
+	ck_assert_int_eq(crypto_streq("secret", "secret"), 1);
+	ck_assert_int_eq(crypto_streq("secret", "secreT"), 0);
+	ck_assert_int_eq(crypto_streq("secret", "secret2"), 0);
+	ck_assert_int_eq(crypto_streq(NULL, "x"), 0);
+}
+END_TEST
+
+START_TEST(test_seal_open)
+{
+	unsigned char	 key[CRYPTO_KEYBYTES], other[CRYPTO_KEYBYTES];
+	char		*s1, *s2, *p;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	s1 = crypto_seal(key, "auth-token-123");
+	s2 = crypto_seal(key, "auth-token-123");
+	ck_assert_str_ne(s1, s2);	/* fresh nonce each time */
+	ck_assert_ptr_null(strstr(s1, "auth-token"));
+	p = crypto_open(key, s1);
+	ck_assert_str_eq(p, "auth-token-123");
+	free(p);
+	ck_assert_ptr_null(crypto_open(other, s1));
+	s1[10] = s1[10] == 'A' ? 'B' : 'A';
+	ck_assert_ptr_null(crypto_open(key, s1));
+	ck_assert_ptr_null(crypto_open(key, "not base64!"));
+	ck_assert_ptr_null(crypto_open(key, "AAAA"));
+	free(s1);
+	free(s2);
+}
+END_TEST
+
+START_TEST(test_buf)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	ck_assert_str_eq(buf_cstr(&b), "");
+	buf_printf(&b, "%d-%s", 42, "x");
+	buf_putc(&b, '!');
+	ck_assert_str_eq(buf_cstr(&b), "42-x!");
+	b.max = 8;
+	buf_puts(&b, "toolong");
+	ck_assert_int_eq(b.failed, 1);
+	buf_puts(&b, "a");	/* sticky */
+	ck_assert_str_eq(buf_cstr(&b), "42-x!");
+	buf_reset(&b);
+	ck_assert_int_eq(b.failed, 0);
+	ck_assert_uint_eq(b.len, 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_strtonum)
+{
+	const char	*err;
+
+	ck_assert_int_eq(util_strtonum("42", 0, 100, &err), 42);
+	ck_assert_ptr_null(err);
+	util_strtonum("101", 0, 100, &err);
+	ck_assert_str_eq(err, "too large");
+	util_strtonum("-1", 0, 100, &err);
+	ck_assert_str_eq(err, "too small");
+	util_strtonum("4x", 0, 100, &err);
+	ck_assert_str_eq(err, "invalid");
+	util_strtonum("", 0, 100, &err);
+	ck_assert_str_eq(err, "invalid");
+	util_strtonum("99999999999999999999", 0, 100, &err);
+	ck_assert_str_eq(err, "too large");
+}
+END_TEST
+
+static Suite *
+util_suite(void)
+{
+	Suite	*s = suite_create("util");
+	TCase	*tc;
+
+	tc = tcase_create("Phone");
+	tcase_add_loop_test(tc, test_phone_e164, 0,
+	    sizeof(phones) / sizeof(phones[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("Hours");
+	tcase_add_test(tc, test_hours_parse_and_open);
+	tcase_add_test(tc, test_hours_forms);
+	tcase_add_loop_test(tc, test_hours_bad, 0,
+	    sizeof(bad_hours) / sizeof(bad_hours[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("Core");
+	tcase_add_test(tc, test_cidr);
+	tcase_add_test(tc, test_log_escape);
+	tcase_add_test(tc, test_tokens);
+	tcase_add_test(tc, test_seal_open);
+	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_strtonum);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(util_suite());
+	int	 failed;
+
+	if (crypto_init() == -1)
+		return EXIT_FAILURE;
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
