@@ -81,6 +81,14 @@ db_connected(void)
 	return db_conn != NULL && PQstatus(db_conn) == CONNECTION_OK;
 }
 
+/* Server notices ("relation exists, skipping") are for debugging only. */
+static void
+db_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("database: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 /* Connect unless connected.  DB_ECONN while the database is away. */
 enum db_err
 db_connect(void)
@@ -120,6 +128,7 @@ db_connect(void)
 		db_was_down = 1;
 		return DB_ECONN;
 	}
+	PQsetNoticeProcessor(db_conn, db_notice, NULL);
 	snprintf(set, sizeof(set), "SET statement_timeout = %lld",
 	    db_timeout_ms);
 	res = PQexec(db_conn, set);
