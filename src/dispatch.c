@@ -24,7 +24,7 @@
  */
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
-	    verify_public, health_handle, RESP_JSON },
+	    verify_public, health_handle, RESP_JSON, 0 },
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
@@ -160,6 +160,39 @@ dispatch_check_table(const struct route *t, size_t n, const char **errstr)
 	return 0;
 }
 
+/*
+ * Run the handler, inside a transaction when the route asks for one.
+ * The answer is rendered only after the commit.
+ */
+static void
+dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
+{
+	enum db_err	 e;
+	int		 rc;
+
+	if ((rt->flags & ROUTE_TX) && (e = db_begin()) != DB_OK) {
+		log_warnx("%s: begin: %s", rt->name, db_errmsg());
+		resp_error(p, 503, "database unavailable");
+		return;
+	}
+	rc = rt->handle(r, p);
+	if (!(rt->flags & ROUTE_TX)) {
+		if (rc == -1)
+			resp_error(p, 500, "internal error");
+		return;
+	}
+	if (rc == -1 || p->error != NULL) {
+		db_rollback();
+		if (rc == -1)
+			resp_error(p, 500, "internal error");
+		return;
+	}
+	if ((e = db_commit()) != DB_OK) {
+		log_warnx("%s: commit: %s", rt->name, db_errmsg());
+		resp_error(p, 503, "database unavailable");
+	}
+}
+
 /* Run one request through the fixed order above, filling p. */
 static void
 dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
@@ -211,8 +244,7 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		    errstr != NULL ? errstr : "not authenticated");
 		return;
 	}
-	if (rt->handle(r, p) == -1)
-		resp_error(p, 500, "internal error");
+	dispatch_handle(r, p, rt);
 }
 
 /* One FastCGI request: the request owns its memory and frees it here. */

@@ -318,7 +318,14 @@ struct route {
 	enum verdict	(*verify)(struct req *, const char **);
 	int		(*handle)(struct req *, struct resp *);
 	enum responder	 responder;
+	unsigned int	 flags;
 };
+/*
+ * The handler runs inside one transaction that the dispatcher begins and
+ * commits (or rolls back on error) before anything is answered, so a 2xx
+ * always follows the commit.
+ */
+#define ROUTE_TX	0x01
 extern const struct route routes[];
 extern const size_t nroutes;
 const struct route *dispatch_match(const struct route *, size_t,
