@@ -1,7 +1,7 @@
 /*
  * db.c: the one PostgreSQL connection of a process.  It is opened on
  * first use, reopened after it breaks, and every statement a worker runs
- * is named in stmts[] and prepared once per connection.  Results come
+ * is a struct db_stmt of its module, prepared once per connection.  Results come
  * back copied into struct db_res, so no PGresult ever leaves this file.
  *
  * statement_timeout_ms bounds each statement on the server; the same
@@ -24,18 +24,12 @@ static char		*db_conninfo;
 static long long	 db_timeout_ms = 2000;
 static long long	 db_next_try;
 static int		 db_in_tx;
-static unsigned char	 db_prepared[DB__STMT_MAX];
+#define DB_MAXPREPARED	128
+static const struct db_stmt *db_prepared[DB_MAXPREPARED];
+static int		 db_nprepared;
 static char		 db_err[512];
 static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
-
-static const struct {
-	const char	*name;
-	const char	*sql;
-	int		 nparams;
-} stmts[DB__STMT_MAX] = {
-	{ "ping", "SELECT 1", 0 },			/* DB_PING */
-};
 
 /* Remember where and how to connect; connecting happens on first use. */
 void
@@ -72,7 +66,19 @@ db_close(void)
 		PQfinish(db_conn);
 	db_conn = NULL;
 	db_in_tx = 0;
-	memset(db_prepared, 0, sizeof(db_prepared));
+	db_nprepared = 0;
+}
+
+/* Has this connection prepared st? */
+static int
+db_is_prepared(const struct db_stmt *st)
+{
+	int	 i;
+
+	for (i = 0; i < db_nprepared; i++)
+		if (db_prepared[i] == st)
+			return 1;
+	return 0;
 }
 
 int
@@ -208,8 +214,8 @@ db_copy(PGresult *res, struct db_res *out)
  * once more, so a database restart between requests costs nothing.
  */
 static enum db_err
-db_run_stmt(int stmt, const char *sql, int n, const char *const *params,
-    struct db_res *out)
+db_run_stmt(const struct db_stmt *st, const char *sql, int n,
+    const char *const *params, struct db_res *out)
 {
 	PGresult	*res;
 	enum db_err	 e;
@@ -220,9 +226,13 @@ db_run_stmt(int stmt, const char *sql, int n, const char *const *params,
 	for (attempt = 0; attempt < 2; attempt++) {
 		if ((e = db_connect()) != DB_OK)
 			return e;
-		if (stmt >= 0 && !db_prepared[stmt]) {
-			res = PQprepare(db_conn, stmts[stmt].name,
-			    stmts[stmt].sql, stmts[stmt].nparams, NULL);
+		if (st != NULL && !db_is_prepared(st)) {
+			if (db_nprepared == DB_MAXPREPARED) {
+				db_seterr("", "too many prepared statements");
+				return DB_EQUERY;
+			}
+			res = PQprepare(db_conn, st->name, st->sql,
+			    st->nparams, NULL);
 			e = db_classify(res);
 			PQclear(res);
 			if (e == DB_ECONN && !db_in_tx && attempt == 0) {
@@ -231,11 +241,11 @@ db_run_stmt(int stmt, const char *sql, int n, const char *const *params,
 			}
 			if (e != DB_OK)
 				return e;
-			db_prepared[stmt] = 1;
+			db_prepared[db_nprepared++] = st;
 		}
-		if (stmt >= 0)
-			res = PQexecPrepared(db_conn, stmts[stmt].name, n,
-			    params, NULL, NULL, 0);
+		if (st != NULL)
+			res = PQexecPrepared(db_conn, st->name, n, params,
+			    NULL, NULL, 0);
 		else
 			res = PQexecParams(db_conn, sql, n, NULL, params,
 			    NULL, NULL, 0);
@@ -254,15 +264,12 @@ db_run_stmt(int stmt, const char *sql, int n, const char *const *params,
 	return DB_ECONN;
 }
 
+/* Run a prepared statement with its nparams parameters. */
 enum db_err
-db_exec(enum db_stmt stmt, int n, const char *const *params,
+db_exec(const struct db_stmt *st, const char *const *params,
     struct db_res *out)
 {
-	if (stmt >= DB__STMT_MAX || n != stmts[stmt].nparams) {
-		db_seterr("", "bad statement or parameter count");
-		return DB_EQUERY;
-	}
-	return db_run_stmt((int)stmt, NULL, n, params, out);
+	return db_run_stmt(st, NULL, st->nparams, params, out);
 }
 
 /* Plain SQL with $n parameters, for telehookctl. */
@@ -270,7 +277,7 @@ enum db_err
 db_query(const char *sql, int n, const char *const *params,
     struct db_res *out)
 {
-	return db_run_stmt(-1, sql, n, params, out);
+	return db_run_stmt(NULL, sql, n, params, out);
 }
 
 /* Several statements at once (migrations); no parameters, no result. */

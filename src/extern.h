@@ -337,6 +337,15 @@ struct FCGX_Request;
 void		 dispatch_request(struct FCGX_Request *);
 enum verdict	 verify_public(struct req *, const char **);
 
+/* twiliosig.c: X-Twilio-Signature as the SDKs compute it. */
+#define TWILIO_SIGLEN	28	/* base64 of a 20-byte HMAC-SHA1 */
+void		 twiliosig_compute(const char *, const char *,
+		    const struct kvlist *, char *);
+void		 twiliosig_sha256_hex(const void *, size_t, char *);
+int		 twiliosig_urls(const char *, const char *, char *[2]);
+int		 twiliosig_check(const char *, const char *, const char *,
+		    const struct kvlist *, const char *);
+
 /* db.c: the one PostgreSQL connection of a process. */
 enum db_err {
 	DB_OK = 0,
@@ -346,9 +355,11 @@ enum db_err {
 	DB_EQUERY,	/* any other error: a bug or bad data */
 	DB__MAX
 };
-enum db_stmt {
-	DB_PING = 0,
-	DB__STMT_MAX
+/* A prepared statement; each module keeps a static table of its own. */
+struct db_stmt {
+	const char	*name;		/* unique across modules */
+	const char	*sql;
+	int		 nparams;
 };
 struct db_res {
 	int		 nrows;
@@ -361,7 +372,7 @@ enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
 const char	*db_errmsg(void);
-enum db_err	 db_exec(enum db_stmt, int, const char *const *,
+enum db_err	 db_exec(const struct db_stmt *, const char *const *,
 		    struct db_res *);
 enum db_err	 db_query(const char *, int, const char *const *,
 		    struct db_res *);

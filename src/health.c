@@ -6,6 +6,8 @@
  */
 #include "extern.h"
 
+static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
+
 int
 health_handle(struct req *r, struct resp *p)
 {
@@ -15,7 +17,7 @@ health_handle(struct req *r, struct resp *p)
 	int	 spool_ok;
 
 	(void)r;
-	db_up = db_exec(DB_PING, 0, NULL, NULL) == DB_OK;
+	db_up = db_exec(&health_ping, NULL, NULL) == DB_OK;
 	depth = spool_depth(conf.spool_dir);
 	spool_ok = spool_writable(conf.spool_dir);
 	if ((o = cJSON_CreateObject()) == NULL)
