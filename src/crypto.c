@@ -15,6 +15,20 @@
 
 #include "extern.h"
 
+/* The key of secret_key_file, once loaded (crypto_use_key). */
+unsigned char	 crypto_key[CRYPTO_KEYBYTES];
+int		 crypto_have_key;
+
+/* Load path as the process's key for sealed secrets. */
+int
+crypto_use_key(const char *path, const char **errstr)
+{
+	if (crypto_load_key(path, crypto_key, errstr) == -1)
+		return -1;
+	crypto_have_key = 1;
+	return 0;
+}
+
 int
 crypto_init(void)
 {

@@ -22,9 +22,47 @@
  * Keep related paths together; "{}" stands for one path segment, passed
  * to the handler in req->args.
  */
+#define TW_BODY		(BODY_FORM | BODY_JSON)
+#define TW(path, name, fn, resp) \
+	{ path, METHOD_POST, TW_BODY, name, twilio_verify, fn, resp, ROUTE_TX }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
 	    verify_public, health_handle, RESP_JSON, 0 },
+
+	/* Twilio (DESIGN section 3) */
+	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
+	    twilio_voice_incoming, RESP_TWIML),
+	TW("/webhooks/twilio/voice/status", "twilio_voice_status",
+	    twilio_voice_status, RESP_EMPTY),
+	TW("/webhooks/twilio/voice/gather", "twilio_voice_gather",
+	    twilio_voice_gather, RESP_TWIML),
+	TW("/webhooks/twilio/voice/partial", "twilio_voice_partial",
+	    twilio_voice_partial, RESP_EMPTY),
+	TW("/webhooks/twilio/recording/status", "twilio_recording",
+	    twilio_recording, RESP_EMPTY),
+	TW("/webhooks/twilio/transcription", "twilio_transcription",
+	    twilio_transcription, RESP_EMPTY),
+	TW("/webhooks/twilio/sms/incoming", "twilio_sms_incoming",
+	    twilio_sms_incoming, RESP_TWIML),
+	TW("/webhooks/twilio/sms/status", "twilio_sms_status",
+	    twilio_sms_status, RESP_EMPTY),
+	TW("/webhooks/twilio", "twilio", twilio_any, RESP_TWIML),
+
+	/* Twilio paths of older deployments (nginx/compat.conf) */
+	TW("/api/webhooks/twilio", "twilio", twilio_any, RESP_TWIML),
+	TW("/functions/v1/twilio-webhook", "twilio", twilio_any, RESP_TWIML),
+	TW("/api/twilio/voice", "twilio_voice_incoming",
+	    twilio_voice_incoming, RESP_TWIML),
+	TW("/voice/incoming", "twilio_voice_incoming",
+	    twilio_voice_incoming, RESP_TWIML),
+	TW("/voice/julie/incoming", "twilio_voice_incoming",
+	    twilio_voice_incoming, RESP_TWIML),
+	TW("/api/twilio/handle-speech", "twilio_voice_gather",
+	    twilio_voice_gather, RESP_TWIML),
+	TW("/api/twilio/partial-speech", "twilio_voice_partial",
+	    twilio_voice_partial, RESP_EMPTY),
+	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
+	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0 },
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -275,6 +275,7 @@ void		 twiml_close(struct twiml *);
 void		 twiml_leaf(struct twiml *, const char *, const char *, ...)
 		    SENTINEL;
 int		 twiml_finish(struct twiml *) MUSTCHECK;
+void		 twiml_set(struct twiml *, const char *);
 void		 xml_escape(struct buf *, const char *, size_t);
 
 /* response.c: what a route answers, and how it reaches the client. */
@@ -387,6 +388,19 @@ void		 db_res_free(struct db_res *);
 long		 spool_depth(const char *);
 int		 spool_writable(const char *);
 
+/* twilio.c: the Twilio routes. */
+enum verdict	 twilio_verify(struct req *, const char **);
+int		 twilio_voice_incoming(struct req *, struct resp *);
+int		 twilio_voice_status(struct req *, struct resp *);
+int		 twilio_voice_gather(struct req *, struct resp *);
+int		 twilio_voice_partial(struct req *, struct resp *);
+int		 twilio_recording(struct req *, struct resp *);
+int		 twilio_transcription(struct req *, struct resp *);
+int		 twilio_sms_incoming(struct req *, struct resp *);
+int		 twilio_sms_status(struct req *, struct resp *);
+int		 twilio_any(struct req *, struct resp *);
+int		 twilio_timing(struct req *, struct resp *);
+
 /* health.c */
 int		 health_handle(struct req *, struct resp *);
 
@@ -409,7 +423,10 @@ void		 hours_format(const struct hours *, struct buf *);
 #define CRYPTO_KEYBYTES		32
 #define TOKEN_PREFIX		"thk_"
 #define TOKEN_HASHHEX		64
+extern unsigned char crypto_key[CRYPTO_KEYBYTES];
+extern int	 crypto_have_key;
 int		 crypto_init(void) MUSTCHECK;
+int		 crypto_use_key(const char *, const char **) MUSTCHECK;
 void		 crypto_token_new(char *, size_t);
 void		 crypto_token_hash(const char *, char *);
 int		 crypto_ct_equal(const void *, const void *, size_t);
@@ -418,5 +435,116 @@ int		 crypto_load_key(const char *, unsigned char *, const char **)
 		    MUSTCHECK;
 char		*crypto_seal(const unsigned char *, const char *);
 char		*crypto_open(const unsigned char *, const char *);
+
+/* store.c: routing, events and the records derived from them. */
+struct org {
+	char		*id;
+	char		*name;
+	char		*timezone;
+	char		*greeting;
+	char		*forward_to;
+	char		*after_hours;
+	char		*retell_agent_id;
+	struct hours	 hours;
+	int		 has_hours;
+	int		 wday;		/* now, in the organization's zone */
+	int		 minute;
+};
+struct route_query {
+	const char	*provider;
+	const char	*explicit_id;	/* organization_id or OrgId */
+	const char	*number;	/* whose owner the event belongs to */
+	const char	*call_id;
+	const char	*message_id;
+	const char	*account;	/* Twilio AccountSid */
+};
+struct event_in {
+	const char	*provider;
+	const char	*type;
+	const char	*key;		/* idempotency key, DESIGN 6 */
+	const char	*org;
+};
+struct call_in {
+	const char	*provider;
+	const char	*call_id;
+	const char	*org;
+	const char	*direction;
+	const char	*from;
+	const char	*to;
+	const char	*status;	/* NULL: leave as it is */
+	const char	*duration;
+	const char	*recording_url;
+	const char	*transcript;
+};
+struct call_out {
+	long long	 id;
+	char		*org;
+	char		*status;
+	int		 rank;
+	int		 old_rank;	/* -1: the call is new */
+	char		*direction;
+	char		*from;
+	char		*to;
+};
+struct msg_in {
+	const char	*provider;
+	const char	*message_id;
+	const char	*org;
+	const char	*direction;
+	const char	*from;
+	const char	*to;
+	const char	*body;
+	const char	*num_media;
+	const char	*media;		/* JSON array */
+	const char	*status;
+};
+struct msg_out {
+	long long	 id;
+	char		*org;
+	int		 rank;
+	int		 old_rank;
+};
+int		 store_call_rank(const char *);
+int		 store_message_rank(const char *);
+int		 store_is_uuid(const char *);
+enum db_err	 store_org_load(const char *, struct org *);
+int		 store_org_open(const struct org *);
+void		 store_org_free(struct org *);
+enum db_err	 store_route(const struct route_query *, char **);
+char		*store_payload_json(const struct req *);
+enum db_err	 store_event(const struct req *, const struct event_in *,
+		    long long *, char **);
+enum db_err	 store_event_answer(long long, const char *);
+enum db_err	 store_call(const struct call_in *, struct call_out *);
+void		 store_call_out_free(struct call_out *);
+enum db_err	 store_message(const struct msg_in *, struct msg_out *);
+enum db_err	 store_message_replied(long long);
+enum db_err	 store_activity(const char *, const char *, const char *,
+		    long long, long long, long long);
+enum db_err	 store_notify(const char *, long long, const char *,
+		    const char *, const char *, const char *);
+enum db_err	 store_notify_inbound_call(const char *, long long,
+		    const char *, const char *, const char *);
+enum db_err	 store_is_blocked(const char *, const char *, int *);
+enum db_err	 store_is_opted_out(const char *, const char *, int *);
+enum db_err	 store_set_opt_out(const char *, const char *, int);
+enum db_err	 store_loop_check(const char *, const char *, int *, int *);
+enum db_err	 store_rules(const char *, const char *, struct db_res *);
+
+/* reply.c: auto-replies, opt-out keywords and the knowledge base. */
+enum reply_opt {
+	REPLY_OPT_NONE = 0,
+	REPLY_OPT_STOP,
+	REPLY_OPT_START,
+	REPLY_OPT_HELP
+};
+#define REPLY_LOOP_MAX	3	/* auto-replies per number per 10 minutes */
+enum reply_opt	 reply_opt_keyword(const char *);
+int		 reply_keywords_match(const char *, const char *);
+const char	*reply_default_category(const char *);
+char		*reply_default_text(const char *, const struct org *,
+		    const char *);
+enum db_err	 reply_find(const struct org *, const char *, const char *,
+		    const char *, char **);
 
 #endif /* TELEHOOK_EXTERN_H */

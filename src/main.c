@@ -72,6 +72,9 @@ main(int argc, char *argv[])
 		exit(0);
 	}
 	log_setlevel(verbose ? LOG_LEVEL_DEBUG : conf.log_level);
+	if (conf.secret_key_file != NULL &&
+	    crypto_use_key(conf.secret_key_file, &errstr) == -1)
+		fatalx("%s: %s", conf.secret_key_file, errstr);
 	if (dispatch_check_table(routes, nroutes, &errstr) == -1)
 		fatalx("route table: %s", errstr);
 	if (conf.twilio.insecure_allow_unsigned)

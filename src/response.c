@@ -58,8 +58,7 @@ resp_init(struct resp *p, enum responder kind)
 void
 resp_free(struct resp *p)
 {
-	if (p->kind == RESP_TWIML)
-		twiml_free(&p->twiml);
+	twiml_free(&p->twiml);	/* a handler may change p->kind */
 	cJSON_Delete(p->json);
 	buf_free(&p->text);
 	free(p->error);

@@ -46,6 +46,14 @@ static int	 ctl_user_list(int, char **);
 static int	 ctl_token_create(int, char **);
 static int	 ctl_token_list(int, char **);
 static int	 ctl_token_revoke(int, char **);
+static int	 ctl_reply_add(int, char **);
+static int	 ctl_reply_list(int, char **);
+static int	 ctl_reply_remove(int, char **);
+static int	 ctl_secret_set(int, char **);
+static int	 ctl_secret_list(int, char **);
+static int	 ctl_block_add(int, char **);
+static int	 ctl_block_list(int, char **);
+static int	 ctl_block_remove(int, char **);
 
 /* Two-word commands before one-word ones with the same first word. */
 static const struct ctl_cmd ctl_cmds[] = {
@@ -68,6 +76,16 @@ static const struct ctl_cmd ctl_cmds[] = {
 	    ctl_token_create },
 	{ "token list", 1, 1, 1, "token list ORG", ctl_token_list },
 	{ "token revoke", 1, 1, 1, "token revoke TOKEN_ID", ctl_token_revoke },
+	{ "reply add", 1, 1, 1, "reply add ORG --keywords a,b --text TEXT "
+	    "[--channel sms|voice]", ctl_reply_add },
+	{ "reply list", 1, 1, 1, "reply list ORG", ctl_reply_list },
+	{ "reply remove", 1, 1, 1, "reply remove ID", ctl_reply_remove },
+	{ "secret set", 2, 2, 1, "secret set ORG PROVIDER [--account ID] "
+	    "< secret", ctl_secret_set },
+	{ "secret list", 0, 1, 1, "secret list [ORG]", ctl_secret_list },
+	{ "block add", 2, 2, 1, "block add ORG E164", ctl_block_add },
+	{ "block list", 1, 1, 1, "block list ORG", ctl_block_list },
+	{ "block remove", 2, 2, 1, "block remove ORG E164", ctl_block_remove },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 
@@ -1001,6 +1019,283 @@ ctl_token_revoke(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * reply add: keywords are lower-cased, trimmed and de-duplicated; the
+ * text is what an SMS answers, or what the speech flow says.
+ */
+static int
+ctl_reply_add(int argc, char **argv)
+{
+	const char	*kw = NULL, *text = NULL, *channel = "sms";
+	const struct ctl_opt opts[] = { { "keywords", &kw }, { "text", &text },
+			    { "channel", &channel }, { NULL, NULL } };
+	struct buf	 norm;
+	struct db_res	 res;
+	const char	*p[4], *k, *end;
+	char		*id, *one, *c, *probe, *list;
+	size_t		 n;
+	cJSON		*o;
+
+	id = org_resolve(argv[parse_opts(argc, argv, opts)]);
+	if (kw == NULL || text == NULL)
+		die(EX_USAGE_, "reply add needs --keywords and --text");
+	if (strcmp(channel, "sms") != 0 && strcmp(channel, "voice") != 0)
+		die(EX_DATAERR_, "--channel must be sms or voice");
+	if (*text == '\0' || strlen(text) > 1600)
+		die(EX_DATAERR_, "--text must be 1 to 1600 characters");
+	buf_init(&norm);
+	for (k = kw; *k != '\0'; k = *end ? end + 1 : end) {
+		end = k + strcspn(k, ",");
+		while (k < end && isspace((unsigned char)*k))
+			k++;
+		n = (size_t)(end - k);
+		while (n > 0 && isspace((unsigned char)k[n - 1]))
+			n--;
+		if (n == 0)
+			continue;
+		if (n > 64)
+			die(EX_DATAERR_, "a keyword is at most 64 characters");
+		one = xstrndup(k, n);
+		for (c = one; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		/* each keyword once */
+		xasprintf(&probe, ",%s,", one);
+		xasprintf(&list, ",%s,", buf_cstr(&norm));
+		if (strstr(list, probe) == NULL) {
+			if (norm.len > 0)
+				buf_putc(&norm, ',');
+			buf_puts(&norm, one);
+		}
+		free(probe);
+		free(list);
+		free(one);
+	}
+	if (norm.len == 0)
+		die(EX_DATAERR_, "--keywords names no keyword");
+	p[0] = id;
+	p[1] = channel;
+	p[2] = buf_cstr(&norm);
+	p[3] = text;
+	q("reply add", "INSERT INTO reply_rules (organization_id, channel, "
+	    "keywords, reply) VALUES ($1, $2, string_to_array($3, ','), $4) "
+	    "RETURNING id", 4, p, &res);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", atof(db_get(&res, 0, 0)));
+		cJSON_AddStringToObject(o, "channel", channel);
+		cJSON_AddStringToObject(o, "keywords", buf_cstr(&norm));
+		cJSON_AddStringToObject(o, "text", text);
+		json_print(o);
+	} else
+		printf("%s\n", db_get(&res, 0, 0));
+	db_res_free(&res);
+	buf_free(&norm);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_reply_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id:n", "channel", "keywords",
+	    "text", NULL };
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
+
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q("reply list", "SELECT id, channel, array_to_string(keywords, ','), "
+	    "reply FROM reply_rules WHERE organization_id = $1 "
+	    "ORDER BY channel, id", 1, p, &res);
+	print_rows("replies", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_reply_remove(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[1], *errstr;
+	cJSON		*o;
+
+	p[0] = argv[parse_opts(argc, argv, NULL)];
+	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "%s is not a reply id (see reply list)", p[0]);
+	q("reply remove", "DELETE FROM reply_rules WHERE id = $1::bigint "
+	    "RETURNING id", 1, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "no such reply: %s", p[0]);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "removed", atof(p[0]));
+		json_print(o);
+	} else
+		printf("removed reply %s\n", p[0]);
+	db_res_free(&res);
+	return 0;
+}
+
+/*
+ * secret set: the secret is read from standard input (one line), sealed
+ * with secret_key_file and stored; it is never printed or logged.
+ */
+static int
+ctl_secret_set(int argc, char **argv)
+{
+	const char	*account = "";
+	const struct ctl_opt opts[] = { { "account", &account },
+			    { NULL, NULL } };
+	char		 line[1024], *id, *sealed;
+	const char	*p[4], *provider, *a;
+	size_t		 n;
+	int		 i;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, opts);
+	provider = argv[i + 1];
+	if (strcmp(provider, "twilio") != 0 && strcmp(provider, "retell") != 0 &&
+	    strcmp(provider, "voipms") != 0)
+		die(EX_DATAERR_, "PROVIDER must be twilio, retell or voipms");
+	if (strcmp(provider, "twilio") == 0 && *account != '\0') {
+		if (strlen(account) != 34 || strncmp(account, "AC", 2) != 0 ||
+		    strspn(account + 2, "0123456789abcdefABCDEF") != 32)
+			die(EX_DATAERR_, "--account must be a Twilio "
+			    "AccountSid (AC and 32 hex digits)");
+	}
+	if (!crypto_have_key)
+		die(EX_CONFIG_, "secret_key_file is not set in %s: secrets "
+		    "cannot be sealed", conf.path);
+	id = org_resolve(argv[i]);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		die(EX_DATAERR_, "no secret on standard input");
+	n = strcspn(line, "\r\n");
+	if (line[n] == '\0' && !feof(stdin))
+		die(EX_DATAERR_, "secret longer than %zu bytes",
+		    sizeof(line) - 2);
+	line[n] = '\0';
+	for (a = line; *a != '\0'; a++)
+		if (iscntrl((unsigned char)*a))
+			die(EX_DATAERR_, "the secret holds a control "
+			    "character");
+	if (n == 0)
+		die(EX_DATAERR_, "empty secret");
+	sealed = crypto_seal(crypto_key, line);
+	explicit_bzero(line, sizeof(line));
+	p[0] = id;
+	p[1] = provider;
+	p[2] = account;
+	p[3] = sealed;
+	q("secret set", "INSERT INTO provider_accounts (organization_id, "
+	    "provider, account_id, secret_sealed) VALUES ($1, $2, $3, $4) "
+	    "ON CONFLICT (organization_id, provider, account_id) DO UPDATE "
+	    "SET secret_sealed = excluded.secret_sealed, updated_at = now()",
+	    4, p, NULL);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "organization_id", id);
+		cJSON_AddStringToObject(o, "provider", provider);
+		cJSON_AddStringToObject(o, "account", account);
+		json_print(o);
+	} else
+		printf("secret stored for %s%s%s\n", provider,
+		    *account ? " account " : "", account);
+	free(sealed);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_secret_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "organization_id", "organization",
+	    "provider", "account", "updated_at", NULL };
+	struct db_res	 res;
+	const char	*p[1] = { NULL };
+	char		*id = NULL;
+	int		 i;
+
+	i = parse_opts(argc, argv, NULL);
+	if (i < argc)
+		p[0] = id = org_resolve(argv[i]);
+	q("secret list", "SELECT o.id, o.name, a.provider, a.account_id, "
+	    "th_iso(a.updated_at) FROM provider_accounts a JOIN organizations "
+	    "o ON o.id = a.organization_id WHERE $1::uuid IS NULL OR "
+	    "o.id = $1::uuid ORDER BY lower(o.name), a.provider, a.account_id",
+	    1, p, &res);
+	print_rows("secrets", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/* block: callers an organization rejects and never auto-replies to. */
+static int
+ctl_block(int argc, char **argv, int add)
+{
+	struct db_res	 res;
+	char		 e164[32], *id;
+	const char	*p[2];
+	int		 i;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, NULL);
+	if (phone_e164(argv[i + 1], e164, sizeof(e164)) == -1)
+		die(EX_DATAERR_, "%s is not a phone number", argv[i + 1]);
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = e164;
+	if (add)
+		q("block add", "INSERT INTO blocked_numbers (organization_id, "
+		    "e164) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+		    2, p, &res);
+	else
+		q("block remove", "DELETE FROM blocked_numbers WHERE "
+		    "organization_id = $1 AND e164 = $2 RETURNING 1", 2, p, &res);
+	if (!add && res.nrows == 0)
+		die(EX_DATAERR_, "%s is not blocked", e164);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, add ? "blocked" : "unblocked", e164);
+		json_print(o);
+	} else
+		printf("%s %s\n", add ? "blocked" : "unblocked", e164);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_block_add(int argc, char **argv)
+{
+	return ctl_block(argc, argv, 1);
+}
+
+static int
+ctl_block_remove(int argc, char **argv)
+{
+	return ctl_block(argc, argv, 0);
+}
+
+static int
+ctl_block_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "e164", "created_at", NULL };
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
+
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q("block list", "SELECT e164, th_iso(created_at) FROM blocked_numbers "
+	    "WHERE organization_id = $1 ORDER BY e164", 1, p, &res);
+	print_rows("blocked", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
 static void
 conf_print_error(const char *file, int line, const char *msg)
 {
@@ -1093,6 +1388,9 @@ main(int argc, char *argv[])
 		die(EX_SOFTWARE_, "libsodium failed to initialise");
 	if (conf_load(path, &conf, conf_print_error) != 0)
 		die(EX_CONFIG_, "%s: configuration not loaded", path);
+	if (conf.secret_key_file != NULL &&
+	    crypto_use_key(conf.secret_key_file, &env) == -1)
+		die(EX_CONFIG_, "%s: %s", conf.secret_key_file, env);
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	if (c->needs_db) {
 		enum db_err	 e;

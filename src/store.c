@@ -1,0 +1,711 @@
+/*
+ * store.c: the records every provider writes, inside the request's one
+ * transaction (DESIGN sections 4, 6 and 7): which organization an event
+ * belongs to, the event itself under its idempotency key, and the calls,
+ * messages, activity and notifications derived from it.
+ *
+ * Call and message status only move forward: each status has a rank and
+ * an update with a lower or equal rank leaves the status as it was.  The
+ * caller learns the rank before and after, and writes activity only for
+ * a real step forward, so a late or repeated callback is never counted
+ * twice.
+ */
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+/* Call states in the order a call goes through them; terminal last. */
+static const struct {
+	const char	*status;
+	int		 rank;
+} call_ranks[] = {
+	{ "queued", 1 },
+	{ "initiated", 2 },
+	{ "ringing", 3 },
+	{ "in-progress", 4 },
+	{ "completed", 5 },
+	{ "busy", 5 },
+	{ "failed", 5 },
+	{ "no-answer", 5 },
+	{ "canceled", 5 },
+};
+
+/* The rank of a call status; 0 for one we do not know. */
+int
+store_call_rank(const char *status)
+{
+	size_t	 i;
+
+	if (status != NULL)
+		for (i = 0; i < sizeof(call_ranks) / sizeof(call_ranks[0]); i++)
+			if (strcmp(call_ranks[i].status, status) == 0)
+				return call_ranks[i].rank;
+	return 0;
+}
+
+/* Message states (Twilio MessageStatus); final states share a rank. */
+static const struct {
+	const char	*status;
+	int		 rank;
+} msg_ranks[] = {
+	{ "accepted", 1 },
+	{ "scheduled", 1 },
+	{ "queued", 2 },
+	{ "sending", 3 },
+	{ "receiving", 3 },
+	{ "sent", 4 },
+	{ "received", 4 },
+	{ "delivered", 5 },
+	{ "undelivered", 5 },
+	{ "failed", 5 },
+	{ "canceled", 5 },
+	{ "partially_delivered", 5 },
+	{ "read", 6 },
+};
+
+int
+store_message_rank(const char *status)
+{
+	size_t	 i;
+
+	if (status != NULL)
+		for (i = 0; i < sizeof(msg_ranks) / sizeof(msg_ranks[0]); i++)
+			if (strcmp(msg_ranks[i].status, status) == 0)
+				return msg_ranks[i].rank;
+	return 0;
+}
+
+int
+store_is_uuid(const char *s)
+{
+	int	 i;
+
+	if (s == NULL || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/*
+ * Organizations.  now() in the organization's time zone comes with its
+ * settings, so business hours need no time zone code here.
+ */
+static const struct db_stmt st_org_load = { "store_org_load",
+	"SELECT id, name, timezone, greeting, forward_to, hours, after_hours, "
+	"retell_agent_id, "
+	"extract(dow FROM now() AT TIME ZONE timezone)::int, "
+	"(extract(hour FROM now() AT TIME ZONE timezone) * 60 + "
+	"extract(minute FROM now() AT TIME ZONE timezone))::int "
+	"FROM organizations WHERE id = $1", 1 };
+
+/* Load organization id into o; o->id is NULL when there is none. */
+enum db_err
+store_org_load(const char *id, struct org *o)
+{
+	struct db_res	 res;
+	const char	*p[1] = { id }, *errstr;
+	enum db_err	 e;
+
+	memset(o, 0, sizeof(*o));
+	if (!store_is_uuid(id))
+		return DB_OK;
+	if ((e = db_exec(&st_org_load, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		o->id = dup_or_null(db_get(&res, 0, 0));
+		o->name = dup_or_null(db_get(&res, 0, 1));
+		o->timezone = dup_or_null(db_get(&res, 0, 2));
+		o->greeting = dup_or_null(db_get(&res, 0, 3));
+		o->forward_to = dup_or_null(db_get(&res, 0, 4));
+		o->after_hours = dup_or_null(db_get(&res, 0, 6));
+		o->retell_agent_id = dup_or_null(db_get(&res, 0, 7));
+		if (db_get(&res, 0, 5) != NULL &&
+		    hours_parse(db_get(&res, 0, 5), &o->hours, &errstr) == 0)
+			o->has_hours = 1;
+		o->wday = atoi(db_get(&res, 0, 8));
+		o->minute = atoi(db_get(&res, 0, 9));
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/* Open now?  An organization without hours is always open. */
+int
+store_org_open(const struct org *o)
+{
+	return !o->has_hours || hours_open(&o->hours, o->wday, o->minute);
+}
+
+void
+store_org_free(struct org *o)
+{
+	free(o->id);
+	free(o->name);
+	free(o->timezone);
+	free(o->greeting);
+	free(o->forward_to);
+	free(o->after_hours);
+	free(o->retell_agent_id);
+	memset(o, 0, sizeof(*o));
+}
+
+/*
+ * DESIGN section 4, after an explicit organization_id: the owner of the
+ * number, the owner of the call or message already stored, the owner of
+ * the provider account.  One round trip.
+ */
+static const struct db_stmt st_route = { "store_route",
+	"SELECT coalesce("
+	"(SELECT organization_id FROM phone_numbers WHERE e164 = $1), "
+	"(SELECT organization_id FROM calls WHERE provider = $2 AND "
+	"call_id = $3), "
+	"(SELECT organization_id FROM messages WHERE provider = $2 AND "
+	"message_id = $4), "
+	"(SELECT id FROM organizations WHERE $2 = 'twilio' AND "
+	"twilio_account_sid = $5), "
+	"(SELECT min(organization_id::text)::uuid FROM provider_accounts "
+	"WHERE provider = $2 AND account_id = $5 AND $5 <> '' "
+	"HAVING count(DISTINCT organization_id) = 1))", 5 };
+static const struct db_stmt st_org_exists = { "store_org_exists",
+	"SELECT id FROM organizations WHERE id = $1", 1 };
+
+/*
+ * The organization q belongs to, into *org (caller frees), or NULL for
+ * an unrouted event.  An explicit id that names no organization makes
+ * the event unrouted; it does not fall through to the other rules.
+ */
+enum db_err
+store_route(const struct route_query *q, char **org)
+{
+	struct db_res	 res;
+	const char	*p[5];
+	char		 e164[32];
+	enum db_err	 e;
+
+	*org = NULL;
+	if (q->explicit_id != NULL) {
+		if (!store_is_uuid(q->explicit_id))
+			return DB_OK;
+		p[0] = q->explicit_id;
+		if ((e = db_exec(&st_org_exists, p, &res)) != DB_OK)
+			return e;
+		if (res.nrows == 1)
+			*org = xstrdup(db_get(&res, 0, 0));
+		db_res_free(&res);
+		return DB_OK;
+	}
+	p[0] = q->number != NULL && phone_e164(q->number, e164,
+	    sizeof(e164)) == 0 ? e164 : NULL;
+	p[1] = q->provider;
+	p[2] = q->call_id;
+	p[3] = q->message_id;
+	p[4] = q->account != NULL ? q->account : "";
+	if ((e = db_exec(&st_route, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
+		*org = xstrdup(db_get(&res, 0, 0));
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/*
+ * Events.  The insert does nothing on a known provider key; the stored
+ * answer of the first delivery is then returned for the redelivery.
+ */
+static const struct db_stmt st_event_insert = { "store_event_insert",
+	"INSERT INTO events (provider, event_type, provider_key, "
+	"organization_id, route, client_addr, content_type, headers, body, "
+	"payload) VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8::jsonb, "
+	"decode($9, 'hex'), $10::jsonb) "
+	"ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id", 10 };
+static const struct db_stmt st_event_prior = { "store_event_prior",
+	"SELECT id, answer FROM events WHERE provider = $1 AND "
+	"provider_key = $2", 2 };
+static const struct db_stmt st_event_answer = { "store_event_answer",
+	"UPDATE events SET answer = $2 WHERE id = $1", 2 };
+
+/* Request headers worth keeping: all but credentials. */
+static char *
+store_headers_json(const struct req *r)
+{
+	static const char *const secret[] = { "HTTP_AUTHORIZATION",
+	    "HTTP_COOKIE", "HTTP_X_TWILIO_WEBHOOK_SECRET",
+	    "HTTP_X_WEBHOOK_SECRET", "HTTP_X_RETELL_SECRET", NULL };
+	cJSON	*o = cJSON_CreateObject();
+	char	**e, *name, *s, *p;
+	size_t	 n;
+	int	 i, skip;
+
+	for (e = r->envp; e != NULL && *e != NULL; e++) {
+		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL)
+			continue;
+		n = (size_t)(strchr(*e, '=') - *e);
+		for (i = 0, skip = 0; secret[i] != NULL; i++)
+			if (strlen(secret[i]) == n &&
+			    strncmp(*e, secret[i], n) == 0)
+				skip = 1;
+		if (skip)
+			continue;
+		name = xstrndup(*e + 5, n - 5);
+		for (p = name; *p != '\0'; p++)
+			*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
+		cJSON_AddStringToObject(o, name, *e + n + 1);
+		free(name);
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* The parsed parameters as JSON: repeated keys become arrays. */
+char *
+store_payload_json(const struct req *r)
+{
+	cJSON	*o, *old, *arr;
+	size_t	 i;
+	char	*s;
+
+	if (r->json != NULL)
+		return cJSON_PrintUnformatted(r->json);
+	o = cJSON_CreateObject();
+	for (i = 0; i < r->form.n; i++) {
+		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
+		if (old == NULL)
+			cJSON_AddStringToObject(o, r->form.v[i].key,
+			    r->form.v[i].val);
+		else {
+			if (!cJSON_IsArray(old)) {
+				arr = cJSON_CreateArray();
+				cJSON_AddItemToArray(arr,
+				    cJSON_CreateString(old->valuestring));
+				cJSON_ReplaceItemInObjectCaseSensitive(o,
+				    r->form.v[i].key, arr);
+				old = arr;
+			}
+			cJSON_AddItemToArray(old,
+			    cJSON_CreateString(r->form.v[i].val));
+		}
+	}
+	/* a GET (VoIP.ms) carries its parameters in the query */
+	for (i = 0; r->form.n == 0 && i < r->qs.n; i++)
+		if (cJSON_GetObjectItemCaseSensitive(o, r->qs.v[i].key) == NULL)
+			cJSON_AddStringToObject(o, r->qs.v[i].key,
+			    r->qs.v[i].val);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/*
+ * Store the event of request r.  *id is its id, or 0 for a redelivery,
+ * whose first answer (if any) goes to *prior (caller frees).
+ */
+enum db_err
+store_event(const struct req *r, const struct event_in *ev, long long *id,
+    char **prior)
+{
+	struct db_res	 res;
+	const char	*p[10];
+	char		*headers, *payload, *hex, *addr = NULL;
+	unsigned char	 probe[16];
+	enum db_err	 e;
+
+	*id = 0;
+	*prior = NULL;
+	headers = store_headers_json(r);
+	payload = store_payload_json(r);
+	hex = xmalloc(r->bodylen * 2 + 1);
+	util_hex((const unsigned char *)(r->body ? r->body : ""), r->bodylen,
+	    hex);
+	if (r->client_addr != NULL &&
+	    (inet_pton(AF_INET, r->client_addr, probe) == 1 ||
+	    inet_pton(AF_INET6, r->client_addr, probe) == 1))
+		addr = r->client_addr;
+	p[0] = ev->provider;
+	p[1] = ev->type;
+	p[2] = ev->key;
+	p[3] = ev->org;
+	p[4] = r->route != NULL ? r->route->name : "-";
+	p[5] = addr;
+	p[6] = r->content_type;
+	p[7] = headers;
+	p[8] = hex;
+	p[9] = payload;
+	e = db_exec(&st_event_insert, p, &res);
+	free(headers);
+	free(payload);
+	free(hex);
+	if (e != DB_OK)
+		return e;
+	if (res.nrows == 1)
+		*id = strtoll(db_get(&res, 0, 0), NULL, 10);
+	db_res_free(&res);
+	if (*id != 0)
+		return DB_OK;
+	if ((e = db_exec(&st_event_prior, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1 && db_get(&res, 0, 1) != NULL)
+		*prior = xstrdup(db_get(&res, 0, 1));
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/* Keep what was answered, so a redelivery gets the same. */
+enum db_err
+store_event_answer(long long id, const char *answer)
+{
+	char		 sid[24];
+	const char	*p[2] = { sid, answer };
+
+	snprintf(sid, sizeof(sid), "%lld", id);
+	return db_exec(&st_event_answer, p, NULL);
+}
+
+/*
+ * Calls: insert or advance.  The CTE reads the rank before the upsert
+ * (the statement's snapshot), so the caller knows whether this event
+ * moved the call forward.
+ */
+static const struct db_stmt st_call = { "store_call",
+	"WITH old AS (SELECT status_rank FROM calls WHERE provider = $2 AND "
+	"call_id = $3 FOR UPDATE), up AS ("
+	"INSERT INTO calls AS c (organization_id, provider, call_id, "
+	"direction, from_number, to_number, status, status_rank, duration_s, "
+	"recording_url, transcript, answered_at, ended_at) "
+	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
+	"coalesce($8::smallint, 0), $9::int, $10, $11, "
+	"CASE WHEN $8::smallint >= 4 THEN now() END, "
+	"CASE WHEN $8::smallint >= 5 THEN now() END) "
+	"ON CONFLICT (provider, call_id) DO UPDATE SET "
+	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
+	"direction = coalesce(c.direction, excluded.direction), "
+	"from_number = coalesce(c.from_number, excluded.from_number), "
+	"to_number = coalesce(c.to_number, excluded.to_number), "
+	"status = CASE WHEN excluded.status_rank > c.status_rank "
+	"THEN excluded.status ELSE c.status END, "
+	"status_rank = greatest(c.status_rank, excluded.status_rank), "
+	"answered_at = coalesce(c.answered_at, excluded.answered_at), "
+	"ended_at = coalesce(c.ended_at, excluded.ended_at), "
+	"duration_s = coalesce(excluded.duration_s, c.duration_s), "
+	"recording_url = coalesce(excluded.recording_url, c.recording_url), "
+	"transcript = coalesce(excluded.transcript, c.transcript), "
+	"updated_at = now() "
+	"RETURNING id, organization_id, status, status_rank, direction, "
+	"from_number, to_number) "
+	"SELECT up.*, (SELECT status_rank FROM old) FROM up", 11 };
+
+enum db_err
+store_call(const struct call_in *in, struct call_out *out)
+{
+	struct db_res	 res;
+	const char	*p[11];
+	char		 rank[8];
+	enum db_err	 e;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(rank, sizeof(rank), "%d", store_call_rank(in->status));
+	p[0] = in->org;
+	p[1] = in->provider;
+	p[2] = in->call_id;
+	p[3] = in->direction;
+	p[4] = in->from;
+	p[5] = in->to;
+	p[6] = store_call_rank(in->status) ? in->status : NULL;
+	p[7] = p[6] != NULL ? rank : NULL;
+	p[8] = in->duration;
+	p[9] = in->recording_url;
+	p[10] = in->transcript;
+	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
+		out->org = dup_or_null(db_get(&res, 0, 1));
+		out->status = dup_or_null(db_get(&res, 0, 2));
+		out->rank = atoi(db_get(&res, 0, 3));
+		out->direction = dup_or_null(db_get(&res, 0, 4));
+		out->from = dup_or_null(db_get(&res, 0, 5));
+		out->to = dup_or_null(db_get(&res, 0, 6));
+		out->old_rank = db_get(&res, 0, 7) != NULL ?
+		    atoi(db_get(&res, 0, 7)) : -1;
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+void
+store_call_out_free(struct call_out *c)
+{
+	free(c->org);
+	free(c->status);
+	free(c->direction);
+	free(c->from);
+	free(c->to);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Messages: insert or advance, with the status history. */
+static const struct db_stmt st_message = { "store_message",
+	"WITH old AS (SELECT status_rank FROM messages WHERE provider = $2 "
+	"AND message_id = $3 FOR UPDATE), up AS ("
+	"INSERT INTO messages AS m (organization_id, provider, message_id, "
+	"direction, from_number, to_number, body, num_media, media, status, "
+	"status_rank, status_history) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::int, 0), "
+	"coalesce($9::jsonb, '[]'), $10, coalesce($11::smallint, 0), "
+	"CASE WHEN $10 IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
+	"jsonb_build_object('status', $10, 'at', th_iso(now()))) END) "
+	"ON CONFLICT (provider, message_id) DO UPDATE SET "
+	"organization_id = coalesce(m.organization_id, excluded.organization_id), "
+	"from_number = coalesce(m.from_number, excluded.from_number), "
+	"to_number = coalesce(m.to_number, excluded.to_number), "
+	"body = coalesce(m.body, excluded.body), "
+	"status = CASE WHEN excluded.status_rank > m.status_rank "
+	"THEN excluded.status ELSE m.status END, "
+	"status_rank = greatest(m.status_rank, excluded.status_rank), "
+	"status_history = m.status_history || excluded.status_history, "
+	"updated_at = now() "
+	"RETURNING id, organization_id, status, status_rank) "
+	"SELECT up.*, (SELECT status_rank FROM old) FROM up", 11 };
+
+enum db_err
+store_message(const struct msg_in *in, struct msg_out *out)
+{
+	struct db_res	 res;
+	const char	*p[11];
+	char		 rank[8];
+	int		 r = store_message_rank(in->status);
+	enum db_err	 e;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(rank, sizeof(rank), "%d", r);
+	p[0] = in->org;
+	p[1] = in->provider;
+	p[2] = in->message_id;
+	p[3] = in->direction;
+	p[4] = in->from;
+	p[5] = in->to;
+	p[6] = in->body;
+	p[7] = in->num_media;
+	p[8] = in->media;
+	p[9] = r ? in->status : NULL;
+	p[10] = r ? rank : NULL;
+	if ((e = db_exec(&st_message, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
+		out->org = dup_or_null(db_get(&res, 0, 1));
+		out->rank = atoi(db_get(&res, 0, 3));
+		out->old_rank = db_get(&res, 0, 4) != NULL ?
+		    atoi(db_get(&res, 0, 4)) : -1;
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+static const struct db_stmt st_message_replied = { "store_message_replied",
+	"UPDATE messages SET auto_reply = true WHERE id = $1", 1 };
+
+/* Mark an inbound message as one we auto-replied to (the loop guard). */
+enum db_err
+store_message_replied(long long id)
+{
+	char		 sid[24];
+	const char	*p[1] = { sid };
+
+	snprintf(sid, sizeof(sid), "%lld", id);
+	return db_exec(&st_message_replied, p, NULL);
+}
+
+/* Activity and notifications. */
+static const struct db_stmt st_activity = { "store_activity",
+	"INSERT INTO activity (organization_id, type, summary, call_id, "
+	"message_id, event_id) VALUES ($1, $2, $3, $4::bigint, $5::bigint, "
+	"$6::bigint)", 6 };
+
+static const char *
+id_or_null(long long id, char *buf, size_t len)
+{
+	if (id <= 0)
+		return NULL;
+	snprintf(buf, len, "%lld", id);
+	return buf;
+}
+
+/* One activity entry; nothing for an unrouted event. */
+enum db_err
+store_activity(const char *org, const char *type, const char *summary,
+    long long call, long long msg, long long event)
+{
+	char		 c[24], m[24], e[24];
+	const char	*p[6];
+
+	if (org == NULL)
+		return DB_OK;
+	p[0] = org;
+	p[1] = type;
+	p[2] = summary;
+	p[3] = id_or_null(call, c, sizeof(c));
+	p[4] = id_or_null(msg, m, sizeof(m));
+	p[5] = id_or_null(event, e, sizeof(e));
+	return db_exec(&st_activity, p, NULL);
+}
+
+static const struct db_stmt st_notify = { "store_notify",
+	"INSERT INTO notifications (organization_id, user_id, event_id, type, "
+	"title, message, data) SELECT $1, u.id, $2::bigint, $3, $4, $5, "
+	"$6::jsonb FROM users u WHERE u.organization_id = $1", 6 };
+
+/* A notification for every user of org; data is JSON text. */
+enum db_err
+store_notify(const char *org, long long event, const char *type,
+    const char *title, const char *message, const char *data)
+{
+	char		 e[24];
+	const char	*p[6];
+
+	if (org == NULL)
+		return DB_OK;
+	p[0] = org;
+	p[1] = id_or_null(event, e, sizeof(e));
+	p[2] = type;
+	p[3] = title;
+	p[4] = message;
+	p[5] = data;
+	return db_exec(&st_notify, p, NULL);
+}
+
+/* The notification of DESIGN section 7 for an inbound call. */
+enum db_err
+store_notify_inbound_call(const char *org, long long event,
+    const char *from, const char *to, const char *agent)
+{
+	cJSON		*d = cJSON_CreateObject();
+	char		*data, *msg;
+	enum db_err	 e;
+
+	cJSON_AddItemToObject(d, "from_number", from ? cJSON_CreateString(from)
+	    : cJSON_CreateNull());
+	cJSON_AddItemToObject(d, "to_number", to ? cJSON_CreateString(to) :
+	    cJSON_CreateNull());
+	cJSON_AddItemToObject(d, "agent_id", agent ? cJSON_CreateString(agent)
+	    : cJSON_CreateNull());
+	data = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	xasprintf(&msg, "New inbound call from %s to %s", from ? from :
+	    "unknown", to ? to : "unknown");
+	e = store_notify(org, event, "inbound_call", "Incoming Call Received",
+	    msg, data);
+	free(msg);
+	cJSON_free(data);
+	return e;
+}
+
+/* Callers an organization blocks, and numbers that opted out. */
+static const struct db_stmt st_blocked = { "store_blocked",
+	"SELECT 1 FROM blocked_numbers WHERE organization_id = $1 AND "
+	"e164 = $2", 2 };
+static const struct db_stmt st_opted_out = { "store_opted_out",
+	"SELECT 1 FROM opt_outs WHERE organization_id = $1 AND e164 = $2", 2 };
+static const struct db_stmt st_opt_out = { "store_opt_out",
+	"INSERT INTO opt_outs (organization_id, e164) VALUES ($1, $2) "
+	"ON CONFLICT DO NOTHING", 2 };
+static const struct db_stmt st_opt_in = { "store_opt_in",
+	"DELETE FROM opt_outs WHERE organization_id = $1 AND e164 = $2", 2 };
+
+static enum db_err
+store_exists(const struct db_stmt *st, const char *org, const char *num,
+    int *yes)
+{
+	struct db_res	 res;
+	const char	*p[2] = { org, num };
+	enum db_err	 e;
+
+	*yes = 0;
+	if (org == NULL || num == NULL)
+		return DB_OK;
+	if ((e = db_exec(st, p, &res)) != DB_OK)
+		return e;
+	*yes = res.nrows > 0;
+	db_res_free(&res);
+	return DB_OK;
+}
+
+enum db_err
+store_is_blocked(const char *org, const char *num, int *yes)
+{
+	return store_exists(&st_blocked, org, num, yes);
+}
+
+enum db_err
+store_is_opted_out(const char *org, const char *num, int *yes)
+{
+	return store_exists(&st_opted_out, org, num, yes);
+}
+
+enum db_err
+store_set_opt_out(const char *org, const char *num, int out)
+{
+	const char	*p[2] = { org, num };
+
+	return db_exec(out ? &st_opt_out : &st_opt_in, p, NULL);
+}
+
+/*
+ * The loop guard: how many messages from num we auto-replied to in the
+ * last ten minutes, and whether num is one of the organization's own.
+ */
+static const struct db_stmt st_loop = { "store_loop",
+	"SELECT (SELECT count(*) FROM messages WHERE organization_id = $1 "
+	"AND from_number = $2 AND direction = 'inbound' AND auto_reply "
+	"AND created_at > now() - interval '10 minutes'), "
+	"EXISTS (SELECT 1 FROM phone_numbers WHERE organization_id = $1 AND "
+	"e164 = $2)", 2 };
+
+enum db_err
+store_loop_check(const char *org, const char *num, int *recent, int *own)
+{
+	struct db_res	 res;
+	const char	*p[2] = { org, num };
+	enum db_err	 e;
+
+	*recent = 0;
+	*own = 0;
+	if ((e = db_exec(&st_loop, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		*recent = atoi(db_get(&res, 0, 0));
+		*own = strcmp(db_get(&res, 0, 1), "t") == 0;
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/* An organization's reply rules for a channel, oldest first. */
+static const struct db_stmt st_rules = { "store_rules",
+	"SELECT array_to_string(keywords, ','), reply FROM reply_rules "
+	"WHERE organization_id = $1 AND channel = $2 ORDER BY id", 2 };
+
+enum db_err
+store_rules(const char *org, const char *channel, struct db_res *res)
+{
+	const char	*p[2] = { org, channel };
+
+	return db_exec(&st_rules, p, res);
+}

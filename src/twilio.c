@@ -1,0 +1,1051 @@
+/*
+ * twilio.c: the Twilio provider (DESIGN sections 3-8): verification of
+ * every request, its class, its organization, its idempotency key, the
+ * records derived from it and the TwiML it is answered with.
+ *
+ * Every class runs the same steps in twilio_run(); a class adds only its
+ * key, the number its owner is found by, and what it derives and
+ * answers.  The one-URL route (/webhooks/twilio) finds the class from
+ * the fields of the request.
+ *
+ * The first answer to an event is stored with it: a redelivery gets the
+ * very same TwiML, even if the hour or the settings have changed since.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "extern.h"
+
+enum tw_class {
+	TW_VOICE_INCOMING = 0,
+	TW_VOICE_STATUS,
+	TW_VOICE_GATHER,
+	TW_VOICE_PARTIAL,
+	TW_RECORDING,
+	TW_TRANSCRIPTION,
+	TW_SMS_INCOMING,
+	TW_SMS_STATUS,
+	TW__MAX
+};
+
+/* One Twilio request as the class handlers see it. */
+struct tw {
+	struct req	*r;
+	struct resp	*p;
+	enum tw_class	 cls;
+	char		*key;		/* idempotency key */
+	char		*org_id;	/* NULL: unrouted */
+	struct org	 org;
+	long long	 event;		/* events.id */
+	char		*base;		/* for callback URLs */
+};
+
+typedef int	(*tw_fn)(struct tw *);
+
+static int	 tw_voice_incoming(struct tw *);
+static int	 tw_voice_status(struct tw *);
+static int	 tw_voice_gather(struct tw *);
+static int	 tw_voice_partial(struct tw *);
+static int	 tw_recording(struct tw *);
+static int	 tw_transcription(struct tw *);
+static int	 tw_sms_incoming(struct tw *);
+static int	 tw_sms_status(struct tw *);
+
+static const struct {
+	const char	*type;		/* events.event_type */
+	const char	*required;	/* a field it cannot do without */
+	int		 twiml;		/* answers TwiML, else 204 */
+	tw_fn		 fn;
+} tw_classes[TW__MAX] = {
+	{ "voice_incoming", "CallSid", 1, tw_voice_incoming },
+	{ "voice_status", "CallSid", 0, tw_voice_status },
+	{ "voice_gather", "CallSid", 1, tw_voice_gather },
+	{ "voice_partial", "CallSid", 0, tw_voice_partial },
+	{ "recording", "RecordingSid", 0, tw_recording },
+	{ "transcription", "CallSid", 0, tw_transcription },
+	{ "sms_incoming", "MessageSid", 1, tw_sms_incoming },
+	{ "sms_status", "MessageSid", 0, tw_sms_status },
+};
+
+/* A parameter: form field, or top-level JSON string (compat senders). */
+static const char *
+tw_get(const struct tw *t, const char *name)
+{
+	const char	*v;
+	const cJSON	*j;
+
+	if ((v = kv_get(&t->r->form, name)) != NULL)
+		return v;
+	if (t->r->json != NULL &&
+	    (j = cJSON_GetObjectItemCaseSensitive(t->r->json, name)) != NULL &&
+	    cJSON_IsString(j))
+		return j->valuestring;
+	return NULL;
+}
+
+static const char *
+tw_get_nonempty(const struct tw *t, const char *name)
+{
+	const char	*v = tw_get(t, name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* A number in E.164 when it is one, else as Twilio sent it. */
+static char *
+tw_number(const struct tw *t, const char *name)
+{
+	const char	*v = tw_get_nonempty(t, name);
+	char		 e[32];
+
+	if (v == NULL)
+		return NULL;
+	if (phone_e164(v, e, sizeof(e)) == 0)
+		return xstrdup(e);
+	return xstrdup(v);
+}
+
+static const char *
+tw_direction(const struct tw *t, const char *dflt)
+{
+	const char	*d = tw_get(t, "Direction");
+
+	if (d == NULL)
+		return dflt;
+	if (strcmp(d, "inbound") == 0)
+		return "inbound";
+	if (strncmp(d, "outbound", 8) == 0)
+		return "outbound";
+	return dflt;
+}
+
+/*
+ * Verification (DESIGN section 5): the shared secret, else the signature
+ * under any configured or stored token, over every URL Twilio may have
+ * signed.  Fails closed.
+ */
+static const struct db_stmt st_tokens = { "twilio_tokens",
+	"SELECT secret_sealed FROM provider_accounts WHERE provider = "
+	"'twilio' AND account_id = $1", 1 };
+
+enum verdict
+twilio_verify(struct req *r, const char **why)
+{
+	const char	*sig, *secret, *account, *sha;
+	const struct kvlist *form;
+	struct db_res	 res;
+	char		 hex[65], *token;
+	const char	*p[1];
+	int		 i, ntokens = 0, ok = 0;
+
+	*why = NULL;
+	secret = req_header(r, "X-Twilio-Webhook-Secret");
+	if (secret == NULL)
+		secret = req_header(r, "X-Webhook-Secret");
+	if (secret != NULL && conf.twilio.webhook_secret != NULL &&
+	    crypto_streq(secret, conf.twilio.webhook_secret))
+		return VERIFY_OK;
+	if (conf.twilio.insecure_allow_unsigned)
+		return VERIFY_OK;
+	if ((sig = req_header(r, "X-Twilio-Signature")) == NULL) {
+		*why = secret != NULL ? "bad webhook secret" :
+		    "missing X-Twilio-Signature";
+		return VERIFY_DENY;
+	}
+	if (conf.public_url == NULL) {
+		*why = "no Twilio verification configured";
+		return VERIFY_DENY;
+	}
+	form = r->body_kind == BODY_FORM ? &r->form : NULL;
+	if (r->body_kind == BODY_JSON) {
+		/* the bodySHA256 variant: the URL is signed, it names the body */
+		if ((sha = kv_get(&r->qs, "bodySHA256")) == NULL) {
+			*why = "JSON body without bodySHA256";
+			return VERIFY_DENY;
+		}
+		twiliosig_sha256_hex(r->body, r->bodylen, hex);
+		if (!crypto_streq(hex, sha)) {
+			*why = "bodySHA256 does not match the body";
+			return VERIFY_DENY;
+		}
+	}
+	if (conf.twilio.auth_token != NULL) {
+		ntokens++;
+		ok |= twiliosig_check(conf.twilio.auth_token, conf.public_url,
+		    r->request_uri, form, sig);
+	}
+	if (!ok && conf.twilio.auth_token_previous != NULL) {
+		ntokens++;
+		ok |= twiliosig_check(conf.twilio.auth_token_previous,
+		    conf.public_url, r->request_uri, form, sig);
+	}
+	/* tokens stored per account by "telehookctl secret set" */
+	account = form != NULL ? kv_get(form, "AccountSid") : NULL;
+	if (!ok && account != NULL && crypto_have_key) {
+		p[0] = account;
+		if (db_exec(&st_tokens, p, &res) == DB_OK) {
+			for (i = 0; i < res.nrows && !ok; i++) {
+				token = crypto_open(crypto_key,
+				    db_get(&res, i, 0));
+				if (token == NULL) {
+					log_warnx("twilio: a stored token for %s "
+					    "does not open with secret_key_file",
+					    log_esc(account));
+					continue;
+				}
+				ntokens++;
+				ok |= twiliosig_check(token, conf.public_url,
+				    r->request_uri, form, sig);
+				explicit_bzero(token, strlen(token));
+				free(token);
+			}
+			db_res_free(&res);
+		} else
+			log_warnx("twilio: stored tokens unavailable: %s",
+			    db_errmsg());
+	}
+	if (ok)
+		return VERIFY_OK;
+	*why = ntokens == 0 ? "no Twilio verification configured" :
+	    "bad X-Twilio-Signature";
+	return VERIFY_DENY;
+}
+
+/*
+ * The class of a request to the one URL, from its fields (the same
+ * fields Twilio's own callbacks carry).  TW__MAX when none fits.
+ */
+static enum tw_class
+tw_classify(const struct tw *t)
+{
+	const char	*ms, *cs, *step;
+
+	if (tw_get(t, "RecordingSid") != NULL &&
+	    tw_get(t, "RecordingStatus") != NULL)
+		return TW_RECORDING;
+	if (tw_get(t, "TranscriptionSid") != NULL ||
+	    tw_get(t, "TranscriptionText") != NULL)
+		return TW_TRANSCRIPTION;
+	if (tw_get(t, "MessageSid") != NULL || tw_get(t, "SmsSid") != NULL) {
+		ms = tw_get(t, "MessageStatus");
+		if (ms == NULL)
+			ms = tw_get(t, "SmsStatus");
+		if (ms != NULL && strcmp(ms, "received") != 0 &&
+		    strcmp(ms, "receiving") != 0)
+			return TW_SMS_STATUS;
+		return TW_SMS_INCOMING;
+	}
+	/* compat senders: an SMS as JSON with From/To/Body, no sid */
+	if (tw_get(t, "CallSid") == NULL && tw_get(t, "Body") != NULL &&
+	    tw_get(t, "From") != NULL)
+		return tw_get(t, "SmsStatus") == NULL &&
+		    strcmp(tw_direction(t, "inbound"), "outbound") == 0 ?
+		    TW_SMS_STATUS : TW_SMS_INCOMING;
+	if (tw_get(t, "CallSid") == NULL)
+		return TW__MAX;
+	if (tw_get(t, "UnstableSpeechResult") != NULL)
+		return TW_VOICE_PARTIAL;
+	step = kv_get(&t->r->qs, "step");
+	if (tw_get(t, "SpeechResult") != NULL || tw_get(t, "Digits") != NULL ||
+	    tw_get(t, "DialCallStatus") != NULL || step != NULL)
+		return TW_VOICE_GATHER;
+	if (tw_get(t, "CallbackSource") != NULL ||
+	    tw_get(t, "SequenceNumber") != NULL)
+		return TW_VOICE_STATUS;
+	cs = tw_get(t, "CallStatus");
+	if (cs != NULL && store_call_rank(cs) == 5)
+		return TW_VOICE_STATUS;
+	return TW_VOICE_INCOMING;
+}
+
+/* A short digest of the body, for events without a natural key. */
+static void
+tw_body_digest(const struct tw *t, char *out)
+{
+	char	 hex[65];
+
+	twiliosig_sha256_hex(t->r->body ? t->r->body : "", t->r->bodylen,
+	    hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+}
+
+/* The idempotency key of DESIGN section 6 for the request's class. */
+static char *
+tw_key(const struct tw *t)
+{
+	const char	*sid, *a, *b;
+	char		*k, d[17];
+
+	switch (t->cls) {
+	case TW_VOICE_INCOMING:
+	case TW_VOICE_STATUS:
+		a = tw_get(t, "CallStatus");
+		b = tw_get(t, "SequenceNumber");
+		xasprintf(&k, "%s:%s:%s", tw_get(t, "CallSid"),
+		    a ? a : "", b ? b : "");
+		return k;
+	case TW_VOICE_GATHER:
+	case TW_VOICE_PARTIAL:
+		tw_body_digest(t, d);
+		a = kv_get(&t->r->qs, "step");
+		xasprintf(&k, "%s:%s:%s:%s", tw_get(t, "CallSid"),
+		    t->cls == TW_VOICE_GATHER ? "gather" : "partial",
+		    a ? a : "", d);
+		return k;
+	case TW_RECORDING:
+		a = tw_get(t, "RecordingStatus");
+		xasprintf(&k, "%s:%s", tw_get(t, "RecordingSid"), a ? a : "");
+		return k;
+	case TW_TRANSCRIPTION:
+		sid = tw_get(t, "TranscriptionSid");
+		a = tw_get(t, "TranscriptionStatus");
+		if (sid != NULL)
+			xasprintf(&k, "%s:%s", sid, a ? a : "");
+		else {
+			tw_body_digest(t, d);
+			xasprintf(&k, "%s:transcription:%s",
+			    tw_get(t, "CallSid"), d);
+		}
+		return k;
+	case TW_SMS_INCOMING:
+	case TW_SMS_STATUS:
+		sid = tw_get(t, "MessageSid");
+		if (sid == NULL)
+			sid = tw_get(t, "SmsSid");
+		a = tw_get(t, "MessageStatus");
+		if (a == NULL)
+			a = tw_get(t, "SmsStatus");
+		if (a == NULL)
+			a = t->cls == TW_SMS_INCOMING ? "received" : "";
+		if (sid != NULL)
+			xasprintf(&k, "%s:%s", sid, a);
+		else {
+			tw_body_digest(t, d);
+			xasprintf(&k, "sms:%s", d);
+		}
+		return k;
+	case TW__MAX:
+		break;
+	}
+	return NULL;
+}
+
+/* Whose event is this: DESIGN section 4. */
+static enum db_err
+tw_route(struct tw *t)
+{
+	struct route_query	 q;
+	int			 outbound;
+
+	memset(&q, 0, sizeof(q));
+	q.provider = "twilio";
+	q.explicit_id = req_param(t->r, "organization_id");
+	if (q.explicit_id == NULL)
+		q.explicit_id = req_param(t->r, "OrgId");
+	outbound = strcmp(tw_direction(t, t->cls == TW_SMS_STATUS ?
+	    "outbound" : "inbound"), "outbound") == 0;
+	switch (t->cls) {
+	case TW_RECORDING:
+	case TW_TRANSCRIPTION:
+	case TW_VOICE_GATHER:
+	case TW_VOICE_PARTIAL:
+		break;	/* about a call we know: its owner */
+	default:
+		q.number = tw_get(t, outbound ? "From" : "To");
+		break;
+	}
+	q.call_id = tw_get(t, "CallSid");
+	q.message_id = tw_get(t, "MessageSid");
+	q.account = tw_get(t, "AccountSid");
+	return store_route(&q, &t->org_id);
+}
+
+/* A callback URL for TwiML: public_url and path, or just the path. */
+static char *
+tw_url(const struct tw *t, const char *path)
+{
+	char	*u;
+
+	xasprintf(&u, "%s%s", t->base, path);
+	return u;
+}
+
+/* Voicemail: a prompt, then <Record> with both callbacks. */
+static void
+tw_twiml_voicemail(struct tw *t)
+{
+	char	*action, *rec, *tr;
+
+	action = tw_url(t, "/webhooks/twilio/voice/gather?step=recorded");
+	rec = tw_url(t, "/webhooks/twilio/recording/status?kind=voicemail");
+	tr = tw_url(t, "/webhooks/twilio/transcription");
+	twiml_leaf(&t->p->twiml, "Say", "Please leave a message after the "
+	    "tone.", NULL);
+	twiml_leaf(&t->p->twiml, "Record", NULL, "action", action,
+	    "maxLength", "120", "playBeep", "true",
+	    "recordingStatusCallback", rec,
+	    "recordingStatusCallbackEvent", "completed",
+	    "transcribe", "true", "transcribeCallback", tr, NULL);
+	free(action);
+	free(rec);
+	free(tr);
+}
+
+/* The speech <Gather> of the knowledge-base flow, turn n. */
+static void
+tw_twiml_ask(struct tw *t, int turn, const char *prompt)
+{
+	char	*action, *partial, path[96];
+
+	snprintf(path, sizeof(path),
+	    "/webhooks/twilio/voice/gather?step=ask&turn=%d", turn);
+	action = tw_url(t, path);
+	partial = tw_url(t, "/webhooks/twilio/voice/partial");
+	twiml_open(&t->p->twiml, "Gather", "input", "speech", "action", action,
+	    "method", "POST", "speechTimeout", "auto", "timeout", "5",
+	    "partialResultCallback", partial, NULL);
+	twiml_leaf(&t->p->twiml, "Say", prompt, NULL);
+	twiml_close(&t->p->twiml);
+	free(action);
+	free(partial);
+}
+
+/* Hand the caller to a person, or to voicemail when there is none. */
+static void
+tw_twiml_transfer(struct tw *t)
+{
+	char	*action;
+
+	if (t->org.forward_to == NULL) {
+		tw_twiml_voicemail(t);
+		return;
+	}
+	action = tw_url(t, "/webhooks/twilio/voice/gather?step=dial");
+	twiml_open(&t->p->twiml, "Dial", "timeout", "20", "action", action,
+	    NULL);
+	twiml_leaf(&t->p->twiml, "Number", t->org.forward_to, NULL);
+	twiml_close(&t->p->twiml);
+	free(action);
+}
+
+/* Has the organization a knowledge base (voice rules)? */
+static enum db_err
+tw_has_kb(struct tw *t, int *yes)
+{
+	struct db_res	 res;
+	enum db_err	 e;
+
+	*yes = 0;
+	if ((e = store_rules(t->org.id, "voice", &res)) != DB_OK)
+		return e;
+	*yes = res.nrows > 0;
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/*
+ * An incoming call (DESIGN section 8): blocked callers are rejected;
+ * others hear the greeting, then during business hours are forwarded
+ * (voicemail when nobody answers), and after hours get voicemail or the
+ * organization's automated agent, the speech flow over its knowledge
+ * base.
+ */
+static int
+tw_voice_incoming(struct tw *t)
+{
+	struct call_in	 c;
+	struct call_out	 co;
+	char		*from, *to, *greeting = NULL;
+	int		 blocked = 0, kb = 0, open;
+	enum db_err	 e;
+
+	from = tw_number(t, "From");
+	to = tw_number(t, "To");
+	memset(&c, 0, sizeof(c));
+	c.provider = "twilio";
+	c.call_id = tw_get(t, "CallSid");
+	c.org = t->org_id;
+	c.direction = tw_direction(t, "inbound");
+	c.from = from;
+	c.to = to;
+	c.status = tw_get(t, "CallStatus");
+	if (c.status == NULL)
+		c.status = "ringing";
+	if ((e = store_call(&c, &co)) != DB_OK)
+		goto dberr;
+	if (t->org_id != NULL &&
+	    ((e = store_activity(t->org_id, "inbound_call", "Inbound call "
+	    "received", co.id, 0, t->event)) != DB_OK ||
+	    (e = store_notify_inbound_call(t->org_id, t->event, from, to,
+	    NULL)) != DB_OK ||
+	    (e = store_is_blocked(t->org_id, from, &blocked)) != DB_OK ||
+	    (e = tw_has_kb(t, &kb)) != DB_OK)) {
+		store_call_out_free(&co);
+		goto dberr;
+	}
+	store_call_out_free(&co);
+	if (t->org.id == NULL) {
+		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. We "
+		    "cannot take your call right now. Please try again later.",
+		    NULL);
+		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		goto done;
+	}
+	if (blocked) {
+		twiml_leaf(&t->p->twiml, "Reject", NULL, "reason", "rejected",
+		    NULL);
+		goto done;
+	}
+	if (t->org.greeting != NULL)
+		greeting = xstrdup(t->org.greeting);
+	else
+		xasprintf(&greeting, "Thank you for calling %s.", t->org.name);
+	twiml_leaf(&t->p->twiml, "Say", greeting, NULL);
+	open = store_org_open(&t->org);
+	if (open && t->org.forward_to != NULL)
+		tw_twiml_transfer(t);
+	else if (open && kb)
+		tw_twiml_ask(t, 1, "How can I help you today?");
+	else if (!open && t->org.after_hours != NULL &&
+	    strcmp(t->org.after_hours, "agent") == 0) {
+		twiml_leaf(&t->p->twiml, "Say", "Our office is closed right "
+		    "now, but I can answer some questions.", NULL);
+		tw_twiml_ask(t, 1, "How can I help you?");
+		tw_twiml_voicemail(t);
+	} else {
+		if (!open)
+			twiml_leaf(&t->p->twiml, "Say", "Our office is closed "
+			    "right now.", NULL);
+		tw_twiml_voicemail(t);
+	}
+done:
+	free(greeting);
+	free(from);
+	free(to);
+	return 0;
+dberr:
+	free(from);
+	free(to);
+	return -1;
+}
+
+/*
+ * The <Gather> and <Dial>/<Record> actions of the flows above, told
+ * apart by the step in their URL.
+ */
+static int
+tw_voice_gather(struct tw *t)
+{
+	const char	*step = kv_get(&t->r->qs, "step"), *dial, *said;
+	const char	*turns, *errstr;
+	char		*answer = NULL;
+	int		 turn;
+
+	if (t->org.id == NULL) {
+		twiml_leaf(&t->p->twiml, "Say", "Goodbye.", NULL);
+		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		return 0;
+	}
+	if (step != NULL && strcmp(step, "recorded") == 0) {
+		twiml_leaf(&t->p->twiml, "Say", "Thank you for your message. "
+		    "Goodbye.", NULL);
+		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		return 0;
+	}
+	if (step != NULL && strcmp(step, "dial") == 0) {
+		dial = tw_get(t, "DialCallStatus");
+		if (dial != NULL && (strcmp(dial, "completed") == 0 ||
+		    strcmp(dial, "answered") == 0))
+			twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		else {
+			twiml_leaf(&t->p->twiml, "Say", "Sorry, nobody is "
+			    "available to take your call.", NULL);
+			tw_twiml_voicemail(t);
+		}
+		return 0;
+	}
+	turns = kv_get(&t->r->qs, "turn");
+	turn = turns != NULL ? (int)util_strtonum(turns, 1, 10, &errstr) : 1;
+	if (turns != NULL && errstr != NULL)
+		turn = 10;
+	said = tw_get_nonempty(t, "SpeechResult");
+	if (said == NULL)
+		said = tw_get_nonempty(t, "Digits");
+	if (said != NULL && reply_find(&t->org, "voice", said, NULL,
+	    &answer) != DB_OK)
+		return -1;
+	if (answer == NULL) {
+		twiml_leaf(&t->p->twiml, "Say", "Let me connect you with "
+		    "someone who can help.", NULL);
+		tw_twiml_transfer(t);
+		return 0;
+	}
+	twiml_leaf(&t->p->twiml, "Say", answer, NULL);
+	free(answer);
+	if (turn < 3)
+		tw_twiml_ask(t, turn + 1, "Is there anything else I can help "
+		    "you with?");
+	else {
+		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. "
+		    "Goodbye.", NULL);
+		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+	}
+	return 0;
+}
+
+/* Partial speech results: kept as events, nothing derived. */
+static int
+tw_voice_partial(struct tw *t)
+{
+	(void)t;
+	return 0;
+}
+
+/*
+ * A call status callback: the call advances (never backwards), and a
+ * step to in-progress or to an end is logged once.
+ */
+static int
+tw_voice_status(struct tw *t)
+{
+	struct call_in	 c;
+	struct call_out	 co;
+	char		*from, *to, *summary = NULL;
+	const char	*type = NULL, *errstr;
+	enum db_err	 e;
+	int		 inbound;
+
+	from = tw_number(t, "From");
+	to = tw_number(t, "To");
+	memset(&c, 0, sizeof(c));
+	c.provider = "twilio";
+	c.call_id = tw_get(t, "CallSid");
+	c.org = t->org_id;
+	c.direction = tw_direction(t, NULL);
+	c.from = from;
+	c.to = to;
+	c.status = tw_get(t, "CallStatus");
+	c.duration = tw_get_nonempty(t, "CallDuration");
+	c.recording_url = tw_get_nonempty(t, "RecordingUrl");
+	if (c.duration != NULL) {
+		(void)util_strtonum(c.duration, 0, 7 * 86400, &errstr);
+		if (errstr != NULL)
+			c.duration = NULL;	/* not a number: not kept */
+	}
+	e = store_call(&c, &co);
+	free(from);
+	free(to);
+	if (e != DB_OK)
+		return -1;
+	inbound = co.direction == NULL || strcmp(co.direction, "inbound") == 0;
+	if (co.rank > co.old_rank && co.rank == 4 && !inbound) {
+		type = "call_started";
+		summary = xstrdup("Call started");
+	} else if (co.rank > co.old_rank && co.rank == 5) {
+		if (strcmp(co.status, "completed") == 0) {
+			type = "call_ended";
+			summary = xstrdup("Call completed");
+		} else if (inbound) {
+			type = "call_missed";
+			xasprintf(&summary, "Missed call from %s (%s)",
+			    co.from ? co.from : "unknown", co.status);
+		} else {
+			type = "call_ended";
+			xasprintf(&summary, "Call not connected (%s)",
+			    co.status);
+		}
+	}
+	e = DB_OK;
+	if (type != NULL)
+		e = store_activity(co.org, type, summary, co.id, 0, t->event);
+	free(summary);
+	store_call_out_free(&co);
+	return e == DB_OK ? 0 : -1;
+}
+
+/* A recording: its URL goes to the call; a finished one is logged. */
+static int
+tw_recording(struct tw *t)
+{
+	struct call_in	 c;
+	struct call_out	 co;
+	const char	*status = tw_get(t, "RecordingStatus"), *dur, *kind;
+	char		*summary;
+	enum db_err	 e = DB_OK;
+	int		 done = status != NULL && strcmp(status, "completed") == 0;
+
+	if (tw_get(t, "CallSid") == NULL)
+		return 0;	/* a conference recording: the event is kept */
+	memset(&c, 0, sizeof(c));
+	c.provider = "twilio";
+	c.call_id = tw_get(t, "CallSid");
+	c.org = t->org_id;
+	c.recording_url = done ? tw_get_nonempty(t, "RecordingUrl") : NULL;
+	if (store_call(&c, &co) != DB_OK)
+		return -1;
+	if (done) {
+		dur = tw_get(t, "RecordingDuration");
+		kind = kv_get(&t->r->qs, "kind");
+		if (kind != NULL && strcmp(kind, "voicemail") == 0) {
+			xasprintf(&summary, "Voicemail from %s (%s s)",
+			    co.from ? co.from : "unknown", dur ? dur : "?");
+			e = store_activity(co.org, "voicemail", summary,
+			    co.id, 0, t->event);
+		} else {
+			xasprintf(&summary, "Recording ready (%s s)",
+			    dur ? dur : "?");
+			e = store_activity(co.org, "recording_ready", summary,
+			    co.id, 0, t->event);
+		}
+		free(summary);
+	}
+	store_call_out_free(&co);
+	return e == DB_OK ? 0 : -1;
+}
+
+/* A transcription: its text goes to the call. */
+static int
+tw_transcription(struct tw *t)
+{
+	struct call_in	 c;
+	struct call_out	 co;
+	const char	*status = tw_get(t, "TranscriptionStatus");
+
+	memset(&c, 0, sizeof(c));
+	c.provider = "twilio";
+	c.call_id = tw_get(t, "CallSid");
+	c.org = t->org_id;
+	if (status == NULL || strcmp(status, "completed") == 0)
+		c.transcript = tw_get_nonempty(t, "TranscriptionText");
+	if (store_call(&c, &co) != DB_OK)
+		return -1;
+	store_call_out_free(&co);
+	return 0;
+}
+
+/* MediaUrl0..N as a JSON array. */
+static char *
+tw_media(const struct tw *t)
+{
+	cJSON		*a = cJSON_CreateArray(), *m;
+	char		 k[32], *s;
+	const char	*u, *ct;
+	int		 i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "MediaUrl%d", i);
+		if ((u = tw_get(t, k)) == NULL)
+			break;
+		snprintf(k, sizeof(k), "MediaContentType%d", i);
+		ct = tw_get(t, k);
+		m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "url", u);
+		cJSON_AddItemToObject(m, "content_type", ct ?
+		    cJSON_CreateString(ct) : cJSON_CreateNull());
+		cJSON_AddItemToArray(a, m);
+	}
+	s = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	return s;
+}
+
+/*
+ * An incoming SMS: stored and logged, then answered: opt-out keywords
+ * first, then the organization's auto-reply, unless the sender opted
+ * out, is blocked, is one of our own numbers, or has had REPLY_LOOP_MAX
+ * auto-replies in ten minutes (the loop guard).
+ */
+static int
+tw_sms_incoming(struct tw *t)
+{
+	struct msg_in	 m;
+	struct msg_out	 mo;
+	char		*from, *to, *media, *summary, *reply = NULL, *cb;
+	const char	*body = tw_get(t, "Body"), *sid;
+	int		 out = 0, blocked = 0, recent = 0, own = 0, rc = -1;
+	enum reply_opt	 opt;
+
+	from = tw_number(t, "From");
+	to = tw_number(t, "To");
+	media = tw_media(t);
+	sid = tw_get(t, "MessageSid");
+	memset(&m, 0, sizeof(m));
+	m.provider = "twilio";
+	m.message_id = sid != NULL ? sid : t->key;
+	m.org = t->org_id;
+	m.direction = "inbound";
+	m.from = from;
+	m.to = to;
+	m.body = body;
+	m.num_media = tw_get(t, "NumMedia");
+	if (m.num_media != NULL && strspn(m.num_media, "0123456789") !=
+	    strlen(m.num_media))
+		m.num_media = NULL;
+	m.media = media;
+	m.status = "received";
+	memset(&mo, 0, sizeof(mo));
+	if (store_message(&m, &mo) != DB_OK)
+		goto fail;
+	xasprintf(&summary, "SMS from %s", from ? from : "unknown");
+	if (store_activity(t->org_id, "sms_reply", summary, 0, mo.id,
+	    t->event) != DB_OK) {
+		free(summary);
+		goto fail;
+	}
+	free(summary);
+	if (t->org.id == NULL || from == NULL)
+		goto answered;
+	switch ((opt = reply_opt_keyword(body))) {
+	case REPLY_OPT_STOP:
+		/* Twilio and the carriers confirm STOP themselves. */
+		if (store_set_opt_out(t->org.id, from, 1) != DB_OK)
+			goto fail;
+		goto answered;
+	case REPLY_OPT_START:
+		if (store_set_opt_out(t->org.id, from, 0) != DB_OK)
+			goto fail;
+		xasprintf(&reply, "You will receive messages from %s again. "
+		    "Reply STOP to unsubscribe.", t->org.name);
+		break;
+	case REPLY_OPT_HELP:
+		xasprintf(&reply, "%s: for help, call %s. Reply STOP to "
+		    "unsubscribe.", t->org.name, t->org.forward_to ?
+		    t->org.forward_to : (to ? to : "our office"));
+		break;
+	case REPLY_OPT_NONE:
+		if (store_is_opted_out(t->org.id, from, &out) != DB_OK ||
+		    store_is_blocked(t->org.id, from, &blocked) != DB_OK ||
+		    store_loop_check(t->org.id, from, &recent, &own) != DB_OK)
+			goto fail;
+		if (out || blocked || own)
+			goto answered;
+		if (recent >= REPLY_LOOP_MAX) {
+			log_notice("twilio: no auto-reply to %s: %d in ten "
+			    "minutes (loop guard)", log_esc(from), recent);
+			goto answered;
+		}
+		if (reply_find(&t->org, "sms", body, to, &reply) != DB_OK)
+			goto fail;
+		break;
+	}
+	if (reply != NULL) {
+		cb = tw_url(t, "/webhooks/twilio/sms/status");
+		twiml_leaf(&t->p->twiml, "Message", reply, "statusCallback", cb,
+		    NULL);
+		free(cb);
+		if (store_message_replied(mo.id) != DB_OK)
+			goto fail;
+	}
+answered:
+	rc = 0;
+fail:
+	free(reply);
+	free(mo.org);
+	free(from);
+	free(to);
+	cJSON_free(media);
+	return rc;
+}
+
+/* A message status callback: the message advances; "sent" is logged. */
+static int
+tw_sms_status(struct tw *t)
+{
+	struct msg_in	 m;
+	struct msg_out	 mo;
+	char		*from, *to, *summary;
+	const char	*st;
+	enum db_err	 e = DB_OK;
+
+	st = tw_get(t, "MessageStatus");
+	if (st == NULL)
+		st = tw_get(t, "SmsStatus");
+	from = tw_number(t, "From");
+	to = tw_number(t, "To");
+	memset(&m, 0, sizeof(m));
+	m.provider = "twilio";
+	m.message_id = tw_get(t, "MessageSid") ? tw_get(t, "MessageSid") :
+	    t->key;
+	m.org = t->org_id;
+	m.direction = "outbound";
+	m.from = from;
+	m.to = to;
+	m.body = tw_get(t, "Body");
+	m.status = st != NULL ? st : "sent";
+	if (store_message(&m, &mo) != DB_OK) {
+		free(from);
+		free(to);
+		return -1;
+	}
+	/* The first time the message is known to have left us. */
+	if (mo.old_rank < 4 && mo.rank >= 4 && st != NULL &&
+	    (strcmp(m.status, "sent") == 0 ||
+	    strcmp(m.status, "delivered") == 0 ||
+	    strcmp(m.status, "read") == 0)) {
+		xasprintf(&summary, "SMS sent to %s", to ? to : "unknown");
+		e = store_activity(mo.org ? mo.org : t->org_id, "sms_sent",
+		    summary, 0, mo.id, t->event);
+		free(summary);
+	} else if (st == NULL && mo.old_rank < 0) {
+		/* a compat sender's outbound SMS with no status at all */
+		xasprintf(&summary, "SMS sent to %s", to ? to : "unknown");
+		e = store_activity(mo.org ? mo.org : t->org_id, "sms_sent",
+		    summary, 0, mo.id, t->event);
+		free(summary);
+	}
+	free(mo.org);
+	free(from);
+	free(to);
+	return e == DB_OK ? 0 : -1;
+}
+
+/*
+ * The steps every class shares: required field, key, organization, the
+ * event (or the redelivery's first answer), the class's work, and the
+ * answer kept with the event.
+ */
+static int
+twilio_run(struct req *r, struct resp *p, enum tw_class cls)
+{
+	struct tw	 t;
+	struct event_in	 ev;
+	char		*prior = NULL;
+	int		 rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.p = p;
+	t.cls = cls;
+	if (cls == TW__MAX) {
+		resp_error(p, 400, "not a Twilio webhook this URL takes");
+		return 0;
+	}
+	if (!tw_classes[cls].twiml)
+		p->kind = RESP_EMPTY;
+	if (tw_get_nonempty(&t, tw_classes[cls].required) == NULL &&
+	    !(cls == TW_SMS_INCOMING || cls == TW_SMS_STATUS)) {
+		resp_error(p, 400, "missing %s", tw_classes[cls].required);
+		return 0;
+	}
+	t.base = xstrdup(conf.public_url != NULL ? conf.public_url : "");
+	t.key = tw_key(&t);
+	if (tw_route(&t) != DB_OK)
+		goto done;
+	memset(&ev, 0, sizeof(ev));
+	ev.provider = "twilio";
+	ev.type = tw_classes[cls].type;
+	ev.key = t.key;
+	ev.org = t.org_id;
+	if (store_event(r, &ev, &t.event, &prior) != DB_OK)
+		goto done;
+	if (t.event == 0) {
+		/* a redelivery: the same answer, nothing else */
+		log_debug("twilio: redelivery of %s", log_esc(t.key));
+		if (tw_classes[cls].twiml && prior != NULL)
+			twiml_set(&p->twiml, prior);
+		rc = 0;
+		goto done;
+	}
+	if (t.org_id != NULL && store_org_load(t.org_id, &t.org) != DB_OK)
+		goto done;
+	if (tw_classes[cls].fn(&t) == -1)
+		goto done;
+	if (tw_classes[cls].twiml) {
+		if (twiml_finish(&p->twiml) == -1) {
+			resp_error(p, 500, "could not build TwiML");
+			goto done;
+		}
+		if (store_event_answer(t.event, buf_cstr(&p->twiml.b)) !=
+		    DB_OK)
+			goto done;
+	}
+	rc = 0;
+done:
+	if (rc == -1 && p->error == NULL)
+		log_warnx("twilio: %s: %s", log_esc(t.key), db_errmsg());
+	free(prior);
+	free(t.key);
+	free(t.org_id);
+	free(t.base);
+	store_org_free(&t.org);
+	return rc;
+}
+
+int
+twilio_voice_incoming(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_VOICE_INCOMING);
+}
+
+int
+twilio_voice_status(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_VOICE_STATUS);
+}
+
+int
+twilio_voice_gather(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_VOICE_GATHER);
+}
+
+int
+twilio_voice_partial(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_VOICE_PARTIAL);
+}
+
+int
+twilio_recording(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_RECORDING);
+}
+
+int
+twilio_transcription(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_TRANSCRIPTION);
+}
+
+int
+twilio_sms_incoming(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_SMS_INCOMING);
+}
+
+int
+twilio_sms_status(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, TW_SMS_STATUS);
+}
+
+/* The one URL: the class comes from the fields. */
+int
+twilio_any(struct req *r, struct resp *p)
+{
+	struct tw	 t;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	return twilio_run(r, p, tw_classify(&t));
+}
+
+/*
+ * /api/twilio/speech-timing-test (compat): the server's own timing of
+ * the request, for latency checks from the Twilio side.
+ */
+int
+twilio_timing(struct req *r, struct resp *p)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "route", "speech-timing-test");
+	cJSON_AddNumberToObject(o, "elapsed_us",
+	    (double)(now_us() - r->start_us));
+	cJSON_AddNumberToObject(o, "body_bytes", (double)r->bodylen);
+	resp_set_json(p, 200, o);
+	return 0;
+}
