@@ -116,7 +116,9 @@ CREATE INDEX events_received ON events (received_at);
 CREATE INDEX events_unrouted ON events (received_at DESC) WHERE organization_id IS NULL;
 
 -- Calls: one row per provider call across all of its events.  status
--- only moves forward: status_rank orders the states (DESIGN 6).
+-- only moves forward: status_rank orders the states (DESIGN 6).  An
+-- upsert sets prev_rank to the rank it found, so it can tell, atomically,
+-- whether it moved the call forward.
 CREATE TABLE calls (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	organization_id		uuid REFERENCES organizations ON DELETE SET NULL,
@@ -129,6 +131,7 @@ CREATE TABLE calls (
 				    ('queued', 'initiated', 'ringing', 'in-progress',
 				     'completed', 'busy', 'failed', 'no-answer', 'canceled')),
 	status_rank		smallint NOT NULL DEFAULT 0,
+	prev_rank		smallint NOT NULL DEFAULT -1,	-- before the last update
 	started_at		timestamptz NOT NULL DEFAULT now(),
 	answered_at		timestamptz,
 	ended_at		timestamptz,
@@ -169,6 +172,7 @@ CREATE TABLE messages (
 	media		jsonb NOT NULL DEFAULT '[]',
 	status		text,
 	status_rank	smallint NOT NULL DEFAULT 0,
+	prev_rank	smallint NOT NULL DEFAULT -1,	-- before the last update
 	status_history	jsonb NOT NULL DEFAULT '[]',
 	auto_reply	boolean NOT NULL DEFAULT false,	-- we sent it
 	created_at	timestamptz NOT NULL DEFAULT now(),

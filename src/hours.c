@@ -5,6 +5,7 @@
  *	mon-fri 09:00-17:00; sat 10:00-14:00
  *	mon,wed 08:00-12:00,13:00-18:00; sun closed
  *	24/7
+ *	closed
  *
  * Clauses are separated by ';'.  A clause is a day list (days and day
  * ranges separated by ',', ranges may wrap: fri-mon) and then spans
@@ -184,6 +185,8 @@ hours_parse(const char *s, struct hours *h, const char **errstr)
 		}
 		return 0;
 	}
+	if (strcmp(p, "closed") == 0)
+		return 0;	/* what hours_format() writes for no hours */
 	if (*p == '\0') {
 		*errstr = "empty hours";
 		return -1;

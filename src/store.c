@@ -359,6 +359,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 	db_res_free(&res);
 	if (*id != 0)
 		return DB_OK;
+	p[1] = ev->key;
 	if ((e = db_exec(&st_event_prior, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1 && db_get(&res, 0, 1) != NULL)
@@ -379,13 +380,11 @@ store_event_answer(long long id, const char *answer)
 }
 
 /*
- * Calls: insert or advance.  The CTE reads the rank before the upsert
- * (the statement's snapshot), so the caller knows whether this event
- * moved the call forward.
+ * Calls: insert or advance.  The update keeps the rank it found in
+ * prev_rank, read from the row it locked, so the caller learns whether
+ * this very event moved the call forward, even when two events race.
  */
 static const struct db_stmt st_call = { "store_call",
-	"WITH old AS (SELECT status_rank FROM calls WHERE provider = $2 AND "
-	"call_id = $3 FOR UPDATE), up AS ("
 	"INSERT INTO calls AS c (organization_id, provider, call_id, "
 	"direction, from_number, to_number, status, status_rank, duration_s, "
 	"recording_url, transcript, answered_at, ended_at) "
@@ -394,6 +393,7 @@ static const struct db_stmt st_call = { "store_call",
 	"CASE WHEN $8::smallint >= 4 THEN now() END, "
 	"CASE WHEN $8::smallint >= 5 THEN now() END) "
 	"ON CONFLICT (provider, call_id) DO UPDATE SET "
+	"prev_rank = c.status_rank, "
 	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
 	"direction = coalesce(c.direction, excluded.direction), "
 	"from_number = coalesce(c.from_number, excluded.from_number), "
@@ -408,8 +408,7 @@ static const struct db_stmt st_call = { "store_call",
 	"transcript = coalesce(excluded.transcript, c.transcript), "
 	"updated_at = now() "
 	"RETURNING id, organization_id, status, status_rank, direction, "
-	"from_number, to_number) "
-	"SELECT up.*, (SELECT status_rank FROM old) FROM up", 11 };
+	"from_number, to_number, prev_rank", 11 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
@@ -442,8 +441,7 @@ store_call(const struct call_in *in, struct call_out *out)
 		out->direction = dup_or_null(db_get(&res, 0, 4));
 		out->from = dup_or_null(db_get(&res, 0, 5));
 		out->to = dup_or_null(db_get(&res, 0, 6));
-		out->old_rank = db_get(&res, 0, 7) != NULL ?
-		    atoi(db_get(&res, 0, 7)) : -1;
+		out->old_rank = atoi(db_get(&res, 0, 7));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -460,18 +458,17 @@ store_call_out_free(struct call_out *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Messages: insert or advance, with the status history. */
+/* Messages: insert or advance, with the status history (as calls). */
 static const struct db_stmt st_message = { "store_message",
-	"WITH old AS (SELECT status_rank FROM messages WHERE provider = $2 "
-	"AND message_id = $3 FOR UPDATE), up AS ("
 	"INSERT INTO messages AS m (organization_id, provider, message_id, "
 	"direction, from_number, to_number, body, num_media, media, status, "
 	"status_rank, status_history) "
 	"VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::int, 0), "
-	"coalesce($9::jsonb, '[]'), $10, coalesce($11::smallint, 0), "
-	"CASE WHEN $10 IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
-	"jsonb_build_object('status', $10, 'at', th_iso(now()))) END) "
+	"coalesce($9::jsonb, '[]'), $10::text, coalesce($11::smallint, 0), "
+	"CASE WHEN $10::text IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
+	"jsonb_build_object('status', $10::text, 'at', th_iso(now()))) END) "
 	"ON CONFLICT (provider, message_id) DO UPDATE SET "
+	"prev_rank = m.status_rank, "
 	"organization_id = coalesce(m.organization_id, excluded.organization_id), "
 	"from_number = coalesce(m.from_number, excluded.from_number), "
 	"to_number = coalesce(m.to_number, excluded.to_number), "
@@ -481,8 +478,7 @@ static const struct db_stmt st_message = { "store_message",
 	"status_rank = greatest(m.status_rank, excluded.status_rank), "
 	"status_history = m.status_history || excluded.status_history, "
 	"updated_at = now() "
-	"RETURNING id, organization_id, status, status_rank) "
-	"SELECT up.*, (SELECT status_rank FROM old) FROM up", 11 };
+	"RETURNING id, organization_id, status, status_rank, prev_rank", 11 };
 
 enum db_err
 store_message(const struct msg_in *in, struct msg_out *out)
@@ -512,8 +508,7 @@ store_message(const struct msg_in *in, struct msg_out *out)
 		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
 		out->org = dup_or_null(db_get(&res, 0, 1));
 		out->rank = atoi(db_get(&res, 0, 3));
-		out->old_rank = db_get(&res, 0, 4) != NULL ?
-		    atoi(db_get(&res, 0, 4)) : -1;
+		out->old_rank = atoi(db_get(&res, 0, 4));
 	}
 	db_res_free(&res);
 	return DB_OK;

@@ -93,6 +93,9 @@ START_TEST(test_hours_forms)
 	ck_assert_int_eq(hours_parse("sat-sun closed", &h, &err), 0);
 	hours_format(&h, &b);
 	ck_assert_str_eq(buf_cstr(&b), "closed");
+	/* the canonical text parses back to the same hours */
+	ck_assert_int_eq(hours_parse(buf_cstr(&b), &h, &err), 0);
+	ck_assert_int_eq(hours_open(&h, 3, 600), 0);
 	buf_free(&b);
 }
 END_TEST

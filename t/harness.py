@@ -85,8 +85,10 @@ class Response:
 class Stack:
     """One PostgreSQL, one worker pool, one nginx."""
 
-    def __init__(self, workers=2, extra_conf=None, max_body_bytes=None):
+    def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
+                 secret_key=False):
         self.workers = workers
+        self.secret_key = secret_key
         self.extra_conf = extra_conf or {}
         self.max_body_bytes = max_body_bytes
         self.procs = {}
@@ -240,6 +242,12 @@ class Stack:
         }
         if self.max_body_bytes:
             conf["server"]["max_body_bytes"] = str(self.max_body_bytes)
+        if self.secret_key:
+            key = self.path("secret.key")
+            with open(key, "wb") as f:
+                f.write(os.urandom(32))
+            os.chmod(key, 0o600)
+            conf["server"]["secret_key_file"] = key
         for section, keys in self.extra_conf.items():
             conf.setdefault(section, {}).update(keys)
         self.conf = self.path("telehook.conf")
