@@ -1,8 +1,9 @@
 /*
  * db.c: the one PostgreSQL connection of a process.  It is opened on
  * first use, reopened after it breaks, and every statement a worker runs
- * is a struct db_stmt of its module, prepared once per connection.  Results come
- * back copied into struct db_res, so no PGresult ever leaves this file.
+ * is a struct db_stmt of its module, prepared once per connection.
+ * Results come back copied into struct db_res, so no PGresult ever
+ * leaves this file.
  *
  * statement_timeout_ms bounds each statement on the server; the same
  * figure (at least libpq's 2 s minimum) bounds the connect.  After a

@@ -121,9 +121,9 @@ nomatch:
 }
 
 /*
- * The route of table t (n entries) for path and method.  NULL with *status 404 when no route
- * has the path, 405 when none takes the method (allow then lists those
- * that would, for the Allow header).
+ * The route of table t (n entries) for path and method.  NULL with
+ * *status 404 when no route has the path, 405 when none takes the
+ * method (allow then lists those that would, for the Allow header).
  */
 const struct route *
 dispatch_match(const struct route *t, size_t n, const char *path,

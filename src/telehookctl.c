@@ -325,21 +325,21 @@ org_resolve(const char *arg)
 	return id;
 }
 
+/* The rows sql ($1: the organization's id) returns, for ORG in argv. */
 static int
-is_uuid(const char *s)
+ctl_org_rows(int argc, char **argv, const char *what, const char *sql,
+    const char *const *cols)
 {
-	int	 i;
+	struct db_res	 res;
+	const char	*p[1];
+	char		*id;
 
-	if (strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return 1;
+	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	q(what, sql, 1, p, &res);
+	print_rows(what, &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
 }
 
 /* Is tz a time zone PostgreSQL knows? */
@@ -524,7 +524,7 @@ ctl_org_add(int argc, char **argv)
 	p[0] = argv[i];
 	if (p[0][0] == '\0' || strlen(p[0]) > 200)
 		die(EX_DATAERR_, "an organization name is 1 to 200 characters");
-	if (id != NULL && !is_uuid(id))
+	if (id != NULL && !store_is_uuid(id))
 		die(EX_DATAERR_, "--id %s is not a UUID", id);
 	if (!tz_valid(tz))
 		die(EX_DATAERR_, "unknown time zone %s", tz);
@@ -928,17 +928,10 @@ ctl_user_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "id", "email", "name",
 	    "created_at", NULL };
-	struct db_res	 res;
-	const char	*p[1];
-	char		*id;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
-	q("user list", "SELECT id, email, name, th_iso(created_at) FROM users "
-	    "WHERE organization_id = $1 ORDER BY lower(email)", 1, p, &res);
-	print_rows("users", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	return ctl_org_rows(argc, argv, "users", "SELECT id, email, name, "
+	    "th_iso(created_at) FROM users WHERE organization_id = $1 "
+	    "ORDER BY lower(email)", cols);
 }
 
 /* token create: the token is printed once and only its hash is stored. */
@@ -979,18 +972,11 @@ ctl_token_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "id", "name", "created_at",
 	    "last_used_at", "revoked_at", NULL };
-	struct db_res	 res;
-	const char	*p[1];
-	char		*id;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
-	q("token list", "SELECT id, name, th_iso(created_at), "
+	return ctl_org_rows(argc, argv, "tokens",
+	    "SELECT id, name, th_iso(created_at), "
 	    "th_iso(last_used_at), th_iso(revoked_at) FROM api_tokens "
-	    "WHERE organization_id = $1 ORDER BY created_at, id", 1, p, &res);
-	print_rows("tokens", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	    "WHERE organization_id = $1 ORDER BY created_at, id", cols);
 }
 
 static int
@@ -1001,7 +987,7 @@ ctl_token_revoke(int argc, char **argv)
 	cJSON		*o;
 
 	p[0] = argv[parse_opts(argc, argv, NULL)];
-	if (!is_uuid(p[0]))
+	if (!store_is_uuid(p[0]))
 		die(EX_DATAERR_, "%s is not a token id (see token list)", p[0]);
 	q("token revoke", "UPDATE api_tokens SET revoked_at = "
 	    "coalesce(revoked_at, now()) WHERE id = $1::uuid "
@@ -1099,18 +1085,11 @@ ctl_reply_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "id:n", "channel", "keywords",
 	    "text", NULL };
-	struct db_res	 res;
-	const char	*p[1];
-	char		*id;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
-	q("reply list", "SELECT id, channel, array_to_string(keywords, ','), "
+	return ctl_org_rows(argc, argv, "replies",
+	    "SELECT id, channel, array_to_string(keywords, ','), "
 	    "reply FROM reply_rules WHERE organization_id = $1 "
-	    "ORDER BY channel, id", 1, p, &res);
-	print_rows("replies", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	    "ORDER BY channel, id", cols);
 }
 
 static int
@@ -1283,17 +1262,10 @@ static int
 ctl_block_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "e164", "created_at", NULL };
-	struct db_res	 res;
-	const char	*p[1];
-	char		*id;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
-	q("block list", "SELECT e164, th_iso(created_at) FROM blocked_numbers "
-	    "WHERE organization_id = $1 ORDER BY e164", 1, p, &res);
-	print_rows("blocked", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	return ctl_org_rows(argc, argv, "blocked",
+	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
+	    "WHERE organization_id = $1 ORDER BY e164", cols);
 }
 
 static void

@@ -974,53 +974,21 @@ done:
 	return rc;
 }
 
-int
-twilio_voice_incoming(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_VOICE_INCOMING);
+/* The route table's handlers, one per class. */
+#define TW_HANDLER(fn, cls)						\
+int									\
+fn(struct req *r, struct resp *p)					\
+{									\
+	return twilio_run(r, p, cls);					\
 }
-
-int
-twilio_voice_status(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_VOICE_STATUS);
-}
-
-int
-twilio_voice_gather(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_VOICE_GATHER);
-}
-
-int
-twilio_voice_partial(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_VOICE_PARTIAL);
-}
-
-int
-twilio_recording(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_RECORDING);
-}
-
-int
-twilio_transcription(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_TRANSCRIPTION);
-}
-
-int
-twilio_sms_incoming(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_SMS_INCOMING);
-}
-
-int
-twilio_sms_status(struct req *r, struct resp *p)
-{
-	return twilio_run(r, p, TW_SMS_STATUS);
-}
+TW_HANDLER(twilio_voice_incoming, TW_VOICE_INCOMING)
+TW_HANDLER(twilio_voice_status, TW_VOICE_STATUS)
+TW_HANDLER(twilio_voice_gather, TW_VOICE_GATHER)
+TW_HANDLER(twilio_voice_partial, TW_VOICE_PARTIAL)
+TW_HANDLER(twilio_recording, TW_RECORDING)
+TW_HANDLER(twilio_transcription, TW_TRANSCRIPTION)
+TW_HANDLER(twilio_sms_incoming, TW_SMS_INCOMING)
+TW_HANDLER(twilio_sms_status, TW_SMS_STATUS)
 
 /* The one URL: the class comes from the fields. */
 int
