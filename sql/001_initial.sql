@@ -20,6 +20,13 @@ CREATE FUNCTION th_iso(timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
 
+-- "Now" for the records of one transaction: the time the request was
+-- received, which a spool drain sets (telehook.now) so replayed events
+-- keep their real time; otherwise now().
+CREATE FUNCTION th_now() RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(nullif(current_setting('telehook.now', true), '')::timestamptz, now()) $$;
+
 -- Organizations (the seeds' "clients"): the unit of tenancy.
 CREATE TABLE organizations (
 	id			uuid PRIMARY KEY DEFAULT gen_random_uuid(),

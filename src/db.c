@@ -31,6 +31,7 @@ static int		 db_nprepared;
 static char		 db_err[512];
 static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
+static enum db_err	 db_last;		/* the last failure's class */
 
 /* Remember where and how to connect; connecting happens on first use. */
 void
@@ -46,6 +47,19 @@ const char *
 db_errmsg(void)
 {
 	return db_err;
+}
+
+/* The class of the last failure, DB_OK if none since db_clear(). */
+enum db_err
+db_last_error(void)
+{
+	return db_last;
+}
+
+void
+db_clear(void)
+{
+	db_last = DB_OK;
 }
 
 /* Keep the first line of a libpq message, which may span several. */
@@ -214,8 +228,22 @@ db_copy(PGresult *res, struct db_res *out)
  * found broken outside a transaction is reopened and the statement tried
  * once more, so a database restart between requests costs nothing.
  */
+static enum db_err	db_run_stmt1(const struct db_stmt *, const char *, int,
+			    const char *const *, struct db_res *);
+
 static enum db_err
 db_run_stmt(const struct db_stmt *st, const char *sql, int n,
+    const char *const *params, struct db_res *out)
+{
+	enum db_err	 e;
+
+	if ((e = db_run_stmt1(st, sql, n, params, out)) != DB_OK)
+		db_last = e;
+	return e;
+}
+
+static enum db_err
+db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
     const char *const *params, struct db_res *out)
 {
 	PGresult	*res;

@@ -23,46 +23,38 @@
  * to the handler in req->args.
  */
 #define TW_BODY		(BODY_FORM | BODY_JSON)
-#define TW(path, name, fn, resp) \
-	{ path, METHOD_POST, TW_BODY, name, twilio_verify, fn, resp, ROUTE_TX }
+#define TW(path, name, resp) { path, METHOD_POST, TW_BODY, name, \
+	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
-	    verify_public, health_handle, RESP_JSON, 0 },
+	    verify_public, health_handle, RESP_JSON, 0, NULL },
 
 	/* Twilio (DESIGN section 3) */
 	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
-	    twilio_voice_incoming, RESP_TWIML),
-	TW("/webhooks/twilio/voice/status", "twilio_voice_status",
-	    twilio_voice_status, RESP_EMPTY),
-	TW("/webhooks/twilio/voice/gather", "twilio_voice_gather",
-	    twilio_voice_gather, RESP_TWIML),
+	    RESP_TWIML),
+	TW("/webhooks/twilio/voice/status", "twilio_voice_status", RESP_EMPTY),
+	TW("/webhooks/twilio/voice/gather", "twilio_voice_gather", RESP_TWIML),
 	TW("/webhooks/twilio/voice/partial", "twilio_voice_partial",
-	    twilio_voice_partial, RESP_EMPTY),
+	    RESP_EMPTY),
 	TW("/webhooks/twilio/recording/status", "twilio_recording",
-	    twilio_recording, RESP_EMPTY),
+	    RESP_EMPTY),
 	TW("/webhooks/twilio/transcription", "twilio_transcription",
-	    twilio_transcription, RESP_EMPTY),
-	TW("/webhooks/twilio/sms/incoming", "twilio_sms_incoming",
-	    twilio_sms_incoming, RESP_TWIML),
-	TW("/webhooks/twilio/sms/status", "twilio_sms_status",
-	    twilio_sms_status, RESP_EMPTY),
-	TW("/webhooks/twilio", "twilio", twilio_any, RESP_TWIML),
+	    RESP_EMPTY),
+	TW("/webhooks/twilio/sms/incoming", "twilio_sms_incoming", RESP_TWIML),
+	TW("/webhooks/twilio/sms/status", "twilio_sms_status", RESP_EMPTY),
+	TW("/webhooks/twilio", "twilio", RESP_TWIML),
 
 	/* Twilio paths of older deployments (nginx/compat.conf) */
-	TW("/api/webhooks/twilio", "twilio", twilio_any, RESP_TWIML),
-	TW("/functions/v1/twilio-webhook", "twilio", twilio_any, RESP_TWIML),
-	TW("/api/twilio/voice", "twilio_voice_incoming",
-	    twilio_voice_incoming, RESP_TWIML),
-	TW("/voice/incoming", "twilio_voice_incoming",
-	    twilio_voice_incoming, RESP_TWIML),
-	TW("/voice/julie/incoming", "twilio_voice_incoming",
-	    twilio_voice_incoming, RESP_TWIML),
-	TW("/api/twilio/handle-speech", "twilio_voice_gather",
-	    twilio_voice_gather, RESP_TWIML),
-	TW("/api/twilio/partial-speech", "twilio_voice_partial",
-	    twilio_voice_partial, RESP_EMPTY),
+	TW("/api/webhooks/twilio", "twilio", RESP_TWIML),
+	TW("/functions/v1/twilio-webhook", "twilio", RESP_TWIML),
+	TW("/api/twilio/voice", "twilio_voice_incoming", RESP_TWIML),
+	TW("/voice/incoming", "twilio_voice_incoming", RESP_TWIML),
+	TW("/voice/julie/incoming", "twilio_voice_incoming", RESP_TWIML),
+	TW("/api/twilio/handle-speech", "twilio_voice_gather", RESP_TWIML),
+	TW("/api/twilio/partial-speech", "twilio_voice_partial", RESP_EMPTY),
 	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
-	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0 },
+	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0,
+	    NULL },
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
@@ -187,6 +179,11 @@ dispatch_check_table(const struct route *t, size_t n, const char **errstr)
 			*errstr = "route without a handler or responder";
 			return -1;
 		}
+		if ((t[i].flags & ROUTE_TX) && t[i].fallback == NULL) {
+			*errstr = "a transactional route without a fallback "
+			    "for when the database is away";
+			return -1;
+		}
 		for (j = 0; j < i; j++)
 			if (strcmp(t[i].path, t[j].path) == 0 &&
 			    (t[i].methods & t[j].methods)) {
@@ -199,8 +196,49 @@ dispatch_check_table(const struct route *t, size_t n, const char **errstr)
 }
 
 /*
+ * The database is away: answer from the route's fallback and keep the
+ * request in the spool.  The answer goes out only once the file is on
+ * disk; if it cannot be written, the provider gets a 503 instead.
+ */
+static void
+dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
+    const char *why)
+{
+	struct buf	 body;
+	const char	*ctype, *errstr;
+	char		 allow[sizeof(p->allow)];
+
+	memcpy(allow, p->allow, sizeof(allow));
+	resp_free(p);
+	resp_init(p, rt->responder);
+	memcpy(p->allow, allow, sizeof(allow));
+	if (rt->fallback == NULL || rt->fallback(r, p) == -1) {
+		resp_free(p);
+		resp_init(p, RESP_JSON);
+		resp_error(p, 503, "database unavailable");
+		return;
+	}
+	buf_init(&body);
+	if (resp_body(p, &body, &ctype) >= 400 ||
+	    spool_write(conf.spool_dir, r, buf_cstr(&body), &errstr) == -1) {
+		if (p->error == NULL)
+			log_warnx("%s: database away (%s) and spool_dir %s "
+			    "refused the request: %s", rt->name, why,
+			    conf.spool_dir, errstr);
+		resp_free(p);
+		resp_init(p, RESP_JSON);
+		resp_error(p, 503, "database unavailable and the spool "
+		    "cannot take the request");
+	} else
+		log_notice("%s: spooled (%s)", rt->name, why);
+	buf_free(&body);
+}
+
+/*
  * Run the handler, inside a transaction when the route asks for one.
- * The answer is rendered only after the commit.
+ * The answer is rendered only after the commit.  When the database is
+ * unreachable or too slow (statement_timeout_ms), the request goes to
+ * the spool instead.
  */
 static void
 dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
@@ -208,26 +246,42 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 	enum db_err	 e;
 	int		 rc;
 
-	if ((rt->flags & ROUTE_TX) && (e = db_begin()) != DB_OK) {
+	if (!(rt->flags & ROUTE_TX)) {
+		if (rt->handle(r, p) == -1)
+			resp_error(p, 500, "internal error");
+		return;
+	}
+	db_clear();
+	if ((e = db_begin()) != DB_OK) {
+		if (DB_AWAY(e)) {
+			dispatch_spool(r, p, rt, db_errmsg());
+			return;
+		}
 		log_warnx("%s: begin: %s", rt->name, db_errmsg());
 		resp_error(p, 503, "database unavailable");
 		return;
 	}
 	rc = rt->handle(r, p);
-	if (!(rt->flags & ROUTE_TX)) {
-		if (rc == -1)
-			resp_error(p, 500, "internal error");
-		return;
-	}
 	if (rc == -1 || p->error != NULL) {
+		e = db_last_error();
 		db_rollback();
-		if (rc == -1)
+		if (rc == -1 && DB_AWAY(e))
+			dispatch_spool(r, p, rt, db_errmsg());
+		else if (rc == -1)
 			resp_error(p, 500, "internal error");
 		return;
 	}
 	if ((e = db_commit()) != DB_OK) {
-		log_warnx("%s: commit: %s", rt->name, db_errmsg());
-		resp_error(p, 503, "database unavailable");
+		/*
+		 * Whether a commit that lost its connection happened is
+		 * unknown: spooling is safe, the replay is idempotent.
+		 */
+		if (DB_AWAY(e))
+			dispatch_spool(r, p, rt, db_errmsg());
+		else {
+			log_warnx("%s: commit: %s", rt->name, db_errmsg());
+			resp_error(p, 503, "database unavailable");
+		}
 	}
 }
 
@@ -315,4 +369,115 @@ dispatch_request(FCGX_Request *fr)
 	buf_free(&out);
 	resp_free(&p);
 	req_free(&r);
+}
+
+/*
+ * Replay one spooled request through its route's handler, in one
+ * transaction whose th_now() is the time it was received.
+ */
+static const struct db_stmt st_replay_now = { "dispatch_replay_now",
+	"SELECT set_config('telehook.now', "
+	"to_timestamp($1::double precision / 1e6)::text, true)", 1 };
+
+int
+dispatch_replay(const struct spooled *s, const char **why)
+{
+	struct req		 r;
+	struct resp		 p;
+	struct replay		 rp;
+	const struct route	*rt;
+	const char		*errstr;
+	const char		*params[1];
+	char			 ts[24];
+	int			 status, rc = REPLAY_FAILED;
+	enum db_err		 e;
+
+	*why = NULL;
+	req_init(&r, s->envp);
+	resp_init(&p, RESP_JSON);
+	memset(&rp, 0, sizeof(rp));
+	rp.received_us = s->received_us;
+	rp.answer = s->answer;
+	r.replay = &rp;
+	r.received_us = s->received_us;
+	r.client_addr = xstrdup(s->client);
+	r.body = xmalloc(s->bodylen + 1);
+	memcpy(r.body, s->body, s->bodylen);
+	r.body[s->bodylen] = '\0';
+	r.bodylen = s->bodylen;
+	if (req_parse_uri(&r, &errstr) == -1) {
+		*why = errstr;
+		goto done;
+	}
+	rt = dispatch_match(routes, nroutes, r.path, r.method, &r, &status,
+	    NULL, 0);
+	if (rt == NULL || !(rt->flags & ROUTE_TX)) {
+		*why = "no route takes this request any more";
+		goto done;
+	}
+	r.route = rt;
+	resp_free(&p);
+	resp_init(&p, rt->responder);
+	if (req_parse_body(&r, &errstr) == -1) {
+		*why = errstr;
+		goto done;
+	}
+	db_clear();
+	if ((e = db_begin()) != DB_OK) {
+		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
+		*why = db_errmsg();
+		goto done;
+	}
+	snprintf(ts, sizeof(ts), "%lld", s->received_us);
+	params[0] = ts;
+	if (db_exec(&st_replay_now, params, NULL) != DB_OK ||
+	    rt->handle(&r, &p) == -1 || p.error != NULL) {
+		e = db_last_error();
+		db_rollback();
+		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
+		*why = p.error != NULL ? "the handler refused it" :
+		    db_errmsg();
+		goto done;
+	}
+	if ((e = db_commit()) != DB_OK) {
+		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
+		*why = db_errmsg();
+		goto done;
+	}
+	rc = rp.duplicate ? REPLAY_DUPLICATE : REPLAY_OK;
+done:
+	resp_free(&p);
+	req_free(&r);
+	return rc;
+}
+
+/*
+ * Between requests: keep the organization cache fresh and, once the
+ * database is back, drain a little of the spool.  At most one check a
+ * second, and a bounded batch, so a worker is soon back at accept.
+ */
+#define IDLE_EVERY_US	(1000 * 1000)
+#define IDLE_BATCH	50
+#define IDLE_BUDGET_US	(200 * 1000)
+
+void
+dispatch_idle(void)
+{
+	static long long	 last;
+	struct drain_stats	 st;
+	long long		 now = now_us();
+
+	if (now - last < IDLE_EVERY_US)
+		return;
+	last = now;
+	if (db_connect() != DB_OK)
+		return;
+	(void)cache_refresh(0);
+	if (spool_depth(conf.spool_dir) <= 0)
+		return;
+	if (spool_drain(conf.spool_dir, IDLE_BATCH, IDLE_BUDGET_US, &st) == 0 &&
+	    st.replayed + st.duplicates + st.quarantined > 0)
+		log_notice("spool: drained %d, %d already stored, %d "
+		    "quarantined, %d left", st.replayed, st.duplicates,
+		    st.quarantined, st.left);
 }

@@ -222,6 +222,12 @@ enum body_kind {
 };
 #define REQ_MAXARGS	4
 struct route;
+/* A request replayed from the spool. */
+struct replay {
+	long long	 received_us;
+	const char	*answer;	/* what the provider was answered */
+	int		 duplicate;	/* set by the handler: already stored */
+};
 struct req {
 	char		**envp;		/* borrowed from libfcgi */
 	const char	*method_str;
@@ -240,7 +246,9 @@ struct req {
 	char		*args[REQ_MAXARGS];	/* {} segments of the route */
 	int		 nargs;
 	const struct route *route;
-	long long	 start_us;
+	long long	 start_us;	/* monotonic, for latency */
+	long long	 received_us;	/* wall clock */
+	struct replay	*replay;	/* set when drained from the spool */
 };
 void		 req_init(struct req *, char **);
 void		 req_free(struct req *);
@@ -302,6 +310,7 @@ void		 resp_error(struct resp *, int, const char *, ...)
 		    PRINTFLIKE(3, 4);
 void		 resp_set_json(struct resp *, int, cJSON *);
 int		 resp_render(struct resp *, int, struct buf *);
+int		 resp_body(struct resp *, struct buf *, const char **);
 const char	*resp_status_text(int);
 
 /* dispatch.c: the route table, and one request from accept to answer. */
@@ -320,6 +329,8 @@ struct route {
 	int		(*handle)(struct req *, struct resp *);
 	enum responder	 responder;
 	unsigned int	 flags;
+	/* the answer while the database is away (ROUTE_TX routes) */
+	int		(*fallback)(struct req *, struct resp *);
 };
 /*
  * The handler runs inside one transaction that the dispatcher begins and
@@ -336,6 +347,15 @@ int		 dispatch_check_table(const struct route *, size_t,
 		    const char **);
 struct FCGX_Request;
 void		 dispatch_request(struct FCGX_Request *);
+enum replay_result {
+	REPLAY_OK = 0,
+	REPLAY_DUPLICATE,	/* the event was already stored */
+	REPLAY_AWAY,		/* the database is away: keep the file */
+	REPLAY_FAILED		/* can never succeed: quarantine it */
+};
+struct spooled;
+int		 dispatch_replay(const struct spooled *, const char **);
+void		 dispatch_idle(void);
 enum verdict	 verify_public(struct req *, const char **);
 
 /* twiliosig.c: X-Twilio-Signature as the SDKs compute it. */
@@ -373,6 +393,9 @@ enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
 const char	*db_errmsg(void);
+enum db_err	 db_last_error(void);
+void		 db_clear(void);
+#define DB_AWAY(e)	((e) == DB_ECONN || (e) == DB_ETIMEOUT)
 enum db_err	 db_exec(const struct db_stmt *, const char *const *,
 		    struct db_res *);
 enum db_err	 db_query(const char *, int, const char *const *,
@@ -385,20 +408,40 @@ const char	*db_get(const struct db_res *, int, int);
 void		 db_res_free(struct db_res *);
 
 /* spool.c: the fallback directory for when the database is down. */
+struct spooled {
+	long long	 received_us;
+	char		*client;
+	char		**envp;		/* NULL-terminated */
+	size_t		 nenv;
+	char		*answer;
+	char		*body;
+	size_t		 bodylen;
+};
+struct drain_stats {
+	int		 replayed;
+	int		 duplicates;	/* already stored: removed */
+	int		 quarantined;
+	int		 left;		/* still waiting */
+	int		 stopped;	/* the database went away */
+	int		 busy;		/* another process was draining */
+	int		 error;
+};
 long		 spool_depth(const char *);
 int		 spool_writable(const char *);
+int		 spool_write(const char *, const struct req *, const char *,
+		    const char **);
+int		 spool_parse(const char *, size_t, struct spooled *,
+		    const char **);
+void		 spooled_free(struct spooled *);
+int		 spool_drain(const char *, int, long long,
+		    struct drain_stats *);
+long		 spool_quarantined(const char *);
+long long	 spool_oldest(const char *);
 
 /* twilio.c: the Twilio routes. */
 enum verdict	 twilio_verify(struct req *, const char **);
-int		 twilio_voice_incoming(struct req *, struct resp *);
-int		 twilio_voice_status(struct req *, struct resp *);
-int		 twilio_voice_gather(struct req *, struct resp *);
-int		 twilio_voice_partial(struct req *, struct resp *);
-int		 twilio_recording(struct req *, struct resp *);
-int		 twilio_transcription(struct req *, struct resp *);
-int		 twilio_sms_incoming(struct req *, struct resp *);
-int		 twilio_sms_status(struct req *, struct resp *);
-int		 twilio_any(struct req *, struct resp *);
+int		 twilio_handle(struct req *, struct resp *);
+int		 twilio_fallback(struct req *, struct resp *);
 int		 twilio_timing(struct req *, struct resp *);
 
 /* health.c */
@@ -546,5 +589,10 @@ char		*reply_default_text(const char *, const struct org *,
 		    const char *);
 enum db_err	 reply_find(const struct org *, const char *, const char *,
 		    const char *, char **);
+
+/* cache.c: organizations remembered for when the database is away. */
+int		 cache_refresh(int);
+int		 cache_org(const char *, const char *, struct org *);
+long		 cache_size(void);
 
 #endif /* TELEHOOK_EXTERN_H */

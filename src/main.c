@@ -96,6 +96,8 @@ main(int argc, char *argv[])
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());
+	else
+		(void)cache_refresh(1);
 
 	/*
 	 * A stop signal waits until the request in hand is answered: it is
@@ -115,6 +117,7 @@ main(int argc, char *argv[])
 		sigprocmask(SIG_BLOCK, &hold, NULL);
 		dispatch_request(&fr);
 		FCGX_Finish_r(&fr);
+		dispatch_idle();
 	}
 	db_close();
 	conf_free(&conf);

@@ -114,8 +114,12 @@ req_body_kind(const char *ctype)
 void
 req_init(struct req *r, char **envp)
 {
+	struct timespec	 ts;
+
 	memset(r, 0, sizeof(*r));
 	r->start_us = now_us();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->received_us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	r->envp = envp;
 	r->method_str = req_env(r, "REQUEST_METHOD");
 	r->method = req_method_parse(r->method_str);

@@ -114,19 +114,18 @@ resp_error_body(const char *msg, struct buf *out)
 }
 
 /*
- * Render p as a CGI response (Status and Content-Type headers, blank
- * line, body) into out.  With head, the body is left off.  Returns the
- * status sent.
+ * The body of p into out and its content type into *ctype (NULL for
+ * none).  A builder that failed turns into a 500 error here.  Returns
+ * the status to send.
  */
 int
-resp_render(struct resp *p, int head, struct buf *out)
+resp_body(struct resp *p, struct buf *out, const char **ctype)
 {
-	struct buf	 body;
-	const char	*ctype = NULL;
-	char		*s;
-	int		 status = p->status;
+	char	*s;
+	int	 status = p->status;
 
-	buf_init(&body);
+	buf_reset(out);
+	*ctype = NULL;
 	if (p->error == NULL) {
 		switch (p->kind) {
 		case RESP_EMPTY:
@@ -137,8 +136,8 @@ resp_render(struct resp *p, int head, struct buf *out)
 				resp_error(p, 500, "could not build TwiML");
 				break;
 			}
-			buf_add(&body, p->twiml.b.data, p->twiml.b.len);
-			ctype = "text/xml; charset=utf-8";
+			buf_add(out, p->twiml.b.data, p->twiml.b.len);
+			*ctype = "text/xml; charset=utf-8";
 			break;
 		case RESP_JSON:
 			if (p->json == NULL ||
@@ -146,33 +145,48 @@ resp_render(struct resp *p, int head, struct buf *out)
 				resp_error(p, 500, "could not build JSON");
 				break;
 			}
-			buf_puts(&body, s);
-			buf_putc(&body, '\n');
+			buf_puts(out, s);
+			buf_putc(out, '\n');
 			cJSON_free(s);
-			ctype = "application/json";
+			*ctype = "application/json";
 			break;
 		case RESP_TEXT:
 			if (p->text.failed) {
 				resp_error(p, 500, "could not build text");
 				break;
 			}
-			buf_add(&body, p->text.data, p->text.len);
-			ctype = p->ctype;
+			buf_add(out, p->text.data, p->text.len);
+			*ctype = p->ctype;
 			break;
 		case RESP__MAX:
 			resp_error(p, 500, "no responder");
 			break;
 		}
-		if (body.failed)
+		if (out->failed)
 			resp_error(p, 500, "answer too large");
 	}
 	if (p->error != NULL) {
 		status = p->status ? p->status : 500;
-		resp_error_body(p->error, &body);
-		ctype = "application/json";
+		resp_error_body(p->error, out);
+		*ctype = "application/json";
 	}
-	if (status == 0)
-		status = 200;
+	return status == 0 ? 200 : status;
+}
+
+/*
+ * Render p as a CGI response (Status and Content-Type headers, blank
+ * line, body) into out.  With head, the body is left off.  Returns the
+ * status sent.
+ */
+int
+resp_render(struct resp *p, int head, struct buf *out)
+{
+	struct buf	 body;
+	const char	*ctype;
+	int		 status;
+
+	buf_init(&body);
+	status = resp_body(p, &body, &ctype);
 	buf_reset(out);
 	buf_printf(out, "Status: %d %s\r\n", status, resp_status_text(status));
 	if (status == 405 && p->allow[0] != '\0')

@@ -232,9 +232,10 @@ store_route(const struct route_query *q, char **org)
 static const struct db_stmt st_event_insert = { "store_event_insert",
 	"INSERT INTO events (provider, event_type, provider_key, "
 	"organization_id, route, client_addr, content_type, headers, body, "
-	"payload) VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8::jsonb, "
-	"decode($9, 'hex'), $10::jsonb) "
-	"ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id", 10 };
+	"payload, received_at, spooled_at) VALUES ($1, $2, $3, $4, $5, "
+	"$6::inet, $7, $8::jsonb, decode($9, 'hex'), $10::jsonb, th_now(), "
+	"CASE WHEN $11::bool THEN now() END) "
+	"ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id", 11 };
 static const struct db_stmt st_event_prior = { "store_event_prior",
 	"SELECT id, answer FROM events WHERE provider = $1 AND "
 	"provider_key = $2", 2 };
@@ -322,7 +323,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
     char **prior)
 {
 	struct db_res	 res;
-	const char	*p[10];
+	const char	*p[11];
 	char		*headers, *payload, *hex, *addr = NULL;
 	unsigned char	 probe[16];
 	enum db_err	 e;
@@ -348,6 +349,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 	p[7] = headers;
 	p[8] = hex;
 	p[9] = payload;
+	p[10] = r->replay != NULL ? "true" : "false";
 	e = db_exec(&st_event_insert, p, &res);
 	free(headers);
 	free(payload);
@@ -387,11 +389,11 @@ store_event_answer(long long id, const char *answer)
 static const struct db_stmt st_call = { "store_call",
 	"INSERT INTO calls AS c (organization_id, provider, call_id, "
 	"direction, from_number, to_number, status, status_rank, duration_s, "
-	"recording_url, transcript, answered_at, ended_at) "
+	"recording_url, transcript, started_at, answered_at, ended_at) "
 	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
-	"coalesce($8::smallint, 0), $9::int, $10, $11, "
-	"CASE WHEN $8::smallint >= 4 THEN now() END, "
-	"CASE WHEN $8::smallint >= 5 THEN now() END) "
+	"coalesce($8::smallint, 0), $9::int, $10, $11, th_now(), "
+	"CASE WHEN $8::smallint >= 4 THEN th_now() END, "
+	"CASE WHEN $8::smallint >= 5 THEN th_now() END) "
 	"ON CONFLICT (provider, call_id) DO UPDATE SET "
 	"prev_rank = c.status_rank, "
 	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
@@ -462,11 +464,12 @@ store_call_out_free(struct call_out *c)
 static const struct db_stmt st_message = { "store_message",
 	"INSERT INTO messages AS m (organization_id, provider, message_id, "
 	"direction, from_number, to_number, body, num_media, media, status, "
-	"status_rank, status_history) "
+	"status_rank, status_history, created_at) "
 	"VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::int, 0), "
 	"coalesce($9::jsonb, '[]'), $10::text, coalesce($11::smallint, 0), "
 	"CASE WHEN $10::text IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
-	"jsonb_build_object('status', $10::text, 'at', th_iso(now()))) END) "
+	"jsonb_build_object('status', $10::text, 'at', th_iso(th_now()))) END, "
+	"th_now()) "
 	"ON CONFLICT (provider, message_id) DO UPDATE SET "
 	"prev_rank = m.status_rank, "
 	"organization_id = coalesce(m.organization_id, excluded.organization_id), "
@@ -531,8 +534,8 @@ store_message_replied(long long id)
 /* Activity and notifications. */
 static const struct db_stmt st_activity = { "store_activity",
 	"INSERT INTO activity (organization_id, type, summary, call_id, "
-	"message_id, event_id) VALUES ($1, $2, $3, $4::bigint, $5::bigint, "
-	"$6::bigint)", 6 };
+	"message_id, event_id, occurred_at) VALUES ($1, $2, $3, $4::bigint, "
+	"$5::bigint, $6::bigint, th_now())", 6 };
 
 static const char *
 id_or_null(long long id, char *buf, size_t len)
@@ -564,8 +567,9 @@ store_activity(const char *org, const char *type, const char *summary,
 
 static const struct db_stmt st_notify = { "store_notify",
 	"INSERT INTO notifications (organization_id, user_id, event_id, type, "
-	"title, message, data) SELECT $1, u.id, $2::bigint, $3, $4, $5, "
-	"$6::jsonb FROM users u WHERE u.organization_id = $1", 6 };
+	"title, message, data, created_at) SELECT $1, u.id, $2::bigint, $3, "
+	"$4, $5, $6::jsonb, th_now() FROM users u "
+	"WHERE u.organization_id = $1", 6 };
 
 /* A notification for every user of org; data is JSON text. */
 enum db_err
@@ -669,7 +673,7 @@ store_set_opt_out(const char *org, const char *num, int out)
 static const struct db_stmt st_loop = { "store_loop",
 	"SELECT (SELECT count(*) FROM messages WHERE organization_id = $1 "
 	"AND from_number = $2 AND direction = 'inbound' AND auto_reply "
-	"AND created_at > now() - interval '10 minutes'), "
+	"AND created_at > th_now() - interval '10 minutes'), "
 	"EXISTS (SELECT 1 FROM phone_numbers WHERE organization_id = $1 AND "
 	"e164 = $2)", 2 };
 

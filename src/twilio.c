@@ -40,6 +40,7 @@ struct tw {
 	struct org	 org;
 	long long	 event;		/* events.id */
 	char		*base;		/* for callback URLs */
+	int		 away;		/* the database is away: no queries */
 };
 
 typedef int	(*tw_fn)(struct tw *);
@@ -474,6 +475,8 @@ tw_voice_incoming(struct tw *t)
 	c.status = tw_get(t, "CallStatus");
 	if (c.status == NULL)
 		c.status = "ringing";
+	if (t->away)
+		goto answer;	/* from cached settings; the spool keeps it */
 	if ((e = store_call(&c, &co)) != DB_OK)
 		goto dberr;
 	if (t->org_id != NULL &&
@@ -487,6 +490,7 @@ tw_voice_incoming(struct tw *t)
 		goto dberr;
 	}
 	store_call_out_free(&co);
+answer:
 	if (t->org.id == NULL) {
 		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. We "
 		    "cannot take your call right now. Please try again later.",
@@ -574,8 +578,8 @@ tw_voice_gather(struct tw *t)
 	said = tw_get_nonempty(t, "SpeechResult");
 	if (said == NULL)
 		said = tw_get_nonempty(t, "Digits");
-	if (said != NULL && reply_find(&t->org, "voice", said, NULL,
-	    &answer) != DB_OK)
+	if (said != NULL && !t->away && reply_find(&t->org, "voice", said,
+	    NULL, &answer) != DB_OK)
 		return -1;
 	if (answer == NULL) {
 		twiml_leaf(&t->p->twiml, "Say", "Let me connect you with "
@@ -944,6 +948,8 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 	if (t.event == 0) {
 		/* a redelivery: the same answer, nothing else */
 		log_debug("twilio: redelivery of %s", log_esc(t.key));
+		if (r->replay != NULL)
+			r->replay->duplicate = 1;
 		if (tw_classes[cls].twiml && prior != NULL)
 			twiml_set(&p->twiml, prior);
 		rc = 0;
@@ -958,8 +964,9 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 			resp_error(p, 500, "could not build TwiML");
 			goto done;
 		}
-		if (store_event_answer(t.event, buf_cstr(&p->twiml.b)) !=
-		    DB_OK)
+		/* a replay keeps what the provider was really answered */
+		if (store_event_answer(t.event, r->replay != NULL ?
+		    r->replay->answer : buf_cstr(&p->twiml.b)) != DB_OK)
 			goto done;
 	}
 	rc = 0;
@@ -974,31 +981,81 @@ done:
 	return rc;
 }
 
-/* The route table's handlers, one per class. */
-#define TW_HANDLER(fn, cls)						\
-int									\
-fn(struct req *r, struct resp *p)					\
-{									\
-	return twilio_run(r, p, cls);					\
-}
-TW_HANDLER(twilio_voice_incoming, TW_VOICE_INCOMING)
-TW_HANDLER(twilio_voice_status, TW_VOICE_STATUS)
-TW_HANDLER(twilio_voice_gather, TW_VOICE_GATHER)
-TW_HANDLER(twilio_voice_partial, TW_VOICE_PARTIAL)
-TW_HANDLER(twilio_recording, TW_RECORDING)
-TW_HANDLER(twilio_transcription, TW_TRANSCRIPTION)
-TW_HANDLER(twilio_sms_incoming, TW_SMS_INCOMING)
-TW_HANDLER(twilio_sms_status, TW_SMS_STATUS)
+/* The class of each route; "twilio" is the one URL. */
+static const struct {
+	const char	*route;
+	enum tw_class	 cls;
+} tw_routes[] = {
+	{ "twilio_voice_incoming", TW_VOICE_INCOMING },
+	{ "twilio_voice_status", TW_VOICE_STATUS },
+	{ "twilio_voice_gather", TW_VOICE_GATHER },
+	{ "twilio_voice_partial", TW_VOICE_PARTIAL },
+	{ "twilio_recording", TW_RECORDING },
+	{ "twilio_transcription", TW_TRANSCRIPTION },
+	{ "twilio_sms_incoming", TW_SMS_INCOMING },
+	{ "twilio_sms_status", TW_SMS_STATUS },
+};
 
-/* The one URL: the class comes from the fields. */
-int
-twilio_any(struct req *r, struct resp *p)
+static enum tw_class
+tw_class_of(struct req *r)
 {
 	struct tw	 t;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(tw_routes) / sizeof(tw_routes[0]); i++)
+		if (strcmp(r->route->name, tw_routes[i].route) == 0)
+			return tw_routes[i].cls;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	return tw_classify(&t);
+}
+
+int
+twilio_handle(struct req *r, struct resp *p)
+{
+	return twilio_run(r, p, tw_class_of(r));
+}
+
+/*
+ * The answer while the database is away: the same TwiML flows, from
+ * the worker's cached copy of the organization, with nothing that needs
+ * a query (no knowledge base, no auto-reply: opt-outs and the loop guard
+ * cannot be checked).  The request itself goes to the spool.
+ */
+int
+twilio_fallback(struct req *r, struct resp *p)
+{
+	struct tw	 t;
+	const char	*id;
+	int		 rc = 0;
 
 	memset(&t, 0, sizeof(t));
 	t.r = r;
-	return twilio_run(r, p, tw_classify(&t));
+	t.p = p;
+	t.away = 1;
+	t.cls = tw_class_of(r);
+	if (t.cls == TW__MAX)
+		return -1;
+	if (!tw_classes[t.cls].twiml) {
+		p->kind = RESP_EMPTY;
+		return 0;
+	}
+	if (t.cls == TW_SMS_INCOMING)
+		return 0;	/* an empty <Response/>: nothing is sent */
+	t.base = xstrdup(conf.public_url != NULL ? conf.public_url : "");
+	if ((id = req_param(r, "organization_id")) == NULL)
+		id = req_param(r, "OrgId");
+	if (id != NULL)
+		(void)cache_org(id, NULL, &t.org);
+	else
+		(void)cache_org(NULL, tw_get(&t, strcmp(tw_direction(&t,
+		    "inbound"), "outbound") == 0 ? "From" : "To"), &t.org);
+	t.org_id = t.org.id != NULL ? xstrdup(t.org.id) : NULL;
+	rc = tw_classes[t.cls].fn(&t);
+	free(t.org_id);
+	free(t.base);
+	store_org_free(&t.org);
+	return rc;
 }
 
 /*

@@ -19,15 +19,15 @@ h_ok(struct req *r, struct resp *p)
 
 static const struct route table[] = {
 	{ "/webhooks/twilio/sms/incoming", METHOD_POST, BODY_FORM, "sms",
-	    verify_public, h_ok, RESP_TWIML, ROUTE_TX },
+	    verify_public, h_ok, RESP_TWIML, ROUTE_TX, h_ok },
 	{ "/webhooks/voipms/sms/incoming", METHOD_GET | METHOD_POST,
 	    BODY_NONE | BODY_FORM | BODY_JSON, "voipms", verify_public, h_ok,
-	    RESP_TEXT, ROUTE_TX },
+	    RESP_TEXT, ROUTE_TX, h_ok },
 	{ "/api/v1/organizations/{}/dashboard", METHOD_GET | METHOD_HEAD,
-	    BODY_NONE, "dashboard", verify_public, h_ok, RESP_JSON, 0 },
+	    BODY_NONE, "dashboard", verify_public, h_ok, RESP_JSON, 0, NULL },
 	{ "/api/v1/organizations/{}/notifications/{}/read", METHOD_POST,
 	    BODY_NONE | BODY_JSON, "read", verify_public, h_ok, RESP_JSON,
-	    ROUTE_TX },
+	    ROUTE_TX, h_ok },
 };
 #define NTABLE	(sizeof(table) / sizeof(table[0]))
 
@@ -139,6 +139,11 @@ START_TEST(test_table_checks)
 	memcpy(t, table, sizeof(t));
 	t[0].path = "relative";
 	ck_assert_int_eq(dispatch_check_table(t, 2, &err), -1);
+	memcpy(t, table, sizeof(t));
+	t[0].fallback = NULL;
+	ck_assert_int_eq(dispatch_check_table(t, 2, &err), -1);
+	ck_assert_str_eq(err, "a transactional route without a fallback "
+	    "for when the database is away");
 }
 END_TEST
 

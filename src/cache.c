@@ -1,0 +1,208 @@
+/*
+ * cache.c: what a worker remembers of the organizations, so it can still
+ * answer a caller sensibly while PostgreSQL is away: each organization's
+ * settings and the numbers it owns, read again every cache_ttl_s while
+ * the database answers.  When a refresh fails the last good copy stays.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "extern.h"
+
+struct cache_number {
+	char		*e164;
+	size_t		 org;		/* index into cache_orgs */
+};
+
+static struct org		*cache_orgs;
+static size_t			 cache_norgs;
+static struct cache_number	*cache_nums;
+static size_t			 cache_nnums;
+static long long		 cache_loaded_us = -1;
+
+static const struct db_stmt st_cache_orgs = { "cache_orgs",
+	"SELECT id, name, timezone, greeting, forward_to, hours, after_hours, "
+	"retell_agent_id FROM organizations", 0 };
+static const struct db_stmt st_cache_numbers = { "cache_numbers",
+	"SELECT e164, organization_id FROM phone_numbers", 0 };
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void
+cache_clear(struct org *orgs, size_t norgs, struct cache_number *nums,
+    size_t nnums)
+{
+	size_t	 i;
+
+	for (i = 0; i < norgs; i++)
+		store_org_free(&orgs[i]);
+	free(orgs);
+	for (i = 0; i < nnums; i++)
+		free(nums[i].e164);
+	free(nums);
+}
+
+static int
+cache_cmp_org(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct org *)elem)->id);
+}
+
+static int
+cache_cmp_num(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct cache_number *)elem)->e164);
+}
+
+/* Sorted here, with strcmp, whatever the database's collation. */
+static int
+cache_sort_org(const void *a, const void *b)
+{
+	return strcmp(((const struct org *)a)->id, ((const struct org *)b)->id);
+}
+
+static int
+cache_sort_num(const void *a, const void *b)
+{
+	return strcmp(((const struct cache_number *)a)->e164,
+	    ((const struct cache_number *)b)->e164);
+}
+
+/*
+ * Read the organizations again if the copy is older than cache_ttl_s (or
+ * force).  Returns 0 when the copy is fresh.
+ */
+int
+cache_refresh(int force)
+{
+	struct db_res		 ro, rn;
+	struct org		*orgs;
+	struct cache_number	*nums;
+	struct org		*o;
+	const char		*errstr;
+	size_t			 i, n = 0;
+	long long		 now = now_us();
+
+	if (!force && cache_loaded_us >= 0 &&
+	    now - cache_loaded_us < conf.cache_ttl_s * 1000000LL)
+		return 0;
+	if (db_exec(&st_cache_orgs, NULL, &ro) != DB_OK)
+		return -1;
+	if (db_exec(&st_cache_numbers, NULL, &rn) != DB_OK) {
+		db_res_free(&ro);
+		return -1;
+	}
+	orgs = xcalloc((size_t)ro.nrows + 1, sizeof(*orgs));
+	for (i = 0; i < (size_t)ro.nrows; i++) {
+		o = &orgs[i];
+		o->id = xstrdup(db_get(&ro, (int)i, 0));
+		o->name = dup_or_null(db_get(&ro, (int)i, 1));
+		o->timezone = dup_or_null(db_get(&ro, (int)i, 2));
+		o->greeting = dup_or_null(db_get(&ro, (int)i, 3));
+		o->forward_to = dup_or_null(db_get(&ro, (int)i, 4));
+		o->after_hours = dup_or_null(db_get(&ro, (int)i, 6));
+		o->retell_agent_id = dup_or_null(db_get(&ro, (int)i, 7));
+		if (db_get(&ro, (int)i, 5) != NULL && hours_parse(db_get(&ro,
+		    (int)i, 5), &o->hours, &errstr) == 0)
+			o->has_hours = 1;
+	}
+	qsort(orgs, (size_t)ro.nrows, sizeof(*orgs), cache_sort_org);
+	nums = xcalloc((size_t)rn.nrows + 1, sizeof(*nums));
+	for (i = 0; i < (size_t)rn.nrows; i++) {
+		o = bsearch(db_get(&rn, (int)i, 1), orgs, (size_t)ro.nrows,
+		    sizeof(*orgs), cache_cmp_org);
+		if (o == NULL)
+			continue;	/* added between the two reads */
+		nums[n].e164 = xstrdup(db_get(&rn, (int)i, 0));
+		nums[n].org = (size_t)(o - orgs);
+		n++;
+	}
+	qsort(nums, n, sizeof(*nums), cache_sort_num);
+	cache_clear(cache_orgs, cache_norgs, cache_nums, cache_nnums);
+	cache_orgs = orgs;
+	cache_norgs = (size_t)ro.nrows;
+	cache_nums = nums;
+	cache_nnums = n;
+	cache_loaded_us = now;
+	db_res_free(&ro);
+	db_res_free(&rn);
+	return 0;
+}
+
+/* Now, in time zone tz: day of the week (0 = Sunday), minute of day. */
+static void
+cache_local_now(const char *tz, int *wday, int *minute)
+{
+	char		*saved = getenv("TZ") ? xstrdup(getenv("TZ")) : NULL;
+	time_t		 t = time(NULL);
+	struct tm	 tm;
+
+	/* Workers are single-threaded: switching TZ is safe here. */
+	setenv("TZ", tz != NULL ? tz : "UTC", 1);
+	tzset();
+	localtime_r(&t, &tm);
+	if (saved != NULL) {
+		setenv("TZ", saved, 1);
+		free(saved);
+	} else
+		unsetenv("TZ");
+	tzset();
+	*wday = tm.tm_wday;
+	*minute = tm.tm_hour * 60 + tm.tm_min;
+}
+
+/* Copy cached organization i into o, with the local time of now. */
+static void
+cache_copy(size_t i, struct org *o)
+{
+	const struct org	*c = &cache_orgs[i];
+
+	memset(o, 0, sizeof(*o));
+	o->id = xstrdup(c->id);
+	o->name = dup_or_null(c->name);
+	o->timezone = dup_or_null(c->timezone);
+	o->greeting = dup_or_null(c->greeting);
+	o->forward_to = dup_or_null(c->forward_to);
+	o->after_hours = dup_or_null(c->after_hours);
+	o->retell_agent_id = dup_or_null(c->retell_agent_id);
+	o->hours = c->hours;
+	o->has_hours = c->has_hours;
+	cache_local_now(o->timezone, &o->wday, &o->minute);
+}
+
+/*
+ * The cached organization with id, or owning number, into o (which the
+ * caller frees with store_org_free).  -1 when the cache knows none.
+ */
+int
+cache_org(const char *id, const char *number, struct org *o)
+{
+	const struct org		*c = NULL;
+	const struct cache_number	*n;
+	char				 e164[32];
+
+	memset(o, 0, sizeof(*o));
+	if (id != NULL)
+		c = bsearch(id, cache_orgs, cache_norgs, sizeof(*cache_orgs),
+		    cache_cmp_org);
+	else if (number != NULL && phone_e164(number, e164,
+	    sizeof(e164)) == 0 && (n = bsearch(e164, cache_nums, cache_nnums,
+	    sizeof(*cache_nums), cache_cmp_num)) != NULL)
+		c = &cache_orgs[n->org];
+	if (c == NULL)
+		return -1;
+	cache_copy((size_t)(c - cache_orgs), o);
+	return 0;
+}
+
+/* How many organizations the cache holds; -1 before the first load. */
+long
+cache_size(void)
+{
+	return cache_loaded_us < 0 ? -1 : (long)cache_norgs;
+}
