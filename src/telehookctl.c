@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "extern.h"
@@ -54,6 +55,8 @@ static int	 ctl_secret_list(int, char **);
 static int	 ctl_block_add(int, char **);
 static int	 ctl_block_list(int, char **);
 static int	 ctl_block_remove(int, char **);
+static int	 ctl_spool_status(int, char **);
+static int	 ctl_spool_drain(int, char **);
 
 /* Two-word commands before one-word ones with the same first word. */
 static const struct ctl_cmd ctl_cmds[] = {
@@ -86,6 +89,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "block add", 2, 2, 1, "block add ORG E164", ctl_block_add },
 	{ "block list", 1, 1, 1, "block list ORG", ctl_block_list },
 	{ "block remove", 2, 2, 1, "block remove ORG E164", ctl_block_remove },
+	{ "spool status", 0, 0, 0, "spool status", ctl_spool_status },
+	{ "spool drain", 0, 0, 1, "spool drain", ctl_spool_drain },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 
@@ -1266,6 +1271,92 @@ ctl_block_list(int argc, char **argv)
 	return ctl_org_rows(argc, argv, "blocked",
 	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
 	    "WHERE organization_id = $1 ORDER BY e164", cols);
+}
+
+/* An ISO 8601 UTC time for microseconds since the epoch. */
+static void
+iso_time(long long us, char *out, size_t len)
+{
+	time_t		 t = (time_t)(us / 1000000);
+	struct tm	 tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* spool status: what waits, since when, and what was set aside. */
+static int
+ctl_spool_status(int argc, char **argv)
+{
+	long		 depth, quarantined;
+	long long	 oldest;
+	int		 writable;
+	char		 when[32];
+	cJSON		*o;
+
+	(void)parse_opts(argc, argv, NULL);
+	depth = spool_depth(conf.spool_dir);
+	quarantined = spool_quarantined(conf.spool_dir);
+	oldest = spool_oldest(conf.spool_dir);
+	writable = spool_writable(conf.spool_dir);
+	if (depth < 0)
+		die(EX_NOINPUT_, "%s: cannot read the spool directory",
+		    conf.spool_dir);
+	if (oldest > 0)
+		iso_time(oldest, when, sizeof(when));
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "spool_dir", conf.spool_dir);
+		cJSON_AddBoolToObject(o, "writable", writable);
+		cJSON_AddNumberToObject(o, "depth", (double)depth);
+		cJSON_AddItemToObject(o, "oldest", oldest > 0 ?
+		    cJSON_CreateString(when) : cJSON_CreateNull());
+		cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
+		json_print(o);
+	} else {
+		printf("spool_dir: %s%s\n", conf.spool_dir, writable ? "" :
+		    " (not writable)");
+		printf("waiting: %ld%s%s\n", depth, oldest > 0 ?
+		    ", oldest received " : "", oldest > 0 ? when : "");
+		printf("quarantined: %ld\n", quarantined);
+	}
+	return 0;
+}
+
+/*
+ * spool drain: replay everything waiting, exactly once; a file is
+ * removed only after its transaction commits.
+ */
+static int
+ctl_spool_drain(int argc, char **argv)
+{
+	struct drain_stats	 st;
+	cJSON			*o;
+
+	(void)parse_opts(argc, argv, NULL);
+	log_setlevel(LOG_LEVEL_WARNING);	/* say what is quarantined */
+	if (spool_drain(conf.spool_dir, 0, 0, &st) == -1) {
+		if (st.busy)
+			die(EX_TEMPFAIL_, "another process is draining %s",
+			    conf.spool_dir);
+		die(EX_CANTCREAT_, "%s: cannot lock the spool directory",
+		    conf.spool_dir);
+	}
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "replayed", st.replayed);
+		cJSON_AddNumberToObject(o, "already_stored", st.duplicates);
+		cJSON_AddNumberToObject(o, "quarantined", st.quarantined);
+		cJSON_AddNumberToObject(o, "left", st.left);
+		json_print(o);
+	} else
+		printf("replayed %d, already stored %d, quarantined %d, "
+		    "left %d\n", st.replayed, st.duplicates, st.quarantined,
+		    st.left);
+	if (st.stopped)
+		die(EX_UNAVAIL_, "database unreachable: %d requests left in "
+		    "the spool", st.left);
+	return 0;
 }
 
 static void

@@ -1,0 +1,245 @@
+"""
+e2e_spool: nothing accepted is lost.  With PostgreSQL stopped, or too
+slow (past statement_timeout_ms), signed requests are answered 2xx only
+after they are fsync'd to the spool, with TwiML from the worker's cached
+copy of the organization; "telehookctl spool drain" and the workers
+themselves replay them into PostgreSQL exactly once, at their real time.
+Corrupt files are quarantined; an unwritable spool means 503.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, wait_for  # noqa: E402
+from e2e_twilio import sign, FORM  # noqa: E402
+
+TOKEN = "spool-test-token"
+stack = None
+org = None
+n = [0]
+
+
+def setUpModule():
+    global stack, org
+    stack = Stack(workers=2, extra_conf={
+        "twilio": {"auth_token": TOKEN},
+        "database": {"statement_timeout_ms": "500"},
+        "server": {"cache_ttl_s": "1"}}).start()
+    org = stack.ctl_ok("org", "add", "Spool Clinic").strip()
+    stack.ctl_ok("org", "set", org, "hours=24/7", "forward_to=+15550008888",
+                 "greeting=Spool Clinic, hello.")
+    stack.ctl_ok("number", "add", org, "+15550007000")
+    # new workers load the organization into their cache at start
+    stack.stop_workers()
+    stack.start_workers()
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+def post(path, params):
+    params = list(params.items())
+    h = {"X-Twilio-Signature": sign(TOKEN, stack.public_url + path, params)}
+    return stack.post(path, urllib.parse.urlencode(params), FORM, h)
+
+
+def sms(body="appointment please"):
+    n[0] += 1
+    return {"MessageSid": "SM%032d" % (os.getpid() * 10000 + n[0]),
+            "AccountSid": "AC" + "1" * 32, "From": "+15551110000",
+            "To": "+15550007000", "Body": body, "SmsStatus": "received"}
+
+
+def call(status="ringing", **kw):
+    n[0] += 1
+    p = {"CallSid": "CA%032d" % (os.getpid() * 10000 + n[0]),
+         "AccountSid": "AC" + "1" * 32, "From": "+15551110001",
+         "To": "+15550007000", "CallStatus": status, "Direction": "inbound"}
+    p.update(kw)
+    return p
+
+
+def q1(sql):
+    return stack.psql(sql)
+
+
+def depth():
+    return len([f for f in os.listdir(stack.spool) if f.endswith(".spool")])
+
+
+class Outage(unittest.TestCase):
+
+    def test_outage_spools_then_drains_exactly_once(self):
+        stack.stop_postgres()
+        try:
+            h = stack.get("/healthz").json()
+            self.assertEqual(h["database"], "down")
+            m = sms()
+            r = post("/webhooks/twilio/sms/incoming", m)
+            self.assertEqual(r.status, 200)
+            root = ET.fromstring(r.body)
+            self.assertEqual(len(root), 0)  # no auto-reply while away
+            c = call()
+            r = post("/webhooks/twilio/voice/incoming", c)
+            self.assertEqual(r.status, 200)
+            voice_answer = r.body
+            root = ET.fromstring(r.body)
+            self.assertEqual(root.find("Say").text, "Spool Clinic, hello.")
+            self.assertEqual(root.find("Dial/Number").text, "+15550008888")
+            s = dict(c, CallStatus="completed", SequenceNumber="2",
+                     CallDuration="31",
+                     CallbackSource="call-progress-events")
+            self.assertEqual(post("/webhooks/twilio/voice/status",
+                                  s).status, 204)
+            # a redelivery while the database is still away
+            self.assertEqual(post("/webhooks/twilio/sms/incoming",
+                                  m).status, 200)
+            self.assertEqual(depth(), 4)
+            h = stack.get("/healthz")
+            self.assertEqual(h.status, 200)
+            self.assertEqual(h.json(), {"status": "degraded",
+                                        "database": "down",
+                                        "spool_depth": 4})
+            st = stack.ctl_json("spool", "status")
+            self.assertEqual(st["depth"], 4)
+            self.assertEqual(st["quarantined"], 0)
+            self.assertTrue(st["writable"])
+            p = stack.ctl("spool", "drain")
+            self.assertEqual(p.returncode, 69)
+            self.assertEqual(depth(), 4)
+        finally:
+            stack.start_postgres()
+        out = stack.ctl_json("spool", "drain")
+        self.assertEqual(out, {"replayed": 3, "already_stored": 1,
+                               "quarantined": 0, "left": 0})
+        self.assertEqual(depth(), 0)
+        key = m["MessageSid"] + ":received"
+        self.assertEqual(q1("SELECT count(*) FROM events WHERE "
+                            "provider_key = '%s'" % key), "1")
+        self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
+                            "message_id = '%s'" % m["MessageSid"]), "1")
+        self.assertEqual(q1("SELECT status || '|' || duration_s FROM calls "
+                            "WHERE call_id = '%s'" % c["CallSid"]),
+                         "completed|31")
+        # the stored answer is what the caller really got
+        self.assertEqual(q1("SELECT answer FROM events WHERE provider_key "
+                            "= '%s:ringing:'" % c["CallSid"]).encode(),
+                         voice_answer.strip())
+        # replayed at the time it was received, marked as spooled
+        self.assertEqual(q1("SELECT bool_and(spooled_at IS NOT NULL AND "
+                            "received_at < spooled_at) FROM events WHERE "
+                            "provider_key LIKE '%s%%'" % c["CallSid"]), "t")
+        self.assertEqual(q1("SELECT count(*) FROM activity WHERE call_id = "
+                            "(SELECT id FROM calls WHERE call_id = '%s')"
+                            % c["CallSid"]), "2")
+        # the redelivered SMS, once the database is back: same answer
+        r = post("/webhooks/twilio/sms/incoming", m)
+        self.assertEqual(ET.fromstring(r.body).tag, "Response")
+        self.assertEqual(len(ET.fromstring(r.body)), 0)
+        wait_for("healthy", lambda: stack.get("/healthz").json() == {
+            "status": "ok", "database": "ok", "spool_depth": 0})
+
+    def test_workers_drain_by_themselves(self):
+        stack.stop_postgres()
+        try:
+            sent = [sms("hello %d" % i) for i in range(3)]
+            for m in sent:
+                self.assertEqual(post("/webhooks/twilio/sms/incoming",
+                                      m).status, 200)
+            self.assertEqual(depth(), 3)
+        finally:
+            stack.start_postgres()
+        # any request lets a worker notice the database is back
+        wait_for("background drain", lambda: stack.get(
+            "/healthz").json()["spool_depth"] == 0, timeout=30)
+        for m in sent:
+            self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
+                                "message_id = '%s'" % m["MessageSid"]), "1")
+        self.assertIn("spool: drained", stack.worker_log())
+
+    def test_statement_timeout_spools(self):
+        # hold a lock on events for longer than statement_timeout_ms
+        locker = subprocess.Popen(
+            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
+             "telehook", "-d", "telehook", "-qX", "-c",
+             "BEGIN; LOCK TABLE events; SELECT pg_sleep(2); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("lock", lambda: q1(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                "c.oid = l.relation WHERE c.relname = 'events' AND "
+                "l.mode = 'AccessExclusiveLock' AND l.granted") == "1")
+            m = sms("slow database")
+            r = post("/webhooks/twilio/sms/incoming", m)
+            self.assertEqual(r.status, 200)
+        finally:
+            locker.wait(10)
+        self.assertIn("spooled (ERROR:  canceling statement due to "
+                      "statement timeout)", stack.worker_log())
+        stack.ctl_json("spool", "drain")
+        self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
+                            "message_id = '%s'" % m["MessageSid"]), "1")
+
+    def test_unwritable_spool_is_503_and_nothing_claimed(self):
+        stack.stop_postgres()
+        os.rename(stack.spool, stack.spool + ".away")
+        try:
+            r = post("/webhooks/twilio/sms/incoming", sms())
+            self.assertEqual(r.status, 503)
+            self.assertEqual(r.json(), {"error": "database unavailable and "
+                                        "the spool cannot take the request"})
+            self.assertEqual(stack.get("/healthz").status, 503)
+        finally:
+            os.rename(stack.spool + ".away", stack.spool)
+            stack.start_postgres()
+        wait_for("healthy", lambda: stack.get("/healthz").status == 200)
+
+
+class Quarantine(unittest.TestCase):
+
+    def test_corrupt_and_truncated_files(self):
+        stack.stop_postgres()
+        try:
+            self.assertEqual(post("/webhooks/twilio/sms/incoming",
+                                  sms("to be truncated")).status, 200)
+        finally:
+            stack.start_postgres()
+        good = [f for f in os.listdir(stack.spool) if f.endswith(".spool")]
+        self.assertEqual(len(good), 1)
+        path = os.path.join(stack.spool, good[0])
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:len(data) // 2])
+        with open(os.path.join(stack.spool, "0-garbage.spool"), "wb") as f:
+            f.write(b"\x00\x01not a spool file at all")
+        with open(os.path.join(stack.spool, "1-flipped.spool"), "wb") as f:
+            f.write(data.replace(b"truncated", b"TRUNCATED"))
+        p = stack.ctl("--json", "spool", "drain")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["quarantined"], 3)
+        self.assertIn("quarantined: not a telehook spool file", p.stderr)
+        self.assertIn("quarantined: checksum mismatch", p.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(stack.spool,
+                                                        "quarantine"))),
+                         sorted(["0-garbage.spool", "1-flipped.spool",
+                                 good[0]]))
+        self.assertEqual(stack.ctl_json("spool", "status")["quarantined"], 3)
+        self.assertEqual(depth(), 0)
+
+    def test_zz_no_worker_crashed(self):
+        log = stack.worker_log()
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
