@@ -109,7 +109,7 @@ main(int argc, char *argv[])
 	sigaddset(&hold, SIGHUP);
 	sigaddset(&hold, SIGQUIT);
 	sigaddset(&hold, SIGUSR1);	/* multiwatch's graceful stop */
-	log_info("worker ready");
+	log_notice("worker ready");
 	for (;;) {
 		sigprocmask(SIG_UNBLOCK, &hold, NULL);
 		if (FCGX_Accept_r(&fr) < 0)

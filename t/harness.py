@@ -86,8 +86,10 @@ class Stack:
     """One PostgreSQL, one worker pool, one nginx."""
 
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
-                 secret_key=False):
+                 secret_key=False, multiwatch_args=(), rate_limit=None):
         self.workers = workers
+        self.rate_limit = rate_limit
+        self.multiwatch_args = list(multiwatch_args)
         self.secret_key = secret_key
         self.extra_conf = extra_conf or {}
         self.max_body_bytes = max_body_bytes
@@ -283,8 +285,9 @@ class Stack:
         self.procs["workers"] = subprocess.Popen(
             ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p",
              str(self.fcgi_port), "--", "/usr/bin/multiwatch", "-f",
-             str(self.workers), "--", self.telehook, "-d", "-c",
-             self.conf], stdout=log, stderr=log,
+             str(self.workers)] + self.multiwatch_args + [
+             "--", self.telehook, "-d", "-c", self.conf],
+            stdout=log, stderr=log,
             stdin=subprocess.DEVNULL)
         log.close()
         wait_for("workers", lambda: self.worker_pids() and
@@ -325,6 +328,10 @@ class Stack:
             upstream = f.read().replace(
                 "server unix:/run/telehook/telehook.sock;",
                 "server 127.0.0.1:%d;" % self.fcgi_port)
+        if self.rate_limit:
+            # load tests come from one address: lift the per-client limit
+            upstream = upstream.replace("rate=100r/s",
+                                        "rate=%dr/s" % self.rate_limit)
         with open(os.path.join(ndir, "telehook-upstream.conf"), "w") as f:
             f.write(upstream)
         # The shipped site snippet, serving www/ from this tree.

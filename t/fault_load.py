@@ -1,0 +1,197 @@
+"""
+fault_load: under a steady load of signed Twilio SMS webhooks (unique
+MessageSids, several clients at once), break things and then count.
+
+  1. PostgreSQL stopped for several seconds, then started again;
+  2. workers SIGKILLed at random (multiwatch starts new ones);
+  3. nginx reloaded.
+
+After each, the spool is drained and every request that got a 2xx must
+be in the database exactly once: one event, one message, one activity
+entry.  The counts are printed.
+"""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+import http.client
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, wait_for  # noqa: E402
+from e2e_twilio import sign, FORM  # noqa: E402
+
+TOKEN = "fault-test-token"
+CLIENTS = 4
+OUTAGE_S = 4        # how long PostgreSQL stays down
+stack = None
+
+
+def setUpModule():
+    global stack
+    stack = Stack(workers=4, multiwatch_args=["-r", "1000"],
+                  rate_limit=100000, extra_conf={
+        "twilio": {"auth_token": TOKEN},
+        "database": {"statement_timeout_ms": "1000"},
+        "server": {"cache_ttl_s": "1", "log_level": "notice"}}).start()
+    org = stack.ctl_ok("org", "add", "Fault Clinic").strip()
+    stack.ctl_ok("number", "add", org, "+15550006000")
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+class Load:
+    """CLIENTS threads posting signed SMS webhooks until stopped."""
+
+    def __init__(self, tag):
+        self.tag = tag
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted = []
+        self.refused = {}
+        self.sent = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,))
+                        for i in range(CLIENTS)]
+
+    def run(self, i):
+        path = "/webhooks/twilio/sms/incoming"
+        url = stack.public_url + path
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            sid = "SM%s%02d%06d" % (self.tag, i, n)
+            p = [("MessageSid", sid), ("AccountSid", "AC" + "2" * 32),
+                 ("From", "+1555%07d" % (n % 9999999)),
+                 ("To", "+15550006000"), ("Body", "load %d" % n),
+                 ("SmsStatus", "received")]
+            h = {"Content-Type": FORM,
+                 "X-Twilio-Signature": sign(TOKEN, url, p)}
+            status = None
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", stack.nginx_port,
+                                               timeout=20)
+                c.request("POST", path, urllib.parse.urlencode(p), h)
+                r = c.getresponse()
+                r.read()
+                status = r.status
+                c.close()
+            except (OSError, http.client.HTTPException):
+                status = None
+            with self.lock:
+                self.sent += 1
+                if status is not None and 200 <= status < 300:
+                    self.accepted.append(sid)
+                else:
+                    self.refused[status] = self.refused.get(status, 0) + 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def wait_sent(self, n):
+        wait_for("%d requests" % n, lambda: self.sent >= n, timeout=60)
+
+
+def drain():
+    """Drain until the spool is empty (workers may be draining too)."""
+    def empty():
+        p = stack.ctl("spool", "drain")
+        assert p.returncode in (0, 75), p.stderr
+        return not [f for f in os.listdir(stack.spool)
+                    if f.endswith(".spool")]
+    wait_for("empty spool", empty, timeout=120, interval=0.2)
+
+
+def tally(name, load):
+    """Every accepted request stored exactly once; print the counts."""
+    drain()
+    tag = "SM" + load.tag
+    rows = stack.psql(
+        "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT m.id), "
+        "count(DISTINCT a.id) FROM messages m "
+        "LEFT JOIN events e ON e.provider = 'twilio' AND "
+        "e.provider_key = m.message_id || ':received' "
+        "LEFT JOIN activity a ON a.message_id = m.id "
+        "WHERE m.message_id LIKE '%s%%' GROUP BY m.message_id" % tag)
+    stored = {}
+    for line in rows.splitlines():
+        sid, ev, msg, act = line.split("|")
+        stored[sid] = (int(ev), int(msg), int(act))
+    lost = [s for s in load.accepted if s not in stored]
+    dup = [s for s, c in stored.items() if c != (1, 1, 1)]
+    spooled = stack.psql("SELECT count(*) FROM events WHERE provider_key "
+                         "LIKE '%s%%' AND spooled_at IS NOT NULL" % tag)
+    refused = ", ".join("%s: %d" % (k or "no answer", v)
+                        for k, v in sorted(load.refused.items(),
+                                           key=lambda kv: str(kv[0])))
+    print("fault %s: sent %d, accepted %d, refused %d (%s), stored %d "
+          "(%s spooled), lost %d, duplicated %d"
+          % (name, load.sent, len(load.accepted),
+             sum(load.refused.values()), refused or "none", len(stored),
+             spooled, len(lost), len(dup)), file=sys.stderr)
+    return lost, dup, int(spooled)
+
+
+class Faults(unittest.TestCase):
+
+    def test_1_database_outage(self):
+        with Load("A") as load:
+            load.wait_sent(100)
+            stack.stop_postgres()
+            # the length of the fault itself, not a synchronisation
+            time.sleep(OUTAGE_S)
+            stack.start_postgres()
+            load.wait_sent(load.sent + 100)
+        lost, dup, spooled = tally("database outage", load)
+        self.assertEqual(lost, [])
+        self.assertEqual(dup, [])
+        self.assertEqual(load.refused, {})  # the spool took them all
+        self.assertGreater(spooled, 0)      # the outage path was taken
+        self.assertGreater(len(load.accepted), 300)
+
+    def test_2_workers_killed(self):
+        killed = 0
+        with Load("B") as load:
+            for _ in range(6):
+                load.wait_sent(load.sent + 60)
+                pids = stack.worker_pids()
+                if pids:
+                    os.kill(random.choice(pids), signal.SIGKILL)
+                    killed += 1
+            load.wait_sent(load.sent + 100)
+        wait_for("workers back", lambda: len(stack.worker_pids()) == 4)
+        lost, dup, _ = tally("workers killed", load)
+        print("fault workers killed: %d SIGKILLs" % killed, file=sys.stderr)
+        self.assertEqual(killed, 6)
+        self.assertEqual(lost, [])
+        self.assertEqual(dup, [])
+        self.assertGreater(len(load.accepted), 300)
+
+    def test_3_nginx_reloaded(self):
+        with Load("C") as load:
+            for _ in range(3):
+                load.wait_sent(load.sent + 100)
+                stack.reload_nginx()
+            load.wait_sent(load.sent + 100)
+        lost, dup, _ = tally("nginx reloaded", load)
+        self.assertEqual(lost, [])
+        self.assertEqual(dup, [])
+        self.assertEqual(load.refused, {})
+        self.assertGreater(len(load.accepted), 300)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
