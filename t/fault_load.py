@@ -137,7 +137,7 @@ def tally(name, load):
     refused = ", ".join("%s: %d" % (k or "no answer", v)
                         for k, v in sorted(load.refused.items(),
                                            key=lambda kv: str(kv[0])))
-    print("fault %s: sent %d, accepted %d, refused %d (%s), stored %d "
+    print("\nfault %s: sent %d, accepted %d, refused %d (%s), stored %d "
           "(%s spooled), lost %d, duplicated %d"
           % (name, load.sent, len(load.accepted),
              sum(load.refused.values()), refused or "none", len(stored),
