@@ -19,6 +19,7 @@ static struct org		*cache_orgs;
 static size_t			 cache_norgs;
 static struct cache_number	*cache_nums;
 static size_t			 cache_nnums;
+static struct db_res		 cache_secrets;	/* provider, account, sealed */
 static long long		 cache_loaded_us = -1;
 
 static const struct db_stmt st_cache_orgs = { "cache_orgs",
@@ -26,6 +27,8 @@ static const struct db_stmt st_cache_orgs = { "cache_orgs",
 	"retell_agent_id FROM organizations", 0 };
 static const struct db_stmt st_cache_numbers = { "cache_numbers",
 	"SELECT e164, organization_id FROM phone_numbers", 0 };
+static const struct db_stmt st_cache_secrets = { "cache_secrets",
+	"SELECT provider, account_id, secret_sealed FROM provider_accounts", 0 };
 
 static char *
 dup_or_null(const char *s)
@@ -80,7 +83,7 @@ cache_sort_num(const void *a, const void *b)
 int
 cache_refresh(int force)
 {
-	struct db_res		 ro, rn;
+	struct db_res		 ro, rn, rs;
 	struct org		*orgs;
 	struct cache_number	*nums;
 	struct org		*o;
@@ -97,6 +100,14 @@ cache_refresh(int force)
 		db_res_free(&ro);
 		return -1;
 	}
+	if (db_exec(&st_cache_secrets, NULL, &rs) != DB_OK) {
+		db_res_free(&ro);
+		db_res_free(&rn);
+		return -1;
+	}
+	/* still sealed: opened only when a request needs one */
+	db_res_free(&cache_secrets);
+	cache_secrets = rs;
 	orgs = xcalloc((size_t)ro.nrows + 1, sizeof(*orgs));
 	for (i = 0; i < (size_t)ro.nrows; i++) {
 		o = &orgs[i];
@@ -198,6 +209,25 @@ cache_org(const char *id, const char *number, struct org *o)
 		return -1;
 	cache_copy((size_t)(c - cache_orgs), o);
 	return 0;
+}
+
+/*
+ * The sealed secrets stored for provider and account, for when the
+ * database cannot be asked.  Row i of the result: cache_secret(i).
+ */
+int
+cache_secret_count(void)
+{
+	return cache_secrets.nrows;
+}
+
+const char *
+cache_secret(int i, const char *provider, const char *account)
+{
+	if (strcmp(db_get(&cache_secrets, i, 0), provider) != 0 ||
+	    strcmp(db_get(&cache_secrets, i, 1), account) != 0)
+		return NULL;
+	return db_get(&cache_secrets, i, 2);
 }
 
 /* How many organizations the cache holds; -1 before the first load. */

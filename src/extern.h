@@ -594,5 +594,7 @@ enum db_err	 reply_find(const struct org *, const char *, const char *,
 int		 cache_refresh(int);
 int		 cache_org(const char *, const char *, struct org *);
 long		 cache_size(void);
+int		 cache_secret_count(void);
+const char	*cache_secret(int, const char *, const char *);
 
 #endif /* TELEHOOK_EXTERN_H */

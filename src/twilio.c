@@ -131,13 +131,34 @@ static const struct db_stmt st_tokens = { "twilio_tokens",
 	"SELECT secret_sealed FROM provider_accounts WHERE provider = "
 	"'twilio' AND account_id = $1", 1 };
 
+/* Check sig under a sealed stored token. */
+static int
+tw_check_sealed(const char *sealed, const char *account, const struct req *r,
+    const struct kvlist *form, const char *sig, int *ntokens)
+{
+	char	*token;
+	int	 ok;
+
+	if ((token = crypto_open(crypto_key, sealed)) == NULL) {
+		log_warnx("twilio: a stored token for %s does not open with "
+		    "secret_key_file", log_esc(account));
+		return 0;
+	}
+	(*ntokens)++;
+	ok = twiliosig_check(token, conf.public_url, r->request_uri, form,
+	    sig);
+	explicit_bzero(token, strlen(token));
+	free(token);
+	return ok;
+}
+
 enum verdict
 twilio_verify(struct req *r, const char **why)
 {
-	const char	*sig, *secret, *account, *sha;
+	const char	*sig, *secret, *account, *sha, *sealed;
 	const struct kvlist *form;
 	struct db_res	 res;
-	char		 hex[65], *token;
+	char		 hex[65];
 	const char	*p[1];
 	int		 i, ntokens = 0, ok = 0;
 
@@ -182,30 +203,24 @@ twilio_verify(struct req *r, const char **why)
 		ok |= twiliosig_check(conf.twilio.auth_token_previous,
 		    conf.public_url, r->request_uri, form, sig);
 	}
-	/* tokens stored per account by "telehookctl secret set" */
+	/*
+	 * Tokens stored per account by "telehookctl secret set"; while the
+	 * database is away, the worker's cached copy of them.
+	 */
 	account = form != NULL ? kv_get(form, "AccountSid") : NULL;
 	if (!ok && account != NULL && crypto_have_key) {
 		p[0] = account;
 		if (db_exec(&st_tokens, p, &res) == DB_OK) {
-			for (i = 0; i < res.nrows && !ok; i++) {
-				token = crypto_open(crypto_key,
-				    db_get(&res, i, 0));
-				if (token == NULL) {
-					log_warnx("twilio: a stored token for %s "
-					    "does not open with secret_key_file",
-					    log_esc(account));
-					continue;
-				}
-				ntokens++;
-				ok |= twiliosig_check(token, conf.public_url,
-				    r->request_uri, form, sig);
-				explicit_bzero(token, strlen(token));
-				free(token);
-			}
+			for (i = 0; i < res.nrows && !ok; i++)
+				ok |= tw_check_sealed(db_get(&res, i, 0), account,
+				    r, form, sig, &ntokens);
 			db_res_free(&res);
 		} else
-			log_warnx("twilio: stored tokens unavailable: %s",
-			    db_errmsg());
+			for (i = 0; i < cache_secret_count() && !ok; i++)
+				if ((sealed = cache_secret(i, "twilio",
+				    account)) != NULL)
+					ok |= tw_check_sealed(sealed, account, r,
+					    form, sig, &ntokens);
 	}
 	if (ok)
 		return VERIFY_OK;

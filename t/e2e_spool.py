@@ -20,6 +20,8 @@ from harness import Stack, wait_for  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "spool-test-token"
+ACCOUNT = "AC" + "5" * 32
+ACCOUNT_TOKEN = "per-account-token-spool"
 stack = None
 org = None
 n = [0]
@@ -27,7 +29,7 @@ n = [0]
 
 def setUpModule():
     global stack, org
-    stack = Stack(workers=2, extra_conf={
+    stack = Stack(workers=2, secret_key=True, extra_conf={
         "twilio": {"auth_token": TOKEN},
         "database": {"statement_timeout_ms": "500"},
         "server": {"cache_ttl_s": "1"}}).start()
@@ -35,6 +37,8 @@ def setUpModule():
     stack.ctl_ok("org", "set", org, "hours=24/7", "forward_to=+15550008888",
                  "greeting=Spool Clinic, hello.")
     stack.ctl_ok("number", "add", org, "+15550007000")
+    stack.ctl_ok("secret", "set", org, "twilio", "--account", ACCOUNT,
+                 input=ACCOUNT_TOKEN + "\n")
     # new workers load the organization into their cache at start
     stack.stop_workers()
     stack.start_workers()
@@ -45,9 +49,9 @@ def tearDownModule():
         stack.stop()
 
 
-def post(path, params):
+def post(path, params, token=TOKEN):
     params = list(params.items())
-    h = {"X-Twilio-Signature": sign(TOKEN, stack.public_url + path, params)}
+    h = {"X-Twilio-Signature": sign(token, stack.public_url + path, params)}
     return stack.post(path, urllib.parse.urlencode(params), FORM, h)
 
 
@@ -75,7 +79,18 @@ def depth():
     return len([f for f in os.listdir(stack.spool) if f.endswith(".spool")])
 
 
+def fresh():
+    """An empty spool and workers connected to a running database."""
+    stack.ctl_ok("spool", "drain")
+    assert depth() == 0
+    stack.stop_workers()
+    stack.start_workers()
+
+
 class Outage(unittest.TestCase):
+
+    def setUp(self):
+        fresh()
 
     def test_outage_spools_then_drains_exactly_once(self):
         stack.stop_postgres()
@@ -165,6 +180,21 @@ class Outage(unittest.TestCase):
                                 "message_id = '%s'" % m["MessageSid"]), "1")
         self.assertIn("spool: drained", stack.worker_log())
 
+    def test_per_account_token_verifies_while_database_away(self):
+        stack.stop_postgres()
+        try:
+            m = dict(sms("account token"), AccountSid=ACCOUNT)
+            r = post("/webhooks/twilio/sms/incoming", m, token=ACCOUNT_TOKEN)
+            self.assertEqual(r.status, 200)
+            bad = dict(sms("wrong token"), AccountSid=ACCOUNT)
+            r = post("/webhooks/twilio/sms/incoming", bad, token="nope")
+            self.assertEqual(r.status, 401)
+        finally:
+            stack.start_postgres()
+        stack.ctl_json("spool", "drain")
+        self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
+                            "message_id = '%s'" % m["MessageSid"]), "1")
+
     def test_statement_timeout_spools(self):
         # hold a lock on events for longer than statement_timeout_ms
         locker = subprocess.Popen(
@@ -204,6 +234,9 @@ class Outage(unittest.TestCase):
 
 
 class Quarantine(unittest.TestCase):
+
+    def setUp(self):
+        fresh()
 
     def test_corrupt_and_truncated_files(self):
         stack.stop_postgres()
