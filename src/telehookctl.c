@@ -330,16 +330,22 @@ org_resolve(const char *arg)
 	return id;
 }
 
-/* The rows sql ($1: the organization's id) returns, for ORG in argv. */
+/*
+ * The rows sql ($1: the organization's id) returns, for ORG in argv;
+ * with optional, ORG may be left out and $1 is then NULL.
+ */
 static int
-ctl_org_rows(int argc, char **argv, const char *what, const char *sql,
-    const char *const *cols)
+ctl_rows(int argc, char **argv, const char *what, const char *sql,
+    const char *const *cols, int optional)
 {
 	struct db_res	 res;
-	const char	*p[1];
-	char		*id;
+	const char	*p[1] = { NULL };
+	char		*id = NULL;
+	int		 i;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
+	i = parse_opts(argc, argv, NULL);
+	if (i < argc || !optional)
+		p[0] = id = org_resolve(argv[i]);
 	q(what, sql, 1, p, &res);
 	print_rows(what, &res, cols);
 	db_res_free(&res);
@@ -841,22 +847,11 @@ ctl_number_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "e164", "provider",
 	    "organization_id", "organization", "created_at", NULL };
-	struct db_res	 res;
-	const char	*p[1] = { NULL };
-	char		*id = NULL;
-	int		 i;
 
-	i = parse_opts(argc, argv, NULL);
-	if (i < argc)
-		p[0] = id = org_resolve(argv[i]);
-	q("number list", "SELECT n.e164, n.provider, o.id, o.name, "
-	    "th_iso(n.created_at) FROM phone_numbers n JOIN organizations o "
-	    "ON o.id = n.organization_id WHERE $1::uuid IS NULL OR "
-	    "o.id = $1::uuid ORDER BY lower(o.name), n.e164", 1, p, &res);
-	print_rows("numbers", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	return ctl_rows(argc, argv, "numbers", "SELECT n.e164, n.provider, "
+	    "o.id, o.name, th_iso(n.created_at) FROM phone_numbers n JOIN "
+	    "organizations o ON o.id = n.organization_id WHERE $1::uuid IS "
+	    "NULL OR o.id = $1::uuid ORDER BY lower(o.name), n.e164", cols, 1);
 }
 
 static int
@@ -934,9 +929,9 @@ ctl_user_list(int argc, char **argv)
 	static const char *const cols[] = { "id", "email", "name",
 	    "created_at", NULL };
 
-	return ctl_org_rows(argc, argv, "users", "SELECT id, email, name, "
+	return ctl_rows(argc, argv, "users", "SELECT id, email, name, "
 	    "th_iso(created_at) FROM users WHERE organization_id = $1 "
-	    "ORDER BY lower(email)", cols);
+	    "ORDER BY lower(email)", cols, 0);
 }
 
 /* token create: the token is printed once and only its hash is stored. */
@@ -978,10 +973,10 @@ ctl_token_list(int argc, char **argv)
 	static const char *const cols[] = { "id", "name", "created_at",
 	    "last_used_at", "revoked_at", NULL };
 
-	return ctl_org_rows(argc, argv, "tokens",
+	return ctl_rows(argc, argv, "tokens",
 	    "SELECT id, name, th_iso(created_at), "
 	    "th_iso(last_used_at), th_iso(revoked_at) FROM api_tokens "
-	    "WHERE organization_id = $1 ORDER BY created_at, id", cols);
+	    "WHERE organization_id = $1 ORDER BY created_at, id", cols, 0);
 }
 
 static int
@@ -1091,10 +1086,10 @@ ctl_reply_list(int argc, char **argv)
 	static const char *const cols[] = { "id:n", "channel", "keywords",
 	    "text", NULL };
 
-	return ctl_org_rows(argc, argv, "replies",
+	return ctl_rows(argc, argv, "replies",
 	    "SELECT id, channel, array_to_string(keywords, ','), "
 	    "reply FROM reply_rules WHERE organization_id = $1 "
-	    "ORDER BY channel, id", cols);
+	    "ORDER BY channel, id", cols, 0);
 }
 
 static int
@@ -1196,23 +1191,12 @@ ctl_secret_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "organization_id", "organization",
 	    "provider", "account", "updated_at", NULL };
-	struct db_res	 res;
-	const char	*p[1] = { NULL };
-	char		*id = NULL;
-	int		 i;
 
-	i = parse_opts(argc, argv, NULL);
-	if (i < argc)
-		p[0] = id = org_resolve(argv[i]);
-	q("secret list", "SELECT o.id, o.name, a.provider, a.account_id, "
-	    "th_iso(a.updated_at) FROM provider_accounts a JOIN organizations "
-	    "o ON o.id = a.organization_id WHERE $1::uuid IS NULL OR "
-	    "o.id = $1::uuid ORDER BY lower(o.name), a.provider, a.account_id",
-	    1, p, &res);
-	print_rows("secrets", &res, cols);
-	db_res_free(&res);
-	free(id);
-	return 0;
+	return ctl_rows(argc, argv, "secrets", "SELECT o.id, o.name, "
+	    "a.provider, a.account_id, th_iso(a.updated_at) FROM "
+	    "provider_accounts a JOIN organizations o ON o.id = "
+	    "a.organization_id WHERE $1::uuid IS NULL OR o.id = $1::uuid "
+	    "ORDER BY lower(o.name), a.provider, a.account_id", cols, 1);
 }
 
 /* block: callers an organization rejects and never auto-replies to. */
@@ -1268,9 +1252,9 @@ ctl_block_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "e164", "created_at", NULL };
 
-	return ctl_org_rows(argc, argv, "blocked",
+	return ctl_rows(argc, argv, "blocked",
 	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
-	    "WHERE organization_id = $1 ORDER BY e164", cols);
+	    "WHERE organization_id = $1 ORDER BY e164", cols, 0);
 }
 
 /* An ISO 8601 UTC time for microseconds since the epoch. */

@@ -389,6 +389,21 @@ tw_url(const struct tw *t, const char *path)
 	return u;
 }
 
+/* The call this request is about, as store_call() takes it. */
+static void
+tw_call_in(const struct tw *t, struct call_in *c, const char *from,
+    const char *to, const char *direction)
+{
+	memset(c, 0, sizeof(*c));
+	c->provider = "twilio";
+	c->call_id = tw_get(t, "CallSid");
+	c->org = t->org_id;
+	c->direction = direction;
+	c->from = from;
+	c->to = to;
+	c->status = tw_get(t, "CallStatus");
+}
+
 /* Voicemail: a prompt, then <Record> with both callbacks. */
 static void
 tw_twiml_voicemail(struct tw *t)
@@ -480,14 +495,7 @@ tw_voice_incoming(struct tw *t)
 
 	from = tw_number(t, "From");
 	to = tw_number(t, "To");
-	memset(&c, 0, sizeof(c));
-	c.provider = "twilio";
-	c.call_id = tw_get(t, "CallSid");
-	c.org = t->org_id;
-	c.direction = tw_direction(t, "inbound");
-	c.from = from;
-	c.to = to;
-	c.status = tw_get(t, "CallStatus");
+	tw_call_in(t, &c, from, to, tw_direction(t, "inbound"));
 	if (c.status == NULL)
 		c.status = "ringing";
 	if (t->away)
@@ -639,14 +647,7 @@ tw_voice_status(struct tw *t)
 
 	from = tw_number(t, "From");
 	to = tw_number(t, "To");
-	memset(&c, 0, sizeof(c));
-	c.provider = "twilio";
-	c.call_id = tw_get(t, "CallSid");
-	c.org = t->org_id;
-	c.direction = tw_direction(t, NULL);
-	c.from = from;
-	c.to = to;
-	c.status = tw_get(t, "CallStatus");
+	tw_call_in(t, &c, from, to, tw_direction(t, NULL));
 	c.duration = tw_get_nonempty(t, "CallDuration");
 	c.recording_url = tw_get_nonempty(t, "RecordingUrl");
 	if (c.duration != NULL) {
@@ -698,10 +699,8 @@ tw_recording(struct tw *t)
 
 	if (tw_get(t, "CallSid") == NULL)
 		return 0;	/* a conference recording: the event is kept */
-	memset(&c, 0, sizeof(c));
-	c.provider = "twilio";
-	c.call_id = tw_get(t, "CallSid");
-	c.org = t->org_id;
+	tw_call_in(t, &c, NULL, NULL, NULL);
+	c.status = NULL;
 	c.recording_url = done ? tw_get_nonempty(t, "RecordingUrl") : NULL;
 	if (store_call(&c, &co) != DB_OK)
 		return -1;
@@ -733,10 +732,8 @@ tw_transcription(struct tw *t)
 	struct call_out	 co;
 	const char	*status = tw_get(t, "TranscriptionStatus");
 
-	memset(&c, 0, sizeof(c));
-	c.provider = "twilio";
-	c.call_id = tw_get(t, "CallSid");
-	c.org = t->org_id;
+	tw_call_in(t, &c, NULL, NULL, NULL);
+	c.status = NULL;
 	if (status == NULL || strcmp(status, "completed") == 0)
 		c.transcript = tw_get_nonempty(t, "TranscriptionText");
 	if (store_call(&c, &co) != DB_OK)
