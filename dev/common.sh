@@ -11,7 +11,7 @@ TELEHOOK_PACKAGES="
 	check mandoc
 	nginx spawn-fcgi multiwatch libfcgi-bin
 	postgresql postgresql-client
-	curl python3 ca-certificates
+	curl python3 ca-certificates procps openssl
 	clang libclang-rt-14-dev
 "
 

@@ -281,6 +281,7 @@ class Stack:
     # -- workers -----------------------------------------------------
 
     def start_workers(self):
+        ready = self._log_count("worker ready")
         log = open(self.path("workers.log"), "a")
         self.procs["workers"] = subprocess.Popen(
             ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p",
@@ -290,9 +291,9 @@ class Stack:
             stdout=log, stderr=log,
             stdin=subprocess.DEVNULL)
         log.close()
-        wait_for("workers", lambda: self.worker_pids() and
-                 len(self.worker_pids()) == self.workers and
-                 self._log_has("worker ready", self.workers))
+        wait_for("workers", lambda: len(self.worker_pids()) ==
+                 self.workers and self._log_count("worker ready") >=
+                 ready + self.workers)
 
     def stop_workers(self):
         p = self.procs.pop("workers")
@@ -307,9 +308,12 @@ class Stack:
                              capture_output=True, text=True).stdout
         return [int(x) for x in out.split()]
 
-    def _log_has(self, text, count=1):
-        with open(self.path("workers.log"), errors="replace") as f:
-            return f.read().count(text) >= count
+    def _log_count(self, text):
+        try:
+            with open(self.path("workers.log"), errors="replace") as f:
+                return f.read().count(text)
+        except FileNotFoundError:
+            return 0
 
     def worker_log(self):
         with open(self.path("workers.log"), errors="replace") as f:
