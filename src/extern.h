@@ -367,6 +367,19 @@ int		 twiliosig_urls(const char *, const char *, char *[2]);
 int		 twiliosig_check(const char *, const char *, const char *,
 		    const struct kvlist *, const char *);
 
+/* retellsig.c: X-Retell-Signature as retell-sdk verifies it. */
+enum retellsig {
+	RETELLSIG_OK = 0,
+	RETELLSIG_MALFORMED,
+	RETELLSIG_EXPIRED,	/* timestamp outside the tolerance */
+	RETELLSIG_MISMATCH
+};
+int		 retellsig_parse(const char *, long long *, unsigned char *);
+void		 retellsig_digest(const char *, const char *, size_t,
+		    long long, unsigned char *);
+enum retellsig	 retellsig_verify(const char *, const char *, size_t,
+		    const char *, long long, long long);
+
 /* db.c: the one PostgreSQL connection of a process. */
 enum db_err {
 	DB_OK = 0,
