@@ -152,6 +152,7 @@ CREATE TABLE calls (
 	successful		boolean,
 	custom_data		jsonb,
 	agent_id		text,
+	caller_name		text,		-- when the provider knows it
 	analyzed_at		timestamptz,
 	campaign_id		uuid,
 	contact_id		uuid,
@@ -163,6 +164,8 @@ CREATE TABLE calls (
 CREATE INDEX calls_org_started ON calls (organization_id, started_at);
 -- A Retell call id is also looked up without its provider (live state).
 CREATE INDEX calls_call_id ON calls (call_id);
+-- Retell inbound: what is known of a caller from earlier calls.
+CREATE INDEX calls_org_from ON calls (organization_id, from_number, started_at DESC);
 CREATE INDEX calls_campaign ON calls (campaign_id) WHERE campaign_id IS NOT NULL;
 
 -- Messages: one row per SMS/MMS, with its status history.

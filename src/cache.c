@@ -28,7 +28,8 @@ static const struct db_stmt st_cache_orgs = { "cache_orgs",
 static const struct db_stmt st_cache_numbers = { "cache_numbers",
 	"SELECT e164, organization_id FROM phone_numbers", 0 };
 static const struct db_stmt st_cache_secrets = { "cache_secrets",
-	"SELECT provider, account_id, secret_sealed FROM provider_accounts", 0 };
+	"SELECT provider, account_id, secret_sealed, organization_id "
+	"FROM provider_accounts", 0 };
 
 static char *
 dup_or_null(const char *s)
@@ -226,6 +227,16 @@ cache_secret(int i, const char *provider, const char *account)
 {
 	if (strcmp(db_get(&cache_secrets, i, 0), provider) != 0 ||
 	    strcmp(db_get(&cache_secrets, i, 1), account) != 0)
+		return NULL;
+	return db_get(&cache_secrets, i, 2);
+}
+
+/* The sealed secret of row i when it is provider's for organization. */
+const char *
+cache_secret_org(int i, const char *provider, const char *org)
+{
+	if (strcmp(db_get(&cache_secrets, i, 0), provider) != 0 ||
+	    strcmp(db_get(&cache_secrets, i, 3), org) != 0)
 		return NULL;
 	return db_get(&cache_secrets, i, 2);
 }

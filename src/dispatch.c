@@ -25,6 +25,8 @@
 #define TW_BODY		(BODY_FORM | BODY_JSON)
 #define TW(path, name, resp) { path, METHOD_POST, TW_BODY, name, \
 	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback }
+#define RT(path, name, fn, resp) { path, METHOD_POST, BODY_JSON, name, \
+	retell_verify, fn, resp, ROUTE_TX, retell_fallback }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
 	    verify_public, health_handle, RESP_JSON, 0, NULL },
@@ -55,6 +57,14 @@ const struct route routes[] = {
 	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
 	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0,
 	    NULL },
+
+	/* Retell AI, and its paths of older deployments */
+	RT("/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
+	RT("/webhooks/retell/inbound", "retell_inbound", retell_inbound,
+	    RESP_JSON),
+	RT("/api/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
+	RT("/functions/v1/retell-webhook", "retell", retell_handle,
+	    RESP_EMPTY),
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

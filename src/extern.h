@@ -457,6 +457,14 @@ int		 twilio_handle(struct req *, struct resp *);
 int		 twilio_fallback(struct req *, struct resp *);
 int		 twilio_timing(struct req *, struct resp *);
 
+/* retell.c: the Retell routes. */
+enum verdict	 retell_verify(struct req *, const char **);
+int		 retell_handle(struct req *, struct resp *);
+int		 retell_inbound(struct req *, struct resp *);
+int		 retell_fallback(struct req *, struct resp *);
+const char	*retell_status(const char *, const char *);
+const char	*retell_contact_outcome(const char *, const char *);
+
 /* health.c */
 int		 health_handle(struct req *, struct resp *);
 
@@ -531,6 +539,20 @@ struct call_in {
 	const char	*duration;
 	const char	*recording_url;
 	const char	*transcript;
+	/* Retell's call object adds these; NULL: leave as it is */
+	const char	*started_ms;	/* epoch milliseconds */
+	const char	*ended_ms;
+	const char	*cost_cents;
+	const char	*reason;	/* disconnection reason */
+	const char	*summary;
+	const char	*sentiment;
+	const char	*successful;	/* "true" or "false" */
+	const char	*custom_data;	/* JSON */
+	const char	*agent_id;
+	const char	*campaign_id;
+	const char	*contact_id;
+	const char	*caller_name;
+	int		 analyzed;
 };
 struct call_out {
 	long long	 id;
@@ -541,6 +563,11 @@ struct call_out {
 	char		*direction;
 	char		*from;
 	char		*to;
+	char		*summary;
+	int		 analyzed;
+	char		*campaign_id;
+	char		*contact_id;
+	char		*successful;	/* "t", "f" or NULL */
 };
 struct msg_in {
 	const char	*provider;
@@ -609,5 +636,6 @@ int		 cache_org(const char *, const char *, struct org *);
 long		 cache_size(void);
 int		 cache_secret_count(void);
 const char	*cache_secret(int, const char *, const char *);
+const char	*cache_secret_org(int, const char *, const char *);
 
 #endif /* TELEHOOK_EXTERN_H */

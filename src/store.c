@@ -389,11 +389,19 @@ store_event_answer(long long id, const char *answer)
 static const struct db_stmt st_call = { "store_call",
 	"INSERT INTO calls AS c (organization_id, provider, call_id, "
 	"direction, from_number, to_number, status, status_rank, duration_s, "
-	"recording_url, transcript, started_at, answered_at, ended_at) "
+	"recording_url, transcript, started_at, answered_at, ended_at, "
+	"cost_cents, disconnection_reason, summary, sentiment, successful, "
+	"custom_data, agent_id, campaign_id, contact_id, caller_name, "
+	"analyzed_at) "
 	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
-	"coalesce($8::smallint, 0), $9::int, $10, $11, th_now(), "
-	"CASE WHEN $8::smallint >= 4 THEN th_now() END, "
-	"CASE WHEN $8::smallint >= 5 THEN th_now() END) "
+	"coalesce($8::smallint, 0), $9::int, $10, $11, "
+	"coalesce(to_timestamp($12::double precision / 1000), th_now()), "
+	"CASE WHEN $8::smallint >= 4 THEN coalesce(to_timestamp("
+	"$12::double precision / 1000), th_now()) END, "
+	"CASE WHEN $13::bigint IS NOT NULL THEN to_timestamp("
+	"$13::double precision / 1000) WHEN $8::smallint >= 5 THEN th_now() "
+	"END, $14::int, $15, $16, $17, $18::bool, $19::jsonb, $20, "
+	"$21::uuid, $22::uuid, $23, CASE WHEN $24::bool THEN th_now() END) "
 	"ON CONFLICT (provider, call_id) DO UPDATE SET "
 	"prev_rank = c.status_rank, "
 	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
@@ -403,20 +411,36 @@ static const struct db_stmt st_call = { "store_call",
 	"status = CASE WHEN excluded.status_rank > c.status_rank "
 	"THEN excluded.status ELSE c.status END, "
 	"status_rank = greatest(c.status_rank, excluded.status_rank), "
+	"started_at = CASE WHEN $12::bigint IS NOT NULL "
+	"THEN excluded.started_at ELSE c.started_at END, "
 	"answered_at = coalesce(c.answered_at, excluded.answered_at), "
-	"ended_at = coalesce(c.ended_at, excluded.ended_at), "
+	"ended_at = coalesce(CASE WHEN $13::bigint IS NOT NULL "
+	"THEN excluded.ended_at END, c.ended_at, excluded.ended_at), "
 	"duration_s = coalesce(excluded.duration_s, c.duration_s), "
 	"recording_url = coalesce(excluded.recording_url, c.recording_url), "
 	"transcript = coalesce(excluded.transcript, c.transcript), "
+	"cost_cents = coalesce(excluded.cost_cents, c.cost_cents), "
+	"disconnection_reason = coalesce(excluded.disconnection_reason, "
+	"c.disconnection_reason), "
+	"summary = coalesce(excluded.summary, c.summary), "
+	"sentiment = coalesce(excluded.sentiment, c.sentiment), "
+	"successful = coalesce(excluded.successful, c.successful), "
+	"custom_data = coalesce(excluded.custom_data, c.custom_data), "
+	"agent_id = coalesce(excluded.agent_id, c.agent_id), "
+	"campaign_id = coalesce(c.campaign_id, excluded.campaign_id), "
+	"contact_id = coalesce(c.contact_id, excluded.contact_id), "
+	"caller_name = coalesce(excluded.caller_name, c.caller_name), "
+	"analyzed_at = coalesce(c.analyzed_at, excluded.analyzed_at), "
 	"updated_at = now() "
 	"RETURNING id, organization_id, status, status_rank, direction, "
-	"from_number, to_number, prev_rank", 11 };
+	"from_number, to_number, prev_rank, summary, analyzed_at IS NOT NULL, "
+	"campaign_id, contact_id, successful", 24 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
 {
 	struct db_res	 res;
-	const char	*p[11];
+	const char	*p[24];
 	char		 rank[8];
 	enum db_err	 e;
 
@@ -433,6 +457,19 @@ store_call(const struct call_in *in, struct call_out *out)
 	p[8] = in->duration;
 	p[9] = in->recording_url;
 	p[10] = in->transcript;
+	p[11] = in->started_ms;
+	p[12] = in->ended_ms;
+	p[13] = in->cost_cents;
+	p[14] = in->reason;
+	p[15] = in->summary;
+	p[16] = in->sentiment;
+	p[17] = in->successful;
+	p[18] = in->custom_data;
+	p[19] = in->agent_id;
+	p[20] = in->campaign_id;
+	p[21] = in->contact_id;
+	p[22] = in->caller_name;
+	p[23] = in->analyzed ? "true" : "false";
 	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
@@ -444,6 +481,11 @@ store_call(const struct call_in *in, struct call_out *out)
 		out->from = dup_or_null(db_get(&res, 0, 5));
 		out->to = dup_or_null(db_get(&res, 0, 6));
 		out->old_rank = atoi(db_get(&res, 0, 7));
+		out->summary = dup_or_null(db_get(&res, 0, 8));
+		out->analyzed = strcmp(db_get(&res, 0, 9), "t") == 0;
+		out->campaign_id = dup_or_null(db_get(&res, 0, 10));
+		out->contact_id = dup_or_null(db_get(&res, 0, 11));
+		out->successful = dup_or_null(db_get(&res, 0, 12));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -457,6 +499,10 @@ store_call_out_free(struct call_out *c)
 	free(c->direction);
 	free(c->from);
 	free(c->to);
+	free(c->summary);
+	free(c->campaign_id);
+	free(c->contact_id);
+	free(c->successful);
 	memset(c, 0, sizeof(*c));
 }
 

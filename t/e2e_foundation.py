@@ -140,7 +140,7 @@ class Dispatch(unittest.TestCase):
 
     def test_compat_path_reaches_the_workers(self):
         # No handler is mapped yet: the worker, not nginx, answers.
-        r = stack.post("/api/webhooks/retell", "{}", "application/json")
+        r = stack.post("/api/voip/sms/webhook", "{}", "application/json")
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json(), {"error": "unknown route"})
 

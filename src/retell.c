@@ -1,0 +1,888 @@
+/*
+ * retell.c: the Retell AI provider (DESIGN sections 3-8; research/
+ * providers.md section 3): call events at /webhooks/retell and the
+ * call_inbound webhook at /webhooks/retell/inbound.
+ *
+ * Events are JSON {"event": ..., "call": {...}}, keyed by event and
+ * call_id (transfers add their start timestamp; transcript_updated keeps
+ * the latest).  Every call event carries the whole call object, so each
+ * one upserts the call; activity, notifications and campaign progress
+ * follow only when the call really moved forward, which keeps counts
+ * exact under redelivery and out-of-order events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "extern.h"
+
+struct rt {
+	struct req	*r;
+	struct resp	*p;
+	const char	*event;
+	const cJSON	*call;		/* the call object, or the root */
+	char		*key;
+	char		*org_id;
+	struct org	 org;
+	long long	 event_id;
+	int		 away;		/* the database is away */
+};
+
+/* A string member of o, or NULL. */
+static const char *
+rt_str(const cJSON *o, const char *name)
+{
+	const cJSON	*j = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(j) && j->valuestring[0] != '\0' ?
+	    j->valuestring : NULL;
+}
+
+/* A non-negative integral number member of o as decimal, in buf. */
+static const char *
+rt_int(const cJSON *o, const char *name, char *buf, size_t len)
+{
+	const cJSON	*j = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsNumber(j) || j->valuedouble < 0 ||
+	    j->valuedouble > 9007199254740991.0)
+		return NULL;
+	snprintf(buf, len, "%lld", (long long)j->valuedouble);
+	return buf;
+}
+
+static const cJSON *
+rt_obj(const cJSON *o, const char *name)
+{
+	const cJSON	*j = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsObject(j) ? j : NULL;
+}
+
+/* A number in E.164 when it is one, else as sent.  Caller frees. */
+static char *
+rt_number(const char *v)
+{
+	char	 e[32];
+
+	if (v == NULL)
+		return NULL;
+	return xstrdup(phone_e164(v, e, sizeof(e)) == 0 ? e : v);
+}
+
+/*
+ * DESIGN section 11: Retell's call_status onto the common states; an
+ * ended call that never connected is failed, busy or no-answer by its
+ * disconnection reason.
+ */
+const char *
+retell_status(const char *call_status, const char *reason)
+{
+	if (call_status == NULL)
+		return NULL;
+	if (strcmp(call_status, "registered") == 0)
+		return "queued";
+	if (strcmp(call_status, "ongoing") == 0)
+		return "in-progress";
+	if (strcmp(call_status, "not_connected") == 0 ||
+	    strcmp(call_status, "error") == 0)
+		return "failed";
+	if (strcmp(call_status, "ended") != 0)
+		return NULL;
+	if (reason == NULL)
+		return "completed";
+	if (strcmp(reason, "dial_busy") == 0)
+		return "busy";
+	if (strcmp(reason, "dial_no_answer") == 0)
+		return "no-answer";
+	if (strncmp(reason, "dial_", 5) == 0 ||
+	    strcmp(reason, "invalid_destination") == 0 ||
+	    strncmp(reason, "telephony_provider_", 19) == 0 ||
+	    strcmp(reason, "sip_routing_error") == 0 ||
+	    strcmp(reason, "marked_as_spam") == 0 ||
+	    strcmp(reason, "user_declined") == 0 ||
+	    strcmp(reason, "registered_call_timeout") == 0 ||
+	    strcmp(reason, "concurrency_limit_reached") == 0 ||
+	    strcmp(reason, "no_valid_payment") == 0 ||
+	    strcmp(reason, "error_user_not_joined") == 0)
+		return "failed";
+	return "completed";
+}
+
+/*
+ * A campaign contact's outcome for a call that ended with status and
+ * reason: completed, no_answer (nobody, or a machine, picked up) or
+ * failed.
+ */
+const char *
+retell_contact_outcome(const char *status, const char *reason)
+{
+	if (status == NULL)
+		return NULL;
+	if (strcmp(status, "busy") == 0 || strcmp(status, "no-answer") == 0 ||
+	    (reason != NULL && (strcmp(reason, "voicemail_reached") == 0 ||
+	    strcmp(reason, "user_declined") == 0)))
+		return "no_answer";
+	if (strcmp(status, "completed") == 0)
+		return "completed";
+	return "failed";
+}
+
+/* Whose event: explicit id, else the number, else the call's owner. */
+static enum db_err
+rt_route(struct req *r, const cJSON *call, const char *inbound_to,
+    char **org)
+{
+	struct route_query	 q;
+	const cJSON		*meta;
+	const char		*dir;
+
+	memset(&q, 0, sizeof(q));
+	q.provider = "retell";
+	q.explicit_id = req_param(r, "organization_id");
+	if (q.explicit_id == NULL && call != NULL &&
+	    (meta = rt_obj(call, "metadata")) != NULL)
+		q.explicit_id = rt_str(meta, "organization_id");
+	if (inbound_to != NULL)
+		q.number = inbound_to;
+	else if (call != NULL) {
+		dir = rt_str(call, "direction");
+		q.number = rt_str(call, dir != NULL &&
+		    strcmp(dir, "outbound") == 0 ? "from_number" : "to_number");
+		q.call_id = rt_str(call, "call_id");
+	}
+	return store_route(&q, org);
+}
+
+/* The call object of an event: "call", or the root for compat senders. */
+static const cJSON *
+rt_call_of(const cJSON *root)
+{
+	const cJSON	*c = rt_obj(root, "call");
+
+	if (c != NULL)
+		return c;
+	if (rt_str(root, "call_id") != NULL)
+		return root;
+	return NULL;
+}
+
+/* The number that decides the owner, without the database (fallback). */
+static const char *
+rt_owner_number(const cJSON *root)
+{
+	const cJSON	*c, *ci;
+	const char	*dir;
+
+	if ((ci = rt_obj(root, "call_inbound")) != NULL)
+		return rt_str(ci, "to_number");
+	if ((c = rt_call_of(root)) == NULL)
+		return NULL;
+	dir = rt_str(c, "direction");
+	return rt_str(c, dir != NULL && strcmp(dir, "outbound") == 0 ?
+	    "from_number" : "to_number");
+}
+
+/*
+ * Verification (DESIGN section 5): the address allowlist if set, the
+ * shared secret, else X-Retell-Signature under api_key, api_key_previous
+ * or the key stored for the organization the event belongs to (a key
+ * only vouches for its own organization's events).  Fails closed.
+ */
+static const struct db_stmt st_keys = { "retell_keys",
+	"SELECT secret_sealed FROM provider_accounts WHERE provider = "
+	"'retell' AND organization_id = $1", 1 };
+
+static enum retellsig
+rt_check(const char *key, const struct req *r, const char *sig,
+    long long now_ms, int *nkeys)
+{
+	(*nkeys)++;
+	return retellsig_verify(key, r->body, r->bodylen, sig, now_ms,
+	    conf.retell.signature_tolerance_s * 1000);
+}
+
+static enum retellsig
+rt_check_sealed(const char *sealed, const struct req *r, const char *sig,
+    long long now_ms, int *nkeys)
+{
+	char		*key;
+	enum retellsig	 v;
+
+	if ((key = crypto_open(crypto_key, sealed)) == NULL) {
+		log_warnx("retell: a stored key does not open with "
+		    "secret_key_file");
+		return RETELLSIG_MISMATCH;
+	}
+	v = rt_check(key, r, sig, now_ms, nkeys);
+	explicit_bzero(key, strlen(key));
+	free(key);
+	return v;
+}
+
+enum verdict
+retell_verify(struct req *r, const char **why)
+{
+	const char	*sig, *secret, *auth, *params[1];
+	struct db_res	 res;
+	struct timespec	 ts;
+	struct org	 o;
+	char		*org = NULL;
+	long long	 now_ms;
+	enum retellsig	 v = RETELLSIG_MISMATCH, best = RETELLSIG_MISMATCH;
+	int		 i, nkeys = 0;
+
+	*why = NULL;
+	if (conf.retell.allowed.n > 0 &&
+	    !cidrlist_match(&conf.retell.allowed, r->client_addr)) {
+		*why = "address not allowed";
+		return VERIFY_FORBID;
+	}
+	secret = req_header(r, "X-Retell-Secret");
+	auth = req_header(r, "Authorization");
+	if (secret == NULL && auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+		secret = auth + 7;
+	if (secret != NULL && conf.retell.webhook_secret != NULL &&
+	    crypto_streq(secret, conf.retell.webhook_secret))
+		return VERIFY_OK;
+	if (conf.retell.insecure_allow_unsigned)
+		return VERIFY_OK;
+	if ((sig = req_header(r, "X-Retell-Signature")) == NULL) {
+		*why = secret != NULL ? "bad webhook secret" :
+		    "missing X-Retell-Signature";
+		return VERIFY_DENY;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (conf.retell.api_key != NULL)
+		best = v = rt_check(conf.retell.api_key, r, sig, now_ms, &nkeys);
+	if (v != RETELLSIG_OK && v != RETELLSIG_MALFORMED &&
+	    conf.retell.api_key_previous != NULL)
+		v = rt_check(conf.retell.api_key_previous, r, sig, now_ms,
+		    &nkeys);
+	/* the organization's own key, from the database or the cache */
+	if (v != RETELLSIG_OK && v != RETELLSIG_MALFORMED && crypto_have_key &&
+	    r->json != NULL) {
+		if (rt_route(r, rt_call_of(r->json), rt_obj(r->json,
+		    "call_inbound") ? rt_str(rt_obj(r->json, "call_inbound"),
+		    "to_number") : NULL, &org) == DB_OK) {
+			params[0] = org;
+			if (org != NULL && db_exec(&st_keys, params, &res) ==
+			    DB_OK) {
+				for (i = 0; i < res.nrows && v != RETELLSIG_OK;
+				    i++)
+					v = rt_check_sealed(db_get(&res, i, 0),
+					    r, sig, now_ms, &nkeys);
+				db_res_free(&res);
+			}
+		} else if (cache_org(req_param(r, "organization_id"),
+		    rt_owner_number(r->json), &o) == 0) {
+			for (i = 0; i < cache_secret_count() &&
+			    v != RETELLSIG_OK; i++)
+				if (cache_secret_org(i, "retell", o.id) != NULL)
+					v = rt_check_sealed(cache_secret_org(i,
+					    "retell", o.id), r, sig, now_ms,
+					    &nkeys);
+			store_org_free(&o);
+		}
+		free(org);
+	}
+	if (v == RETELLSIG_OK)
+		return VERIFY_OK;
+	if (nkeys == 0) {
+		*why = "no Retell verification configured";
+		return VERIFY_DENY;
+	}
+	if (v == RETELLSIG_MALFORMED || best == RETELLSIG_MALFORMED)
+		*why = "malformed X-Retell-Signature";
+	else if (v == RETELLSIG_EXPIRED || best == RETELLSIG_EXPIRED)
+		*why = "X-Retell-Signature timestamp outside "
+		    "signature_tolerance_s";
+	else
+		*why = "bad X-Retell-Signature";
+	return VERIFY_DENY;
+}
+
+/* The first 16 hex digits of the body's SHA-256. */
+static void
+rt_digest(const struct req *r, char *out)
+{
+	char	 hex[65];
+
+	twiliosig_sha256_hex(r->body, r->bodylen, hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+}
+
+/* The idempotency key of DESIGN section 6. */
+static char *
+rt_key(const struct rt *t)
+{
+	const char	*id = t->call ? rt_str(t->call, "call_id") : NULL;
+	const char	*dest;
+	char		*k, ts[24], d[17];
+
+	if (id == NULL) {
+		rt_digest(t->r, d);
+		xasprintf(&k, "%s:%s", t->event, d);
+	} else if (strncmp(t->event, "transfer_", 9) == 0) {
+		dest = rt_str(t->call, "transfer_destination");
+		if (dest == NULL)
+			dest = rt_str(t->r->json, "transfer_destination");
+		xasprintf(&k, "%s:%s:%s:%s", t->event, id,
+		    rt_int(t->call, "start_timestamp", ts, sizeof(ts)) ? ts :
+		    "", dest ? dest : "");
+	} else
+		xasprintf(&k, "%s:%s", t->event, id);
+	return k;
+}
+
+/* Link the call to its campaign and contact (DESIGN section 11). */
+static const struct db_stmt st_contact_by_phone = { "retell_contact_phone",
+	"SELECT cc.id FROM campaign_contacts cc JOIN campaigns c ON "
+	"c.id = cc.campaign_id WHERE cc.campaign_id = $1 AND cc.phone = $2 "
+	"AND ($3::uuid IS NULL OR c.organization_id = $3::uuid) "
+	"ORDER BY cc.position LIMIT 1", 3 };
+static const struct db_stmt st_contact_check = { "retell_contact_check",
+	"SELECT cc.id FROM campaign_contacts cc JOIN campaigns c ON "
+	"c.id = cc.campaign_id WHERE cc.id = $1 AND cc.campaign_id = $2 "
+	"AND ($3::uuid IS NULL OR c.organization_id = $3::uuid)", 3 };
+
+static enum db_err
+rt_campaign(struct rt *t, const char *to, char **campaign, char **contact)
+{
+	const cJSON	*meta = rt_obj(t->call, "metadata");
+	const char	*cid, *kid, *p[3];
+	struct db_res	 res;
+	enum db_err	 e;
+
+	*campaign = *contact = NULL;
+	if (meta == NULL || (cid = rt_str(meta, "campaign_id")) == NULL ||
+	    !store_is_uuid(cid))
+		return DB_OK;
+	kid = rt_str(meta, "contact_id");
+	p[0] = kid != NULL && store_is_uuid(kid) ? kid : cid;
+	p[1] = kid != NULL && store_is_uuid(kid) ? cid : to;
+	p[2] = t->org_id;
+	if (kid != NULL && store_is_uuid(kid))
+		e = db_exec(&st_contact_check, p, &res);
+	else if (to != NULL) {
+		p[0] = cid;
+		e = db_exec(&st_contact_by_phone, p, &res);
+	} else
+		return DB_OK;
+	if (e != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		*campaign = xstrdup(cid);
+		*contact = xstrdup(db_get(&res, 0, 0));
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/*
+ * A contact moves forward only (pending, calling, then an outcome);
+ * processed and successful flip once each, and only the flip counts
+ * for the campaign.
+ */
+static const struct db_stmt st_contact_status = { "retell_contact_status",
+	"UPDATE campaign_contacts SET status = $2, status_rank = $3::smallint, "
+	"call_id = coalesce(call_id, $4), updated_at = th_now() "
+	"WHERE id = $1 AND status_rank < $3::smallint", 4 };
+static const struct db_stmt st_contact_processed = {
+	"retell_contact_processed",
+	"WITH flip AS (UPDATE campaign_contacts SET processed = true "
+	"WHERE id = $1 AND NOT processed RETURNING campaign_id) "
+	"UPDATE campaigns c SET processed = c.processed + 1 FROM flip "
+	"WHERE c.id = flip.campaign_id RETURNING c.name, c.processed, "
+	"(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id), "
+	"c.organization_id", 1 };
+static const struct db_stmt st_contact_successful = {
+	"retell_contact_successful",
+	"WITH flip AS (UPDATE campaign_contacts SET successful = true "
+	"WHERE id = $1 AND NOT successful RETURNING campaign_id) "
+	"UPDATE campaigns c SET successful = c.successful + 1 FROM flip "
+	"WHERE c.id = flip.campaign_id", 1 };
+
+static enum db_err
+rt_contact(struct rt *t, const struct call_out *co, const char *reason,
+    const char *call_id)
+{
+	const char	*outcome = NULL, *p[4];
+	char		 rank[4], *summary;
+	struct db_res	 res;
+	enum db_err	 e;
+
+	if (co->contact_id == NULL)
+		return DB_OK;
+	if (co->rank >= 5)
+		outcome = retell_contact_outcome(co->status, reason);
+	p[0] = co->contact_id;
+	p[1] = outcome != NULL ? outcome : "calling";
+	snprintf(rank, sizeof(rank), "%d", outcome != NULL ? 2 : 1);
+	p[2] = rank;
+	p[3] = call_id;
+	if (co->rank >= 4 || outcome != NULL)
+		if ((e = db_exec(&st_contact_status, p, NULL)) != DB_OK)
+			return e;
+	if (outcome != NULL) {
+		if ((e = db_exec(&st_contact_processed, p, &res)) != DB_OK)
+			return e;
+		if (res.nrows == 1) {
+			xasprintf(&summary, "Campaign %s: %s (%s of %s done)",
+			    db_get(&res, 0, 0), outcome, db_get(&res, 0, 1),
+			    db_get(&res, 0, 2));
+			e = store_activity(db_get(&res, 0, 3),
+			    "campaign_progress", summary, co->id, 0,
+			    t->event_id);
+			free(summary);
+			if (e != DB_OK) {
+				db_res_free(&res);
+				return e;
+			}
+		}
+		db_res_free(&res);
+	}
+	if (co->successful != NULL && strcmp(co->successful, "t") == 0)
+		return db_exec(&st_contact_successful, p, NULL);
+	return DB_OK;
+}
+
+static const struct db_stmt st_summary = { "retell_summary",
+	"UPDATE activity SET summary = $2 WHERE call_id = $1 AND "
+	"type = 'call_ended'", 2 };
+
+/*
+ * A call event: upsert the call from its object, then log what moved.
+ * Returns -1 on a database error.
+ */
+static int
+rt_call_event(struct rt *t)
+{
+	const cJSON	*c = t->call, *an, *cost, *dyn, *cd;
+	struct call_in	 in;
+	struct call_out	 co;
+	char		 s1[24], s2[24], s3[24], dur[24], cents[24];
+	char		*from, *to, *custom = NULL, *summary = NULL;
+	char		*campaign = NULL, *contact = NULL, cid[24];
+	const char	*reason, *type = NULL, *ms;
+	int		 inbound, rc = -1;
+
+	from = rt_number(rt_str(c, "from_number"));
+	to = rt_number(rt_str(c, "to_number"));
+	reason = rt_str(c, "disconnection_reason");
+	memset(&in, 0, sizeof(in));
+	in.provider = "retell";
+	in.call_id = rt_str(c, "call_id");
+	in.org = t->org_id;
+	in.direction = rt_str(c, "direction");
+	if (in.direction != NULL && strcmp(in.direction, "inbound") != 0 &&
+	    strcmp(in.direction, "outbound") != 0)
+		in.direction = NULL;
+	in.from = from;
+	in.to = to;
+	in.status = retell_status(rt_str(c, "call_status"), reason);
+	in.started_ms = rt_int(c, "start_timestamp", s1, sizeof(s1));
+	in.ended_ms = rt_int(c, "end_timestamp", s2, sizeof(s2));
+	if ((ms = rt_int(c, "duration_ms", s3, sizeof(s3))) != NULL)
+		snprintf(dur, sizeof(dur), "%lld", strtoll(ms, NULL, 10) / 1000);
+	else if (in.started_ms != NULL && in.ended_ms != NULL)
+		snprintf(dur, sizeof(dur), "%lld", (strtoll(in.ended_ms, NULL,
+		    10) - strtoll(in.started_ms, NULL, 10)) / 1000);
+	else
+		dur[0] = '\0';
+	in.duration = dur[0] != '\0' && dur[0] != '-' ? dur : NULL;
+	if ((cost = rt_obj(c, "call_cost")) != NULL)
+		in.cost_cents = rt_int(cost, "combined_cost", cents,
+		    sizeof(cents));
+	in.reason = reason;
+	in.recording_url = rt_str(c, "recording_url");
+	/* transcript_updated writes only when its event was the latest */
+	in.transcript = rt_str(c, "transcript");
+	in.agent_id = rt_str(c, "agent_id");
+	if ((dyn = rt_obj(c, "retell_llm_dynamic_variables")) != NULL)
+		in.caller_name = rt_str(dyn, "customer_name");
+	if ((an = rt_obj(c, "call_analysis")) != NULL) {
+		in.analyzed = 1;
+		in.summary = rt_str(an, "call_summary");
+		in.sentiment = rt_str(an, "user_sentiment");
+		if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(an,
+		    "call_successful")))
+			in.successful = cJSON_IsTrue(
+			    cJSON_GetObjectItemCaseSensitive(an,
+			    "call_successful")) ? "true" : "false";
+		if ((cd = cJSON_GetObjectItemCaseSensitive(an,
+		    "custom_analysis_data")) != NULL && !cJSON_IsNull(cd))
+			custom = cJSON_PrintUnformatted(cd);
+		in.custom_data = custom;
+	}
+	if (rt_campaign(t, in.direction != NULL &&
+	    strcmp(in.direction, "outbound") == 0 ? to : from, &campaign,
+	    &contact) != DB_OK)
+		goto done;
+	in.campaign_id = campaign;
+	in.contact_id = contact;
+	if (store_call(&in, &co) != DB_OK)
+		goto done;
+	inbound = co.direction == NULL || strcmp(co.direction, "inbound") == 0;
+	/*
+	 * Reaching the conversation: an inbound call notifies everyone.  One
+	 * that never connected is logged as missed below instead.
+	 */
+	if (co.old_rank < 4 && co.rank >= 4 && inbound &&
+	    (strcmp(co.status, "in-progress") == 0 ||
+	    strcmp(co.status, "completed") == 0)) {
+		xasprintf(&summary, "Inbound call from %s", co.from ? co.from :
+		    "unknown");
+		if (store_activity(co.org, "inbound_call", summary, co.id, 0,
+		    t->event_id) != DB_OK ||
+		    store_notify_inbound_call(co.org, t->event_id, co.from,
+		    co.to, in.agent_id) != DB_OK)
+			goto free_co;
+		free(summary);
+		summary = NULL;
+	} else if (co.old_rank < 4 && co.rank == 4) {
+		type = "call_started";
+		summary = xstrdup("Call started");
+	}
+	if (co.old_rank < 5 && co.rank == 5) {
+		free(summary);
+		if (strcmp(co.status, "completed") == 0) {
+			type = "call_ended";
+			summary = xstrdup(co.analyzed && co.summary != NULL ?
+			    co.summary : "Call completed");
+		} else if (inbound) {
+			type = "call_missed";
+			xasprintf(&summary, "Missed call from %s (%s)",
+			    co.from ? co.from : "unknown",
+			    reason ? reason : co.status);
+		} else {
+			type = "call_ended";
+			xasprintf(&summary, "Call not connected (%s)",
+			    reason ? reason : co.status);
+		}
+	}
+	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
+	    t->event_id) != DB_OK)
+		goto free_co;
+	/* an analysis that arrives after the end names the call */
+	if (in.analyzed && in.summary != NULL && type == NULL) {
+		const char	*p[2];
+
+		snprintf(cid, sizeof(cid), "%lld", co.id);
+		p[0] = cid;
+		p[1] = in.summary;
+		if (db_exec(&st_summary, p, NULL) != DB_OK)
+			goto free_co;
+	}
+	if (rt_contact(t, &co, reason, in.call_id) != DB_OK)
+		goto free_co;
+	rc = 0;
+free_co:
+	store_call_out_free(&co);
+done:
+	free(summary);
+	free(campaign);
+	free(contact);
+	cJSON_free(custom);
+	free(from);
+	free(to);
+	return rc;
+}
+
+/* The events that describe a call; others are only stored. */
+static int
+rt_is_call_event(const char *event)
+{
+	static const char *const known[] = { "call_started", "call_ended",
+	    "call_analyzed", "transcript_updated", "transfer_started",
+	    "transfer_bridged", "transfer_cancelled", "transfer_ended", NULL };
+	int	 i;
+
+	for (i = 0; known[i] != NULL; i++)
+		if (strcmp(event, known[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * transcript_updated comes many times a call; its event row keeps the
+ * longest transcript, and an older one (a late redelivery) changes
+ * nothing.
+ */
+static const struct db_stmt st_latest = { "retell_transcript_latest",
+	"UPDATE events SET body = decode($2, 'hex'), payload = $3::jsonb, "
+	"received_at = th_now() WHERE provider = 'retell' AND "
+	"provider_key = $1 AND coalesce(length(payload->'call'->>"
+	"'transcript'), 0) < coalesce(length($3::jsonb->'call'->>"
+	"'transcript'), 0) RETURNING id", 3 };
+
+static enum db_err
+rt_latest(struct rt *t, long long *id)
+{
+	struct db_res	 res;
+	const char	*p[3];
+	char		*hex, *payload;
+	enum db_err	 e;
+
+	hex = xmalloc(t->r->bodylen * 2 + 1);
+	util_hex((const unsigned char *)t->r->body, t->r->bodylen, hex);
+	payload = store_payload_json(t->r);
+	p[0] = t->key;
+	p[1] = hex;
+	p[2] = payload;
+	e = db_exec(&st_latest, p, &res);
+	free(hex);
+	cJSON_free(payload);
+	if (e != DB_OK)
+		return e;
+	*id = res.nrows == 1 ? strtoll(db_get(&res, 0, 0), NULL, 10) : 0;
+	db_res_free(&res);
+	return DB_OK;
+}
+
+/* POST /webhooks/retell: store, derive, answer 204. */
+int
+retell_handle(struct req *r, struct resp *p)
+{
+	struct rt	 t;
+	struct event_in	 ev;
+	char		*prior = NULL;
+	int		 rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.p = p;
+	p->kind = RESP_EMPTY;
+	t.call = rt_call_of(r->json);
+	t.event = rt_str(r->json, "event");
+	if (t.event == NULL && t.call == r->json)
+		t.event = "call_ended";	/* the compat senders' shape */
+	if (t.event == NULL) {
+		resp_error(p, 400, "missing event");
+		return 0;
+	}
+	if (rt_is_call_event(t.event) && (t.call == NULL ||
+	    rt_str(t.call, "call_id") == NULL)) {
+		resp_error(p, 400, "missing call.call_id");
+		return 0;
+	}
+	t.key = rt_key(&t);
+	if (rt_route(r, t.call, NULL, &t.org_id) != DB_OK)
+		goto done;
+	memset(&ev, 0, sizeof(ev));
+	ev.provider = "retell";
+	ev.type = t.event;
+	ev.key = t.key;
+	ev.org = t.org_id;
+	if (store_event(r, &ev, &t.event_id, &prior) != DB_OK)
+		goto done;
+	if (t.event_id == 0 && strcmp(t.event, "transcript_updated") == 0 &&
+	    rt_latest(&t, &t.event_id) != DB_OK)
+		goto done;
+	if (t.event_id == 0) {
+		if (r->replay != NULL)
+			r->replay->duplicate = 1;
+		rc = 0;
+		goto done;
+	}
+	if (rt_is_call_event(t.event) && rt_call_event(&t) == -1)
+		goto done;
+	rc = 0;
+done:
+	if (rc == -1)
+		log_warnx("retell: %s: %s", log_esc(t.key), db_errmsg());
+	free(prior);
+	free(t.key);
+	free(t.org_id);
+	return rc;
+}
+
+/*
+ * What is known of a caller: how many earlier calls, and a name from
+ * those calls or from a campaign's contacts.
+ */
+static const struct db_stmt st_caller = { "retell_caller",
+	"SELECT (SELECT count(*) FROM calls WHERE organization_id = $1 AND "
+	"from_number = $2), coalesce((SELECT caller_name FROM calls WHERE "
+	"organization_id = $1 AND from_number = $2 AND caller_name IS NOT "
+	"NULL ORDER BY started_at DESC LIMIT 1), (SELECT cc.name FROM "
+	"campaign_contacts cc JOIN campaigns c ON c.id = cc.campaign_id "
+	"WHERE c.organization_id = $1 AND cc.phone = $2 AND cc.name IS NOT "
+	"NULL ORDER BY cc.updated_at DESC LIMIT 1))", 2 };
+
+/*
+ * The call_inbound answer: the organization's agent, what it knows of
+ * the caller and whether it is open, as dynamic variables (strings);
+ * {"reject":true} for a blocked caller.  With the database away, from
+ * the cached organization and without the caller.
+ */
+static int
+rt_inbound_answer(struct rt *t, const char *from, cJSON **out)
+{
+	cJSON		*root, *ci, *vars, *meta;
+	struct db_res	 res;
+	const char	*p[2];
+	int		 blocked = 0;
+	char		 n[24];
+
+	*out = NULL;
+	root = cJSON_CreateObject();
+	ci = cJSON_AddObjectToObject(root, "call_inbound");
+	if (t->org.id == NULL) {
+		*out = root;	/* the number's own agent answers */
+		return 0;
+	}
+	if (!t->away && from != NULL &&
+	    store_is_blocked(t->org.id, from, &blocked) != DB_OK)
+		goto fail;
+	if (blocked) {
+		cJSON_AddTrueToObject(ci, "reject");
+		*out = root;
+		return 0;
+	}
+	if (t->org.retell_agent_id != NULL)
+		cJSON_AddStringToObject(ci, "override_agent_id",
+		    t->org.retell_agent_id);
+	vars = cJSON_AddObjectToObject(ci, "dynamic_variables");
+	cJSON_AddStringToObject(vars, "organization_name", t->org.name);
+	cJSON_AddStringToObject(vars, "business_hours",
+	    store_org_open(&t->org) ? "true" : "false");
+	if (!t->away && from != NULL) {
+		p[0] = t->org.id;
+		p[1] = from;
+		if (db_exec(&st_caller, p, &res) != DB_OK)
+			goto fail;
+		snprintf(n, sizeof(n), "%s", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(vars, "previous_calls", n);
+		cJSON_AddStringToObject(vars, "caller_known",
+		    strcmp(n, "0") != 0 || db_get(&res, 0, 1) != NULL ?
+		    "true" : "false");
+		if (db_get(&res, 0, 1) != NULL)
+			cJSON_AddStringToObject(vars, "caller_name",
+			    db_get(&res, 0, 1));
+		db_res_free(&res);
+	}
+	meta = cJSON_AddObjectToObject(ci, "metadata");
+	cJSON_AddStringToObject(meta, "organization_id", t->org.id);
+	*out = root;
+	return 0;
+fail:
+	cJSON_Delete(root);
+	return -1;
+}
+
+/* POST /webhooks/retell/inbound: find the organization, answer JSON. */
+int
+retell_inbound(struct req *r, struct resp *p)
+{
+	struct rt	 t;
+	struct event_in	 ev;
+	const cJSON	*ci;
+	const char	*ev_name, *id;
+	char		*prior = NULL, *from = NULL, *to = NULL, *text, d[17];
+	cJSON		*answer;
+	int		 rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.p = p;
+	ev_name = rt_str(r->json, "event");
+	if (ev_name == NULL || strcmp(ev_name, "call_inbound") != 0 ||
+	    (ci = rt_obj(r->json, "call_inbound")) == NULL) {
+		resp_error(p, 400, "not a call_inbound event");
+		return 0;
+	}
+	if (rt_str(ci, "to_number") == NULL) {
+		resp_error(p, 400, "missing call_inbound.to_number");
+		return 0;
+	}
+	from = rt_number(rt_str(ci, "from_number"));
+	to = rt_number(rt_str(ci, "to_number"));
+	if ((id = rt_str(ci, "call_id")) != NULL)
+		xasprintf(&t.key, "call_inbound:%s", id);
+	else {
+		rt_digest(r, d);
+		xasprintf(&t.key, "call_inbound:%s", d);
+	}
+	if (rt_route(r, NULL, to, &t.org_id) != DB_OK)
+		goto done;
+	memset(&ev, 0, sizeof(ev));
+	ev.provider = "retell";
+	ev.type = "call_inbound";
+	ev.key = t.key;
+	ev.org = t.org_id;
+	if (store_event(r, &ev, &t.event_id, &prior) != DB_OK)
+		goto done;
+	if (t.event_id == 0) {
+		if (r->replay != NULL)
+			r->replay->duplicate = 1;
+		if (prior != NULL && (answer = cJSON_Parse(prior)) != NULL)
+			resp_set_json(p, 200, answer);
+		else
+			resp_set_json(p, 200, cJSON_Parse(
+			    "{\"call_inbound\":{}}"));
+		rc = 0;
+		goto done;
+	}
+	if (t.org_id != NULL && store_org_load(t.org_id, &t.org) != DB_OK)
+		goto done;
+	if (rt_inbound_answer(&t, from, &answer) == -1)
+		goto done;
+	/* a replay keeps what Retell was really answered */
+	if (r->replay != NULL && r->replay->answer != NULL)
+		text = xstrdup(r->replay->answer);
+	else if ((text = cJSON_PrintUnformatted(answer)) == NULL)
+		fatalx("retell: out of memory");
+	if (store_event_answer(t.event_id, text) != DB_OK) {
+		free(text);
+		cJSON_Delete(answer);
+		goto done;
+	}
+	free(text);
+	resp_set_json(p, 200, answer);
+	rc = 0;
+done:
+	if (rc == -1)
+		log_warnx("retell: %s: %s", log_esc(t.key), db_errmsg());
+	free(prior);
+	free(from);
+	free(to);
+	free(t.key);
+	free(t.org_id);
+	store_org_free(&t.org);
+	return rc;
+}
+
+/*
+ * While the database is away: events are spooled and answered 204; an
+ * inbound call gets the cached organization's agent and hours.
+ */
+int
+retell_fallback(struct req *r, struct resp *p)
+{
+	struct rt	 t;
+	cJSON		*answer;
+	const char	*id;
+	int		 rc;
+
+	if (strcmp(r->route->name, "retell_inbound") != 0) {
+		p->kind = RESP_EMPTY;
+		return 0;
+	}
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.p = p;
+	t.away = 1;
+	if ((id = req_param(r, "organization_id")) != NULL)
+		(void)cache_org(id, NULL, &t.org);
+	else if (r->json != NULL)
+		(void)cache_org(NULL, rt_owner_number(r->json), &t.org);
+	rc = rt_inbound_answer(&t, NULL, &answer);
+	if (rc == 0)
+		resp_set_json(p, 200, answer);
+	store_org_free(&t.org);
+	return rc;
+}
