@@ -1,7 +1,8 @@
 /*
  * fuzz_sig: the signature and header parsers: X-Twilio-Signature over a
- * request URI and form body (twiliosig.c), the candidate URLs, and the
- * X-Forwarded-For walk and address lists (request.c, cidr.c).
+ * request URI and form body (twiliosig.c), the candidate URLs,
+ * X-Retell-Signature (retellsig.c), and the X-Forwarded-For walk and
+ * address lists (request.c, cidr.c).
  *
  * Input: token '\n' header '\n' uri '\n' form body.
  */
@@ -48,6 +49,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    NULL, header);
 	}
 	kv_free(&form);
+	(void)retellsig_verify(token, p, (size_t)(end - p), header,
+	    1700000000000LL, 300000);
 	n = twiliosig_urls(token, uri, urls);
 	for (i = 0; i < n; i++)
 		free(urls[i]);

@@ -109,6 +109,71 @@ START_TEST(test_null_header)
 }
 END_TEST
 
+static const struct {
+	const char	*call_status;
+	const char	*reason;
+	const char	*status;
+	const char	*outcome;	/* of a campaign contact */
+} mapping[] = {
+	{ "registered", NULL, "queued", "failed" },
+	{ "ongoing", NULL, "in-progress", "failed" },
+	{ "ended", "user_hangup", "completed", "completed" },
+	{ "ended", "agent_hangup", "completed", "completed" },
+	{ "ended", "call_transfer", "completed", "completed" },
+	{ "ended", "voicemail_reached", "completed", "no_answer" },
+	{ "ended", "dial_busy", "busy", "no_answer" },
+	{ "ended", "dial_no_answer", "no-answer", "no_answer" },
+	{ "ended", "dial_failed", "failed", "failed" },
+	{ "ended", "invalid_destination", "failed", "failed" },
+	{ "ended", "telephony_provider_unavailable", "failed", "failed" },
+	{ "ended", NULL, "completed", "completed" },
+	{ "not_connected", "dial_failed", "failed", "failed" },
+	{ "error", "error_retell", "failed", "failed" },
+};
+
+START_TEST(test_status_mapping)
+{
+	const char	*st = retell_status(mapping[_i].call_status,
+			    mapping[_i].reason);
+
+	ck_assert_str_eq(st, mapping[_i].status);
+	ck_assert_str_eq(retell_contact_outcome(st, mapping[_i].reason),
+	    mapping[_i].outcome);
+}
+END_TEST
+
+START_TEST(test_unknown_status)
+{
+	ck_assert_ptr_null(retell_status("teleported", NULL));
+	ck_assert_ptr_null(retell_status(NULL, NULL));
+	ck_assert_ptr_null(retell_contact_outcome(NULL, NULL));
+}
+END_TEST
+
+/* allowed_ips is checked first: a refused address is 403, unread. */
+START_TEST(test_allowed_ips)
+{
+	struct req	 r;
+	const char	*why, *err;
+	char		*env[] = { "REQUEST_METHOD=POST", NULL };
+
+	conf_defaults(&conf);
+	ck_assert_int_eq(cidrlist_parse("100.20.5.228, 10.0.0.0/8",
+	    &conf.retell.allowed, &err), 0);
+	req_init(&r, env);
+	r.client_addr = xstrdup("192.0.2.1");
+	ck_assert_int_eq(retell_verify(&r, &why), VERIFY_FORBID);
+	ck_assert_str_eq(why, "address not allowed");
+	free(r.client_addr);
+	r.client_addr = xstrdup("10.1.2.3");
+	/* allowed, but unsigned and no key configured: still refused */
+	ck_assert_int_eq(retell_verify(&r, &why), VERIFY_DENY);
+	ck_assert_str_eq(why, "missing X-Retell-Signature");
+	req_free(&r);
+	conf_free(&conf);
+}
+END_TEST
+
 static Suite *
 retellsig_suite(void)
 {
@@ -127,6 +192,13 @@ retellsig_suite(void)
 	tcase_add_loop_test(tc, test_rejected_forms, 0,
 	    sizeof(rejected) / sizeof(rejected[0]));
 	tcase_add_test(tc, test_null_header);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("Mapping");
+	tcase_add_loop_test(tc, test_status_mapping, 0,
+	    sizeof(mapping) / sizeof(mapping[0]));
+	tcase_add_test(tc, test_unknown_status);
+	tcase_add_test(tc, test_allowed_ips);
 	suite_add_tcase(s, tc);
 	return s;
 }
