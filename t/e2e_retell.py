@@ -208,12 +208,13 @@ class Events(unittest.TestCase):
         self.assertIn("I need a cleaning", q1(
             "SELECT payload->'call'->>'transcript' FROM events WHERE "
             "provider_key = 'transcript_updated:%s'" % cid))
-        for ev in ("transfer_started", "transfer_bridged", "transfer_ended"):
+        for ev in ("transfer_started", "transfer_bridged",
+                   "transfer_cancelled", "transfer_ended"):
             self.assertEqual(event(ev, dict(started),
                                    transfer_destination="+15559998888")
                              .status, 204)
         self.assertEqual(count("events", "provider_key LIKE 'transfer_%%:%s:%%'"
-                               % cid), 3)
+                               % cid), 4)
         e = ended(cid, retell_llm_dynamic_variables={
             "customer_name": "Jane Roe"})
         self.assertEqual(event("call_ended", e).status, 204)
