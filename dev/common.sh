@@ -8,6 +8,7 @@
 TELEHOOK_PACKAGES="
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libpq-dev libsodium-dev libssl-dev libcjson-dev
+	libcurl4-openssl-dev
 	check mandoc
 	nginx spawn-fcgi multiwatch libfcgi-bin
 	postgresql postgresql-client

@@ -301,3 +301,30 @@ CREATE TABLE rejections (
 CREATE INDEX rejections_received ON rejections (received_at DESC);
 CREATE INDEX rejections_org ON rejections (organization_id, received_at DESC)
     WHERE organization_id IS NOT NULL;
+
+-- Messages waiting to be sent through a provider's REST API (VoIP.ms
+-- auto-replies): queued in the transaction of the message they answer,
+-- sent by "telehookctl outbox send".  A row is claimed (sending) before
+-- the API is called and marked sent after, so a crash in between leaves
+-- it visibly in doubt rather than silently sent twice.
+CREATE TABLE outbox (
+	id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	organization_id	uuid NOT NULL REFERENCES organizations ON DELETE CASCADE,
+	provider	text NOT NULL CHECK (provider IN ('voipms')),
+	event_id	bigint UNIQUE REFERENCES events ON DELETE SET NULL,
+	from_number	text NOT NULL,		-- our DID
+	to_number	text NOT NULL,
+	body		text NOT NULL CHECK (body <> ''),
+	state		text NOT NULL DEFAULT 'pending' CHECK (state IN
+			    ('pending', 'sending', 'retry', 'sent', 'failed')),
+	attempts	integer NOT NULL DEFAULT 0,
+	next_attempt_at	timestamptz NOT NULL DEFAULT now(),
+	claimed_at	timestamptz,
+	last_error	text,
+	provider_message_id text,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	sent_at		timestamptz
+);
+-- The sender's queue: what is due, oldest first.
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id)
+    WHERE state IN ('pending', 'retry');

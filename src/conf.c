@@ -71,6 +71,12 @@ const struct conf_key conf_keys[] = {
 
 	{ "voipms", "allowed_ips", CONF_CIDRS, C(voipms.allowed_ips), 0,
 	    NULL, 0, 0 },
+	{ "voipms", "api_password", CONF_STR, C(voipms.api_password),
+	    CONF_SECRET, NULL, 0, 0 },
+	{ "voipms", "api_url", CONF_APIURL, C(voipms.api_url), 0,
+	    "https://voip.ms/api/v1/rest.php", 0, 0 },
+	{ "voipms", "api_username", CONF_STR, C(voipms.api_username), 0,
+	    NULL, 0, 0 },
 	{ "voipms", "insecure_allow_unsigned", CONF_BOOL,
 	    C(voipms.insecure_allow_unsigned), 0, "no", 0, 0 },
 	{ "voipms", "url_token", CONF_STR, C(voipms.url_token), CONF_SECRET,
@@ -143,6 +149,29 @@ conf_check_url(const char *v)
 	return NULL;
 }
 
+/*
+ * An API endpoint telehook calls with credentials: HTTPS, or plain HTTP
+ * only to this machine (a local test server).
+ */
+static const char *
+conf_check_apiurl(const char *v)
+{
+	static const char *const local[] = { "http://127.0.0.1",
+	    "http://localhost", "http://[::1]", NULL };
+	const char	*rest;
+	int		 i;
+
+	if (strncmp(v, "https://", 8) == 0)
+		return v[8] != '\0' && v[8] != '/' ? NULL : "has no host";
+	for (i = 0; local[i] != NULL; i++) {
+		rest = v + strlen(local[i]);
+		if (strncmp(v, local[i], strlen(local[i])) == 0 &&
+		    (*rest == ':' || *rest == '/' || *rest == '\0'))
+			return NULL;
+	}
+	return "must be https:// (plain http only to this machine)";
+}
+
 /* Set key k from value v; NULL on success, else why not. */
 static const char *
 conf_set(struct conf *c, const struct conf_key *k, const char *v)
@@ -196,6 +225,12 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v)
 		free(*(char **)field);
 		*(char **)field = copy;
 		return NULL;
+	case CONF_APIURL:
+		if ((errstr = conf_check_apiurl(v)) != NULL) {
+			snprintf(why, sizeof(why), "%s %s", k->name, errstr);
+			return why;
+		}
+		break;
 	case CONF_CIDRS:
 		if (cidrlist_parse(v, &cl, &errstr) == -1) {
 			snprintf(why, sizeof(why), "%s: %s", k->name, errstr);
@@ -550,6 +585,7 @@ conf_free(struct conf *c)
 		case CONF_CIDRS:
 		case CONF_PATH:
 		case CONF_CONNINFO:
+		case CONF_APIURL:
 			field = (char **)((char *)c + k->off);
 			if (*field != NULL && (k->flags & CONF_SECRET))
 				explicit_bzero(*field, strlen(*field));

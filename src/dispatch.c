@@ -27,6 +27,9 @@
 	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback }
 #define RT(path, name, fn, resp) { path, METHOD_POST, BODY_JSON, name, \
 	retell_verify, fn, resp, ROUTE_TX, retell_fallback }
+#define VM(path, methods, name, fn) { path, methods, \
+	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
+	ROUTE_TX, voipms_fallback }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
 	    verify_public, health_handle, RESP_JSON, 0, NULL },
@@ -65,6 +68,16 @@ const struct route routes[] = {
 	RT("/api/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
 	RT("/functions/v1/retell-webhook", "retell", retell_handle,
 	    RESP_EMPTY),
+
+	/* VoIP.ms: the legacy URL callback is a GET */
+	VM("/webhooks/voipms/sms/incoming", METHOD_GET | METHOD_POST,
+	    "voipms_sms", voipms_sms),
+	VM("/webhooks/voipms/call/cdr", METHOD_POST, "voipms_cdr",
+	    voipms_cdr),
+	VM("/webhooks/voipms/recording/ready", METHOD_POST,
+	    "voipms_recording", voipms_recording),
+	VM("/api/voip/sms/webhook", METHOD_GET | METHOD_POST, "voipms_sms",
+	    voipms_sms),
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
@@ -356,6 +369,7 @@ dispatch_request(FCGX_Request *fr)
 	struct req	 r;
 	struct resp	 p;
 	struct buf	 out;
+	char		*uri;
 	int		 status;
 
 	req_init(&r, fr->envp);
@@ -368,10 +382,13 @@ dispatch_request(FCGX_Request *fr)
 	if (out.failed || FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
 		log_warnx("%s: could not write the answer to %s",
 		    log_esc(r.path), log_esc(r.client_addr));
-	if (p.error != NULL)
+	if (p.error != NULL) {
+		uri = req_redact_uri(r.request_uri);
 		log_info("%s %s %s %d %lldus: %s", log_esc(r.client_addr),
-		    log_esc(r.method_str), log_esc(r.request_uri), status,
+		    log_esc(r.method_str), log_esc(uri), status,
 		    now_us() - r.start_us, log_esc(p.error));
+		free(uri);
+	}
 	else
 		log_info("%s %s %s %d %lldus", log_esc(r.client_addr),
 		    log_esc(r.method_str), r.route != NULL ? r.route->name :

@@ -126,6 +126,9 @@ struct conf_provider_retell {
 	int		 insecure_allow_unsigned;
 };
 struct conf_provider_voipms {
+	char		*api_url;
+	char		*api_username;
+	char		*api_password;
 	char		*url_token;
 	char		*url_token_previous;
 	char		*allowed_ips;
@@ -160,6 +163,7 @@ enum conf_type {
 	CONF_PATH,
 	CONF_LOGLEVEL,
 	CONF_CONNINFO,
+	CONF_APIURL,
 	CONF__MAX
 };
 #define CONF_SECRET	0x01	/* never printed; file must be private */
@@ -265,6 +269,7 @@ int		 req_read_body(struct req *, struct FCGX_Stream *, size_t,
 char		*req_client_addr(const char *, const char *,
 		    const struct cidrlist *);
 const char	*req_param(const struct req *, const char *);
+char		*req_redact_uri(const char *);
 long long	 now_us(void);
 
 /* twiml.c: TwiML (XML) builder with escaping and a sticky error. */
@@ -465,6 +470,13 @@ int		 retell_fallback(struct req *, struct resp *);
 const char	*retell_status(const char *, const char *);
 const char	*retell_contact_outcome(const char *, const char *);
 
+/* voipms.c: the VoIP.ms routes. */
+enum verdict	 voipms_verify(struct req *, const char **);
+int		 voipms_sms(struct req *, struct resp *);
+int		 voipms_cdr(struct req *, struct resp *);
+int		 voipms_recording(struct req *, struct resp *);
+int		 voipms_fallback(struct req *, struct resp *);
+
 /* health.c */
 int		 health_handle(struct req *, struct resp *);
 
@@ -628,6 +640,8 @@ const char	*reply_default_category(const char *);
 char		*reply_default_text(const char *, const struct org *,
 		    const char *);
 enum db_err	 reply_find(const struct org *, const char *, const char *,
+		    const char *, char **);
+enum db_err	 reply_decide(const struct org *, const char *, const char *,
 		    const char *, char **);
 
 /* cache.c: organizations remembered for when the database is away. */

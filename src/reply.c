@@ -204,3 +204,52 @@ reply_find(const struct org *o, const char *channel, const char *text,
 		*out = reply_default_text(cat, o, phone);
 	return DB_OK;
 }
+
+/*
+ * What to answer an incoming SMS from number from to our number to:
+ * opt-out keywords first (STOP records the opt-out and answers nothing,
+ * since carriers confirm it; START and HELP are answered), then the
+ * organization's reply, unless the sender opted out, is blocked, is one
+ * of our own numbers, or had REPLY_LOOP_MAX replies in ten minutes.
+ * *out is the reply or NULL; caller frees.
+ */
+enum db_err
+reply_decide(const struct org *o, const char *from, const char *to,
+    const char *body, char **out)
+{
+	int		 opted = 0, blocked = 0, recent = 0, own = 0;
+	enum db_err	 e;
+
+	*out = NULL;
+	if (o->id == NULL || from == NULL)
+		return DB_OK;
+	switch (reply_opt_keyword(body)) {
+	case REPLY_OPT_STOP:
+		return store_set_opt_out(o->id, from, 1);
+	case REPLY_OPT_START:
+		if ((e = store_set_opt_out(o->id, from, 0)) != DB_OK)
+			return e;
+		xasprintf(out, "You will receive messages from %s again. "
+		    "Reply STOP to unsubscribe.", o->name);
+		return DB_OK;
+	case REPLY_OPT_HELP:
+		xasprintf(out, "%s: for help, call %s. Reply STOP to "
+		    "unsubscribe.", o->name, o->forward_to ? o->forward_to :
+		    (to ? to : "our office"));
+		return DB_OK;
+	case REPLY_OPT_NONE:
+		break;
+	}
+	if ((e = store_is_opted_out(o->id, from, &opted)) != DB_OK ||
+	    (e = store_is_blocked(o->id, from, &blocked)) != DB_OK ||
+	    (e = store_loop_check(o->id, from, &recent, &own)) != DB_OK)
+		return e;
+	if (opted || blocked || own)
+		return DB_OK;
+	if (recent >= REPLY_LOOP_MAX) {
+		log_notice("no auto-reply to %s: %d in ten minutes (loop "
+		    "guard)", log_esc(from), recent);
+		return DB_OK;
+	}
+	return reply_find(o, "sms", body, to, out);
+}

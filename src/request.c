@@ -356,3 +356,33 @@ req_free(struct req *r)
 		free(r->args[i]);
 	memset(r, 0, sizeof(*r));
 }
+
+/*
+ * uri with the value of every "token" parameter replaced, for logs and
+ * the spool: a VoIP.ms URL token is a secret.  Caller frees.
+ */
+char *
+req_redact_uri(const char *uri)
+{
+	struct buf	 b;
+	const char	*p = uri, *hit, *end;
+
+	if (uri == NULL)
+		return xstrdup("-");
+	buf_init(&b);
+	buf_puts(&b, "");
+	while ((hit = strstr(p, "token=")) != NULL) {
+		if (hit == uri || (hit[-1] != '?' && hit[-1] != '&' &&
+		    hit[-1] != ';')) {
+			buf_add(&b, p, (size_t)(hit - p) + 6);
+			p = hit + 6;
+			continue;
+		}
+		buf_add(&b, p, (size_t)(hit - p) + 6);
+		buf_puts(&b, "REDACTED");
+		end = hit + 6 + strcspn(hit + 6, "&;#");
+		p = end;
+	}
+	buf_puts(&b, p);
+	return b.data;
+}

@@ -150,7 +150,7 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 {
 	static unsigned int	 counter;
 	struct buf		 b;
-	char			 hex[65], *tmp = NULL, *final = NULL;
+	char			 hex[65], *tmp = NULL, *final = NULL, *red;
 	char			**e;
 	size_t			 alen = strlen(answer);
 	int			 fd = -1, rc = -1;
@@ -164,9 +164,13 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	buf_putc(&b, '\n');
 	for (e = r->envp; e != NULL && *e != NULL; e++)
 		if (spool_keep_env(*e)) {
+			/* the replay needs no URL token: keep none on disk */
+			red = strncmp(*e, "REQUEST_URI=", 12) == 0 ?
+			    req_redact_uri(*e) : NULL;
 			buf_puts(&b, "env: ");
-			spool_enc(&b, *e);
+			spool_enc(&b, red != NULL ? red : *e);
 			buf_putc(&b, '\n');
+			free(red);
 		}
 	buf_printf(&b, "answer: %zu\nbody: %zu\n\n", alen, r->bodylen);
 	buf_add(&b, answer, alen);

@@ -304,9 +304,11 @@ store_payload_json(const struct req *r)
 			    cJSON_CreateString(r->form.v[i].val));
 		}
 	}
-	/* a GET (VoIP.ms) carries its parameters in the query */
+	/* a GET (VoIP.ms) carries its parameters in the query; its URL
+	 * token is a secret and is not kept */
 	for (i = 0; r->form.n == 0 && i < r->qs.n; i++)
-		if (cJSON_GetObjectItemCaseSensitive(o, r->qs.v[i].key) == NULL)
+		if (strcmp(r->qs.v[i].key, "token") != 0 &&
+		    cJSON_GetObjectItemCaseSensitive(o, r->qs.v[i].key) == NULL)
 			cJSON_AddStringToObject(o, r->qs.v[i].key,
 			    r->qs.v[i].val);
 	s = cJSON_PrintUnformatted(o);

@@ -769,10 +769,9 @@ tw_media(const struct tw *t)
 }
 
 /*
- * An incoming SMS: stored and logged, then answered: opt-out keywords
- * first, then the organization's auto-reply, unless the sender opted
- * out, is blocked, is one of our own numbers, or has had REPLY_LOOP_MAX
- * auto-replies in ten minutes (the loop guard).
+ * An incoming SMS: stored and logged, then answered with what
+ * reply_decide() says: opt-out keywords, then the organization's
+ * auto-reply, within the loop guard.
  */
 static int
 tw_sms_incoming(struct tw *t)
@@ -781,8 +780,7 @@ tw_sms_incoming(struct tw *t)
 	struct msg_out	 mo;
 	char		*from, *to, *media, *summary, *reply = NULL, *cb;
 	const char	*body = tw_get(t, "Body"), *sid;
-	int		 out = 0, blocked = 0, recent = 0, own = 0, rc = -1;
-	enum reply_opt	 opt;
+	int		 rc = -1;
 
 	from = tw_number(t, "From");
 	to = tw_number(t, "To");
@@ -812,41 +810,8 @@ tw_sms_incoming(struct tw *t)
 		goto fail;
 	}
 	free(summary);
-	if (t->org.id == NULL || from == NULL)
-		goto answered;
-	switch ((opt = reply_opt_keyword(body))) {
-	case REPLY_OPT_STOP:
-		/* Twilio and the carriers confirm STOP themselves. */
-		if (store_set_opt_out(t->org.id, from, 1) != DB_OK)
-			goto fail;
-		goto answered;
-	case REPLY_OPT_START:
-		if (store_set_opt_out(t->org.id, from, 0) != DB_OK)
-			goto fail;
-		xasprintf(&reply, "You will receive messages from %s again. "
-		    "Reply STOP to unsubscribe.", t->org.name);
-		break;
-	case REPLY_OPT_HELP:
-		xasprintf(&reply, "%s: for help, call %s. Reply STOP to "
-		    "unsubscribe.", t->org.name, t->org.forward_to ?
-		    t->org.forward_to : (to ? to : "our office"));
-		break;
-	case REPLY_OPT_NONE:
-		if (store_is_opted_out(t->org.id, from, &out) != DB_OK ||
-		    store_is_blocked(t->org.id, from, &blocked) != DB_OK ||
-		    store_loop_check(t->org.id, from, &recent, &own) != DB_OK)
-			goto fail;
-		if (out || blocked || own)
-			goto answered;
-		if (recent >= REPLY_LOOP_MAX) {
-			log_notice("twilio: no auto-reply to %s: %d in ten "
-			    "minutes (loop guard)", log_esc(from), recent);
-			goto answered;
-		}
-		if (reply_find(&t->org, "sms", body, to, &reply) != DB_OK)
-			goto fail;
-		break;
-	}
+	if (reply_decide(&t->org, from, to, body, &reply) != DB_OK)
+		goto fail;
 	if (reply != NULL) {
 		cb = tw_url(t, "/webhooks/twilio/sms/status");
 		twiml_leaf(&t->p->twiml, "Message", reply, "statusCallback", cb,
@@ -855,7 +820,6 @@ tw_sms_incoming(struct tw *t)
 		if (store_message_replied(mo.id) != DB_OK)
 			goto fail;
 	}
-answered:
 	rc = 0;
 fail:
 	free(reply);

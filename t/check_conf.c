@@ -53,6 +53,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.log_level, LOG_LEVEL_INFO);
 	ck_assert_int_eq(c.retell.signature_tolerance_s, 300);
 	ck_assert_int_eq(c.twilio.insecure_allow_unsigned, 0);
+	ck_assert_str_eq(c.voipms.api_url, "https://voip.ms/api/v1/rest.php");
 	ck_assert_ptr_null(c.public_url);
 	ck_assert_ptr_null(c.twilio.auth_token);
 	ck_assert_int_eq(c.has_secrets, 0);
@@ -127,6 +128,9 @@ static const struct {
 	{ "[twilio]\nauth_token = \"a\" b\n",
 	    "t.conf:2: auth_token: text after closing quote\n" },
 	{ "[twilio]\nauth_token = \"\"\n", "t.conf:2: auth_token is empty\n" },
+	{ "[voipms]\napi_url = http://voip.ms/api/v1/rest.php\n",
+	    "t.conf:2: api_url must be https:// (plain http only to this "
+	    "machine)\n" },
 	{ "[database]\nconninfo = \"host='unterminated\"\n",
 	    "t.conf:2: conninfo: unterminated quoted string in connection "
 	    "info string\n" },
@@ -188,7 +192,7 @@ START_TEST(test_table_is_sane)
 		if (k->type == CONF_INT)
 			ck_assert_int_le(k->min, k->max);
 	}
-	ck_assert_int_eq(n, 23);	/* DESIGN section 9 */
+	ck_assert_int_eq(n, 26);	/* DESIGN section 9, and the VoIP.ms API */
 }
 END_TEST
 

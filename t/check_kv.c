@@ -277,6 +277,30 @@ START_TEST(test_client_addr)
 }
 END_TEST
 
+START_TEST(test_redact_uri)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;
+	} c[] = {
+		{ "/x?token=s3cret&to=1", "/x?token=REDACTED&to=1" },
+		{ "/x?to=1;token=s3cret;from=2", "/x?to=1;token=REDACTED;from=2" },
+		{ "/x?a=1&token=", "/x?a=1&token=REDACTED" },
+		{ "/x?mytoken=keep&token=a&token=b",
+		    "/x?mytoken=keep&token=REDACTED&token=REDACTED" },
+		{ "/x", "/x" },
+	};
+	size_t	 i;
+	char	*red;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		red = req_redact_uri(c[i].in);
+		ck_assert_str_eq(red, c[i].out);
+		free(red);
+	}
+}
+END_TEST
+
 static Suite *
 kv_suite(void)
 {
@@ -308,6 +332,7 @@ kv_suite(void)
 	tcase_add_test(tc, test_req_json_body);
 	tcase_add_test(tc, test_req_param_order);
 	tcase_add_test(tc, test_client_addr);
+	tcase_add_test(tc, test_redact_uri);
 	suite_add_tcase(s, tc);
 	return s;
 }

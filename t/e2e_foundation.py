@@ -139,10 +139,12 @@ class Dispatch(unittest.TestCase):
         self.assertIn(b"<!doctype html>", r.body.lower())
 
     def test_compat_path_reaches_the_workers(self):
-        # No handler is mapped yet: the worker, not nginx, answers.
+        # The worker, not nginx, answers, and fails closed: this stack
+        # configures no VoIP.ms verification.
         r = stack.post("/api/voip/sms/webhook", "{}", "application/json")
-        self.assertEqual(r.status, 404)
-        self.assertEqual(r.json(), {"error": "unknown route"})
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json(),
+                         {"error": "no VoIP.ms verification configured"})
 
     def test_no_worker_crashed(self):
         # Runs last in this class (alphabetical): everything above left

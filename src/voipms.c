@@ -1,0 +1,546 @@
+/*
+ * voipms.c: the VoIP.ms provider (DESIGN sections 3-8; research/
+ * providers.md section 4): the SMS URL callback, call records and
+ * recordings.
+ *
+ * VoIP.ms signs nothing: a request is trusted by the token in its URL
+ * and/or its source address.  Its legacy callback is a GET whose values
+ * may be separated by ';' as well as '&', with fields that may be
+ * missing; it resends every 30 minutes until the answer is exactly
+ * "ok", so "ok" is answered once the message is stored, or spooled.
+ *
+ * Auto-replies cannot go back in the answer: they are queued in the
+ * outbox, in the same transaction, for "telehookctl outbox send".
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "extern.h"
+
+struct vm {
+	struct req	*r;
+	struct resp	*p;
+	struct kvlist	 q;		/* the query, ';' separating too */
+	char		*key;
+	char		*org_id;
+	struct org	 org;
+	long long	 event;
+};
+
+/*
+ * A parameter: form field, JSON member (a string, or a number as its
+ * decimal), or query parameter.  Borrowed, or from buf.
+ */
+static const char *
+vm_get(const struct vm *t, const char *name, char *buf, size_t len)
+{
+	const char	*v;
+	const cJSON	*j;
+
+	if ((v = kv_get(&t->r->form, name)) != NULL)
+		return *v ? v : NULL;
+	if (t->r->json != NULL &&
+	    (j = cJSON_GetObjectItemCaseSensitive(t->r->json, name)) != NULL) {
+		if (cJSON_IsString(j))
+			return *j->valuestring ? j->valuestring : NULL;
+		if (cJSON_IsNumber(j) && buf != NULL) {
+			snprintf(buf, len, "%.15g", j->valuedouble);
+			return buf;
+		}
+		return NULL;
+	}
+	if ((v = kv_get(&t->q, name)) != NULL)
+		return *v ? v : NULL;
+	return NULL;
+}
+
+/* The first of several names that is present. */
+static const char *
+vm_any(const struct vm *t, const char *const *names, char *buf, size_t len)
+{
+	const char	*v;
+	int		 i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if ((v = vm_get(t, names[i], buf, len)) != NULL)
+			return v;
+	return NULL;
+}
+
+/*
+ * A number as VoIP.ms writes one ("5145551234", "15145551234", or a
+ * caller id '"Name" <5145551234>') in E.164, else as sent.  Caller frees.
+ */
+static char *
+vm_number(const char *v)
+{
+	const char	*lt, *gt;
+	char		 e[32], *inner;
+
+	if (v == NULL)
+		return NULL;
+	if ((lt = strchr(v, '<')) != NULL && (gt = strchr(lt, '>')) != NULL) {
+		inner = xstrndup(lt + 1, (size_t)(gt - lt - 1));
+		if (phone_e164(inner, e, sizeof(e)) == 0) {
+			free(inner);
+			return xstrdup(e);
+		}
+		free(inner);
+	}
+	return xstrdup(phone_e164(v, e, sizeof(e)) == 0 ? e : v);
+}
+
+/*
+ * Verification (DESIGN section 5): each check that is configured must
+ * pass: the address allowlist (on the address nginx's realip module
+ * settled), then the URL token, current or previous.  Fails closed.
+ */
+enum verdict
+voipms_verify(struct req *r, const char **why)
+{
+	struct kvlist	 q;
+	const char	*token, *err;
+	int		 configured = 0, ok;
+
+	*why = NULL;
+	if (conf.voipms.allowed.n > 0) {
+		configured = 1;
+		if (!cidrlist_match(&conf.voipms.allowed, r->client_addr)) {
+			*why = "address not allowed";
+			return VERIFY_FORBID;
+		}
+	}
+	if (conf.voipms.url_token != NULL ||
+	    conf.voipms.url_token_previous != NULL) {
+		configured = 1;
+		memset(&q, 0, sizeof(q));
+		if ((token = kv_get(&r->qs, "token")) == NULL &&
+		    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON,
+		    &err) == 0)
+			token = kv_get(&q, "token");
+		ok = token != NULL && (crypto_streq(token,
+		    conf.voipms.url_token) ||
+		    crypto_streq(token, conf.voipms.url_token_previous));
+		if (!ok)
+			*why = token == NULL ? "missing token" : "bad token";
+		kv_free(&q);
+		if (!ok && !conf.voipms.insecure_allow_unsigned)
+			return VERIFY_DENY;
+	}
+	if (!configured && !conf.voipms.insecure_allow_unsigned) {
+		*why = "no VoIP.ms verification configured";
+		return VERIFY_DENY;
+	}
+	*why = NULL;
+	return VERIFY_OK;
+}
+
+/* The "ok" VoIP.ms waits for. */
+static void
+vm_ok(struct resp *p)
+{
+	p->kind = RESP_TEXT;
+	p->ctype = "text/plain; charset=utf-8";
+	buf_reset(&p->text);
+	buf_puts(&p->text, "ok");
+}
+
+/* The first 16 hex digits of the SHA-256 of the given fields. */
+static void
+vm_digest(const char *const *fields, int n, char *out)
+{
+	struct buf	 b;
+	char		 hex[65];
+	int		 i;
+
+	buf_init(&b);
+	for (i = 0; i < n; i++) {
+		buf_puts(&b, fields[i] != NULL ? fields[i] : "");
+		buf_putc(&b, '\n');	/* no field holds a raw newline */
+	}
+	twiliosig_sha256_hex(buf_cstr(&b), b.len, hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+	buf_free(&b);
+}
+
+/* "YYYY-MM-DD HH:MM:SS" (UTC) as epoch milliseconds, into buf; or NULL. */
+static const char *
+vm_date_ms(const char *v, char *buf, size_t len)
+{
+	struct tm	 tm;
+	const char	*end;
+	time_t		 t;
+
+	if (v == NULL)
+		return NULL;
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(v, "%Y-%m-%d %H:%M:%S", &tm)) == NULL ||
+	    *end != '\0' || (t = timegm(&tm)) == (time_t)-1 || t < 0)
+		return NULL;
+	snprintf(buf, len, "%lld", (long long)t * 1000);
+	return buf;
+}
+
+/*
+ * Common steps: the owner and the event (t->q and t->key are ready).
+ * 0 to go on, 1 for a resend (answered "ok", nothing else), -1 on a
+ * database error.
+ */
+static int
+vm_begin(struct vm *t, struct req *r, struct resp *p, const char *type,
+    const char *number, const char *call_id)
+{
+	struct route_query	 q;
+	struct event_in		 ev;
+	char			*prior = NULL;
+	enum db_err		 e;
+
+	t->r = r;
+	t->p = p;
+	vm_ok(p);
+	memset(&q, 0, sizeof(q));
+	q.provider = "voipms";
+	q.explicit_id = req_param(r, "organization_id");
+	q.number = number;
+	q.call_id = call_id;
+	if ((e = store_route(&q, &t->org_id)) != DB_OK)
+		return -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.provider = "voipms";
+	ev.type = type;
+	ev.key = t->key;
+	ev.org = t->org_id;
+	if (store_event(r, &ev, &t->event, &prior) != DB_OK)
+		return -1;
+	free(prior);
+	if (t->event == 0) {
+		if (r->replay != NULL)
+			r->replay->duplicate = 1;
+		return 1;	/* a resend: "ok" again, nothing else */
+	}
+	if (t->org_id != NULL && store_org_load(t->org_id, &t->org) != DB_OK)
+		return -1;
+	return 0;
+}
+
+static void
+vm_end(struct vm *t)
+{
+	kv_free(&t->q);
+	free(t->key);
+	free(t->org_id);
+	store_org_free(&t->org);
+}
+
+/* The (to, from, message, ...) of a callback; q must be parsed first. */
+static int
+vm_parse_query(struct vm *t, struct req *r)
+{
+	const char	*err;
+
+	return kv_parse(&t->q, r->query, strlen(r->query), KV_SEMICOLON, &err);
+}
+
+static const struct db_stmt st_outbox = { "voipms_outbox",
+	"INSERT INTO outbox (organization_id, provider, event_id, "
+	"from_number, to_number, body) VALUES ($1, 'voipms', $2::bigint, $3, "
+	"$4, $5) ON CONFLICT (event_id) DO NOTHING", 5 };
+
+/*
+ * The SMS URL callback (GET, or POST as a form or JSON): the message is
+ * stored, logged, and answered by the organization's rules through the
+ * outbox.
+ */
+int
+voipms_sms(struct req *r, struct resp *p)
+{
+	static const char *const id_names[] = { "id", "message_id", NULL };
+	static const char *const date_names[] = { "date", "timestamp", NULL };
+	struct vm	 t;
+	struct msg_in	 m;
+	struct msg_out	 mo;
+	const char	*from_s, *to_s, *msg, *id, *date, *media, *fields[4];
+	const char	*p5[5];
+	char		*from = NULL, *to = NULL, *reply = NULL, *summary;
+	char		 d[17], nb[32], eid[24], *mjson = NULL;
+	cJSON		*a;
+	int		 rc = -1, begun;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	if (vm_parse_query(&t, r) == -1) {
+		kv_free(&t.q);
+		resp_error(p, 400, "bad query string");
+		return 0;
+	}
+	from_s = vm_get(&t, "from", NULL, 0);
+	to_s = vm_get(&t, "to", NULL, 0);
+	msg = vm_get(&t, "message", NULL, 0);
+	id = vm_any(&t, id_names, nb, sizeof(nb));
+	date = vm_any(&t, date_names, NULL, 0);
+	media = vm_get(&t, "media", NULL, 0);
+	if (from_s == NULL) {
+		kv_free(&t.q);
+		resp_error(p, 400, "missing from");
+		return 0;
+	}
+	from = vm_number(from_s);
+	to = vm_number(to_s);
+	if (id != NULL)
+		xasprintf(&t.key, "sms:%s", id);
+	else {
+		fields[0] = to;
+		fields[1] = from;
+		fields[2] = msg;
+		fields[3] = date;
+		vm_digest(fields, 4, d);
+		xasprintf(&t.key, "sms:%s", d);
+	}
+	if ((begun = vm_begin(&t, r, p, "sms_incoming", to, NULL)) != 0) {
+		rc = begun == 1 ? 0 : -1;
+		goto done;
+	}
+	a = cJSON_CreateArray();
+	if (media != NULL)
+		cJSON_AddItemToArray(a, cJSON_CreateString(media));
+	mjson = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	memset(&m, 0, sizeof(m));
+	m.provider = "voipms";
+	m.message_id = t.key + 4;	/* the id, or the digest */
+	m.org = t.org_id;
+	m.direction = "inbound";
+	m.from = from;
+	m.to = to;
+	m.body = msg != NULL ? msg : "";
+	m.num_media = media != NULL ? "1" : "0";
+	m.media = mjson;
+	m.status = "received";
+	memset(&mo, 0, sizeof(mo));
+	if (store_message(&m, &mo) != DB_OK)
+		goto done;
+	xasprintf(&summary, "SMS from %s", from);
+	if (store_activity(t.org_id, "sms_reply", summary, 0, mo.id,
+	    t.event) != DB_OK) {
+		free(summary);
+		free(mo.org);
+		goto done;
+	}
+	free(summary);
+	if (reply_decide(&t.org, from, to, msg, &reply) != DB_OK) {
+		free(mo.org);
+		goto done;
+	}
+	if (reply != NULL && to != NULL) {
+		snprintf(eid, sizeof(eid), "%lld", t.event);
+		p5[0] = t.org_id;
+		p5[1] = eid;
+		p5[2] = to;
+		p5[3] = from;
+		p5[4] = reply;
+		if (db_exec(&st_outbox, p5, NULL) != DB_OK ||
+		    store_message_replied(mo.id) != DB_OK) {
+			free(mo.org);
+			goto done;
+		}
+	}
+	free(mo.org);
+	rc = 0;
+done:
+	cJSON_free(mjson);
+	free(reply);
+	free(from);
+	free(to);
+	vm_end(&t);
+	return rc;
+}
+
+/* VoIP.ms dispositions onto the common call states. */
+static const char *
+vm_status(const char *disposition)
+{
+	static const struct {
+		const char	*disposition;
+		const char	*status;
+	} map[] = {
+		{ "ANSWERED", "completed" },
+		{ "NO ANSWER", "no-answer" },
+		{ "NOANSWER", "no-answer" },
+		{ "BUSY", "busy" },
+		{ "FAILED", "failed" },
+		{ "CONGESTION", "failed" },
+		{ "CANCEL", "canceled" },
+	};
+	char	 up[16];
+	size_t	 i;
+
+	if (disposition == NULL || strlen(disposition) >= sizeof(up))
+		return NULL;
+	for (i = 0; disposition[i] != '\0'; i++)
+		up[i] = (char)toupper((unsigned char)disposition[i]);
+	up[i] = '\0';
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(up, map[i].disposition) == 0)
+			return map[i].status;
+	return NULL;
+}
+
+static const char *const callid_names[] = { "callid", "uniqueid", "call_id",
+    NULL };
+static const char *const recording_names[] = { "recording_url",
+    "recording", "url", NULL };
+
+/* Which of the two numbers is ours: the DID owner decides direction. */
+static const struct db_stmt st_owns = { "voipms_owns",
+	"SELECT 1 FROM phone_numbers WHERE e164 = $1", 1 };
+
+/*
+ * A call record: the call, forward only, with its duration, cost and
+ * recording; its end logged once.
+ */
+int
+voipms_cdr(struct req *r, struct resp *p)
+{
+	struct vm	 t;
+	struct call_in	 c;
+	struct call_out	 co;
+	struct db_res	 res;
+	const char	*callid, *secs, *total, *type = NULL, *pp[1];
+	char		*caller = NULL, *dest = NULL, *summary = NULL;
+	char		 b1[32], b2[32], b3[32], ms[32], cents[32];
+	int		 rc = -1, begun, inbound = 1;
+	double		 cost;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	if (vm_parse_query(&t, r) == -1 ||
+	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL) {
+		kv_free(&t.q);
+		resp_error(p, 400, "missing callid");
+		return 0;
+	}
+	caller = vm_number(vm_get(&t, "callerid", NULL, 0));
+	dest = vm_number(vm_get(&t, "destination", NULL, 0));
+	xasprintf(&t.key, "cdr:%s", callid);
+	callid = xstrdup(callid);
+	/* ours is the destination (inbound), else the caller (outbound) */
+	pp[0] = dest;
+	if (dest != NULL && db_exec(&st_owns, pp, &res) == DB_OK) {
+		inbound = res.nrows > 0 || caller == NULL;
+		db_res_free(&res);
+	}
+	if ((begun = vm_begin(&t, r, p, "cdr", inbound ? dest : caller,
+	    callid)) != 0) {
+		rc = begun == 1 ? 0 : -1;
+		goto done;
+	}
+	memset(&c, 0, sizeof(c));
+	c.provider = "voipms";
+	c.call_id = callid;
+	c.org = t.org_id;
+	c.direction = inbound ? "inbound" : "outbound";
+	c.from = caller;
+	c.to = dest;
+	c.status = vm_status(vm_get(&t, "disposition", NULL, 0));
+	secs = vm_get(&t, "seconds", b2, sizeof(b2));
+	if (secs == NULL)
+		secs = vm_get(&t, "duration", b2, sizeof(b2));
+	if (secs != NULL && strspn(secs, "0123456789") == strlen(secs))
+		c.duration = secs;
+	if ((total = vm_get(&t, "total", b3, sizeof(b3))) != NULL &&
+	    sscanf(total, "%lf", &cost) == 1 && cost >= 0 && cost < 1e7) {
+		snprintf(cents, sizeof(cents), "%.0f", cost * 100);
+		c.cost_cents = cents;
+	}
+	c.started_ms = vm_date_ms(vm_get(&t, "date", NULL, 0), ms, sizeof(ms));
+	c.recording_url = vm_any(&t, recording_names, NULL, 0);
+	if (store_call(&c, &co) != DB_OK)
+		goto done;
+	if (co.old_rank < 5 && co.rank == 5) {
+		if (strcmp(co.status, "completed") == 0) {
+			type = "call_ended";
+			summary = xstrdup("Call completed");
+		} else if (inbound) {
+			type = "call_missed";
+			xasprintf(&summary, "Missed call from %s (%s)",
+			    co.from ? co.from : "unknown", co.status);
+		} else {
+			type = "call_ended";
+			xasprintf(&summary, "Call not connected (%s)",
+			    co.status);
+		}
+	}
+	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
+	    t.event) != DB_OK) {
+		store_call_out_free(&co);
+		goto done;
+	}
+	store_call_out_free(&co);
+	rc = 0;
+done:
+	free(summary);
+	free((char *)callid);
+	free(caller);
+	free(dest);
+	vm_end(&t);
+	return rc;
+}
+
+/* A recording: its URL goes to its call, and is logged once. */
+int
+voipms_recording(struct req *r, struct resp *p)
+{
+	struct vm	 t;
+	struct call_in	 c;
+	struct call_out	 co;
+	const char	*callid, *url, *fields[1];
+	char		 b1[32], d[17];
+	int		 rc = -1, begun;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	if (vm_parse_query(&t, r) == -1 ||
+	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL ||
+	    (url = vm_any(&t, recording_names, NULL, 0)) == NULL) {
+		kv_free(&t.q);
+		resp_error(p, 400, "missing callid or recording URL");
+		return 0;
+	}
+	fields[0] = url;
+	vm_digest(fields, 1, d);
+	xasprintf(&t.key, "recording:%s:%s", callid, d);
+	callid = xstrdup(callid);
+	url = xstrdup(url);
+	if ((begun = vm_begin(&t, r, p, "recording", NULL, callid)) != 0) {
+		rc = begun == 1 ? 0 : -1;
+		goto done;
+	}
+	memset(&c, 0, sizeof(c));
+	c.provider = "voipms";
+	c.call_id = callid;
+	c.org = t.org_id;
+	c.recording_url = url;
+	if (store_call(&c, &co) != DB_OK)
+		goto done;
+	rc = store_activity(co.org, "recording_ready", "Recording ready",
+	    co.id, 0, t.event) == DB_OK ? 0 : -1;
+	store_call_out_free(&co);
+done:
+	free((char *)callid);
+	free((char *)url);
+	vm_end(&t);
+	return rc;
+}
+
+/* While the database is away: spooled, and "ok" all the same. */
+int
+voipms_fallback(struct req *r, struct resp *p)
+{
+	(void)r;
+	vm_ok(p);
+	return 0;
+}
