@@ -477,6 +477,15 @@ int		 voipms_cdr(struct req *, struct resp *);
 int		 voipms_recording(struct req *, struct resp *);
 int		 voipms_fallback(struct req *, struct resp *);
 
+/* outbox.c (telehookctl): queued replies sent through provider APIs. */
+struct outbox_stats {
+	int		 sent;
+	int		 retrying;
+	int		 failed;
+	int		 recovered;	/* claims of a sender that died */
+};
+int		 outbox_send(struct outbox_stats *);
+
 /* health.c */
 int		 health_handle(struct req *, struct resp *);
 

@@ -58,6 +58,8 @@ static int	 ctl_block_remove(int, char **);
 static int	 ctl_campaign_add(int, char **);
 static int	 ctl_campaign_import(int, char **);
 static int	 ctl_campaign_show(int, char **);
+static int	 ctl_outbox_send(int, char **);
+static int	 ctl_outbox_list(int, char **);
 static int	 ctl_spool_status(int, char **);
 static int	 ctl_spool_drain(int, char **);
 
@@ -97,6 +99,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	    ctl_campaign_import },
 	{ "campaign show", 1, 1, 1, "campaign show CAMPAIGN",
 	    ctl_campaign_show },
+	{ "outbox send", 0, 0, 1, "outbox send", ctl_outbox_send },
+	{ "outbox list", 0, 0, 1, "outbox list [--state STATE]",
+	    ctl_outbox_list },
 	{ "spool status", 0, 0, 0, "spool status", ctl_spool_status },
 	{ "spool drain", 0, 0, 1, "spool drain", ctl_spool_drain },
 	{ NULL, 0, 0, 0, NULL, NULL }
@@ -1507,6 +1512,59 @@ ctl_campaign_show(int argc, char **argv)
 		for (i = 0; states[i] != NULL; i++)
 			printf("%s: %s\n", states[i], db_get(&res, 0, 6 + i));
 	}
+	db_res_free(&res);
+	return 0;
+}
+
+/* outbox send: send what is due through the providers' APIs. */
+static int
+ctl_outbox_send(int argc, char **argv)
+{
+	struct outbox_stats	 st;
+	int			 rc;
+	cJSON			*o;
+
+	(void)parse_opts(argc, argv, NULL);
+	log_setlevel(LOG_LEVEL_WARNING);	/* say what failed for good */
+	rc = outbox_send(&st);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "sent", st.sent);
+		cJSON_AddNumberToObject(o, "retrying", st.retrying);
+		cJSON_AddNumberToObject(o, "failed", st.failed);
+		cJSON_AddNumberToObject(o, "recovered", st.recovered);
+		json_print(o);
+	} else
+		printf("sent %d, retrying %d, failed %d\n", st.sent,
+		    st.retrying, st.failed);
+	if (rc == -1)
+		die_db(db_last_error(), "outbox send");
+	return 0;
+}
+
+static int
+ctl_outbox_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id:n", "organization_id",
+	    "from", "to", "state", "attempts:n", "next_attempt_at",
+	    "last_error", "text", NULL };
+	const char	*state = NULL;
+	const struct ctl_opt opts[] = { { "state", &state }, { NULL, NULL } };
+	struct db_res	 res;
+	const char	*p[1];
+
+	(void)parse_opts(argc, argv, opts);
+	if (state != NULL && strcmp(state, "pending") != 0 &&
+	    strcmp(state, "sending") != 0 && strcmp(state, "retry") != 0 &&
+	    strcmp(state, "sent") != 0 && strcmp(state, "failed") != 0)
+		die(EX_DATAERR_, "--state must be pending, sending, retry, "
+		    "sent or failed");
+	p[0] = state;
+	q("outbox list", "SELECT id, organization_id, from_number, to_number, "
+	    "state, attempts, th_iso(next_attempt_at), last_error, body "
+	    "FROM outbox WHERE $1::text IS NULL OR state = $1 ORDER BY id",
+	    1, p, &res);
+	print_rows("outbox", &res, cols);
 	db_res_free(&res);
 	return 0;
 }

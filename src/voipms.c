@@ -116,9 +116,10 @@ voipms_verify(struct req *r, const char **why)
 	if (conf.voipms.url_token != NULL ||
 	    conf.voipms.url_token_previous != NULL) {
 		configured = 1;
+		/* VoIP.ms may separate with ';': the token ends at either */
 		memset(&q, 0, sizeof(q));
-		if ((token = kv_get(&r->qs, "token")) == NULL &&
-		    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON,
+		token = NULL;
+		if (kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON,
 		    &err) == 0)
 			token = kv_get(&q, "token");
 		ok = token != NULL && (crypto_streq(token,

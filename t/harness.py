@@ -86,8 +86,10 @@ class Stack:
     """One PostgreSQL, one worker pool, one nginx."""
 
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
-                 secret_key=False, multiwatch_args=(), rate_limit=None):
+                 secret_key=False, multiwatch_args=(), rate_limit=None,
+                 trusted_proxies=()):
         self.workers = workers
+        self.trusted_proxies = list(trusted_proxies)
         self.rate_limit = rate_limit
         self.multiwatch_args = list(multiwatch_args)
         self.secret_key = secret_key
@@ -110,7 +112,8 @@ class Stack:
                                                "telehook-upstream.conf")
             self.nginx_site = os.path.join(BUILDDIR, "nginx",
                                            "telehook.conf")
-            self.nginx_compat = os.path.join(SRCDIR, "nginx", "compat.conf")
+            self.nginx_compat = os.path.join(BUILDDIR, "nginx",
+                                             "compat.conf")
         self.telehook = os.path.join(self.sbindir, "telehook")
         self.telehookctl = os.path.join(self.sbindir, "telehookctl")
 
@@ -348,8 +351,25 @@ class Stack:
                 if line.startswith("root ") and line.endswith("/www;"):
                     share = line[5:-1]
             site = site.replace(share, os.path.join(SRCDIR, "www"))
+        # The proxies nginx's realip believes: this test's own list.
+        trusted = os.path.join(ndir, "trusted-proxies.conf")
+        with open(trusted, "w") as f:
+            for p in self.trusted_proxies:
+                f.write("set_real_ip_from %s;\n" % p)
+
+        def retarget(text):
+            out = []
+            for line in text.splitlines():
+                if "trusted-proxies*.conf" in line:
+                    line = "\tinclude %s;" % trusted
+                out.append(line)
+            return "\n".join(out) + "\n"
         with open(os.path.join(ndir, "telehook.conf"), "w") as f:
-            f.write(site)
+            f.write(retarget(site))
+        with open(self.nginx_compat) as f:
+            compat = retarget(f.read())
+        with open(os.path.join(ndir, "compat.conf"), "w") as f:
+            f.write(compat)
         user = "user root;\n" if os.geteuid() == 0 else ""
         with open(os.path.join(ndir, "nginx.conf"), "w") as f:
             f.write("""%(user)sdaemon off;
@@ -369,11 +389,11 @@ http {
         listen 127.0.0.1:%(port)d;
         server_name localhost;
         include %(d)s/telehook.conf;
-        include %(compat)s;
+        include %(d)s/compat.conf;
     }
 }
 """ % {"user": user, "d": ndir, "port": self.nginx_port,
-                "compat": self.nginx_compat})
+                "compat": ""})
         args = ["nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf"),
                 "-e", os.path.join(ndir, "error.log")]
         subprocess.run(args + ["-t", "-q"], check=True)
@@ -387,9 +407,11 @@ http {
 
     # -- HTTP --------------------------------------------------------
 
-    def request(self, method, path, body=None, headers=None, timeout=20):
-        c = http.client.HTTPConnection("127.0.0.1", self.nginx_port,
-                                       timeout=timeout)
+    def request(self, method, path, body=None, headers=None, timeout=20,
+                source=None):
+        c = http.client.HTTPConnection(
+            "127.0.0.1", self.nginx_port, timeout=timeout,
+            source_address=(source, 0) if source else None)
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()

@@ -15,10 +15,9 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
     >/dev/null 2>&1 || { echo "openssl failed"; exit 1; }
 share="$tmp/share"
 mkdir -p "$share/nginx" "$share/www"
-cp "$srcdir/nginx/telehook-upstream.conf" "$srcdir/nginx/compat.conf" \
-    "$share/nginx/"
+cp "$srcdir/nginx/telehook-upstream.conf" "$share/nginx/"
 pkgdatadir=$(sed -n 's|.*root \(.*\)/www;|\1|p' "$builddir/nginx/telehook.conf")
-for f in telehook.conf example-site.conf; do
+for f in telehook.conf example-site.conf compat.conf; do
 	sed -e "s|$pkgdatadir|$share|g" \
 	    -e "s|/etc/letsencrypt/live/hooks.example.com/fullchain.pem|$tmp/certs/cert.pem|" \
 	    -e "s|/etc/letsencrypt/live/hooks.example.com/privkey.pem|$tmp/certs/key.pem|" \
