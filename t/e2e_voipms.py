@@ -325,6 +325,22 @@ class AutoReply(unittest.TestCase):
         ok(get(sms_query("appointment?", frm=frm, mid=msg_id())))
         self.assertEqual(count("outbox", "to_number = '+1%s'" % frm), 0)
 
+    def test_zy_outage_answers_ok_and_loses_nothing(self):
+        mid = msg_id()
+        stack.stop_postgres()
+        try:
+            ok(get(sms_query("during the outage", mid=mid)))
+            spooled = [f for f in os.listdir(stack.spool)
+                       if f.endswith(".spool")]
+            self.assertEqual(len(spooled), 1)
+            with open(os.path.join(stack.spool, spooled[0]), "rb") as f:
+                self.assertNotIn(TOKEN.encode(), f.read())
+        finally:
+            stack.start_postgres()
+        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 1)
+        self.assertEqual(q1("SELECT body FROM messages WHERE message_id = "
+                            "'%s'" % mid), "during the outage")
+
     def test_zz_no_worker_crashed(self):
         log = stack.worker_log()
         self.assertNotIn("AddressSanitizer", log)
