@@ -30,6 +30,8 @@
 #define VM(path, methods, name, fn) { path, methods, \
 	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
 	ROUTE_TX, voipms_fallback }
+#define API(path, methods, name, fn) { path, methods, BODY_NONE, name, \
+	api_verify, fn, RESP_JSON, 0, NULL }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
 	    verify_public, health_handle, RESP_JSON, 0, NULL },
@@ -78,6 +80,21 @@ const struct route routes[] = {
 	    "voipms_recording", voipms_recording),
 	VM("/api/voip/sms/webhook", METHOD_GET | METHOD_POST, "voipms_sms",
 	    voipms_sms),
+
+	/* The dashboard API: {} is the organization, then an id */
+	API("/api/v1/organizations/{}/dashboard", GET_HEAD, "api_dashboard",
+	    api_dashboard),
+	API("/api/v1/organizations/{}/activity", GET_HEAD, "api_activity",
+	    api_activity),
+	API("/api/v1/organizations/{}/notifications", GET_HEAD,
+	    "api_notifications", api_notifications),
+	{ "/api/v1/organizations/{}/notifications/{}/read", METHOD_POST,
+	    BODY_NONE | BODY_JSON, "api_notification_read", api_verify,
+	    api_notification_read, RESP_JSON, 0, NULL },
+	API("/api/v1/organizations/{}/calls/{}", GET_HEAD, "api_call",
+	    api_call),
+	API("/api/v1/organizations/{}/campaigns", GET_HEAD, "api_campaigns",
+	    api_campaigns),
 };
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 
@@ -355,8 +372,11 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		return;
 	}
 	if ((v = rt->verify(r, &errstr)) != VERIFY_OK) {
-		resp_error(p, v == VERIFY_FORBID ? 403 : 401, "%s",
-		    errstr != NULL ? errstr : "not authenticated");
+		static const int verdict_status[VERIFY__MAX] = { 200, 401,
+		    403, 404, 503 };
+
+		resp_error(p, verdict_status[v], "%s", errstr != NULL ?
+		    errstr : "not authenticated");
 		return;
 	}
 	dispatch_handle(r, p, rt);

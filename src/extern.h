@@ -323,6 +323,8 @@ enum verdict {
 	VERIFY_OK = 0,
 	VERIFY_DENY,		/* 401 */
 	VERIFY_FORBID,		/* 403: address not allowed */
+	VERIFY_NOTFOUND,	/* 404: not yours to see */
+	VERIFY_UNAVAILABLE,	/* 503: cannot check now */
 	VERIFY__MAX
 };
 struct route {
@@ -485,6 +487,15 @@ struct outbox_stats {
 	int		 recovered;	/* claims of a sender that died */
 };
 int		 outbox_send(struct outbox_stats *);
+
+/* api.c: the dashboard API (DESIGN section 11). */
+enum verdict	 api_verify(struct req *, const char **);
+int		 api_dashboard(struct req *, struct resp *);
+int		 api_activity(struct req *, struct resp *);
+int		 api_notifications(struct req *, struct resp *);
+int		 api_notification_read(struct req *, struct resp *);
+int		 api_call(struct req *, struct resp *);
+int		 api_campaigns(struct req *, struct resp *);
 
 /* health.c */
 int		 health_handle(struct req *, struct resp *);

@@ -337,8 +337,9 @@ class Stack:
                 "server 127.0.0.1:%d;" % self.fcgi_port)
         if self.rate_limit:
             # load tests come from one address: lift the per-client limit
-            upstream = upstream.replace("rate=100r/s",
-                                        "rate=%dr/s" % self.rate_limit)
+            for shipped in ("rate=100r/s", "rate=20r/s"):
+                upstream = upstream.replace(shipped,
+                                            "rate=%dr/s" % self.rate_limit)
         with open(os.path.join(ndir, "telehook-upstream.conf"), "w") as f:
             f.write(upstream)
         # The shipped site snippet, serving www/ from this tree.

@@ -1,0 +1,310 @@
+/*
+ * api.c: the dashboard API (DESIGN sections 3, 5, 7 and 11).
+ *
+ * Every request carries "Authorization: Bearer <token>"; the token's
+ * SHA-256 finds it (unique index), the hashes are compared again in
+ * constant time, and it reads only its own organization: any other id
+ * is 404, as if it did not exist.  No token, or a revoked or unknown
+ * one, is 401.
+ *
+ * Each answer is one statement that builds its JSON in PostgreSQL, so
+ * the dashboard is one round trip whatever the size of the tables; the
+ * indexes that carry each query are named next to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "extern.h"
+
+/*
+ * api_tokens_token_hash_key finds the token.  last_used_at is written
+ * at most once a minute, so reading the dashboard is not a write storm.
+ */
+static const struct db_stmt st_token = { "api_token",
+	"SELECT id, organization_id, token_hash FROM api_tokens "
+	"WHERE token_hash = $1 AND revoked_at IS NULL", 1 };
+static const struct db_stmt st_token_used = { "api_token_used",
+	"UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND "
+	"(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+	1 };
+
+enum verdict
+api_verify(struct req *r, const char **why)
+{
+	const char	*auth, *p[1];
+	char		 hash[TOKEN_HASHHEX + 1];
+	struct db_res	 res;
+	enum verdict	 v;
+
+	*why = NULL;
+	auth = req_header(r, "Authorization");
+	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
+	    auth[7] == '\0') {
+		*why = "missing bearer token";
+		return VERIFY_DENY;
+	}
+	crypto_token_hash(auth + 7, hash);
+	p[0] = hash;
+	if (db_exec(&st_token, p, &res) != DB_OK) {
+		*why = "database unavailable";
+		return VERIFY_UNAVAILABLE;
+	}
+	if (res.nrows != 1 || !crypto_streq(db_get(&res, 0, 2), hash)) {
+		db_res_free(&res);
+		*why = "invalid token";
+		return VERIFY_DENY;
+	}
+	/* another organization's data: as if it did not exist */
+	if (r->nargs < 1 || !store_is_uuid(r->args[0]) ||
+	    !crypto_streq(db_get(&res, 0, 1), r->args[0])) {
+		*why = "unknown organization";
+		v = VERIFY_NOTFOUND;
+	} else {
+		p[0] = db_get(&res, 0, 0);
+		(void)db_exec(&st_token_used, p, NULL);
+		v = VERIFY_OK;
+	}
+	db_res_free(&res);
+	return v;
+}
+
+/* Run st and answer its one JSON value; 404 when it returns none. */
+static int
+api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
+    const char *missing)
+{
+	struct db_res	 res;
+	cJSON		*j;
+
+	if (db_exec(st, params, &res) != DB_OK) {
+		resp_error(p, 503, "database unavailable");
+		return 0;
+	}
+	if (res.nrows == 0 || db_get(&res, 0, 0) == NULL) {
+		db_res_free(&res);
+		resp_error(p, 404, "%s", missing);
+		return 0;
+	}
+	if ((j = cJSON_Parse(db_get(&res, 0, 0))) == NULL) {
+		db_res_free(&res);
+		return -1;
+	}
+	db_res_free(&res);
+	resp_set_json(p, 200, j);
+	return 0;
+}
+
+/*
+ * The dashboard: KPIs for a calendar month in the organization's time
+ * zone, and the latest activity.  calls_org_started carries the call
+ * KPIs, messages_org_created the SMS ones, activity_org_id the list.
+ */
+static const struct db_stmt st_dashboard = { "api_dashboard",
+	"WITH o AS (SELECT id, timezone, "
+	"coalesce($2, to_char(now() AT TIME ZONE timezone, 'YYYY-MM')) AS month "
+	"FROM organizations WHERE id = $1), "
+	"b AS (SELECT o.*, to_date(o.month, 'YYYY-MM')::timestamp AT TIME ZONE "
+	"o.timezone AS t0, (to_date(o.month, 'YYYY-MM') + interval '1 month')"
+	"::timestamp AT TIME ZONE o.timezone AS t1 FROM o), "
+	"c AS (SELECT count(*) FILTER (WHERE status = 'completed') AS answered, "
+	"count(*) FILTER (WHERE direction = 'inbound' AND status IN "
+	"('no-answer', 'busy', 'failed', 'canceled')) AS missed, "
+	"coalesce(round(avg(duration_s) FILTER (WHERE status = 'completed' "
+	"AND duration_s IS NOT NULL)), 0)::int AS avg_s, "
+	"count(*) FILTER (WHERE analyzed_at IS NOT NULL) AS analyzed, "
+	"count(*) FILTER (WHERE analyzed_at IS NOT NULL AND successful) AS ok "
+	"FROM calls, b WHERE calls.organization_id = b.id AND "
+	"calls.started_at >= b.t0 AND calls.started_at < b.t1), "
+	"m AS (SELECT count(*) FILTER (WHERE direction = 'inbound') AS inbound, "
+	"count(*) FILTER (WHERE direction = 'outbound' AND status_rank >= 4 "
+	"AND status NOT IN ('failed', 'undelivered', 'canceled')) AS sent "
+	"FROM messages, b WHERE messages.organization_id = b.id AND "
+	"messages.created_at >= b.t0 AND messages.created_at < b.t1), "
+	"a AS (SELECT coalesce(json_agg(json_build_object('id', a.id::text, "
+	"'type', a.type, 'occurred_at', th_iso(a.occurred_at), 'summary', "
+	"a.summary, 'call_id', c.call_id, 'message_id', m.message_id) "
+	"ORDER BY a.id DESC), '[]') AS items FROM (SELECT * FROM activity "
+	"WHERE organization_id = $1 ORDER BY id DESC LIMIT 20) a "
+	"LEFT JOIN calls c ON c.id = a.call_id "
+	"LEFT JOIN messages m ON m.id = a.message_id) "
+	"SELECT json_build_object('organization_id', b.id, 'month', b.month, "
+	"'timezone', b.timezone, 'kpis', json_build_object("
+	"'answered_calls', c.answered, 'missed_calls', c.missed, "
+	"'sms_follow_ups', m.inbound, 'sms_sent', m.sent, "
+	"'avg_call_seconds', c.avg_s, 'ai_calls_analyzed', c.analyzed, "
+	"'ai_calls_successful', c.ok), 'recent_activity', a.items)::text "
+	"FROM b, c, m, a", 2 };
+
+int
+api_dashboard(struct req *r, struct resp *p)
+{
+	const char	*month = kv_get(&r->qs, "month"), *params[2];
+	int		 y, m;
+	char		 tail;
+
+	if (month != NULL && (strlen(month) != 7 ||
+	    sscanf(month, "%4d-%2d%c", &y, &m, &tail) != 2 ||
+	    month[4] != '-' || y < 2000 || y > 2999 || m < 1 || m > 12)) {
+		resp_error(p, 400, "month must be YYYY-MM");
+		return 0;
+	}
+	params[0] = r->args[0];
+	params[1] = month;
+	return api_json(p, &st_dashboard, params, "unknown organization");
+}
+
+/* activity_org_id: the newest first, pages by id. */
+static const struct db_stmt st_activity = { "api_activity",
+	"WITH page AS (SELECT a.id, a.type, a.occurred_at, a.summary, "
+	"c.call_id, m.message_id FROM activity a "
+	"LEFT JOIN calls c ON c.id = a.call_id "
+	"LEFT JOIN messages m ON m.id = a.message_id "
+	"WHERE a.organization_id = $1 AND ($2::bigint IS NULL OR a.id < $2) "
+	"ORDER BY a.id DESC LIMIT $3::int + 1) "
+	"SELECT json_build_object('activity', coalesce((SELECT json_agg("
+	"json_build_object('id', id::text, 'type', type, 'occurred_at', "
+	"th_iso(occurred_at), 'summary', summary, 'call_id', call_id, "
+	"'message_id', message_id) ORDER BY id DESC) FROM (SELECT * FROM page "
+	"ORDER BY id DESC LIMIT $3::int) x), '[]'), 'next', CASE WHEN "
+	"(SELECT count(*) FROM page) > $3::int THEN (SELECT min(id)::text FROM "
+	"(SELECT id FROM page ORDER BY id DESC LIMIT $3::int) y) END)::text", 3 };
+
+/* A positive integer query parameter, or dflt; -1 when malformed. */
+static long long
+api_int(const struct req *r, const char *name, long long dflt, long long max)
+{
+	const char	*v = kv_get(&r->qs, name), *errstr;
+	long long	 n;
+
+	if (v == NULL)
+		return dflt;
+	n = util_strtonum(v, 1, max, &errstr);
+	return errstr != NULL ? -1 : n;
+}
+
+int
+api_activity(struct req *r, struct resp *p)
+{
+	const char	*params[3];
+	char		 lim[16], bef[24];
+	long long	 limit, before;
+
+	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
+		resp_error(p, 400, "limit must be 1 to 200");
+		return 0;
+	}
+	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
+		resp_error(p, 400, "before must be an activity id");
+		return 0;
+	}
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(bef, sizeof(bef), "%lld", before);
+	params[0] = r->args[0];
+	params[1] = before > 0 ? bef : NULL;
+	params[2] = lim;
+	return api_json(p, &st_activity, params, "unknown organization");
+}
+
+/* notifications_org / notifications_unread: the newest 100. */
+static const struct db_stmt st_notifications = { "api_notifications",
+	"SELECT json_build_object('notifications', coalesce(json_agg("
+	"json_build_object('id', n.id::text, 'type', n.type, 'title', "
+	"n.title, 'message', n.message, 'data', n.data, 'user_email', "
+	"u.email, 'created_at', th_iso(n.created_at), 'read_at', "
+	"th_iso(n.read_at)) ORDER BY n.id DESC), '[]'))::text "
+	"FROM (SELECT * FROM notifications WHERE organization_id = $1 AND "
+	"(NOT $2::bool OR read_at IS NULL) ORDER BY id DESC LIMIT 100) n "
+	"LEFT JOIN users u ON u.id = n.user_id", 2 };
+
+int
+api_notifications(struct req *r, struct resp *p)
+{
+	const char	*unread = kv_get(&r->qs, "unread"), *params[2];
+
+	if (unread != NULL && strcmp(unread, "1") != 0 &&
+	    strcmp(unread, "0") != 0) {
+		resp_error(p, 400, "unread must be 1 or 0");
+		return 0;
+	}
+	params[0] = r->args[0];
+	params[1] = unread != NULL && strcmp(unread, "1") == 0 ? "true" :
+	    "false";
+	return api_json(p, &st_notifications, params, "unknown organization");
+}
+
+static const struct db_stmt st_read = { "api_notification_read",
+	"WITH n AS (UPDATE notifications SET read_at = coalesce(read_at, "
+	"now()) WHERE id = $2::bigint AND organization_id = $1 RETURNING *) "
+	"SELECT json_build_object('id', n.id::text, 'type', n.type, 'title', "
+	"n.title, 'message', n.message, 'data', n.data, 'user_email', "
+	"u.email, 'created_at', th_iso(n.created_at), 'read_at', "
+	"th_iso(n.read_at))::text FROM n LEFT JOIN users u ON u.id = n.user_id",
+	2 };
+
+int
+api_notification_read(struct req *r, struct resp *p)
+{
+	const char	*params[2], *errstr;
+
+	(void)util_strtonum(r->args[1], 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL) {
+		resp_error(p, 404, "unknown notification");
+		return 0;
+	}
+	params[0] = r->args[0];
+	params[1] = r->args[1];
+	return api_json(p, &st_read, params, "unknown notification");
+}
+
+/* calls_call_id: one call's live state, by the provider's id. */
+static const struct db_stmt st_call = { "api_call",
+	"SELECT json_build_object('call_id', call_id, 'provider', provider, "
+	"'direction', direction, 'from', from_number, 'to', to_number, "
+	"'status', status, 'started_at', th_iso(started_at), 'ended_at', "
+	"th_iso(ended_at), 'duration_s', duration_s, 'recording_url', "
+	"recording_url, 'transcript', transcript, 'summary', summary, "
+	"'sentiment', sentiment, 'successful', successful, "
+	"'disconnection_reason', disconnection_reason, 'cost_cents', "
+	"cost_cents, 'campaign_id', campaign_id, 'contact_id', contact_id)"
+	"::text FROM calls WHERE call_id = $2 AND organization_id = $1 "
+	"ORDER BY updated_at DESC LIMIT 1", 2 };
+
+int
+api_call(struct req *r, struct resp *p)
+{
+	const char	*params[2];
+
+	params[0] = r->args[0];
+	params[1] = r->args[1];
+	return api_json(p, &st_call, params, "unknown call");
+}
+
+/* campaigns_org, campaign_contacts_status: progress per campaign. */
+static const struct db_stmt st_campaigns = { "api_campaigns",
+	"SELECT json_build_object('campaigns', coalesce(json_agg("
+	"json_build_object('id', c.id, 'name', c.name, 'total_contacts', "
+	"coalesce(s.total, 0), 'processed', c.processed, 'successful', "
+	"c.successful, 'contacts_by_status', json_build_object("
+	"'pending', coalesce(s.pending, 0), 'calling', coalesce(s.calling, 0), "
+	"'completed', coalesce(s.completed, 0), 'failed', "
+	"coalesce(s.failed, 0), 'no_answer', coalesce(s.no_answer, 0))) "
+	"ORDER BY c.created_at DESC, c.id), '[]'))::text "
+	"FROM campaigns c LEFT JOIN LATERAL (SELECT count(*) AS total, "
+	"count(*) FILTER (WHERE status = 'pending') AS pending, "
+	"count(*) FILTER (WHERE status = 'calling') AS calling, "
+	"count(*) FILTER (WHERE status = 'completed') AS completed, "
+	"count(*) FILTER (WHERE status = 'failed') AS failed, "
+	"count(*) FILTER (WHERE status = 'no_answer') AS no_answer "
+	"FROM campaign_contacts WHERE campaign_id = c.id) s ON true "
+	"WHERE c.organization_id = $1", 1 };
+
+int
+api_campaigns(struct req *r, struct resp *p)
+{
+	const char	*params[1];
+
+	params[0] = r->args[0];
+	return api_json(p, &st_campaigns, params, "unknown organization");
+}
