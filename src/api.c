@@ -64,6 +64,7 @@ api_verify(struct req *r, const char **why)
 	} else {
 		p[0] = db_get(&res, 0, 0);
 		(void)db_exec(&st_token_used, p, NULL);
+		req_note(r, r->args[0], NULL);
 		v = VERIFY_OK;
 	}
 	db_res_free(&res);

@@ -237,8 +237,11 @@ db_run_stmt(const struct db_stmt *st, const char *sql, int n,
 {
 	enum db_err	 e;
 
-	if ((e = db_run_stmt1(st, sql, n, params, out)) != DB_OK)
+	if ((e = db_run_stmt1(st, sql, n, params, out)) != DB_OK) {
 		db_last = e;
+		if (e != DB_EDUP)
+			metrics_db_error();
+	}
 	return e;
 }
 

@@ -35,6 +35,8 @@
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
 	    verify_public, health_handle, RESP_JSON, 0, NULL },
+	{ "/metrics", GET_HEAD, BODY_NONE, "metrics",
+	    verify_public, metrics_handle, RESP_TEXT, 0, NULL },
 
 	/* Twilio (DESIGN section 3) */
 	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
@@ -269,8 +271,10 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 		resp_init(p, RESP_JSON);
 		resp_error(p, 503, "database unavailable and the spool "
 		    "cannot take the request");
-	} else
+	} else {
+		metrics_spool_write();
 		log_notice("%s: spooled (%s)", rt->name, why);
+	}
 	buf_free(&body);
 }
 
@@ -335,17 +339,21 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 	enum verdict		 v;
 
 	if (req_parse_uri(r, &errstr) == -1) {
+		r->reject = REJECT_MALFORMED;
 		resp_error(p, 400, "%s", errstr);
 		return;
 	}
 	rt = dispatch_match(routes, nroutes, r->path, r->method, r, &status,
 	    p->allow, sizeof(p->allow));
 	if (rt == NULL) {
-		if (status == 405)
+		if (status == 405) {
+			r->reject = REJECT_METHOD;
 			resp_error(p, 405, "method %s not allowed",
 			    req_method_name(r->method));
-		else
+		} else {
+			r->reject = REJECT_UNKNOWN_ROUTE;
 			resp_error(p, 404, "unknown route");
+		}
 		return;
 	}
 	r->route = rt;
@@ -354,20 +362,24 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		twiml_init(&p->twiml);
 	p->kind = rt->responder;
 	if (r->body_kind == 0 || !(rt->bodies & r->body_kind)) {
+		r->reject = REJECT_CONTENT_TYPE;
 		resp_error(p, 415, "unsupported content type");
 		return;
 	}
 	if ((status = req_read_body(r, in, (size_t)conf.max_body_bytes,
 	    &errstr)) != 0) {
+		r->reject = status == 413 ? REJECT_TOO_LARGE : REJECT_MALFORMED;
 		resp_error(p, status, "%s", errstr);
 		return;
 	}
 	if (r->body_kind == BODY_NONE && r->bodylen > 0 &&
 	    !(rt->bodies & (BODY_FORM | BODY_JSON))) {
+		r->reject = REJECT_CONTENT_TYPE;
 		resp_error(p, 415, "this route takes no body");
 		return;
 	}
 	if (req_parse_body(r, &errstr) == -1) {
+		r->reject = REJECT_MALFORMED;
 		resp_error(p, 400, "malformed body: %s", errstr);
 		return;
 	}
@@ -375,11 +387,110 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		static const int verdict_status[VERIFY__MAX] = { 200, 401,
 		    403, 404, 503 };
 
+		if (v == VERIFY_FORBID)
+			r->reject = REJECT_ADDRESS;
+		else if (v == VERIFY_NOTFOUND)
+			r->reject = REJECT_NOT_FOUND;
+		else if (v == VERIFY_DENY)
+			r->reject = errstr != NULL && strstr(errstr,
+			    "timestamp") != NULL ? REJECT_EXPIRED :
+			    REJECT_BAD_SIGNATURE;
+
 		resp_error(p, verdict_status[v], "%s", errstr != NULL ?
 		    errstr : "not authenticated");
 		return;
 	}
 	dispatch_handle(r, p, rt);
+}
+
+/*
+ * Rejections are kept for the operator (telehookctl events rejections)
+ * without their bodies, with the organization when it can be told.  They
+ * are written between requests, so a refused request is not slowed by
+ * it; the queue is bounded, and a full one drops (the log keeps all).
+ */
+#define REJECT_QUEUE	64
+struct rejection {
+	char		*route;
+	int		 status;
+	enum reject_cause cause;
+	char		*client;
+	char		*detail;
+	char		*org;		/* a hint: an id, or NULL */
+	char		*number;	/* a hint: a number we may own */
+};
+static struct rejection	 rejections[REJECT_QUEUE];
+static int		 nrejections;
+
+static void
+dispatch_note_rejection(struct req *r, int status, const char *detail)
+{
+	struct rejection	*j;
+	const char		*org, *num;
+	const cJSON		*c;
+	char			 e164[32];
+
+	if (nrejections == REJECT_QUEUE)
+		return;
+	j = &rejections[nrejections++];
+	j->route = xstrndup(r->route != NULL ? r->route->name :
+	    (r->path != NULL ? r->path : "-"), 200);
+	j->status = status;
+	j->cause = r->reject;
+	j->client = xstrdup(r->client_addr != NULL ? r->client_addr : "-");
+	j->detail = xstrndup(detail, 300);
+	org = req_param(r, "organization_id");
+	if (org == NULL && r->nargs > 0)
+		org = r->args[0];
+	j->org = store_is_uuid(org) ? xstrdup(org) : NULL;
+	num = req_param(r, "To");
+	if (num == NULL)
+		num = req_param(r, "to");
+	if (num == NULL && r->json != NULL &&
+	    ((c = cJSON_GetObjectItemCaseSensitive(r->json, "call")) != NULL ||
+	    (c = cJSON_GetObjectItemCaseSensitive(r->json,
+	    "call_inbound")) != NULL) &&
+	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "to_number")))
+		num = cJSON_GetObjectItemCaseSensitive(c,
+		    "to_number")->valuestring;
+	j->number = num != NULL && phone_e164(num, e164, sizeof(e164)) == 0 ?
+	    xstrdup(e164) : NULL;
+}
+
+static const struct db_stmt st_rejection = { "dispatch_rejection",
+	"INSERT INTO rejections (organization_id, route, status, cause, "
+	"client_addr, detail) VALUES (coalesce((SELECT id FROM organizations "
+	"WHERE id = $1::uuid), (SELECT organization_id FROM phone_numbers "
+	"WHERE e164 = $2)), $3, $4::smallint, $5, "
+	"CASE WHEN $6 ~ '^[0-9a-fA-F:.]+$' THEN $6::inet END, $7)", 7 };
+
+static void
+dispatch_flush_rejections(void)
+{
+	struct rejection	*j;
+	const char		*p[7];
+	char			 st[8];
+	int			 i;
+
+	for (i = 0; i < nrejections; i++) {
+		j = &rejections[i];
+		snprintf(st, sizeof(st), "%d", j->status);
+		p[0] = j->org;
+		p[1] = j->number;
+		p[2] = j->route;
+		p[3] = st;
+		p[4] = metrics_cause_name(j->cause);
+		p[5] = j->client;
+		p[6] = j->detail;
+		if (db_exec(&st_rejection, p, NULL) != DB_OK)
+			log_debug("rejection not recorded: %s", db_errmsg());
+		free(j->route);
+		free(j->client);
+		free(j->detail);
+		free(j->org);
+		free(j->number);
+	}
+	nrejections = 0;
 }
 
 /* One FastCGI request: the request owns its memory and frees it here. */
@@ -390,6 +501,7 @@ dispatch_request(FCGX_Request *fr)
 	struct resp	 p;
 	struct buf	 out;
 	char		*uri;
+	long long	 us;
 	int		 status;
 
 	req_init(&r, fr->envp);
@@ -402,17 +514,28 @@ dispatch_request(FCGX_Request *fr)
 	if (out.failed || FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
 		log_warnx("%s: could not write the answer to %s",
 		    log_esc(r.path), log_esc(r.client_addr));
+	us = now_us() - r.start_us;
+	metrics_request(r.route, status, us);
+	/*
+	 * One line a request: who, what, whose, how it ended, how long, and
+	 * the provider key; never a secret or a message body.
+	 */
 	if (p.error != NULL) {
+		metrics_reject(r.reject);
 		uri = req_redact_uri(r.request_uri);
-		log_info("%s %s %s %d %lldus: %s", log_esc(r.client_addr),
-		    log_esc(r.method_str), log_esc(uri), status,
-		    now_us() - r.start_us, log_esc(p.error));
+		log_info("%s %s %s org=%s %d %lldus: %s%s%s",
+		    log_esc(r.client_addr), log_esc(r.method_str),
+		    log_esc(uri), log_esc(r.log_org), status, us,
+		    log_esc(p.error), r.reject ? " cause=" : "",
+		    r.reject ? metrics_cause_name(r.reject) : "");
 		free(uri);
-	}
-	else
-		log_info("%s %s %s %d %lldus", log_esc(r.client_addr),
-		    log_esc(r.method_str), r.route != NULL ? r.route->name :
-		    "-", status, now_us() - r.start_us);
+		if (r.reject != REJECT_NONE)
+			dispatch_note_rejection(&r, status, p.error);
+	} else
+		log_info("%s %s %s org=%s %d %lldus key=%s",
+		    log_esc(r.client_addr), log_esc(r.method_str),
+		    r.route != NULL ? r.route->name : "-", log_esc(r.log_org),
+		    status, us, log_esc(r.log_key));
 	buf_free(&out);
 	resp_free(&p);
 	req_free(&r);
@@ -514,6 +637,8 @@ dispatch_idle(void)
 	struct drain_stats	 st;
 	long long		 now = now_us();
 
+	if (nrejections > 0 && db_connect() == DB_OK)
+		dispatch_flush_rejections();
 	if (now - last < IDLE_EVERY_US)
 		return;
 	last = now;

@@ -226,6 +226,20 @@ enum body_kind {
 };
 #define REQ_MAXARGS	4
 struct route;
+/* Why a request was refused (DESIGN section 5), for metrics and the log. */
+enum reject_cause {
+	REJECT_NONE = 0,
+	REJECT_BAD_SIGNATURE,
+	REJECT_EXPIRED,
+	REJECT_UNKNOWN_ROUTE,
+	REJECT_METHOD,
+	REJECT_TOO_LARGE,
+	REJECT_CONTENT_TYPE,
+	REJECT_ADDRESS,
+	REJECT_MALFORMED,
+	REJECT_NOT_FOUND,
+	REJECT__MAX
+};
 /* A request replayed from the spool. */
 struct replay {
 	long long	 received_us;
@@ -253,6 +267,9 @@ struct req {
 	long long	 start_us;	/* monotonic, for latency */
 	long long	 received_us;	/* wall clock */
 	struct replay	*replay;	/* set when drained from the spool */
+	enum reject_cause reject;
+	char		*log_org;	/* for the request's log line */
+	char		*log_key;
 };
 void		 req_init(struct req *, char **);
 void		 req_free(struct req *);
@@ -270,6 +287,7 @@ char		*req_client_addr(const char *, const char *,
 		    const struct cidrlist *);
 const char	*req_param(const struct req *, const char *);
 char		*req_redact_uri(const char *);
+void		 req_note(struct req *, const char *, const char *);
 long long	 now_us(void);
 
 /* twiml.c: TwiML (XML) builder with escaping and a sticky error. */
@@ -496,6 +514,15 @@ int		 api_notifications(struct req *, struct resp *);
 int		 api_notification_read(struct req *, struct resp *);
 int		 api_call(struct req *, struct resp *);
 int		 api_campaigns(struct req *, struct resp *);
+
+/* metrics.c: counters shared by the pool, GET /metrics. */
+void		 metrics_init(const char *);
+void		 metrics_request(const struct route *, int, long long);
+void		 metrics_reject(enum reject_cause);
+void		 metrics_db_error(void);
+void		 metrics_spool_write(void);
+int		 metrics_handle(struct req *, struct resp *);
+const char	*metrics_cause_name(enum reject_cause);
 
 /* health.c */
 int		 health_handle(struct req *, struct resp *);

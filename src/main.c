@@ -93,6 +93,14 @@ main(int argc, char *argv[])
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0)
 		fatalx("FCGX_Init failed");
 	signal(SIGPIPE, SIG_IGN);
+	if (spool_writable(conf.spool_dir)) {
+		char	*mpath;
+
+		xasprintf(&mpath, "%s/.metrics", conf.spool_dir);
+		metrics_init(mpath);
+		free(mpath);
+	} else
+		metrics_init(NULL);
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());

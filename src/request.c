@@ -341,11 +341,23 @@ req_param(const struct req *r, const char *name)
 	return kv_get(&r->qs, name);
 }
 
+/* What the request's log line names: its organization and its key. */
+void
+req_note(struct req *r, const char *org, const char *key)
+{
+	free(r->log_org);
+	free(r->log_key);
+	r->log_org = org != NULL ? xstrdup(org) : NULL;
+	r->log_key = key != NULL ? xstrdup(key) : NULL;
+}
+
 void
 req_free(struct req *r)
 {
 	int	 i;
 
+	free(r->log_org);
+	free(r->log_key);
 	free(r->path);
 	free(r->body);
 	kv_free(&r->qs);

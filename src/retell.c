@@ -672,6 +672,7 @@ retell_handle(struct req *r, struct resp *p)
 	t.key = rt_key(&t);
 	if (rt_route(r, t.call, NULL, &t.org_id) != DB_OK)
 		goto done;
+	req_note(r, t.org_id, t.key);
 	memset(&ev, 0, sizeof(ev));
 	ev.provider = "retell";
 	ev.type = t.event;
@@ -809,6 +810,7 @@ retell_inbound(struct req *r, struct resp *p)
 	}
 	if (rt_route(r, NULL, to, &t.org_id) != DB_OK)
 		goto done;
+	req_note(r, t.org_id, t.key);
 	memset(&ev, 0, sizeof(ev));
 	ev.provider = "retell";
 	ev.type = "call_inbound";

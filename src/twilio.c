@@ -914,6 +914,7 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 	t.key = tw_key(&t);
 	if (tw_route(&t) != DB_OK)
 		goto done;
+	req_note(r, t.org_id, t.key);
 	memset(&ev, 0, sizeof(ev));
 	ev.provider = "twilio";
 	ev.type = tw_classes[cls].type;

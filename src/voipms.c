@@ -210,6 +210,7 @@ vm_begin(struct vm *t, struct req *r, struct resp *p, const char *type,
 	q.call_id = call_id;
 	if ((e = store_route(&q, &t->org_id)) != DB_OK)
 		return -1;
+	req_note(r, t->org_id, t->key);
 	memset(&ev, 0, sizeof(ev));
 	ev.provider = "voipms";
 	ev.type = type;

@@ -1,0 +1,272 @@
+/*
+ * metrics.c: counters shared by every worker of the pool, for GET
+ * /metrics in the Prometheus text format.
+ *
+ * multiwatch starts the workers as separate programs, so the counters
+ * live in a file mapped MAP_SHARED by all of them (spool_dir/.metrics)
+ * and are added to with atomic operations; any worker can answer a
+ * scrape with the whole pool's numbers.  The file outlives the workers,
+ * so counters only ever grow, as Prometheus expects of them.  A file of
+ * another layout is reset; if it cannot be mapped, a worker counts in
+ * private memory and says so.
+ */
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+#define METRICS_MAGIC		0x74686d32	/* "thm2" */
+#define METRICS_ROUTES		64		/* the last: unknown routes */
+#define METRICS_UNKNOWN		(METRICS_ROUTES - 1)
+
+static const int metrics_statuses[] = { 200, 204, 400, 401, 403, 404, 405,
+    413, 415, 429, 500, 502, 503, 0 /* any other */ };
+#define METRICS_NSTATUS	(sizeof(metrics_statuses) / sizeof(int))
+
+/* Seconds, as Prometheus buckets are written. */
+static const char *const metrics_le[] = { "0.001", "0.0025", "0.005",
+    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5" };
+static const long long metrics_le_us[] = { 1000, 2500, 5000, 10000, 25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000 };
+#define METRICS_NBUCKETS	(sizeof(metrics_le_us) / sizeof(long long))
+
+static const char *const metrics_causes[REJECT__MAX] = {
+	"none",			/* REJECT_NONE */
+	"bad_signature",	/* REJECT_BAD_SIGNATURE */
+	"expired_timestamp",	/* REJECT_EXPIRED */
+	"unknown_route",	/* REJECT_UNKNOWN_ROUTE */
+	"method_not_allowed",	/* REJECT_METHOD */
+	"too_large",		/* REJECT_TOO_LARGE */
+	"bad_content_type",	/* REJECT_CONTENT_TYPE */
+	"not_allowed_address",	/* REJECT_ADDRESS */
+	"malformed_body",	/* REJECT_MALFORMED */
+	"not_found",		/* REJECT_NOT_FOUND */
+};
+
+struct metrics_shm {
+	uint32_t	 magic;
+	uint32_t	 size;
+	uint64_t	 requests[METRICS_ROUTES][METRICS_NSTATUS];
+	uint64_t	 latency[METRICS_NBUCKETS + 1];	/* last: +Inf */
+	uint64_t	 latency_sum_us;
+	uint64_t	 latency_count;
+	uint64_t	 rejections[REJECT__MAX];
+	uint64_t	 db_errors;
+	uint64_t	 spool_writes;
+	uint64_t	 worker_starts;
+};
+
+static struct metrics_shm	*shm;
+static int			 shm_shared;
+
+const char *
+metrics_cause_name(enum reject_cause c)
+{
+	return c < REJECT__MAX ? metrics_causes[c] : "?";
+}
+
+static void
+metrics_add(uint64_t *p, uint64_t n)
+{
+	__atomic_fetch_add(p, n, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+metrics_get(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/*
+ * Map the shared counters at path (NULL: private), and count this
+ * worker's start.  Never fails: the fallback is private memory.
+ */
+void
+metrics_init(const char *path)
+{
+	struct stat	 st;
+	void		*p = MAP_FAILED;
+	int		 fd = -1;
+
+	if (path != NULL &&
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) != -1 &&
+	    flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 &&
+	    (st.st_size == sizeof(*shm) ||
+	    ftruncate(fd, sizeof(*shm)) == 0))
+		p = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		shm = p;
+		shm_shared = 1;
+		if (shm->magic != METRICS_MAGIC || shm->size != sizeof(*shm)) {
+			memset(shm, 0, sizeof(*shm));	/* another layout */
+			shm->size = sizeof(*shm);
+			shm->magic = METRICS_MAGIC;
+		}
+	} else {
+		if (path != NULL)
+			log_warn("metrics: %s: counting for this worker only",
+			    path);
+		if ((shm = calloc(1, sizeof(*shm))) == NULL)
+			fatal("calloc");
+	}
+	if (fd != -1) {
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
+	metrics_add(&shm->worker_starts, 1);
+}
+
+static size_t
+metrics_status_index(int status)
+{
+	size_t	 i;
+
+	for (i = 0; i + 1 < METRICS_NSTATUS; i++)
+		if (metrics_statuses[i] == status)
+			return i;
+	return METRICS_NSTATUS - 1;
+}
+
+/* One answered request: its route (NULL: none), status and latency. */
+void
+metrics_request(const struct route *rt, int status, long long us)
+{
+	size_t	 r, b;
+
+	if (shm == NULL)
+		return;
+	r = rt != NULL && (size_t)(rt - routes) < METRICS_UNKNOWN ?
+	    (size_t)(rt - routes) : METRICS_UNKNOWN;
+	metrics_add(&shm->requests[r][metrics_status_index(status)], 1);
+	for (b = 0; b < METRICS_NBUCKETS && us > metrics_le_us[b]; b++)
+		;
+	metrics_add(&shm->latency[b], 1);
+	metrics_add(&shm->latency_sum_us, (uint64_t)(us < 0 ? 0 : us));
+	metrics_add(&shm->latency_count, 1);
+}
+
+void
+metrics_reject(enum reject_cause c)
+{
+	if (shm != NULL && c > REJECT_NONE && c < REJECT__MAX)
+		metrics_add(&shm->rejections[c], 1);
+}
+
+void
+metrics_db_error(void)
+{
+	if (shm != NULL)
+		metrics_add(&shm->db_errors, 1);
+}
+
+void
+metrics_spool_write(void)
+{
+	if (shm != NULL)
+		metrics_add(&shm->spool_writes, 1);
+}
+
+/*
+ * GET /metrics: the exposition of the shared counters, routes summed
+ * by name (an alias counts with its route).
+ */
+int
+metrics_handle(struct req *r, struct resp *p)
+{
+	struct buf	*b = &p->text;
+	uint64_t	 sum, cum;
+	size_t		 i, j, s;
+	long		 depth;
+	int		 first;
+
+	(void)r;
+	p->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	if (shm == NULL)
+		metrics_init(NULL);
+	buf_puts(b, "# HELP telehook_requests_total Requests answered, by "
+	    "route and status.\n# TYPE telehook_requests_total counter\n");
+	for (i = 0; i < nroutes && i < METRICS_UNKNOWN; i++) {
+		/* the first route of each name speaks for all of that name */
+		for (j = 0, first = 1; j < i; j++)
+			if (strcmp(routes[j].name, routes[i].name) == 0)
+				first = 0;
+		if (!first)
+			continue;
+		for (s = 0; s < METRICS_NSTATUS; s++) {
+			for (j = i, sum = 0; j < nroutes &&
+			    j < METRICS_UNKNOWN; j++)
+				if (strcmp(routes[j].name, routes[i].name) == 0)
+					sum += metrics_get(&shm->requests[j][s]);
+			if (sum == 0)
+				continue;
+			if (metrics_statuses[s] != 0)
+				buf_printf(b, "telehook_requests_total{route=\"%s\","
+				    "status=\"%d\"} %llu\n", routes[i].name,
+				    metrics_statuses[s], (unsigned long long)sum);
+			else
+				buf_printf(b, "telehook_requests_total{route=\"%s\","
+				    "status=\"other\"} %llu\n", routes[i].name,
+				    (unsigned long long)sum);
+		}
+	}
+	for (s = 0; s < METRICS_NSTATUS; s++)
+		if ((sum = metrics_get(&shm->requests[METRICS_UNKNOWN][s])) > 0)
+			buf_printf(b, "telehook_requests_total{route=\"unknown\","
+			    "status=\"%d\"} %llu\n", metrics_statuses[s],
+			    (unsigned long long)sum);
+
+	buf_puts(b, "# HELP telehook_request_duration_seconds Time from "
+	    "accept to answer.\n# TYPE telehook_request_duration_seconds "
+	    "histogram\n");
+	for (i = 0, cum = 0; i < METRICS_NBUCKETS; i++) {
+		cum += metrics_get(&shm->latency[i]);
+		buf_printf(b, "telehook_request_duration_seconds_bucket{le=\"%s\"}"
+		    " %llu\n", metrics_le[i], (unsigned long long)cum);
+	}
+	cum += metrics_get(&shm->latency[METRICS_NBUCKETS]);
+	buf_printf(b, "telehook_request_duration_seconds_bucket{le=\"+Inf\"} "
+	    "%llu\n", (unsigned long long)cum);
+	buf_printf(b, "telehook_request_duration_seconds_sum %.6f\n",
+	    (double)metrics_get(&shm->latency_sum_us) / 1e6);
+	buf_printf(b, "telehook_request_duration_seconds_count %llu\n",
+	    (unsigned long long)metrics_get(&shm->latency_count));
+
+	buf_puts(b, "# HELP telehook_rejections_total Requests refused, by "
+	    "cause.\n# TYPE telehook_rejections_total counter\n");
+	for (i = 1; i < REJECT__MAX; i++)
+		buf_printf(b, "telehook_rejections_total{cause=\"%s\"} %llu\n",
+		    metrics_causes[i],
+		    (unsigned long long)metrics_get(&shm->rejections[i]));
+
+	buf_printf(b, "# HELP telehook_db_errors_total Database statements "
+	    "that failed.\n# TYPE telehook_db_errors_total counter\n"
+	    "telehook_db_errors_total %llu\n",
+	    (unsigned long long)metrics_get(&shm->db_errors));
+	buf_printf(b, "# HELP telehook_spool_writes_total Requests written "
+	    "to the spool.\n# TYPE telehook_spool_writes_total counter\n"
+	    "telehook_spool_writes_total %llu\n",
+	    (unsigned long long)metrics_get(&shm->spool_writes));
+	depth = spool_depth(conf.spool_dir);
+	buf_printf(b, "# HELP telehook_spool_depth Requests waiting in the "
+	    "spool.\n# TYPE telehook_spool_depth gauge\n"
+	    "telehook_spool_depth %ld\n", depth < 0 ? 0 : depth);
+	buf_printf(b, "# HELP telehook_worker_starts_total Workers started "
+	    "(beyond the pool size: restarts).\n# TYPE "
+	    "telehook_worker_starts_total counter\n"
+	    "telehook_worker_starts_total %llu\n",
+	    (unsigned long long)metrics_get(&shm->worker_starts));
+	buf_printf(b, "# HELP telehook_metrics_shared Whether these counters "
+	    "are the whole pool's.\n# TYPE telehook_metrics_shared gauge\n"
+	    "telehook_metrics_shared %d\n", shm_shared);
+	return 0;
+}
