@@ -114,3 +114,13 @@ buf_cstr(struct buf *b)
 {
 	return b->data != NULL ? b->data : "";
 }
+
+/* A libcurl write callback that appends to the buf in arg. */
+size_t
+buf_write_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf	*b = arg;
+
+	buf_add(b, p, size * n);
+	return b->failed ? 0 : size * n;
+}

@@ -336,6 +336,7 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 	const struct route	*rt;
 	const char		*errstr = NULL;
 	int			 status;
+	size_t			 i;
 	enum verdict		 v;
 
 	if (req_parse_uri(r, &errstr) == -1) {
@@ -347,6 +348,11 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 	    p->allow, sizeof(p->allow));
 	if (rt == NULL) {
 		if (status == 405) {
+			/* counted and logged under the route of the path */
+			for (i = 0; i < nroutes && r->route == NULL; i++)
+				if (dispatch_path_match(routes[i].path, r->path,
+				    NULL))
+					r->route = &routes[i];
 			r->reject = REJECT_METHOD;
 			resp_error(p, 405, "method %s not allowed",
 			    req_method_name(r->method));

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -68,6 +69,7 @@ void		 buf_puts(struct buf *, const char *);
 void		 buf_putc(struct buf *, char);
 void		 buf_printf(struct buf *, const char *, ...) PRINTFLIKE(2, 3);
 const char	*buf_cstr(struct buf *);
+size_t		 buf_write_cb(char *, size_t, size_t, void *);
 
 /* log.c: err(3)-style logging to syslog, or stderr with -d. */
 enum log_level {
@@ -505,6 +507,12 @@ struct outbox_stats {
 	int		 recovered;	/* claims of a sender that died */
 };
 int		 outbox_send(struct outbox_stats *);
+
+/* ctlsend.c (telehookctl): signed sample webhooks. */
+void		 send_list(FILE *);
+int		 send_sample(const char *, const char *, const char *,
+		    const char *, const char *, const char *, const char *,
+		    int);
 
 /* api.c: the dashboard API (DESIGN section 11). */
 enum verdict	 api_verify(struct req *, const char **);

@@ -23,16 +23,6 @@
 #define OUTBOX_MAX_ATTEMPTS	8
 #define OUTBOX_MAX_REPLY	(64 * 1024)
 
-/* The API's answer, kept up to a limit. */
-static size_t
-outbox_write(char *p, size_t size, size_t n, void *arg)
-{
-	struct buf	*b = arg;
-
-	buf_add(b, p, size * n);
-	return b->failed ? 0 : size * n;
-}
-
 /* A North American E.164 number as the 10 digits VoIP.ms wants. */
 static int
 outbox_nanp(const char *e164, char *out)
@@ -85,7 +75,7 @@ outbox_call(CURL *curl, const char *user, const char *password,
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "telehook/" PACKAGE_VERSION);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, outbox_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, buf_write_cb);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
 	rc = curl_easy_perform(curl);
 	explicit_bzero(url.data, url.len);	/* it held the password */

@@ -60,6 +60,12 @@ static int	 ctl_campaign_import(int, char **);
 static int	 ctl_campaign_show(int, char **);
 static int	 ctl_outbox_send(int, char **);
 static int	 ctl_outbox_list(int, char **);
+static int	 ctl_events_list(int, char **);
+static int	 ctl_events_show(int, char **);
+static int	 ctl_events_assign(int, char **);
+static int	 ctl_events_rejections(int, char **);
+static int	 ctl_prune(int, char **);
+static int	 ctl_send(int, char **);
 static int	 ctl_spool_status(int, char **);
 static int	 ctl_spool_drain(int, char **);
 
@@ -102,6 +108,15 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "outbox send", 0, 0, 1, "outbox send", ctl_outbox_send },
 	{ "outbox list", 0, 0, 1, "outbox list [--state STATE]",
 	    ctl_outbox_list },
+	{ "events list", 0, 0, 1, "events list [--org ORG] [--unrouted] "
+	    "[--since TIME] [--limit N]", ctl_events_list },
+	{ "events show", 1, 1, 1, "events show ID", ctl_events_show },
+	{ "events assign", 2, 2, 1, "events assign ID ORG", ctl_events_assign },
+	{ "events rejections", 0, 0, 1, "events rejections [--org ORG] "
+	    "[--since TIME] [--limit N]", ctl_events_rejections },
+	{ "prune", 0, 0, 1, "prune --older-than DAYS [--redact]", ctl_prune },
+	{ "send", 2, 2, 0, "send PROVIDER EVENT --url URL [--org ORG] "
+	    "[--to E164] [--from E164] [--id ID]", ctl_send },
 	{ "spool status", 0, 0, 0, "spool status", ctl_spool_status },
 	{ "spool drain", 0, 0, 1, "spool drain", ctl_spool_drain },
 	{ NULL, 0, 0, 0, NULL, NULL }
@@ -293,6 +308,7 @@ print_object(const struct db_res *res, const char *const *cols)
 struct ctl_opt {
 	const char	*name;
 	const char	**val;
+	int		 flag;		/* takes no value; sets "yes" */
 };
 
 static int
@@ -303,7 +319,8 @@ parse_opts(int argc, char **argv, const struct ctl_opt *opts)
 
 	for (n = 0; opts != NULL && opts[n].name != NULL && n < 7; n++) {
 		lo[n].name = opts[n].name;
-		lo[n].has_arg = required_argument;
+		lo[n].has_arg = opts[n].flag ? no_argument :
+		    required_argument;
 		lo[n].flag = NULL;
 		lo[n].val = 0;
 	}
@@ -319,7 +336,7 @@ parse_opts(int argc, char **argv, const struct ctl_opt *opts)
 			die(EX_USAGE_, "unknown or incomplete option %s",
 			    argv[optind - 1]);
 		}
-		*opts[idx].val = optarg;
+		*opts[idx].val = opts[idx].flag ? "yes" : optarg;
 	}
 	(void)i;
 	return optind;
@@ -420,8 +437,8 @@ read_file(const char *path, size_t max)
 static int
 ctl_migrate(int argc, char **argv)
 {
-	const struct ctl_opt	 opts[] = { { "dir", &ctl_sqldir },
-				    { NULL, NULL } };
+	const struct ctl_opt	 opts[] = { { "dir", &ctl_sqldir, 0 },
+				    { NULL, NULL, 0 } };
 	struct dirent		**list;
 	struct db_res		 res;
 	cJSON			*o, *applied;
@@ -536,8 +553,8 @@ static int
 ctl_org_add(int argc, char **argv)
 {
 	const char	*id = NULL, *tz = "UTC";
-	const struct ctl_opt opts[] = { { "id", &id }, { "timezone", &tz },
-			    { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "id", &id, 0 }, { "timezone", &tz, 0 },
+			    { NULL, NULL, 0 } };
 	struct db_res	 res;
 	const char	*p[3];
 	int		 i;
@@ -811,8 +828,8 @@ static int
 ctl_number_add(int argc, char **argv)
 {
 	const char	*provider = NULL;
-	const struct ctl_opt opts[] = { { "provider", &provider },
-			    { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "provider", &provider, 0 },
+			    { NULL, NULL, 0 } };
 	char		 e164[32], *id;
 	const char	*p[3];
 	struct db_res	 res;
@@ -898,7 +915,7 @@ static int
 ctl_user_add(int argc, char **argv)
 {
 	const char	*name = NULL;
-	const struct ctl_opt opts[] = { { "name", &name }, { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "name", &name, 0 }, { NULL, NULL, 0 } };
 	const char	*p[3], *at;
 	struct db_res	 res;
 	char		*id;
@@ -952,7 +969,7 @@ static int
 ctl_token_create(int argc, char **argv)
 {
 	const char	*name = NULL;
-	const struct ctl_opt opts[] = { { "name", &name }, { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "name", &name, 0 }, { NULL, NULL, 0 } };
 	char		 token[128], hash[TOKEN_HASHHEX + 1], *id;
 	const char	*p[3];
 	struct db_res	 res;
@@ -1026,8 +1043,8 @@ static int
 ctl_reply_add(int argc, char **argv)
 {
 	const char	*kw = NULL, *text = NULL, *channel = "sms";
-	const struct ctl_opt opts[] = { { "keywords", &kw }, { "text", &text },
-			    { "channel", &channel }, { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "keywords", &kw, 0 }, { "text", &text, 0 },
+			    { "channel", &channel, 0 }, { NULL, NULL, 0 } };
 	struct buf	 norm;
 	struct db_res	 res;
 	const char	*p[4], *k, *end;
@@ -1138,8 +1155,8 @@ static int
 ctl_secret_set(int argc, char **argv)
 {
 	const char	*account = "";
-	const struct ctl_opt opts[] = { { "account", &account },
-			    { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "account", &account, 0 },
+			    { NULL, NULL, 0 } };
 	char		 line[1024], *id, *sealed;
 	const char	*p[4], *provider, *a;
 	size_t		 n;
@@ -1549,7 +1566,7 @@ ctl_outbox_list(int argc, char **argv)
 	    "from", "to", "state", "attempts:n", "next_attempt_at",
 	    "last_error", "text", NULL };
 	const char	*state = NULL;
-	const struct ctl_opt opts[] = { { "state", &state }, { NULL, NULL } };
+	const struct ctl_opt opts[] = { { "state", &state, 0 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
 	const char	*p[1];
 
@@ -1567,6 +1584,312 @@ ctl_outbox_list(int argc, char **argv)
 	print_rows("outbox", &res, cols);
 	db_res_free(&res);
 	return 0;
+}
+
+/* --since: any time PostgreSQL reads, checked before use. */
+static void
+check_time(const char *t)
+{
+	const char	*p[1] = { t };
+
+	if (t != NULL && db_query("SELECT $1::timestamptz", 1, p, NULL) !=
+	    DB_OK)
+		die(EX_DATAERR_, "--since %s is not a time (e.g. 2026-11-01 or "
+		    "'2026-11-21 09:00+00')", t);
+}
+
+static const char *
+check_limit(const char *v, const char *dflt)
+{
+	const char	*errstr;
+
+	if (v == NULL)
+		return dflt;
+	(void)util_strtonum(v, 1, 100000, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "--limit must be 1 to 100000");
+	return v;
+}
+
+/* events list: newest first (DESIGN section 11 shape). */
+static int
+ctl_events_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "provider", "event_type",
+	    "provider_key", "organization_id", "received_at", NULL };
+	const char	*org = NULL, *unrouted = NULL, *since = NULL;
+	const char	*limit = NULL, *p[4];
+	const struct ctl_opt opts[] = { { "org", &org, 0 },
+			    { "unrouted", &unrouted, 1 }, { "since", &since, 0 },
+			    { "limit", &limit, 0 }, { NULL, NULL, 0 } };
+	struct db_res	 res;
+	char		*id = NULL;
+
+	(void)parse_opts(argc, argv, opts);
+	if (org != NULL && unrouted != NULL)
+		die(EX_USAGE_, "--org and --unrouted exclude each other");
+	check_time(since);
+	p[0] = org != NULL ? (id = org_resolve(org)) : NULL;
+	p[1] = unrouted != NULL ? "true" : "false";
+	p[2] = since;
+	p[3] = check_limit(limit, "100");
+	q("events list", "SELECT id::text, provider, event_type, provider_key, "
+	    "organization_id, th_iso(received_at) FROM events WHERE "
+	    "($1::uuid IS NULL OR organization_id = $1) AND (NOT $2::bool OR "
+	    "organization_id IS NULL) AND ($3::timestamptz IS NULL OR "
+	    "received_at >= $3) ORDER BY id DESC LIMIT $4::int", 4, p, &res);
+	print_rows("events", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/* events show: one event whole, as JSON (its parsed payload). */
+static int
+ctl_events_show(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[1], *errstr;
+	cJSON		*o;
+
+	p[0] = argv[parse_opts(argc, argv, NULL)];
+	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "%s is not an event id", p[0]);
+	q("events show", "SELECT json_build_object('id', id::text, 'provider', "
+	    "provider, 'event_type', event_type, 'provider_key', provider_key, "
+	    "'organization_id', organization_id, 'received_at', "
+	    "th_iso(received_at), 'route', route, 'client_addr', "
+	    "host(client_addr), 'content_type', content_type, 'headers', "
+	    "headers, 'payload', payload, 'answer', answer, 'spooled_at', "
+	    "th_iso(spooled_at), 'assigned_at', th_iso(assigned_at), "
+	    "'redacted_at', th_iso(redacted_at))::text FROM events "
+	    "WHERE id = $1::bigint", 1, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "no such event: %s", p[0]);
+	if ((o = cJSON_Parse(db_get(&res, 0, 0))) == NULL)
+		die(EX_SOFTWARE_, "events show: bad JSON");
+	if (json_out)
+		json_print(o);
+	else {
+		char	*s = cJSON_Print(o);
+
+		printf("%s\n", s);
+		cJSON_free(s);
+		cJSON_Delete(o);
+	}
+	db_res_free(&res);
+	return 0;
+}
+
+/*
+ * events assign: give an unrouted event, and the call or message it
+ * created, to an organization.
+ */
+static int
+ctl_events_assign(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[2], *errstr;
+	char		*org;
+	int		 i;
+	enum db_err	 e;
+	cJSON		*o;
+
+	i = parse_opts(argc, argv, NULL);
+	(void)util_strtonum(argv[i], 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "%s is not an event id", argv[i]);
+	org = org_resolve(argv[i + 1]);
+	p[0] = argv[i];
+	p[1] = org;
+	if ((e = db_begin()) != DB_OK)
+		die_db(e, "begin");
+	q("events assign", "UPDATE events SET organization_id = $2, "
+	    "assigned_at = now() WHERE id = $1::bigint AND organization_id IS "
+	    "NULL RETURNING id", 2, p, &res);
+	if (res.nrows == 0) {
+		db_rollback();
+		q("events assign", "SELECT organization_id FROM events WHERE "
+		    "id = $1::bigint", 1, p, &res);
+		die(EX_DATAERR_, res.nrows == 0 ? "no such event: %s" :
+		    "event %s already belongs to an organization", argv[i]);
+	}
+	db_res_free(&res);
+	q("events assign", "UPDATE calls c SET organization_id = $2 FROM "
+	    "events e WHERE e.id = $1::bigint AND c.organization_id IS NULL AND "
+	    "c.provider = e.provider AND c.call_id IN (e.payload->>'CallSid', "
+	    "e.payload->'call'->>'call_id', e.payload->>'callid', "
+	    "e.payload->>'uniqueid', e.payload->>'call_id')", 2, p, NULL);
+	q("events assign", "UPDATE messages m SET organization_id = $2 FROM "
+	    "events e WHERE e.id = $1::bigint AND m.organization_id IS NULL AND "
+	    "m.provider = e.provider AND m.message_id IN (e.payload->>"
+	    "'MessageSid', e.payload->>'SmsSid', e.payload->>'id', "
+	    "substr(e.provider_key, 5), split_part(e.provider_key, ':', 1))",
+	    2, p, NULL);
+	if ((e = db_commit()) != DB_OK)
+		die_db(e, "commit");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", argv[i]);
+		cJSON_AddStringToObject(o, "organization_id", org);
+		json_print(o);
+	} else
+		printf("event %s assigned to %s\n", argv[i], org);
+	free(org);
+	return 0;
+}
+
+static int
+ctl_events_rejections(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "received_at",
+	    "organization_id", "route", "status:n", "cause", "client_addr",
+	    "detail", NULL };
+	const char	*org = NULL, *since = NULL, *limit = NULL, *p[3];
+	const struct ctl_opt opts[] = { { "org", &org, 0 },
+			    { "since", &since, 0 }, { "limit", &limit, 0 },
+			    { NULL, NULL, 0 } };
+	struct db_res	 res;
+	char		*id = NULL;
+
+	(void)parse_opts(argc, argv, opts);
+	check_time(since);
+	p[0] = org != NULL ? (id = org_resolve(org)) : NULL;
+	p[1] = since;
+	p[2] = check_limit(limit, "100");
+	q("events rejections", "SELECT id::text, th_iso(received_at), "
+	    "organization_id, route, status, cause, host(client_addr), detail "
+	    "FROM rejections WHERE ($1::uuid IS NULL OR organization_id = $1) "
+	    "AND ($2::timestamptz IS NULL OR received_at >= $2) ORDER BY id "
+	    "DESC LIMIT $3::int", 3, p, &res);
+	print_rows("rejections", &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/*
+ * prune: retention.  Raw events, rejections and read notifications
+ * older than DAYS are deleted; the calls and messages they made stay, so
+ * the KPIs do not change.  --redact also blanks what those old calls,
+ * messages and activity say about people: transcripts, recordings,
+ * summaries, message bodies, caller names.
+ */
+static int
+ctl_prune(int argc, char **argv)
+{
+	static const struct {
+		const char	*name;
+		int		 redact;
+		const char	*sql;
+	} steps[] = {
+		{ "events", 0, "DELETE FROM events WHERE received_at < $1" },
+		{ "rejections", 0,
+		    "DELETE FROM rejections WHERE received_at < $1" },
+		{ "notifications", 0, "DELETE FROM notifications WHERE "
+		    "read_at IS NOT NULL AND created_at < $1" },
+		{ "outbox", 0, "DELETE FROM outbox WHERE state IN ('sent', "
+		    "'failed') AND created_at < $1" },
+		{ "calls_redacted", 1, "UPDATE calls SET transcript = NULL, "
+		    "recording_url = NULL, summary = NULL, custom_data = NULL, "
+		    "caller_name = NULL WHERE started_at < $1 AND "
+		    "(transcript IS NOT NULL OR recording_url IS NOT NULL OR "
+		    "summary IS NOT NULL OR custom_data IS NOT NULL OR "
+		    "caller_name IS NOT NULL)" },
+		{ "messages_redacted", 1, "UPDATE messages SET body = NULL, "
+		    "media = '[]' WHERE created_at < $1 AND (body IS NOT NULL "
+		    "OR media <> '[]')" },
+		{ "activity_redacted", 1, "UPDATE activity SET summary = "
+		    "CASE type WHEN 'call_ended' THEN 'Call completed' "
+		    "WHEN 'call_missed' THEN 'Missed call' "
+		    "WHEN 'sms_reply' THEN 'SMS received' "
+		    "WHEN 'sms_sent' THEN 'SMS sent' "
+		    "WHEN 'voicemail' THEN 'Voicemail' "
+		    "WHEN 'inbound_call' THEN 'Inbound call' "
+		    "ELSE summary END WHERE occurred_at < $1 AND type IN "
+		    "('call_ended', 'call_missed', 'sms_reply', 'sms_sent', "
+		    "'voicemail', 'inbound_call')" },
+		{ NULL, 0, NULL }
+	};
+	const char	*days = NULL, *redact = NULL, *errstr, *p[1];
+	const struct ctl_opt opts[] = { { "older-than", &days, 0 },
+			    { "redact", &redact, 1 }, { NULL, NULL, 0 } };
+	struct db_res	 res;
+	char		*cutoff;
+	cJSON		*o;
+	int		 i;
+	enum db_err	 e;
+
+	(void)parse_opts(argc, argv, opts);
+	if (days == NULL)
+		die(EX_USAGE_, "usage: telehookctl prune --older-than DAYS "
+		    "[--redact]");
+	(void)util_strtonum(days, 1, 36500, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "--older-than must be 1 to 36500 days");
+	q("prune", "SELECT (now() - make_interval(days => $1::int))::text", 1,
+	    (const char *const *)&days, &res);
+	cutoff = xstrdup(db_get(&res, 0, 0));
+	db_res_free(&res);
+	p[0] = cutoff;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "before", cutoff);
+	if ((e = db_begin()) != DB_OK)
+		die_db(e, "begin");
+	for (i = 0; steps[i].name != NULL; i++) {
+		if (steps[i].redact && redact == NULL)
+			continue;
+		q("prune", steps[i].sql, 1, p, &res);
+		cJSON_AddNumberToObject(o, steps[i].name,
+		    atof(res.cmdtuples));
+		if (!json_out)
+			printf("%s: %s\n", steps[i].name, res.cmdtuples);
+		db_res_free(&res);
+	}
+	if ((e = db_commit()) != DB_OK)
+		die_db(e, "commit");
+	if (json_out)
+		json_print(o);
+	else
+		cJSON_Delete(o);
+	free(cutoff);
+	return 0;
+}
+
+/* send: a signed sample webhook (ctlsend.c). */
+static int
+ctl_send(int argc, char **argv)
+{
+	const char	*url = NULL, *org = NULL, *to = "+15555550100";
+	const char	*from = "+15555550199", *id = NULL;
+	const struct ctl_opt opts[] = { { "url", &url, 0 }, { "org", &org, 0 },
+			    { "to", &to, 0 }, { "from", &from, 0 },
+			    { "id", &id, 0 }, { NULL, NULL, 0 } };
+	char		 e_to[32], e_from[32];
+	int		 i, code;
+
+	i = parse_opts(argc, argv, opts);
+	if (url == NULL)
+		url = conf.public_url;
+	if (url == NULL)
+		die(EX_USAGE_, "send needs --url (or public_url)");
+	if (phone_e164(to, e_to, sizeof(e_to)) == -1 ||
+	    phone_e164(from, e_from, sizeof(e_from)) == -1)
+		die(EX_DATAERR_, "--to and --from must be phone numbers");
+	if (org != NULL && !store_is_uuid(org))
+		die(EX_DATAERR_, "--org must be an organization id");
+	code = send_sample(argv[i], argv[i + 1], url, org, e_to, e_from, id,
+	    json_out);
+	if (code == -1) {
+		fprintf(stderr, "telehookctl: no such sample: %s %s; the "
+		    "samples are:\n", argv[i], argv[i + 1]);
+		send_list(stderr);
+		return EX_USAGE_;
+	}
+	if (code >= 200 && code < 300)
+		return 0;
+	return code >= 400 && code < 500 ? EX_DATAERR_ : EX_UNAVAIL_;
 }
 
 /* An ISO 8601 UTC time for microseconds since the epoch. */

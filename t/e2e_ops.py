@@ -1,0 +1,281 @@
+"""
+e2e_ops: running telehook for years: /metrics adds up a scripted burst
+over several workers; rejections are recorded with their cause and
+organization; events can be listed, shown and assigned; prune removes
+and redacts as documented and keeps the KPIs; "telehookctl send" makes
+a signed request of every kind, and a running telehook takes them all.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, wait_for  # noqa: E402
+import e2e_twilio as tw  # noqa: E402
+
+stack = None
+org = None
+
+
+def setUpModule():
+    global stack, org
+    stack = Stack(workers=4, rate_limit=100000, extra_conf={
+        "twilio": {"auth_token": tw.TOKEN},
+        "retell": {"api_key": "ops-retell-key"},
+        "voipms": {"url_token": "ops-voipms-token"},
+        "server": {"log_level": "info"}}).start()
+    tw.stack = stack
+    org = stack.ctl_ok("org", "add", "Ops Clinic").strip()
+    stack.ctl_ok("org", "set", org, "hours=24/7")
+    stack.ctl_ok("number", "add", org, "+15550070000")
+    stack.ctl_ok("user", "add", org, "ops@ops.example")
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+def scrape():
+    """The counters, as {(name, labels): value}."""
+    r = stack.get("/metrics")
+    assert r.status == 200, r
+    assert r.headers["content-type"].startswith("text/plain"), r.headers
+    out = {}
+    for line in r.text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = re.match(r"^([a-z_]+)(\{(.*)\})? ([0-9.e+-]+)$", line)
+        assert m, line
+        out[(m.group(1), m.group(3) or "")] = float(m.group(4))
+    return out
+
+
+def delta(after, before, name, labels=""):
+    return after.get((name, labels), 0) - before.get((name, labels), 0)
+
+
+class Metrics(unittest.TestCase):
+
+    def test_burst_across_workers(self):
+        before = scrape()
+        for i in range(24):
+            tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+                "hi %d" % i, to="+15550070000", frm="+1555200%04d" % i))
+        for i in range(5):
+            body = urllib.parse.urlencode(tw.sms_params("x"))
+            r = stack.post("/webhooks/twilio/sms/incoming", body, tw.FORM,
+                           {"X-Twilio-Signature": "bm9wZQ=="})
+            self.assertEqual(r.status, 401)
+        for i in range(3):
+            self.assertEqual(stack.get("/webhooks/nowhere/%d" % i).status,
+                             404)
+        for i in range(2):
+            self.assertEqual(stack.request("DELETE", "/healthz").status, 405)
+        after = scrape()
+        route = 'route="twilio_sms_incoming",status="%s"'
+        self.assertEqual(delta(after, before, "telehook_requests_total",
+                               route % 200), 24)
+        self.assertEqual(delta(after, before, "telehook_requests_total",
+                               route % 401), 5)
+        self.assertEqual(delta(after, before, "telehook_requests_total",
+                               'route="unknown",status="404"'), 3)
+        self.assertEqual(delta(after, before, "telehook_requests_total",
+                               'route="healthz",status="405"'), 2)
+        self.assertEqual(delta(after, before, "telehook_rejections_total",
+                               'cause="bad_signature"'), 5)
+        self.assertEqual(delta(after, before, "telehook_rejections_total",
+                               'cause="unknown_route"'), 3)
+        self.assertEqual(delta(after, before, "telehook_rejections_total",
+                               'cause="method_not_allowed"'), 2)
+        # the histogram counts every request (the first scrape included)
+        count = delta(after, before,
+                      "telehook_request_duration_seconds_count")
+        self.assertEqual(count, 24 + 5 + 3 + 2 + 1)
+        self.assertEqual(delta(after, before,
+                               "telehook_request_duration_seconds_bucket",
+                               'le="+Inf"'), count)
+        self.assertEqual(after[("telehook_spool_depth", "")], 0)
+        self.assertEqual(after[("telehook_metrics_shared", "")], 1)
+        self.assertGreaterEqual(after[("telehook_worker_starts_total",
+                                       "")], 4)
+        # the burst really was served by several workers
+        pids = set(re.findall(r"telehook\[(\d+)\]: .* twilio_sms_incoming",
+                              stack.worker_log()))
+        self.assertGreater(len(pids), 1)
+        # a log line a request: organization and provider key, no body
+        self.assertRegex(stack.worker_log(),
+                         r"POST twilio_sms_incoming org=%s 200 \d+us "
+                         r"key=SM[0-9a-f]+:received" % org)
+        self.assertNotIn("hi 7", stack.worker_log())
+
+    def test_worker_restarts_are_counted(self):
+        before = scrape()[("telehook_worker_starts_total", "")]
+        stack.stop_workers()
+        stack.start_workers()
+        self.assertEqual(scrape()[("telehook_worker_starts_total", "")],
+                         before + 4)
+
+
+class Rejections(unittest.TestCase):
+
+    def test_recorded_with_cause_and_organization(self):
+        body = urllib.parse.urlencode(tw.sms_params("x", to="+15550070000"))
+        r = stack.post("/webhooks/twilio/sms/incoming", body, tw.FORM,
+                       {"X-Twilio-Signature": "YmFk"})
+        self.assertEqual(r.status, 401)
+        self.assertEqual(stack.get("/webhooks/ghost").status, 404)
+        # written between requests: wait until they are there
+        wait_for("rejections", lambda: len(stack.ctl_json(
+            "events", "rejections", "--org", org)["rejections"]) >= 1)
+        mine = stack.ctl_json("events", "rejections", "--org", org)[
+            "rejections"][0]
+        self.assertEqual((mine["route"], mine["status"], mine["cause"],
+                          mine["detail"], mine["client_addr"]),
+                         ("twilio_sms_incoming", 401, "bad_signature",
+                          "bad X-Twilio-Signature", "127.0.0.1"))
+        wait_for("unknown route", lambda: any(
+            j["cause"] == "unknown_route" and j["route"] == "/webhooks/ghost"
+            for j in stack.ctl_json("events", "rejections")["rejections"]))
+        self.assertEqual(stack.psql("SELECT count(*) FROM rejections WHERE "
+                                    "detail LIKE '%Body%'"), "0")
+
+
+class Events(unittest.TestCase):
+
+    def test_list_show_assign(self):
+        p = tw.sms_params("lost message", to="+15559990070")
+        tw.post("/webhooks/twilio/sms/incoming", p)
+        key = p["MessageSid"] + ":received"
+        unrouted = stack.ctl_json("events", "list", "--unrouted")["events"]
+        ev = [e for e in unrouted if e["provider_key"] == key][0]
+        self.assertEqual(sorted(ev), ["event_type", "id", "organization_id",
+                                      "provider", "provider_key",
+                                      "received_at"])
+        self.assertEqual((ev["provider"], ev["event_type"],
+                          ev["organization_id"]),
+                         ("twilio", "sms_incoming", None))
+        shown = stack.ctl_json("events", "show", ev["id"])
+        self.assertEqual(shown["payload"]["Body"], "lost message")
+        self.assertNotIn("X-Twilio-Signature", json.dumps(shown["headers"]))
+        stack.ctl_ok("events", "assign", ev["id"], "Ops Clinic")
+        self.assertEqual(stack.psql("SELECT organization_id FROM messages "
+                                    "WHERE message_id = '%s'"
+                                    % p["MessageSid"]), org)
+        self.assertIn(ev["id"], [e["id"] for e in stack.ctl_json(
+            "events", "list", "--org", org)["events"]])
+        self.assertNotIn(ev["id"], [e["id"] for e in stack.ctl_json(
+            "events", "list", "--unrouted")["events"]])
+        p2 = stack.ctl("events", "assign", ev["id"], org)
+        self.assertEqual(p2.returncode, 65)
+        self.assertIn("already belongs", p2.stderr)
+        self.assertEqual(stack.ctl("events", "list", "--since",
+                                   "yesterday-ish").returncode, 65)
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "another", to="+15550070000"))
+        self.assertEqual(len(stack.ctl_json("events", "list", "--since",
+                                            "2001-01-01", "--limit", "2")
+                             ["events"]), 2)
+
+
+class Prune(unittest.TestCase):
+
+    def test_prune_and_redact(self):
+        cid = tw.call_params(to="+15550070000")["CallSid"]
+        stack.psql("INSERT INTO calls (organization_id, provider, call_id, "
+                   "status, status_rank, started_at, duration_s, "
+                   "transcript, recording_url, summary) VALUES ('%s', "
+                   "'twilio', '%s', 'completed', 5, now() - interval "
+                   "'40 days', 50, 'secret talk', 'https://r/x', "
+                   "'About a bill') " % (org, cid))
+        stack.psql("INSERT INTO messages (organization_id, provider, "
+                   "message_id, direction, body, created_at) VALUES ('%s', "
+                   "'twilio', 'SMold%s', 'inbound', 'old private text', "
+                   "now() - interval '40 days')" % (org, cid))
+        stack.psql("UPDATE events SET received_at = now() - interval "
+                   "'40 days' WHERE id IN (SELECT id FROM events ORDER BY "
+                   "id LIMIT 3)")
+        old_month = stack.psql("SELECT to_char(now() - interval '40 days', "
+                               "'YYYY-MM')")
+        token = stack.ctl_ok("token", "create", org).strip()
+
+        def kpis():
+            r = stack.get("/api/v1/organizations/%s/dashboard?month=%s"
+                          % (org, old_month),
+                          {"Authorization": "Bearer " + token})
+            return r.json()["kpis"]
+        before = kpis()
+        events = int(stack.psql("SELECT count(*) FROM events"))
+        out = stack.ctl_json("prune", "--older-than", "30")
+        self.assertEqual(out["events"], 3)
+        self.assertNotIn("calls_redacted", out)
+        self.assertEqual(int(stack.psql("SELECT count(*) FROM events")),
+                         events - 3)
+        self.assertEqual(stack.psql("SELECT transcript FROM calls WHERE "
+                                    "call_id = '%s'" % cid), "secret talk")
+        out = stack.ctl_json("prune", "--older-than", "30", "--redact")
+        self.assertEqual(out["events"], 0)
+        self.assertGreaterEqual(out["calls_redacted"], 1)
+        self.assertGreaterEqual(out["messages_redacted"], 1)
+        self.assertEqual(stack.psql(
+            "SELECT coalesce(transcript, '-') || coalesce(recording_url, "
+            "'-') || coalesce(summary, '-') || status || duration_s FROM "
+            "calls WHERE call_id = '%s'" % cid), "---completed50")
+        self.assertEqual(stack.psql("SELECT coalesce(body, '-') FROM "
+                                    "messages WHERE message_id = 'SMold%s'"
+                                    % cid), "-")
+        self.assertEqual(kpis(), before)    # the counts are kept
+        self.assertEqual(stack.ctl("prune").returncode, 64)
+        self.assertEqual(stack.ctl("prune", "--older-than", "0")
+                         .returncode, 65)
+
+
+class Send(unittest.TestCase):
+
+    def test_every_kind_is_accepted(self):
+        kinds = [("twilio", k) for k in (
+            "voice_incoming", "voice_status", "voice_gather",
+            "voice_partial", "recording", "transcription", "sms_incoming",
+            "sms_status")] + [("retell", k) for k in (
+                "call_started", "call_ended", "call_analyzed",
+                "transcript_updated", "transfer_started", "transfer_bridged",
+                "transfer_cancelled", "transfer_ended", "call_inbound")] + [
+            ("voipms", k) for k in ("sms", "sms_post", "cdr", "recording")]
+        # one call for each provider's call events, so the later ones
+        # find the call's organization
+        ids = {"twilio": "CA" + "ab" * 16, "retell": "call_ops_sample",
+               "voipms": "4242"}
+        for provider, kind in kinds:
+            with self.subTest(kind=kind):
+                extra = [] if kind.startswith("sms") else [
+                    "--id", ids[provider]]
+                p = stack.ctl("--json", "send", provider, kind, "--url",
+                              stack.public_url, "--to", "+15550070000",
+                              *extra)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                out = json.loads(p.stdout)
+                self.assertIn(out["status"], (200, 204))
+        types = stack.psql("SELECT string_agg(DISTINCT event_type, ',') "
+                           "FROM events WHERE organization_id = '%s'" % org)
+        for t in ("voice_incoming", "voice_status", "voice_gather",
+                  "recording", "transcription", "sms_incoming", "sms_status",
+                  "call_started", "call_analyzed", "call_inbound",
+                  "transfer_bridged", "cdr", "recording"):
+            self.assertIn(t, types)
+        p = stack.ctl("send", "twilio", "fax", "--url", stack.public_url)
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("twilio voice_incoming", p.stderr)
+
+    def test_zz_no_worker_crashed(self):
+        log = stack.worker_log()
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
