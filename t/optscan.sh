@@ -44,7 +44,8 @@ for sk in $keys; do
 	fi
 done
 
-cmds=$(sed -n 's/^[	 ]*{ "\([a-z -]*\)", [0-9].*/\1/p' "$ctl_c")
+# ctl_cmds[] rows: { "name", minargs, maxargs, needs_db, ...
+cmds=$(sed -n 's/^[	 ]*{ "\([a-z -]*\)", -*[0-9]*, -*[0-9]*, [01],.*/\1/p' "$ctl_c")
 [ -n "$cmds" ] || { echo "optscan: no commands found in $ctl_c"; exit 1; }
 IFS='
 '
