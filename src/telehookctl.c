@@ -1709,6 +1709,7 @@ ctl_events_assign(int argc, char **argv)
 	    "assigned_at = now() WHERE id = $1::bigint AND organization_id IS "
 	    "NULL RETURNING id", 2, p, &res);
 	if (res.nrows == 0) {
+		db_res_free(&res);
 		db_rollback();
 		q("events assign", "SELECT organization_id FROM events WHERE "
 		    "id = $1::bigint", 1, p, &res);
