@@ -87,8 +87,10 @@ class Stack:
 
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
-                 trusted_proxies=()):
+                 trusted_proxies=(), durable=False, extra_locations=""):
         self.workers = workers
+        self.durable = durable          # fsync'd commits (benchmarks)
+        self.extra_locations = extra_locations
         self.trusted_proxies = list(trusted_proxies)
         self.rate_limit = rate_limit
         self.multiwatch_args = list(multiwatch_args)
@@ -207,9 +209,12 @@ class Stack:
         subprocess.run(self._as_pg([
             os.path.join(bindir, "pg_ctl"), "-D", self.pgdata, "-l",
             self.path("postgres.log"), "-w", "-o",
-            "-p %d -k %s -c listen_addresses='' -c fsync=off "
-            "-c full_page_writes=off -c synchronous_commit=off"
-            % (self.pgport, self.pgsock), "start"]),
+            "-p %d -k %s -c listen_addresses='' %s"
+            % (self.pgport, self.pgsock,
+               "-c max_connections=200 -c shared_buffers=256MB"
+               if self.durable else
+               "-c fsync=off -c full_page_writes=off "
+               "-c synchronous_commit=off"), "start"]),
             check=True, stdout=subprocess.DEVNULL)
 
     def stop_postgres(self):
@@ -391,10 +396,11 @@ http {
         server_name localhost;
         include %(d)s/telehook.conf;
         include %(d)s/compat.conf;
+        %(extra)s
     }
 }
 """ % {"user": user, "d": ndir, "port": self.nginx_port,
-                "compat": ""})
+                "compat": "", "extra": self.extra_locations})
         args = ["nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf"),
                 "-e", os.path.join(ndir, "error.log")]
         subprocess.run(args + ["-t", "-q"], check=True)

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""
+bench/bench.py: everything measured in one run on this machine, on
+loopback, with durable (fsync'd) PostgreSQL commits:
+
+  (a) nginx returning a static answer          the HTTP ceiling
+  (b) nginx in front of a trivial FastCGI app  the FastCGI ceiling
+  (c) pgbench running the SMS event insert     the database ceiling
+  (d) telehook on signed Twilio SMS            unique MessageSids
+  (e) telehook on signed Retell call_ended     unique call_ids
+
+For each: requests/s, p50 and p99 latency, and the workers' RSS; then
+the ratios d/c and d/b, p99 at about half of (d)'s peak, and the
+instructions per request of parse + verify + answer (callgrind).
+
+Run by bench/run, which builds what it needs.  BENCH_SECONDS (10),
+BENCH_CONNECTIONS (16) and BENCH_WORKERS (4) change the run.
+"""
+
+import base64
+import glob
+import hashlib
+import hmac
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t"))
+from harness import Stack, free_port, wait_for  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+THREADS = 2
+BUILD = os.environ["BENCH_BUILD"]
+TOKEN = "bench-twilio-token-0123456789abcdef"
+RETELL = "bench-retell-key-0123456789"
+NUMBER = "+15550009000"
+
+
+def ms(text):
+    v, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url, script=None, data=None, conns=CONNS, seconds=SECONDS):
+    cmd = ["wrk", "-t", str(THREADS), "-c", str(conns), "-d",
+           "%ds" % seconds, "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", script]
+    cmd.append(url)
+    if data:
+        cmd += ["--", data]
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         check=True).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)",
+                                   out).group(1)),
+            "p50": ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+            "p99": ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non2xx": int(bad.group(1)) if bad else 0,
+            "errors": errors.group(1) if errors else ""}
+
+
+def rss_mb(pids):
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+    return total / 1024.0
+
+
+def twilio_line(stack, n):
+    sid = "SM%032x" % n
+    p = [("MessageSid", sid), ("SmsSid", sid),
+         ("AccountSid", "AC" + "0" * 32), ("From", "+1555%07d" % (n % 10**7)),
+         ("To", NUMBER), ("Body", "Thanks!"), ("NumMedia", "0"),
+         ("SmsStatus", "received"), ("ApiVersion", "2010-04-01")]
+    path = "/webhooks/twilio/sms/incoming"
+    data = stack.public_url + path
+    for k in sorted({k for k, _ in p}):
+        for v in sorted({v for kk, v in p if kk == k}):
+            data += k + v
+    sig = base64.b64encode(hmac.new(TOKEN.encode(), data.encode(),
+                                    hashlib.sha1).digest()).decode()
+    return "\t".join(["POST", path, "application/x-www-form-urlencoded",
+                      "X-Twilio-Signature", sig, urllib.parse.urlencode(p)])
+
+
+def retell_line(n, now):
+    cid = "call_bench_%d" % n
+    body = json.dumps({"event": "call_ended", "call": {
+        "call_type": "phone_call", "call_id": cid, "agent_id": "agent_b",
+        "agent_version": 1, "call_status": "ended", "direction": "inbound",
+        "from_number": "+1555%07d" % (n % 10**7), "to_number": NUMBER,
+        "start_timestamp": now - 60000, "end_timestamp": now,
+        "duration_ms": 60000, "disconnection_reason": "user_hangup",
+        "transcript": "Agent: Hello. User: Hi, a quick question.",
+        "call_cost": {"combined_cost": 12}}}, separators=(",", ":"))
+    d = hmac.new(RETELL.encode(), body.encode() + str(now).encode(),
+                 hashlib.sha256).hexdigest()
+    return "\t".join(["POST", "/webhooks/retell", "application/json",
+                      "X-Retell-Signature", "v=%d,d=%s" % (now, d), body])
+
+
+def write_requests(path, make, per_thread):
+    for t in range(THREADS):
+        with open("%s.%d" % (path, t), "w") as f:
+            for i in range(per_thread):
+                f.write(make(t * per_thread + i) + "\n")
+
+
+def pgbench(stack, tmp):
+    out = subprocess.run(
+        ["pgbench", "-n", "-c", str(CONNS), "-j", str(THREADS), "-T",
+         str(SECONDS), "-M", "prepared", "-l", "--log-prefix",
+         os.path.join(tmp, "pgbench"), "-f",
+         os.path.join(HERE, "sms-insert.sql"), "-h", stack.pgsock, "-p",
+         str(stack.pgport), "-U", "telehook", "telehook"],
+        capture_output=True, text=True, check=True).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat = []
+    for log in glob.glob(os.path.join(tmp, "pgbench*")):
+        with open(log) as f:
+            lat += [int(line.split()[2]) / 1000.0 for line in f]
+    lat.sort()
+    return {"rps": tps, "p50": lat[len(lat) // 2],
+            "p99": lat[int(len(lat) * 0.99)], "requests": len(lat),
+            "non2xx": 0, "errors": ""}
+
+
+def callgrind():
+    """Instructions of parse + verify + answer, per request."""
+    ipr = os.path.join(BUILD, "bench-ipr")
+    counts = []
+    with tempfile.TemporaryDirectory() as d:
+        for n in (0, 2000):
+            f = os.path.join(d, "cg.%d" % n)
+            subprocess.run(["valgrind", "--tool=callgrind", "-q",
+                            "--callgrind-out-file=" + f, ipr, str(n)],
+                           check=True, stdout=subprocess.DEVNULL)
+            with open(f) as fh:
+                counts.append(int(re.search(r"^summary: (\d+)", fh.read(),
+                                            re.M).group(1)))
+    return (counts[1] - counts[0]) / 2000.0
+
+
+def main():
+    fcgi_port = free_port()
+    extra = ("location = /bench/static { default_type text/plain; "
+             "return 200 'ok'; }\n"
+             "location = /bench/fcgi { fastcgi_pass 127.0.0.1:%d; "
+             "include fastcgi_params; }" % fcgi_port)
+    stack = Stack(workers=WORKERS, rate_limit=10000000, durable=True,
+                  extra_locations=extra, extra_conf={
+                      "twilio": {"auth_token": TOKEN},
+                      "retell": {"api_key": RETELL},
+                      "server": {"log_level": "warning"}})
+    stack.start()
+    hello = subprocess.Popen(
+        ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(fcgi_port), "--",
+         "/usr/bin/multiwatch", "-f", str(WORKERS), "--",
+         os.path.join(BUILD, "bench-fcgi-hello")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = {}
+    try:
+        org = stack.ctl_ok("org", "add", "Bench Clinic").strip()
+        stack.ctl_ok("number", "add", org, NUMBER)
+        stack.stop_workers()
+        stack.start_workers()
+        base = "http://127.0.0.1:%d" % stack.nginx_port
+        wait_for("FastCGI hello", lambda: stack.get(
+            "/bench/fcgi").status == 200)
+        tmp = tempfile.mkdtemp(prefix="telehook-bench-")
+        per_thread = max(20000, int(4000 * SECONDS))
+        twilio = os.path.join(tmp, "twilio")
+        write_requests(twilio, lambda n: twilio_line(stack, n), per_thread)
+        now = int(time.time() * 1000)
+        retell = os.path.join(tmp, "retell")
+        write_requests(retell, lambda n: retell_line(n, now), per_thread)
+        lua = os.path.join(HERE, "requests.lua")
+
+        results["a"] = wrk(base + "/bench/static")
+        results["b"] = wrk(base + "/bench/fcgi")
+        results["c"] = pgbench(stack, tmp)
+        before = stack.psql("SELECT count(*) FROM events")
+        results["d"] = wrk(base, lua, twilio)
+        results["d"]["rss"] = rss_mb(stack.worker_pids())
+        stored = int(stack.psql("SELECT count(*) FROM events WHERE "
+                                "event_type = 'sms_incoming'"))
+        results["d"]["stored"] = stored
+        results["e"] = wrk(base, lua, retell)
+        results["e"]["rss"] = rss_mb(stack.worker_pids())
+        # about half of (d)'s peak: fewer connections, fresh requests
+        write_requests(twilio, lambda n: twilio_line(stack, n + 10**8),
+                       per_thread)
+        conns = max(1, CONNS // 2)
+        half = wrk(base, lua, twilio, conns=conns)
+        while half["rps"] > 0.6 * results["d"]["rps"] and conns > 1:
+            conns = max(1, conns // 2)
+            write_requests(twilio, lambda n: twilio_line(
+                stack, n + 2 * 10**8 + conns * 10**6), per_thread)
+            half = wrk(base, lua, twilio, conns=conns)
+        half["conns"] = conns
+        results["half"] = half
+        results["ipr"] = callgrind()
+        results["fcgi_rss"] = rss_mb([int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(hello.pid)], capture_output=True,
+            text=True).stdout.split()])
+        del before
+    finally:
+        hello.terminate()
+        hello.wait()
+        stack.stop()
+    report(results)
+
+
+def report(r):
+    rows = [("(a) nginx static answer", r["a"], "-"),
+            ("(b) nginx + trivial FastCGI", r["b"],
+             "%.1f" % r["fcgi_rss"]),
+            ("(c) pgbench, the SMS insert", r["c"], "-"),
+            ("(d) telehook, signed Twilio SMS", r["d"],
+             "%.1f" % r["d"]["rss"]),
+            ("(e) telehook, signed Retell call_ended", r["e"],
+             "%.1f" % r["e"]["rss"])]
+    print("telehook benchmark: %d s a run, %d connections, %d workers, "
+          "%d cores, durable commits" % (SECONDS, CONNS, WORKERS,
+                                         os.cpu_count()))
+    print("%-40s %10s %8s %8s %10s %8s" % ("", "req/s", "p50 ms", "p99 ms",
+                                          "RSS MB", "non-2xx"))
+    for name, x, rss in rows:
+        print("%-40s %10.0f %8.2f %8.2f %10s %8d" % (
+            name, x["rps"], x["p50"], x["p99"], rss, x["non2xx"]))
+    print("d/c = %.2f   d/b = %.2f" % (r["d"]["rps"] / r["c"]["rps"],
+                                       r["d"]["rps"] / r["b"]["rps"]))
+    h = r["half"]
+    print("(d) at %.0f req/s (%.0f%% of peak, %d connections): p50 %.2f "
+          "ms, p99 %.2f ms" % (h["rps"], 100 * h["rps"] / r["d"]["rps"],
+                                h["conns"], h["p50"], h["p99"]))
+    print("(d) stored %d SMS events for %d requests answered"
+          % (r["d"]["stored"], r["d"]["requests"]))
+    print("parse + verify + answer, no database: %.0f instructions a "
+          "request (callgrind)" % r["ipr"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+-- The durable insert of a signed Twilio SMS (store.c st_event_insert),
+-- for pgbench: the database ceiling of bench/run.
+INSERT INTO events (provider, event_type, provider_key, organization_id,
+    route, client_addr, content_type, headers, body, payload, received_at,
+    spooled_at)
+VALUES ('twilio', 'sms_incoming', gen_random_uuid()::text || ':received',
+    NULL, 'twilio_sms_incoming', '127.0.0.1'::inet,
+    'application/x-www-form-urlencoded',
+    '{"host":"127.0.0.1","content-type":"application/x-www-form-urlencoded","x-twilio-signature":"RSOYDt4T1cUTdK1PDd93/VVr8B8="}'::jsonb,
+    decode('4d657373616765536964', 'hex'),
+    '{"MessageSid":"SM0123456789abcdef0123456789abcdef","From":"+15551230000","To":"+15550001000","Body":"Thanks!","NumMedia":"0","SmsStatus":"received"}'::jsonb,
+    th_now(), CASE WHEN false THEN now() END)
+ON CONFLICT (provider, provider_key) DO NOTHING;
