@@ -1,9 +1,11 @@
 -- The durable insert of a signed Twilio SMS (store.c st_event_insert),
--- for pgbench: the database ceiling of bench/run.
+-- for pgbench: the database ceiling of bench/run.  (No colon may stand
+-- before a name anywhere in this file: pgbench would read a variable.)
 INSERT INTO events (provider, event_type, provider_key, organization_id,
     route, client_addr, content_type, headers, body, payload, received_at,
     spooled_at)
-VALUES ('twilio', 'sms_incoming', gen_random_uuid()::text || ':received',
+VALUES ('twilio', 'sms_incoming',
+    gen_random_uuid()::text || chr(58) || 'received',
     NULL, 'twilio_sms_incoming', '127.0.0.1'::inet,
     'application/x-www-form-urlencoded',
     '{"host":"127.0.0.1","content-type":"application/x-www-form-urlencoded","x-twilio-signature":"RSOYDt4T1cUTdK1PDd93/VVr8B8="}'::jsonb,
