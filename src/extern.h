@@ -671,6 +671,8 @@ enum db_err	 store_message(const struct msg_in *, struct msg_out *);
 enum db_err	 store_message_replied(long long);
 enum db_err	 store_activity(const char *, const char *, const char *,
 		    long long, long long, long long);
+enum db_err	 store_call_ended(const struct call_out *, const char *,
+		    const char *, long long);
 enum db_err	 store_notify(const char *, long long, const char *,
 		    const char *, const char *, const char *);
 enum db_err	 store_notify_inbound_call(const char *, long long,

@@ -468,7 +468,7 @@ rt_call_event(struct rt *t)
 	char		*from, *to, *custom = NULL, *summary = NULL;
 	char		*campaign = NULL, *contact = NULL, cid[24];
 	const char	*reason, *type = NULL, *ms;
-	int		 inbound, rc = -1;
+	int		 inbound, ended, rc = -1;
 
 	from = rt_number(rt_str(c, "from_number"));
 	to = rt_number(rt_str(c, "to_number"));
@@ -547,28 +547,15 @@ rt_call_event(struct rt *t)
 		type = "call_started";
 		summary = xstrdup("Call started");
 	}
-	if (co.old_rank < 5 && co.rank == 5) {
-		free(summary);
-		if (strcmp(co.status, "completed") == 0) {
-			type = "call_ended";
-			summary = xstrdup(co.analyzed && co.summary != NULL ?
-			    co.summary : "Call completed");
-		} else if (inbound) {
-			type = "call_missed";
-			xasprintf(&summary, "Missed call from %s (%s)",
-			    co.from ? co.from : "unknown",
-			    reason ? reason : co.status);
-		} else {
-			type = "call_ended";
-			xasprintf(&summary, "Call not connected (%s)",
-			    reason ? reason : co.status);
-		}
-	}
 	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
 	    t->event_id) != DB_OK)
 		goto free_co;
+	ended = co.old_rank < 5 && co.rank == 5;
+	if (store_call_ended(&co, reason, co.analyzed ? co.summary : NULL,
+	    t->event_id) != DB_OK)
+		goto free_co;
 	/* an analysis that arrives after the end names the call */
-	if (in.analyzed && in.summary != NULL && type == NULL) {
+	if (in.analyzed && in.summary != NULL && !ended && type == NULL) {
 		const char	*p[2];
 
 		snprintf(cid, sizeof(cid), "%lld", co.id);

@@ -619,6 +619,39 @@ static const struct db_stmt st_notify = { "store_notify",
 	"$4, $5, $6::jsonb, th_now() FROM users u "
 	"WHERE u.organization_id = $1", 6 };
 
+/*
+ * The activity of a call that reached its end with this event (and only
+ * then): ended, with summary or "Call completed"; missed, for an inbound
+ * call that never connected; or not connected, for an outbound one.
+ * reason (NULL: the status) says why it did not connect.
+ */
+enum db_err
+store_call_ended(const struct call_out *co, const char *reason,
+    const char *summary, long long event)
+{
+	const char	*type, *why = reason != NULL ? reason : co->status;
+	char		*text;
+	enum db_err	 e;
+
+	if (!(co->old_rank < 5 && co->rank == 5))
+		return DB_OK;
+	if (strcmp(co->status, "completed") == 0) {
+		type = "call_ended";
+		text = xstrdup(summary != NULL ? summary : "Call completed");
+	} else if (co->direction == NULL ||
+	    strcmp(co->direction, "inbound") == 0) {
+		type = "call_missed";
+		xasprintf(&text, "Missed call from %s (%s)", co->from != NULL ?
+		    co->from : "unknown", why);
+	} else {
+		type = "call_ended";
+		xasprintf(&text, "Call not connected (%s)", why);
+	}
+	e = store_activity(co->org, type, text, co->id, 0, event);
+	free(text);
+	return e;
+}
+
 /* A notification for every user of org; data is JSON text. */
 enum db_err
 store_notify(const char *org, long long event, const char *type,

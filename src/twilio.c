@@ -664,23 +664,12 @@ tw_voice_status(struct tw *t)
 	if (co.rank > co.old_rank && co.rank == 4 && !inbound) {
 		type = "call_started";
 		summary = xstrdup("Call started");
-	} else if (co.rank > co.old_rank && co.rank == 5) {
-		if (strcmp(co.status, "completed") == 0) {
-			type = "call_ended";
-			summary = xstrdup("Call completed");
-		} else if (inbound) {
-			type = "call_missed";
-			xasprintf(&summary, "Missed call from %s (%s)",
-			    co.from ? co.from : "unknown", co.status);
-		} else {
-			type = "call_ended";
-			xasprintf(&summary, "Call not connected (%s)",
-			    co.status);
-		}
 	}
 	e = DB_OK;
 	if (type != NULL)
 		e = store_activity(co.org, type, summary, co.id, 0, t->event);
+	if (e == DB_OK)
+		e = store_call_ended(&co, NULL, NULL, t->event);
 	free(summary);
 	store_call_out_free(&co);
 	return e == DB_OK ? 0 : -1;

@@ -411,8 +411,8 @@ voipms_cdr(struct req *r, struct resp *p)
 	struct call_in	 c;
 	struct call_out	 co;
 	struct db_res	 res;
-	const char	*callid, *secs, *total, *type = NULL, *pp[1];
-	char		*caller = NULL, *dest = NULL, *summary = NULL;
+	const char	*callid, *secs, *total, *pp[1];
+	char		*caller = NULL, *dest = NULL;
 	char		 b1[32], b2[32], b3[32], ms[32], cents[32];
 	int		 rc = -1, begun, inbound = 1;
 	double		 cost;
@@ -462,29 +462,9 @@ voipms_cdr(struct req *r, struct resp *p)
 	c.recording_url = vm_any(&t, recording_names, NULL, 0);
 	if (store_call(&c, &co) != DB_OK)
 		goto done;
-	if (co.old_rank < 5 && co.rank == 5) {
-		if (strcmp(co.status, "completed") == 0) {
-			type = "call_ended";
-			summary = xstrdup("Call completed");
-		} else if (inbound) {
-			type = "call_missed";
-			xasprintf(&summary, "Missed call from %s (%s)",
-			    co.from ? co.from : "unknown", co.status);
-		} else {
-			type = "call_ended";
-			xasprintf(&summary, "Call not connected (%s)",
-			    co.status);
-		}
-	}
-	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
-	    t.event) != DB_OK) {
-		store_call_out_free(&co);
-		goto done;
-	}
+	rc = store_call_ended(&co, NULL, NULL, t.event) == DB_OK ? 0 : -1;
 	store_call_out_free(&co);
-	rc = 0;
 done:
-	free(summary);
 	free((char *)callid);
 	free(caller);
 	free(dest);
