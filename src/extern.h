@@ -678,9 +678,15 @@ enum db_err	 store_notify(const char *, long long, const char *,
 enum db_err	 store_notify_inbound_call(const char *, long long,
 		    const char *, const char *, const char *);
 enum db_err	 store_is_blocked(const char *, const char *, int *);
-enum db_err	 store_is_opted_out(const char *, const char *, int *);
 enum db_err	 store_set_opt_out(const char *, const char *, int);
-enum db_err	 store_loop_check(const char *, const char *, int *, int *);
+struct reply_state {
+	int		 opted_out;
+	int		 blocked;
+	int		 recent;	/* replies in ten minutes */
+	int		 own;		/* one of the organization's numbers */
+};
+enum db_err	 store_reply_state(const char *, const char *,
+		    struct reply_state *);
 enum db_err	 store_rules(const char *, const char *, struct db_res *);
 
 /* reply.c: auto-replies, opt-out keywords and the knowledge base. */

@@ -217,7 +217,7 @@ enum db_err
 reply_decide(const struct org *o, const char *from, const char *to,
     const char *body, char **out)
 {
-	int		 opted = 0, blocked = 0, recent = 0, own = 0;
+	struct reply_state rs;
 	enum db_err	 e;
 
 	*out = NULL;
@@ -240,15 +240,13 @@ reply_decide(const struct org *o, const char *from, const char *to,
 	case REPLY_OPT_NONE:
 		break;
 	}
-	if ((e = store_is_opted_out(o->id, from, &opted)) != DB_OK ||
-	    (e = store_is_blocked(o->id, from, &blocked)) != DB_OK ||
-	    (e = store_loop_check(o->id, from, &recent, &own)) != DB_OK)
+	if ((e = store_reply_state(o->id, from, &rs)) != DB_OK)
 		return e;
-	if (opted || blocked || own)
+	if (rs.opted_out || rs.blocked || rs.own)
 		return DB_OK;
-	if (recent >= REPLY_LOOP_MAX) {
+	if (rs.recent >= REPLY_LOOP_MAX) {
 		log_notice("no auto-reply to %s: %d in ten minutes (loop "
-		    "guard)", log_esc(from), recent);
+		    "guard)", log_esc(from), rs.recent);
 		return DB_OK;
 	}
 	return reply_find(o, "sms", body, to, out);

@@ -372,12 +372,20 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 	return DB_OK;
 }
 
-/* Keep what was answered, so a redelivery gets the same. */
+/*
+ * Keep what was answered, so a redelivery gets the same.  An empty
+ * TwiML document is not kept: a redelivery with no stored answer gets
+ * exactly that, and most messages need no reply.
+ */
 enum db_err
 store_event_answer(long long id, const char *answer)
 {
 	char		 sid[24];
 	const char	*p[2] = { sid, answer };
+
+	if (strcmp(answer, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<Response></Response>\n") == 0)
+		return DB_OK;
 
 	snprintf(sid, sizeof(sid), "%lld", id);
 	return db_exec(&st_event_answer, p, NULL);
@@ -701,8 +709,6 @@ store_notify_inbound_call(const char *org, long long event,
 static const struct db_stmt st_blocked = { "store_blocked",
 	"SELECT 1 FROM blocked_numbers WHERE organization_id = $1 AND "
 	"e164 = $2", 2 };
-static const struct db_stmt st_opted_out = { "store_opted_out",
-	"SELECT 1 FROM opt_outs WHERE organization_id = $1 AND e164 = $2", 2 };
 static const struct db_stmt st_opt_out = { "store_opt_out",
 	"INSERT INTO opt_outs (organization_id, e164) VALUES ($1, $2) "
 	"ON CONFLICT DO NOTHING", 2 };
@@ -734,12 +740,6 @@ store_is_blocked(const char *org, const char *num, int *yes)
 }
 
 enum db_err
-store_is_opted_out(const char *org, const char *num, int *yes)
-{
-	return store_exists(&st_opted_out, org, num, yes);
-}
-
-enum db_err
 store_set_opt_out(const char *org, const char *num, int out)
 {
 	const char	*p[2] = { org, num };
@@ -748,30 +748,34 @@ store_set_opt_out(const char *org, const char *num, int out)
 }
 
 /*
- * The loop guard: how many messages from num we auto-replied to in the
- * last ten minutes, and whether num is one of the organization's own.
+ * What decides whether num gets an auto-reply, in one round trip: has
+ * it opted out, is it blocked, how many messages from it we answered in
+ * the last ten minutes (the loop guard), and is it one of our own.
  */
-static const struct db_stmt st_loop = { "store_loop",
-	"SELECT (SELECT count(*) FROM messages WHERE organization_id = $1 "
-	"AND from_number = $2 AND direction = 'inbound' AND auto_reply "
-	"AND created_at > th_now() - interval '10 minutes'), "
-	"EXISTS (SELECT 1 FROM phone_numbers WHERE organization_id = $1 AND "
-	"e164 = $2)", 2 };
+static const struct db_stmt st_reply_state = { "store_reply_state",
+	"SELECT EXISTS (SELECT 1 FROM opt_outs WHERE organization_id = $1 AND "
+	"e164 = $2), EXISTS (SELECT 1 FROM blocked_numbers WHERE "
+	"organization_id = $1 AND e164 = $2), (SELECT count(*) FROM messages "
+	"WHERE organization_id = $1 AND from_number = $2 AND direction = "
+	"'inbound' AND auto_reply AND created_at > th_now() - interval "
+	"'10 minutes'), EXISTS (SELECT 1 FROM phone_numbers WHERE "
+	"organization_id = $1 AND e164 = $2)", 2 };
 
 enum db_err
-store_loop_check(const char *org, const char *num, int *recent, int *own)
+store_reply_state(const char *org, const char *num, struct reply_state *rs)
 {
 	struct db_res	 res;
 	const char	*p[2] = { org, num };
 	enum db_err	 e;
 
-	*recent = 0;
-	*own = 0;
-	if ((e = db_exec(&st_loop, p, &res)) != DB_OK)
+	memset(rs, 0, sizeof(*rs));
+	if ((e = db_exec(&st_reply_state, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
-		*recent = atoi(db_get(&res, 0, 0));
-		*own = strcmp(db_get(&res, 0, 1), "t") == 0;
+		rs->opted_out = strcmp(db_get(&res, 0, 0), "t") == 0;
+		rs->blocked = strcmp(db_get(&res, 0, 1), "t") == 0;
+		rs->recent = atoi(db_get(&res, 0, 2));
+		rs->own = strcmp(db_get(&res, 0, 3), "t") == 0;
 	}
 	db_res_free(&res);
 	return DB_OK;
