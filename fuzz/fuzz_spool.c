@@ -21,11 +21,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char	*err;
 	char		*copy, hex[65];
 
+	static int	 ready;
+
+	if (!ready && crypto_init() == 0)
+		ready = 1;
 	copy = xmalloc(size + 1);
 	memcpy(copy, data, size);
 	copy[size] = '\0';
 	if (size >= 73 && memcmp(copy + size - 73, "sha256: ", 8) == 0) {
-		twiliosig_sha256_hex(copy, size - 73, hex);
+		crypto_sha256_hex(copy, size - 73, hex);
 		memcpy(copy + size - 65, hex, 64);
 	}
 	if (spool_parse(copy, size, &s, &err) == 0) {

@@ -241,9 +241,3 @@ cache_secret_org(int i, const char *provider, const char *org)
 	return db_get(&cache_secrets, i, 2);
 }
 
-/* How many organizations the cache holds; -1 before the first load. */
-long
-cache_size(void)
-{
-	return cache_loaded_us < 0 ? -1 : (long)cache_norgs;
-}

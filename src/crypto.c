@@ -63,9 +63,16 @@ crypto_token_new(char *out, size_t outlen)
 void
 crypto_token_hash(const char *token, char *hex)
 {
+	crypto_sha256_hex(token, strlen(token), hex);
+}
+
+/* Lower-case hex SHA-256 of len bytes into hex (65 bytes). */
+void
+crypto_sha256_hex(const void *p, size_t len, char *hex)
+{
 	unsigned char	 h[crypto_hash_sha256_BYTES];
 
-	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
+	crypto_hash_sha256(h, p, len);
 	util_hex(h, sizeof(h), hex);
 }
 

@@ -50,7 +50,6 @@ long long	 util_strtonum(const char *, long long, long long,
 		    const char **);
 int		 util_has_nul(const void *, size_t);
 void		 util_hex(const unsigned char *, size_t, char *);
-int		 util_streq_ci(const char *, const char *);
 
 /* buf.c: a growable byte buffer with a sticky failure flag. */
 struct buf {
@@ -82,9 +81,7 @@ enum log_level {
 };
 void		 log_init(const char *, int, enum log_level);
 void		 log_setlevel(enum log_level);
-enum log_level	 log_getlevel(void);
 int		 log_level_parse(const char *);
-const char	*log_level_name(enum log_level);
 void		 log_warn(const char *, ...) PRINTFLIKE(1, 2);
 void		 log_warnx(const char *, ...) PRINTFLIKE(1, 2);
 void		 log_notice(const char *, ...) PRINTFLIKE(1, 2);
@@ -389,7 +386,6 @@ enum verdict	 verify_public(struct req *, const char **);
 #define TWILIO_SIGLEN	28	/* base64 of a 20-byte HMAC-SHA1 */
 void		 twiliosig_compute(const char *, const char *,
 		    const struct kvlist *, char *);
-void		 twiliosig_sha256_hex(const void *, size_t, char *);
 int		 twiliosig_urls(const char *, const char *, char *[2]);
 int		 twiliosig_check(const char *, const char *, const char *,
 		    const struct kvlist *, const char *);
@@ -560,6 +556,7 @@ int		 crypto_init(void) MUSTCHECK;
 int		 crypto_use_key(const char *, const char **) MUSTCHECK;
 void		 crypto_token_new(char *, size_t);
 void		 crypto_token_hash(const char *, char *);
+void		 crypto_sha256_hex(const void *, size_t, char *);
 int		 crypto_ct_equal(const void *, const void *, size_t);
 int		 crypto_streq(const char *, const char *);
 int		 crypto_load_key(const char *, unsigned char *, const char **)
@@ -710,7 +707,6 @@ enum db_err	 reply_decide(const struct org *, const char *, const char *,
 /* cache.c: organizations remembered for when the database is away. */
 int		 cache_refresh(int);
 int		 cache_org(const char *, const char *, struct org *);
-long		 cache_size(void);
 int		 cache_secret_count(void);
 const char	*cache_secret(int, const char *, const char *);
 const char	*cache_secret_org(int, const char *, const char *);

@@ -48,12 +48,6 @@ log_setlevel(enum log_level level)
 	log_level = level;
 }
 
-enum log_level
-log_getlevel(void)
-{
-	return log_level;
-}
-
 /* The level named s, or -1. */
 int
 log_level_parse(const char *s)
@@ -64,12 +58,6 @@ log_level_parse(const char *s)
 		if (strcmp(s, log_levels[i].name) == 0)
 			return i;
 	return -1;
-}
-
-const char *
-log_level_name(enum log_level level)
-{
-	return level < LOG_LEVEL__MAX ? log_levels[level].name : "?";
 }
 
 static void

@@ -310,7 +310,7 @@ rt_digest(const struct req *r, char *out)
 {
 	char	 hex[65];
 
-	twiliosig_sha256_hex(r->body, r->bodylen, hex);
+	crypto_sha256_hex(r->body, r->bodylen, hex);
 	memcpy(out, hex, 16);
 	out[16] = '\0';
 }

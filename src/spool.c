@@ -175,7 +175,7 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	buf_printf(&b, "answer: %zu\nbody: %zu\n\n", alen, r->bodylen);
 	buf_add(&b, answer, alen);
 	buf_add(&b, r->body != NULL ? r->body : "", r->bodylen);
-	twiliosig_sha256_hex(buf_cstr(&b), b.len, hex);
+	crypto_sha256_hex(buf_cstr(&b), b.len, hex);
 	buf_printf(&b, "sha256: %s\n", hex);
 	if (b.failed) {
 		*errstr = "request too large to spool";
@@ -297,7 +297,7 @@ spool_parse(const char *data, size_t len, struct spooled *s,
 		*errstr = "truncated: no checksum line";
 		return -1;
 	}
-	twiliosig_sha256_hex(data, (size_t)(sum - data), hex);
+	crypto_sha256_hex(data, (size_t)(sum - data), hex);
 	if (memcmp(hex, sum + 8, 64) != 0) {
 		*errstr = "checksum mismatch";
 		return -1;

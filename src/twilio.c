@@ -187,7 +187,7 @@ twilio_verify(struct req *r, const char **why)
 			*why = "JSON body without bodySHA256";
 			return VERIFY_DENY;
 		}
-		twiliosig_sha256_hex(r->body, r->bodylen, hex);
+		crypto_sha256_hex(r->body, r->bodylen, hex);
 		if (!crypto_streq(hex, sha)) {
 			*why = "bodySHA256 does not match the body";
 			return VERIFY_DENY;
@@ -282,7 +282,7 @@ tw_body_digest(const struct tw *t, char *out)
 {
 	char	 hex[65];
 
-	twiliosig_sha256_hex(t->r->body ? t->r->body : "", t->r->bodylen,
+	crypto_sha256_hex(t->r->body ? t->r->body : "", t->r->bodylen,
 	    hex);
 	memcpy(out, hex, 16);
 	out[16] = '\0';

@@ -19,7 +19,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include "extern.h"
 
@@ -70,16 +69,6 @@ twiliosig_compute(const char *token, const char *url,
 	else
 		EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
 	buf_free(&data);
-}
-
-/* Lower-case hex SHA-256 of len bytes (65 bytes out). */
-void
-twiliosig_sha256_hex(const void *p, size_t len, char *out)
-{
-	unsigned char	 h[SHA256_DIGEST_LENGTH];
-
-	SHA256(p, len, h);
-	util_hex(h, sizeof(h), out);
 }
 
 /*

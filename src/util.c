@@ -140,9 +140,3 @@ util_hex(const unsigned char *p, size_t len, char *out)
 	}
 	out[2 * len] = '\0';
 }
-
-int
-util_streq_ci(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcasecmp(a, b) == 0;
-}

@@ -162,7 +162,7 @@ vm_digest(const char *const *fields, int n, char *out)
 		buf_puts(&b, fields[i] != NULL ? fields[i] : "");
 		buf_putc(&b, '\n');	/* no field holds a raw newline */
 	}
-	twiliosig_sha256_hex(buf_cstr(&b), b.len, hex);
+	crypto_sha256_hex(buf_cstr(&b), b.len, hex);
 	memcpy(out, hex, 16);
 	out[16] = '\0';
 	buf_free(&b);

@@ -130,7 +130,7 @@ START_TEST(test_vector5_json_body)
 	const char	*body = "{\"property\": \"value\", \"boolean\": true}";
 	char		 hex[65];
 
-	twiliosig_sha256_hex(body, strlen(body), hex);
+	crypto_sha256_hex(body, strlen(body), hex);
 	ck_assert_str_eq(hex, "0a1ff7634d9ab3b95db5c9a2dfe9416e"
 	    "41502b283a80c7cf19632632f96e6620");
 	ck_assert_str_eq(sig(URL "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe941"
@@ -146,7 +146,7 @@ START_TEST(test_empty_json_body_matches_only_with_port)
 {
 	char	 hex[65];
 
-	twiliosig_sha256_hex("{}", 2, hex);
+	crypto_sha256_hex("{}", 2, hex);
 	ck_assert_str_eq(hex, "44136fa355b3678a1146ad16f7e8649e"
 	    "94fb4fc21fe77e8310c060f61caaff8a");
 	ck_assert_str_ne(sig(URL "&bodySHA256=44136fa355b3678a1146ad16f7e864"
