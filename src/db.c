@@ -9,6 +9,11 @@
  * figure (at least libpq's 2 s minimum) bounds the connect.  After a
  * failed connect, further attempts wait DB_RETRY_US, so a worker with
  * the database down answers at once instead of stalling every request.
+ *
+ * BEGIN is not a round trip of its own: db_begin() only notes it, and
+ * the first statement of the transaction sends it in one pipeline with
+ * BEGIN (and its PREPARE, the first time).  A transaction that runs no
+ * statement costs nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@ static char		*db_conninfo;
 static long long	 db_timeout_ms = 2000;
 static long long	 db_next_try;
 static int		 db_in_tx;
+static int		 db_tx_pending;	/* BEGIN goes with the next statement */
 #define DB_MAXPREPARED	128
 static const struct db_stmt *db_prepared[DB_MAXPREPARED];
 static int		 db_nprepared;
@@ -81,6 +87,7 @@ db_close(void)
 		PQfinish(db_conn);
 	db_conn = NULL;
 	db_in_tx = 0;
+	db_tx_pending = 0;
 	db_nprepared = 0;
 }
 
@@ -224,6 +231,93 @@ db_copy(PGresult *res, struct db_res *out)
 }
 
 /*
+ * The next result of a pipeline into *e (the first failure wins) and
+ * out; each query's results end with a NULL.
+ */
+static void
+db_pipe_result(enum db_err *e, struct db_res *out)
+{
+	PGresult	*res;
+	enum db_err	 r;
+
+	while ((res = PQgetResult(db_conn)) != NULL) {
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			return;
+		}
+		if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+			r = DB_EQUERY;	/* an earlier step failed */
+		else
+			r = db_classify(res);
+		if (*e == DB_OK && r != DB_OK)
+			*e = r;
+		if (r == DB_OK && out != NULL)
+			db_copy(res, out);
+		PQclear(res);
+	}
+}
+
+/*
+ * BEGIN, the PREPARE of st if needed, and the statement itself, in one
+ * round trip (libpq pipeline mode).  *prepared tells whether the PREPARE
+ * took, which outlives a failed transaction.
+ */
+static enum db_err
+db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
+    const char *const *params, int *prepared, struct db_res *out)
+{
+	PGresult	*res;
+	enum db_err	 e = DB_OK, ep = DB_OK;
+	int		 ok, prepare = *prepared == 0;
+
+	*prepared = 0;
+	if (!PQenterPipelineMode(db_conn)) {
+		db_seterr("", PQerrorMessage(db_conn));
+		return DB_ECONN;
+	}
+	ok = PQsendQueryParams(db_conn, "BEGIN", 0, NULL, NULL, NULL, NULL,
+	    0);
+	if (ok && prepare)
+		ok = PQsendPrepare(db_conn, st->name, st->sql, st->nparams,
+		    NULL);
+	if (ok && st != NULL)
+		ok = PQsendQueryPrepared(db_conn, st->name, n, params, NULL,
+		    NULL, 0);
+	else if (ok)
+		ok = PQsendQueryParams(db_conn, sql, n, NULL, params, NULL,
+		    NULL, 0);
+	if (!ok || !PQpipelineSync(db_conn)) {
+		db_seterr("", PQerrorMessage(db_conn));
+		(void)PQexitPipelineMode(db_conn);
+		return DB_ECONN;
+	}
+	db_pipe_result(&e, NULL);
+	if (prepare) {
+		db_pipe_result(&ep, NULL);
+		*prepared = e == DB_OK && ep == DB_OK;
+		if (e == DB_OK)
+			e = ep;
+	}
+	db_pipe_result(&e, out);
+	/* then the sync, unless the connection went */
+	while ((res = PQgetResult(db_conn)) != NULL) {
+		ok = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+		PQclear(res);
+		if (ok)
+			break;
+	}
+	if (!PQexitPipelineMode(db_conn) && e == DB_OK) {
+		db_seterr("", PQerrorMessage(db_conn));
+		e = DB_ECONN;
+	}
+	if (e != DB_OK && PQstatus(db_conn) != CONNECTION_OK)
+		e = DB_ECONN;
+	if (e != DB_OK && out != NULL)
+		db_res_free(out);
+	return e;
+}
+
+/*
  * Run a statement: prepared (stmt >= 0) or plain SQL.  A connection
  * found broken outside a transaction is reopened and the statement tried
  * once more, so a database restart between requests costs nothing.
@@ -251,18 +345,35 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 {
 	PGresult	*res;
 	enum db_err	 e;
-	int		 attempt;
+	int		 attempt, pending = db_tx_pending, prepared;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
 	for (attempt = 0; attempt < 2; attempt++) {
 		if ((e = db_connect()) != DB_OK)
 			return e;
-		if (st != NULL && !db_is_prepared(st)) {
-			if (db_nprepared == DB_MAXPREPARED) {
-				db_seterr("", "too many prepared statements");
-				return DB_EQUERY;
+		if (st != NULL && !db_is_prepared(st) &&
+		    db_nprepared == DB_MAXPREPARED) {
+			db_seterr("", "too many prepared statements");
+			return DB_EQUERY;
+		}
+		if (pending) {
+			/* nothing of this transaction reached the server yet */
+			prepared = st == NULL || db_is_prepared(st);
+			e = db_pipe_begin(st, sql, n, params, &prepared, out);
+			if (st != NULL && prepared && !db_is_prepared(st))
+				db_prepared[db_nprepared++] = st;
+			db_tx_pending = 0;
+			if (e == DB_ECONN && attempt == 0) {
+				db_close();
+				db_in_tx = db_tx_pending = 1;
+				continue;
 			}
+			if (e == DB_ECONN)
+				db_close();
+			return e;
+		}
+		if (st != NULL && !db_is_prepared(st)) {
 			res = PQprepare(db_conn, st->name, st->sql,
 			    st->nparams, NULL);
 			e = db_classify(res);
@@ -321,29 +432,40 @@ db_run(const char *sql)
 
 	if ((e = db_connect()) != DB_OK)
 		return e;
+	if (db_tx_pending) {
+		res = PQexec(db_conn, "BEGIN");
+		e = db_classify(res);
+		PQclear(res);
+		if (e != DB_OK)
+			return e;
+		db_tx_pending = 0;
+	}
 	res = PQexec(db_conn, sql);
 	e = db_classify(res);
 	PQclear(res);
 	return e;
 }
 
+/* Open a transaction: BEGIN goes out with its first statement. */
 enum db_err
 db_begin(void)
 {
-	enum db_err	 e;
-
-	if ((e = db_query("BEGIN", 0, NULL, NULL)) == DB_OK)
-		db_in_tx = 1;
-	return e;
+	if (db_in_tx) {
+		db_seterr("", "a transaction is already open");
+		return DB_EQUERY;
+	}
+	db_in_tx = db_tx_pending = 1;
+	return DB_OK;
 }
 
 enum db_err
 db_commit(void)
 {
-	enum db_err	 e;
+	enum db_err	 e = DB_OK;
 
-	e = db_query("COMMIT", 0, NULL, NULL);
-	db_in_tx = 0;
+	if (!db_tx_pending)
+		e = db_query("COMMIT", 0, NULL, NULL);
+	db_in_tx = db_tx_pending = 0;
 	return e;
 }
 
@@ -352,11 +474,11 @@ db_rollback(void)
 {
 	PGresult	*res;
 
-	if (db_connected()) {
+	if (!db_tx_pending && db_connected()) {
 		res = PQexec(db_conn, "ROLLBACK");
 		PQclear(res);
 	}
-	db_in_tx = 0;
+	db_in_tx = db_tx_pending = 0;
 }
 
 /* Row i, column j of res: NULL for SQL NULL.  Borrowed from res. */
