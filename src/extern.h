@@ -685,6 +685,29 @@ struct reply_state {
 enum db_err	 store_reply_state(const char *, const char *,
 		    struct reply_state *);
 enum db_err	 store_rules(const char *, const char *, struct db_res *);
+struct sms_in {				/* an incoming SMS, for th_sms_incoming() */
+	const char	*explicit_id;	/* organization_id given, or NULL */
+	const char	*number;	/* whose owner it belongs to */
+	const char	*account;	/* provider account, for routing */
+	const char	*message_id;
+	const char	*from;
+	const char	*to;
+	const char	*body;
+	const char	*num_media;
+	const char	*media;		/* JSON array */
+	const char	*summary;	/* of its activity */
+};
+struct sms_out {
+	long long	 event;		/* 0: a redelivery */
+	char		*prior;		/* a redelivery's first answer */
+	long long	 message;
+	struct org	 org;		/* id NULL: unrouted */
+	struct reply_state rs;
+	cJSON		*rules;		/* [[keywords, reply], ...] */
+};
+enum db_err	 store_sms_incoming(const struct req *, const struct event_in *,
+		    const struct sms_in *, struct sms_out *);
+void		 store_sms_out_free(struct sms_out *);
 
 /* reply.c: auto-replies, opt-out keywords and the knowledge base. */
 enum reply_opt {
@@ -701,8 +724,12 @@ char		*reply_default_text(const char *, const struct org *,
 		    const char *);
 enum db_err	 reply_find(const struct org *, const char *, const char *,
 		    const char *, char **);
+struct reply_known {			/* what reply_decide() need not ask */
+	const struct reply_state *rs;
+	const cJSON	*rules;		/* [[keywords, reply], ...] */
+};
 enum db_err	 reply_decide(const struct org *, const char *, const char *,
-		    const char *, char **);
+		    const char *, const struct reply_known *, char **);
 
 /* cache.c: organizations remembered for when the database is away. */
 int		 cache_refresh(int);

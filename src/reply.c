@@ -175,6 +175,30 @@ reply_default_text(const char *category, const struct org *o,
 }
 
 /*
+ * The reply to text from rules ([[keywords, reply], ...], in order),
+ * then (for SMS) the default set, or NULL.  Caller frees.
+ */
+static char *
+reply_pick(const struct org *o, const char *channel, const cJSON *rules,
+    const char *text, const char *phone)
+{
+	const cJSON	*rule, *kw, *reply;
+	const char	*cat;
+
+	cJSON_ArrayForEach(rule, rules) {
+		kw = cJSON_GetArrayItem(rule, 0);
+		reply = cJSON_GetArrayItem(rule, 1);
+		if (cJSON_IsString(kw) && cJSON_IsString(reply) &&
+		    reply_keywords_match(kw->valuestring, text))
+			return xstrdup(reply->valuestring);
+	}
+	if (strcmp(channel, "sms") == 0 &&
+	    (cat = reply_default_category(text)) != NULL)
+		return reply_default_text(cat, o, phone);
+	return NULL;
+}
+
+/*
  * The reply to text on channel ("sms" or "voice") for organization o:
  * its own rules first, then (for SMS) the default set.  *out is NULL
  * when nothing matches; caller frees.
@@ -184,7 +208,7 @@ reply_find(const struct org *o, const char *channel, const char *text,
     const char *phone, char **out)
 {
 	struct db_res	 res;
-	const char	*cat;
+	cJSON		*rules, *rule;
 	enum db_err	 e;
 	int		 i;
 
@@ -193,15 +217,18 @@ reply_find(const struct org *o, const char *channel, const char *text,
 		return DB_OK;
 	if ((e = store_rules(o->id, channel, &res)) != DB_OK)
 		return e;
-	for (i = 0; i < res.nrows; i++)
-		if (reply_keywords_match(db_get(&res, i, 0), text)) {
-			*out = xstrdup(db_get(&res, i, 1));
-			break;
-		}
+	rules = cJSON_CreateArray();
+	for (i = 0; i < res.nrows; i++) {
+		rule = cJSON_CreateArray();
+		cJSON_AddItemToArray(rule, cJSON_CreateString(db_get(&res, i,
+		    0)));
+		cJSON_AddItemToArray(rule, cJSON_CreateString(db_get(&res, i,
+		    1)));
+		cJSON_AddItemToArray(rules, rule);
+	}
 	db_res_free(&res);
-	if (*out == NULL && strcmp(channel, "sms") == 0 &&
-	    (cat = reply_default_category(text)) != NULL)
-		*out = reply_default_text(cat, o, phone);
+	*out = reply_pick(o, channel, rules, text, phone);
+	cJSON_Delete(rules);
 	return DB_OK;
 }
 
@@ -211,11 +238,13 @@ reply_find(const struct org *o, const char *channel, const char *text,
  * since carriers confirm it; START and HELP are answered), then the
  * organization's reply, unless the sender opted out, is blocked, is one
  * of our own numbers, or had REPLY_LOOP_MAX replies in ten minutes.
- * *out is the reply or NULL; caller frees.
+ * The reply state and rules come from known when the caller has them
+ * already (the SMS path fetches them with the message), else from the
+ * database.  *out is the reply or NULL; caller frees.
  */
 enum db_err
 reply_decide(const struct org *o, const char *from, const char *to,
-    const char *body, char **out)
+    const char *body, const struct reply_known *known, char **out)
 {
 	struct reply_state rs;
 	enum db_err	 e;
@@ -240,13 +269,20 @@ reply_decide(const struct org *o, const char *from, const char *to,
 	case REPLY_OPT_NONE:
 		break;
 	}
-	if ((e = store_reply_state(o->id, from, &rs)) != DB_OK)
+	if (known != NULL && known->rs != NULL)
+		rs = *known->rs;
+	else if ((e = store_reply_state(o->id, from, &rs)) != DB_OK)
 		return e;
 	if (rs.opted_out || rs.blocked || rs.own)
 		return DB_OK;
 	if (rs.recent >= REPLY_LOOP_MAX) {
 		log_notice("no auto-reply to %s: %d in ten minutes (loop "
 		    "guard)", log_esc(from), rs.recent);
+		return DB_OK;
+	}
+	if (known != NULL && known->rules != NULL) {
+		if (body != NULL && *body != '\0')
+			*out = reply_pick(o, "sms", known->rules, body, to);
 		return DB_OK;
 	}
 	return reply_find(o, "sms", body, to, out);

@@ -108,19 +108,37 @@ dup_or_null(const char *s)
  * settings, so business hours need no time zone code here.
  */
 static const struct db_stmt st_org_load = { "store_org_load",
-	"SELECT id, name, timezone, greeting, forward_to, hours, after_hours, "
-	"retell_agent_id, "
-	"extract(dow FROM now() AT TIME ZONE timezone)::int, "
-	"(extract(hour FROM now() AT TIME ZONE timezone) * 60 + "
-	"extract(minute FROM now() AT TIME ZONE timezone))::int "
-	"FROM organizations WHERE id = $1", 1 };
+	"SELECT * FROM th_org($1)", 1 };
+
+/* The th_org() columns of row 0 of res, from column c on, into o. */
+static void
+store_org_fill(const struct db_res *res, int c, struct org *o)
+{
+	const char	*errstr;
+
+	memset(o, 0, sizeof(*o));
+	if (res->nrows != 1 || db_get(res, 0, c) == NULL)
+		return;
+	o->id = dup_or_null(db_get(res, 0, c));
+	o->name = dup_or_null(db_get(res, 0, c + 1));
+	o->timezone = dup_or_null(db_get(res, 0, c + 2));
+	o->greeting = dup_or_null(db_get(res, 0, c + 3));
+	o->forward_to = dup_or_null(db_get(res, 0, c + 4));
+	o->after_hours = dup_or_null(db_get(res, 0, c + 6));
+	o->retell_agent_id = dup_or_null(db_get(res, 0, c + 7));
+	if (db_get(res, 0, c + 5) != NULL &&
+	    hours_parse(db_get(res, 0, c + 5), &o->hours, &errstr) == 0)
+		o->has_hours = 1;
+	o->wday = atoi(db_get(res, 0, c + 8));
+	o->minute = atoi(db_get(res, 0, c + 9));
+}
 
 /* Load organization id into o; o->id is NULL when there is none. */
 enum db_err
 store_org_load(const char *id, struct org *o)
 {
 	struct db_res	 res;
-	const char	*p[1] = { id }, *errstr;
+	const char	*p[1] = { id };
 	enum db_err	 e;
 
 	memset(o, 0, sizeof(*o));
@@ -128,20 +146,7 @@ store_org_load(const char *id, struct org *o)
 		return DB_OK;
 	if ((e = db_exec(&st_org_load, p, &res)) != DB_OK)
 		return e;
-	if (res.nrows == 1) {
-		o->id = dup_or_null(db_get(&res, 0, 0));
-		o->name = dup_or_null(db_get(&res, 0, 1));
-		o->timezone = dup_or_null(db_get(&res, 0, 2));
-		o->greeting = dup_or_null(db_get(&res, 0, 3));
-		o->forward_to = dup_or_null(db_get(&res, 0, 4));
-		o->after_hours = dup_or_null(db_get(&res, 0, 6));
-		o->retell_agent_id = dup_or_null(db_get(&res, 0, 7));
-		if (db_get(&res, 0, 5) != NULL &&
-		    hours_parse(db_get(&res, 0, 5), &o->hours, &errstr) == 0)
-			o->has_hours = 1;
-		o->wday = atoi(db_get(&res, 0, 8));
-		o->minute = atoi(db_get(&res, 0, 9));
-	}
+	store_org_fill(&res, 0, o);
 	db_res_free(&res);
 	return DB_OK;
 }
@@ -166,25 +171,9 @@ store_org_free(struct org *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/*
- * DESIGN section 4, after an explicit organization_id: the owner of the
- * number, the owner of the call or message already stored, the owner of
- * the provider account.  One round trip.
- */
+/* DESIGN section 4: th_route() of sql/002, one round trip. */
 static const struct db_stmt st_route = { "store_route",
-	"SELECT coalesce("
-	"(SELECT organization_id FROM phone_numbers WHERE e164 = $1), "
-	"(SELECT organization_id FROM calls WHERE provider = $2 AND "
-	"call_id = $3), "
-	"(SELECT organization_id FROM messages WHERE provider = $2 AND "
-	"message_id = $4), "
-	"(SELECT id FROM organizations WHERE $2 = 'twilio' AND "
-	"twilio_account_sid = $5), "
-	"(SELECT min(organization_id::text)::uuid FROM provider_accounts "
-	"WHERE provider = $2 AND account_id = $5 AND $5 <> '' "
-	"HAVING count(DISTINCT organization_id) = 1))", 5 };
-static const struct db_stmt st_org_exists = { "store_org_exists",
-	"SELECT id FROM organizations WHERE id = $1", 1 };
+	"SELECT th_route($1, $2, $3, $4, $5, $6)", 6 };
 
 /*
  * The organization q belongs to, into *org (caller frees), or NULL for
@@ -195,28 +184,18 @@ enum db_err
 store_route(const struct route_query *q, char **org)
 {
 	struct db_res	 res;
-	const char	*p[5];
+	const char	*p[6];
 	char		 e164[32];
 	enum db_err	 e;
 
 	*org = NULL;
-	if (q->explicit_id != NULL) {
-		if (!store_is_uuid(q->explicit_id))
-			return DB_OK;
-		p[0] = q->explicit_id;
-		if ((e = db_exec(&st_org_exists, p, &res)) != DB_OK)
-			return e;
-		if (res.nrows == 1)
-			*org = xstrdup(db_get(&res, 0, 0));
-		db_res_free(&res);
-		return DB_OK;
-	}
-	p[0] = q->number != NULL && phone_e164(q->number, e164,
+	p[0] = q->provider;
+	p[1] = q->explicit_id;
+	p[2] = q->number != NULL && phone_e164(q->number, e164,
 	    sizeof(e164)) == 0 ? e164 : NULL;
-	p[1] = q->provider;
-	p[2] = q->call_id;
-	p[3] = q->message_id;
-	p[4] = q->account != NULL ? q->account : "";
+	p[3] = q->call_id;
+	p[4] = q->message_id;
+	p[5] = q->account;
 	if ((e = db_exec(&st_route, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
@@ -230,12 +209,8 @@ store_route(const struct route_query *q, char **org)
  * answer of the first delivery is then returned for the redelivery.
  */
 static const struct db_stmt st_event_insert = { "store_event_insert",
-	"INSERT INTO events (provider, event_type, provider_key, "
-	"organization_id, route, client_addr, content_type, headers, body, "
-	"payload, received_at, spooled_at) VALUES ($1, $2, $3, $4, $5, "
-	"$6::inet, $7, $8::jsonb, decode($9, 'hex'), $10::jsonb, th_now(), "
-	"CASE WHEN $11::bool THEN now() END) "
-	"ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id", 11 };
+	"SELECT th_event_in($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), "
+	"$10, $11)", 11 };
 static const struct db_stmt st_event_prior = { "store_event_prior",
 	"SELECT id, answer FROM events WHERE provider = $1 AND "
 	"provider_key = $2", 2 };
@@ -317,26 +292,27 @@ store_payload_json(const struct req *r)
 }
 
 /*
- * Store the event of request r.  *id is its id, or 0 for a redelivery,
- * whose first answer (if any) goes to *prior (caller frees).
+ * The eleven parameters of th_event_in() for request r, into p; the
+ * strings it makes go to *made (caller frees with store_event_done()).
  */
-enum db_err
-store_event(const struct req *r, const struct event_in *ev, long long *id,
-    char **prior)
-{
-	struct db_res	 res;
-	const char	*p[11];
-	char		*headers, *payload, *hex, *addr = NULL;
-	unsigned char	 probe[16];
-	enum db_err	 e;
+struct event_made {
+	char	*headers;
+	char	*payload;
+	char	*hex;
+};
 
-	*id = 0;
-	*prior = NULL;
-	headers = store_headers_json(r);
-	payload = store_payload_json(r);
-	hex = xmalloc(r->bodylen * 2 + 1);
+static void
+store_event_params(const struct req *r, const struct event_in *ev,
+    const char **p, struct event_made *m)
+{
+	unsigned char	 probe[16];
+	const char	*addr = NULL;
+
+	m->headers = store_headers_json(r);
+	m->payload = store_payload_json(r);
+	m->hex = xmalloc(r->bodylen * 2 + 1);
 	util_hex((const unsigned char *)(r->body ? r->body : ""), r->bodylen,
-	    hex);
+	    m->hex);
 	if (r->client_addr != NULL &&
 	    (inet_pton(AF_INET, r->client_addr, probe) == 1 ||
 	    inet_pton(AF_INET6, r->client_addr, probe) == 1))
@@ -348,17 +324,41 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 	p[4] = r->route != NULL ? r->route->name : "-";
 	p[5] = addr;
 	p[6] = r->content_type;
-	p[7] = headers;
-	p[8] = hex;
-	p[9] = payload;
+	p[7] = m->headers;
+	p[8] = m->hex;
+	p[9] = m->payload;
 	p[10] = r->replay != NULL ? "true" : "false";
+}
+
+static void
+store_event_done(struct event_made *m)
+{
+	free(m->headers);
+	free(m->payload);
+	free(m->hex);
+}
+
+/*
+ * Store the event of request r.  *id is its id, or 0 for a redelivery,
+ * whose first answer (if any) goes to *prior (caller frees).
+ */
+enum db_err
+store_event(const struct req *r, const struct event_in *ev, long long *id,
+    char **prior)
+{
+	struct db_res		 res;
+	struct event_made	 m;
+	const char		*p[11];
+	enum db_err		 e;
+
+	*id = 0;
+	*prior = NULL;
+	store_event_params(r, ev, p, &m);
 	e = db_exec(&st_event_insert, p, &res);
-	free(headers);
-	free(payload);
-	free(hex);
+	store_event_done(&m);
 	if (e != DB_OK)
 		return e;
-	if (res.nrows == 1)
+	if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
 		*id = strtoll(db_get(&res, 0, 0), NULL, 10);
 	db_res_free(&res);
 	if (*id != 0)
@@ -370,6 +370,81 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 		*prior = xstrdup(db_get(&res, 0, 1));
 	db_res_free(&res);
 	return DB_OK;
+}
+
+/*
+ * An incoming SMS in one statement (th_sms_incoming() of sql/002): the
+ * route, the event, the message and its activity, and back what the
+ * reply needs.  out->event is 0 for a redelivery, whose first answer is
+ * out->prior.  Free out with store_sms_out_free().
+ */
+static const struct db_stmt st_sms_incoming = { "store_sms_incoming",
+	"SELECT * FROM th_sms_incoming($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+	"$10, decode($11, 'hex'), $12, $13, $14, $15, $16, $17, $18, $19, "
+	"$20, $21)", 21 };
+
+enum db_err
+store_sms_incoming(const struct req *r, const struct event_in *ev,
+    const struct sms_in *in, struct sms_out *out)
+{
+	struct db_res		 res;
+	struct event_made	 m;
+	const char		*ep[11], *p[21];
+	char			 rank[8], e164[32];
+	enum db_err		 e;
+
+	memset(out, 0, sizeof(*out));
+	store_event_params(r, ev, ep, &m);
+	snprintf(rank, sizeof(rank), "%d", store_message_rank("received"));
+	p[0] = ev->provider;
+	p[1] = ev->type;
+	p[2] = ev->key;
+	p[3] = in->explicit_id;
+	p[4] = in->number != NULL && phone_e164(in->number, e164,
+	    sizeof(e164)) == 0 ? e164 : NULL;
+	p[5] = in->account;
+	memcpy(&p[6], &ep[4], 7 * sizeof(p[0]));	/* route .. spooled */
+	p[13] = in->message_id;
+	p[14] = in->from;
+	p[15] = in->to;
+	p[16] = in->body;
+	p[17] = in->num_media;
+	p[18] = in->media;
+	p[19] = rank;
+	p[20] = in->summary;
+	e = db_exec(&st_sms_incoming, p, &res);
+	store_event_done(&m);
+	if (e != DB_OK)
+		return e;
+	if (res.nrows == 1) {
+		if (db_get(&res, 0, 0) != NULL)
+			out->event = strtoll(db_get(&res, 0, 0), NULL, 10);
+		out->prior = dup_or_null(db_get(&res, 0, 1));
+		if (out->event != 0)
+			store_org_fill(&res, 2, &out->org);
+		else	/* a redelivery: whose it is, for the log */
+			out->org.id = dup_or_null(db_get(&res, 0, 2));
+		if (db_get(&res, 0, 12) != NULL)
+			out->message = strtoll(db_get(&res, 0, 12), NULL, 10);
+		if (out->event != 0 && out->org.id != NULL) {
+			out->rs.opted_out = strcmp(db_get(&res, 0, 13), "t") == 0;
+			out->rs.blocked = strcmp(db_get(&res, 0, 14), "t") == 0;
+			out->rs.recent = atoi(db_get(&res, 0, 15));
+			out->rs.own = strcmp(db_get(&res, 0, 16), "t") == 0;
+			out->rules = cJSON_Parse(db_get(&res, 0, 17));
+		}
+	}
+	db_res_free(&res);
+	return DB_OK;
+}
+
+void
+store_sms_out_free(struct sms_out *out)
+{
+	free(out->prior);
+	store_org_free(&out->org);
+	cJSON_Delete(out->rules);
+	memset(out, 0, sizeof(*out));
 }
 
 /*
@@ -518,26 +593,8 @@ store_call_out_free(struct call_out *c)
 
 /* Messages: insert or advance, with the status history (as calls). */
 static const struct db_stmt st_message = { "store_message",
-	"INSERT INTO messages AS m (organization_id, provider, message_id, "
-	"direction, from_number, to_number, body, num_media, media, status, "
-	"status_rank, status_history, created_at) "
-	"VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::int, 0), "
-	"coalesce($9::jsonb, '[]'), $10::text, coalesce($11::smallint, 0), "
-	"CASE WHEN $10::text IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
-	"jsonb_build_object('status', $10::text, 'at', th_iso(th_now()))) END, "
-	"th_now()) "
-	"ON CONFLICT (provider, message_id) DO UPDATE SET "
-	"prev_rank = m.status_rank, "
-	"organization_id = coalesce(m.organization_id, excluded.organization_id), "
-	"from_number = coalesce(m.from_number, excluded.from_number), "
-	"to_number = coalesce(m.to_number, excluded.to_number), "
-	"body = coalesce(m.body, excluded.body), "
-	"status = CASE WHEN excluded.status_rank > m.status_rank "
-	"THEN excluded.status ELSE m.status END, "
-	"status_rank = greatest(m.status_rank, excluded.status_rank), "
-	"status_history = m.status_history || excluded.status_history, "
-	"updated_at = now() "
-	"RETURNING id, organization_id, status, status_rank, prev_rank", 11 };
+	"SELECT * FROM th_message_in($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+	"$11)", 11 };
 
 enum db_err
 store_message(const struct msg_in *in, struct msg_out *out)
@@ -589,9 +646,7 @@ store_message_replied(long long id)
 
 /* Activity and notifications. */
 static const struct db_stmt st_activity = { "store_activity",
-	"INSERT INTO activity (organization_id, type, summary, call_id, "
-	"message_id, event_id, occurred_at) VALUES ($1, $2, $3, $4::bigint, "
-	"$5::bigint, $6::bigint, th_now())", 6 };
+	"SELECT th_activity($1, $2, $3, $4, $5, $6)", 6 };
 
 static const char *
 id_or_null(long long id, char *buf, size_t len)
@@ -747,19 +802,9 @@ store_set_opt_out(const char *org, const char *num, int out)
 	return db_exec(out ? &st_opt_out : &st_opt_in, p, NULL);
 }
 
-/*
- * What decides whether num gets an auto-reply, in one round trip: has
- * it opted out, is it blocked, how many messages from it we answered in
- * the last ten minutes (the loop guard), and is it one of our own.
- */
+/* What decides whether num gets an auto-reply: th_reply_state(). */
 static const struct db_stmt st_reply_state = { "store_reply_state",
-	"SELECT EXISTS (SELECT 1 FROM opt_outs WHERE organization_id = $1 AND "
-	"e164 = $2), EXISTS (SELECT 1 FROM blocked_numbers WHERE "
-	"organization_id = $1 AND e164 = $2), (SELECT count(*) FROM messages "
-	"WHERE organization_id = $1 AND from_number = $2 AND direction = "
-	"'inbound' AND auto_reply AND created_at > th_now() - interval "
-	"'10 minutes'), EXISTS (SELECT 1 FROM phone_numbers WHERE "
-	"organization_id = $1 AND e164 = $2)", 2 };
+	"SELECT * FROM th_reply_state($1, $2)", 2 };
 
 enum db_err
 store_reply_state(const char *org, const char *num, struct reply_state *rs)

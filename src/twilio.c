@@ -41,6 +41,9 @@ struct tw {
 	long long	 event;		/* events.id */
 	char		*base;		/* for callback URLs */
 	int		 away;		/* the database is away: no queries */
+	struct sms_out	 sms;		/* an incoming SMS: what came back */
+	char		*from;		/* an incoming SMS: E.164 when it is */
+	char		*to;
 };
 
 typedef int	(*tw_fn)(struct tw *);
@@ -758,64 +761,87 @@ tw_media(const struct tw *t)
 }
 
 /*
- * An incoming SMS: stored and logged, then answered with what
+ * An incoming SMS: the route, the event, the message and its activity
+ * in one statement (store_sms_incoming), which brings back the reply
+ * state and rules as well, so the usual SMS costs that statement and
+ * the COMMIT.
+ */
+static enum db_err
+tw_sms_store(struct tw *t, char **prior)
+{
+	struct event_in	 ev;
+	struct sms_in	 in;
+	char		*media, *summary;
+	const char	*sid = tw_get(t, "MessageSid");
+	enum db_err	 e;
+
+	t->from = tw_number(t, "From");
+	t->to = tw_number(t, "To");
+	media = tw_media(t);
+	memset(&in, 0, sizeof(in));
+	if ((in.explicit_id = req_param(t->r, "organization_id")) == NULL)
+		in.explicit_id = req_param(t->r, "OrgId");
+	in.number = strcmp(tw_direction(t, "inbound"), "outbound") == 0 ?
+	    t->from : t->to;
+	in.account = tw_get(t, "AccountSid");
+	in.message_id = sid != NULL ? sid : t->key;
+	in.from = t->from;
+	in.to = t->to;
+	in.body = tw_get(t, "Body");
+	in.num_media = tw_get(t, "NumMedia");
+	if (in.num_media != NULL && strspn(in.num_media, "0123456789") !=
+	    strlen(in.num_media))
+		in.num_media = NULL;
+	in.media = media;
+	xasprintf(&summary, "SMS from %s", t->from ? t->from : "unknown");
+	in.summary = summary;
+	memset(&ev, 0, sizeof(ev));
+	ev.provider = "twilio";
+	ev.type = tw_classes[TW_SMS_INCOMING].type;
+	ev.key = t->key;
+	e = store_sms_incoming(t->r, &ev, &in, &t->sms);
+	free(summary);
+	cJSON_free(media);
+	if (e != DB_OK)
+		return e;
+	t->event = t->sms.event;
+	*prior = t->sms.prior;
+	t->sms.prior = NULL;
+	t->org = t->sms.org;
+	memset(&t->sms.org, 0, sizeof(t->sms.org));
+	if (t->org.id != NULL)
+		t->org_id = xstrdup(t->org.id);
+	return DB_OK;
+}
+
+/*
+ * An incoming SMS, stored by tw_sms_store(), is answered with what
  * reply_decide() says: opt-out keywords, then the organization's
  * auto-reply, within the loop guard.
  */
 static int
 tw_sms_incoming(struct tw *t)
 {
-	struct msg_in	 m;
-	struct msg_out	 mo;
-	char		*from, *to, *media, *summary, *reply = NULL, *cb;
-	const char	*body = tw_get(t, "Body"), *sid;
+	struct reply_known known;
+	char		*reply = NULL, *cb;
 	int		 rc = -1;
 
-	from = tw_number(t, "From");
-	to = tw_number(t, "To");
-	media = tw_media(t);
-	sid = tw_get(t, "MessageSid");
-	memset(&m, 0, sizeof(m));
-	m.provider = "twilio";
-	m.message_id = sid != NULL ? sid : t->key;
-	m.org = t->org_id;
-	m.direction = "inbound";
-	m.from = from;
-	m.to = to;
-	m.body = body;
-	m.num_media = tw_get(t, "NumMedia");
-	if (m.num_media != NULL && strspn(m.num_media, "0123456789") !=
-	    strlen(m.num_media))
-		m.num_media = NULL;
-	m.media = media;
-	m.status = "received";
-	memset(&mo, 0, sizeof(mo));
-	if (store_message(&m, &mo) != DB_OK)
-		goto fail;
-	xasprintf(&summary, "SMS from %s", from ? from : "unknown");
-	if (store_activity(t->org_id, "sms_reply", summary, 0, mo.id,
-	    t->event) != DB_OK) {
-		free(summary);
-		goto fail;
-	}
-	free(summary);
-	if (reply_decide(&t->org, from, to, body, &reply) != DB_OK)
+	known.rs = &t->sms.rs;
+	known.rules = t->sms.rules;
+	if (reply_decide(&t->org, t->from, t->to, tw_get(t, "Body"), &known,
+	    &reply) != DB_OK)
 		goto fail;
 	if (reply != NULL) {
 		cb = tw_url(t, "/webhooks/twilio/sms/status");
 		twiml_leaf(&t->p->twiml, "Message", reply, "statusCallback", cb,
 		    NULL);
 		free(cb);
-		if (store_message_replied(mo.id) != DB_OK)
+		if (store_message_replied(t->sms.message) != DB_OK)
 			goto fail;
 	}
 	rc = 0;
 fail:
 	free(reply);
-	free(mo.org);
-	free(from);
-	free(to);
-	cJSON_free(media);
 	return rc;
 }
 
@@ -901,16 +927,21 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 	}
 	t.base = xstrdup(conf.public_url != NULL ? conf.public_url : "");
 	t.key = tw_key(&t);
-	if (tw_route(&t) != DB_OK)
-		goto done;
+	if (cls == TW_SMS_INCOMING) {
+		if (tw_sms_store(&t, &prior) != DB_OK)
+			goto done;
+	} else {
+		if (tw_route(&t) != DB_OK)
+			goto done;
+		memset(&ev, 0, sizeof(ev));
+		ev.provider = "twilio";
+		ev.type = tw_classes[cls].type;
+		ev.key = t.key;
+		ev.org = t.org_id;
+		if (store_event(r, &ev, &t.event, &prior) != DB_OK)
+			goto done;
+	}
 	req_note(r, t.org_id, t.key);
-	memset(&ev, 0, sizeof(ev));
-	ev.provider = "twilio";
-	ev.type = tw_classes[cls].type;
-	ev.key = t.key;
-	ev.org = t.org_id;
-	if (store_event(r, &ev, &t.event, &prior) != DB_OK)
-		goto done;
 	if (t.event == 0) {
 		/* a redelivery: the same answer, nothing else */
 		log_debug("twilio: redelivery of %s", log_esc(t.key));
@@ -921,7 +952,8 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 		rc = 0;
 		goto done;
 	}
-	if (t.org_id != NULL && store_org_load(t.org_id, &t.org) != DB_OK)
+	if (t.org_id != NULL && t.org.id == NULL &&
+	    store_org_load(t.org_id, &t.org) != DB_OK)
 		goto done;
 	if (tw_classes[cls].fn(&t) == -1)
 		goto done;
@@ -943,7 +975,10 @@ done:
 	free(t.key);
 	free(t.org_id);
 	free(t.base);
+	free(t.from);
+	free(t.to);
 	store_org_free(&t.org);
+	store_sms_out_free(&t.sms);
 	return rc;
 }
 

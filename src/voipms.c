@@ -333,7 +333,7 @@ voipms_sms(struct req *r, struct resp *p)
 		goto done;
 	}
 	free(summary);
-	if (reply_decide(&t.org, from, to, msg, &reply) != DB_OK) {
+	if (reply_decide(&t.org, from, to, msg, NULL, &reply) != DB_OK) {
 		free(mo.org);
 		goto done;
 	}

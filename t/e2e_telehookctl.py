@@ -34,11 +34,11 @@ class Migrate(unittest.TestCase):
     def test_migrate_is_idempotent(self):
         before = stack.psql("SELECT string_agg(version, ',') "
                             "FROM schema_migrations")
-        self.assertEqual(before, "001_initial")
+        self.assertEqual(before, "001_initial,002_sms_path")
         out = stack.ctl_ok("migrate")
-        self.assertEqual(out, "schema up to date (001_initial)\n")
+        self.assertEqual(out, "schema up to date (002_sms_path)\n")
         self.assertEqual(stack.ctl_json("migrate"),
-                         {"applied": [], "version": "001_initial"})
+                         {"applied": [], "version": "002_sms_path"})
 
     def test_migrate_missing_dir(self):
         p = stack.ctl("migrate", "--dir", stack.path("nope"))
@@ -48,7 +48,7 @@ class Migrate(unittest.TestCase):
     def test_check_config(self):
         out = stack.ctl_json("check-config")
         self.assertEqual(out["database"], "ok")
-        self.assertEqual(out["schema"], "001_initial")
+        self.assertEqual(out["schema"], "002_sms_path")
         self.assertEqual(stack.ctl("check-config").returncode, 0)
 
 
