@@ -4,7 +4,9 @@
 -- so each is defined once: the worker calls them one at a time for most
 -- events, and th_sms_incoming() composes them for an incoming SMS, the
 -- busiest path, which then needs one statement besides COMMIT (two when
--- it is answered with a reply).
+-- it is answered with a reply).  They are PL/pgSQL, not SQL, functions:
+-- PL/pgSQL keeps the plans of its statements for the session, where a
+-- SQL function called from another is planned again at every call.
 --
 -- The loop guard only ever counts messages we answered: a partial index
 -- of those replaces the index of every message by sender, so the guard
@@ -15,18 +17,30 @@ DROP INDEX messages_peer;
 CREATE INDEX messages_replied ON messages (organization_id, from_number, created_at)
     WHERE auto_reply AND direction = 'inbound';
 
+-- th_iso() was declared IMMUTABLE, but to_char() is only STABLE, so the
+-- planner never inlined it: every call parsed and planned its body
+-- again.  STABLE is the truth, and lets it be inlined.
+CREATE OR REPLACE FUNCTION th_iso(timestamptz) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    AS $$ SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+
 -- DESIGN 4: the organization an event belongs to.  An explicit id wins
 -- (and one that names no organization leaves the event unrouted), then
 -- the owner of the number, of the call or message already stored, of
 -- the provider account.
 CREATE FUNCTION th_route(p_provider text, p_explicit text, p_number text,
     p_call text, p_message text, p_account text) RETURNS uuid
-    LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN p_explicit IS NOT NULL THEN
-	    (SELECT id FROM organizations WHERE id = CASE WHEN p_explicit ~*
-	    '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-	    THEN p_explicit::uuid END)
-	ELSE coalesce(
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF p_explicit IS NOT NULL THEN
+		IF p_explicit !~*
+		    '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+		    THEN
+			RETURN NULL;
+		END IF;
+		RETURN (SELECT id FROM organizations WHERE id = p_explicit::uuid);
+	END IF;
+	RETURN coalesce(
 	    (SELECT organization_id FROM phone_numbers WHERE e164 = p_number),
 	    (SELECT organization_id FROM calls WHERE provider = p_provider AND
 	     call_id = p_call),
@@ -36,8 +50,8 @@ CREATE FUNCTION th_route(p_provider text, p_explicit text, p_number text,
 	     twilio_account_sid = p_account),
 	    (SELECT min(organization_id::text)::uuid FROM provider_accounts
 	     WHERE provider = p_provider AND account_id = p_account AND
-	     p_account <> '' HAVING count(DISTINCT organization_id) = 1))
-	END
+	     p_account <> '' HAVING count(DISTINCT organization_id) = 1));
+END
 $$;
 
 -- An organization's settings, with now() on its wall clock (business
@@ -45,27 +59,35 @@ $$;
 CREATE FUNCTION th_org(p_id uuid) RETURNS TABLE (id uuid, name text,
     timezone text, greeting text, forward_to text, hours text,
     after_hours text, retell_agent_id text, dow int, minute int)
-    LANGUAGE sql STABLE AS $$
-	SELECT id, name, timezone, greeting, forward_to, hours, after_hours,
-	    retell_agent_id,
-	    extract(dow FROM now() AT TIME ZONE timezone)::int,
-	    (extract(hour FROM now() AT TIME ZONE timezone) * 60 +
-	    extract(minute FROM now() AT TIME ZONE timezone))::int
-	FROM organizations WHERE organizations.id = p_id
+    LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY SELECT o.id, o.name, o.timezone, o.greeting,
+	    o.forward_to, o.hours, o.after_hours, o.retell_agent_id,
+	    extract(dow FROM now() AT TIME ZONE o.timezone)::int,
+	    (extract(hour FROM now() AT TIME ZONE o.timezone) * 60 +
+	    extract(minute FROM now() AT TIME ZONE o.timezone))::int
+	FROM organizations o WHERE o.id = p_id;
+END
 $$;
 
 -- DESIGN 6: an event, once.  NULL for a redelivery.
 CREATE FUNCTION th_event_in(p_provider text, p_type text, p_key text,
     p_org uuid, p_route text, p_addr inet, p_ctype text, p_headers jsonb,
     p_body bytea, p_payload jsonb, p_spooled boolean) RETURNS bigint
-    LANGUAGE sql AS $$
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_id	bigint;
+BEGIN
 	INSERT INTO events (provider, event_type, provider_key,
 	    organization_id, route, client_addr, content_type, headers, body,
 	    payload, received_at, spooled_at)
 	VALUES (p_provider, p_type, p_key, p_org, p_route, p_addr, p_ctype,
 	    p_headers, p_body, p_payload, th_now(),
 	    CASE WHEN p_spooled THEN now() END)
-	ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id
+	ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id INTO v_id;
+	RETURN v_id;
+END
 $$;
 
 -- A message, inserted or advanced: status only moves forward, and
@@ -75,7 +97,9 @@ CREATE FUNCTION th_message_in(p_org uuid, p_provider text, p_id text,
     p_media jsonb, p_status text, p_rank smallint)
     RETURNS TABLE (id bigint, organization_id uuid, status text,
     status_rank smallint, prev_rank smallint)
-    LANGUAGE sql AS $$
+    LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
 	INSERT INTO messages AS m (organization_id, provider, message_id,
 	    direction, from_number, to_number, body, num_media, media, status,
 	    status_rank, status_history, created_at)
@@ -98,15 +122,20 @@ CREATE FUNCTION th_message_in(p_org uuid, p_provider text, p_id text,
 	    status_history = m.status_history || excluded.status_history,
 	    updated_at = now()
 	RETURNING m.id, m.organization_id, m.status, m.status_rank, m.prev_rank
+	INTO id, organization_id, status, status_rank, prev_rank;
+	RETURN NEXT;
+END
 $$;
 
 -- One entry of the activity log.
 CREATE FUNCTION th_activity(p_org uuid, p_type text, p_summary text,
     p_call bigint, p_message bigint, p_event bigint) RETURNS void
-    LANGUAGE sql AS $$
+    LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO activity (organization_id, type, summary, call_id,
 	    message_id, event_id, occurred_at)
-	VALUES (p_org, p_type, p_summary, p_call, p_message, p_event, th_now())
+	VALUES (p_org, p_type, p_summary, p_call, p_message, p_event, th_now());
+END
 $$;
 
 -- What decides whether a number gets an auto-reply: has it opted out,
@@ -114,16 +143,19 @@ $$;
 -- minutes (the loop guard), is it one of our own.
 CREATE FUNCTION th_reply_state(p_org uuid, p_num text) RETURNS TABLE (
     opted_out boolean, blocked boolean, recent int, own boolean)
-    LANGUAGE sql STABLE AS $$
-	SELECT EXISTS (SELECT 1 FROM opt_outs WHERE organization_id = p_org
-	    AND e164 = p_num),
-	    EXISTS (SELECT 1 FROM blocked_numbers WHERE organization_id = p_org
-	    AND e164 = p_num),
-	    (SELECT count(*) FROM messages WHERE organization_id = p_org AND
-	    from_number = p_num AND direction = 'inbound' AND auto_reply AND
-	    created_at > th_now() - interval '10 minutes')::int,
-	    EXISTS (SELECT 1 FROM phone_numbers WHERE organization_id = p_org
-	    AND e164 = p_num)
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN QUERY SELECT
+	    EXISTS (SELECT 1 FROM opt_outs o WHERE o.organization_id = p_org
+	    AND o.e164 = p_num),
+	    EXISTS (SELECT 1 FROM blocked_numbers b WHERE
+	    b.organization_id = p_org AND b.e164 = p_num),
+	    (SELECT count(*) FROM messages m WHERE m.organization_id = p_org
+	    AND m.from_number = p_num AND m.direction = 'inbound' AND
+	    m.auto_reply AND m.created_at > th_now() - interval '10 minutes')::int,
+	    EXISTS (SELECT 1 FROM phone_numbers n WHERE
+	    n.organization_id = p_org AND n.e164 = p_num);
+END
 $$;
 
 -- An incoming SMS, all at once: route it (by p_number, normally To), keep the event (or find the

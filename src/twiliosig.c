@@ -18,9 +18,57 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "extern.h"
+
+/*
+ * HMAC-SHA1 (RFC 2104) over a SHA-1 fetched once.  OpenSSL 3's HMAC()
+ * fetches its MAC and digest again at every call, which cost more than
+ * the hashing itself: two thirds of the instructions of a request.
+ */
+static int
+twiliosig_hmac(const char *key, const char *data, size_t len,
+    unsigned char *mac, unsigned int *maclen)
+{
+	static EVP_MD		*sha1;
+	static EVP_MD_CTX	*ctx;
+	unsigned char		 k[64], pad[64], inner[EVP_MAX_MD_SIZE];
+	unsigned int		 klen = 0, ilen = 0;
+	size_t			 keylen = strlen(key), i;
+	int			 rc = -1;
+
+	if (sha1 == NULL && (sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL)
+		return -1;
+	if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	memset(k, 0, sizeof(k));
+	if (keylen > sizeof(k)) {
+		if (!EVP_DigestInit_ex2(ctx, sha1, NULL) ||
+		    !EVP_DigestUpdate(ctx, key, keylen) ||
+		    !EVP_DigestFinal_ex(ctx, k, &klen))
+			goto fail;
+	} else
+		memcpy(k, key, keylen);
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	if (!EVP_DigestInit_ex2(ctx, sha1, NULL) ||
+	    !EVP_DigestUpdate(ctx, pad, sizeof(pad)) ||
+	    !EVP_DigestUpdate(ctx, data, len) ||
+	    !EVP_DigestFinal_ex(ctx, inner, &ilen))
+		goto fail;
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	if (!EVP_DigestInit_ex2(ctx, sha1, NULL) ||
+	    !EVP_DigestUpdate(ctx, pad, sizeof(pad)) ||
+	    !EVP_DigestUpdate(ctx, inner, ilen) ||
+	    !EVP_DigestFinal_ex(ctx, mac, maclen))
+		goto fail;
+	rc = 0;
+fail:
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(pad, sizeof(pad));
+	return rc;
+}
 
 static int
 twiliosig_cmp_kv(const void *a, const void *b)
@@ -62,9 +110,8 @@ twiliosig_compute(const char *token, const char *url,
 		}
 		free(v);
 	}
-	if (data.failed || HMAC(EVP_sha1(), token, (int)strlen(token),
-	    (const unsigned char *)buf_cstr(&data), data.len, mac,
-	    &maclen) == NULL || maclen != 20)
+	if (data.failed || twiliosig_hmac(token, buf_cstr(&data), data.len,
+	    mac, &maclen) == -1 || maclen != 20)
 		out[0] = '\0';	/* matches no header */
 	else
 		EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
@@ -116,11 +163,13 @@ twiliosig_check(const char *token, const char *base, const char *uri,
 
 	if (token == NULL || *token == '\0' || header == NULL)
 		return 0;
+	/* the URL as configured first; which one matched is no secret */
 	n = twiliosig_urls(base, uri, urls);
 	for (i = 0; i < n; i++) {
-		twiliosig_compute(token, urls[i], form, sig);
-		if (crypto_streq(sig, header))
-			ok = 1;
+		if (!ok) {
+			twiliosig_compute(token, urls[i], form, sig);
+			ok = crypto_streq(sig, header);
+		}
 		free(urls[i]);
 	}
 	return ok;

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "extern.h"
 
@@ -43,6 +45,42 @@ sig(const char *url, const struct kvlist *p)
 	twiliosig_compute(TOKEN, url, p, out);
 	return out;
 }
+
+/*
+ * Our HMAC-SHA1 (one SHA-1 fetch for the process) against OpenSSL's
+ * HMAC(), for keys shorter than, equal to and longer than the 64-byte
+ * block (a longer key is hashed first), on an empty and a long message.
+ */
+START_TEST(test_hmac_matches_openssl)
+{
+	static const size_t keylens[] = { 1, 32, 63, 64, 65, 200 };
+	char		 key[201], out[TWILIO_SIGLEN + 1], want[TWILIO_SIGLEN + 1];
+	char		 url[600];
+	unsigned char	 mac[EVP_MAX_MD_SIZE];
+	unsigned int	 maclen;
+	size_t		 i, j;
+
+	for (i = 0; i < sizeof(keylens) / sizeof(keylens[0]); i++) {
+		for (j = 0; j < keylens[i]; j++)
+			key[j] = (char)('A' + (j * 7 + i) % 58);
+		key[keylens[i]] = '\0';
+		for (j = 0; j < 2; j++) {
+			if (j == 0)
+				snprintf(url, sizeof(url), "https://x.test/");
+			else {
+				memset(url, 'u', sizeof(url) - 1);
+				url[sizeof(url) - 1] = '\0';
+			}
+			twiliosig_compute(key, url, NULL, out);
+			ck_assert_ptr_nonnull(HMAC(EVP_sha1(), key,
+			    (int)strlen(key), (const unsigned char *)url,
+			    strlen(url), mac, &maclen));
+			EVP_EncodeBlock((unsigned char *)want, mac, (int)maclen);
+			ck_assert_str_eq(out, want);
+		}
+	}
+}
+END_TEST
 
 START_TEST(test_vector1_basic)
 {
@@ -245,6 +283,7 @@ twiliosig_suite(void)
 	tcase_add_test(tc, test_empty_json_body_matches_only_with_port);
 	tcase_add_test(tc, test_encoded_quote_in_query);
 	tcase_add_test(tc, test_docs_vector);
+	tcase_add_test(tc, test_hmac_matches_openssl);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("Bad input");

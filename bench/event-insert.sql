@@ -1,6 +1,7 @@
--- The durable insert of a signed Twilio SMS (store.c st_event_insert),
--- for pgbench: the database ceiling of bench/run.  (No colon may stand
--- before a name anywhere in this file: pgbench would read a variable.)
+-- The bare durable insert of one event: the events row alone, without
+-- the records DESIGN 6 derives from it in the same transaction.  The
+-- reference row of bench/run, beside (c).  (No colon may stand before
+-- a name anywhere in this file: pgbench would read a variable.)
 INSERT INTO events (provider, event_type, provider_key, organization_id,
     route, client_addr, content_type, headers, body, payload, received_at,
     spooled_at)
