@@ -16,7 +16,13 @@ the ratios d/c and d/b, p99 at about half of (d)'s peak, and the
 instructions per request of parse + verify + answer (callgrind).
 
 Run by bench/run, which builds what it needs.  BENCH_SECONDS (10),
-BENCH_CONNECTIONS (16) and BENCH_WORKERS (4) change the run.
+BENCH_CONNECTIONS (16) and BENCH_WORKERS (as many as connections)
+change the run; BENCH_RSS_REQUESTS=1000000 adds the RSS run: that many
+unique signed SMS, in rounds, with the workers' RSS after each.
+
+Every measured phase starts from a vacuumed, analysed database with no
+autovacuum worker left running, as pgbench vacuums before its own runs:
+otherwise a phase pays for the vacuum the one before it caused.
 """
 
 import base64
@@ -38,7 +44,9 @@ from harness import Stack, free_port, wait_for  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+# as many workers, so as many database connections, as pgbench has
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(CONNS)))
+RSS_REQUESTS = int(os.environ.get("BENCH_RSS_REQUESTS", "0"))
 THREADS = 2
 BUILD = os.environ["BENCH_BUILD"]
 TOKEN = "bench-twilio-token-0123456789abcdef"
@@ -140,6 +148,36 @@ def pgbench(stack, tmp, script):
             "non2xx": 0, "errors": ""}
 
 
+def settle(stack):
+    """VACUUM ANALYZE, then wait for autovacuum to have nothing to do."""
+    stack.psql("VACUUM ANALYZE")
+    wait_for("autovacuum to finish", lambda: stack.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+        "'autovacuum worker'") == "0", timeout=120)
+
+
+def rss_run(stack, base, lua, tmp):
+    """RSS_REQUESTS unique signed SMS in rounds; RSS after each."""
+    path = os.path.join(tmp, "rss")
+    per_thread = 60000
+    sent, series, r = 0, [], 0
+    series.append((0, rss_mb(stack.worker_pids())))
+    while sent < RSS_REQUESTS:
+        write_requests(path, lambda n: twilio_line(
+            stack, n + 5 * 10**8 + r * 10**6), per_thread)
+        # a round sends fewer requests than its files hold: none repeats
+        out = wrk(base, lua, path, seconds=20)
+        if out["non2xx"] or out["errors"]:
+            sys.exit("RSS run: %d non-2xx, errors %s"
+                     % (out["non2xx"], out["errors"]))
+        if out["requests"] >= THREADS * per_thread:
+            sys.exit("RSS run: a round wrapped around its requests")
+        sent += out["requests"]
+        series.append((sent, rss_mb(stack.worker_pids())))
+        r += 1
+    return series
+
+
 def callgrind():
     """Instructions of parse + verify + answer, per request."""
     ipr = os.path.join(BUILD, "bench-ipr")
@@ -193,29 +231,38 @@ def main():
 
         results["a"] = wrk(base + "/bench/static")
         results["b"] = wrk(base + "/bench/fcgi")
+        settle(stack)
         results["c"] = pgbench(stack, tmp, "sms-incoming.sql")
+        settle(stack)
         results["c0"] = pgbench(stack, tmp, "event-insert.sql")
+        settle(stack)
         results["d"] = wrk(base, lua, twilio)
         results["d"]["rss"] = rss_mb(stack.worker_pids())
         stored = int(stack.psql("SELECT count(*) FROM events WHERE "
                                 "event_type = 'sms_incoming' AND "
                                 "provider_key LIKE 'SM%'"))
         results["d"]["stored"] = stored
+        settle(stack)
         results["e"] = wrk(base, lua, retell)
         results["e"]["rss"] = rss_mb(stack.worker_pids())
         # about half of (d)'s peak: fewer connections, fresh requests
         write_requests(twilio, lambda n: twilio_line(stack, n + 10**8),
                        per_thread)
         conns = max(1, CONNS // 2)
+        settle(stack)
         half = wrk(base, lua, twilio, conns=conns)
         while half["rps"] > 0.6 * results["d"]["rps"] and conns > 1:
             conns = max(1, conns // 2)
             write_requests(twilio, lambda n: twilio_line(
                 stack, n + 2 * 10**8 + conns * 10**6), per_thread)
+            settle(stack)
             half = wrk(base, lua, twilio, conns=conns)
         half["conns"] = conns
         results["half"] = half
         results["ipr"] = callgrind()
+        if RSS_REQUESTS:
+            settle(stack)
+            results["rss"] = rss_run(stack, base, lua, tmp)
         results["fcgi_rss"] = rss_mb([int(p) for p in subprocess.run(
             ["pgrep", "-P", str(hello.pid)], capture_output=True,
             text=True).stdout.split()])
@@ -256,6 +303,14 @@ def report(r):
           % (r["d"]["stored"], r["d"]["requests"]))
     print("parse + verify + answer, no database: %.0f instructions a "
           "request (callgrind)" % r["ipr"])
+    if "rss" in r:
+        print("workers' RSS (MB) over %d signed SMS: %s" % (
+            r["rss"][-1][0], "  ".join("%dk %.1f" % (n // 1000, mb)
+                                       for n, mb in r["rss"])))
+        first = r["rss"][1][1]
+        print("RSS from the first round to the last: %+.1f MB (%+.1f%%)"
+              % (r["rss"][-1][1] - first,
+                 100.0 * (r["rss"][-1][1] - first) / first))
 
 
 if __name__ == "__main__":

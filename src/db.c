@@ -458,13 +458,16 @@ db_begin(void)
 	return DB_OK;
 }
 
+/* COMMIT prepared, as every statement: not parsed again per request */
+static const struct db_stmt st_commit = { "db_commit", "COMMIT", 0 };
+
 enum db_err
 db_commit(void)
 {
 	enum db_err	 e = DB_OK;
 
 	if (!db_tx_pending)
-		e = db_query("COMMIT", 0, NULL, NULL);
+		e = db_exec(&st_commit, NULL, NULL);
 	db_in_tx = db_tx_pending = 0;
 	return e;
 }
