@@ -32,6 +32,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,7 @@ def main():
          os.path.join(BUILD, "bench-fcgi-hello")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {}
+    tmp = tempfile.mkdtemp(prefix="telehook-bench-")
     try:
         org = stack.ctl_ok("org", "add", "Bench Clinic").strip()
         stack.ctl_ok("number", "add", org, NUMBER)
@@ -220,7 +222,6 @@ def main():
         base = "http://127.0.0.1:%d" % stack.nginx_port
         wait_for("FastCGI hello", lambda: stack.get(
             "/bench/fcgi").status == 200)
-        tmp = tempfile.mkdtemp(prefix="telehook-bench-")
         per_thread = max(20000, int(4000 * SECONDS))
         twilio = os.path.join(tmp, "twilio")
         write_requests(twilio, lambda n: twilio_line(stack, n), per_thread)
@@ -267,6 +268,7 @@ def main():
             ["pgrep", "-P", str(hello.pid)], capture_output=True,
             text=True).stdout.split()])
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         hello.terminate()
         hello.wait()
         stack.stop()
