@@ -28,8 +28,8 @@ static const struct db_stmt st_cache_orgs = { "cache_orgs",
 static const struct db_stmt st_cache_numbers = { "cache_numbers",
 	"SELECT e164, organization_id FROM phone_numbers", 0 };
 static const struct db_stmt st_cache_secrets = { "cache_secrets",
-	"SELECT provider, account_id, secret_sealed, organization_id "
-	"FROM provider_accounts", 0 };
+	"SELECT provider, account_id, secret_sealed, organization_id, "
+	"secret_hash FROM provider_accounts", 0 };
 
 static char *
 dup_or_null(const char *s)
@@ -229,6 +229,30 @@ cache_secret(int i, const char *provider, const char *account)
 	    strcmp(db_get(&cache_secrets, i, 1), account) != 0)
 		return NULL;
 	return db_get(&cache_secrets, i, 2);
+}
+
+/* The organization that stored row i. */
+const char *
+cache_secret_owner(int i)
+{
+	return db_get(&cache_secrets, i, 3);
+}
+
+/*
+ * The organization whose secret of provider has the SHA-256 hash (hex);
+ * NULL if none.  For VoIP.ms URL tokens while the database is away.
+ */
+const char *
+cache_secret_by_hash(const char *provider, const char *hash)
+{
+	int	 i;
+
+	for (i = 0; i < cache_secrets.nrows; i++)
+		if (strcmp(db_get(&cache_secrets, i, 0), provider) == 0 &&
+		    db_get(&cache_secrets, i, 4) != NULL &&
+		    crypto_streq(db_get(&cache_secrets, i, 4), hash))
+			return db_get(&cache_secrets, i, 3);
+	return NULL;
 }
 
 /* The sealed secret of row i when it is provider's for organization. */

@@ -201,6 +201,8 @@ db_classify(PGresult *res)
 		return DB_ETIMEOUT;
 	if (strcmp(state, "23505") == 0)	/* unique_violation */
 		return DB_EDUP;
+	if (strcmp(state, "TH403") == 0)	/* sql/003 th_route() */
+		return DB_ESCOPE;
 	if (strncmp(state, "08", 2) == 0 ||	/* connection exception */
 	    strncmp(state, "57P", 3) == 0)	/* shutdown, cannot connect */
 		return DB_ECONN;
@@ -333,7 +335,7 @@ db_run_stmt(const struct db_stmt *st, const char *sql, int n,
 
 	if ((e = db_run_stmt1(st, sql, n, params, out)) != DB_OK) {
 		db_last = e;
-		if (e != DB_EDUP)
+		if (e != DB_EDUP && e != DB_ESCOPE)
 			metrics_db_error();
 	}
 	return e;

@@ -279,6 +279,36 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 }
 
 /*
+ * DESIGN 4, credential scope: a request verified by one organization's
+ * own credential names that organization to th_route() (sql/003) for
+ * its transaction; the statement goes out in one round trip with BEGIN.
+ */
+static const struct db_stmt st_scope = { "dispatch_scope",
+	"SELECT set_config('telehook.scope', $1, true)", 1 };
+
+static enum db_err
+dispatch_scope(const char *org)
+{
+	const char	*p[1];
+
+	if (org == NULL)
+		return DB_OK;
+	p[0] = org;
+	return db_exec(&st_scope, p, NULL);
+}
+
+/* The answer to a request routed outside its credential's scope. */
+static void
+dispatch_cross_tenant(struct req *r, struct resp *p)
+{
+	r->reject = REJECT_CROSS_TENANT;
+	resp_free(p);
+	resp_init(p, RESP_JSON);
+	resp_error(p, 403, "routed to an organization other than the "
+	    "credential's own");
+}
+
+/*
  * Run the handler, inside a transaction when the route asks for one.
  * The answer is rendered only after the commit.  When the database is
  * unreachable or too slow (statement_timeout_ms), the request goes to
@@ -305,11 +335,16 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		resp_error(p, 503, "database unavailable");
 		return;
 	}
-	rc = rt->handle(r, p);
+	if ((e = dispatch_scope(r->scope_org)) != DB_OK)
+		rc = -1;
+	else
+		rc = rt->handle(r, p);
 	if (rc == -1 || p->error != NULL) {
 		e = db_last_error();
 		db_rollback();
-		if (rc == -1 && DB_AWAY(e))
+		if (rc == -1 && e == DB_ESCOPE)
+			dispatch_cross_tenant(r, p);
+		else if (rc == -1 && DB_AWAY(e))
 			dispatch_spool(r, p, rt, db_errmsg());
 		else if (rc == -1)
 			resp_error(p, 500, "internal error");
@@ -506,7 +541,6 @@ dispatch_request(FCGX_Request *fr)
 	struct req	 r;
 	struct resp	 p;
 	struct buf	 out;
-	char		*uri;
 	long long	 us;
 	int		 status;
 
@@ -527,14 +561,16 @@ dispatch_request(FCGX_Request *fr)
 	 * the provider key; never a secret or a message body.
 	 */
 	if (p.error != NULL) {
+		/*
+		 * The path alone: a query string carries URL tokens and, from
+		 * VoIP.ms, message text and numbers (DESIGN 5).
+		 */
 		metrics_reject(r.reject);
-		uri = req_redact_uri(r.request_uri);
 		log_info("%s %s %s org=%s %d %lldus: %s%s%s",
 		    log_esc(r.client_addr), log_esc(r.method_str),
-		    log_esc(uri), log_esc(r.log_org), status, us,
-		    log_esc(p.error), r.reject ? " cause=" : "",
+		    log_esc(r.path != NULL ? r.path : "-"), log_esc(r.log_org),
+		    status, us, log_esc(p.error), r.reject ? " cause=" : "",
 		    r.reject ? metrics_cause_name(r.reject) : "");
-		free(uri);
 		if (r.reject != REJECT_NONE)
 			dispatch_note_rejection(&r, status, p.error);
 	} else
@@ -606,13 +642,17 @@ dispatch_replay(const struct spooled *s, const char **why)
 	}
 	snprintf(ts, sizeof(ts), "%lld", s->received_us);
 	params[0] = ts;
+	if (s->scope != NULL)
+		r.scope_org = xstrdup(s->scope);
 	if (db_exec(&st_replay_now, params, NULL) != DB_OK ||
+	    dispatch_scope(r.scope_org) != DB_OK ||
 	    rt->handle(&r, &p) == -1 || p.error != NULL) {
 		e = db_last_error();
 		db_rollback();
 		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
 		*why = p.error != NULL ? "the handler refused it" :
-		    db_errmsg();
+		    e == DB_ESCOPE ? "cross_tenant: routed outside the "
+		    "credential's organization" : db_errmsg();
 		goto done;
 	}
 	if ((e = db_commit()) != DB_OK) {

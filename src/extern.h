@@ -50,6 +50,7 @@ long long	 util_strtonum(const char *, long long, long long,
 		    const char **);
 int		 util_has_nul(const void *, size_t);
 void		 util_hex(const unsigned char *, size_t, char *);
+char		*util_vis(const char *);
 
 /* buf.c: a growable byte buffer with a sticky failure flag. */
 struct buf {
@@ -237,6 +238,7 @@ enum reject_cause {
 	REJECT_ADDRESS,
 	REJECT_MALFORMED,
 	REJECT_NOT_FOUND,
+	REJECT_CROSS_TENANT,	/* one organization's credential, another's data */
 	REJECT__MAX
 };
 /* A request replayed from the spool. */
@@ -267,6 +269,9 @@ struct req {
 	long long	 received_us;	/* wall clock */
 	struct replay	*replay;	/* set when drained from the spool */
 	enum reject_cause reject;
+	char		*scope_org;	/* the organization whose own credential
+					   verified the request; NULL for a
+					   deployment-wide one (DESIGN 4) */
 	char		*log_org;	/* for the request's log line */
 	char		*log_key;
 };
@@ -286,6 +291,7 @@ char		*req_client_addr(const char *, const char *,
 		    const struct cidrlist *);
 const char	*req_param(const struct req *, const char *);
 char		*req_redact_uri(const char *);
+int		 req_header_secret(const char *);
 void		 req_note(struct req *, const char *, const char *);
 long long	 now_us(void);
 
@@ -410,6 +416,7 @@ enum db_err {
 	DB_ETIMEOUT,	/* statement_timeout_ms passed */
 	DB_EDUP,	/* unique violation */
 	DB_EQUERY,	/* any other error: a bug or bad data */
+	DB_ESCOPE,	/* th_route(): outside the credential's scope */
 	DB__MAX
 };
 /* A prepared statement; each module keeps a static table of its own. */
@@ -447,6 +454,7 @@ void		 db_res_free(struct db_res *);
 struct spooled {
 	long long	 received_us;
 	char		*client;
+	char		*scope;		/* req.scope_org, or NULL */
 	char		**envp;		/* NULL-terminated */
 	size_t		 nenv;
 	char		*answer;
@@ -456,6 +464,7 @@ struct spooled {
 struct drain_stats {
 	int		 replayed;
 	int		 duplicates;	/* already stored: removed */
+	int		 sealed;	/* sealed, and no key here: left */
 	int		 quarantined;
 	int		 left;		/* still waiting */
 	int		 stopped;	/* the database went away */
@@ -737,5 +746,7 @@ int		 cache_org(const char *, const char *, struct org *);
 int		 cache_secret_count(void);
 const char	*cache_secret(int, const char *, const char *);
 const char	*cache_secret_org(int, const char *, const char *);
+const char	*cache_secret_owner(int);
+const char	*cache_secret_by_hash(const char *, const char *);
 
 #endif /* TELEHOOK_EXTERN_H */

@@ -50,6 +50,7 @@ static const char *const metrics_causes[REJECT__MAX] = {
 	"not_allowed_address",	/* REJECT_ADDRESS */
 	"malformed_body",	/* REJECT_MALFORMED */
 	"not_found",		/* REJECT_NOT_FOUND */
+	"cross_tenant",		/* REJECT_CROSS_TENANT */
 };
 
 struct metrics_shm {

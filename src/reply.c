@@ -276,8 +276,10 @@ reply_decide(const struct org *o, const char *from, const char *to,
 	if (rs.opted_out || rs.blocked || rs.own)
 		return DB_OK;
 	if (rs.recent >= REPLY_LOOP_MAX) {
-		log_notice("no auto-reply to %s: %d in ten minutes (loop "
-		    "guard)", log_esc(from), rs.recent);
+		/* numbers only at log_level = debug (DESIGN 5) */
+		log_notice("organization %s: no auto-reply: %d in ten "
+		    "minutes from one number (loop guard)", o->id, rs.recent);
+		log_debug("loop guard: %s", log_esc(from));
 		return DB_OK;
 	}
 	if (known != NULL && known->rules != NULL) {

@@ -358,6 +358,7 @@ req_free(struct req *r)
 
 	free(r->log_org);
 	free(r->log_key);
+	free(r->scope_org);
 	free(r->path);
 	free(r->body);
 	kv_free(&r->qs);
@@ -370,31 +371,83 @@ req_free(struct req *r)
 }
 
 /*
- * uri with the value of every "token" parameter replaced, for logs and
- * the spool: a VoIP.ms URL token is a secret.  Caller frees.
+ * 1 when the CGI variable e ("HTTP_NAME=value", or just the name) is a
+ * credential header: it is kept in no spool file, stored header set or
+ * log (DESIGN 5).  Beyond the headers the providers use, any name that
+ * says it holds a secret is one.
+ */
+int
+req_header_secret(const char *e)
+{
+	static const char *const exact[] = { "AUTHORIZATION",
+	    "PROXY_AUTHORIZATION", "COOKIE", NULL };
+	static const char *const part[] = { "SECRET", "TOKEN", "PASSWORD",
+	    "API_KEY", "APIKEY", "AUTH", "SESSION", NULL };
+	char	 name[128];
+	size_t	 n;
+	int	 i;
+
+	if (strncmp(e, "HTTP_", 5) != 0)
+		return 0;
+	e += 5;
+	n = strcspn(e, "=");
+	if (n >= sizeof(name))
+		return 1;	/* nothing legitimate is that long */
+	memcpy(name, e, n);
+	name[n] = '\0';
+	for (i = 0; exact[i] != NULL; i++)
+		if (strcmp(name, exact[i]) == 0)
+			return 1;
+	for (i = 0; part[i] != NULL; i++)
+		if (strstr(name, part[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/*
+ * uri without its "token" parameters, for the spool: a VoIP.ms URL token
+ * is a secret, and a replay needs none.  Pairs may be separated by '&'
+ * or ';'; a key is compared decoded and in any case ("%74oken",
+ * "TOKEN"), and a key that does not decode is dropped too.  Caller frees.
  */
 char *
 req_redact_uri(const char *uri)
 {
 	struct buf	 b;
-	const char	*p = uri, *hit, *end;
+	const char	*q, *p, *end, *eq, *errstr;
+	char		*key, sep = '?';
+	size_t		 n;
+	int		 drop;
 
 	if (uri == NULL)
 		return xstrdup("-");
 	buf_init(&b);
-	buf_puts(&b, "");
-	while ((hit = strstr(p, "token=")) != NULL) {
-		if (hit == uri || (hit[-1] != '?' && hit[-1] != '&' &&
-		    hit[-1] != ';')) {
-			buf_add(&b, p, (size_t)(hit - p) + 6);
-			p = hit + 6;
-			continue;
-		}
-		buf_add(&b, p, (size_t)(hit - p) + 6);
-		buf_puts(&b, "REDACTED");
-		end = hit + 6 + strcspn(hit + 6, "&;#");
-		p = end;
+	if ((q = strchr(uri, '?')) == NULL) {
+		buf_puts(&b, uri);
+		return b.data;
 	}
-	buf_puts(&b, p);
+	buf_add(&b, uri, (size_t)(q - uri));
+	buf_puts(&b, "");
+	for (p = q + 1; *p != '\0'; p = *end != '\0' ? end + 1 : end) {
+		n = strcspn(p, "&;#");
+		end = p + n;
+		if (n > 0) {
+			eq = memchr(p, '=', n);
+			drop = kv_pct_decode(p, eq != NULL ? (size_t)(eq - p) :
+			    n, 1, &key, &errstr) == -1;
+			if (!drop) {
+				drop = strcasecmp(key, "token") == 0;
+				free(key);
+			}
+			if (!drop) {
+				buf_putc(&b, sep);
+				buf_add(&b, p, n);
+			}
+		}
+		if (*end == '#')
+			break;
+		if (*end != '\0' && b.len > (size_t)(q - uri))
+			sep = *end;
+	}
 	return b.data;
 }

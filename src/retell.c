@@ -129,21 +129,40 @@ retell_contact_outcome(const char *status, const char *reason)
 	return "failed";
 }
 
-/* Whose event: explicit id, else the number, else the call's owner. */
+/*
+ * The organization the signed body names: a top-level organization_id
+ * (seed 000's senders) or the call's metadata.organization_id.
+ */
+static const char *
+rt_explicit(const struct req *r, const cJSON *call)
+{
+	const cJSON	*meta;
+	const char	*id;
+
+	if (r->json != NULL && (id = rt_str(r->json, "organization_id")) != NULL)
+		return id;
+	if (call != NULL && (meta = rt_obj(call, "metadata")) != NULL)
+		return rt_str(meta, "organization_id");
+	return NULL;
+}
+
+/*
+ * Whose event: explicit id, else the number, else the call's owner.  The
+ * query string is not signed (retell-sdk signs the body alone), so its
+ * organization_id only routes what the body leaves unrouted; it never
+ * overrides the body (DESIGN 4).
+ */
 static enum db_err
 rt_route(struct req *r, const cJSON *call, const char *inbound_to,
     char **org)
 {
 	struct route_query	 q;
-	const cJSON		*meta;
-	const char		*dir;
+	const char		*dir, *qs;
+	enum db_err		 e;
 
 	memset(&q, 0, sizeof(q));
 	q.provider = "retell";
-	q.explicit_id = req_param(r, "organization_id");
-	if (q.explicit_id == NULL && call != NULL &&
-	    (meta = rt_obj(call, "metadata")) != NULL)
-		q.explicit_id = rt_str(meta, "organization_id");
+	q.explicit_id = rt_explicit(r, call);
 	if (inbound_to != NULL)
 		q.number = inbound_to;
 	else if (call != NULL) {
@@ -152,6 +171,13 @@ rt_route(struct req *r, const cJSON *call, const char *inbound_to,
 		    strcmp(dir, "outbound") == 0 ? "from_number" : "to_number");
 		q.call_id = rt_str(call, "call_id");
 	}
+	if ((e = store_route(&q, org)) != DB_OK || *org != NULL ||
+	    q.explicit_id != NULL ||
+	    (qs = kv_get(&r->qs, "organization_id")) == NULL)
+		return e;
+	memset(&q, 0, sizeof(q));
+	q.provider = "retell";
+	q.explicit_id = qs;
 	return store_route(&q, org);
 }
 
@@ -276,7 +302,12 @@ retell_verify(struct req *r, const char **why)
 					    r, sig, now_ms, &nkeys);
 				db_res_free(&res);
 			}
-		} else if (cache_org(req_param(r, "organization_id"),
+			/* a key of the organization's own: its scope */
+			if (v == RETELLSIG_OK) {
+				r->scope_org = org;
+				org = NULL;
+			}
+		} else if (cache_org(rt_explicit(r, rt_call_of(r->json)),
 		    rt_owner_number(r->json), &o) == 0) {
 			for (i = 0; i < cache_secret_count() &&
 			    v != RETELLSIG_OK; i++)
@@ -284,6 +315,8 @@ retell_verify(struct req *r, const char **why)
 					v = rt_check_sealed(cache_secret_org(i,
 					    "retell", o.id), r, sig, now_ms,
 					    &nkeys);
+			if (v == RETELLSIG_OK)
+				r->scope_org = xstrdup(o.id);
 			store_org_free(&o);
 		}
 		free(org);
@@ -865,10 +898,16 @@ retell_fallback(struct req *r, struct resp *p)
 	t.r = r;
 	t.p = p;
 	t.away = 1;
-	if ((id = req_param(r, "organization_id")) != NULL)
+	if (r->json != NULL && (id = rt_explicit(r, NULL)) != NULL)
 		(void)cache_org(id, NULL, &t.org);
-	else if (r->json != NULL)
-		(void)cache_org(NULL, rt_owner_number(r->json), &t.org);
+	else if (r->json != NULL && cache_org(NULL, rt_owner_number(r->json),
+	    &t.org) == 0)
+		;
+	else if ((id = kv_get(&r->qs, "organization_id")) != NULL)
+		(void)cache_org(id, NULL, &t.org);
+	if (r->scope_org != NULL && t.org.id != NULL &&
+	    strcmp(t.org.id, r->scope_org) != 0)
+		store_org_free(&t.org);	/* never another's answer */
 	rc = rt_inbound_answer(&t, NULL, &answer);
 	if (rc == 0)
 		resp_set_json(p, 200, answer);

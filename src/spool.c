@@ -11,12 +11,24 @@
  *	telehook-spool 1
  *	received: <microseconds since the epoch>
  *	client: <address>
+ *	scope: <organization>		(only for a per-organization credential)
  *	env: NAME=value			(value percent-encoded; repeated)
  *	answer: <bytes>
  *	body: <bytes>
  *	<empty line>
  *	<answer bytes><body bytes>
  *	sha256: <hex of everything above this line>
+ *
+ * With secret_key_file set (DESIGN 5: message text stays in the
+ * database), that whole record is sealed, and the file is
+ *
+ *	telehook-spool 2
+ *	sealed: <base64 of nonce || secretbox of the record above>
+ *	sha256: <hex of everything above this line>
+ *
+ * Neither form keeps a credential: no URL token, no Authorization,
+ * Cookie or shared-secret header (req_header_secret()); replay does not
+ * verify again, it needs none.
  *
  * A file that does not parse, or whose checksum does not match, is moved
  * to quarantine/ with a log line; it never stops a drain.  Files being
@@ -39,6 +51,7 @@
 
 #define SPOOL_SUFFIX	".spool"
 #define SPOOL_MAGIC	"telehook-spool 1\n"
+#define SPOOL_MAGIC2	"telehook-spool 2\n"
 #define SPOOL_MAXFILE	(64 * 1024 * 1024)
 #define SPOOL_MAXENV	256
 
@@ -103,6 +116,8 @@ spool_keep_env(const char *e)
 	    "REMOTE_ADDR=", "HTTP_", NULL };
 	int	 i;
 
+	if (req_header_secret(e))
+		return 0;
 	for (i = 0; keep[i] != NULL; i++)
 		if (strncmp(e, keep[i], strlen(keep[i])) == 0)
 			return 1;
@@ -151,6 +166,7 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	static unsigned int	 counter;
 	struct buf		 b;
 	char			 hex[65], *tmp = NULL, *final = NULL, *red;
+	char			*sealed;
 	char			**e;
 	size_t			 alen = strlen(answer);
 	int			 fd = -1, rc = -1;
@@ -162,6 +178,11 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	buf_puts(&b, "client: ");
 	spool_enc(&b, r->client_addr != NULL ? r->client_addr : "-");
 	buf_putc(&b, '\n');
+	if (r->scope_org != NULL) {
+		buf_puts(&b, "scope: ");
+		spool_enc(&b, r->scope_org);
+		buf_putc(&b, '\n');
+	}
 	for (e = r->envp; e != NULL && *e != NULL; e++)
 		if (spool_keep_env(*e)) {
 			/* the replay needs no URL token: keep none on disk */
@@ -177,6 +198,15 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	buf_add(&b, r->body != NULL ? r->body : "", r->bodylen);
 	crypto_sha256_hex(buf_cstr(&b), b.len, hex);
 	buf_printf(&b, "sha256: %s\n", hex);
+	if (!b.failed && crypto_have_key) {
+		sealed = crypto_seal(crypto_key, buf_cstr(&b));
+		buf_reset(&b);
+		buf_puts(&b, SPOOL_MAGIC2);
+		buf_printf(&b, "sealed: %s\n", sealed);
+		free(sealed);
+		crypto_sha256_hex(buf_cstr(&b), b.len, hex);
+		buf_printf(&b, "sha256: %s\n", hex);
+	}
 	if (b.failed) {
 		*errstr = "request too large to spool";
 		goto done;
@@ -259,6 +289,7 @@ spooled_free(struct spooled *s)
 	size_t	 i;
 
 	free(s->client);
+	free(s->scope);
 	for (i = 0; i < s->nenv; i++)
 		free(s->envp[i]);
 	free(s->envp);
@@ -271,8 +302,62 @@ spooled_free(struct spooled *s)
  * Parse a spool file of len bytes.  Strict: anything unexpected is an
  * error, with *errstr saying what.
  */
+static int	spool_parse1(const char *, size_t, struct spooled *,
+		    const char **);
+
+/*
+ * Parse a spool file of len bytes, either form.  -1 with *errstr when it
+ * cannot be read (quarantine it); -2 when it is sealed and this process
+ * has no key to open it (leave it for one that has).
+ */
 int
 spool_parse(const char *data, size_t len, struct spooled *s,
+    const char **errstr)
+{
+	const char	*end = data + len, *sum, *p;
+	char		 hex[65], *b64, *plain;
+	int		 rc;
+
+	if (len < strlen(SPOOL_MAGIC2) ||
+	    memcmp(data, SPOOL_MAGIC2, strlen(SPOOL_MAGIC2)) != 0)
+		return spool_parse1(data, len, s, errstr);
+	memset(s, 0, sizeof(*s));
+	if (len < 73 + strlen(SPOOL_MAGIC2) + 9 || end[-1] != '\n' ||
+	    memcmp(end - 73, "sha256: ", 8) != 0) {
+		*errstr = "truncated";
+		return -1;
+	}
+	sum = end - 73;
+	crypto_sha256_hex(data, (size_t)(sum - data), hex);
+	if (memcmp(hex, sum + 8, 64) != 0) {
+		*errstr = "checksum mismatch";
+		return -1;
+	}
+	p = data + strlen(SPOOL_MAGIC2);
+	if (memcmp(p, "sealed: ", 8) != 0 || sum[-1] != '\n') {
+		*errstr = "malformed header line";
+		return -1;
+	}
+	if (!crypto_have_key) {
+		*errstr = "sealed, and no secret_key_file to open it";
+		return -2;
+	}
+	b64 = xstrndup(p + 8, (size_t)(sum - 1 - (p + 8)));
+	plain = crypto_open(crypto_key, b64);
+	free(b64);
+	if (plain == NULL) {
+		*errstr = "does not open with secret_key_file";
+		return -1;
+	}
+	rc = spool_parse1(plain, strlen(plain), s, errstr);
+	explicit_bzero(plain, strlen(plain));
+	free(plain);
+	return rc;
+}
+
+/* The record itself (telehook-spool 1). */
+static int
+spool_parse1(const char *data, size_t len, struct spooled *s,
     const char **errstr)
 {
 	const char	*p = data, *end = data + len, *nl, *sum;
@@ -322,6 +407,11 @@ spool_parse(const char *data, size_t len, struct spooled *s,
 		} else if (n > 8 && memcmp(p, "client: ", 8) == 0) {
 			free(s->client);
 			if ((s->client = spool_dec(p + 8, n - 8)) == NULL)
+				goto bad;
+		} else if (n > 7 && memcmp(p, "scope: ", 7) == 0) {
+			free(s->scope);
+			if ((s->scope = spool_dec(p + 7, n - 7)) == NULL ||
+			    !store_is_uuid(s->scope))
 				goto bad;
 		} else if (n > 5 && memcmp(p, "env: ", 5) == 0) {
 			if (s->nenv == SPOOL_MAXENV)
@@ -500,7 +590,10 @@ spool_drain(const char *dir, int max, long long max_us,
 			free(path);
 			continue;
 		}
-		if (spool_parse(data, len, &s, &errstr) == -1) {
+		if ((rc = spool_parse(data, len, &s, &errstr)) == -2) {
+			st->left++;	/* for a process with the key */
+			st->sealed++;
+		} else if (rc == -1) {
 			spool_quarantine(dir, list[i]->d_name, errstr);
 			st->quarantined++;
 		} else {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "extern.h"
 
@@ -221,24 +222,15 @@ static const struct db_stmt st_event_answer = { "store_event_answer",
 static char *
 store_headers_json(const struct req *r)
 {
-	static const char *const secret[] = { "HTTP_AUTHORIZATION",
-	    "HTTP_COOKIE", "HTTP_X_TWILIO_WEBHOOK_SECRET",
-	    "HTTP_X_WEBHOOK_SECRET", "HTTP_X_RETELL_SECRET", NULL };
 	cJSON	*o = cJSON_CreateObject();
 	char	**e, *name, *s, *p;
 	size_t	 n;
-	int	 i, skip;
 
 	for (e = r->envp; e != NULL && *e != NULL; e++) {
-		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL)
+		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL ||
+		    req_header_secret(*e))
 			continue;
 		n = (size_t)(strchr(*e, '=') - *e);
-		for (i = 0, skip = 0; secret[i] != NULL; i++)
-			if (strlen(secret[i]) == n &&
-			    strncmp(*e, secret[i], n) == 0)
-				skip = 1;
-		if (skip)
-			continue;
 		name = xstrndup(*e + 5, n - 5);
 		for (p = name; *p != '\0'; p++)
 			*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
@@ -254,14 +246,18 @@ store_headers_json(const struct req *r)
 char *
 store_payload_json(const struct req *r)
 {
-	cJSON	*o, *old, *arr;
-	size_t	 i;
-	char	*s;
+	struct kvlist	 q;
+	cJSON		*o, *old, *arr;
+	const char	*err;
+	size_t		 i;
+	char		*s;
 
 	if (r->json != NULL)
 		return cJSON_PrintUnformatted(r->json);
 	o = cJSON_CreateObject();
 	for (i = 0; i < r->form.n; i++) {
+		if (strcasecmp(r->form.v[i].key, "token") == 0)
+			continue;	/* a URL token sent in a form */
 		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
 		if (old == NULL)
 			cJSON_AddStringToObject(o, r->form.v[i].key,
@@ -279,13 +275,21 @@ store_payload_json(const struct req *r)
 			    cJSON_CreateString(r->form.v[i].val));
 		}
 	}
-	/* a GET (VoIP.ms) carries its parameters in the query; its URL
-	 * token is a secret and is not kept */
-	for (i = 0; r->form.n == 0 && i < r->qs.n; i++)
-		if (strcmp(r->qs.v[i].key, "token") != 0 &&
-		    cJSON_GetObjectItemCaseSensitive(o, r->qs.v[i].key) == NULL)
-			cJSON_AddStringToObject(o, r->qs.v[i].key,
-			    r->qs.v[i].val);
+	/*
+	 * A GET (VoIP.ms) carries its parameters in the query, separated by
+	 * ';' as well as '&', as the handler reads them; its URL token is a
+	 * secret and is not kept, whatever its case or encoding.
+	 */
+	memset(&q, 0, sizeof(q));
+	if (r->form.n == 0 && r->query != NULL &&
+	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0)
+		for (i = 0; i < q.n; i++)
+			if (strcasecmp(q.v[i].key, "token") != 0 &&
+			    cJSON_GetObjectItemCaseSensitive(o,
+			    q.v[i].key) == NULL)
+				cJSON_AddStringToObject(o, q.v[i].key,
+				    q.v[i].val);
+	kv_free(&q);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;

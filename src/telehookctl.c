@@ -52,6 +52,7 @@ static int	 ctl_reply_list(int, char **);
 static int	 ctl_reply_remove(int, char **);
 static int	 ctl_secret_set(int, char **);
 static int	 ctl_secret_list(int, char **);
+static int	 ctl_secret_remove(int, char **);
 static int	 ctl_block_add(int, char **);
 static int	 ctl_block_list(int, char **);
 static int	 ctl_block_remove(int, char **);
@@ -97,6 +98,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "secret set", 2, 2, 1, "secret set ORG PROVIDER [--account ID] "
 	    "< secret", ctl_secret_set },
 	{ "secret list", 0, 1, 1, "secret list [ORG]", ctl_secret_list },
+	{ "secret remove", 2, 2, 1, "secret remove ORG PROVIDER [--account ID]",
+	    ctl_secret_remove },
 	{ "block add", 2, 2, 1, "block add ORG E164", ctl_block_add },
 	{ "block list", 1, 1, 1, "block list ORG", ctl_block_list },
 	{ "block remove", 2, 2, 1, "block remove ORG E164", ctl_block_remove },
@@ -236,6 +239,7 @@ print_rows(const char *key, const struct db_res *res,
 	char	 name[64], type;
 	int	 i, j, ncols;
 	size_t	*w;
+	char	**vis;
 	const char *v;
 
 	for (ncols = 0; cols[ncols] != NULL; ncols++)
@@ -250,12 +254,18 @@ print_rows(const char *key, const struct db_res *res,
 		json_print(o);
 		return;
 	}
+	/* the table shows fields escaped (util_vis); --json stays exact */
+	vis = xcalloc((size_t)res->nrows * (size_t)ncols + 1, sizeof(*vis));
+	for (i = 0; i < res->nrows; i++)
+		for (j = 0; j < ncols; j++)
+			if ((v = db_get(res, i, j)) != NULL)
+				vis[i * ncols + j] = util_vis(v);
 	w = xcalloc((size_t)ncols, sizeof(*w));
 	for (j = 0; j < ncols; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
 		w[j] = strlen(name);
 		for (i = 0; i < res->nrows; i++)
-			if ((v = db_get(res, i, j)) != NULL && strlen(v) > w[j])
+			if ((v = vis[i * ncols + j]) != NULL && strlen(v) > w[j])
 				w[j] = strlen(v);
 	}
 	for (j = 0; j < ncols; j++) {
@@ -269,7 +279,7 @@ print_rows(const char *key, const struct db_res *res,
 	for (i = 0; i < res->nrows; i++) {
 		for (j = 0; j < ncols; j++) {
 			col_split(cols[j], name, sizeof(name), &type);
-			v = db_get(res, i, j);
+			v = vis[i * ncols + j];
 			if (v == NULL)
 				v = "-";
 			else if (type == 'b' && (strcmp(v, "t") == 0 ||
@@ -282,7 +292,20 @@ print_rows(const char *key, const struct db_res *res,
 		}
 		putchar('\n');
 	}
+	for (i = 0; i < res->nrows * ncols; i++)
+		free(vis[i]);
+	free(vis);
 	free(w);
+}
+
+/* "name: value", the value escaped for the terminal. */
+static void
+print_vis(const char *name, const char *v)
+{
+	char	*e = util_vis(v != NULL ? v : "-");
+
+	printf("%s: %s\n", name, e);
+	free(e);
 }
 
 /* Row 0 as {...}, or as "name: value" lines. */
@@ -291,7 +314,6 @@ print_object(const struct db_res *res, const char *const *cols)
 {
 	char	 name[64], type;
 	int	 j;
-	const char *v;
 
 	if (json_out) {
 		json_print(json_row(res, 0, cols));
@@ -299,8 +321,7 @@ print_object(const struct db_res *res, const char *const *cols)
 	}
 	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
-		v = db_get(res, 0, j);
-		printf("%s: %s\n", name, v != NULL ? v : "-");
+		print_vis(name, db_get(res, 0, j));
 	}
 }
 
@@ -1157,10 +1178,10 @@ ctl_secret_set(int argc, char **argv)
 	const char	*account = "";
 	const struct ctl_opt opts[] = { { "account", &account, 0 },
 			    { NULL, NULL, 0 } };
-	char		 line[1024], *id, *sealed;
-	const char	*p[4], *provider, *a;
+	char		 line[1024], *id, *sealed, hash[65];
+	const char	*p[5], *provider, *a;
 	size_t		 n;
-	int		 i;
+	int		 i, urltoken;
 	cJSON		*o;
 
 	i = parse_opts(argc, argv, opts);
@@ -1191,17 +1212,31 @@ ctl_secret_set(int argc, char **argv)
 			    "character");
 	if (n == 0)
 		die(EX_DATAERR_, "empty secret");
+	/*
+	 * A VoIP.ms URL token (no --account; with one it is the password of
+	 * that API user) is the whole credential and names its
+	 * organization: it must not be guessable, and it is found by its
+	 * SHA-256 (the unique index refuses one token for two).
+	 */
+	urltoken = strcmp(provider, "voipms") == 0 && *account == '\0';
+	if (urltoken && n < 16)
+		die(EX_DATAERR_, "a VoIP.ms URL token needs at least 16 "
+		    "characters (openssl rand -hex 16)");
+	if (urltoken)
+		crypto_sha256_hex(line, n, hash);
 	sealed = crypto_seal(crypto_key, line);
 	explicit_bzero(line, sizeof(line));
 	p[0] = id;
 	p[1] = provider;
 	p[2] = account;
 	p[3] = sealed;
+	p[4] = urltoken ? hash : NULL;
 	q("secret set", "INSERT INTO provider_accounts (organization_id, "
-	    "provider, account_id, secret_sealed) VALUES ($1, $2, $3, $4) "
-	    "ON CONFLICT (organization_id, provider, account_id) DO UPDATE "
-	    "SET secret_sealed = excluded.secret_sealed, updated_at = now()",
-	    4, p, NULL);
+	    "provider, account_id, secret_sealed, secret_hash) VALUES ($1, $2, "
+	    "$3, $4, $5) ON CONFLICT (organization_id, provider, account_id) "
+	    "DO UPDATE SET secret_sealed = excluded.secret_sealed, "
+	    "secret_hash = excluded.secret_hash, updated_at = now()",
+	    5, p, NULL);
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "organization_id", id);
@@ -1213,6 +1248,38 @@ ctl_secret_set(int argc, char **argv)
 		    *account ? " account " : "", account);
 	free(sealed);
 	free(id);
+	return 0;
+}
+
+/* secret remove: forget a stored secret (the end of a rotation). */
+static int
+ctl_secret_remove(int argc, char **argv)
+{
+	const char	*account = "";
+	const struct ctl_opt opts[] = { { "account", &account, 0 },
+			    { NULL, NULL, 0 } };
+	const char	*p[3];
+	struct db_res	 res;
+	char		*id;
+	int		 i, n;
+
+	i = parse_opts(argc, argv, opts);
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = argv[i + 1];
+	p[2] = account;
+	q("secret remove", "DELETE FROM provider_accounts WHERE "
+	    "organization_id = $1 AND provider = $2 AND account_id = $3",
+	    3, p, &res);
+	n = atoi(res.cmdtuples != NULL ? res.cmdtuples : "0");
+	db_res_free(&res);
+	free(id);
+	if (n == 0)
+		die(EX_DATAERR_, "no such secret");
+	if (!json_out)
+		printf("secret removed\n");
+	else
+		json_print(cJSON_CreateObject());
 	return 0;
 }
 
@@ -1522,12 +1589,14 @@ ctl_campaign_show(int argc, char **argv)
 			    atof(db_get(&res, 0, 6 + i)));
 		json_print(o);
 	} else {
-		printf("id: %s\nname: %s\norganization_id: %s\n"
-		    "total_contacts: %s\nprocessed: %s\nsuccessful: %s\n",
-		    db_get(&res, 0, 0), db_get(&res, 0, 1), db_get(&res, 0, 2),
-		    db_get(&res, 0, 3), db_get(&res, 0, 4), db_get(&res, 0, 5));
+		print_vis("id", db_get(&res, 0, 0));
+		print_vis("name", db_get(&res, 0, 1));
+		print_vis("organization_id", db_get(&res, 0, 2));
+		print_vis("total_contacts", db_get(&res, 0, 3));
+		print_vis("processed", db_get(&res, 0, 4));
+		print_vis("successful", db_get(&res, 0, 5));
 		for (i = 0; states[i] != NULL; i++)
-			printf("%s: %s\n", states[i], db_get(&res, 0, 6 + i));
+			print_vis(states[i], db_get(&res, 0, 6 + i));
 	}
 	db_res_free(&res);
 	return 0;

@@ -131,8 +131,8 @@ tw_direction(const struct tw *t, const char *dflt)
  * signed.  Fails closed.
  */
 static const struct db_stmt st_tokens = { "twilio_tokens",
-	"SELECT secret_sealed FROM provider_accounts WHERE provider = "
-	"'twilio' AND account_id = $1", 1 };
+	"SELECT secret_sealed, organization_id FROM provider_accounts WHERE "
+	"provider = 'twilio' AND account_id = $1", 1 };
 
 /* Check sig under a sealed stored token. */
 static int
@@ -213,17 +213,25 @@ twilio_verify(struct req *r, const char **why)
 	account = form != NULL ? kv_get(form, "AccountSid") : NULL;
 	if (!ok && account != NULL && crypto_have_key) {
 		p[0] = account;
+		/*
+		 * An organization's own token vouches for that organization
+		 * alone (DESIGN 4): the request is scoped to it.
+		 */
 		if (db_exec(&st_tokens, p, &res) == DB_OK) {
 			for (i = 0; i < res.nrows && !ok; i++)
-				ok |= tw_check_sealed(db_get(&res, i, 0), account,
-				    r, form, sig, &ntokens);
+				if ((ok = tw_check_sealed(db_get(&res, i, 0),
+				    account, r, form, sig, &ntokens)))
+					r->scope_org = xstrdup(db_get(&res,
+					    i, 1));
 			db_res_free(&res);
 		} else
 			for (i = 0; i < cache_secret_count() && !ok; i++)
 				if ((sealed = cache_secret(i, "twilio",
-				    account)) != NULL)
-					ok |= tw_check_sealed(sealed, account, r,
-					    form, sig, &ntokens);
+				    account)) != NULL && (ok =
+				    tw_check_sealed(sealed, account, r, form,
+				    sig, &ntokens)))
+					r->scope_org = xstrdup(
+					    cache_secret_owner(i));
 	}
 	if (ok)
 		return VERIFY_OK;

@@ -140,3 +140,47 @@ util_hex(const unsigned char *p, size_t len, char *out)
 	}
 	out[2 * len] = '\0';
 }
+
+/*
+ * s made safe for a terminal, as vis(3) with VIS_CSTYLE | VIS_OCTAL
+ * would: control characters (C0, DEL and, written in UTF-8, C1), bytes
+ * that are not UTF-8, and the backslash become escapes, so a field that
+ * holds an ESC sequence cannot reach the operator's terminal.  Printable
+ * text, UTF-8 included, is kept.  Caller frees.
+ */
+char *
+util_vis(const char *s)
+{
+	const unsigned char	*p;
+	char			*out, *o;
+	int			 n, i;
+
+	out = o = xmalloc(strlen(s) * 4 + 1);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		n = *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ?
+		    3 : *p >= 0xf0 && *p <= 0xf4 ? 4 : 1;
+		for (i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		if (n > 1 && i == n && !(*p == 0xc2 && p[1] <= 0x9f)) {
+			memcpy(o, p, (size_t)n);
+			o += n;
+			p += n - 1;
+		} else if (*p == '\\') {
+			*o++ = '\\';
+			*o++ = '\\';
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			*o++ = '\\';
+			*o++ = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			if (n == 2 && i == n) {
+				o += sprintf(o, "\\%03o", *p);
+				p++;	/* a C1 control, in UTF-8 */
+			}
+			o += sprintf(o, "\\%03o", *p);
+		} else
+			*o++ = (char)*p;
+	}
+	*o = '\0';
+	return out;
+}

@@ -211,6 +211,32 @@ START_TEST(test_seal_open)
 }
 END_TEST
 
+START_TEST(test_vis)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;
+	} c[] = {
+		{ "CA123", "CA123" },
+		{ "CA\033[2J\033]0;pwned\007", "CA\\033[2J\\033]0;pwned\\007" },
+		{ "a\nb\tc\\d", "a\\nb\\tc\\\\d" },
+		{ "DEL\177", "DEL\\177" },
+		{ "C1 \302\233[2J", "C1 \\302\\233[2J" },	/* U+009B CSI */
+		{ "Caf\303\251 \342\202\254", "Caf\303\251 \342\202\254" },
+		{ "Latin-1 Caf\351", "Latin-1 Caf\\351" },
+		{ "", "" },
+	};
+	size_t	 i;
+	char	*v;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		v = util_vis(c[i].in);
+		ck_assert_str_eq(v, c[i].out);
+		free(v);
+	}
+}
+END_TEST
+
 START_TEST(test_buf)
 {
 	struct buf	 b;
@@ -275,6 +301,7 @@ util_suite(void)
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_seal_open);
 	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_vis);
 	tcase_add_test(tc, test_strtonum);
 	suite_add_tcase(s, tc);
 	return s;

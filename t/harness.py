@@ -87,8 +87,13 @@ class Stack:
 
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
-                 trusted_proxies=(), durable=False, extra_locations=""):
+                 trusted_proxies=(), durable=False, extra_locations="",
+                 own_upstream=False):
         self.workers = workers
+        # DESIGN 2: the operator's own upstream block and nothing else
+        # at http level (no limits file); else the shipped upstream and
+        # limits files, as example-site.conf includes them.
+        self.own_upstream = own_upstream
         self.durable = durable          # fsync'd commits (benchmarks)
         self.extra_locations = extra_locations
         self.trusted_proxies = list(trusted_proxies)
@@ -107,6 +112,10 @@ class Stack:
                                                "telehook-upstream.conf")
             self.nginx_site = os.path.join(share, "nginx", "telehook.conf")
             self.nginx_compat = os.path.join(share, "nginx", "compat.conf")
+            self.nginx_webhook = os.path.join(share, "nginx",
+                                              "telehook-webhook.conf")
+            self.nginx_limits = os.path.join(share, "nginx",
+                                             "telehook-limits.conf")
         else:
             self.sbindir = BUILDDIR
             self.sqldir = os.path.join(SRCDIR, "sql")
@@ -116,6 +125,10 @@ class Stack:
                                            "telehook.conf")
             self.nginx_compat = os.path.join(BUILDDIR, "nginx",
                                              "compat.conf")
+            self.nginx_webhook = os.path.join(BUILDDIR, "nginx",
+                                              "telehook-webhook.conf")
+            self.nginx_limits = os.path.join(SRCDIR, "nginx",
+                                             "telehook-limits.conf")
         self.telehook = os.path.join(self.sbindir, "telehook")
         self.telehookctl = os.path.join(self.sbindir, "telehookctl")
 
@@ -335,16 +348,24 @@ class Stack:
         for t in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
             os.mkdir(os.path.join(ndir, t))
         shutil.copy("/etc/nginx/fastcgi_params", ndir)
-        # The shipped upstream file, pointed at the workers' TCP port.
-        with open(self.nginx_upstream) as f:
-            upstream = f.read().replace(
-                "server unix:/run/telehook/telehook.sock;",
-                "server 127.0.0.1:%d;" % self.fcgi_port)
-        if self.rate_limit:
-            # load tests come from one address: lift the per-client limit
-            for shipped in ("rate=100r/s", "rate=20r/s"):
-                upstream = upstream.replace(shipped,
-                                            "rate=%dr/s" % self.rate_limit)
+        # The shipped upstream file, pointed at the workers' TCP port,
+        # or the operator's own upstream block.
+        if self.own_upstream:
+            upstream = "upstream telehook { server 127.0.0.1:%d; }\n" % (
+                self.fcgi_port)
+        else:
+            with open(self.nginx_upstream) as f:
+                upstream = f.read().replace(
+                    "server unix:/run/telehook/telehook.sock;",
+                    "server 127.0.0.1:%d;" % self.fcgi_port)
+            with open(self.nginx_limits) as f:
+                limits = f.read()
+            if self.rate_limit:
+                # load tests come from one address: lift the limit
+                for shipped in ("rate=100r/s", "rate=20r/s"):
+                    limits = limits.replace(
+                        shipped, "rate=%dr/s" % self.rate_limit)
+            upstream += "\n" + limits
         with open(os.path.join(ndir, "telehook-upstream.conf"), "w") as f:
             f.write(upstream)
         # The shipped site snippet, serving www/ from this tree.
@@ -363,13 +384,22 @@ class Stack:
             for p in self.trusted_proxies:
                 f.write("set_real_ip_from %s;\n" % p)
 
+        webhook = os.path.join(ndir, "telehook-webhook.conf")
+
         def retarget(text):
             out = []
             for line in text.splitlines():
                 if "trusted-proxies*.conf" in line:
                     line = "\tinclude %s;" % trusted
+                elif line.strip().startswith("include") and \
+                        line.strip().endswith("/telehook-webhook.conf;"):
+                    line = "\tinclude %s;" % webhook
                 out.append(line)
             return "\n".join(out) + "\n"
+        with open(self.nginx_webhook) as f:
+            shared = retarget(f.read())
+        with open(webhook, "w") as f:
+            f.write(shared)
         with open(os.path.join(ndir, "telehook.conf"), "w") as f:
             f.write(retarget(site))
         with open(self.nginx_compat) as f:
