@@ -1,0 +1,162 @@
+"""
+e2e_nginx: one nginx contract for every webhook path (issue 13, DESIGN
+section 2).  Each alias of compat.conf answers exactly as its canonical
+route does: 413 for a body over the limit, 429 past the rate limit, a
+503 once a worker takes longer than Twilio waits (15 s), and realip from
+trusted proxies only, all with the JSON error bodies of telehook.conf.
+
+This stack includes the shipped telehook-upstream.conf and the optional
+telehook-limits.conf at http level, as example-site.conf does.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, wait_for  # noqa: E402
+
+SHARED = "nginx-suite-twilio-shared"
+RETELL = "198.51.100.7"         # where Retell calls from
+
+# Every compat alias and the canonical route it stands for.
+ALIASES = [
+    ("/api/webhooks/retell", "/webhooks/retell"),
+    ("/functions/v1/retell-webhook", "/webhooks/retell"),
+    ("/api/webhooks/twilio", "/webhooks/twilio"),
+    ("/functions/v1/twilio-webhook", "/webhooks/twilio"),
+    ("/api/twilio/voice", "/webhooks/twilio/voice/incoming"),
+    ("/voice/incoming", "/webhooks/twilio/voice/incoming"),
+    ("/voice/julie/incoming", "/webhooks/twilio/voice/incoming"),
+    ("/api/twilio/handle-speech", "/webhooks/twilio/voice/gather"),
+    ("/api/twilio/partial-speech", "/webhooks/twilio/voice/partial"),
+    ("/api/twilio/speech-timing-test", "/webhooks/twilio/voice/incoming"),
+    ("/api/voip/sms/webhook", "/webhooks/voipms/sms/incoming"),
+]
+
+stack = None
+
+
+def setUpModule():
+    global stack
+    # rate 1/s, burst 200: the 201st quick request is refused
+    stack = Stack(workers=2, rate_limit=1, trusted_proxies=["127.0.0.1"],
+                  extra_conf={
+                      "database": {"statement_timeout_ms": "60000"},
+                      "twilio": {"webhook_secret": SHARED},
+                      "retell": {"api_key": "nginx-suite-retell-key",
+                                 "allowed_ips": RETELL + "/32"}}).start()
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+def post(path, body=b"{}", ctype="application/json", headers=None,
+         source=None, timeout=30):
+    return stack.request("POST", path, body, dict(
+        {"Content-Type": ctype}, **(headers or {})), timeout=timeout,
+        source=source)
+
+
+class BodyLimit(unittest.TestCase):
+
+    def test_every_alias_refuses_a_large_body_as_its_route(self):
+        big = b"x" * (1024 * 1024 + 1)
+        for alias, route in ALIASES:
+            with self.subTest(alias=alias):
+                a, r = post(alias, big), post(route, big)
+                self.assertEqual((a.status, a.json()), (r.status, r.json()))
+                self.assertEqual(a.status, 413)
+                self.assertEqual(a.json(), {
+                    "error": "body larger than client_max_body_size"})
+
+
+class RealIp(unittest.TestCase):
+
+    def test_forged_forwarded_for_passes_no_alias(self):
+        for alias, route in ALIASES[:2]:
+            with self.subTest(alias=alias):
+                # from an untrusted address, a forged header is ignored
+                for path in (alias, route):
+                    r = post(path, headers={"X-Forwarded-For": RETELL},
+                             source="127.0.0.2")
+                    self.assertEqual((r.status, r.json()), (403, {
+                        "error": "address not allowed"}), path)
+                # from the trusted proxy, the header is the client
+                for path in (alias, route):
+                    r = post(path, headers={"X-Forwarded-For": RETELL})
+                    self.assertEqual((r.status, r.json()), (401, {
+                        "error": "missing X-Retell-Signature"}), path)
+
+
+class Timeout(unittest.TestCase):
+
+    def test_a_stalled_worker_is_503_at_15_s_on_every_path(self):
+        # A table lock stalls both workers inside their transaction; the
+        # statement timeout (60 s) is longer than Twilio waits.
+        lock = subprocess.Popen(
+            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
+             "telehook", "-d", "telehook", "-qAtX", "-c",
+             "BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+             "SELECT pg_sleep(40);"],
+            stdout=subprocess.DEVNULL)
+        try:
+            wait_for("the lock", lambda: stack.psql(
+                "SELECT count(*) FROM pg_locks WHERE relation = "
+                "'events'::regclass AND mode = 'AccessExclusiveLock' "
+                "AND granted") == "1")
+            results = {}
+            body = ("CallSid=CA%032d&AccountSid=AC%032d&From=%%2B15550000001"
+                    "&To=%%2B15550000002&CallStatus=ringing" % (1, 1))
+
+            def send(path):
+                t0 = time.monotonic()
+                r = post(path, body.encode(),
+                         "application/x-www-form-urlencoded",
+                         {"X-Twilio-Webhook-Secret": SHARED}, timeout=40)
+                results[path] = (r, time.monotonic() - t0)
+            threads = [threading.Thread(target=send, args=(p,)) for p in
+                       ("/webhooks/twilio/voice/incoming",
+                        "/voice/incoming")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for path, (r, secs) in results.items():
+                self.assertEqual((r.status, r.json()), (503, {
+                    "error": "telehook workers unavailable"}), path)
+                self.assertGreater(secs, 14, path)
+                self.assertLess(secs, 20, path)
+        finally:
+            stack.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+                       "WHERE relation = 'events'::regclass AND mode = "
+                       "'AccessExclusiveLock'")
+            lock.wait()
+
+
+class ZzRateLimit(unittest.TestCase):
+    # (named to run last: it spends this address's rate)
+
+    def test_every_alias_is_limited_as_its_route(self):
+        codes = [post("/api/voip/sms/webhook").status for _ in range(260)]
+        self.assertIn(429, codes)
+        self.assertNotIn(429, codes[:150], "the burst is the shipped one")
+        for alias, route in ALIASES:
+            with self.subTest(alias=alias):
+                for path in (alias, route):
+                    r = post(path)
+                    self.assertEqual((r.status, r.json()), (429, {
+                        "error": "too many requests"}), path)
+        # the API has a zone of its own, untouched by the webhooks'
+        self.assertEqual(stack.get("/api/v1/organizations/x/dashboard")
+                         .status, 401)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
