@@ -15,6 +15,13 @@ For each: requests/s, p50 and p99 latency, and the workers' RSS; then
 the ratios d/c and d/b, p99 at about half of (d)'s peak, and the
 instructions per request of parse + verify + answer (callgrind).
 
+  (f) (d) at about half its peak again, beside an unauthenticated flood:
+      BENCH_FLOOD_CLIENTS (32) clients sending 1 MB JSON bodies with a
+      well-formed, fresh but bogus X-Retell-Signature, BENCH_FLOOD_RATE
+      (45) a second in all, from one address and under its rate limit.
+      The signed traffic's p99 beside the flood over its p99 without it
+      is the figure (goal: at most 4).
+
 Run by bench/run, which builds what it needs.  BENCH_SECONDS (10),
 BENCH_CONNECTIONS (16) and BENCH_WORKERS (as many as connections)
 change the run; BENCH_RSS_REQUESTS=1000000 adds the RSS run: that many
@@ -27,6 +34,8 @@ otherwise a phase pays for the vacuum the one before it caused.
 
 import base64
 import glob
+import http.client
+import threading
 import hashlib
 import hmac
 import json
@@ -53,6 +62,59 @@ BUILD = os.environ["BENCH_BUILD"]
 TOKEN = "bench-twilio-token-0123456789abcdef"
 RETELL = "bench-retell-key-0123456789"
 NUMBER = "+15550009000"
+FLOOD_CLIENTS = int(os.environ.get("BENCH_FLOOD_CLIENTS", "32"))
+FLOOD_RATE = float(os.environ.get("BENCH_FLOOD_RATE", "45"))
+
+
+class Flood:
+    """Clients sending 1 MB bodies that cannot verify, at a fixed rate."""
+
+    def __init__(self, port):
+        self.port = port
+        self.stop = threading.Event()
+        self.sent = 0
+        self.codes = {}
+        self.lock = threading.Lock()
+        self.body = json.dumps({"event": "call_started", "call": {
+            "call_id": "flood", "to_number": NUMBER,
+            "x": [[1, 2, 3]] * 90000}})[:1000000]
+
+    def client(self):
+        gap = FLOOD_CLIENTS / FLOOD_RATE
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        nxt = time.monotonic()
+        while not self.stop.is_set():
+            sig = "v=%d,d=%s" % (int(time.time() * 1000), "ab" * 32)
+            try:
+                c.request("POST", "/webhooks/retell", self.body, {
+                    "Content-Type": "application/json",
+                    "X-Retell-Signature": sig})
+                r = c.getresponse()
+                r.read()
+                code = r.status
+            except OSError:
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                               timeout=30)
+                code = 0
+            with self.lock:
+                self.sent += 1
+                self.codes[code] = self.codes.get(code, 0) + 1
+            nxt += gap
+            self.stop.wait(max(0.0, nxt - time.monotonic()))
+        c.close()
+
+    def __enter__(self):
+        self.threads = [threading.Thread(target=self.client, daemon=True)
+                        for _ in range(FLOOD_CLIENTS)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
 
 
 def ms(text):
@@ -260,6 +322,15 @@ def main():
             half = wrk(base, lua, twilio, conns=conns)
         half["conns"] = conns
         results["half"] = half
+        # (f) the same load beside an unauthenticated flood
+        write_requests(twilio, lambda n: twilio_line(
+            stack, n + 3 * 10**8), per_thread)
+        settle(stack)
+        with Flood(stack.nginx_port) as fl:
+            flooded = wrk(base, lua, twilio, conns=conns)
+        flooded["flood_sent"] = fl.sent
+        flooded["flood_codes"] = fl.codes
+        results["flood"] = flooded
         results["ipr"] = callgrind()
         if RSS_REQUESTS:
             settle(stack)
@@ -301,6 +372,13 @@ def report(r):
     print("(d) at %.0f req/s (%.0f%% of peak, %d connections): p50 %.2f "
           "ms, p99 %.2f ms" % (h["rps"], 100 * h["rps"] / r["d"]["rps"],
                                 h["conns"], h["p50"], h["p99"]))
+    f = r["flood"]
+    print("(f) (d) beside %d unsigned 1 MB requests (%.0f/s, answered %s): "
+          "%.0f req/s, p99 %.2f ms = %.1f x its p99 without the flood "
+          "(goal: at most 4)" % (f["flood_sent"], f["flood_sent"] / SECONDS,
+                                 ", ".join("%s: %d" % kv for kv in sorted(
+                                     f["flood_codes"].items())),
+                                 f["rps"], f["p99"], f["p99"] / h["p99"]))
     print("(d) stored %d SMS events for %d requests answered"
           % (r["d"]["stored"], r["d"]["requests"]))
     print("parse + verify + answer, no database: %.0f instructions a "

@@ -231,6 +231,13 @@ cache_secret(int i, const char *provider, const char *account)
 	return db_get(&cache_secrets, i, 2);
 }
 
+/* The provider of row i. */
+const char *
+cache_secret_provider(int i)
+{
+	return db_get(&cache_secrets, i, 0);
+}
+
 /* The organization that stored row i. */
 const char *
 cache_secret_owner(int i)

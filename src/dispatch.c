@@ -3,7 +3,11 @@
  * to answer.  The order is fixed here so no handler can skip a step:
  *
  *	route (404) -> method (405) -> content type (415) -> body size
- *	(413) -> parse (400) -> verify (401/403) -> handle -> respond
+ *	(413) -> precheck (401/403) -> parse (400) -> verify (401/403)
+ *	-> handle -> respond
+ *
+ * The precheck refuses what cannot verify before the body is parsed,
+ * so an unauthenticated flood of large bodies costs little.
  *
  * Verification is a slot of the table that the dispatcher always calls;
  * a route that needs none says so with verify_public.
@@ -24,19 +28,21 @@
  */
 #define TW_BODY		(BODY_FORM | BODY_JSON)
 #define TW(path, name, resp) { path, METHOD_POST, TW_BODY, name, \
-	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback }
+	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback, \
+	twilio_precheck }
 #define RT(path, name, fn, resp) { path, METHOD_POST, BODY_JSON, name, \
-	retell_verify, fn, resp, ROUTE_TX, retell_fallback }
+	retell_verify, fn, resp, ROUTE_TX, retell_fallback, retell_precheck }
+/* VoIP.ms trusts the URL and the address alone: verified before parsing */
 #define VM(path, methods, name, fn) { path, methods, \
 	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
-	ROUTE_TX, voipms_fallback }
+	ROUTE_TX, voipms_fallback, voipms_verify }
 #define API(path, methods, name, fn) { path, methods, BODY_NONE, name, \
-	api_verify, fn, RESP_JSON, 0, NULL }
+	api_verify, fn, RESP_JSON, 0, NULL, NULL }
 const struct route routes[] = {
 	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
-	    verify_public, health_handle, RESP_JSON, 0, NULL },
+	    verify_public, health_handle, RESP_JSON, 0, NULL, NULL },
 	{ "/metrics", GET_HEAD, BODY_NONE, "metrics",
-	    verify_public, metrics_handle, RESP_TEXT, 0, NULL },
+	    verify_public, metrics_handle, RESP_TEXT, 0, NULL, NULL },
 
 	/* Twilio (DESIGN section 3) */
 	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
@@ -63,7 +69,7 @@ const struct route routes[] = {
 	TW("/api/twilio/partial-speech", "twilio_voice_partial", RESP_EMPTY),
 	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
 	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0,
-	    NULL },
+	    NULL, twilio_precheck },
 
 	/* Retell AI, and its paths of older deployments */
 	RT("/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
@@ -92,7 +98,7 @@ const struct route routes[] = {
 	    "api_notifications", api_notifications),
 	{ "/api/v1/organizations/{}/notifications/{}/read", METHOD_POST,
 	    BODY_NONE | BODY_JSON, "api_notification_read", api_verify,
-	    api_notification_read, RESP_JSON, 0, NULL },
+	    api_notification_read, RESP_JSON, 0, NULL, NULL },
 	API("/api/v1/organizations/{}/calls/{}", GET_HEAD, "api_call",
 	    api_call),
 	API("/api/v1/organizations/{}/campaigns", GET_HEAD, "api_campaigns",
@@ -364,6 +370,25 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 	}
 }
 
+/* The answer to a request that did not verify. */
+static void
+dispatch_refuse(struct req *r, struct resp *p, enum verdict v,
+    const char *errstr)
+{
+	static const int verdict_status[VERIFY__MAX] = { 200, 401, 403, 404,
+	    503, 401 };
+
+	if (v == VERIFY_FORBID)
+		r->reject = REJECT_ADDRESS;
+	else if (v == VERIFY_NOTFOUND)
+		r->reject = REJECT_NOT_FOUND;
+	else if (v == VERIFY_DENY)
+		r->reject = errstr != NULL && strstr(errstr, "timestamp") !=
+		    NULL ? REJECT_EXPIRED : REJECT_BAD_SIGNATURE;
+	resp_error(p, verdict_status[v], "%s", errstr != NULL ? errstr :
+	    "not authenticated");
+}
+
 /* Run one request through the fixed order above, filling p. */
 static void
 dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
@@ -419,26 +444,18 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		resp_error(p, 415, "this route takes no body");
 		return;
 	}
+	v = rt->precheck != NULL ? rt->precheck(r, &errstr) : VERIFY_PARSE;
+	if (v != VERIFY_OK && v != VERIFY_PARSE) {
+		dispatch_refuse(r, p, v, errstr);
+		return;
+	}
 	if (req_parse_body(r, &errstr) == -1) {
 		r->reject = REJECT_MALFORMED;
 		resp_error(p, 400, "malformed body: %s", errstr);
 		return;
 	}
-	if ((v = rt->verify(r, &errstr)) != VERIFY_OK) {
-		static const int verdict_status[VERIFY__MAX] = { 200, 401,
-		    403, 404, 503 };
-
-		if (v == VERIFY_FORBID)
-			r->reject = REJECT_ADDRESS;
-		else if (v == VERIFY_NOTFOUND)
-			r->reject = REJECT_NOT_FOUND;
-		else if (v == VERIFY_DENY)
-			r->reject = errstr != NULL && strstr(errstr,
-			    "timestamp") != NULL ? REJECT_EXPIRED :
-			    REJECT_BAD_SIGNATURE;
-
-		resp_error(p, verdict_status[v], "%s", errstr != NULL ?
-		    errstr : "not authenticated");
+	if (v == VERIFY_PARSE && (v = rt->verify(r, &errstr)) != VERIFY_OK) {
+		dispatch_refuse(r, p, v, errstr);
 		return;
 	}
 	dispatch_handle(r, p, rt);

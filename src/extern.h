@@ -348,6 +348,7 @@ enum verdict {
 	VERIFY_FORBID,		/* 403: address not allowed */
 	VERIFY_NOTFOUND,	/* 404: not yours to see */
 	VERIFY_UNAVAILABLE,	/* 503: cannot check now */
+	VERIFY_PARSE,		/* precheck: looks right, verify once parsed */
 	VERIFY__MAX
 };
 struct route {
@@ -361,6 +362,14 @@ struct route {
 	unsigned int	 flags;
 	/* the answer while the database is away (ROUTE_TX routes) */
 	int		(*fallback)(struct req *, struct resp *);
+	/*
+	 * Optional: what can be checked before the body is parsed (a
+	 * missing, malformed or expired credential; a signature over the
+	 * raw bytes), so a request that cannot verify costs no parse.
+	 * VERIFY_OK: verified, verify is not called; VERIFY_PARSE: verify
+	 * decides once the body is parsed; else refused at once.
+	 */
+	enum verdict	(*precheck)(struct req *, const char **);
 };
 /*
  * The handler runs inside one transaction that the dispatcher begins and
@@ -485,12 +494,14 @@ long long	 spool_oldest(const char *);
 
 /* twilio.c: the Twilio routes. */
 enum verdict	 twilio_verify(struct req *, const char **);
+enum verdict	 twilio_precheck(struct req *, const char **);
 int		 twilio_handle(struct req *, struct resp *);
 int		 twilio_fallback(struct req *, struct resp *);
 int		 twilio_timing(struct req *, struct resp *);
 
 /* retell.c: the Retell routes. */
 enum verdict	 retell_verify(struct req *, const char **);
+enum verdict	 retell_precheck(struct req *, const char **);
 int		 retell_handle(struct req *, struct resp *);
 int		 retell_inbound(struct req *, struct resp *);
 int		 retell_fallback(struct req *, struct resp *);
@@ -747,6 +758,7 @@ int		 cache_secret_count(void);
 const char	*cache_secret(int, const char *, const char *);
 const char	*cache_secret_org(int, const char *, const char *);
 const char	*cache_secret_owner(int);
+const char	*cache_secret_provider(int);
 const char	*cache_secret_by_hash(const char *, const char *);
 
 #endif /* TELEHOOK_EXTERN_H */

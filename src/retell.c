@@ -247,6 +247,86 @@ rt_check_sealed(const char *sealed, const struct req *r, const char *sig,
 	return v;
 }
 
+/*
+ * Before the body is parsed: the address, the shared secret, a missing,
+ * malformed or expired signature, and the deployment-wide keys, whose
+ * HMAC is over the raw bytes.  Only an organization's own key needs the
+ * parsed body (it is chosen by the event's routing), and only when some
+ * organization has one.
+ */
+static const struct db_stmt st_any_key = { "retell_any_key",
+	"SELECT 1 FROM provider_accounts WHERE provider = 'retell' LIMIT 1",
+	0 };
+
+enum verdict
+retell_precheck(struct req *r, const char **why)
+{
+	const char	*sig, *secret, *auth;
+	struct db_res	 res;
+	struct timespec	 ts;
+	long long	 now_ms, t;
+	unsigned char	 d[32];
+	enum retellsig	 v;
+	int		 i, any = 0, nkeys = 0;
+
+	*why = NULL;
+	if (conf.retell.allowed.n > 0 &&
+	    !cidrlist_match(&conf.retell.allowed, r->client_addr)) {
+		*why = "address not allowed";
+		return VERIFY_FORBID;
+	}
+	secret = req_header(r, "X-Retell-Secret");
+	auth = req_header(r, "Authorization");
+	if (secret == NULL && auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+		secret = auth + 7;
+	if (secret != NULL && conf.retell.webhook_secret != NULL &&
+	    crypto_streq(secret, conf.retell.webhook_secret))
+		return VERIFY_OK;
+	if (conf.retell.insecure_allow_unsigned)
+		return VERIFY_PARSE;
+	if ((sig = req_header(r, "X-Retell-Signature")) == NULL) {
+		*why = secret != NULL ? "bad webhook secret" :
+		    "missing X-Retell-Signature";
+		return VERIFY_DENY;
+	}
+	if (retellsig_parse(sig, &t, d) == -1) {
+		*why = "malformed X-Retell-Signature";
+		return VERIFY_DENY;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	v = RETELLSIG_MISMATCH;
+	if (conf.retell.api_key != NULL)
+		v = rt_check(conf.retell.api_key, r, sig, now_ms, &nkeys);
+	if (v == RETELLSIG_MISMATCH && conf.retell.api_key_previous != NULL)
+		v = rt_check(conf.retell.api_key_previous, r, sig, now_ms,
+		    &nkeys);
+	if (v == RETELLSIG_OK)
+		return VERIFY_OK;
+	if (v == RETELLSIG_EXPIRED || (nkeys == 0 &&
+	    retellsig_verify(NULL, r->body, r->bodylen, sig, now_ms,
+	    conf.retell.signature_tolerance_s * 1000) == RETELLSIG_EXPIRED)) {
+		*why = "X-Retell-Signature timestamp outside "
+		    "signature_tolerance_s";
+		return VERIFY_DENY;
+	}
+	/* is there any organization's own key to try? */
+	if (crypto_have_key) {
+		if (db_exec(&st_any_key, NULL, &res) == DB_OK) {
+			any = res.nrows > 0;
+			db_res_free(&res);
+		} else
+			for (i = 0; i < cache_secret_count() && !any; i++)
+				any = strcmp(cache_secret_provider(i),
+				    "retell") == 0;
+	}
+	if (any)
+		return VERIFY_PARSE;
+	*why = nkeys == 0 ? "no Retell verification configured" :
+	    "bad X-Retell-Signature";
+	return VERIFY_DENY;
+}
+
 enum verdict
 retell_verify(struct req *r, const char **why)
 {

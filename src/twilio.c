@@ -155,6 +155,52 @@ tw_check_sealed(const char *sealed, const char *account, const struct req *r,
 	return ok;
 }
 
+/*
+ * Before the body is parsed: the shared secret, a missing signature, and
+ * for a JSON body its bodySHA256, all without a parse.  A form's
+ * signature covers its parameters: verify decides once they are parsed
+ * (a form parses in one linear pass).
+ */
+enum verdict
+twilio_precheck(struct req *r, const char **why)
+{
+	const char	*secret, *sha;
+	char		 hex[65];
+	int		 ok;
+
+	*why = NULL;
+	secret = req_header(r, "X-Twilio-Webhook-Secret");
+	if (secret == NULL)
+		secret = req_header(r, "X-Webhook-Secret");
+	if (secret != NULL && conf.twilio.webhook_secret != NULL &&
+	    crypto_streq(secret, conf.twilio.webhook_secret))
+		return VERIFY_OK;
+	if (conf.twilio.insecure_allow_unsigned)
+		return VERIFY_PARSE;
+	if (req_header(r, "X-Twilio-Signature") == NULL) {
+		*why = secret != NULL ? "bad webhook secret" :
+		    "missing X-Twilio-Signature";
+		return VERIFY_DENY;
+	}
+	if (conf.public_url == NULL) {
+		*why = "no Twilio verification configured";
+		return VERIFY_DENY;
+	}
+	if (r->body_kind != BODY_JSON)
+		return VERIFY_PARSE;
+	if ((ok = (sha = kv_get(&r->qs, "bodySHA256")) != NULL)) {
+		crypto_sha256_hex(r->body != NULL ? r->body : "", r->bodylen,
+		    hex);
+		ok = crypto_streq(hex, sha);
+	}
+	if (!ok) {
+		*why = sha == NULL ? "JSON body without bodySHA256" :
+		    "bodySHA256 does not match the body";
+		return VERIFY_DENY;
+	}
+	return VERIFY_PARSE;
+}
+
 enum verdict
 twilio_verify(struct req *r, const char **why)
 {

@@ -77,6 +77,41 @@ class BodyLimit(unittest.TestCase):
                     "error": "body larger than client_max_body_size"})
 
 
+class CheapRefusal(unittest.TestCase):
+
+    def test_a_bogus_signature_is_refused_before_the_body_is_parsed(self):
+        # Malformed JSON: a parse would answer 400.  This stack has no
+        # per-organization Retell key, so a well-formed, fresh signature
+        # that does not match the deployment key is refused at once.
+        body = b"{" + b"[1,2,3]," * 130000
+        sig = "v=%d,d=%s" % (int(time.time() * 1000), "ab" * 32)
+        for path in ("/webhooks/retell", "/api/webhooks/retell"):
+            r = post(path, body, headers={"X-Forwarded-For": RETELL,
+                                          "X-Retell-Signature": sig})
+            self.assertEqual((r.status, r.json()), (401, {
+                "error": "bad X-Retell-Signature"}), path)
+        # expired, malformed and missing signatures likewise
+        old = "v=%d,d=%s" % (int(time.time() * 1000) - 3600 * 1000, "ab" * 32)
+        for header, why in (
+                ({"X-Retell-Signature": old},
+                 "X-Retell-Signature timestamp outside "
+                 "signature_tolerance_s"),
+                ({"X-Retell-Signature": "sha256=00"},
+                 "malformed X-Retell-Signature"),
+                ({}, "missing X-Retell-Signature")):
+            r = post("/webhooks/retell", body, headers=dict(
+                header, **{"X-Forwarded-For": RETELL}))
+            self.assertEqual((r.status, r.json()), (401, {"error": why}))
+        # Twilio: a JSON body is named by bodySHA256 in the signed URL
+        r = post("/webhooks/twilio?bodySHA256=" + "0" * 64, body,
+                 headers={"X-Twilio-Signature": "x" * 28})
+        self.assertEqual((r.status, r.json()), (401, {
+            "error": "bodySHA256 does not match the body"}))
+        r = post("/webhooks/twilio", body)
+        self.assertEqual((r.status, r.json()), (401, {
+            "error": "missing X-Twilio-Signature"}))
+
+
 class RealIp(unittest.TestCase):
 
     def test_forged_forwarded_for_passes_no_alias(self):
