@@ -124,8 +124,8 @@ static const char *const sql_claim =
 	"RETURNING id, organization_id, from_number, to_number, body, attempts";
 static const char *const sql_creds =
 	"SELECT account_id, secret_sealed FROM provider_accounts WHERE "
-	"provider = 'voipms' AND organization_id = $1 AND account_id <> '' "
-	"ORDER BY id LIMIT 1";	/* '': the URL token, not an API user */
+	"provider = 'voipms' AND organization_id = $1 AND secret_hash IS NULL "
+	"ORDER BY id LIMIT 1";	/* hashed: URL tokens, not API users */
 static const char *const sql_sent =
 	"WITH o AS (UPDATE outbox SET state = 'sent', sent_at = now(), "
 	"last_error = NULL, provider_message_id = $2 WHERE id = $1::bigint "

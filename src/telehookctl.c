@@ -1180,8 +1180,10 @@ ctl_secret_set(int argc, char **argv)
 			    { NULL, NULL, 0 } };
 	char		 line[1024], *id, *sealed, hash[65];
 	const char	*p[5], *provider, *a;
+	struct db_res	 res;
+	enum db_err	 e;
 	size_t		 n;
-	int		 i, urltoken;
+	int		 i, urltoken, rotated = 0;
 	cJSON		*o;
 
 	i = parse_opts(argc, argv, opts);
@@ -1231,21 +1233,46 @@ ctl_secret_set(int argc, char **argv)
 	p[2] = account;
 	p[3] = sealed;
 	p[4] = urltoken ? hash : NULL;
+	/*
+	 * Rotation of a URL token: the one it replaces stays valid as
+	 * ":previous" until "secret remove ORG voipms --account :previous",
+	 * so the DIDs' callback URLs can be changed one by one.
+	 */
+	if (urltoken) {
+		if ((e = db_begin()) != DB_OK)
+			die_db(e, "secret set");
+		q("secret set", "DELETE FROM provider_accounts WHERE "
+		    "organization_id = $1 AND provider = 'voipms' AND "
+		    "account_id = ':previous'", 1, p, NULL);
+		q("secret set", "UPDATE provider_accounts SET account_id = "
+		    "':previous', updated_at = now() WHERE organization_id = $1 "
+		    "AND provider = 'voipms' AND account_id = ''", 1, p, &res);
+		rotated = res.cmdtuples != NULL && atoi(res.cmdtuples) > 0;
+		db_res_free(&res);
+	}
 	q("secret set", "INSERT INTO provider_accounts (organization_id, "
 	    "provider, account_id, secret_sealed, secret_hash) VALUES ($1, $2, "
 	    "$3, $4, $5) ON CONFLICT (organization_id, provider, account_id) "
 	    "DO UPDATE SET secret_sealed = excluded.secret_sealed, "
 	    "secret_hash = excluded.secret_hash, updated_at = now()",
 	    5, p, NULL);
+	if (urltoken && (e = db_commit()) != DB_OK)
+		die_db(e, "secret set");
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "provider", provider);
 		cJSON_AddStringToObject(o, "account", account);
+		cJSON_AddBoolToObject(o, "previous_kept", rotated);
 		json_print(o);
-	} else
+	} else {
 		printf("secret stored for %s%s%s\n", provider,
 		    *account ? " account " : "", account);
+		if (rotated)
+			printf("the previous URL token is accepted until "
+			    "\"telehookctl secret remove %s voipms --account "
+			    ":previous\"\n", id);
+	}
 	free(sealed);
 	free(id);
 	return 0;

@@ -354,6 +354,26 @@ class CrossTenant(unittest.TestCase):
         self.assertEqual(r.json(), {"error": "bad token"})
         self.assertEqual(count("events"), n)
 
+    def test_voipms_own_token_rotation(self):
+        first, second = "sec-orgB-voipms-rot-1-a9f3", "sec-orgB-voipms-rot-2-c81e"
+        SECRETS.extend([first, second])
+        stack.ctl_ok("secret", "set", B, "voipms", input=first + "\n")
+        out = stack.ctl_ok("secret", "set", B, "voipms", input=second + "\n")
+        self.assertIn("secret remove %s voipms --account :previous" % B, out)
+        n = in_org(B)
+        for tok in (first, second):
+            r = vm_get(tok, "5557099999", text("vm-rot"))
+            self.assertEqual((r.status, r.body), (200, b"ok"), tok)
+        self.assertEqual(in_org(B), n + 2)
+        stack.ctl_ok("secret", "remove", B, "voipms", "--account",
+                     ":previous")
+        r = vm_get(first, "5557099999", "x")
+        self.assertEqual((r.status, r.json()), (401, {"error": "bad token"}))
+        r = vm_get(second, "5557099999", text("vm-rot2"))
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        stack.ctl_ok("secret", "remove", B, "voipms")
+        self.assertEqual(vm_get(second, "5557099999", "x").status, 401)
+
     def test_voipms_tokens_are_unique_and_long(self):
         p = stack.ctl("secret", "set", B, "voipms", input=VM_TOKEN_A + "\n")
         self.assertNotEqual(p.returncode, 0, "one token for two tenants")

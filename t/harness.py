@@ -88,11 +88,14 @@ class Stack:
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
                  trusted_proxies=(), durable=False, extra_locations="",
-                 own_upstream=False):
+                 own_upstream=None):
         self.workers = workers
         # DESIGN 2: the operator's own upstream block and nothing else
         # at http level (no limits file); else the shipped upstream and
         # limits files, as example-site.conf includes them.
+        # (TELEHOOK_OWN_UPSTREAM=1: that site for every suite)
+        if own_upstream is None:
+            own_upstream = os.environ.get("TELEHOOK_OWN_UPSTREAM") == "1"
         self.own_upstream = own_upstream
         self.durable = durable          # fsync'd commits (benchmarks)
         self.extra_locations = extra_locations
