@@ -163,6 +163,7 @@ class Timeout(unittest.TestCase):
                 t.start()
             for t in threads:
                 t.join()
+            self.assertEqual(len(results), 2, "both paths answered")
             for path, (r, secs) in results.items():
                 self.assertEqual((r.status, r.json()), (503, {
                     "error": "telehook workers unavailable"}), path)
