@@ -668,8 +668,22 @@ dispatch_replay(const struct spooled *s, const char **why)
 		db_rollback();
 		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
 		*why = p.error != NULL ? "the handler refused it" :
-		    e == DB_ESCOPE ? "cross_tenant: routed outside the "
-		    "credential's organization" : db_errmsg();
+		    db_errmsg();
+		if (e == DB_ESCOPE) {
+			/*
+			 * Verified by one organization's credential while
+			 * the database was away, routed to another: refused
+			 * as it would have been live, and kept as a rejection.
+			 */
+			rc = REPLAY_REFUSED;
+			*why = "cross_tenant";
+			r.reject = REJECT_CROSS_TENANT;
+			metrics_reject(r.reject);
+			dispatch_note_rejection(&r, 403, "routed to an "
+			    "organization other than the credential's own "
+			    "(replayed from the spool)");
+			dispatch_flush_rejections();
+		}
 		goto done;
 	}
 	if ((e = db_commit()) != DB_OK) {

@@ -390,7 +390,8 @@ enum replay_result {
 	REPLAY_OK = 0,
 	REPLAY_DUPLICATE,	/* the event was already stored */
 	REPLAY_AWAY,		/* the database is away: keep the file */
-	REPLAY_FAILED		/* can never succeed: quarantine it */
+	REPLAY_FAILED,		/* can never succeed: quarantine it */
+	REPLAY_REFUSED		/* refused, as live (cross_tenant): remove it */
 };
 struct spooled;
 int		 dispatch_replay(const struct spooled *, const char **);
@@ -474,6 +475,7 @@ struct drain_stats {
 	int		 replayed;
 	int		 duplicates;	/* already stored: removed */
 	int		 sealed;	/* sealed, and no key here: left */
+	int		 refused;	/* refused as live (cross_tenant) */
 	int		 quarantined;
 	int		 left;		/* still waiting */
 	int		 stopped;	/* the database went away */

@@ -610,6 +610,8 @@ spool_drain(const char *dir, int max, long long max_us,
 					log_warn("spool: unlink %s", path);
 				if (rc == REPLAY_DUPLICATE)
 					st->duplicates++;
+				else if (rc == REPLAY_REFUSED)
+					st->refused++;
 				else
 					st->replayed++;
 			}

@@ -2063,12 +2063,13 @@ ctl_spool_drain(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "replayed", st.replayed);
 		cJSON_AddNumberToObject(o, "already_stored", st.duplicates);
 		cJSON_AddNumberToObject(o, "quarantined", st.quarantined);
+		cJSON_AddNumberToObject(o, "refused", st.refused);
 		cJSON_AddNumberToObject(o, "left", st.left);
 		json_print(o);
 	} else
 		printf("replayed %d, already stored %d, quarantined %d, "
-		    "left %d\n", st.replayed, st.duplicates, st.quarantined,
-		    st.left);
+		    "refused %d, left %d\n", st.replayed, st.duplicates,
+		    st.quarantined, st.refused, st.left);
 	if (st.stopped)
 		die(EX_UNAVAIL_, "database unreachable: %d requests left in "
 		    "the spool", st.left);

@@ -1105,6 +1105,10 @@ twilio_fallback(struct req *r, struct resp *p)
 	else
 		(void)cache_org(NULL, tw_get(&t, strcmp(tw_direction(&t,
 		    "inbound"), "outbound") == 0 ? "From" : "To"), &t.org);
+	/* never another organization's answer for a scoped credential */
+	if (r->scope_org != NULL && t.org.id != NULL &&
+	    strcmp(t.org.id, r->scope_org) != 0)
+		store_org_free(&t.org);
 	t.org_id = t.org.id != NULL ? xstrdup(t.org.id) : NULL;
 	rc = tw_classes[t.cls].fn(&t);
 	free(t.org_id);

@@ -407,6 +407,8 @@ class ZzAtRest(unittest.TestCase):
                               "&from=5145550199&message="
                               + text(label + "5") + "&id=" + uniq()),
             ])
+        stack.ctl_ok("org", "set", B, "greeting=Tenant B private greeting",
+                     "forward_to=+15557020999")
         traffic("live")
         # workers load their cache (numbers, sealed secrets) at start:
         # restarted now, they know every secret set above
@@ -415,11 +417,18 @@ class ZzAtRest(unittest.TestCase):
         stack.stop_postgres()
         try:
             traffic("outage")
+            # A's own token, B's number: not B's greeting, even from the
+            # cache; refused at replay as it would have been live
+            crossed = tw_post("/webhooks/twilio/voice/incoming",
+                              tw_call(NUM_B, ACC_A), ("token", TW_TOKEN_A))
+            self.assertEqual(crossed.status, 200, crossed)
+            self.assertNotIn(b"Tenant B", crossed.body)
+            self.assertNotIn(b"+15557020999", crossed.body)
             spooled = glob.glob(os.path.join(stack.spool, "*.spool"))
             self.assertEqual([r.status for r in sent[7:]],
                              [200, 200, 204, 204, 200, 200, 200],
                              [r.body[:80] for r in sent[7:]])
-            self.assertGreaterEqual(len(spooled), 7)
+            self.assertGreaterEqual(len(spooled), 8)
             spool = b"".join(open(f, "rb").read() for f in spooled)
             for s in SECRETS + texts + [CALLER, CALLER[2:]]:
                 self.assertNotIn(s.encode(), spool, s)
@@ -430,6 +439,14 @@ class ZzAtRest(unittest.TestCase):
         wait_for("the spool drained", lambda: stack.get("/healthz").json()[
             "spool_depth"] == 0 and not glob.glob(
                 os.path.join(stack.spool, "*.spool")))
+        self.assertEqual(count("rejections", "cause = 'cross_tenant' AND "
+                               "detail LIKE '%%replayed from the spool%%'"),
+                         1)
+        self.assertFalse(glob.glob(os.path.join(stack.spool, "quarantine",
+                                                "*.spool")))
+        self.assertEqual(count("events", "organization_id = '%s' AND "
+                               "spooled_at IS NOT NULL AND event_type = "
+                               "'voice_incoming'" % B), 0)
         stored = q1("SELECT string_agg(coalesce(payload::text, '') || "
                     "coalesce(headers::text, ''), ' ') FROM events")
         for s in SECRETS:

@@ -134,7 +134,7 @@ class Outage(unittest.TestCase):
             stack.start_postgres()
         out = stack.ctl_json("spool", "drain")
         self.assertEqual(out, {"replayed": 3, "already_stored": 1,
-                               "quarantined": 0, "left": 0})
+                               "quarantined": 0, "refused": 0, "left": 0})
         self.assertEqual(depth(), 0)
         key = m["MessageSid"] + ":received"
         self.assertEqual(q1("SELECT count(*) FROM events WHERE "
