@@ -99,7 +99,8 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 
 /*
  * The dashboard: KPIs for a calendar month in the organization's time
- * zone, and the latest activity.  calls_org_started carries the call
+ * zone, and the latest activity.  Answered and missed are the calls'
+ * outcomes (DESIGN 7, sql/004), not their statuses.  calls_org_started carries the call
  * KPIs, messages_org_created the SMS ones, activity_org_id the list.
  */
 static const struct db_stmt st_dashboard = { "api_dashboard",
@@ -109,10 +110,10 @@ static const struct db_stmt st_dashboard = { "api_dashboard",
 	"b AS (SELECT o.*, to_date(o.month, 'YYYY-MM')::timestamp AT TIME ZONE "
 	"o.timezone AS t0, (to_date(o.month, 'YYYY-MM') + interval '1 month')"
 	"::timestamp AT TIME ZONE o.timezone AS t1 FROM o), "
-	"c AS (SELECT count(*) FILTER (WHERE status = 'completed') AS answered, "
-	"count(*) FILTER (WHERE direction = 'inbound' AND status IN "
-	"('no-answer', 'busy', 'failed', 'canceled')) AS missed, "
-	"coalesce(round(avg(duration_s) FILTER (WHERE status = 'completed' "
+	"c AS (SELECT count(*) FILTER (WHERE outcome = 'answered') AS answered, "
+	"count(*) FILTER (WHERE direction = 'inbound' AND outcome IN "
+	"('missed', 'voicemail')) AS missed, "
+	"coalesce(round(avg(duration_s) FILTER (WHERE outcome = 'answered' "
 	"AND duration_s IS NOT NULL)), 0)::int AS avg_s, "
 	"count(*) FILTER (WHERE analyzed_at IS NOT NULL) AS analyzed, "
 	"count(*) FILTER (WHERE analyzed_at IS NOT NULL AND successful) AS ok "

@@ -654,6 +654,9 @@ struct call_out {
 	char		*campaign_id;
 	char		*contact_id;
 	char		*successful;	/* "t", "f" or NULL */
+	char		*outcome;	/* answered, missed, voicemail, NULL */
+	char		*recording_url;
+	char		*call_id;	/* the provider's */
 };
 struct msg_in {
 	const char	*provider;
@@ -690,8 +693,11 @@ enum db_err	 store_message(const struct msg_in *, struct msg_out *);
 enum db_err	 store_message_replied(long long);
 enum db_err	 store_activity(const char *, const char *, const char *,
 		    long long, long long, long long);
-enum db_err	 store_call_ended(const struct call_out *, const char *,
+enum db_err	 store_call_ended(struct call_out *, const char *,
 		    const char *, long long);
+enum db_err	 store_call_outcome(struct call_out *, const char *,
+		    const char *, long long);
+enum db_err	 store_voicemail_text(const struct call_out *, const char *);
 enum db_err	 store_notify(const char *, long long, const char *,
 		    const char *, const char *, const char *);
 enum db_err	 store_notify_inbound_call(const char *, long long,

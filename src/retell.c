@@ -663,6 +663,11 @@ rt_call_event(struct rt *t)
 	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
 	    t->event_id) != DB_OK)
 		goto free_co;
+	/* DESIGN 7: connected is answered, by the agent */
+	if ((strcmp(co.status, "in-progress") == 0 ||
+	    strcmp(co.status, "completed") == 0) &&
+	    store_call_outcome(&co, "answered", NULL, t->event_id) != DB_OK)
+		goto free_co;
 	ended = co.old_rank < 5 && co.rank == 5;
 	if (store_call_ended(&co, reason, co.analyzed ? co.summary : NULL,
 	    t->event_id) != DB_OK)

@@ -523,7 +523,8 @@ static const struct db_stmt st_call = { "store_call",
 	"updated_at = now() "
 	"RETURNING id, organization_id, status, status_rank, direction, "
 	"from_number, to_number, prev_rank, summary, analyzed_at IS NOT NULL, "
-	"campaign_id, contact_id, successful", 24 };
+	"campaign_id, contact_id, successful, outcome, recording_url, "
+	"call_id", 24 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
@@ -575,6 +576,9 @@ store_call(const struct call_in *in, struct call_out *out)
 		out->campaign_id = dup_or_null(db_get(&res, 0, 10));
 		out->contact_id = dup_or_null(db_get(&res, 0, 11));
 		out->successful = dup_or_null(db_get(&res, 0, 12));
+		out->outcome = dup_or_null(db_get(&res, 0, 13));
+		out->recording_url = dup_or_null(db_get(&res, 0, 14));
+		out->call_id = dup_or_null(db_get(&res, 0, 15));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -583,6 +587,9 @@ store_call(const struct call_in *in, struct call_out *out)
 void
 store_call_out_free(struct call_out *c)
 {
+	free(c->outcome);
+	free(c->recording_url);
+	free(c->call_id);
 	free(c->org);
 	free(c->status);
 	free(c->direction);
@@ -687,34 +694,141 @@ static const struct db_stmt st_notify = { "store_notify",
 	"WHERE u.organization_id = $1", 6 };
 
 /*
+ * DESIGN 7: the outcome of a call, moved forward only (missed <
+ * voicemail < answered) by th_call_outcome() of sql/004.  When this
+ * event moved it, a missed call or a voicemail is logged and notifies
+ * every user of the organization: once, whatever is redelivered or
+ * replayed.  why, if given, says how it was missed.
+ */
+static const struct db_stmt st_outcome = { "store_outcome",
+	"SELECT * FROM th_call_outcome($1::bigint, $2)", 2 };
+
+static char *
+store_call_data(const struct call_out *co, const char *recording)
+{
+	cJSON	*d = cJSON_CreateObject();
+	char	*s;
+
+	cJSON_AddItemToObject(d, "from_number", co->from != NULL ?
+	    cJSON_CreateString(co->from) : cJSON_CreateNull());
+	cJSON_AddItemToObject(d, "to_number", co->to != NULL ?
+	    cJSON_CreateString(co->to) : cJSON_CreateNull());
+	cJSON_AddStringToObject(d, "call", co->call_id != NULL ? co->call_id :
+	    "");
+	if (recording != NULL) {
+		cJSON_AddStringToObject(d, "recording_url", recording);
+		cJSON_AddNullToObject(d, "transcription");
+	}
+	s = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	return s;
+}
+
+enum db_err
+store_call_outcome(struct call_out *co, const char *outcome,
+    const char *why, long long event)
+{
+	struct db_res	 res;
+	const char	*p[2];
+	char		 id[24], *text = NULL, *msg = NULL, *data = NULL;
+	const char	*from = co->from != NULL ? co->from : "unknown";
+	enum db_err	 e;
+
+	snprintf(id, sizeof(id), "%lld", co->id);
+	p[0] = id;
+	p[1] = outcome;
+	if ((e = db_exec(&st_outcome, p, &res)) != DB_OK)
+		return e;
+	if (res.nrows != 1) {
+		db_res_free(&res);
+		return DB_OK;		/* not forward: said already */
+	}
+	free(co->outcome);
+	co->outcome = xstrdup(outcome);
+	if (db_get(&res, 0, 4) != NULL && co->recording_url == NULL)
+		co->recording_url = xstrdup(db_get(&res, 0, 4));
+	if (db_get(&res, 0, 5) != NULL && co->call_id == NULL)
+		co->call_id = xstrdup(db_get(&res, 0, 5));
+	db_res_free(&res);
+	if (strcmp(outcome, "missed") == 0) {
+		if (why != NULL)
+			xasprintf(&text, "Missed call from %s (%s)", from, why);
+		else
+			xasprintf(&text, "Missed call from %s", from);
+		xasprintf(&msg, "Missed call from %s to %s", from,
+		    co->to != NULL ? co->to : "unknown");
+		data = store_call_data(co, NULL);
+		if ((e = store_activity(co->org, "call_missed", text, co->id, 0,
+		    event)) == DB_OK)
+			e = store_notify(co->org, event, "missed_call",
+			    "Missed Call", msg, data);
+	} else if (strcmp(outcome, "voicemail") == 0) {
+		xasprintf(&text, "Voicemail from %s%s%s%s", from,
+		    why != NULL ? " (" : "", why != NULL ? why : "",
+		    why != NULL ? " s)" : "");
+		xasprintf(&msg, "Voicemail from %s to %s", from,
+		    co->to != NULL ? co->to : "unknown");
+		data = store_call_data(co, co->recording_url != NULL ?
+		    co->recording_url : "");
+		if ((e = store_activity(co->org, "voicemail", text, co->id, 0,
+		    event)) == DB_OK)
+			e = store_notify(co->org, event, "voicemail",
+			    "New Voicemail", msg, data);
+	}
+	free(text);
+	free(msg);
+	cJSON_free(data);
+	return e;
+}
+
+/* A voicemail's transcription reaches its notifications. */
+static const struct db_stmt st_vm_text = { "store_vm_text",
+	"UPDATE notifications SET data = jsonb_set(data, '{transcription}', "
+	"to_jsonb($2::text)) WHERE organization_id = $3 AND type = "
+	"'voicemail' AND data->>'call' = $1", 3 };
+
+enum db_err
+store_voicemail_text(const struct call_out *co, const char *text)
+{
+	const char	*p[3];
+
+	if (co->org == NULL || co->call_id == NULL || text == NULL)
+		return DB_OK;
+	p[0] = co->call_id;
+	p[1] = text;
+	p[2] = co->org;
+	return db_exec(&st_vm_text, p, NULL);
+}
+
+/*
  * The activity of a call that reached its end with this event (and only
- * then): ended, with summary or "Call completed"; missed, for an inbound
- * call that never connected; or not connected, for an outbound one.
- * reason (NULL: the status) says why it did not connect.
+ * then).  An inbound call that nobody took by then is missed (DESIGN 7:
+ * its status, even "completed", says nothing of that); an answered call
+ * ends with its summary or "Call completed"; an outbound call nobody
+ * answered was not connected.
  */
 enum db_err
-store_call_ended(const struct call_out *co, const char *reason,
+store_call_ended(struct call_out *co, const char *reason,
     const char *summary, long long event)
 {
-	const char	*type, *why = reason != NULL ? reason : co->status;
+	const char	*why = reason != NULL ? reason : co->status;
 	char		*text;
 	enum db_err	 e;
+	int		 inbound;
 
 	if (!(co->old_rank < 5 && co->rank == 5))
 		return DB_OK;
-	if (strcmp(co->status, "completed") == 0) {
-		type = "call_ended";
+	inbound = co->direction == NULL || strcmp(co->direction, "inbound") == 0;
+	if (co->outcome == NULL && inbound)
+		return store_call_outcome(co, "missed",
+		    strcmp(why, "completed") == 0 ? NULL : why, event);
+	if (co->outcome != NULL && strcmp(co->outcome, "answered") == 0)
 		text = xstrdup(summary != NULL ? summary : "Call completed");
-	} else if (co->direction == NULL ||
-	    strcmp(co->direction, "inbound") == 0) {
-		type = "call_missed";
-		xasprintf(&text, "Missed call from %s (%s)", co->from != NULL ?
-		    co->from : "unknown", why);
-	} else {
-		type = "call_ended";
+	else if (co->outcome == NULL)
 		xasprintf(&text, "Call not connected (%s)", why);
-	}
-	e = store_activity(co->org, type, text, co->id, 0, event);
+	else
+		return DB_OK;	/* missed or voicemail: logged already */
+	e = store_activity(co->org, "call_ended", text, co->id, 0, event);
 	free(text);
 	return e;
 }

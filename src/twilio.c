@@ -617,6 +617,38 @@ dberr:
 }
 
 /*
+ * DESIGN 7: the <Dial> leg says whether a person took the call: its
+ * DialCallStatus completed or answered is answered; no-answer, busy,
+ * failed or canceled is missed (a voicemail may follow).
+ */
+static int
+tw_dial_outcome(struct tw *t, const char *dial)
+{
+	struct call_in	 c;
+	struct call_out	 co;
+	const char	*outcome;
+	int		 rc;
+
+	if (dial == NULL)
+		return 0;
+	if (strcmp(dial, "completed") == 0 || strcmp(dial, "answered") == 0)
+		outcome = "answered";
+	else if (strcmp(dial, "no-answer") == 0 || strcmp(dial, "busy") == 0 ||
+	    strcmp(dial, "failed") == 0 || strcmp(dial, "canceled") == 0)
+		outcome = "missed";
+	else
+		return 0;
+	tw_call_in(t, &c, NULL, NULL, NULL);
+	c.status = NULL;
+	if (c.call_id == NULL || store_call(&c, &co) != DB_OK)
+		return c.call_id == NULL ? 0 : -1;
+	rc = store_call_outcome(&co, outcome, strcmp(outcome, "missed") == 0 ?
+	    dial : NULL, t->event) == DB_OK ? 0 : -1;
+	store_call_out_free(&co);
+	return rc;
+}
+
+/*
  * The <Gather> and <Dial>/<Record> actions of the flows above, told
  * apart by the step in their URL.
  */
@@ -641,6 +673,8 @@ tw_voice_gather(struct tw *t)
 	}
 	if (step != NULL && strcmp(step, "dial") == 0) {
 		dial = tw_get(t, "DialCallStatus");
+		if (!t->away && tw_dial_outcome(t, dial) == -1)
+			return -1;
 		if (dial != NULL && (strcmp(dial, "completed") == 0 ||
 		    strcmp(dial, "answered") == 0))
 			twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
@@ -723,7 +757,16 @@ tw_voice_status(struct tw *t)
 		summary = xstrdup("Call started");
 	}
 	e = DB_OK;
-	if (type != NULL)
+	/*
+	 * An outbound call in progress, or completed having lasted, was
+	 * picked up.  An inbound one is: our TwiML answers every call, so
+	 * only its <Dial> leg tells (tw_dial_outcome()).
+	 */
+	if (!inbound && (strcmp(co.status, "in-progress") == 0 ||
+	    (strcmp(co.status, "completed") == 0 && c.duration != NULL &&
+	    strcmp(c.duration, "0") != 0)))
+		e = store_call_outcome(&co, "answered", NULL, t->event);
+	if (type != NULL && e == DB_OK)
 		e = store_activity(co.org, type, summary, co.id, 0, t->event);
 	if (e == DB_OK)
 		e = store_call_ended(&co, NULL, NULL, t->event);
@@ -754,10 +797,9 @@ tw_recording(struct tw *t)
 		dur = tw_get(t, "RecordingDuration");
 		kind = kv_get(&t->r->qs, "kind");
 		if (kind != NULL && strcmp(kind, "voicemail") == 0) {
-			xasprintf(&summary, "Voicemail from %s (%s s)",
-			    co.from ? co.from : "unknown", dur ? dur : "?");
-			e = store_activity(co.org, "voicemail", summary,
-			    co.id, 0, t->event);
+			summary = NULL;
+			e = store_call_outcome(&co, "voicemail", dur != NULL ?
+			    dur : "?", t->event);
 		} else {
 			xasprintf(&summary, "Recording ready (%s s)",
 			    dur ? dur : "?");
@@ -784,6 +826,12 @@ tw_transcription(struct tw *t)
 		c.transcript = tw_get_nonempty(t, "TranscriptionText");
 	if (store_call(&c, &co) != DB_OK)
 		return -1;
+	/* a voicemail's staff notifications gain its text */
+	if (c.transcript != NULL && store_voicemail_text(&co,
+	    c.transcript) != DB_OK) {
+		store_call_out_free(&co);
+		return -1;
+	}
 	store_call_out_free(&co);
 	return 0;
 }

@@ -493,6 +493,13 @@ voipms_cdr(struct req *r, struct resp *p)
 	c.recording_url = vm_any(&t, recording_names, NULL, 0);
 	if (store_call(&c, &co) != DB_OK)
 		goto done;
+	/* DESIGN 7: ANSWERED is answered; any other end of an inbound call
+	 * is missed (store_call_ended()) */
+	if (c.status != NULL && strcmp(c.status, "completed") == 0 &&
+	    store_call_outcome(&co, "answered", NULL, t.event) != DB_OK) {
+		store_call_out_free(&co);
+		goto done;
+	}
 	rc = store_call_ended(&co, NULL, NULL, t.event) == DB_OK ? 0 : -1;
 	store_call_out_free(&co);
 done:

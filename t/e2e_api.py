@@ -63,6 +63,9 @@ def seed():
     post = tw.post
     c1 = tw.call_params(to="+15550040000", frm="+15551119001")
     post("/webhooks/twilio/voice/incoming", c1)
+    # the forward picked up: answered (DESIGN 7)
+    post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
+        call=c1["CallSid"], status="in-progress", DialCallStatus="completed"))
     post("/webhooks/twilio/voice/status", tw.call_params(
         call=c1["CallSid"], status="completed", SequenceNumber="1",
         CallDuration="42", CallbackSource="call-progress-events"))
@@ -280,9 +283,10 @@ class ZPlans(unittest.TestCase):
         big = stack.ctl_ok("org", "add", "Big Clinic").strip()
         stack.psql(
             "INSERT INTO calls (organization_id, provider, call_id, status, "
-            "status_rank, started_at, direction, duration_s) SELECT '%s', "
-            "'twilio', 'CAbig' || g, 'completed', 5, now() - (g || ' s')::"
-            "interval, 'inbound', 60 FROM generate_series(1, 100000) g" % big)
+            "status_rank, started_at, direction, duration_s, outcome, "
+            "outcome_rank) SELECT '%s', 'twilio', 'CAbig' || g, "
+            "'completed', 5, now() - (g || ' s')::interval, 'inbound', 60, "
+            "'answered', 3 FROM generate_series(1, 100000) g" % big)
         stack.psql(
             "INSERT INTO messages (organization_id, provider, message_id, "
             "direction, status, status_rank, created_at) SELECT '%s', "

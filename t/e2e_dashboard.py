@@ -58,6 +58,11 @@ def tearDownModule():
 def answered_call(status, secs, frm):
     p = tw.call_params(to="+15550060000", frm=frm)
     tw.post("/webhooks/twilio/voice/incoming", p)
+    if status == "completed":
+        # the forward picked up: answered (DESIGN 7)
+        tw.post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
+            call=p["CallSid"], frm=frm, status="in-progress",
+            DialCallStatus="completed"))
     extra = {"CallDuration": secs} if secs else {}
     tw.post("/webhooks/twilio/voice/status", tw.call_params(
         call=p["CallSid"], frm=frm, status=status, SequenceNumber="1",

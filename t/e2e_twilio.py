@@ -393,6 +393,10 @@ class Voice(unittest.TestCase):
             self.assertEqual(r.status, 204)
             self.assertEqual(r.body, b"")
 
+        # the forward picked up (DESIGN 7: the <Dial> leg decides)
+        r = post("/webhooks/twilio/voice/gather?step=dial", call_params(
+            call=call, status="in-progress", DialCallStatus="completed"))
+        self.assertEqual(r.status, 200)
         status("in-progress", 1)
         status("completed", 2, CallDuration="42")
         status("ringing", 0)            # late
@@ -407,8 +411,9 @@ class Voice(unittest.TestCase):
                             % call),
                          "inbound_call:Inbound call received;"
                          "call_ended:Call completed")
+        # incoming, the <Dial> action and three distinct statuses
         self.assertEqual(count("events", "provider_key LIKE '%s:%%'" % call),
-                         4)
+                         5)
 
     def test_missed_call(self):
         p = call_params(to="+15550001000", frm="+15551112222")

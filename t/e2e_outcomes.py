@@ -1,0 +1,261 @@
+"""
+e2e_outcomes: answered and missed calls as DESIGN section 7 defines them
+(issue 14), on every path, through the dashboard API a clinic reads:
+
+  * Twilio: a call forwarded with <Dial> that nobody picks up (with and
+    without a voicemail after it), one the forward answers, one the
+    caller hangs up on before anyone answers.  That the parent call
+    "completed" says nothing about either.
+  * VoIP.ms call records: ANSWERED, NO ANSWER, BUSY, FAILED.
+  * Retell: a call that connected and one that never did.
+
+Each missed call and voicemail is in the activity feed once and notifies
+every user of the organization once (type missed_call / voicemail, the
+voicemail with its recording and, once it arrives, its transcription);
+redeliveries change nothing.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import unittest
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack  # noqa: E402
+
+TW = "outcomes-twilio-token-51e9"
+RT = "outcomes-retell-key-7d20"
+VM = "outcomes-voipms-token-c3"
+FORM = "application/x-www-form-urlencoded"
+CALLER = "+15557650101"
+
+stack = None
+seq = [0]
+
+
+def fresh_org():
+    """An organization of its own, open 24/7, forwarding, two users."""
+    seq[0] += 1
+    n = seq[0]
+    org = stack.ctl_ok("org", "add", "Outcome Clinic %d" % n).strip()
+    number = "+1555766%04d" % n
+    stack.ctl_ok("org", "set", org, "hours=24/7",
+                 "forward_to=+15557669999")
+    stack.ctl_ok("number", "add", org, number)
+    for u in ("ann", "bob"):
+        stack.ctl_ok("user", "add", org, "%s@clinic%d.example" % (u, n))
+    token = stack.ctl_ok("token", "create", org).strip()
+    return org, number, token
+
+
+def api(org, token, what):
+    r = stack.get("/api/v1/organizations/%s/%s" % (org, what),
+                  {"Authorization": "Bearer " + token})
+    assert r.status == 200, r
+    return r.json()
+
+
+def kpis(org, token):
+    k = api(org, token, "dashboard")["kpis"]
+    return k["answered_calls"], k["missed_calls"]
+
+
+def activity(org, token):
+    return [(a["type"], a["summary"]) for a in
+            api(org, token, "activity?limit=100")["activity"]]
+
+
+def notes(org, token, kind):
+    return [n for n in api(org, token, "notifications")["notifications"]
+            if n["type"] == kind]
+
+
+def tw_post(path, params):
+    url = stack.public_url + path
+    data = url
+    items = list(params.items())
+    for k in sorted({k for k, _ in items}):
+        for v in sorted({v for kk, v in items if kk == k}):
+            data += k + v
+    sig = base64.b64encode(hmac.new(TW.encode(), data.encode(),
+                                    hashlib.sha1).digest()).decode()
+    r = stack.post(path, urllib.parse.urlencode(items), FORM,
+                   {"X-Twilio-Signature": sig})
+    assert r.status in (200, 204), r
+    return r
+
+
+def call(number, sid, status, **extra):
+    p = {"CallSid": sid, "AccountSid": "AC" + "3" * 32, "From": CALLER,
+         "To": number, "CallStatus": status, "Direction": "inbound",
+         "ApiVersion": "2010-04-01"}
+    p.update(extra)
+    return p
+
+
+def twilio_forward(number, dial_status, voicemail=False, hangup_first=False):
+    """The Twilio sequence of one forwarded call; returns its CallSid."""
+    sid = "CA" + uuid.uuid4().hex
+    r = tw_post("/webhooks/twilio/voice/incoming", call(number, sid,
+                                                        "ringing"))
+    assert b"<Dial" in r.body, r.body
+    if not hangup_first:
+        r = tw_post("/webhooks/twilio/voice/gather?step=dial",
+                    call(number, sid, "in-progress",
+                         DialCallStatus=dial_status,
+                         DialCallSid="CA" + uuid.uuid4().hex))
+    if voicemail:
+        assert b"<Record" in r.body, r.body
+        tw_post("/webhooks/twilio/recording/status?kind=voicemail", {
+            "AccountSid": "AC" + "3" * 32, "CallSid": sid,
+            "RecordingSid": "RE" + uuid.uuid4().hex,
+            "RecordingUrl": "https://api.twilio.com/rec/" + sid,
+            "RecordingStatus": "completed", "RecordingDuration": "12"})
+        tw_post("/webhooks/twilio/transcription", {
+            "AccountSid": "AC" + "3" * 32, "CallSid": sid,
+            "TranscriptionSid": "TR" + uuid.uuid4().hex,
+            "TranscriptionStatus": "completed",
+            "TranscriptionText": "Please call me back about my crown."})
+    tw_post("/webhooks/twilio/voice/status",
+            call(number, sid, "completed", CallDuration="40",
+                 SequenceNumber="2", CallbackSource="call-progress-events"))
+    return sid
+
+
+def setUpModule():
+    global stack
+    stack = Stack(workers=2, extra_conf={
+        "twilio": {"auth_token": TW}, "retell": {"api_key": RT},
+        "voipms": {"url_token": VM}}).start()
+
+
+def tearDownModule():
+    if stack is not None:
+        stack.stop()
+
+
+class Twilio(unittest.TestCase):
+
+    def test_forward_nobody_answers_then_voicemail(self):
+        org, number, token = fresh_org()
+        twilio_forward(number, "no-answer", voicemail=True)
+        self.assertEqual(kpis(org, token), (0, 1))
+        acts = activity(org, token)
+        types = [t for t, _ in acts]
+        self.assertEqual(types.count("call_missed"), 1, acts)
+        self.assertEqual(types.count("voicemail"), 1, acts)
+        self.assertNotIn(("call_ended", "Call completed"), acts)
+        self.assertEqual(len(notes(org, token, "missed_call")), 2)
+        vms = notes(org, token, "voicemail")
+        self.assertEqual(len(vms), 2)
+        for n in vms:
+            self.assertEqual(n["data"]["from_number"], CALLER)
+            self.assertTrue(n["data"]["recording_url"].startswith(
+                "https://api.twilio.com/rec/"))
+            self.assertEqual(n["data"]["transcription"],
+                             "Please call me back about my crown.")
+
+    def test_forward_nobody_answers_no_voicemail(self):
+        org, number, token = fresh_org()
+        for status in ("no-answer", "busy", "failed", "canceled"):
+            twilio_forward(number, status)
+        self.assertEqual(kpis(org, token), (0, 4))
+        self.assertEqual([t for t, _ in activity(org, token)].count(
+            "call_missed"), 4)
+        self.assertEqual(len(notes(org, token, "missed_call")), 8)
+        self.assertEqual(notes(org, token, "voicemail"), [])
+
+    def test_forward_answered(self):
+        org, number, token = fresh_org()
+        twilio_forward(number, "completed")
+        twilio_forward(number, "answered")
+        self.assertEqual(kpis(org, token), (2, 0))
+        self.assertEqual(notes(org, token, "missed_call"), [])
+        self.assertEqual([t for t, _ in activity(org, token)].count(
+            "call_ended"), 2)
+
+    def test_caller_hangs_up_before_anyone_answers(self):
+        org, number, token = fresh_org()
+        twilio_forward(number, None, hangup_first=True)
+        self.assertEqual(kpis(org, token), (0, 1))
+
+    def test_redelivery_changes_nothing(self):
+        org, number, token = fresh_org()
+        sid = twilio_forward(number, "no-answer", voicemail=True)
+        before = (kpis(org, token), activity(org, token),
+                  len(notes(org, token, "missed_call")),
+                  len(notes(org, token, "voicemail")))
+        tw_post("/webhooks/twilio/voice/gather?step=dial",
+                call(number, sid, "in-progress", DialCallStatus="no-answer"))
+        tw_post("/webhooks/twilio/voice/status",
+                call(number, sid, "completed", CallDuration="40",
+                     SequenceNumber="2",
+                     CallbackSource="call-progress-events"))
+        after = (kpis(org, token), activity(org, token),
+                 len(notes(org, token, "missed_call")),
+                 len(notes(org, token, "voicemail")))
+        self.assertEqual(after, before)
+
+
+def vm_cdr(number, disposition):
+    fields = {"callid": str(uuid.uuid4().int % 10**12),
+              "callerid": CALLER[2:], "destination": number[2:],
+              "disposition": disposition, "seconds": "33",
+              "date": "2026-11-20 10:00:00", "total": "0.0150"}
+    r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
+                   urllib.parse.urlencode(fields), FORM)
+    assert (r.status, r.body) == (200, b"ok"), r
+
+
+class VoipMs(unittest.TestCase):
+
+    def test_dispositions(self):
+        org, number, token = fresh_org()
+        month = "2026-11"
+        for d in ("ANSWERED", "NO ANSWER", "BUSY", "FAILED"):
+            vm_cdr(number, d)
+        k = api(org, token, "dashboard?month=" + month)["kpis"]
+        self.assertEqual((k["answered_calls"], k["missed_calls"]), (1, 3))
+        self.assertEqual(len(notes(org, token, "missed_call")), 6)
+
+
+def rt_post(obj):
+    body = json.dumps(obj)
+    ts = int(time.time() * 1000)
+    d = hmac.new(RT.encode(), body.encode() + str(ts).encode(),
+                 hashlib.sha256).hexdigest()
+    r = stack.post("/webhooks/retell", body, "application/json",
+                   {"X-Retell-Signature": "v=%d,d=%s" % (ts, d)})
+    assert r.status == 204, r
+
+
+def rt_call(number, reason, status="ended"):
+    now = int(time.time() * 1000)
+    return {"call_type": "phone_call", "call_id": "call_" + uuid.uuid4().hex,
+            "agent_id": "agent_o", "call_status": status,
+            "direction": "inbound", "from_number": CALLER,
+            "to_number": number, "start_timestamp": now - 30000,
+            "end_timestamp": now, "disconnection_reason": reason,
+            "duration_ms": 30000 if reason == "user_hangup" else 0}
+
+
+class Retell(unittest.TestCase):
+
+    def test_connected_and_not(self):
+        org, number, token = fresh_org()
+        rt_post({"event": "call_ended",
+                 "call": rt_call(number, "user_hangup")})
+        for reason in ("dial_no_answer", "dial_busy", "dial_failed"):
+            rt_post({"event": "call_ended", "call": rt_call(number, reason)})
+        self.assertEqual(kpis(org, token), (1, 3))
+        self.assertEqual(len(notes(org, token, "missed_call")), 6)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
