@@ -698,6 +698,8 @@ enum db_err	 store_call_ended(struct call_out *, const char *,
 enum db_err	 store_call_outcome(struct call_out *, const char *,
 		    const char *, long long);
 enum db_err	 store_voicemail_text(const struct call_out *, const char *);
+enum db_err	 store_notify_urgent_sms(const char *, long long, const char *,
+		    const char *, const char *);
 enum db_err	 store_notify(const char *, long long, const char *,
 		    const char *, const char *, const char *);
 enum db_err	 store_notify_inbound_call(const char *, long long,
@@ -748,6 +750,7 @@ enum reply_opt {
 enum reply_opt	 reply_opt_keyword(const char *);
 int		 reply_keywords_match(const char *, const char *);
 const char	*reply_default_category(const char *);
+int		 reply_urgent(const char *);
 char		*reply_default_text(const char *, const struct org *,
 		    const char *);
 enum db_err	 reply_find(const struct org *, const char *, const char *,

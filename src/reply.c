@@ -120,6 +120,16 @@ static const struct {
 	{ "insurance", "insurance,coverage,accept,plan" },
 };
 
+/*
+ * Is text urgent: does it hold one of the emergency rule's keywords?
+ * Such an SMS notifies the staff (DESIGN 15), whatever is answered.
+ */
+int
+reply_urgent(const char *text)
+{
+	return reply_keywords_match(defaults[0].keywords, text);
+}
+
 /* The default category text falls in, or NULL. */
 const char *
 reply_default_category(const char *text)

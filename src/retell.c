@@ -580,7 +580,7 @@ rt_call_event(struct rt *t)
 	char		 s1[24], s2[24], s3[24], dur[24], cents[24];
 	char		*from, *to, *custom = NULL, *summary = NULL;
 	char		*campaign = NULL, *contact = NULL, cid[24];
-	const char	*reason, *type = NULL, *ms;
+	const char	*reason, *type = NULL, *ms, *cs;
 	int		 inbound, ended, rc = -1;
 
 	from = rt_number(rt_str(c, "from_number"));
@@ -596,7 +596,14 @@ rt_call_event(struct rt *t)
 		in.direction = NULL;
 	in.from = from;
 	in.to = to;
-	in.status = retell_status(rt_str(c, "call_status"), reason);
+	/*
+	 * Seed 000's senders post the call's fields flat, without
+	 * call_status, once it has ended: such an event is an ended call.
+	 */
+	if ((cs = rt_str(c, "call_status")) == NULL && (strcmp(t->event,
+	    "call_ended") == 0 || strcmp(t->event, "call_analyzed") == 0))
+		cs = "ended";
+	in.status = retell_status(cs, reason);
 	in.started_ms = rt_int(c, "start_timestamp", s1, sizeof(s1));
 	in.ended_ms = rt_int(c, "end_timestamp", s2, sizeof(s2));
 	if ((ms = rt_int(c, "duration_ms", s3, sizeof(s3))) != NULL)
@@ -620,6 +627,8 @@ rt_call_event(struct rt *t)
 	if ((an = rt_obj(c, "call_analysis")) != NULL) {
 		in.analyzed = 1;
 		in.summary = rt_str(an, "call_summary");
+		if (in.summary == NULL)	/* seed 000's senders */
+			in.summary = rt_str(an, "summary");
 		in.sentiment = rt_str(an, "user_sentiment");
 		if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(an,
 		    "call_successful")))

@@ -781,6 +781,36 @@ store_call_outcome(struct call_out *co, const char *outcome,
 	return e;
 }
 
+/*
+ * An inbound SMS with one of the emergency rule's keywords notifies
+ * every user of the organization (type urgent_sms), with its text.
+ */
+enum db_err
+store_notify_urgent_sms(const char *org, long long event, const char *from,
+    const char *to, const char *body)
+{
+	cJSON		*d;
+	char		*data, *msg;
+	enum db_err	 e;
+
+	if (org == NULL || body == NULL || !reply_urgent(body))
+		return DB_OK;
+	d = cJSON_CreateObject();
+	cJSON_AddItemToObject(d, "from_number", from != NULL ?
+	    cJSON_CreateString(from) : cJSON_CreateNull());
+	cJSON_AddItemToObject(d, "to_number", to != NULL ?
+	    cJSON_CreateString(to) : cJSON_CreateNull());
+	cJSON_AddStringToObject(d, "body", body);
+	data = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	xasprintf(&msg, "Urgent SMS from %s", from != NULL ? from : "unknown");
+	e = store_notify(org, event, "urgent_sms", "Urgent Message", msg,
+	    data);
+	free(msg);
+	cJSON_free(data);
+	return e;
+}
+
 /* A voicemail's transcription reaches its notifications. */
 static const struct db_stmt st_vm_text = { "store_vm_text",
 	"UPDATE notifications SET data = jsonb_set(data, '{transcription}', "

@@ -930,6 +930,9 @@ tw_sms_incoming(struct tw *t)
 
 	known.rs = &t->sms.rs;
 	known.rules = t->sms.rules;
+	if (store_notify_urgent_sms(t->org_id, t->event, t->from, t->to,
+	    tw_get(t, "Body")) != DB_OK)
+		goto fail;
 	if (reply_decide(&t->org, t->from, t->to, tw_get(t, "Body"), &known,
 	    &reply) != DB_OK)
 		goto fail;

@@ -364,7 +364,8 @@ voipms_sms(struct req *r, struct resp *p)
 		goto done;
 	}
 	free(summary);
-	if (reply_decide(&t.org, from, to, msg, NULL, &reply) != DB_OK) {
+	if (store_notify_urgent_sms(t.org_id, t.event, from, to, msg) != DB_OK ||
+	    reply_decide(&t.org, from, to, msg, NULL, &reply) != DB_OK) {
 		free(mo.org);
 		goto done;
 	}

@@ -257,5 +257,46 @@ class Retell(unittest.TestCase):
         self.assertEqual(len(notes(org, token, "missed_call")), 6)
 
 
+class Seed000(unittest.TestCase):
+
+    def test_flat_retell_post_is_an_ended_call(self):
+        # seed 000's senders: the call's fields flat, organization_id in
+        # the body, no call_status, call_analysis.summary
+        org, number, token = fresh_org()
+        now = int(time.time() * 1000)
+        rt_post({"organization_id": org, "call_id": "call_" +
+                 uuid.uuid4().hex, "start_timestamp": now - 90000,
+                 "end_timestamp": now, "transcript": "Agent: Hi",
+                 "recording_url": "https://retell.example/r.wav",
+                 "call_analysis": {"summary": "Booked a cleaning."}})
+        self.assertEqual(kpis(org, token), (1, 0))
+        self.assertIn(("call_ended", "Booked a cleaning."),
+                      activity(org, token))
+
+
+def sms(number, body):
+    p = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "3" * 32,
+         "From": CALLER, "To": number, "Body": body, "NumMedia": "0",
+         "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    return tw_post("/webhooks/twilio/sms/incoming", p)
+
+
+class UrgentSms(unittest.TestCase):
+
+    def test_urgent_keywords_notify_the_staff(self):
+        org, number, token = fresh_org()
+        sms(number, "My tooth is bleeding since this morning")
+        sms(number, "Is the painting in the lobby new?")    # not "pain"
+        r = stack.request("GET", "/webhooks/voipms/sms/incoming?token=%s&"
+                          "to=%s&from=5145550123&message=%s&id=%s" % (
+                              VM, number[2:], urllib.parse.quote(
+                                  "URGENT swelling"), uuid.uuid4().hex[:12]))
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        urgent = notes(org, token, "urgent_sms")
+        self.assertEqual(len(urgent), 4, urgent)
+        self.assertEqual(sorted({n["data"]["body"] for n in urgent}), [
+            "My tooth is bleeding since this morning", "URGENT swelling"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
