@@ -24,7 +24,9 @@ static long long		 cache_loaded_us = -1;
 
 static const struct db_stmt st_cache_orgs = { "cache_orgs",
 	"SELECT id, name, timezone, greeting, forward_to, hours, after_hours, "
-	"retell_agent_id FROM organizations", 0 };
+	"retell_agent_id, agent_sip, EXISTS (SELECT 1 FROM closures c WHERE "
+	"c.organization_id = o.id AND (now() AT TIME ZONE o.timezone)::date "
+	"BETWEEN c.first_day AND c.last_day) FROM organizations o", 0 };
 static const struct db_stmt st_cache_numbers = { "cache_numbers",
 	"SELECT e164, organization_id FROM phone_numbers", 0 };
 static const struct db_stmt st_cache_secrets = { "cache_secrets",
@@ -119,6 +121,10 @@ cache_refresh(int force)
 		o->forward_to = dup_or_null(db_get(&ro, (int)i, 4));
 		o->after_hours = dup_or_null(db_get(&ro, (int)i, 6));
 		o->retell_agent_id = dup_or_null(db_get(&ro, (int)i, 7));
+		o->agent_sip = dup_or_null(db_get(&ro, (int)i, 8));
+		/* as of the refresh: cache_ttl_s bounds how stale */
+		o->closed = db_get(&ro, (int)i, 9) != NULL &&
+		    strcmp(db_get(&ro, (int)i, 9), "t") == 0;
 		if (db_get(&ro, (int)i, 5) != NULL && hours_parse(db_get(&ro,
 		    (int)i, 5), &o->hours, &errstr) == 0)
 			o->has_hours = 1;
@@ -182,6 +188,8 @@ cache_copy(size_t i, struct org *o)
 	o->forward_to = dup_or_null(c->forward_to);
 	o->after_hours = dup_or_null(c->after_hours);
 	o->retell_agent_id = dup_or_null(c->retell_agent_id);
+	o->agent_sip = dup_or_null(c->agent_sip);
+	o->closed = c->closed;
 	o->hours = c->hours;
 	o->has_hours = c->has_hours;
 	cache_local_now(o->timezone, &o->wday, &o->minute);

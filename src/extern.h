@@ -595,8 +595,10 @@ struct org {
 	char		*forward_to;
 	char		*after_hours;
 	char		*retell_agent_id;
+	char		*agent_sip;	/* the after-hours hand-off */
 	struct hours	 hours;
 	int		 has_hours;
+	int		 closed;	/* a dated closure covers today */
 	int		 wday;		/* now, in the organization's zone */
 	int		 minute;
 };

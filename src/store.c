@@ -113,7 +113,7 @@ static const struct db_stmt st_org_load = { "store_org_load",
 
 /* The th_org() columns of row 0 of res, from column c on, into o. */
 static void
-store_org_fill(const struct db_res *res, int c, struct org *o)
+store_org_fill(const struct db_res *res, int c, int full, struct org *o)
 {
 	const char	*errstr;
 
@@ -132,6 +132,12 @@ store_org_fill(const struct db_res *res, int c, struct org *o)
 		o->has_hours = 1;
 	o->wday = atoi(db_get(res, 0, c + 8));
 	o->minute = atoi(db_get(res, 0, c + 9));
+	/* sql/005's columns; the SMS path's th_org() copy stops before */
+	if (full) {
+		o->agent_sip = dup_or_null(db_get(res, 0, c + 10));
+		o->closed = db_get(res, 0, c + 11) != NULL &&
+		    strcmp(db_get(res, 0, c + 11), "t") == 0;
+	}
 }
 
 /* Load organization id into o; o->id is NULL when there is none. */
@@ -147,15 +153,20 @@ store_org_load(const char *id, struct org *o)
 		return DB_OK;
 	if ((e = db_exec(&st_org_load, p, &res)) != DB_OK)
 		return e;
-	store_org_fill(&res, 0, o);
+	store_org_fill(&res, 0, 1, o);
 	db_res_free(&res);
 	return DB_OK;
 }
 
-/* Open now?  An organization without hours is always open. */
+/*
+ * Open now?  Never on a dated closure; else an organization without
+ * hours is always open.
+ */
 int
 store_org_open(const struct org *o)
 {
+	if (o->closed)
+		return 0;
 	return !o->has_hours || hours_open(&o->hours, o->wday, o->minute);
 }
 
@@ -169,6 +180,7 @@ store_org_free(struct org *o)
 	free(o->forward_to);
 	free(o->after_hours);
 	free(o->retell_agent_id);
+	free(o->agent_sip);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -425,7 +437,7 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 			out->event = strtoll(db_get(&res, 0, 0), NULL, 10);
 		out->prior = dup_or_null(db_get(&res, 0, 1));
 		if (out->event != 0)
-			store_org_fill(&res, 2, &out->org);
+			store_org_fill(&res, 2, 0, &out->org);
 		else	/* a redelivery: whose it is, for the log */
 			out->org.id = dup_or_null(db_get(&res, 0, 2));
 		if (db_get(&res, 0, 12) != NULL)

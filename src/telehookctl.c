@@ -55,6 +55,9 @@ static int	 ctl_secret_list(int, char **);
 static int	 ctl_secret_remove(int, char **);
 static int	 ctl_block_add(int, char **);
 static int	 ctl_block_list(int, char **);
+static int	 ctl_closure_add(int, char **);
+static int	 ctl_closure_list(int, char **);
+static int	 ctl_closure_remove(int, char **);
 static int	 ctl_block_remove(int, char **);
 static int	 ctl_campaign_add(int, char **);
 static int	 ctl_campaign_import(int, char **);
@@ -103,6 +106,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "block add", 2, 2, 1, "block add ORG E164", ctl_block_add },
 	{ "block list", 1, 1, 1, "block list ORG", ctl_block_list },
 	{ "block remove", 2, 2, 1, "block remove ORG E164", ctl_block_remove },
+	{ "closure add", 2, 2, 1, "closure add ORG DATE [--until DATE] "
+	    "[--note TEXT]", ctl_closure_add },
+	{ "closure list", 1, 1, 1, "closure list ORG", ctl_closure_list },
+	{ "closure remove", 1, 1, 1, "closure remove ID", ctl_closure_remove },
 	{ "campaign add", 2, 2, 1, "campaign add ORG NAME", ctl_campaign_add },
 	{ "campaign import", 2, 2, 1, "campaign import CAMPAIGN FILE.csv",
 	    ctl_campaign_import },
@@ -562,10 +569,12 @@ ctl_check_config(int argc, char **argv)
 
 static const char *const org_cols[] = { "id", "name", "timezone",
     "greeting", "forward_to", "hours", "after_hours", "retell_agent_id",
-    "twilio_account_sid", "numbers:n", "users:n", "created_at", NULL };
+    "twilio_account_sid", "agent_sip", "numbers:n", "users:n", "created_at",
+    NULL };
 #define ORG_SELECT \
 	"SELECT o.id, o.name, o.timezone, o.greeting, o.forward_to, " \
 	"o.hours, o.after_hours, o.retell_agent_id, o.twilio_account_sid, " \
+	"o.agent_sip, " \
 	"(SELECT count(*) FROM phone_numbers n WHERE n.organization_id = o.id), " \
 	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id), " \
 	"th_iso(o.created_at) FROM organizations o "
@@ -735,6 +744,28 @@ chk_agent(const char *v, char **out)
 	return NULL;
 }
 
+/* A SIP address for <Dial><Sip>: sip: or sips:, no blanks or quotes. */
+static const char *
+chk_sip(const char *v, char **out)
+{
+	const char	*p;
+
+	if (*v == '\0') {
+		*out = NULL;
+		return NULL;
+	}
+	if (strncmp(v, "sip:", 4) != 0 && strncmp(v, "sips:", 5) != 0)
+		return "must start with sip: or sips:";
+	if (strlen(v) > 256)
+		return "longer than 256 characters";
+	for (p = v; *p != '\0'; p++)
+		if (*p <= ' ' || *p == '"' || *p == '<' || *p == '>' ||
+		    *p == 0x7f)
+			return "must hold no blank, quote or angle bracket";
+	*out = xstrdup(v);
+	return NULL;
+}
+
 static const char *
 chk_account_sid(const char *v, char **out)
 {
@@ -763,6 +794,7 @@ static const struct {
 	org_check_fn	 check;
 } org_keys[] = {
 	{ "after_hours", chk_after_hours },
+	{ "agent_sip", chk_sip },
 	{ "forward_to", chk_e164 },
 	{ "greeting", chk_text },
 	{ "hours", chk_hours },
@@ -796,8 +828,9 @@ ctl_org_set(int argc, char **argv)
 				break;
 		if (k == NORG_KEYS)
 			die(EX_DATAERR_, "unknown key %s (one of after_hours, "
-			    "forward_to, greeting, hours, retell_agent_id, "
-			    "timezone, twilio_account_sid)", key);
+			    "agent_sip, forward_to, greeting, hours, "
+			    "retell_agent_id, timezone, twilio_account_sid)",
+			    key);
 		if (set[k])
 			die(EX_DATAERR_, "%s given twice", key);
 		if ((why = org_keys[k].check(eq + 1, &vals[k])) != NULL)
@@ -1379,6 +1412,116 @@ ctl_block_list(int argc, char **argv)
 	return ctl_rows(argc, argv, "blocked",
 	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
 	    "WHERE organization_id = $1 ORDER BY e164", cols, 0);
+}
+
+/* A date as YYYY-MM-DD, checked (February 30 is not one). */
+static int
+date_valid(const char *d)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int	 y, m, day, i;
+
+	if (strlen(d) != 10 || d[4] != '-' || d[7] != '-')
+		return 0;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)d[i]))
+			return 0;
+	y = atoi(d);
+	m = atoi(d + 5);
+	day = atoi(d + 8);
+	if (y < 2000 || y > 2999 || m < 1 || m > 12 || day < 1 ||
+	    day > mdays[m - 1])
+		return 0;
+	return !(m == 2 && day == 29 && (y % 4 != 0 || (y % 100 == 0 &&
+	    y % 400 != 0)));
+}
+
+/*
+ * closure add: days (in the organization's time zone) that are after
+ * hours whatever the weekly hours say: holidays.
+ */
+static int
+ctl_closure_add(int argc, char **argv)
+{
+	const char	*until = NULL, *note = NULL;
+	const struct ctl_opt opts[] = { { "until", &until, 0 },
+			    { "note", &note, 0 }, { NULL, NULL, 0 } };
+	struct db_res	 res;
+	const char	*p[4];
+	char		*id;
+	int		 i;
+
+	i = parse_opts(argc, argv, opts);
+	if (!date_valid(argv[i + 1]))
+		die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", argv[i + 1]);
+	if (until != NULL && !date_valid(until))
+		die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", until);
+	if (until != NULL && strcmp(until, argv[i + 1]) < 0)
+		die(EX_DATAERR_, "--until %s is before %s", until, argv[i + 1]);
+	if (note != NULL) {
+		const char	*c;
+
+		for (c = note; *c != '\0'; c++)
+			if (iscntrl((unsigned char)*c))
+				die(EX_DATAERR_, "--note holds a control "
+				    "character");
+		if (strlen(note) > 200)
+			die(EX_DATAERR_, "--note is longer than 200 "
+			    "characters");
+	}
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = argv[i + 1];
+	p[2] = until != NULL ? until : argv[i + 1];
+	p[3] = note;
+	q("closure add", "INSERT INTO closures (organization_id, first_day, "
+	    "last_day, note) VALUES ($1, $2::date, $3::date, $4) RETURNING id",
+	    4, p, &res);
+	if (json_out) {
+		cJSON	*o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		json_print(o);
+	} else
+		printf("%s\n", db_get(&res, 0, 0));
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+static int
+ctl_closure_list(int argc, char **argv)
+{
+	static const char *const cols[] = { "id", "first_day", "last_day",
+	    "note", NULL };
+
+	return ctl_rows(argc, argv, "closures",
+	    "SELECT id::text, first_day::text, last_day::text, note FROM "
+	    "closures WHERE organization_id = $1 ORDER BY first_day, id",
+	    cols, 0);
+}
+
+static int
+ctl_closure_remove(int argc, char **argv)
+{
+	struct db_res	 res;
+	const char	*p[1], *errstr;
+
+	p[0] = argv[parse_opts(argc, argv, NULL)];
+	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "%s is not a closure id", p[0]);
+	q("closure remove", "DELETE FROM closures WHERE id = $1::bigint "
+	    "RETURNING 1", 1, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "no such closure: %s", p[0]);
+	db_res_free(&res);
+	if (json_out)
+		json_print(cJSON_CreateObject());
+	else
+		printf("removed closure %s\n", p[0]);
+	return 0;
 }
 
 /* campaign add: an empty campaign of an organization. */

@@ -482,7 +482,14 @@ tw_twiml_voicemail(struct tw *t)
 	free(tr);
 }
 
-/* The speech <Gather> of the knowledge-base flow, turn n. */
+static void	tw_twiml_handoff(struct tw *);
+
+/*
+ * The speech <Gather> of the knowledge-base flow, turn n.  What follows
+ * the <Gather> is what Twilio does when the caller says nothing: on the
+ * first turn, the hand-off (a person, the agent or voicemail); later,
+ * goodbye.
+ */
 static void
 tw_twiml_ask(struct tw *t, int turn, const char *prompt)
 {
@@ -499,24 +506,60 @@ tw_twiml_ask(struct tw *t, int turn, const char *prompt)
 	twiml_close(&t->p->twiml);
 	free(action);
 	free(partial);
+	if (turn == 1) {
+		twiml_leaf(&t->p->twiml, "Say", "Sorry, I did not hear "
+		    "anything.", NULL);
+		tw_twiml_handoff(t);
+	} else {
+		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. "
+		    "Goodbye.", NULL);
+		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+	}
+}
+
+/* <Dial> to one number or SIP address; its action says how it went. */
+static void
+tw_twiml_dial(struct tw *t, const char *noun, const char *to)
+{
+	char	*action;
+
+	action = tw_url(t, "/webhooks/twilio/voice/gather?step=dial");
+	twiml_open(&t->p->twiml, "Dial", "timeout", "20", "action", action,
+	    NULL);
+	twiml_leaf(&t->p->twiml, noun, to, NULL);
+	twiml_close(&t->p->twiml);
+	free(action);
 }
 
 /* Hand the caller to a person, or to voicemail when there is none. */
 static void
 tw_twiml_transfer(struct tw *t)
 {
-	char	*action;
-
 	if (t->org.forward_to == NULL) {
 		tw_twiml_voicemail(t);
 		return;
 	}
-	action = tw_url(t, "/webhooks/twilio/voice/gather?step=dial");
-	twiml_open(&t->p->twiml, "Dial", "timeout", "20", "action", action,
-	    NULL);
-	twiml_leaf(&t->p->twiml, "Number", t->org.forward_to, NULL);
-	twiml_close(&t->p->twiml);
-	free(action);
+	tw_twiml_dial(t, "Number", t->org.forward_to);
+}
+
+/*
+ * Where a caller goes whom the flow cannot help: during hours, a person
+ * (forward_to); after hours never the closed office, but the
+ * organization's Retell agent (after_hours = agent, with agent_sip) or
+ * voicemail.
+ */
+static void
+tw_twiml_handoff(struct tw *t)
+{
+	if (store_org_open(&t->org)) {
+		tw_twiml_transfer(t);
+		return;
+	}
+	if (t->org.after_hours != NULL && strcmp(t->org.after_hours,
+	    "agent") == 0 && t->org.agent_sip != NULL)
+		tw_twiml_dial(t, "Sip", t->org.agent_sip);
+	else
+		tw_twiml_voicemail(t);
 }
 
 /* Has the organization a knowledge base (voice rules)? */
@@ -594,11 +637,15 @@ answer:
 	else if (open && kb)
 		tw_twiml_ask(t, 1, "How can I help you today?");
 	else if (!open && t->org.after_hours != NULL &&
+	    strcmp(t->org.after_hours, "agent") == 0 &&
+	    t->org.agent_sip != NULL) {
+		/* the organization's Retell agent takes the call */
+		tw_twiml_dial(t, "Sip", t->org.agent_sip);
+	} else if (!open && t->org.after_hours != NULL &&
 	    strcmp(t->org.after_hours, "agent") == 0) {
 		twiml_leaf(&t->p->twiml, "Say", "Our office is closed right "
 		    "now, but I can answer some questions.", NULL);
 		tw_twiml_ask(t, 1, "How can I help you?");
-		tw_twiml_voicemail(t);
 	} else {
 		if (!open)
 			twiml_leaf(&t->p->twiml, "Say", "Our office is closed "
@@ -696,9 +743,14 @@ tw_voice_gather(struct tw *t)
 	    NULL, &answer) != DB_OK)
 		return -1;
 	if (answer == NULL) {
-		twiml_leaf(&t->p->twiml, "Say", "Let me connect you with "
-		    "someone who can help.", NULL);
-		tw_twiml_transfer(t);
+		/* never to a closed office (DESIGN 8) */
+		if (store_org_open(&t->org))
+			twiml_leaf(&t->p->twiml, "Say", "Let me connect you "
+			    "with someone who can help.", NULL);
+		else
+			twiml_leaf(&t->p->twiml, "Say", "Our office is "
+			    "closed right now.", NULL);
+		tw_twiml_handoff(t);
 		return 0;
 	}
 	twiml_leaf(&t->p->twiml, "Say", answer, NULL);

@@ -16,6 +16,7 @@ redeliveries change nothing.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -25,6 +26,7 @@ import time
 import unittest
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack  # noqa: E402
@@ -296,6 +298,114 @@ class UrgentSms(unittest.TestCase):
         self.assertEqual(len(urgent), 4, urgent)
         self.assertEqual(sorted({n["data"]["body"] for n in urgent}), [
             "My tooth is bleeding since this morning", "URGENT swelling"])
+
+
+def twiml(r):
+    root = ET.fromstring(r.body)
+    assert root.tag == "Response", r.body
+    return root
+
+
+def gathers_have_fallbacks(root):
+    """Every <Gather> is followed by something to do on no input."""
+    kids = list(root)
+    for i, el in enumerate(kids):
+        if el.tag == "Gather" and i == len(kids) - 1:
+            return False
+    return True
+
+
+def dials(root):
+    return [(n.tag, n.text) for d in root.iter("Dial") for n in d]
+
+
+class AfterHours(unittest.TestCase):
+
+    def org(self, *settings):
+        org, number, token = fresh_org()
+        stack.ctl_ok("org", "set", org, "hours=sun closed", *settings)
+        stack.ctl_ok("reply", "add", org, "--channel", "voice",
+                     "--keywords", "parking", "--text", "Parking is behind.")
+        return org, number
+
+    def ask(self, number, sid, said, turn=1):
+        return twiml(tw_post(
+            "/webhooks/twilio/voice/gather?step=ask&turn=%d" % turn,
+            call(number, sid, "in-progress", SpeechResult=said)))
+
+    def test_unmatched_question_never_dials_the_closed_office(self):
+        org, number = self.org("after_hours=agent")
+        sid = "CA" + uuid.uuid4().hex
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, sid, "ringing")))
+        self.assertEqual([e.tag for e in root].count("Gather"), 1)
+        self.assertTrue(gathers_have_fallbacks(root), ET.tostring(root))
+        self.assertEqual(dials(root), [])
+        root = self.ask(number, sid, "do you do teeth whitening")
+        self.assertEqual(dials(root), [], ET.tostring(root))
+        self.assertIn("Record", [e.tag for e in root])
+        # a matched question goes on, and its next turn has a fallback
+        root = self.ask(number, sid, "where is parking")
+        self.assertIn("Gather", [e.tag for e in root])
+        self.assertTrue(gathers_have_fallbacks(root), ET.tostring(root))
+        self.assertEqual(dials(root), [])
+
+    def test_agent_sip_takes_the_after_hours_call(self):
+        org, number = self.org("after_hours=agent",
+                               "agent_sip=sip:agent@retell.example")
+        sid = "CA" + uuid.uuid4().hex
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, sid, "ringing")))
+        self.assertEqual(dials(root), [("Sip", "sip:agent@retell.example")])
+        # the agent picked up: answered
+        tw_post("/webhooks/twilio/voice/gather?step=dial",
+                call(number, sid, "in-progress", DialCallStatus="completed"))
+        token = stack.ctl_ok("token", "create", org).strip()
+        self.assertEqual(kpis(org, token), (1, 0))
+
+    def test_open_flow_gather_has_a_fallback(self):
+        org, number, token = fresh_org()
+        stack.ctl_ok("org", "set", org, "forward_to=")
+        stack.ctl_ok("reply", "add", org, "--channel", "voice",
+                     "--keywords", "parking", "--text", "Parking is behind.")
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, "CA" + uuid.uuid4().hex,
+                                  "ringing")))
+        self.assertIn("Gather", [e.tag for e in root])
+        self.assertTrue(gathers_have_fallbacks(root), ET.tostring(root))
+
+    def test_a_closure_day_is_after_hours(self):
+        org, number, token = fresh_org()
+        stack.ctl_ok("org", "set", org, "timezone=UTC")
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        sid = "CA" + uuid.uuid4().hex
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, sid, "ringing")))
+        self.assertEqual(dials(root), [("Number", "+15557669999")])
+        cid = stack.ctl_ok(
+            "closure", "add", org, str(today - datetime.timedelta(days=1)),
+            "--until", str(today + datetime.timedelta(days=1)),
+            "--note", "Thanksgiving").strip()
+        self.assertIn("Thanksgiving", stack.ctl_ok("closure", "list", org))
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, "CA" + uuid.uuid4().hex,
+                                  "ringing")))
+        self.assertEqual(dials(root), [], ET.tostring(root))
+        self.assertIn("Record", [e.tag for e in root])
+        stack.ctl_ok("closure", "remove", cid)
+        root = twiml(tw_post("/webhooks/twilio/voice/incoming",
+                             call(number, "CA" + uuid.uuid4().hex,
+                                  "ringing")))
+        self.assertEqual(dials(root), [("Number", "+15557669999")])
+
+    def test_closure_input_is_checked(self):
+        org, _, _ = fresh_org()
+        for bad in (("2026-02-30",), ("2026-13-01",), ("tomorrow",),
+                    ("2026-12-24", "--until", "2026-12-23")):
+            p = stack.ctl("closure", "add", org, *bad)
+            self.assertEqual(p.returncode, 65, (bad, p.stderr))
+        self.assertEqual(stack.ctl("closure", "remove", "999999").returncode,
+                         65)
 
 
 if __name__ == "__main__":

@@ -350,15 +350,16 @@ class Voice(unittest.TestCase):
                          SequenceNumber="1")
         self.assertEqual(post("/webhooks/twilio/voice/partial", pp).status,
                          204)
-        # a question the knowledge base cannot answer: transfer, and
-        # with nobody to transfer to, voicemail
+        # a question the knowledge base cannot answer after hours: never
+        # a transfer to the closed office (DESIGN 8), but voicemail
         gp = call_params(to="+15550003000", call=p["CallSid"],
                          status="in-progress",
                          SpeechResult="Can I speak to the dentist?")
         root = twiml(post("/webhooks/twilio/voice/gather?step=ask&turn=2",
                           gp))
         self.assertEqual(root.find("Say").text,
-                         "Let me connect you with someone who can help.")
+                         "Our office is closed right now.")
+        self.assertIsNone(root.find("Dial"))
         self.assertIsNotNone(root.find("Record"))
 
     def test_dial_not_answered_goes_to_voicemail(self):
