@@ -25,8 +25,12 @@ ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_type_check;
 
 -- Move call p_call to outcome p_outcome if that is forward; the row
 -- (organization, direction, numbers, recording) when it moved, else
--- nothing.
-CREATE FUNCTION th_call_outcome(p_call bigint, p_outcome text)
+-- nothing.  p_again (a replay re-deriving its event, DESIGN 6) also
+-- returns the row when the call is at that outcome already, so what the
+-- outcome logs is written if it is missing; the writes themselves are
+-- idempotent per event.
+CREATE FUNCTION th_call_outcome(p_call bigint, p_outcome text,
+    p_again boolean DEFAULT false)
     RETURNS TABLE (organization_id uuid, direction text, from_number text,
     to_number text, recording_url text, call_id text)
     LANGUAGE sql AS $$
@@ -36,9 +40,9 @@ CREATE FUNCTION th_call_outcome(p_call bigint, p_outcome text)
 	    answered_at = CASE WHEN p_outcome = 'answered'
 	        THEN coalesce(c.answered_at, th_now()) ELSE c.answered_at END,
 	    updated_at = th_now()
-	WHERE c.id = p_call AND c.outcome_rank < CASE p_outcome
+	WHERE c.id = p_call AND (c.outcome_rank < CASE p_outcome
 	    WHEN 'missed' THEN 1 WHEN 'voicemail' THEN 2
-	    WHEN 'answered' THEN 3 END
+	    WHEN 'answered' THEN 3 END OR (p_again AND c.outcome = p_outcome))
 	RETURNING c.organization_id, c.direction, c.from_number, c.to_number,
 	    c.recording_url, c.call_id
 $$;

@@ -269,7 +269,9 @@ static const struct db_stmt st_call = { "api_call",
 	"recording_url, 'transcript', transcript, 'summary', summary, "
 	"'sentiment', sentiment, 'successful', successful, "
 	"'disconnection_reason', disconnection_reason, 'cost_cents', "
-	"cost_cents, 'campaign_id', campaign_id, 'contact_id', contact_id)"
+	"cost_cents, 'cost', cost::text, 'cost_currency', cost_currency, "
+	"'outcome', outcome, "
+	"'campaign_id', campaign_id, 'contact_id', contact_id)"
 	"::text FROM calls WHERE call_id = $2 AND organization_id = $1 "
 	"ORDER BY updated_at DESC LIMIT 1", 2 };
 

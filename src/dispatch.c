@@ -35,7 +35,7 @@
 /* VoIP.ms trusts the URL and the address alone: verified before parsing */
 #define VM(path, methods, name, fn) { path, methods, \
 	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
-	ROUTE_TX, voipms_fallback, voipms_verify }
+	ROUTE_TX | ROUTE_LATIN1, voipms_fallback, voipms_verify }
 #define API(path, methods, name, fn) { path, methods, BODY_NONE, name, \
 	api_verify, fn, RESP_JSON, 0, NULL, NULL }
 const struct route routes[] = {
@@ -244,6 +244,28 @@ dispatch_check_table(const struct route *t, size_t n, const char **errstr)
 }
 
 /*
+ * The answer the route gives without the database: its fallback (cached
+ * settings).  -1, with a 503 in p, when it has none.
+ */
+static int
+dispatch_answer_away(struct req *r, struct resp *p, const struct route *rt)
+{
+	char	 allow[sizeof(p->allow)];
+
+	memcpy(allow, p->allow, sizeof(allow));
+	resp_free(p);
+	resp_init(p, rt->responder);
+	memcpy(p->allow, allow, sizeof(allow));
+	if (rt->fallback == NULL || rt->fallback(r, p) == -1) {
+		resp_free(p);
+		resp_init(p, RESP_JSON);
+		resp_error(p, 503, "database unavailable");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * The database is away: answer from the route's fallback and keep the
  * request in the spool.  The answer goes out only once the file is on
  * disk; if it cannot be written, the provider gets a 503 instead.
@@ -254,18 +276,9 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 {
 	struct buf	 body;
 	const char	*ctype, *errstr;
-	char		 allow[sizeof(p->allow)];
 
-	memcpy(allow, p->allow, sizeof(allow));
-	resp_free(p);
-	resp_init(p, rt->responder);
-	memcpy(p->allow, allow, sizeof(allow));
-	if (rt->fallback == NULL || rt->fallback(r, p) == -1) {
-		resp_free(p);
-		resp_init(p, RESP_JSON);
-		resp_error(p, 503, "database unavailable");
+	if (dispatch_answer_away(r, p, rt) == -1)
 		return;
-	}
 	buf_init(&body);
 	if (resp_body(p, &body, &ctype) >= 400 ||
 	    spool_write(conf.spool_dir, r, buf_cstr(&body), &errstr) == -1) {
@@ -315,6 +328,81 @@ dispatch_cross_tenant(struct req *r, struct resp *p)
 }
 
 /*
+ * DESIGN 6: a verified request whose content PostgreSQL refuses (a data
+ * exception, anything but the database being away) is kept raw, marked
+ * failed, and answered as the database being away would be, so the
+ * provider does not retry it into the void.  Its key is a digest of the
+ * request, so a redelivery of it is kept once; "telehookctl events
+ * replay" derives it once the cause is fixed.
+ */
+static const struct db_stmt st_failed = { "dispatch_failed",
+	"INSERT INTO events (provider, event_type, provider_key, route, "
+	"client_addr, content_type, body, method, request_uri, received_at, "
+	"failed_at, failure) VALUES ($1, 'failed', $2, $3, CASE WHEN $4 ~ "
+	"'^[0-9a-fA-F:.]+$' THEN $4::inet END, $5, decode($6, 'hex'), $7, $8, "
+	"th_now(), now(), $9) ON CONFLICT (provider, provider_key) DO NOTHING",
+	9 };
+
+static void
+dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
+    const char *why)
+{
+	struct buf	 b;
+	const char	*params[9];
+	char		 provider[16], hex[65], key[48], reason[256], *uri, *raw;
+	enum db_err	 e;
+
+	snprintf(provider, sizeof(provider), "%.*s",
+	    (int)strcspn(rt->name, "_"), rt->name);
+	snprintf(reason, sizeof(reason), "%s", why);
+	uri = req_redact_uri(r->request_uri);
+	buf_init(&b);
+	buf_printf(&b, "%s %s\n", r->method_str != NULL ? r->method_str : "-",
+	    uri);
+	buf_add(&b, r->body != NULL ? r->body : "", r->bodylen);
+	crypto_sha256_hex(b.data != NULL ? b.data : "", b.len, hex);
+	buf_free(&b);
+	snprintf(key, sizeof(key), "failed:%.32s", hex);
+	raw = xmalloc(r->bodylen * 2 + 1);
+	util_hex((const unsigned char *)(r->body != NULL ? r->body : ""),
+	    r->bodylen, raw);
+	params[0] = provider;
+	params[1] = key;
+	params[2] = rt->name;
+	params[3] = r->client_addr != NULL ? r->client_addr : "-";
+	params[4] = r->content_type;
+	params[5] = raw;
+	params[6] = r->method_str;
+	params[7] = uri;
+	params[8] = reason;
+	db_clear();
+	if ((e = db_begin()) == DB_OK &&
+	    (e = db_exec(&st_failed, params, NULL)) == DB_OK)
+		e = db_commit();
+	else
+		db_rollback();
+	free(raw);
+	free(uri);
+	if (e != DB_OK) {
+		/* not even kept: the provider should try again */
+		if (DB_AWAY(e))
+			dispatch_spool(r, p, rt, db_errmsg());
+		else {
+			log_warnx("%s: a failed event could not be kept",
+			    rt->name);
+			resp_error(p, 500, "internal error");
+		}
+		return;
+	}
+	metrics_failed_event();
+	/* the reason may quote the request: it is in the database only */
+	log_warnx("%s: the database refused the content; kept as a failed "
+	    "event (telehookctl events list --failed)", rt->name);
+	req_note(r, NULL, key);
+	dispatch_answer_away(r, p, rt);
+}
+
+/*
  * Run the handler, inside a transaction when the route asks for one.
  * The answer is rendered only after the commit.  When the database is
  * unreachable or too slow (statement_timeout_ms), the request goes to
@@ -353,7 +441,7 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		else if (rc == -1 && DB_AWAY(e))
 			dispatch_spool(r, p, rt, db_errmsg());
 		else if (rc == -1)
-			resp_error(p, 500, "internal error");
+			dispatch_keep_failed(r, p, rt, db_errmsg());
 		return;
 	}
 	if ((e = db_commit()) != DB_OK) {
@@ -458,6 +546,8 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		dispatch_refuse(r, p, v, errstr);
 		return;
 	}
+	/* verified as sent; then as text PostgreSQL takes (DESIGN 6) */
+	req_fix_text(r, rt->flags & ROUTE_LATIN1);
 	dispatch_handle(r, p, rt);
 }
 
@@ -651,12 +741,14 @@ dispatch_replay(const struct spooled *s, const char **why)
 		*why = errstr;
 		goto done;
 	}
+	req_fix_text(&r, rt->flags & ROUTE_LATIN1);
 	db_clear();
 	if ((e = db_begin()) != DB_OK) {
 		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
 		*why = db_errmsg();
 		goto done;
 	}
+	store_set_rederive(s->rederive);
 	snprintf(ts, sizeof(ts), "%lld", s->received_us);
 	params[0] = ts;
 	if (s->scope != NULL)
@@ -693,6 +785,7 @@ dispatch_replay(const struct spooled *s, const char **why)
 	}
 	rc = rp.duplicate ? REPLAY_DUPLICATE : REPLAY_OK;
 done:
+	store_set_rederive(0);
 	resp_free(&p);
 	req_free(&r);
 	return rc;

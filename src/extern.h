@@ -51,6 +51,7 @@ long long	 util_strtonum(const char *, long long, long long,
 int		 util_has_nul(const void *, size_t);
 void		 util_hex(const unsigned char *, size_t, char *);
 char		*util_vis(const char *);
+char		*util_utf8_fix(const char *, int);
 
 /* buf.c: a growable byte buffer with a sticky failure flag. */
 struct buf {
@@ -134,6 +135,8 @@ struct conf_provider_voipms {
 	char		*allowed_ips;
 	struct cidrlist	 allowed;
 	int		 insecure_allow_unsigned;
+	char		*timezone;	/* the account's: CDR dates */
+	char		*currency;	/* the account's: CDR totals */
 };
 struct conf {
 	char		*path;
@@ -292,6 +295,8 @@ char		*req_client_addr(const char *, const char *,
 const char	*req_param(const struct req *, const char *);
 char		*req_redact_uri(const char *);
 int		 req_header_secret(const char *);
+void		 req_fix_text(struct req *, int);
+void		 req_fix_kvlist(struct kvlist *, int);
 void		 req_note(struct req *, const char *, const char *);
 long long	 now_us(void);
 
@@ -377,6 +382,7 @@ struct route {
  * always follows the commit.
  */
 #define ROUTE_TX	0x01
+#define ROUTE_LATIN1	0x02	/* text that is not UTF-8 is ISO 8859-1 */
 extern const struct route routes[];
 extern const size_t nroutes;
 const struct route *dispatch_match(const struct route *, size_t,
@@ -465,6 +471,7 @@ struct spooled {
 	long long	 received_us;
 	char		*client;
 	char		*scope;		/* req.scope_org, or NULL */
+	long long	 rederive;	/* a stored event's id: derive it again */
 	char		**envp;		/* NULL-terminated */
 	size_t		 nenv;
 	char		*answer;
@@ -546,6 +553,7 @@ void		 metrics_init(const char *);
 void		 metrics_request(const struct route *, int, long long);
 void		 metrics_reject(enum reject_cause);
 void		 metrics_db_error(void);
+void		 metrics_failed_event(void);
 void		 metrics_spool_write(void);
 int		 metrics_handle(struct req *, struct resp *);
 const char	*metrics_cause_name(enum reject_cause);
@@ -631,6 +639,8 @@ struct call_in {
 	const char	*started_ms;	/* epoch milliseconds */
 	const char	*ended_ms;
 	const char	*cost_cents;
+	const char	*cost;		/* a decimal, as the provider wrote it */
+	const char	*currency;
 	const char	*reason;	/* disconnection reason */
 	const char	*summary;
 	const char	*sentiment;
@@ -685,6 +695,7 @@ enum db_err	 store_org_load(const char *, struct org *);
 int		 store_org_open(const struct org *);
 void		 store_org_free(struct org *);
 enum db_err	 store_route(const struct route_query *, char **);
+void		 store_set_rederive(long long);
 char		*store_payload_json(const struct req *);
 enum db_err	 store_event(const struct req *, const struct event_in *,
 		    long long *, char **);

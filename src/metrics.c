@@ -63,6 +63,7 @@ struct metrics_shm {
 	uint64_t	 rejections[REJECT__MAX];
 	uint64_t	 db_errors;
 	uint64_t	 spool_writes;
+	uint64_t	 failed_events;
 	uint64_t	 worker_starts;
 };
 
@@ -177,6 +178,13 @@ metrics_spool_write(void)
 		metrics_add(&shm->spool_writes, 1);
 }
 
+void
+metrics_failed_event(void)
+{
+	if (shm != NULL)
+		metrics_add(&shm->failed_events, 1);
+}
+
 /*
  * GET /metrics: the exposition of the shared counters, routes summed
  * by name (an alias counts with its route).
@@ -253,6 +261,11 @@ metrics_handle(struct req *r, struct resp *p)
 	    "that failed.\n# TYPE telehook_db_errors_total counter\n"
 	    "telehook_db_errors_total %llu\n",
 	    (unsigned long long)metrics_get(&shm->db_errors));
+	buf_printf(b, "# HELP telehook_events_failed_total Verified requests "
+	    "whose content the database refused, kept as failed events.\n"
+	    "# TYPE telehook_events_failed_total counter\n"
+	    "telehook_events_failed_total %llu\n",
+	    (unsigned long long)metrics_get(&shm->failed_events));
 	buf_printf(b, "# HELP telehook_spool_writes_total Requests written "
 	    "to the spool.\n# TYPE telehook_spool_writes_total counter\n"
 	    "telehook_spool_writes_total %llu\n",

@@ -370,6 +370,60 @@ req_free(struct req *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Replace *sp by its valid UTF-8 form, if it needs one. */
+static void
+req_fix_str(char **sp, int latin1)
+{
+	char	*f;
+
+	if (*sp != NULL && (f = util_utf8_fix(*sp, latin1)) != NULL) {
+		free(*sp);
+		*sp = f;
+	}
+}
+
+static void
+req_fix_json(cJSON *j, int latin1)
+{
+	cJSON	*c;
+
+	for (; j != NULL; j = j->next) {
+		/* cJSON's default hooks: its strings are malloc(3)'d */
+		if (j->string != NULL && !(j->type & cJSON_StringIsConst))
+			req_fix_str(&j->string, latin1);
+		if (cJSON_IsString(j))
+			req_fix_str(&j->valuestring, latin1);
+		if ((c = j->child) != NULL)
+			req_fix_json(c, latin1);
+	}
+}
+
+/*
+ * DESIGN 6: the request's text as valid UTF-8, so PostgreSQL takes it:
+ * read as ISO 8859-1 when the route says its sender writes that
+ * (VoIP.ms), else with each invalid byte replaced by U+FFFD.  The raw
+ * body is kept as it came.
+ */
+void
+req_fix_kvlist(struct kvlist *l, int latin1)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++) {
+		req_fix_str(&l->v[i].key, latin1);
+		req_fix_str(&l->v[i].val, latin1);
+	}
+}
+
+void
+req_fix_text(struct req *r, int latin1)
+{
+	req_fix_kvlist(&r->qs, latin1);
+	req_fix_kvlist(&r->form, latin1);
+	if (r->json != NULL)
+		req_fix_json(r->json, latin1);
+}
+
 /*
  * 1 when the CGI variable e ("HTTP_NAME=value", or just the name) is a
  * credential header: it is kept in no spool file, stored header set or

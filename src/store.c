@@ -105,6 +105,37 @@ dup_or_null(const char *s)
 }
 
 /*
+ * A replay re-deriving stored event id (DESIGN 6): its records are
+ * written as if it were new, every write idempotent per event.  Set by
+ * dispatch_replay() around the handler.
+ */
+static long long	 store_rederive;
+
+void
+store_set_rederive(long long id)
+{
+	store_rederive = id;
+}
+
+/*
+ * s if it is a decimal integer in [lo, hi], else NULL: a number beyond
+ * a column's range is stored as NULL (the payload keeps it), not
+ * refused (DESIGN 6).
+ */
+static const char *
+num_in(const char *s, long long lo, long long hi)
+{
+	const char	*errstr;
+
+	if (s == NULL)
+		return NULL;
+	(void)util_strtonum(s, lo, hi, &errstr);
+	return errstr == NULL ? s : NULL;
+}
+#define INT4_MAX	2147483647LL
+#define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
+
+/*
  * Organizations.  now() in the organization's time zone comes with its
  * settings, so business hours need no time zone code here.
  */
@@ -223,7 +254,7 @@ store_route(const struct route_query *q, char **org)
  */
 static const struct db_stmt st_event_insert = { "store_event_insert",
 	"SELECT th_event_in($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), "
-	"$10, $11)", 11 };
+	"$10, $11, $12, $13, $14::bigint)", 14 };
 static const struct db_stmt st_event_prior = { "store_event_prior",
 	"SELECT id, answer FROM events WHERE provider = $1 AND "
 	"provider_key = $2", 2 };
@@ -294,13 +325,16 @@ store_payload_json(const struct req *r)
 	 */
 	memset(&q, 0, sizeof(q));
 	if (r->form.n == 0 && r->query != NULL &&
-	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0)
+	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0) {
+		req_fix_kvlist(&q, r->route != NULL &&
+		    (r->route->flags & ROUTE_LATIN1));
 		for (i = 0; i < q.n; i++)
 			if (strcasecmp(q.v[i].key, "token") != 0 &&
 			    cJSON_GetObjectItemCaseSensitive(o,
 			    q.v[i].key) == NULL)
 				cJSON_AddStringToObject(o, q.v[i].key,
 				    q.v[i].val);
+	}
 	kv_free(&q);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -315,6 +349,8 @@ struct event_made {
 	char	*headers;
 	char	*payload;
 	char	*hex;
+	char	*uri;
+	char	 rederive[24];
 };
 
 static void
@@ -343,7 +379,13 @@ store_event_params(const struct req *r, const struct event_in *ev,
 	p[7] = m->headers;
 	p[8] = m->hex;
 	p[9] = m->payload;
-	p[10] = r->replay != NULL ? "true" : "false";
+	p[10] = r->replay != NULL && store_rederive == 0 ? "true" : "false";
+	/* the request line, for a replay; never the URL token */
+	m->uri = req_redact_uri(r->request_uri);
+	p[11] = r->method_str;
+	p[12] = m->uri;
+	snprintf(m->rederive, sizeof(m->rederive), "%lld", store_rederive);
+	p[13] = store_rederive > 0 ? m->rederive : NULL;
 }
 
 static void
@@ -352,6 +394,7 @@ store_event_done(struct event_made *m)
 	free(m->headers);
 	free(m->payload);
 	free(m->hex);
+	free(m->uri);
 }
 
 /*
@@ -364,7 +407,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 {
 	struct db_res		 res;
 	struct event_made	 m;
-	const char		*p[11];
+	const char		*p[14];
 	enum db_err		 e;
 
 	*id = 0;
@@ -397,7 +440,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 static const struct db_stmt st_sms_incoming = { "store_sms_incoming",
 	"SELECT * FROM th_sms_incoming($1, $2, $3, $4, $5, $6, $7, $8, $9, "
 	"$10, decode($11, 'hex'), $12, $13, $14, $15, $16, $17, $18, $19, "
-	"$20, $21)", 21 };
+	"$20, $21, $22, $23, $24::bigint)", 24 };
 
 enum db_err
 store_sms_incoming(const struct req *r, const struct event_in *ev,
@@ -405,7 +448,7 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 {
 	struct db_res		 res;
 	struct event_made	 m;
-	const char		*ep[11], *p[21];
+	const char		*ep[14], *p[24];
 	char			 rank[8], e164[32];
 	enum db_err		 e;
 
@@ -424,10 +467,11 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 	p[14] = in->from;
 	p[15] = in->to;
 	p[16] = in->body;
-	p[17] = in->num_media;
+	p[17] = num_in(in->num_media, 0, INT4_MAX);
 	p[18] = in->media;
 	p[19] = rank;
 	p[20] = in->summary;
+	memcpy(&p[21], &ep[11], 3 * sizeof(p[0]));	/* method, uri, replay */
 	e = db_exec(&st_sms_incoming, p, &res);
 	store_event_done(&m);
 	if (e != DB_OK)
@@ -493,7 +537,7 @@ static const struct db_stmt st_call = { "store_call",
 	"recording_url, transcript, started_at, answered_at, ended_at, "
 	"cost_cents, disconnection_reason, summary, sentiment, successful, "
 	"custom_data, agent_id, campaign_id, contact_id, caller_name, "
-	"analyzed_at) "
+	"analyzed_at, cost, cost_currency) "
 	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
 	"coalesce($8::smallint, 0), $9::int, $10, $11, "
 	"coalesce(to_timestamp($12::double precision / 1000), th_now()), "
@@ -502,7 +546,8 @@ static const struct db_stmt st_call = { "store_call",
 	"CASE WHEN $13::bigint IS NOT NULL THEN to_timestamp("
 	"$13::double precision / 1000) WHEN $8::smallint >= 5 THEN th_now() "
 	"END, $14::int, $15, $16, $17, $18::bool, $19::jsonb, $20, "
-	"$21::uuid, $22::uuid, $23, CASE WHEN $24::bool THEN th_now() END) "
+	"$21::uuid, $22::uuid, $23, CASE WHEN $24::bool THEN th_now() END, "
+	"$25::numeric, $26) "
 	"ON CONFLICT (provider, call_id) DO UPDATE SET "
 	"prev_rank = c.status_rank, "
 	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
@@ -532,17 +577,19 @@ static const struct db_stmt st_call = { "store_call",
 	"contact_id = coalesce(c.contact_id, excluded.contact_id), "
 	"caller_name = coalesce(excluded.caller_name, c.caller_name), "
 	"analyzed_at = coalesce(c.analyzed_at, excluded.analyzed_at), "
+	"cost = coalesce(excluded.cost, c.cost), "
+	"cost_currency = coalesce(excluded.cost_currency, c.cost_currency), "
 	"updated_at = now() "
 	"RETURNING id, organization_id, status, status_rank, direction, "
 	"from_number, to_number, prev_rank, summary, analyzed_at IS NOT NULL, "
 	"campaign_id, contact_id, successful, outcome, recording_url, "
-	"call_id", 24 };
+	"call_id", 26 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
 {
 	struct db_res	 res;
-	const char	*p[24];
+	const char	*p[26];
 	char		 rank[8];
 	enum db_err	 e;
 
@@ -556,12 +603,12 @@ store_call(const struct call_in *in, struct call_out *out)
 	p[5] = in->to;
 	p[6] = store_call_rank(in->status) ? in->status : NULL;
 	p[7] = p[6] != NULL ? rank : NULL;
-	p[8] = in->duration;
+	p[8] = num_in(in->duration, 0, INT4_MAX);
 	p[9] = in->recording_url;
 	p[10] = in->transcript;
-	p[11] = in->started_ms;
-	p[12] = in->ended_ms;
-	p[13] = in->cost_cents;
+	p[11] = num_in(in->started_ms, 0, MS_MAX);
+	p[12] = num_in(in->ended_ms, 0, MS_MAX);
+	p[13] = num_in(in->cost_cents, -INT4_MAX, INT4_MAX);
 	p[14] = in->reason;
 	p[15] = in->summary;
 	p[16] = in->sentiment;
@@ -572,6 +619,8 @@ store_call(const struct call_in *in, struct call_out *out)
 	p[21] = in->contact_id;
 	p[22] = in->caller_name;
 	p[23] = in->analyzed ? "true" : "false";
+	p[24] = in->cost;
+	p[25] = in->cost != NULL ? in->currency : NULL;
 	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
@@ -591,6 +640,8 @@ store_call(const struct call_in *in, struct call_out *out)
 		out->outcome = dup_or_null(db_get(&res, 0, 13));
 		out->recording_url = dup_or_null(db_get(&res, 0, 14));
 		out->call_id = dup_or_null(db_get(&res, 0, 15));
+		if (store_rederive > 0)
+			out->old_rank = -1;	/* as if new: see above */
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -637,7 +688,7 @@ store_message(const struct msg_in *in, struct msg_out *out)
 	p[4] = in->from;
 	p[5] = in->to;
 	p[6] = in->body;
-	p[7] = in->num_media;
+	p[7] = num_in(in->num_media, 0, INT4_MAX);
 	p[8] = in->media;
 	p[9] = r ? in->status : NULL;
 	p[10] = r ? rank : NULL;
@@ -647,7 +698,8 @@ store_message(const struct msg_in *in, struct msg_out *out)
 		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
 		out->org = dup_or_null(db_get(&res, 0, 1));
 		out->rank = atoi(db_get(&res, 0, 3));
-		out->old_rank = atoi(db_get(&res, 0, 4));
+		out->old_rank = store_rederive > 0 ? -1 :
+		    atoi(db_get(&res, 0, 4));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -703,7 +755,7 @@ static const struct db_stmt st_notify = { "store_notify",
 	"INSERT INTO notifications (organization_id, user_id, event_id, type, "
 	"title, message, data, created_at) SELECT $1, u.id, $2::bigint, $3, "
 	"$4, $5, $6::jsonb, th_now() FROM users u "
-	"WHERE u.organization_id = $1", 6 };
+	"WHERE u.organization_id = $1 ON CONFLICT DO NOTHING", 6 };
 
 /*
  * DESIGN 7: the outcome of a call, moved forward only (missed <
@@ -713,7 +765,7 @@ static const struct db_stmt st_notify = { "store_notify",
  * replayed.  why, if given, says how it was missed.
  */
 static const struct db_stmt st_outcome = { "store_outcome",
-	"SELECT * FROM th_call_outcome($1::bigint, $2)", 2 };
+	"SELECT * FROM th_call_outcome($1::bigint, $2, $3::bool)", 3 };
 
 static char *
 store_call_data(const struct call_out *co, const char *recording)
@@ -741,7 +793,7 @@ store_call_outcome(struct call_out *co, const char *outcome,
     const char *why, long long event)
 {
 	struct db_res	 res;
-	const char	*p[2];
+	const char	*p[3];
 	char		 id[24], *text = NULL, *msg = NULL, *data = NULL;
 	const char	*from = co->from != NULL ? co->from : "unknown";
 	enum db_err	 e;
@@ -749,6 +801,7 @@ store_call_outcome(struct call_out *co, const char *outcome,
 	snprintf(id, sizeof(id), "%lld", co->id);
 	p[0] = id;
 	p[1] = outcome;
+	p[2] = store_rederive > 0 ? "true" : "false";
 	if ((e = db_exec(&st_outcome, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows != 1) {
@@ -861,7 +914,9 @@ store_call_ended(struct call_out *co, const char *reason,
 	if (!(co->old_rank < 5 && co->rank == 5))
 		return DB_OK;
 	inbound = co->direction == NULL || strcmp(co->direction, "inbound") == 0;
-	if (co->outcome == NULL && inbound)
+	/* (a replay writes what the first time may have missed) */
+	if (inbound && (co->outcome == NULL || (store_rederive > 0 &&
+	    strcmp(co->outcome, "missed") == 0)))
 		return store_call_outcome(co, "missed",
 		    strcmp(why, "completed") == 0 ? NULL : why, event);
 	if (co->outcome != NULL && strcmp(co->outcome, "answered") == 0)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ static int	 ctl_reply_remove(int, char **);
 static int	 ctl_secret_set(int, char **);
 static int	 ctl_secret_list(int, char **);
 static int	 ctl_secret_remove(int, char **);
+static int	 ctl_events_replay(int, char **);
 static int	 ctl_block_add(int, char **);
 static int	 ctl_block_list(int, char **);
 static int	 ctl_closure_add(int, char **);
@@ -119,7 +121,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "outbox list", 0, 0, 1, "outbox list [--state STATE]",
 	    ctl_outbox_list },
 	{ "events list", 0, 0, 1, "events list [--org ORG] [--unrouted] "
-	    "[--since TIME] [--limit N]", ctl_events_list },
+	    "[--failed] [--since TIME] [--limit N]", ctl_events_list },
+	{ "events replay", 0, 1, 1, "events replay ID | --failed | --since "
+	    "TIME", ctl_events_replay },
 	{ "events show", 1, 1, 1, "events show ID", ctl_events_show },
 	{ "events assign", 2, 2, 1, "events assign ID ORG", ctl_events_assign },
 	{ "events rejections", 0, 0, 1, "events rejections [--org ORG] "
@@ -1857,10 +1861,11 @@ ctl_events_list(int argc, char **argv)
 	static const char *const cols[] = { "id", "provider", "event_type",
 	    "provider_key", "organization_id", "received_at", NULL };
 	const char	*org = NULL, *unrouted = NULL, *since = NULL;
-	const char	*limit = NULL, *p[4];
+	const char	*limit = NULL, *failed = NULL, *p[5];
 	const struct ctl_opt opts[] = { { "org", &org, 0 },
 			    { "unrouted", &unrouted, 1 }, { "since", &since, 0 },
-			    { "limit", &limit, 0 }, { NULL, NULL, 0 } };
+			    { "limit", &limit, 0 }, { "failed", &failed, 1 },
+			    { NULL, NULL, 0 } };
 	struct db_res	 res;
 	char		*id = NULL;
 
@@ -1872,6 +1877,22 @@ ctl_events_list(int argc, char **argv)
 	p[1] = unrouted != NULL ? "true" : "false";
 	p[2] = since;
 	p[3] = check_limit(limit, "100");
+	p[4] = failed != NULL ? "true" : "false";
+	if (failed != NULL) {
+		static const char *const fcols[] = { "id", "provider",
+		    "route", "provider_key", "received_at", "failure", NULL };
+
+		q("events list", "SELECT id::text, provider, route, "
+		    "provider_key, th_iso(received_at), failure FROM events "
+		    "WHERE failed_at IS NOT NULL AND ($1::uuid IS NULL OR "
+		    "organization_id = $1) AND (NOT $2::bool OR organization_id "
+		    "IS NULL) AND ($3::timestamptz IS NULL OR received_at >= "
+		    "$3) ORDER BY id DESC LIMIT $4::int", 4, p, &res);
+		print_rows("events", &res, fcols);
+		db_res_free(&res);
+		free(id);
+		return 0;
+	}
 	q("events list", "SELECT id::text, provider, event_type, provider_key, "
 	    "organization_id, th_iso(received_at) FROM events WHERE "
 	    "($1::uuid IS NULL OR organization_id = $1) AND (NOT $2::bool OR "
@@ -1881,6 +1902,170 @@ ctl_events_list(int argc, char **argv)
 	db_res_free(&res);
 	free(id);
 	return 0;
+}
+
+/*
+ * Replay: derive a stored event's records again, through its route's own
+ * handler, as if it had just come (DESIGN 6).  The request is rebuilt
+ * from what the event kept: method, request line, content type and raw
+ * body; an event kept before 0.2.0 has no request line, and gets its
+ * route's path.  An event that belongs to an organization (assigned, or
+ * routed when it came) names it, so it routes there again.
+ */
+#define REPLAY_COLS \
+	"SELECT id::text, route, coalesce(method, ''), request_uri, " \
+	"content_type, encode(body, 'hex'), coalesce(host(client_addr), '-'), " \
+	"(extract(epoch FROM received_at) * 1000000)::bigint::text, " \
+	"coalesce(answer, ''), organization_id FROM events "
+
+static int
+replay_event(const struct db_res *res, int row, const char **why)
+{
+	struct spooled		 sp;
+	const struct route	*rt = NULL;
+	const char		*route = db_get(res, row, 1);
+	const char		*uri = db_get(res, row, 3), *hex;
+	const char		*org = db_get(res, row, 9), *errstr;
+	char			*u, *env[5];
+	size_t			 i, n;
+	int			 rc;
+
+	for (i = 0; i < nroutes && rt == NULL; i++)
+		if (strcmp(routes[i].name, route) == 0 &&
+		    (routes[i].flags & ROUTE_TX))
+			rt = &routes[i];
+	if (rt == NULL) {
+		*why = "no route takes this event any more";
+		return REPLAY_FAILED;
+	}
+	if ((hex = db_get(res, row, 5)) == NULL) {
+		*why = "its body was redacted (prune --redact)";
+		return REPLAY_FAILED;
+	}
+	memset(&sp, 0, sizeof(sp));
+	n = strlen(hex) / 2;
+	sp.body = xmalloc(n + 1);
+	for (i = 0; i < n; i++)
+		sp.body[i] = (char)strtol((char[3]){ hex[2 * i],
+		    hex[2 * i + 1], '\0' }, NULL, 16);
+	sp.body[n] = '\0';
+	sp.bodylen = n;
+	if (uri == NULL)
+		uri = rt->path;
+	if (org != NULL && strstr(uri, "organization_id=") == NULL)
+		xasprintf(&u, "%s%sorganization_id=%s", uri,
+		    strchr(uri, '?') != NULL ? "&" : "?", org);
+	else
+		u = xstrdup(uri);
+	xasprintf(&env[0], "REQUEST_METHOD=%s", *db_get(res, row, 2) != '\0' ?
+	    db_get(res, row, 2) : n == 0 && (rt->methods & METHOD_GET) ? "GET" :
+	    "POST");
+	xasprintf(&env[1], "REQUEST_URI=%s", u);
+	xasprintf(&env[2], "CONTENT_TYPE=%s", db_get(res, row, 4) != NULL ?
+	    db_get(res, row, 4) : "");
+	xasprintf(&env[3], "CONTENT_LENGTH=%zu", n);
+	env[4] = NULL;
+	sp.envp = env;
+	sp.client = (char *)db_get(res, row, 6);
+	sp.received_us = util_strtonum(db_get(res, row, 7), 0, LLONG_MAX,
+	    &errstr);
+	sp.answer = (char *)db_get(res, row, 8);
+	sp.rederive = util_strtonum(db_get(res, row, 0), 1, LLONG_MAX,
+	    &errstr);
+	rc = dispatch_replay(&sp, why);
+	for (i = 0; i < 4; i++)
+		free(env[i]);
+	free(u);
+	free(sp.body);
+	return rc;
+}
+
+static const struct db_stmt st_failure = { "ctl_failure",
+	"UPDATE events SET failure = $2 WHERE id = $1::bigint", 2 };
+
+/* events replay ID | --failed | --since TIME */
+static int
+ctl_events_replay(int argc, char **argv)
+{
+	const char	*failed = NULL, *since = NULL, *p[3], *why;
+	const struct ctl_opt opts[] = { { "failed", &failed, 1 },
+			    { "since", &since, 0 }, { NULL, NULL, 0 } };
+	struct db_res	 res;
+	const char	*errstr;
+	cJSON		*o = NULL, *done = NULL, *dup = NULL, *bad = NULL, *b;
+	int		 i, row, rc, nd = 0, nu = 0, nb = 0;
+
+	i = parse_opts(argc, argv, opts);
+	if ((i < argc) + (failed != NULL) + (since != NULL) != 1)
+		die(EX_USAGE_, "usage: events replay ID | --failed | --since "
+		    "TIME");
+	if (i < argc) {
+		(void)util_strtonum(argv[i], 1, 9007199254740991LL, &errstr);
+		if (errstr != NULL)
+			die(EX_DATAERR_, "%s is not an event id", argv[i]);
+	}
+	check_time(since);
+	p[0] = i < argc ? argv[i] : NULL;
+	p[1] = failed != NULL ? "true" : "false";
+	p[2] = since;
+	q("events replay", REPLAY_COLS "WHERE ($1::bigint IS NULL OR id = "
+	    "$1::bigint) AND (NOT $2::bool OR failed_at IS NOT NULL) AND "
+	    "($3::timestamptz IS NULL OR received_at >= $3) ORDER BY id",
+	    3, p, &res);
+	if (i < argc && res.nrows == 0)
+		die(EX_DATAERR_, "no such event: %s", argv[i]);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		done = cJSON_AddArrayToObject(o, "derived");
+		dup = cJSON_AddArrayToObject(o, "already_stored");
+		bad = cJSON_AddArrayToObject(o, "failed");
+	}
+	for (row = 0; row < res.nrows; row++) {
+		rc = replay_event(&res, row, &why);
+		if (rc == REPLAY_AWAY)
+			die(EX_UNAVAIL_, "database unreachable: %s", why);
+		if (rc == REPLAY_OK) {
+			nd++;
+			if (o != NULL)
+				cJSON_AddItemToArray(done, cJSON_CreateString(
+				    db_get(&res, row, 0)));
+			else
+				printf("event %s: derived\n",
+				    db_get(&res, row, 0));
+		} else if (rc == REPLAY_DUPLICATE) {
+			nu++;
+			if (o != NULL)
+				cJSON_AddItemToArray(dup, cJSON_CreateString(
+				    db_get(&res, row, 0)));
+			else
+				printf("event %s: already stored as another "
+				    "event\n", db_get(&res, row, 0));
+		} else {
+			const char	*up[2];
+			char		*e = util_vis(why != NULL ? why : "?");
+
+			nb++;
+			up[0] = db_get(&res, row, 0);
+			up[1] = why;
+			(void)db_exec(&st_failure, up, NULL);
+			if (o != NULL) {
+				b = cJSON_CreateObject();
+				cJSON_AddStringToObject(b, "id", up[0]);
+				cJSON_AddStringToObject(b, "reason",
+				    why != NULL ? why : "?");
+				cJSON_AddItemToArray(bad, b);
+			} else
+				printf("event %s: failed: %s\n", up[0], e);
+			free(e);
+		}
+	}
+	db_res_free(&res);
+	if (o != NULL)
+		json_print(o);
+	else
+		printf("derived %d, already stored %d, failed %d\n", nd, nu,
+		    nb);
+	return nb > 0 ? EX_DATAERR_ : 0;
 }
 
 /* events show: one event whole, as JSON (its parsed payload). */
@@ -1929,9 +2114,9 @@ static int
 ctl_events_assign(int argc, char **argv)
 {
 	struct db_res	 res;
-	const char	*p[2], *errstr;
+	const char	*p[2], *errstr, *why;
 	char		*org;
-	int		 i;
+	int		 i, rc;
 	enum db_err	 e;
 	cJSON		*o;
 
@@ -1969,13 +2154,22 @@ ctl_events_assign(int argc, char **argv)
 	    2, p, NULL);
 	if ((e = db_commit()) != DB_OK)
 		die_db(e, "commit");
+	/* derive what routing would have: activity, notifications */
+	q("events assign", REPLAY_COLS "WHERE id = $1::bigint", 1, p, &res);
+	rc = res.nrows == 1 ? replay_event(&res, 0, &why) : REPLAY_FAILED;
+	db_res_free(&res);
+	if (rc == REPLAY_AWAY)
+		die(EX_UNAVAIL_, "event %s assigned, not derived: database "
+		    "unreachable", argv[i]);
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", argv[i]);
 		cJSON_AddStringToObject(o, "organization_id", org);
+		cJSON_AddBoolToObject(o, "derived", rc == REPLAY_OK);
 		json_print(o);
 	} else
-		printf("event %s assigned to %s\n", argv[i], org);
+		printf("event %s assigned to %s%s\n", argv[i], org,
+		    rc == REPLAY_OK ? ", derived" : "");
 	free(org);
 	return 0;
 }

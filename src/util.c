@@ -184,3 +184,71 @@ util_vis(const char *s)
 	*o = '\0';
 	return out;
 }
+
+/* The length of the valid UTF-8 sequence at p, or 0 if there is none. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t	 n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* no overlong forms, surrogates or code points past U+10FFFF */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/*
+ * s as valid UTF-8, or NULL when it is already (DESIGN 6: text that is
+ * not UTF-8 is decoded, not refused).  latin1: the whole of s is read as
+ * ISO 8859-1, as VoIP.ms sends it; else each invalid byte becomes U+FFFD.
+ * Caller frees.
+ */
+char *
+util_utf8_fix(const char *s, int latin1)
+{
+	const unsigned char	*p;
+	char			*out, *o;
+	size_t			 n;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p += n)
+		if ((n = utf8_len(p)) == 0)
+			break;
+	if (*p == '\0')
+		return NULL;
+	out = o = xmalloc(strlen(s) * 3 + 1);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (latin1) {
+			if (*p < 0x80)
+				*o++ = (char)*p;
+			else {
+				*o++ = (char)(0xc0 | (*p >> 6));
+				*o++ = (char)(0x80 | (*p & 0x3f));
+			}
+			continue;
+		}
+		if ((n = utf8_len(p)) == 0) {
+			memcpy(o, "\xef\xbf\xbd", 3);	/* U+FFFD */
+			o += 3;
+			continue;
+		}
+		memcpy(o, p, n);
+		o += n;
+		p += n - 1;
+	}
+	*o = '\0';
+	return out;
+}

@@ -199,22 +199,56 @@ vm_digest(const char *const *fields, int n, char *out)
 	buf_free(&b);
 }
 
-/* "YYYY-MM-DD HH:MM:SS" (UTC) as epoch milliseconds, into buf; or NULL. */
+/*
+ * "YYYY-MM-DD HH:MM:SS" on the wall clock of the account's time zone
+ * ([voipms] timezone) as epoch milliseconds, into buf; or NULL.
+ */
 static const char *
 vm_date_ms(const char *v, char *buf, size_t len)
 {
 	struct tm	 tm;
 	const char	*end;
+	char		*saved;
 	time_t		 t;
 
 	if (v == NULL)
 		return NULL;
 	memset(&tm, 0, sizeof(tm));
 	if ((end = strptime(v, "%Y-%m-%d %H:%M:%S", &tm)) == NULL ||
-	    *end != '\0' || (t = timegm(&tm)) == (time_t)-1 || t < 0)
+	    *end != '\0')
+		return NULL;
+	tm.tm_isdst = -1;	/* as the zone says for that date */
+	/* workers are single-threaded: switching TZ is safe here */
+	saved = getenv("TZ") != NULL ? xstrdup(getenv("TZ")) : NULL;
+	setenv("TZ", conf.voipms.timezone != NULL ? conf.voipms.timezone :
+	    "UTC", 1);
+	tzset();
+	t = mktime(&tm);
+	if (saved != NULL) {
+		setenv("TZ", saved, 1);
+		free(saved);
+	} else
+		unsetenv("TZ");
+	tzset();
+	if (t == (time_t)-1 || t < 0)
 		return NULL;
 	snprintf(buf, len, "%lld", (long long)t * 1000);
 	return buf;
+}
+
+/* A money amount as VoIP.ms writes one (0.0150): digits, a point, digits. */
+static int
+vm_decimal(const char *v)
+{
+	size_t	 n = strspn(v, "0123456789");
+
+	if (n == 0 || n > 9)
+		return 0;
+	if (v[n] == '\0')
+		return 1;
+	return v[n] == '.' && strspn(v + n + 1, "0123456789") ==
+	    strlen(v + n + 1) && strlen(v + n + 1) >= 1 &&
+	    strlen(v + n + 1) <= 8;
 }
 
 /*
@@ -275,7 +309,11 @@ vm_parse_query(struct vm *t, struct req *r)
 {
 	const char	*err;
 
-	return kv_parse(&t->q, r->query, strlen(r->query), KV_SEMICOLON, &err);
+	if (kv_parse(&t->q, r->query, strlen(r->query), KV_SEMICOLON,
+	    &err) == -1)
+		return -1;
+	req_fix_kvlist(&t->q, 1);	/* ISO 8859-1, as VoIP.ms writes */
+	return 0;
 }
 
 static const struct db_stmt st_outbox = { "voipms_outbox",
@@ -489,6 +527,11 @@ voipms_cdr(struct req *r, struct resp *p)
 	    sscanf(total, "%lf", &cost) == 1 && cost >= 0 && cost < 1e7) {
 		snprintf(cents, sizeof(cents), "%.0f", cost * 100);
 		c.cost_cents = cents;
+		/* and to VoIP.ms's own precision, with the currency */
+		if (vm_decimal(total)) {
+			c.cost = total;
+			c.currency = conf.voipms.currency;
+		}
 	}
 	c.started_ms = vm_date_ms(vm_get(&t, "date", NULL, 0), ms, sizeof(ms));
 	c.recording_url = vm_any(&t, recording_names, NULL, 0);

@@ -237,6 +237,28 @@ START_TEST(test_vis)
 }
 END_TEST
 
+START_TEST(test_utf8_fix)
+{
+	char	*v;
+
+	ck_assert_ptr_null(util_utf8_fix("Caf\303\251 \342\202\254", 0));
+	ck_assert_ptr_null(util_utf8_fix("plain", 1));
+	/* VoIP.ms: Latin-1 "Caf\351" */
+	v = util_utf8_fix("Caf\351 cr\350me", 1);
+	ck_assert_str_eq(v, "Caf\303\251 cr\303\250me");
+	free(v);
+	/* elsewhere: each invalid byte is U+FFFD */
+	v = util_utf8_fix("a\351b\300\257c", 0);
+	ck_assert_str_eq(v, "a\357\277\275b\357\277\275\357\277\275c");
+	free(v);
+	/* a surrogate (ED A0 80) and a truncated sequence */
+	v = util_utf8_fix("\355\240\200x\342\202", 0);
+	ck_assert_str_eq(v, "\357\277\275\357\277\275\357\277\275x"
+	    "\357\277\275\357\277\275");
+	free(v);
+}
+END_TEST
+
 START_TEST(test_buf)
 {
 	struct buf	 b;
@@ -302,6 +324,7 @@ util_suite(void)
 	tcase_add_test(tc, test_seal_open);
 	tcase_add_test(tc, test_buf);
 	tcase_add_test(tc, test_vis);
+	tcase_add_test(tc, test_utf8_fix);
 	tcase_add_test(tc, test_strtonum);
 	suite_add_tcase(s, tc);
 	return s;

@@ -206,8 +206,9 @@ class Calls(unittest.TestCase):
             "call_id", "provider", "direction", "from", "to", "status",
             "started_at", "ended_at", "duration_s", "recording_url",
             "transcript", "summary", "sentiment", "successful",
-            "disconnection_reason", "cost_cents", "campaign_id",
-            "contact_id"]))
+            "disconnection_reason", "cost_cents", "cost", "cost_currency",
+            "outcome", "campaign_id", "contact_id"]))
+        self.assertEqual(c["outcome"], "answered")
         self.assertEqual((c["provider"], c["direction"], c["from"], c["to"],
                           c["status"], c["duration_s"]),
                          ("twilio", "inbound", "+15551119001",

@@ -134,7 +134,8 @@ def setUpModule():
     global stack
     stack = Stack(workers=2, extra_conf={
         "twilio": {"auth_token": TW}, "retell": {"api_key": RT},
-        "voipms": {"url_token": VM}}).start()
+        "voipms": {"url_token": VM, "timezone": "America/New_York"}}
+    ).start()
 
 
 def tearDownModule():
@@ -406,6 +407,150 @@ class AfterHours(unittest.TestCase):
             self.assertEqual(p.returncode, 65, (bad, p.stderr))
         self.assertEqual(stack.ctl("closure", "remove", "999999").returncode,
                          65)
+
+
+def events_failed():
+    return stack.ctl_json("events", "list", "--failed")["events"]
+
+
+def metric(name):
+    for line in stack.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(name + " not in /metrics")
+
+
+class BadContent(unittest.TestCase):
+    """DESIGN 6: no verified request gets a 5xx and vanishes."""
+
+    def test_latin1_huge_numbers_are_stored_by_the_rules(self):
+        org, number, token = fresh_org()
+        # VoIP.ms writes ISO 8859-1: "Caf\xe9" is "Cafe" with an acute e
+        mid = uuid.uuid4().hex[:10]
+        r = stack.request("GET", "/webhooks/voipms/sms/incoming?token=%s&"
+                          "to=%s&from=5145550124&message=Caf%%E9+cr%%E8me&"
+                          "id=%s" % (VM, number[2:], mid))
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(stack.psql("SELECT body FROM messages WHERE "
+                                    "message_id = '%s'" % mid),
+                         "Caf\u00e9 cr\u00e8me")
+        # Twilio: a NumMedia no column holds is NULL, kept in the payload
+        p = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" +
+             "3" * 32, "From": CALLER, "To": number, "Body": "hi",
+             "NumMedia": "99999999999", "SmsStatus": "received"}
+        tw_post("/webhooks/twilio/sms/incoming", p)
+        self.assertEqual(stack.psql(
+            "SELECT m.num_media || '|' || (e.payload->>'NumMedia') FROM "
+            "messages m, events e WHERE m.message_id = '%s' AND "
+            "e.provider_key = '%s:received'" % (p["MessageSid"],
+                                                p["MessageSid"])),
+            "0|99999999999")
+        # VoIP.ms: a 20-digit seconds
+        cid = str(uuid.uuid4().int % 10**12)
+        r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
+                       urllib.parse.urlencode({
+                           "callid": cid, "callerid": CALLER[2:],
+                           "destination": number[2:],
+                           "disposition": "ANSWERED",
+                           "seconds": "9" * 20,
+                           "date": "2026-11-20 10:00:00"}), FORM)
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(stack.psql("SELECT coalesce(duration_s::text, "
+                                    "'null') FROM calls WHERE call_id = "
+                                    "'%s'" % cid), "null")
+        # Retell: duration_ms of 2^53 - 1
+        c = rt_call(number, "user_hangup")
+        c["duration_ms"] = 2 ** 53 - 1
+        rt_post({"event": "call_ended", "call": c})
+        self.assertEqual(stack.psql("SELECT status || '|' || coalesce("
+                                    "duration_s::text, 'null') FROM calls "
+                                    "WHERE call_id = '%s'" % c["call_id"]),
+                         "completed|null")
+        self.assertEqual(events_failed(), [])
+
+    def test_refused_content_is_kept_failed_and_replayed_once(self):
+        org, number, token = fresh_org()
+        before = metric("telehook_events_failed_total")
+        # A rule of the schema refuses the content (as a data exception
+        # would): the requests are answered 2xx and kept failed.
+        stack.psql("ALTER TABLE messages ADD CONSTRAINT test_refuse CHECK "
+                   "(body <> 'refused text')")
+        stack.psql("ALTER TABLE calls ADD CONSTRAINT test_refuse CHECK "
+                   "(agent_id <> 'agent_refused')")
+        try:
+            sms(number, "refused text")
+            c = rt_call(number, "dial_no_answer")
+            c["agent_id"] = "agent_refused"
+            rt_post({"event": "call_ended", "call": c})
+            # a redelivery is kept once
+            rt_post({"event": "call_ended", "call": c})
+            failed = [f for f in events_failed()
+                      if "test_refuse" in f["failure"]]
+            self.assertEqual(len(failed), 2, failed)
+            self.assertEqual(sorted(f["route"] for f in failed),
+                             ["retell", "twilio_sms_incoming"])
+            for f in failed:
+                self.assertIn("test_refuse", f["failure"])
+            self.assertEqual(kpis(org, token), (0, 0))
+            # counted per request refused: the redelivery too
+            self.assertEqual(metric("telehook_events_failed_total"),
+                             before + 3)
+        finally:
+            stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse")
+            stack.psql("ALTER TABLE calls DROP CONSTRAINT test_refuse")
+        out = stack.ctl_json("events", "replay", "--failed")
+        self.assertEqual(len(out["derived"]), 2, out)
+        self.assertEqual(out["failed"], [])
+        self.assertEqual(events_failed(), [])
+        after = (kpis(org, token), activity(org, token),
+                 len(notes(org, token, "missed_call")))
+        self.assertEqual(after[0], (0, 1))
+        self.assertEqual([t for t, _ in after[1]].count("sms_reply"), 1)
+        self.assertEqual(after[2], 2)
+        # replaying what is derived already changes nothing
+        for ev in out["derived"]:
+            stack.ctl_json("events", "replay", ev)
+        since = stack.ctl_json("events", "replay", "--since", "2000-01-01")
+        self.assertEqual(since["failed"], [])
+        self.assertEqual((kpis(org, token), activity(org, token),
+                          len(notes(org, token, "missed_call"))), after)
+
+    def test_assign_derives_what_routing_would_have(self):
+        org, number, token = fresh_org()
+        c = rt_call("+15557689999", "dial_no_answer")    # nobody's number
+        rt_post({"event": "call_ended", "call": c})
+        ev = stack.psql("SELECT id FROM events WHERE provider_key = "
+                        "'call_ended:%s'" % c["call_id"])
+        self.assertEqual(stack.psql("SELECT organization_id IS NULL FROM "
+                                    "events WHERE id = %s" % ev), "t")
+        out = stack.ctl_json("events", "assign", ev, org)
+        self.assertTrue(out["derived"], out)
+        self.assertEqual(kpis(org, token), (0, 1))
+        self.assertEqual(len(notes(org, token, "missed_call")), 2)
+        self.assertEqual([t for t, _ in activity(org, token)].count(
+            "call_missed"), 1)
+        stack.ctl_json("events", "replay", ev)
+        self.assertEqual(len(notes(org, token, "missed_call")), 2)
+
+
+class Money(unittest.TestCase):
+
+    def test_voipms_total_and_date(self):
+        org, number, token = fresh_org()
+        cid = str(uuid.uuid4().int % 10**12)
+        r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
+                       urllib.parse.urlencode({
+                           "callid": cid, "callerid": CALLER[2:],
+                           "destination": number[2:],
+                           "disposition": "ANSWERED", "seconds": "60",
+                           "date": "2026-11-20 10:00:00",
+                           "total": "0.0150"}), FORM)
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        c = api(org, token, "calls/" + cid)
+        self.assertEqual((c["cost"], c["cost_currency"], c["cost_cents"]),
+                         ("0.0150", "USD", 2))
+        # 10:00 on the account's clock (America/New_York, EST in November)
+        self.assertEqual(c["started_at"], "2026-11-20T15:00:00Z")
 
 
 if __name__ == "__main__":
