@@ -192,7 +192,8 @@ START_TEST(test_table_is_sane)
 		if (k->type == CONF_INT)
 			ck_assert_int_le(k->min, k->max);
 	}
-	ck_assert_int_eq(n, 26);	/* DESIGN section 9, and the VoIP.ms API */
+	/* DESIGN section 9, the VoIP.ms API, the account's zone and currency */
+	ck_assert_int_eq(n, 28);
 }
 END_TEST
 
