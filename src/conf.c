@@ -30,6 +30,8 @@ struct conf	 conf;
 const struct conf_key conf_keys[] = {
 	{ "database", "conninfo", CONF_CONNINFO, C(conninfo), 0,
 	    "dbname=telehook", 0, 0 },
+	{ "database", "lock_timeout_ms", CONF_INT, C(lock_timeout_ms), 0,
+	    "500", 0, 60000 },
 	{ "database", "statement_timeout_ms", CONF_INT,
 	    C(statement_timeout_ms), 0, "2000", 100, 60000 },
 

@@ -28,6 +28,7 @@
 static PGconn		*db_conn;
 static char		*db_conninfo;
 static long long	 db_timeout_ms = 2000;
+static long long	 db_lock_ms;
 static long long	 db_next_try;
 static int		 db_in_tx;
 static int		 db_tx_pending;	/* BEGIN goes with the next statement */
@@ -47,6 +48,13 @@ db_setup(const char *conninfo, long long timeout_ms)
 	db_conninfo = xstrdup(conninfo);
 	db_timeout_ms = timeout_ms;
 	db_next_try = 0;
+}
+
+/* How long a statement may wait for a lock (0: statement_timeout). */
+void
+db_set_lock_timeout(long long ms)
+{
+	db_lock_ms = ms;
 }
 
 const char *
@@ -121,7 +129,7 @@ db_notice(void *arg, const char *msg)
 enum db_err
 db_connect(void)
 {
-	char		 timeout[32], set[64];
+	char		 timeout[32], set[96];
 	const char	*kw[] = { "connect_timeout", "application_name",
 			    "dbname", NULL };
 	const char	*val[4];
@@ -157,7 +165,14 @@ db_connect(void)
 		return DB_ECONN;
 	}
 	PQsetNoticeProcessor(db_conn, db_notice, NULL);
-	snprintf(set, sizeof(set), "SET statement_timeout = %lld",
+	/*
+	 * A lock held elsewhere (a table locked by a migration or a stuck
+	 * session) stops a webhook for no longer than lock_timeout_ms: the
+	 * request goes to the spool instead (and opens the breaker).
+	 */
+	snprintf(set, sizeof(set), "SET statement_timeout = %lld; "
+	    "SET lock_timeout = %lld", db_timeout_ms,
+	    db_lock_ms > 0 && db_lock_ms < db_timeout_ms ? db_lock_ms :
 	    db_timeout_ms);
 	res = PQexec(db_conn, set);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -203,9 +218,22 @@ db_classify(PGresult *res)
 		return DB_EDUP;
 	if (strcmp(state, "TH403") == 0)	/* sql/003 th_route() */
 		return DB_ESCOPE;
+	/*
+	 * DESIGN 6: a database that refuses writes for a while counts as
+	 * away.  Read-only (a failover or promotion in progress) also drops
+	 * the connection, so the next one finds the new primary.
+	 */
 	if (strncmp(state, "08", 2) == 0 ||	/* connection exception */
-	    strncmp(state, "57P", 3) == 0)	/* shutdown, cannot connect */
+	    strncmp(state, "57P", 3) == 0 ||	/* shutdown, cannot connect */
+	    strcmp(state, "25006") == 0)	/* read_only_sql_transaction */
 		return DB_ECONN;
+	if (strcmp(state, "55P03") == 0)	/* lock_not_available */
+		return DB_ETIMEOUT;
+	if (strncmp(state, "53", 2) == 0 ||	/* out of connections, disk */
+	    strncmp(state, "58", 2) == 0 ||	/* system, I/O error */
+	    strcmp(state, "40001") == 0 ||	/* serialization_failure */
+	    strcmp(state, "40P01") == 0)	/* deadlock_detected */
+		return DB_EAGAIN;
 	return DB_EQUERY;
 }
 

@@ -328,6 +328,24 @@ dispatch_cross_tenant(struct req *r, struct resp *p)
 }
 
 /*
+ * A statement or lock timeout opens the pool's breaker (metrics.c) for
+ * BREAKER_US: every worker spools at once meanwhile instead of waiting
+ * for the slow database in turn.
+ */
+#define BREAKER_US	(2 * 1000 * 1000)
+
+static void
+dispatch_slow(enum db_err e)
+{
+	if (e == DB_ETIMEOUT) {
+		if (!breaker_is_open(now_us()))
+			log_warnx("database slow (%s): spooling for %d s",
+			    db_errmsg(), BREAKER_US / 1000000);
+		breaker_open(now_us() + BREAKER_US);
+	}
+}
+
+/*
  * DESIGN 6: a verified request whose content PostgreSQL refuses (a data
  * exception, anything but the database being away) is kept raw, marked
  * failed, and answered as the database being away would be, so the
@@ -343,13 +361,13 @@ static const struct db_stmt st_failed = { "dispatch_failed",
 	"th_now(), now(), $9) ON CONFLICT (provider, provider_key) DO NOTHING",
 	9 };
 
-static void
-dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
-    const char *why)
+static enum db_err
+dispatch_store_failed(struct req *r, const struct route *rt, const char *why,
+    char *key, size_t keylen)
 {
 	struct buf	 b;
 	const char	*params[9];
-	char		 provider[16], hex[65], key[48], reason[256], *uri, *raw;
+	char		 provider[16], hex[65], reason[256], *uri, *raw;
 	enum db_err	 e;
 
 	snprintf(provider, sizeof(provider), "%.*s",
@@ -362,7 +380,7 @@ dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
 	buf_add(&b, r->body != NULL ? r->body : "", r->bodylen);
 	crypto_sha256_hex(b.data != NULL ? b.data : "", b.len, hex);
 	buf_free(&b);
-	snprintf(key, sizeof(key), "failed:%.32s", hex);
+	snprintf(key, keylen, "failed:%.32s", hex);
 	raw = xmalloc(r->bodylen * 2 + 1);
 	util_hex((const unsigned char *)(r->body != NULL ? r->body : ""),
 	    r->bodylen, raw);
@@ -383,6 +401,19 @@ dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
 		db_rollback();
 	free(raw);
 	free(uri);
+	if (e == DB_OK)
+		metrics_failed_event();
+	return e;
+}
+
+static void
+dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
+    const char *why)
+{
+	char		 key[48];
+	enum db_err	 e;
+
+	e = dispatch_store_failed(r, rt, why, key, sizeof(key));
 	if (e != DB_OK) {
 		/* not even kept: the provider should try again */
 		if (DB_AWAY(e))
@@ -394,7 +425,6 @@ dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
 		}
 		return;
 	}
-	metrics_failed_event();
 	/* the reason may quote the request: it is in the database only */
 	log_warnx("%s: the database refused the content; kept as a failed "
 	    "event (telehookctl events list --failed)", rt->name);
@@ -419,9 +449,15 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 			resp_error(p, 500, "internal error");
 		return;
 	}
+	/* the breaker: the database was too slow a moment ago */
+	if (breaker_is_open(now_us())) {
+		dispatch_spool(r, p, rt, "breaker open");
+		return;
+	}
 	db_clear();
 	if ((e = db_begin()) != DB_OK) {
 		if (DB_AWAY(e)) {
+			dispatch_slow(e);
 			dispatch_spool(r, p, rt, db_errmsg());
 			return;
 		}
@@ -438,8 +474,10 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		db_rollback();
 		if (rc == -1 && e == DB_ESCOPE)
 			dispatch_cross_tenant(r, p);
-		else if (rc == -1 && DB_AWAY(e))
+		else if (rc == -1 && DB_AWAY(e)) {
+			dispatch_slow(e);
 			dispatch_spool(r, p, rt, db_errmsg());
+		}
 		else if (rc == -1)
 			dispatch_keep_failed(r, p, rt, db_errmsg());
 		return;
@@ -449,9 +487,10 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		 * Whether a commit that lost its connection happened is
 		 * unknown: spooling is safe, the replay is idempotent.
 		 */
-		if (DB_AWAY(e))
+		if (DB_AWAY(e)) {
+			dispatch_slow(e);
 			dispatch_spool(r, p, rt, db_errmsg());
-		else {
+		} else {
 			log_warnx("%s: commit: %s", rt->name, db_errmsg());
 			resp_error(p, 503, "database unavailable");
 		}
@@ -761,6 +800,24 @@ dispatch_replay(const struct spooled *s, const char **why)
 		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
 		*why = p.error != NULL ? "the handler refused it" :
 		    db_errmsg();
+		/*
+		 * Content the database (or the handler) refuses is kept as a
+		 * failed event, as live, not quarantined: quarantine is for
+		 * files that cannot be read (DESIGN 6).  A re-derived event
+		 * is one already: its replay just reports.
+		 */
+		if (rc == REPLAY_FAILED && e != DB_ESCOPE && s->rederive == 0) {
+			char	 key[48];
+
+			store_set_rederive(0);
+			e = dispatch_store_failed(&r, rt, *why, key,
+			    sizeof(key));
+			rc = e == DB_OK ? REPLAY_REFUSED : DB_AWAY(e) ?
+			    REPLAY_AWAY : REPLAY_FAILED;
+			*why = e == DB_OK ? "kept as a failed event" :
+			    db_errmsg();
+			goto done;
+		}
 		if (e == DB_ESCOPE) {
 			/*
 			 * Verified by one organization's credential while
@@ -797,29 +854,34 @@ done:
  * second, and a bounded batch, so a worker is soon back at accept.
  */
 #define IDLE_EVERY_US	(1000 * 1000)
-#define IDLE_BATCH	50
-#define IDLE_BUDGET_US	(200 * 1000)
+#define IDLE_BATCH	500
+#define IDLE_BUDGET_US	(250 * 1000)
 
 void
 dispatch_idle(void)
 {
 	static long long	 last;
+	static int		 more;	/* the last batch left files */
 	struct drain_stats	 st;
 	long long		 now = now_us();
 
 	if (nrejections > 0 && db_connect() == DB_OK)
 		dispatch_flush_rejections();
-	if (now - last < IDLE_EVERY_US)
+	if (!more && now - last < IDLE_EVERY_US)
 		return;
 	last = now;
-	if (db_connect() != DB_OK)
+	more = 0;
+	if (breaker_is_open(now) || db_connect() != DB_OK)
 		return;
 	(void)cache_refresh(0);
 	if (spool_depth(conf.spool_dir) <= 0)
 		return;
-	if (spool_drain(conf.spool_dir, IDLE_BATCH, IDLE_BUDGET_US, &st) == 0 &&
-	    st.replayed + st.duplicates + st.quarantined > 0)
+	if (spool_drain(conf.spool_dir, IDLE_BATCH, IDLE_BUDGET_US, &st) != 0)
+		return;
+	/* while it goes well, the next idle moment takes the next batch */
+	more = st.left > 0 && !st.stopped;
+	if (st.replayed + st.duplicates + st.quarantined + st.refused > 0)
 		log_notice("spool: drained %d, %d already stored, %d "
-		    "quarantined, %d left", st.replayed, st.duplicates,
-		    st.quarantined, st.left);
+		    "quarantined, %d refused or failed, %d left", st.replayed,
+		    st.duplicates, st.quarantined, st.refused, st.left);
 }

@@ -143,6 +143,7 @@ struct conf {
 	/* [database] */
 	char		*conninfo;
 	long long	 statement_timeout_ms;
+	long long	 lock_timeout_ms;
 	/* [server] */
 	char		*public_url;
 	long long	 max_body_bytes;
@@ -299,6 +300,7 @@ void		 req_fix_text(struct req *, int);
 void		 req_fix_kvlist(struct kvlist *, int);
 void		 req_note(struct req *, const char *, const char *);
 long long	 now_us(void);
+long long	 wall_us(void);
 
 /* twiml.c: TwiML (XML) builder with escaping and a sticky error. */
 #define TWIML_MAXDEPTH	16
@@ -397,7 +399,8 @@ enum replay_result {
 	REPLAY_DUPLICATE,	/* the event was already stored */
 	REPLAY_AWAY,		/* the database is away: keep the file */
 	REPLAY_FAILED,		/* can never succeed: quarantine it */
-	REPLAY_REFUSED		/* refused, as live (cross_tenant): remove it */
+	REPLAY_REFUSED		/* refused as live (cross_tenant), or kept as
+				   a failed event: remove the file */
 };
 struct spooled;
 int		 dispatch_replay(const struct spooled *, const char **);
@@ -433,6 +436,7 @@ enum db_err {
 	DB_EDUP,	/* unique violation */
 	DB_EQUERY,	/* any other error: a bug or bad data */
 	DB_ESCOPE,	/* th_route(): outside the credential's scope */
+	DB_EAGAIN,	/* transient: out of connections, serialization */
 	DB__MAX
 };
 /* A prepared statement; each module keeps a static table of its own. */
@@ -448,13 +452,15 @@ struct db_res {
 	char		*cmdtuples;
 };
 void		 db_setup(const char *, long long);
+void		 db_set_lock_timeout(long long);
 enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
 const char	*db_errmsg(void);
 enum db_err	 db_last_error(void);
 void		 db_clear(void);
-#define DB_AWAY(e)	((e) == DB_ECONN || (e) == DB_ETIMEOUT)
+#define DB_AWAY(e)	((e) == DB_ECONN || (e) == DB_ETIMEOUT || \
+			    (e) == DB_EAGAIN)
 enum db_err	 db_exec(const struct db_stmt *, const char *const *,
 		    struct db_res *);
 enum db_err	 db_query(const char *, int, const char *const *,
@@ -499,6 +505,7 @@ void		 spooled_free(struct spooled *);
 int		 spool_drain(const char *, int, long long,
 		    struct drain_stats *);
 long		 spool_quarantined(const char *);
+const char	*spool_state(const char *);
 long long	 spool_oldest(const char *);
 
 /* twilio.c: the Twilio routes. */
@@ -554,6 +561,8 @@ void		 metrics_request(const struct route *, int, long long);
 void		 metrics_reject(enum reject_cause);
 void		 metrics_db_error(void);
 void		 metrics_failed_event(void);
+void		 breaker_open(long long);
+int		 breaker_is_open(long long);
 void		 metrics_spool_write(void);
 int		 metrics_handle(struct req *, struct resp *);
 const char	*metrics_cause_name(enum reject_cause);

@@ -4,6 +4,8 @@
  * either is not so; 503 only when no webhook could be taken at all,
  * because neither the database nor the spool accepts a write.
  */
+#include <string.h>
+
 #include "extern.h"
 
 static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
@@ -11,22 +13,36 @@ static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
 int
 health_handle(struct req *r, struct resp *p)
 {
-	cJSON	*o;
-	int	 db_up;
-	long	 depth;
-	int	 spool_ok;
+	cJSON		*o;
+	const char	*spool;
+	long		 depth, quarantined;
+	long long	 oldest, age = 0;
+	int		 db_up, ok;
 
 	(void)r;
 	db_up = db_exec(&health_ping, NULL, NULL) == DB_OK;
 	depth = spool_depth(conf.spool_dir);
-	spool_ok = spool_writable(conf.spool_dir);
+	quarantined = spool_quarantined(conf.spool_dir);
+	if ((oldest = spool_oldest(conf.spool_dir)) > 0)
+		age = (wall_us() - oldest) / 1000000;
+	spool = spool_state(conf.spool_dir);
+	/*
+	 * ok: nothing waits, nothing set aside, the database answers and
+	 * the breaker is closed.  503 only when neither the database nor
+	 * the spool can take a webhook.
+	 */
+	ok = db_up && depth == 0 && quarantined == 0 &&
+	    !breaker_is_open(now_us()) && strcmp(spool, "ok") == 0;
 	if ((o = cJSON_CreateObject()) == NULL)
 		return -1;
-	cJSON_AddStringToObject(o, "status",
-	    db_up && depth == 0 ? "ok" : "degraded");
+	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
 	cJSON_AddStringToObject(o, "database", db_up ? "ok" : "down");
 	cJSON_AddNumberToObject(o, "spool_depth", depth < 0 ? 0 :
 	    (double)depth);
-	resp_set_json(p, !db_up && !spool_ok ? 503 : 200, o);
+	cJSON_AddNumberToObject(o, "spool_oldest_s", (double)age);
+	cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
+	cJSON_AddStringToObject(o, "spool", spool);
+	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
+	resp_set_json(p, !db_up && strcmp(spool, "ok") != 0 ? 503 : 200, o);
 	return 0;
 }

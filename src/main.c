@@ -5,6 +5,10 @@
  * spawn-fcgi hands the listening socket over as fd 0; multiwatch keeps N
  * copies of this process running and starts a new one when one exits.
  */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +34,17 @@ conf_print_error(const char *file, int line, const char *msg)
 		log_warnx("%s: %s", file, msg);
 }
 
+#define IDLE_MS		1000
+
 int
 main(int argc, char *argv[])
 {
 	const char	*path = TELEHOOK_CONF, *errstr;
 	int		 ch, debug = 0, check = 0, verbose = 0;
-	sigset_t	 hold;
+	sigset_t	 hold, pending;
+	struct timeval	 tv;
 	FCGX_Request	 fr;
+	int		 i, rc;
 
 	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
 		switch (ch) {
@@ -102,6 +110,7 @@ main(int argc, char *argv[])
 	} else
 		metrics_init(NULL);
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
+	db_set_lock_timeout(conf.lock_timeout_ms);
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());
 	else
@@ -109,7 +118,11 @@ main(int argc, char *argv[])
 
 	/*
 	 * A stop signal waits until the request in hand is answered: it is
-	 * held while a request runs and takes effect in accept.
+	 * held all the time and takes effect between requests, never
+	 * between an accept and its answer.  multiwatch forwards SIGUSR2 to
+	 * its workers without stopping itself: each exits so, and multiwatch
+	 * starts a new one on the same socket, a restart that never leaves
+	 * nginx without a listener (telehook(8)).
 	 */
 	sigemptyset(&hold);
 	sigaddset(&hold, SIGTERM);
@@ -117,12 +130,35 @@ main(int argc, char *argv[])
 	sigaddset(&hold, SIGHUP);
 	sigaddset(&hold, SIGQUIT);
 	sigaddset(&hold, SIGUSR1);	/* multiwatch's graceful stop */
+	sigaddset(&hold, SIGUSR2);	/* a restart, forwarded */
+	sigprocmask(SIG_BLOCK, &hold, NULL);
+	/*
+	 * accept(2) waits at most IDLE_MS: an idle worker wakes to catch up
+	 * on the spool and the cache, so a quiet site needs no traffic (nor
+	 * an operator) to replay what it answered during an outage, and a
+	 * held signal is seen.  Accepted connections do not keep the
+	 * timeout (Linux copies it from the listening socket).
+	 */
+	tv.tv_sec = IDLE_MS / 1000;
+	tv.tv_usec = (IDLE_MS % 1000) * 1000;
+	if (setsockopt(0, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		log_warn("setsockopt SO_RCVTIMEO");
 	log_notice("worker ready");
 	for (;;) {
-		sigprocmask(SIG_UNBLOCK, &hold, NULL);
-		if (FCGX_Accept_r(&fr) < 0)
+		sigpending(&pending);
+		for (i = 1; i < NSIG; i++)
+			if (sigismember(&hold, i) && sigismember(&pending, i))
+				sigprocmask(SIG_UNBLOCK, &hold, NULL);
+		rc = FCGX_Accept_r(&fr);
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR) {
+			dispatch_idle();
+			continue;
+		}
+		if (rc < 0)
 			break;
-		sigprocmask(SIG_BLOCK, &hold, NULL);
+		tv.tv_sec = tv.tv_usec = 0;
+		(void)setsockopt(fr.ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+		    sizeof(tv));
 		dispatch_request(&fr);
 		FCGX_Finish_r(&fr);
 		dispatch_idle();

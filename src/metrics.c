@@ -64,6 +64,8 @@ struct metrics_shm {
 	uint64_t	 db_errors;
 	uint64_t	 spool_writes;
 	uint64_t	 failed_events;
+	uint64_t	 breaker_opened;
+	int64_t		 breaker_until_us;	/* the pool's breaker, below */
 	uint64_t	 worker_starts;
 };
 
@@ -178,6 +180,36 @@ metrics_spool_write(void)
 		metrics_add(&shm->spool_writes, 1);
 }
 
+/*
+ * The pool's breaker for a slow database (issue 20), in the same shared
+ * mapping so that one worker's timeout spares every worker the wait:
+ * open until a time, the workers spool at once meanwhile; after it, the
+ * next request tries the database (lock_timeout_ms bounds its wait) and
+ * either succeeds or opens the breaker again.
+ */
+void
+breaker_open(long long until_us)
+{
+	int64_t	 cur;
+
+	if (shm == NULL)
+		return;
+	cur = __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED);
+	while (cur < until_us && !__atomic_compare_exchange_n(
+	    &shm->breaker_until_us, &cur, until_us, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED))
+		;
+	if (cur < until_us)
+		metrics_add(&shm->breaker_opened, 1);
+}
+
+int
+breaker_is_open(long long now)
+{
+	return shm != NULL &&
+	    __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED) > now;
+}
+
 void
 metrics_failed_event(void)
 {
@@ -196,6 +228,7 @@ metrics_handle(struct req *r, struct resp *p)
 	uint64_t	 sum, cum;
 	size_t		 i, j, s;
 	long		 depth;
+	long long	 oldest;
 	int		 first;
 
 	(void)r;
@@ -261,6 +294,26 @@ metrics_handle(struct req *r, struct resp *p)
 	    "that failed.\n# TYPE telehook_db_errors_total counter\n"
 	    "telehook_db_errors_total %llu\n",
 	    (unsigned long long)metrics_get(&shm->db_errors));
+	buf_printf(b, "# HELP telehook_breaker_opened_total Times a slow "
+	    "database opened the breaker.\n"
+	    "# TYPE telehook_breaker_opened_total counter\n"
+	    "telehook_breaker_opened_total %llu\n"
+	    "# HELP telehook_breaker_open Whether webhooks go to the spool "
+	    "without asking the database.\n"
+	    "# TYPE telehook_breaker_open gauge\ntelehook_breaker_open %d\n",
+	    (unsigned long long)metrics_get(&shm->breaker_opened),
+	    breaker_is_open(now_us()));
+	buf_printf(b, "# HELP telehook_spool_quarantined Spool files that "
+	    "could not be read, set aside in quarantine/.\n"
+	    "# TYPE telehook_spool_quarantined gauge\n"
+	    "telehook_spool_quarantined %ld\n", spool_quarantined(
+	    conf.spool_dir));
+	oldest = spool_oldest(conf.spool_dir);
+	buf_printf(b, "# HELP telehook_spool_oldest_age_seconds How long the "
+	    "oldest spooled request has waited (0: none).\n"
+	    "# TYPE telehook_spool_oldest_age_seconds gauge\n"
+	    "telehook_spool_oldest_age_seconds %lld\n", oldest > 0 ?
+	    (wall_us() - oldest) / 1000000 : 0LL);
 	buf_printf(b, "# HELP telehook_events_failed_total Verified requests "
 	    "whose content the database refused, kept as failed events.\n"
 	    "# TYPE telehook_events_failed_total counter\n"

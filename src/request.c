@@ -14,6 +14,16 @@
 
 #include "extern.h"
 
+/* The wall clock, microseconds since the epoch. */
+long long
+wall_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 long long
 now_us(void)
 {

@@ -36,6 +36,7 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <ctype.h>
 #include <dirent.h>
@@ -80,15 +81,41 @@ spool_depth(const char *dir)
 	return n;
 }
 
-/* 1 when a worker could write a request into dir now. */
+/*
+ * 1 when a worker could write a request into dir now: a directory it may
+ * write, on a filesystem with room for a request (SPOOL_MINFREE: a
+ * typical webhook's file with room to spare).
+ */
+#define SPOOL_MINFREE	(64 * 1024)
+
 int
 spool_writable(const char *dir)
 {
 	struct stat	 st;
+	struct statvfs	 vfs;
 
 	if (dir == NULL || stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
 		return 0;
-	return access(dir, W_OK | X_OK) == 0;
+	if (access(dir, W_OK | X_OK) != 0)
+		return 0;
+	if (statvfs(dir, &vfs) == 0 && (unsigned long long)vfs.f_bavail *
+	    vfs.f_frsize < SPOOL_MINFREE)
+		return 0;
+	return 1;
+}
+
+/* Why the spool cannot take a request: "ok", "full" or "unwritable". */
+const char *
+spool_state(const char *dir)
+{
+	struct statvfs	 vfs;
+
+	if (spool_writable(dir))
+		return "ok";
+	if (dir != NULL && access(dir, W_OK | X_OK) == 0 &&
+	    statvfs(dir, &vfs) == 0)
+		return "full";
+	return "unwritable";
 }
 
 /* Percent-encode what could break a line: controls, space, '%', 8-bit. */

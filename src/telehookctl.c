@@ -2364,13 +2364,19 @@ ctl_spool_status(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "depth", (double)depth);
 		cJSON_AddItemToObject(o, "oldest", oldest > 0 ?
 		    cJSON_CreateString(when) : cJSON_CreateNull());
+		cJSON_AddNumberToObject(o, "oldest_age_s", oldest > 0 ?
+		    (double)((wall_us() - oldest) / 1000000) : 0);
 		cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 		json_print(o);
 	} else {
 		printf("spool_dir: %s%s\n", conf.spool_dir, writable ? "" :
-		    " (not writable)");
-		printf("waiting: %ld%s%s\n", depth, oldest > 0 ?
-		    ", oldest received " : "", oldest > 0 ? when : "");
+		    " (not writable or full)");
+		if (oldest > 0)
+			printf("waiting: %ld, oldest received %s (%lld s "
+			    "ago)\n", depth, when, (wall_us() - oldest) /
+			    1000000);
+		else
+			printf("waiting: %ld\n", depth);
 		printf("quarantined: %ld\n", quarantined);
 	}
 	return 0;
@@ -2410,6 +2416,10 @@ ctl_spool_drain(int argc, char **argv)
 	if (st.stopped)
 		die(EX_UNAVAIL_, "database unreachable: %d requests left in "
 		    "the spool", st.left);
+	/* files left that it could not replay: not done */
+	if (st.left > 0)
+		die(EX_TEMPFAIL_, "%d requests left in the spool%s", st.left,
+		    st.sealed > 0 ? " (sealed: is secret_key_file set?)" : "");
 	return 0;
 }
 

@@ -192,8 +192,11 @@ START_TEST(test_table_is_sane)
 		if (k->type == CONF_INT)
 			ck_assert_int_le(k->min, k->max);
 	}
-	/* DESIGN section 9, the VoIP.ms API, the account's zone and currency */
-	ck_assert_int_eq(n, 28);
+	/*
+	 * DESIGN section 9, the VoIP.ms API, the account's zone and
+	 * currency, and lock_timeout_ms
+	 */
+	ck_assert_int_eq(n, 29);
 }
 END_TEST
 

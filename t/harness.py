@@ -319,6 +319,13 @@ class Stack:
                  self.workers and self._log_count("worker ready") >=
                  ready + self.workers)
 
+    def restart_workers(self):
+        """Restart the pool as telehook(8) says: SIGUSR2 to multiwatch
+        (spawn-fcgi -n runs it in its own process), which forwards it;
+        each worker finishes its request and a new one takes its place
+        on the same socket."""
+        os.kill(self.procs["workers"].pid, signal.SIGUSR2)
+
     def stop_workers(self):
         p = self.procs.pop("workers")
         p.send_signal(signal.SIGTERM)
