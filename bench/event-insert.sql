@@ -1,5 +1,5 @@
 -- The bare durable insert of one event: the events row alone, without
--- the records DESIGN 6 derives from it in the same transaction.  The
+-- the records architecture.md §6 derives from it in the same transaction.  The
 -- reference row of bench/run, beside (c).  (No colon may stand before
 -- a name anywhere in this file: pgbench would read a variable.)
 INSERT INTO events (provider, event_type, provider_key, organization_id,

@@ -1,6 +1,6 @@
 /*
  * fuzz_json: JSON intake: a request body parsed as JSON (request.c),
- * its parameters as DESIGN section 4 reads them, and the payload kept
+ * its parameters as architecture.md §4 reads them, and the payload kept
  * with the event (store.c).
  */
 #include <stdint.h>

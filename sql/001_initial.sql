@@ -1,4 +1,4 @@
--- 001_initial.sql: the telehook schema (DESIGN sections 4-8).
+-- 001_initial.sql: the telehook schema (architecture.md §4-8).
 --
 -- Applied by "telehookctl migrate" inside one transaction, and recorded in
 -- schema_migrations.  Never edit a migration that has shipped: add the
@@ -27,7 +27,7 @@ CREATE FUNCTION th_now() RETURNS timestamptz
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT coalesce(nullif(current_setting('telehook.now', true), '')::timestamptz, now()) $$;
 
--- Organizations (the seeds' "clients"): the unit of tenancy.
+-- Organizations (the earlier back ends' "clients"): the unit of tenancy.
 CREATE TABLE organizations (
 	id			uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 	name			text NOT NULL CHECK (name <> '' AND length(name) <= 200),
@@ -43,7 +43,7 @@ CREATE TABLE organizations (
 	updated_at		timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX organizations_name_key ON organizations (lower(name));
--- DESIGN 4: the last routing rule maps a Twilio AccountSid to its owner.
+-- architecture.md §4: the last routing rule maps a Twilio AccountSid to its owner.
 CREATE UNIQUE INDEX organizations_twilio_account_key
     ON organizations (twilio_account_sid) WHERE twilio_account_sid IS NOT NULL;
 
@@ -97,7 +97,7 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_org ON api_tokens (organization_id);
 
 -- Every accepted webhook, once: provider_key is the idempotency key of
--- DESIGN 6, so a redelivery conflicts here and changes nothing.
+-- architecture.md §6, so a redelivery conflicts here and changes nothing.
 -- organization_id is NULL for an unrouted event until it is assigned.
 CREATE TABLE events (
 	id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -123,7 +123,7 @@ CREATE INDEX events_received ON events (received_at);
 CREATE INDEX events_unrouted ON events (received_at DESC) WHERE organization_id IS NULL;
 
 -- Calls: one row per provider call across all of its events.  status
--- only moves forward: status_rank orders the states (DESIGN 6).  An
+-- only moves forward: status_rank orders the states (architecture.md §6).  An
 -- upsert sets prev_rank to the rank it found, so it can tell, atomically,
 -- whether it moved the call forward.
 CREATE TABLE calls (
@@ -211,7 +211,7 @@ CREATE INDEX notifications_org ON notifications (organization_id, id DESC);
 CREATE INDEX notifications_unread ON notifications (organization_id, id DESC)
     WHERE read_at IS NULL;
 
--- The activity log behind "recent activity" (DESIGN 11 activity types).
+-- The activity log behind "recent activity" (architecture.md §11 activity types).
 CREATE TABLE activity (
 	id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	organization_id	uuid NOT NULL REFERENCES organizations ON DELETE CASCADE,
@@ -287,7 +287,7 @@ CREATE TABLE opt_outs (
 	PRIMARY KEY (organization_id, e164)
 );
 
--- Rejected requests, without their bodies (DESIGN 5), for the operator.
+-- Rejected requests, without their bodies (architecture.md §5), for the operator.
 CREATE TABLE rejections (
 	id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	organization_id	uuid REFERENCES organizations ON DELETE SET NULL,

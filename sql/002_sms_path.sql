@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION th_iso(timestamptz) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     AS $$ SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
 
--- DESIGN 4: the organization an event belongs to.  An explicit id wins
+-- architecture.md §4: the organization an event belongs to.  An explicit id wins
 -- (and one that names no organization leaves the event unrouted), then
 -- the owner of the number, of the call or message already stored, of
 -- the provider account.
@@ -71,7 +71,7 @@ BEGIN
 END
 $$;
 
--- DESIGN 6: an event, once.  NULL for a redelivery.
+-- architecture.md §6: an event, once.  NULL for a redelivery.
 CREATE FUNCTION th_event_in(p_provider text, p_type text, p_key text,
     p_org uuid, p_route text, p_addr inet, p_ctype text, p_headers jsonb,
     p_body bytea, p_payload jsonb, p_spooled boolean) RETURNS bigint

@@ -1,5 +1,5 @@
--- 003_security: credential scope (DESIGN 4) and per-organization VoIP.ms
--- URL tokens (DESIGN 5).
+-- 003_security: credential scope (architecture.md §4) and per-organization VoIP.ms
+-- URL tokens (architecture.md §5).
 --
 -- A request verified by one organization's own credential may touch
 -- only that organization.  The worker says which organization that is

@@ -1,4 +1,4 @@
--- 004_outcomes: answered and missed calls (DESIGN 7).
+-- 004_outcomes: answered and missed calls (architecture.md §7).
 --
 -- That a Twilio call "completed" says nothing about whether anyone took
 -- it: the <Dial> leg's DialCallStatus, Retell's connection, a VoIP.ms
@@ -25,7 +25,7 @@ ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_type_check;
 
 -- Move call p_call to outcome p_outcome if that is forward; the row
 -- (organization, direction, numbers, recording) when it moved, else
--- nothing.  p_again (a replay re-deriving its event, DESIGN 6) also
+-- nothing.  p_again (a replay re-deriving its event, architecture.md §6) also
 -- returns the row when the call is at that outcome already, so what the
 -- outcome logs is written if it is missing; the writes themselves are
 -- idempotent per event.

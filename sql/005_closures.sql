@@ -1,5 +1,5 @@
 -- 005_closures: dated closures (holidays) and the Retell agent's SIP
--- address for the after-hours hand-off (DESIGN 8, issue 14).
+-- address for the after-hours hand-off (architecture.md §8, issue 14).
 --
 -- A closure makes its days after hours in the organization's time zone,
 -- whatever the weekly hours say (an organization without hours too).

@@ -1,4 +1,4 @@
--- 006_failed_replay: failed events kept, and replay (DESIGN 6).
+-- 006_failed_replay: failed events kept, and replay (architecture.md §6).
 --
 -- A verified request whose content PostgreSQL refuses is kept raw,
 -- marked failed with the reason, and can be replayed once fixed.  Every
@@ -36,7 +36,7 @@ BEGIN
 END
 $$;
 
--- DESIGN 6: an event, once; NULL for a redelivery.  With p_rederive, a
+-- architecture.md §6: an event, once; NULL for a redelivery.  With p_rederive, a
 -- replay of stored event p_rederive: it takes its real type and key (a
 -- failed event was kept under a key of its own), loses its failure, and
 -- keeps its organization; NULL when another event has that key already.

@@ -1,5 +1,5 @@
 /*
- * api.c: the dashboard API (DESIGN sections 3, 5, 7 and 11).
+ * api.c: the dashboard API (architecture.md §3, 5, 7 and 11).
  *
  * Every request carries "Authorization: Bearer <token>"; the token's
  * SHA-256 finds it (unique index), the hashes are compared again in
@@ -100,7 +100,7 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 /*
  * The dashboard: KPIs for a calendar month in the organization's time
  * zone, and the latest activity.  Answered and missed are the calls'
- * outcomes (DESIGN 7, sql/004), not their statuses.  calls_org_started carries the call
+ * outcomes (architecture.md §7, sql/004), not their statuses.  calls_org_started carries the call
  * KPIs, messages_org_created the SMS ones, activity_org_id the list.
  */
 static const struct db_stmt st_dashboard = { "api_dashboard",

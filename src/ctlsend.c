@@ -2,7 +2,7 @@
  * ctlsend.c: "telehookctl send PROVIDER EVENT --url URL", a sample
  * webhook of every kind telehook accepts, signed as its provider signs
  * it with the secrets of the configuration, for testing a deployment
- * end to end (as the seeds' test scripts did).
+ * end to end (as the back ends telehook replaces were tested).
  *
  * Twilio requests are signed over public_url and the path, as Twilio
  * signs what is pasted in its console; --url is where the request is
@@ -198,7 +198,7 @@ send_sample(const char *provider, const char *event, const char *url,
 	if ((curl = curl_easy_init()) == NULL)
 		fatalx("libcurl failed to initialise");
 	buf_puts(&path, k->path);
-	/* an organization, named explicitly (DESIGN section 4) */
+	/* an organization, named explicitly (architecture.md §4) */
 	if (org != NULL && strcmp(k->provider, "retell") != 0)
 		buf_printf(&path, "%sorganization_id=%s",
 		    strchr(k->path, '?') ? "&" : "?", org);

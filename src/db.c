@@ -219,7 +219,7 @@ db_classify(PGresult *res)
 	if (strcmp(state, "TH403") == 0)	/* sql/003 th_route() */
 		return DB_ESCOPE;
 	/*
-	 * DESIGN 6: a database that refuses writes for a while counts as
+	 * architecture.md §6: a database that refuses writes for a while counts as
 	 * away.  Read-only (a failover or promotion in progress) also drops
 	 * the connection, so the next one finds the new primary.
 	 */

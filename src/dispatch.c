@@ -44,7 +44,7 @@ const struct route routes[] = {
 	{ "/metrics", GET_HEAD, BODY_NONE, "metrics",
 	    verify_public, metrics_handle, RESP_TEXT, 0, NULL, NULL },
 
-	/* Twilio (DESIGN section 3) */
+	/* Twilio (architecture.md §3) */
 	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
 	    RESP_TWIML),
 	TW("/webhooks/twilio/voice/status", "twilio_voice_status", RESP_EMPTY),
@@ -298,7 +298,7 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 }
 
 /*
- * DESIGN 4, credential scope: a request verified by one organization's
+ * architecture.md §4, credential scope: a request verified by one organization's
  * own credential names that organization to th_route() (sql/003) for
  * its transaction; the statement goes out in one round trip with BEGIN.
  */
@@ -346,7 +346,7 @@ dispatch_slow(enum db_err e)
 }
 
 /*
- * DESIGN 6: a verified request whose content PostgreSQL refuses (a data
+ * architecture.md §6: a verified request whose content PostgreSQL refuses (a data
  * exception, anything but the database being away) is kept raw, marked
  * failed, and answered as the database being away would be, so the
  * provider does not retry it into the void.  Its key is a digest of the
@@ -585,7 +585,7 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		dispatch_refuse(r, p, v, errstr);
 		return;
 	}
-	/* verified as sent; then as text PostgreSQL takes (DESIGN 6) */
+	/* verified as sent; then as text PostgreSQL takes (architecture.md §6) */
 	req_fix_text(r, rt->flags & ROUTE_LATIN1);
 	dispatch_handle(r, p, rt);
 }
@@ -709,7 +709,7 @@ dispatch_request(FCGX_Request *fr)
 	if (p.error != NULL) {
 		/*
 		 * The path alone: a query string carries URL tokens and, from
-		 * VoIP.ms, message text and numbers (DESIGN 5).
+		 * VoIP.ms, message text and numbers (architecture.md §5).
 		 */
 		metrics_reject(r.reject);
 		log_info("%s %s %s org=%s %d %lldus: %s%s%s",
@@ -803,7 +803,7 @@ dispatch_replay(const struct spooled *s, const char **why)
 		/*
 		 * Content the database (or the handler) refuses is kept as a
 		 * failed event, as live, not quarantined: quarantine is for
-		 * files that cannot be read (DESIGN 6).  A re-derived event
+		 * files that cannot be read (architecture.md §6).  A re-derived event
 		 * is one already: its replay just reports.
 		 */
 		if (rc == REPLAY_FAILED && e != DB_ESCOPE && s->rederive == 0) {

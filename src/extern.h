@@ -230,7 +230,7 @@ enum body_kind {
 };
 #define REQ_MAXARGS	4
 struct route;
-/* Why a request was refused (DESIGN section 5), for metrics and the log. */
+/* Why a request was refused (architecture.md §5), for metrics and the log. */
 enum reject_cause {
 	REJECT_NONE = 0,
 	REJECT_BAD_SIGNATURE,
@@ -275,7 +275,7 @@ struct req {
 	enum reject_cause reject;
 	char		*scope_org;	/* the organization whose own credential
 					   verified the request; NULL for a
-					   deployment-wide one (DESIGN 4) */
+					   deployment-wide one (architecture.md §4) */
 	char		*log_org;	/* for the request's log line */
 	char		*log_key;
 };
@@ -546,7 +546,7 @@ int		 send_sample(const char *, const char *, const char *,
 		    const char *, const char *, const char *, const char *,
 		    int);
 
-/* api.c: the dashboard API (DESIGN section 11). */
+/* api.c: the dashboard API (architecture.md §11). */
 enum verdict	 api_verify(struct req *, const char **);
 int		 api_dashboard(struct req *, struct resp *);
 int		 api_activity(struct req *, struct resp *);
@@ -630,7 +630,7 @@ struct route_query {
 struct event_in {
 	const char	*provider;
 	const char	*type;
-	const char	*key;		/* idempotency key, DESIGN 6 */
+	const char	*key;		/* idempotency key, architecture.md §6 */
 	const char	*org;
 };
 struct call_in {

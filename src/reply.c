@@ -1,7 +1,7 @@
 /*
  * reply.c: what an organization answers automatically.  An SMS gets the
  * first of the organization's rules whose keywords it contains, else the
- * first default rule that matches (the five categories the seeds
+ * first default rule that matches (the five categories the back ends
  * answered: emergency, appointment, hours, location, insurance).  Voice
  * rules are the knowledge base of the speech <Gather> flow.
  *
@@ -108,7 +108,7 @@ reply_keywords_match(const char *keywords, const char *text)
 	return 0;
 }
 
-/* The default set, most urgent first (seeds: auto-response categories). */
+/* The default set, most urgent first (the earlier back ends' categories). */
 static const struct {
 	const char	*category;
 	const char	*keywords;
@@ -122,7 +122,7 @@ static const struct {
 
 /*
  * Is text urgent: does it hold one of the emergency rule's keywords?
- * Such an SMS notifies the staff (DESIGN 15), whatever is answered.
+ * Such an SMS notifies the staff (architecture.md §15), whatever is answered.
  */
 int
 reply_urgent(const char *text)
@@ -286,7 +286,7 @@ reply_decide(const struct org *o, const char *from, const char *to,
 	if (rs.opted_out || rs.blocked || rs.own)
 		return DB_OK;
 	if (rs.recent >= REPLY_LOOP_MAX) {
-		/* numbers only at log_level = debug (DESIGN 5) */
+		/* numbers only at log_level = debug (architecture.md §5) */
 		log_notice("organization %s: no auto-reply: %d in ten "
 		    "minutes from one number (loop guard)", o->id, rs.recent);
 		log_debug("loop guard: %s", log_esc(from));

@@ -333,7 +333,7 @@ req_client_addr(const char *remote, const char *xff,
 }
 
 /*
- * A request parameter as DESIGN section 4 looks for one: the form body,
+ * A request parameter as architecture.md §4 looks for one: the form body,
  * then a top-level JSON string, then the query string.  Borrowed.
  */
 const char *
@@ -409,7 +409,7 @@ req_fix_json(cJSON *j, int latin1)
 }
 
 /*
- * DESIGN 6: the request's text as valid UTF-8, so PostgreSQL takes it:
+ * architecture.md §6: the request's text as valid UTF-8, so PostgreSQL takes it:
  * read as ISO 8859-1 when the route says its sender writes that
  * (VoIP.ms), else with each invalid byte replaced by U+FFFD.  The raw
  * body is kept as it came.
@@ -437,7 +437,7 @@ req_fix_text(struct req *r, int latin1)
 /*
  * 1 when the CGI variable e ("HTTP_NAME=value", or just the name) is a
  * credential header: it is kept in no spool file, stored header set or
- * log (DESIGN 5).  Beyond the headers the providers use, any name that
+ * log (architecture.md §5).  Beyond the headers the providers use, any name that
  * says it holds a secret is one.
  */
 int

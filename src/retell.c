@@ -1,6 +1,5 @@
 /*
- * retell.c: the Retell AI provider (DESIGN sections 3-8; research/
- * providers.md section 3): call events at /webhooks/retell and the
+ * retell.c: the Retell AI provider (architecture.md §3-8): call events at /webhooks/retell and the
  * call_inbound webhook at /webhooks/retell/inbound.
  *
  * Events are JSON {"event": ..., "call": {...}}, keyed by event and
@@ -72,7 +71,7 @@ rt_number(const char *v)
 }
 
 /*
- * DESIGN section 11: Retell's call_status onto the common states; an
+ * architecture.md §11: Retell's call_status onto the common states; an
  * ended call that never connected is failed, busy or no-answer by its
  * disconnection reason.
  */
@@ -131,7 +130,7 @@ retell_contact_outcome(const char *status, const char *reason)
 
 /*
  * The organization the signed body names: a top-level organization_id
- * (seed 000's senders) or the call's metadata.organization_id.
+ * (older senders, as the dashboards before telehook took them) or the call's metadata.organization_id.
  */
 static const char *
 rt_explicit(const struct req *r, const cJSON *call)
@@ -150,7 +149,7 @@ rt_explicit(const struct req *r, const cJSON *call)
  * Whose event: explicit id, else the number, else the call's owner.  The
  * query string is not signed (retell-sdk signs the body alone), so its
  * organization_id only routes what the body leaves unrouted; it never
- * overrides the body (DESIGN 4).
+ * overrides the body (architecture.md §4).
  */
 static enum db_err
 rt_route(struct req *r, const cJSON *call, const char *inbound_to,
@@ -211,7 +210,7 @@ rt_owner_number(const cJSON *root)
 }
 
 /*
- * Verification (DESIGN section 5): the address allowlist if set, the
+ * Verification (architecture.md §5): the address allowlist if set, the
  * shared secret, else X-Retell-Signature under api_key, api_key_previous
  * or the key stored for the organization the event belongs to (a key
  * only vouches for its own organization's events).  Fails closed.
@@ -428,7 +427,7 @@ rt_digest(const struct req *r, char *out)
 	out[16] = '\0';
 }
 
-/* The idempotency key of DESIGN section 6. */
+/* The idempotency key of architecture.md §6. */
 static char *
 rt_key(const struct rt *t)
 {
@@ -451,7 +450,7 @@ rt_key(const struct rt *t)
 	return k;
 }
 
-/* Link the call to its campaign and contact (DESIGN section 11). */
+/* Link the call to its campaign and contact (architecture.md §11). */
 static const struct db_stmt st_contact_by_phone = { "retell_contact_phone",
 	"SELECT cc.id FROM campaign_contacts cc JOIN campaigns c ON "
 	"c.id = cc.campaign_id WHERE cc.campaign_id = $1 AND cc.phone = $2 "
@@ -597,7 +596,7 @@ rt_call_event(struct rt *t)
 	in.from = from;
 	in.to = to;
 	/*
-	 * Seed 000's senders post the call's fields flat, without
+	 * Older senders post the call's fields flat, without
 	 * call_status, once it has ended: such an event is an ended call.
 	 */
 	if ((cs = rt_str(c, "call_status")) == NULL && (strcmp(t->event,
@@ -627,7 +626,7 @@ rt_call_event(struct rt *t)
 	if ((an = rt_obj(c, "call_analysis")) != NULL) {
 		in.analyzed = 1;
 		in.summary = rt_str(an, "call_summary");
-		if (in.summary == NULL)	/* seed 000's senders */
+		if (in.summary == NULL)	/* older senders */
 			in.summary = rt_str(an, "summary");
 		in.sentiment = rt_str(an, "user_sentiment");
 		if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(an,
@@ -672,7 +671,7 @@ rt_call_event(struct rt *t)
 	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
 	    t->event_id) != DB_OK)
 		goto free_co;
-	/* DESIGN 7: connected is answered, by the agent */
+	/* architecture.md §7: connected is answered, by the agent */
 	if ((strcmp(co.status, "in-progress") == 0 ||
 	    strcmp(co.status, "completed") == 0) &&
 	    store_call_outcome(&co, "answered", NULL, t->event_id) != DB_OK)

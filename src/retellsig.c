@@ -1,6 +1,6 @@
 /*
  * retellsig.c: X-Retell-Signature as retell-sdk verifies it (TypeScript
- * lib/webhook_auth.ts; research/providers.md section 3.3):
+ * lib/webhook_auth.ts):
  *
  *	header  = "v=" ms "," "d=" hex		/^v=(\d+),d=([0-9a-f]+)$/i
  *	digest  = HMAC-SHA256(api key, raw body + String(ms))

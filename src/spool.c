@@ -1,6 +1,6 @@
 /*
  * spool.c: the spool directory, where a verified request waits while the
- * database cannot take it (DESIGN section 6).  The worker answers 2xx
+ * database cannot take it (architecture.md §6).  The worker answers 2xx
  * only after the file is on disk: written to a temporary name, fsync'd,
  * renamed, and the directory fsync'd.  A drain replays each file through
  * the route's own handler in one transaction and removes it only after
@@ -19,7 +19,7 @@
  *	<answer bytes><body bytes>
  *	sha256: <hex of everything above this line>
  *
- * With secret_key_file set (DESIGN 5: message text stays in the
+ * With secret_key_file set (architecture.md §5: message text stays in the
  * database), that whole record is sealed, and the file is
  *
  *	telehook-spool 2
@@ -688,6 +688,15 @@ spool_oldest(const char *dir)
 	if ((n = scandir(dir, &list, spool_filter, alphasort)) <= 0)
 		return 0;
 	t = strtoll(list[0]->d_name, NULL, 16);
+	/* a name that is no plausible receive time (2001 on): its mtime */
+	if (t < 1000000000LL * 1000000) {
+		char		*path;
+		struct stat	 st;
+
+		xasprintf(&path, "%s/%s", dir, list[0]->d_name);
+		t = stat(path, &st) == 0 ? (long long)st.st_mtime * 1000000 : 0;
+		free(path);
+	}
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);

@@ -1,6 +1,6 @@
 /*
  * store.c: the records every provider writes, inside the request's one
- * transaction (DESIGN sections 4, 6 and 7): which organization an event
+ * transaction (architecture.md §4, 6 and 7): which organization an event
  * belongs to, the event itself under its idempotency key, and the calls,
  * messages, activity and notifications derived from it.
  *
@@ -105,7 +105,7 @@ dup_or_null(const char *s)
 }
 
 /*
- * A replay re-deriving stored event id (DESIGN 6): its records are
+ * A replay re-deriving stored event id (architecture.md §6): its records are
  * written as if it were new, every write idempotent per event.  Set by
  * dispatch_replay() around the handler.
  */
@@ -120,7 +120,7 @@ store_set_rederive(long long id)
 /*
  * s if it is a decimal integer in [lo, hi], else NULL: a number beyond
  * a column's range is stored as NULL (the payload keeps it), not
- * refused (DESIGN 6).
+ * refused (architecture.md §6).
  */
 static const char *
 num_in(const char *s, long long lo, long long hi)
@@ -215,7 +215,7 @@ store_org_free(struct org *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/* DESIGN section 4: th_route() of sql/002, one round trip. */
+/* architecture.md §4: th_route() of sql/002, one round trip. */
 static const struct db_stmt st_route = { "store_route",
 	"SELECT th_route($1, $2, $3, $4, $5, $6)", 6 };
 
@@ -758,7 +758,7 @@ static const struct db_stmt st_notify = { "store_notify",
 	"WHERE u.organization_id = $1 ON CONFLICT DO NOTHING", 6 };
 
 /*
- * DESIGN 7: the outcome of a call, moved forward only (missed <
+ * architecture.md §7: the outcome of a call, moved forward only (missed <
  * voicemail < answered) by th_call_outcome() of sql/004.  When this
  * event moved it, a missed call or a voicemail is logged and notifies
  * every user of the organization: once, whatever is redelivered or
@@ -897,7 +897,7 @@ store_voicemail_text(const struct call_out *co, const char *text)
 
 /*
  * The activity of a call that reached its end with this event (and only
- * then).  An inbound call that nobody took by then is missed (DESIGN 7:
+ * then).  An inbound call that nobody took by then is missed (architecture.md §7:
  * its status, even "completed", says nothing of that); an answered call
  * ends with its summary or "Call completed"; an outbound call nobody
  * answered was not connected.
@@ -949,7 +949,7 @@ store_notify(const char *org, long long event, const char *type,
 	return db_exec(&st_notify, p, NULL);
 }
 
-/* The notification of DESIGN section 7 for an inbound call. */
+/* The notification of architecture.md §7 for an inbound call. */
 enum db_err
 store_notify_inbound_call(const char *org, long long event,
     const char *from, const char *to, const char *agent)

@@ -1719,7 +1719,7 @@ next_line:
 	return 0;
 }
 
-/* campaign show: the progress shape of GET .../campaigns (DESIGN 11). */
+/* campaign show: the progress shape of GET .../campaigns (architecture.md §11). */
 static int
 ctl_campaign_show(int argc, char **argv)
 {
@@ -1854,7 +1854,7 @@ check_limit(const char *v, const char *dflt)
 	return v;
 }
 
-/* events list: newest first (DESIGN section 11 shape). */
+/* events list: newest first (architecture.md §11 shape). */
 static int
 ctl_events_list(int argc, char **argv)
 {
@@ -1906,7 +1906,7 @@ ctl_events_list(int argc, char **argv)
 
 /*
  * Replay: derive a stored event's records again, through its route's own
- * handler, as if it had just come (DESIGN 6).  The request is rebuilt
+ * handler, as if it had just come (architecture.md §6).  The request is rebuilt
  * from what the event kept: method, request line, content type and raw
  * body; an event kept before 0.2.0 has no request line, and gets its
  * route's path.  An event that belongs to an organization (assigned, or

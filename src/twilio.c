@@ -1,5 +1,5 @@
 /*
- * twilio.c: the Twilio provider (DESIGN sections 3-8): verification of
+ * twilio.c: the Twilio provider (architecture.md §3-8): verification of
  * every request, its class, its organization, its idempotency key, the
  * records derived from it and the TwiML it is answered with.
  *
@@ -126,7 +126,7 @@ tw_direction(const struct tw *t, const char *dflt)
 }
 
 /*
- * Verification (DESIGN section 5): the shared secret, else the signature
+ * Verification (architecture.md §5): the shared secret, else the signature
  * under any configured or stored token, over every URL Twilio may have
  * signed.  Fails closed.
  */
@@ -261,7 +261,7 @@ twilio_verify(struct req *r, const char **why)
 		p[0] = account;
 		/*
 		 * An organization's own token vouches for that organization
-		 * alone (DESIGN 4): the request is scoped to it.
+		 * alone (architecture.md §4): the request is scoped to it.
 		 */
 		if (db_exec(&st_tokens, p, &res) == DB_OK) {
 			for (i = 0; i < res.nrows && !ok; i++)
@@ -345,7 +345,7 @@ tw_body_digest(const struct tw *t, char *out)
 	out[16] = '\0';
 }
 
-/* The idempotency key of DESIGN section 6 for the request's class. */
+/* The idempotency key of architecture.md §6 for the request's class. */
 static char *
 tw_key(const struct tw *t)
 {
@@ -406,7 +406,7 @@ tw_key(const struct tw *t)
 	return NULL;
 }
 
-/* Whose event is this: DESIGN section 4. */
+/* Whose event is this: architecture.md §4. */
 static enum db_err
 tw_route(struct tw *t)
 {
@@ -578,7 +578,7 @@ tw_has_kb(struct tw *t, int *yes)
 }
 
 /*
- * An incoming call (DESIGN section 8): blocked callers are rejected;
+ * An incoming call (architecture.md §8): blocked callers are rejected;
  * others hear the greeting, then during business hours are forwarded
  * (voicemail when nobody answers), and after hours get voicemail or the
  * organization's automated agent, the speech flow over its knowledge
@@ -664,7 +664,7 @@ dberr:
 }
 
 /*
- * DESIGN 7: the <Dial> leg says whether a person took the call: its
+ * architecture.md §7: the <Dial> leg says whether a person took the call: its
  * DialCallStatus completed or answered is answered; no-answer, busy,
  * failed or canceled is missed (a voicemail may follow).
  */
@@ -743,7 +743,7 @@ tw_voice_gather(struct tw *t)
 	    NULL, &answer) != DB_OK)
 		return -1;
 	if (answer == NULL) {
-		/* never to a closed office (DESIGN 8) */
+		/* never to a closed office (architecture.md §8) */
 		if (store_org_open(&t->org))
 			twiml_leaf(&t->p->twiml, "Say", "Let me connect you "
 			    "with someone who can help.", NULL);

@@ -1,7 +1,6 @@
 /*
  * twiliosig.c: X-Twilio-Signature exactly as the official SDKs compute it
- * (twilio-node webhooks.ts, twilio-python request_validator.py; see
- * research/providers.md section 1):
+ * (twilio-node webhooks.ts, twilio-python request_validator.py):
  *
  *	data = URL
  *	for name in sorted(unique(names)):		bytewise

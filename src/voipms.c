@@ -1,6 +1,5 @@
 /*
- * voipms.c: the VoIP.ms provider (DESIGN sections 3-8; research/
- * providers.md section 4): the SMS URL callback, call records and
+ * voipms.c: the VoIP.ms provider (architecture.md §3-8): the SMS URL callback, call records and
  * recordings.
  *
  * VoIP.ms signs nothing: a request is trusted by the token in its URL
@@ -122,7 +121,7 @@ vm_token_org(const char *token)
 }
 
 /*
- * Verification (DESIGN section 5): the address allowlist, if set, on
+ * Verification (architecture.md §5): the address allowlist, if set, on
  * the address nginx's realip module settled; then the URL token: the
  * deployment-wide one (current or previous) routes freely, an
  * organization's own fixes the request to that organization.  With a
@@ -537,7 +536,7 @@ voipms_cdr(struct req *r, struct resp *p)
 	c.recording_url = vm_any(&t, recording_names, NULL, 0);
 	if (store_call(&c, &co) != DB_OK)
 		goto done;
-	/* DESIGN 7: ANSWERED is answered; any other end of an inbound call
+	/* architecture.md §7: ANSWERED is answered; any other end of an inbound call
 	 * is missed (store_call_ended()) */
 	if (c.status != NULL && strcmp(c.status, "completed") == 0 &&
 	    store_call_outcome(&co, "answered", NULL, t.event) != DB_OK) {

@@ -193,7 +193,7 @@ START_TEST(test_table_is_sane)
 			ck_assert_int_le(k->min, k->max);
 	}
 	/*
-	 * DESIGN section 9, the VoIP.ms API, the account's zone and
+	 * architecture.md §9, the VoIP.ms API, the account's zone and
 	 * currency, and lock_timeout_ms
 	 */
 	ck_assert_int_eq(n, 29);

@@ -1,6 +1,6 @@
 /*
  * check_twiliosig: X-Twilio-Signature against every vector of the SDKs'
- * own tests (research/providers.md 1.4: twilio-node spec/validation.spec.js
+ * own tests (twilio-node spec/validation.spec.js
  * and spec/unit/webhooks/webhooks.spec.js, twilio-python
  * tests/unit/test_request_validator.py) and the docs' example.
  */

@@ -63,7 +63,7 @@ def seed():
     post = tw.post
     c1 = tw.call_params(to="+15550040000", frm="+15551119001")
     post("/webhooks/twilio/voice/incoming", c1)
-    # the forward picked up: answered (DESIGN 7)
+    # the forward picked up: answered (architecture.md §7)
     post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
         call=c1["CallSid"], status="in-progress", DialCallStatus="completed"))
     post("/webhooks/twilio/voice/status", tw.call_params(

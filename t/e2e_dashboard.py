@@ -59,7 +59,7 @@ def answered_call(status, secs, frm):
     p = tw.call_params(to="+15550060000", frm=frm)
     tw.post("/webhooks/twilio/voice/incoming", p)
     if status == "completed":
-        # the forward picked up: answered (DESIGN 7)
+        # the forward picked up: answered (architecture.md §7)
         tw.post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
             call=p["CallSid"], frm=frm, status="in-progress",
             DialCallStatus="completed"))

@@ -1,6 +1,6 @@
 """
-e2e_nginx: one nginx contract for every webhook path (issue 13, DESIGN
-section 2).  Each alias of compat.conf answers exactly as its canonical
+e2e_nginx: one nginx contract for every webhook path (issue 13,
+architecture.md §2).  Each alias of compat.conf answers exactly as its canonical
 route does: 413 for a body over the limit, 429 past the rate limit, a
 503 once a worker takes longer than Twilio waits (15 s), and realip from
 trusted proxies only, all with the JSON error bodies of telehook.conf.

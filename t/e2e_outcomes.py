@@ -1,5 +1,5 @@
 """
-e2e_outcomes: answered and missed calls as DESIGN section 7 defines them
+e2e_outcomes: answered and missed calls as architecture.md §7 defines them
 (issue 14), on every path, through the dashboard API a clinic reads:
 
   * Twilio: a call forwarded with <Dial> that nobody picks up (with and
@@ -421,7 +421,7 @@ def metric(name):
 
 
 class BadContent(unittest.TestCase):
-    """DESIGN 6: no verified request gets a 5xx and vanishes."""
+    """architecture.md §6: no verified request gets a 5xx and vanishes."""
 
     def test_latin1_huge_numbers_are_stored_by_the_rules(self):
         org, number, token = fresh_org()

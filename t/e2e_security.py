@@ -1,6 +1,6 @@
 """
 e2e_security: tried as an attacker with one valid client account would
-try it (issue 13, DESIGN sections 2, 4 and 5).
+try it (issue 13, architecture.md §2, 4 and 5).
 
   * Tenant crossing: every provider x every credential kind
     (deployment-wide, the organization's own, shared secret) x every
@@ -16,7 +16,7 @@ try it (issue 13, DESIGN sections 2, 4 and 5).
   * telehookctl escapes control characters; --json stays exact.
   * The dashboard page has its Content-Security-Policy.
 
-The main stack is the site DESIGN section 2 promises: the operator's own
+The main stack is the site architecture.md §2 promises: the operator's own
 "upstream telehook" block, telehook.conf and compat.conf, nothing else at
 http level.  The nginx contract of compat aliases (413, 429, the 15 s
 timeout, realip) is in e2e_nginx.py.

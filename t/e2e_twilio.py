@@ -351,7 +351,7 @@ class Voice(unittest.TestCase):
         self.assertEqual(post("/webhooks/twilio/voice/partial", pp).status,
                          204)
         # a question the knowledge base cannot answer after hours: never
-        # a transfer to the closed office (DESIGN 8), but voicemail
+        # a transfer to the closed office (architecture.md §8), but voicemail
         gp = call_params(to="+15550003000", call=p["CallSid"],
                          status="in-progress",
                          SpeechResult="Can I speak to the dentist?")
@@ -394,7 +394,7 @@ class Voice(unittest.TestCase):
             self.assertEqual(r.status, 204)
             self.assertEqual(r.body, b"")
 
-        # the forward picked up (DESIGN 7: the <Dial> leg decides)
+        # the forward picked up (architecture.md §7: the <Dial> leg decides)
         r = post("/webhooks/twilio/voice/gather?step=dial", call_params(
             call=call, status="in-progress", DialCallStatus="completed"))
         self.assertEqual(r.status, 200)

@@ -51,6 +51,24 @@ def pg_bindir():
     return dirs[-1]
 
 
+def health(r):
+    """/healthz's JSON without spool_oldest_s, which moves with the
+    clock; the rest is compared whole."""
+    j = r.json()
+    assert isinstance(j.pop("spool_oldest_s"), (int, float)), j
+    return j
+
+
+def healthy(db="ok", depth=0, status=None, spool="ok", quarantined=0,
+            breaker=False):
+    """What /healthz says in a state (telehook(8), architecture.md §11 and more)."""
+    return {"status": status or ("ok" if db == "ok" and depth == 0 and
+                                 quarantined == 0 and spool == "ok" and
+                                 not breaker else "degraded"),
+            "database": db, "spool_depth": depth, "spool": spool,
+            "quarantined": quarantined, "breaker_open": breaker}
+
+
 def wait_for(what, cond, timeout=30.0, interval=0.05):
     """Poll cond() until it is true; fail after timeout seconds."""
     deadline = time.monotonic() + timeout
@@ -90,7 +108,7 @@ class Stack:
                  trusted_proxies=(), durable=False, extra_locations="",
                  own_upstream=None):
         self.workers = workers
-        # DESIGN 2: the operator's own upstream block and nothing else
+        # architecture.md §2: the operator's own upstream block and nothing else
         # at http level (no limits file); else the shipped upstream and
         # limits files, as example-site.conf includes them.
         # (TELEHOOK_OWN_UPSTREAM=1: that site for every suite)

@@ -2,7 +2,7 @@
 # nginx-syntax.sh: "nginx -t" on sites that use the shipped files: the
 # full example site (http level, with its upstream and limits files), a
 # server block that includes telehook.conf and compat.conf after the
-# shipped upstream file, and the site DESIGN section 2 promises: the
+# shipped upstream file, and the site architecture.md §2 promises: the
 # operator's own "upstream telehook" block and nothing else at http
 # level.
 builddir=${top_builddir:-$(dirname "$0")/..}
