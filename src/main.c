@@ -34,7 +34,7 @@ conf_print_error(const char *file, int line, const char *msg)
 		log_warnx("%s: %s", file, msg);
 }
 
-#define IDLE_MS		1000
+#define IDLE_MS		250
 
 int
 main(int argc, char *argv[])
@@ -44,7 +44,7 @@ main(int argc, char *argv[])
 	sigset_t	 hold, pending;
 	struct timeval	 tv;
 	FCGX_Request	 fr;
-	int		 i, rc;
+	int		 i, rc, stop;
 
 	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
 		switch (ch) {
@@ -145,17 +145,20 @@ main(int argc, char *argv[])
 		log_warn("setsockopt SO_RCVTIMEO");
 	log_notice("worker ready");
 	for (;;) {
+		/* a held stop or restart signal: done, between requests */
 		sigpending(&pending);
-		for (i = 1; i < NSIG; i++)
+		for (i = 1, stop = 0; i < NSIG; i++)
 			if (sigismember(&hold, i) && sigismember(&pending, i))
-				sigprocmask(SIG_UNBLOCK, &hold, NULL);
+				stop = 1;
+		if (stop)
+			break;
 		rc = FCGX_Accept_r(&fr);
-		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR) {
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
 			dispatch_idle();
 			continue;
 		}
 		if (rc < 0)
-			break;
+			break;	/* libfcgi's own shutdown, or a broken socket */
 		tv.tv_sec = tv.tv_usec = 0;
 		(void)setsockopt(fr.ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv,
 		    sizeof(tv));
