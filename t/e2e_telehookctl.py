@@ -6,6 +6,7 @@ and no change, and prints the documented JSON with --json.
 
 import glob
 import hashlib
+import json
 import os
 import sys
 import unittest
@@ -74,6 +75,17 @@ class Usage(unittest.TestCase):
         self.assertIn("usage: telehookctl org add NAME", p.stderr)
         p = stack.ctl("org", "show", "a", "b")
         self.assertEqual(p.returncode, 64)
+
+    def test_flags_take_no_operand(self):
+        # a flag without a value does not swallow the next option; the
+        # operands are counted from the command's own options
+        p = stack.ctl("--json", "events", "list", "--unrouted", "--limit",
+                      "50")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("events", json.loads(p.stdout))
+        p = stack.ctl("events", "list", "--unrouted", "extra")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("usage: telehookctl events list", p.stderr)
 
     def test_unknown_option(self):
         p = stack.ctl("org", "add", "X", "--colour", "blue")

@@ -45,7 +45,8 @@ for sk in $keys; do
 done
 
 # ctl_cmds[] rows: { "name", minargs, maxargs, needs_db, ...
-cmds=$(sed -n 's/^[	 ]*{ "\([a-z -]*\)", -*[0-9]*, -*[0-9]*, [01],.*/\1/p' "$ctl_c")
+cmds=$(sed -n 's/^[	 ]*{ "\([a-z -]*\)", -*[0-9]*, -*[0-9]*, [01],.*/\1/p' \
+    "$srcdir"/src/ctl_*.c)
 [ -n "$cmds" ] || { echo "optscan: no commands found in $ctl_c"; exit 1; }
 IFS='
 '

@@ -1,0 +1,49 @@
+/*
+ * ctl.h: what telehookctl's files share (telehookctl.c keeps main, the
+ * command table and usage; one file per noun holds its commands and
+ * exports its rows).
+ */
+#ifndef TELEHOOK_CTL_H
+#define TELEHOOK_CTL_H
+
+struct ctl_cmd {
+	const char	*name;		/* one or two words */
+	int		 minargs;	/* operands after the words */
+	int		 maxargs;	/* -1: no limit */
+	int		 needs_db;
+	const char	*usage;
+	int		(*fn)(int, char **);
+};
+
+struct ctl_opt {
+	const char	*name;
+	const char	**val;
+	int		 flag;		/* takes no value; sets "yes" */
+};
+
+extern int		 json_out;
+extern const char	*ctl_sqldir;
+extern const struct ctl_cmd *ctl_current;	/* for operand counts */
+
+void		 die(int, const char *, ...) PRINTFLIKE(2, 3) NORETURN;
+void		 die_db(enum db_err, const char *) NORETURN;
+void		 q(const char *, const char *, int, const char *const *,
+		    struct db_res *);
+void		 json_print(cJSON *);
+cJSON		*json_value(const char *, char);
+cJSON		*json_row(const struct db_res *, int, const char *const *);
+void		 print_rows(const char *, const struct db_res *,
+		    const char *const *);
+void		 print_vis(const char *, const char *);
+void		 print_object(const struct db_res *, const char *const *);
+int		 parse_opts(int, char **, const struct ctl_opt *);
+char		*org_resolve(const char *);
+int		 ctl_rows(int, char **, const char *, const char *,
+		    const char *const *, int);
+int		 tz_valid(const char *);
+char		*read_file(const char *, size_t);
+
+extern const struct ctl_cmd ctl_schema_cmds[], ctl_org_cmds[],
+		    ctl_rules_cmds[], ctl_campaign_cmds[], ctl_events_cmds[];
+
+#endif

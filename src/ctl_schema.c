@@ -1,0 +1,168 @@
+/*
+ * ctl_schema.c: telehookctl migrate and check-config.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "ctl.h"
+
+/*
+ * migrate: apply every sql/NNN_*.sql not yet in schema_migrations, in
+ * order, each in its own transaction, under an advisory lock so two
+ * operators cannot run it at once.
+ */
+static int
+sql_filter(const struct dirent *de)
+{
+	size_t	 n = strlen(de->d_name);
+
+	return n > 4 && isdigit((unsigned char)de->d_name[0]) &&
+	    strcmp(de->d_name + n - 4, ".sql") == 0;
+}
+
+char *
+read_file(const char *path, size_t max)
+{
+	struct buf	 b;
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		die(EX_NOINPUT_, "%s: %s", path, strerror(errno));
+	buf_init(&b);
+	b.max = max;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n == -1 || b.failed)
+		die(EX_NOINPUT_, "%s: %s", path, n == -1 ? strerror(errno) :
+		    "too large");
+	buf_putc(&b, '\0');
+	return b.data;
+}
+
+static int
+ctl_migrate(int argc, char **argv)
+{
+	const struct ctl_opt	 opts[] = { { "dir", &ctl_sqldir, 0 },
+				    { NULL, NULL, 0 } };
+	struct dirent		**list;
+	struct db_res		 res;
+	cJSON			*o, *applied;
+	char			 version[256], *path, *sql;
+	const char		*p[1];
+	int			 i, n, count = 0;
+	enum db_err		 e;
+
+	(void)parse_opts(argc, argv, opts);
+	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
+		die(EX_NOINPUT_, "%s: %s", ctl_sqldir, strerror(errno));
+	q("lock", "SELECT pg_advisory_lock(127961331478379)", 0, NULL, NULL);
+	q("schema_migrations", "CREATE TABLE IF NOT EXISTS schema_migrations "
+	    "(version text PRIMARY KEY, "
+	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, NULL);
+	o = cJSON_CreateObject();
+	applied = cJSON_AddArrayToObject(o, "applied");
+	for (i = 0; i < n; i++) {
+		snprintf(version, sizeof(version), "%s", list[i]->d_name);
+		version[strlen(version) - 4] = '\0';
+		p[0] = version;
+		q("schema_migrations", "SELECT 1 FROM schema_migrations "
+		    "WHERE version = $1", 1, p, &res);
+		if (res.nrows > 0) {
+			db_res_free(&res);
+			continue;
+		}
+		db_res_free(&res);
+		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
+		sql = read_file(path, 16 * 1024 * 1024);
+		if ((e = db_begin()) != DB_OK)
+			die_db(e, "begin");
+		if ((e = db_run(sql)) != DB_OK) {
+			db_rollback();
+			die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
+			    "%s: %s", path, db_errmsg());
+		}
+		q("schema_migrations", "INSERT INTO schema_migrations "
+		    "(version) VALUES ($1)", 1, p, NULL);
+		if ((e = db_commit()) != DB_OK)
+			die_db(e, "commit");
+		if (!json_out)
+			printf("applied %s\n", version);
+		cJSON_AddItemToArray(applied, cJSON_CreateString(version));
+		count++;
+		free(sql);
+		free(path);
+	}
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
+	    0, NULL, &res);
+	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),
+	    's'));
+	if (json_out)
+		json_print(o);
+	else {
+		if (count == 0)
+			printf("schema up to date (%s)\n",
+			    db_get(&res, 0, 0) ? db_get(&res, 0, 0) : "empty");
+		cJSON_Delete(o);
+	}
+	db_res_free(&res);
+	return 0;
+}
+
+/* check-config: the file parsed (or we would not be here); the database. */
+static int
+ctl_check_config(int argc, char **argv)
+{
+	struct db_res	 res;
+	enum db_err	 e;
+	const char	*version = NULL;
+	cJSON		*o;
+
+	(void)parse_opts(argc, argv, NULL);
+	if ((e = db_connect()) != DB_OK)
+		die_db(e, "connect");
+	e = db_query("SELECT max(version) FROM schema_migrations", 0, NULL,
+	    &res);
+	if (e == DB_OK)
+		version = db_get(&res, 0, 0);
+	else if (e == DB_ECONN)
+		die_db(e, "schema");
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "config", conf.path);
+		cJSON_AddStringToObject(o, "database", "ok");
+		cJSON_AddItemToObject(o, "schema", json_value(version, 's'));
+		json_print(o);
+	} else
+		printf("%s: configuration OK\ndatabase: reachable, schema %s\n",
+		    conf.path, version ? version :
+		    "not migrated (run telehookctl migrate)");
+	if (e == DB_OK)
+		db_res_free(&res);
+	return version != NULL ? 0 : EX_UNAVAIL_;
+}
+
+
+const struct ctl_cmd ctl_schema_cmds[] = {
+	{ "migrate", 0, 0, 1, "migrate [--dir DIR]", ctl_migrate },
+	{ "check-config", 0, 0, 0, "check-config", ctl_check_config },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};

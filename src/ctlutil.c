@@ -1,0 +1,309 @@
+/*
+ * ctlutil.c: what every telehookctl command shares: one-line errors
+ * with sysexits(3) codes, queries that die on failure, options, and the
+ * output (a human table with control characters escaped, or exact
+ * JSON).
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "ctl.h"
+
+int		 json_out;
+const char	*ctl_sqldir = TELEHOOK_SQLDIR;
+
+/* A one-line message on stderr, then exit with code. */
+void NORETURN PRINTFLIKE(2, 3)
+die(int code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "telehookctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+/* The exit for a failed database call. */
+void NORETURN
+die_db(enum db_err e, const char *what)
+{
+	if (e == DB_ECONN)
+		die(EX_UNAVAIL_, "database unreachable: %s", db_errmsg());
+	if (e == DB_ETIMEOUT)
+		die(EX_TEMPFAIL_, "%s: statement timed out", what);
+	die(EX_SOFTWARE_, "%s: %s", what, db_errmsg());
+}
+
+/* Run sql; die on failure.  Caller frees *res. */
+void
+q(const char *what, const char *sql, int n, const char *const *params,
+    struct db_res *res)
+{
+	enum db_err	 e;
+
+	if ((e = db_query(sql, n, params, res)) != DB_OK)
+		die_db(e, what);
+}
+
+/*
+ * Output.  Columns are "name" for a string, "name:n" for a number and
+ * "name:b" for a boolean; the suffix only shapes JSON.
+ */
+static void
+col_split(const char *col, char *name, size_t len, char *type)
+{
+	const char	*colon = strchr(col, ':');
+	size_t		 n = colon ? (size_t)(colon - col) : strlen(col);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(name, col, n);
+	name[n] = '\0';
+	*type = colon ? colon[1] : 's';
+}
+
+cJSON *
+json_value(const char *v, char type)
+{
+	if (v == NULL)
+		return cJSON_CreateNull();
+	if (type == 'n')
+		return cJSON_CreateNumber(strtod(v, NULL));
+	if (type == 'b')
+		return cJSON_CreateBool(strcmp(v, "t") == 0);
+	return cJSON_CreateString(v);
+}
+
+cJSON *
+json_row(const struct db_res *res, int row, const char *const *cols)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	 name[64], type;
+	int	 j;
+
+	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		cJSON_AddItemToObject(o, name,
+		    json_value(db_get(res, row, j), type));
+	}
+	return o;
+}
+
+/* Print and free a JSON document. */
+void
+json_print(cJSON *o)
+{
+	char	*s;
+
+	if ((s = cJSON_PrintUnformatted(o)) == NULL)
+		die(EX_SOFTWARE_, "out of memory");
+	printf("%s\n", s);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+/* All rows: {"key":[{...}, ...]}, or an aligned table with a header. */
+void
+print_rows(const char *key, const struct db_res *res,
+    const char *const *cols)
+{
+	cJSON	*o, *a;
+	char	 name[64], type;
+	int	 i, j, ncols;
+	size_t	*w;
+	char	**vis;
+	const char *v;
+
+	for (ncols = 0; cols[ncols] != NULL; ncols++)
+		;
+	if (ncols > res->ncols && res->ncols > 0)
+		ncols = res->ncols;
+	if (json_out) {
+		o = cJSON_CreateObject();
+		a = cJSON_AddArrayToObject(o, key);
+		for (i = 0; i < res->nrows; i++)
+			cJSON_AddItemToArray(a, json_row(res, i, cols));
+		json_print(o);
+		return;
+	}
+	/* the table shows fields escaped (util_vis); --json stays exact */
+	vis = xcalloc((size_t)res->nrows * (size_t)ncols + 1, sizeof(*vis));
+	for (i = 0; i < res->nrows; i++)
+		for (j = 0; j < ncols; j++)
+			if ((v = db_get(res, i, j)) != NULL)
+				vis[i * ncols + j] = util_vis(v);
+	w = xcalloc((size_t)ncols, sizeof(*w));
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		w[j] = strlen(name);
+		for (i = 0; i < res->nrows; i++)
+			if ((v = vis[i * ncols + j]) != NULL && strlen(v) > w[j])
+				w[j] = strlen(v);
+	}
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		for (v = name; *v != '\0'; v++)
+			putchar(toupper((unsigned char)*v));
+		if (j + 1 < ncols)
+			printf("%*s", (int)(w[j] - strlen(name) + 2), "");
+	}
+	putchar('\n');
+	for (i = 0; i < res->nrows; i++) {
+		for (j = 0; j < ncols; j++) {
+			col_split(cols[j], name, sizeof(name), &type);
+			v = vis[i * ncols + j];
+			if (v == NULL)
+				v = "-";
+			else if (type == 'b' && (strcmp(v, "t") == 0 ||
+			    strcmp(v, "f") == 0))
+				v = strcmp(v, "t") == 0 ? "yes" : "no";
+			if (j + 1 < ncols)
+				printf("%-*s  ", (int)w[j], v);
+			else
+				printf("%s", v);
+		}
+		putchar('\n');
+	}
+	for (i = 0; i < res->nrows * ncols; i++)
+		free(vis[i]);
+	free(vis);
+	free(w);
+}
+
+/* "name: value", the value escaped for the terminal. */
+void
+print_vis(const char *name, const char *v)
+{
+	char	*e = util_vis(v != NULL ? v : "-");
+
+	printf("%s: %s\n", name, e);
+	free(e);
+}
+
+/* Row 0 as {...}, or as "name: value" lines. */
+void
+print_object(const struct db_res *res, const char *const *cols)
+{
+	char	 name[64], type;
+	int	 j;
+
+	if (json_out) {
+		json_print(json_row(res, 0, cols));
+		return;
+	}
+	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		print_vis(name, db_get(res, 0, j));
+	}
+}
+
+/* Reset getopt and parse command options; returns the operand index. */
+
+int
+parse_opts(int argc, char **argv, const struct ctl_opt *opts)
+{
+	struct option	 lo[8];
+	int		 i, n, ch, idx;
+
+	for (n = 0; opts != NULL && opts[n].name != NULL && n < 7; n++) {
+		lo[n].name = opts[n].name;
+		lo[n].has_arg = opts[n].flag ? no_argument :
+		    required_argument;
+		lo[n].flag = NULL;
+		lo[n].val = 0;
+	}
+	memset(&lo[n], 0, sizeof(lo[n]));
+	optind = 0;
+	opterr = 0;
+	/* Options may follow operands; "--" ends them, for a name that
+	 * starts with '-'. */
+	while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+		if (ch != 0) {
+			if (optopt != 0 && isprint(optopt))
+				die(EX_USAGE_, "unknown option -%c", optopt);
+			die(EX_USAGE_, "unknown or incomplete option %s",
+			    argv[optind - 1]);
+		}
+		*opts[idx].val = opts[idx].flag ? "yes" : optarg;
+	}
+	/* the operands the command takes, counted knowing its options */
+	n = 0;
+	for (i = optind; i < argc; i++)
+		n++;
+	if (ctl_current != NULL && (n < ctl_current->minargs ||
+	    (ctl_current->maxargs >= 0 && n > ctl_current->maxargs)))
+		die(EX_USAGE_, "usage: telehookctl %s", ctl_current->usage);
+	return optind;
+}
+
+/* The id of the organization named by arg (its UUID or its name). */
+char *
+org_resolve(const char *arg)
+{
+	struct db_res	 res;
+	const char	*p[1] = { arg };
+	char		*id;
+
+	q("organization", "SELECT id FROM organizations "
+	    "WHERE id::text = lower($1) OR lower(name) = lower($1)", 1, p,
+	    &res);
+	if (res.nrows != 1)
+		die(EX_DATAERR_, "no such organization: %s", arg);
+	id = xstrdup(db_get(&res, 0, 0));
+	db_res_free(&res);
+	return id;
+}
+
+/*
+ * The rows sql ($1: the organization's id) returns, for ORG in argv;
+ * with optional, ORG may be left out and $1 is then NULL.
+ */
+int
+ctl_rows(int argc, char **argv, const char *what, const char *sql,
+    const char *const *cols, int optional)
+{
+	struct db_res	 res;
+	const char	*p[1] = { NULL };
+	char		*id = NULL;
+	int		 i;
+
+	i = parse_opts(argc, argv, NULL);
+	if (i < argc || !optional)
+		p[0] = id = org_resolve(argv[i]);
+	q(what, sql, 1, p, &res);
+	print_rows(what, &res, cols);
+	db_res_free(&res);
+	free(id);
+	return 0;
+}
+
+/* Is tz a time zone PostgreSQL knows? */
+int
+tz_valid(const char *tz)
+{
+	struct db_res	 res;
+	const char	*p[1] = { tz };
+	int		 ok;
+
+	q("time zone", "SELECT 1 FROM pg_timezone_names WHERE name = $1",
+	    1, p, &res);
+	ok = res.nrows > 0;
+	db_res_free(&res);
+	return ok;
+}
