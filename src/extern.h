@@ -52,6 +52,9 @@ int		 util_has_nul(const void *, size_t);
 void		 util_hex(const unsigned char *, size_t, char *);
 char		*util_vis(const char *);
 char		*util_utf8_fix(const char *, int);
+const char	*util_num_in(const char *, long long, long long);
+#define INT4_MAX	2147483647LL
+#define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
 
 /* buf.c: a growable byte buffer with a sticky failure flag. */
 struct buf {
@@ -697,7 +700,11 @@ struct msg_out {
 	int		 rank;
 	int		 old_rank;
 };
+/* Call status ranks: someone is on the line; the call is over. */
+#define RANK_ANSWERED	4
+#define RANK_FINAL	5
 int		 store_call_rank(const char *);
+#define MSG_RANK_SENT	4	/* the provider took it */
 int		 store_message_rank(const char *);
 int		 store_is_uuid(const char *);
 enum db_err	 store_org_load(const char *, struct org *);
@@ -705,6 +712,7 @@ int		 store_org_open(const struct org *);
 void		 store_org_free(struct org *);
 enum db_err	 store_route(const struct route_query *, char **);
 void		 store_set_rederive(long long);
+long long	 store_rederiving(void);
 char		*store_payload_json(const struct req *);
 enum db_err	 store_event(const struct req *, const struct event_in *,
 		    long long *, char **);

@@ -536,7 +536,7 @@ rt_contact(struct rt *t, const struct call_out *co, const char *reason,
 	snprintf(rank, sizeof(rank), "%d", outcome != NULL ? 2 : 1);
 	p[2] = rank;
 	p[3] = call_id;
-	if (co->rank >= 4 || outcome != NULL)
+	if (co->rank >= RANK_ANSWERED || outcome != NULL)
 		if ((e = db_exec(&st_contact_status, p, NULL)) != DB_OK)
 			return e;
 	if (outcome != NULL) {
@@ -652,7 +652,7 @@ rt_call_event(struct rt *t)
 	 * Reaching the conversation: an inbound call notifies everyone.  One
 	 * that never connected is logged as missed below instead.
 	 */
-	if (co.old_rank < 4 && co.rank >= 4 && inbound &&
+	if (co.old_rank < RANK_ANSWERED && co.rank >= RANK_ANSWERED && inbound &&
 	    (strcmp(co.status, "in-progress") == 0 ||
 	    strcmp(co.status, "completed") == 0)) {
 		xasprintf(&summary, "Inbound call from %s", co.from ? co.from :
@@ -664,7 +664,7 @@ rt_call_event(struct rt *t)
 			goto free_co;
 		free(summary);
 		summary = NULL;
-	} else if (co.old_rank < 4 && co.rank == 4) {
+	} else if (co.old_rank < RANK_ANSWERED && co.rank == RANK_ANSWERED) {
 		type = "call_started";
 		summary = xstrdup("Call started");
 	}
@@ -676,7 +676,7 @@ rt_call_event(struct rt *t)
 	    strcmp(co.status, "completed") == 0) &&
 	    store_call_outcome(&co, "answered", NULL, t->event_id) != DB_OK)
 		goto free_co;
-	ended = co.old_rank < 5 && co.rank == 5;
+	ended = co.old_rank < RANK_FINAL && co.rank == RANK_FINAL;
 	if (store_call_ended(&co, reason, co.analyzed ? co.summary : NULL,
 	    t->event_id) != DB_OK)
 		goto free_co;

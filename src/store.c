@@ -20,35 +20,6 @@
 
 #include "extern.h"
 
-/* Call states in the order a call goes through them; terminal last. */
-static const struct {
-	const char	*status;
-	int		 rank;
-} call_ranks[] = {
-	{ "queued", 1 },
-	{ "initiated", 2 },
-	{ "ringing", 3 },
-	{ "in-progress", 4 },
-	{ "completed", 5 },
-	{ "busy", 5 },
-	{ "failed", 5 },
-	{ "no-answer", 5 },
-	{ "canceled", 5 },
-};
-
-/* The rank of a call status; 0 for one we do not know. */
-int
-store_call_rank(const char *status)
-{
-	size_t	 i;
-
-	if (status != NULL)
-		for (i = 0; i < sizeof(call_ranks) / sizeof(call_ranks[0]); i++)
-			if (strcmp(call_ranks[i].status, status) == 0)
-				return call_ranks[i].rank;
-	return 0;
-}
-
 /* Message states (Twilio MessageStatus); final states share a rank. */
 static const struct {
 	const char	*status;
@@ -59,7 +30,7 @@ static const struct {
 	{ "queued", 2 },
 	{ "sending", 3 },
 	{ "receiving", 3 },
-	{ "sent", 4 },
+	{ "sent", MSG_RANK_SENT },
 	{ "received", 4 },
 	{ "delivered", 5 },
 	{ "undelivered", 5 },
@@ -117,23 +88,12 @@ store_set_rederive(long long id)
 	store_rederive = id;
 }
 
-/*
- * s if it is a decimal integer in [lo, hi], else NULL: a number beyond
- * a column's range is stored as NULL (the payload keeps it), not
- * refused (architecture.md §6).
- */
-static const char *
-num_in(const char *s, long long lo, long long hi)
+/* Is a replay re-deriving an event now (0: no)? */
+long long
+store_rederiving(void)
 {
-	const char	*errstr;
-
-	if (s == NULL)
-		return NULL;
-	(void)util_strtonum(s, lo, hi, &errstr);
-	return errstr == NULL ? s : NULL;
+	return store_rederive;
 }
-#define INT4_MAX	2147483647LL
-#define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
 
 /*
  * Organizations.  now() in the organization's time zone comes with its
@@ -467,7 +427,7 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 	p[14] = in->from;
 	p[15] = in->to;
 	p[16] = in->body;
-	p[17] = num_in(in->num_media, 0, INT4_MAX);
+	p[17] = util_num_in(in->num_media, 0, INT4_MAX);
 	p[18] = in->media;
 	p[19] = rank;
 	p[20] = in->summary;
@@ -526,145 +486,6 @@ store_event_answer(long long id, const char *answer)
 	return db_exec(&st_event_answer, p, NULL);
 }
 
-/*
- * Calls: insert or advance.  The update keeps the rank it found in
- * prev_rank, read from the row it locked, so the caller learns whether
- * this very event moved the call forward, even when two events race.
- */
-static const struct db_stmt st_call = { "store_call",
-	"INSERT INTO calls AS c (organization_id, provider, call_id, "
-	"direction, from_number, to_number, status, status_rank, duration_s, "
-	"recording_url, transcript, started_at, answered_at, ended_at, "
-	"cost_cents, disconnection_reason, summary, sentiment, successful, "
-	"custom_data, agent_id, campaign_id, contact_id, caller_name, "
-	"analyzed_at, cost, cost_currency) "
-	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
-	"coalesce($8::smallint, 0), $9::int, $10, $11, "
-	"coalesce(to_timestamp($12::double precision / 1000), th_now()), "
-	"CASE WHEN $8::smallint >= 4 THEN coalesce(to_timestamp("
-	"$12::double precision / 1000), th_now()) END, "
-	"CASE WHEN $13::bigint IS NOT NULL THEN to_timestamp("
-	"$13::double precision / 1000) WHEN $8::smallint >= 5 THEN th_now() "
-	"END, $14::int, $15, $16, $17, $18::bool, $19::jsonb, $20, "
-	"$21::uuid, $22::uuid, $23, CASE WHEN $24::bool THEN th_now() END, "
-	"$25::numeric, $26) "
-	"ON CONFLICT (provider, call_id) DO UPDATE SET "
-	"prev_rank = c.status_rank, "
-	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
-	"direction = coalesce(c.direction, excluded.direction), "
-	"from_number = coalesce(c.from_number, excluded.from_number), "
-	"to_number = coalesce(c.to_number, excluded.to_number), "
-	"status = CASE WHEN excluded.status_rank > c.status_rank "
-	"THEN excluded.status ELSE c.status END, "
-	"status_rank = greatest(c.status_rank, excluded.status_rank), "
-	"started_at = CASE WHEN $12::bigint IS NOT NULL "
-	"THEN excluded.started_at ELSE c.started_at END, "
-	"answered_at = coalesce(c.answered_at, excluded.answered_at), "
-	"ended_at = coalesce(CASE WHEN $13::bigint IS NOT NULL "
-	"THEN excluded.ended_at END, c.ended_at, excluded.ended_at), "
-	"duration_s = coalesce(excluded.duration_s, c.duration_s), "
-	"recording_url = coalesce(excluded.recording_url, c.recording_url), "
-	"transcript = coalesce(excluded.transcript, c.transcript), "
-	"cost_cents = coalesce(excluded.cost_cents, c.cost_cents), "
-	"disconnection_reason = coalesce(excluded.disconnection_reason, "
-	"c.disconnection_reason), "
-	"summary = coalesce(excluded.summary, c.summary), "
-	"sentiment = coalesce(excluded.sentiment, c.sentiment), "
-	"successful = coalesce(excluded.successful, c.successful), "
-	"custom_data = coalesce(excluded.custom_data, c.custom_data), "
-	"agent_id = coalesce(excluded.agent_id, c.agent_id), "
-	"campaign_id = coalesce(c.campaign_id, excluded.campaign_id), "
-	"contact_id = coalesce(c.contact_id, excluded.contact_id), "
-	"caller_name = coalesce(excluded.caller_name, c.caller_name), "
-	"analyzed_at = coalesce(c.analyzed_at, excluded.analyzed_at), "
-	"cost = coalesce(excluded.cost, c.cost), "
-	"cost_currency = coalesce(excluded.cost_currency, c.cost_currency), "
-	"updated_at = now() "
-	"RETURNING id, organization_id, status, status_rank, direction, "
-	"from_number, to_number, prev_rank, summary, analyzed_at IS NOT NULL, "
-	"campaign_id, contact_id, successful, outcome, recording_url, "
-	"call_id", 26 };
-
-enum db_err
-store_call(const struct call_in *in, struct call_out *out)
-{
-	struct db_res	 res;
-	const char	*p[26];
-	char		 rank[8];
-	enum db_err	 e;
-
-	memset(out, 0, sizeof(*out));
-	snprintf(rank, sizeof(rank), "%d", store_call_rank(in->status));
-	p[0] = in->org;
-	p[1] = in->provider;
-	p[2] = in->call_id;
-	p[3] = in->direction;
-	p[4] = in->from;
-	p[5] = in->to;
-	p[6] = store_call_rank(in->status) ? in->status : NULL;
-	p[7] = p[6] != NULL ? rank : NULL;
-	p[8] = num_in(in->duration, 0, INT4_MAX);
-	p[9] = in->recording_url;
-	p[10] = in->transcript;
-	p[11] = num_in(in->started_ms, 0, MS_MAX);
-	p[12] = num_in(in->ended_ms, 0, MS_MAX);
-	p[13] = num_in(in->cost_cents, -INT4_MAX, INT4_MAX);
-	p[14] = in->reason;
-	p[15] = in->summary;
-	p[16] = in->sentiment;
-	p[17] = in->successful;
-	p[18] = in->custom_data;
-	p[19] = in->agent_id;
-	p[20] = in->campaign_id;
-	p[21] = in->contact_id;
-	p[22] = in->caller_name;
-	p[23] = in->analyzed ? "true" : "false";
-	p[24] = in->cost;
-	p[25] = in->cost != NULL ? in->currency : NULL;
-	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
-		return e;
-	if (res.nrows == 1) {
-		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
-		out->org = dup_or_null(db_get(&res, 0, 1));
-		out->status = dup_or_null(db_get(&res, 0, 2));
-		out->rank = atoi(db_get(&res, 0, 3));
-		out->direction = dup_or_null(db_get(&res, 0, 4));
-		out->from = dup_or_null(db_get(&res, 0, 5));
-		out->to = dup_or_null(db_get(&res, 0, 6));
-		out->old_rank = atoi(db_get(&res, 0, 7));
-		out->summary = dup_or_null(db_get(&res, 0, 8));
-		out->analyzed = strcmp(db_get(&res, 0, 9), "t") == 0;
-		out->campaign_id = dup_or_null(db_get(&res, 0, 10));
-		out->contact_id = dup_or_null(db_get(&res, 0, 11));
-		out->successful = dup_or_null(db_get(&res, 0, 12));
-		out->outcome = dup_or_null(db_get(&res, 0, 13));
-		out->recording_url = dup_or_null(db_get(&res, 0, 14));
-		out->call_id = dup_or_null(db_get(&res, 0, 15));
-		if (store_rederive > 0)
-			out->old_rank = -1;	/* as if new: see above */
-	}
-	db_res_free(&res);
-	return DB_OK;
-}
-
-void
-store_call_out_free(struct call_out *c)
-{
-	free(c->outcome);
-	free(c->recording_url);
-	free(c->call_id);
-	free(c->org);
-	free(c->status);
-	free(c->direction);
-	free(c->from);
-	free(c->to);
-	free(c->summary);
-	free(c->campaign_id);
-	free(c->contact_id);
-	free(c->successful);
-	memset(c, 0, sizeof(*c));
-}
-
 /* Messages: insert or advance, with the status history (as calls). */
 static const struct db_stmt st_message = { "store_message",
 	"SELECT * FROM th_message_in($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
@@ -688,7 +509,7 @@ store_message(const struct msg_in *in, struct msg_out *out)
 	p[4] = in->from;
 	p[5] = in->to;
 	p[6] = in->body;
-	p[7] = num_in(in->num_media, 0, INT4_MAX);
+	p[7] = util_num_in(in->num_media, 0, INT4_MAX);
 	p[8] = in->media;
 	p[9] = r ? in->status : NULL;
 	p[10] = r ? rank : NULL;
@@ -758,95 +579,6 @@ static const struct db_stmt st_notify = { "store_notify",
 	"WHERE u.organization_id = $1 ON CONFLICT DO NOTHING", 6 };
 
 /*
- * architecture.md §7: the outcome of a call, moved forward only (missed <
- * voicemail < answered) by th_call_outcome() of sql/004.  When this
- * event moved it, a missed call or a voicemail is logged and notifies
- * every user of the organization: once, whatever is redelivered or
- * replayed.  why, if given, says how it was missed.
- */
-static const struct db_stmt st_outcome = { "store_outcome",
-	"SELECT * FROM th_call_outcome($1::bigint, $2, $3::bool)", 3 };
-
-static char *
-store_call_data(const struct call_out *co, const char *recording)
-{
-	cJSON	*d = cJSON_CreateObject();
-	char	*s;
-
-	cJSON_AddItemToObject(d, "from_number", co->from != NULL ?
-	    cJSON_CreateString(co->from) : cJSON_CreateNull());
-	cJSON_AddItemToObject(d, "to_number", co->to != NULL ?
-	    cJSON_CreateString(co->to) : cJSON_CreateNull());
-	cJSON_AddStringToObject(d, "call", co->call_id != NULL ? co->call_id :
-	    "");
-	if (recording != NULL) {
-		cJSON_AddStringToObject(d, "recording_url", recording);
-		cJSON_AddNullToObject(d, "transcription");
-	}
-	s = cJSON_PrintUnformatted(d);
-	cJSON_Delete(d);
-	return s;
-}
-
-enum db_err
-store_call_outcome(struct call_out *co, const char *outcome,
-    const char *why, long long event)
-{
-	struct db_res	 res;
-	const char	*p[3];
-	char		 id[24], *text = NULL, *msg = NULL, *data = NULL;
-	const char	*from = co->from != NULL ? co->from : "unknown";
-	enum db_err	 e;
-
-	snprintf(id, sizeof(id), "%lld", co->id);
-	p[0] = id;
-	p[1] = outcome;
-	p[2] = store_rederive > 0 ? "true" : "false";
-	if ((e = db_exec(&st_outcome, p, &res)) != DB_OK)
-		return e;
-	if (res.nrows != 1) {
-		db_res_free(&res);
-		return DB_OK;		/* not forward: said already */
-	}
-	free(co->outcome);
-	co->outcome = xstrdup(outcome);
-	if (db_get(&res, 0, 4) != NULL && co->recording_url == NULL)
-		co->recording_url = xstrdup(db_get(&res, 0, 4));
-	if (db_get(&res, 0, 5) != NULL && co->call_id == NULL)
-		co->call_id = xstrdup(db_get(&res, 0, 5));
-	db_res_free(&res);
-	if (strcmp(outcome, "missed") == 0) {
-		if (why != NULL)
-			xasprintf(&text, "Missed call from %s (%s)", from, why);
-		else
-			xasprintf(&text, "Missed call from %s", from);
-		xasprintf(&msg, "Missed call from %s to %s", from,
-		    co->to != NULL ? co->to : "unknown");
-		data = store_call_data(co, NULL);
-		if ((e = store_activity(co->org, "call_missed", text, co->id, 0,
-		    event)) == DB_OK)
-			e = store_notify(co->org, event, "missed_call",
-			    "Missed Call", msg, data);
-	} else if (strcmp(outcome, "voicemail") == 0) {
-		xasprintf(&text, "Voicemail from %s%s%s%s", from,
-		    why != NULL ? " (" : "", why != NULL ? why : "",
-		    why != NULL ? " s)" : "");
-		xasprintf(&msg, "Voicemail from %s to %s", from,
-		    co->to != NULL ? co->to : "unknown");
-		data = store_call_data(co, co->recording_url != NULL ?
-		    co->recording_url : "");
-		if ((e = store_activity(co->org, "voicemail", text, co->id, 0,
-		    event)) == DB_OK)
-			e = store_notify(co->org, event, "voicemail",
-			    "New Voicemail", msg, data);
-	}
-	free(text);
-	free(msg);
-	cJSON_free(data);
-	return e;
-}
-
-/*
  * An inbound SMS with one of the emergency rule's keywords notifies
  * every user of the organization (type urgent_sms), with its text.
  */
@@ -873,60 +605,6 @@ store_notify_urgent_sms(const char *org, long long event, const char *from,
 	    data);
 	free(msg);
 	cJSON_free(data);
-	return e;
-}
-
-/* A voicemail's transcription reaches its notifications. */
-static const struct db_stmt st_vm_text = { "store_vm_text",
-	"UPDATE notifications SET data = jsonb_set(data, '{transcription}', "
-	"to_jsonb($2::text)) WHERE organization_id = $3 AND type = "
-	"'voicemail' AND data->>'call' = $1", 3 };
-
-enum db_err
-store_voicemail_text(const struct call_out *co, const char *text)
-{
-	const char	*p[3];
-
-	if (co->org == NULL || co->call_id == NULL || text == NULL)
-		return DB_OK;
-	p[0] = co->call_id;
-	p[1] = text;
-	p[2] = co->org;
-	return db_exec(&st_vm_text, p, NULL);
-}
-
-/*
- * The activity of a call that reached its end with this event (and only
- * then).  An inbound call that nobody took by then is missed (architecture.md §7:
- * its status, even "completed", says nothing of that); an answered call
- * ends with its summary or "Call completed"; an outbound call nobody
- * answered was not connected.
- */
-enum db_err
-store_call_ended(struct call_out *co, const char *reason,
-    const char *summary, long long event)
-{
-	const char	*why = reason != NULL ? reason : co->status;
-	char		*text;
-	enum db_err	 e;
-	int		 inbound;
-
-	if (!(co->old_rank < 5 && co->rank == 5))
-		return DB_OK;
-	inbound = co->direction == NULL || strcmp(co->direction, "inbound") == 0;
-	/* (a replay writes what the first time may have missed) */
-	if (inbound && (co->outcome == NULL || (store_rederive > 0 &&
-	    strcmp(co->outcome, "missed") == 0)))
-		return store_call_outcome(co, "missed",
-		    strcmp(why, "completed") == 0 ? NULL : why, event);
-	if (co->outcome != NULL && strcmp(co->outcome, "answered") == 0)
-		text = xstrdup(summary != NULL ? summary : "Call completed");
-	else if (co->outcome == NULL)
-		xasprintf(&text, "Call not connected (%s)", why);
-	else
-		return DB_OK;	/* missed or voicemail: logged already */
-	e = store_activity(co->org, "call_ended", text, co->id, 0, event);
-	free(text);
 	return e;
 }
 

@@ -291,7 +291,7 @@ tw_classify(const struct tw *t)
 	    tw_get(t, "SequenceNumber") != NULL)
 		return TW_VOICE_STATUS;
 	cs = tw_get(t, "CallStatus");
-	if (cs != NULL && store_call_rank(cs) == 5)
+	if (cs != NULL && store_call_rank(cs) == RANK_FINAL)
 		return TW_VOICE_STATUS;
 	return TW_VOICE_INCOMING;
 }
@@ -569,7 +569,7 @@ tw_sms_status(struct tw *t)
 		return -1;
 	}
 	/* The first time the message is known to have left us. */
-	if (mo.old_rank < 4 && mo.rank >= 4 && st != NULL &&
+	if (mo.old_rank < MSG_RANK_SENT && mo.rank >= MSG_RANK_SENT && st != NULL &&
 	    (strcmp(m.status, "sent") == 0 ||
 	    strcmp(m.status, "delivered") == 0 ||
 	    strcmp(m.status, "read") == 0)) {

@@ -356,7 +356,7 @@ tw_voice_status(struct tw *t)
 	if (e != DB_OK)
 		return -1;
 	inbound = co.direction == NULL || strcmp(co.direction, "inbound") == 0;
-	if (co.rank > co.old_rank && co.rank == 4 && !inbound) {
+	if (co.rank > co.old_rank && co.rank == RANK_ANSWERED && !inbound) {
 		type = "call_started";
 		summary = xstrdup("Call started");
 	}

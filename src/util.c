@@ -252,3 +252,19 @@ util_utf8_fix(const char *s, int latin1)
 	*o = '\0';
 	return out;
 }
+
+/*
+ * s if it is a decimal integer in [lo, hi], else NULL: a number beyond
+ * a column's range is stored as NULL (the payload keeps it), not
+ * refused (architecture.md §6).
+ */
+const char *
+util_num_in(const char *s, long long lo, long long hi)
+{
+	const char	*errstr;
+
+	if (s == NULL)
+		return NULL;
+	(void)util_strtonum(s, lo, hi, &errstr);
+	return errstr == NULL ? s : NULL;
+}
