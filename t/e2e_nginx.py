@@ -46,7 +46,10 @@ def setUpModule():
     # rate 1/s, burst 200: the 201st quick request is refused
     stack = Stack(workers=2, rate_limit=1, trusted_proxies=["127.0.0.1"],
                   extra_conf={
-                      "database": {"statement_timeout_ms": "60000"},
+                      # a stalled worker: no statement or lock timeout
+                      # before nginx's 15 s
+                      "database": {"statement_timeout_ms": "60000",
+                                   "lock_timeout_ms": "0"},
                       "twilio": {"webhook_secret": SHARED},
                       "retell": {"api_key": "nginx-suite-retell-key",
                                  "allowed_ips": RETELL + "/32"}}).start()
