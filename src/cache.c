@@ -156,20 +156,13 @@ cache_refresh(int force)
 static void
 cache_local_now(const char *tz, int *wday, int *minute)
 {
-	char		*saved = getenv("TZ") ? xstrdup(getenv("TZ")) : NULL;
+	char		*saved;
 	time_t		 t = time(NULL);
 	struct tm	 tm;
 
-	/* Workers are single-threaded: switching TZ is safe here. */
-	setenv("TZ", tz != NULL ? tz : "UTC", 1);
-	tzset();
+	saved = util_tz_enter(tz);
 	localtime_r(&t, &tm);
-	if (saved != NULL) {
-		setenv("TZ", saved, 1);
-		free(saved);
-	} else
-		unsetenv("TZ");
-	tzset();
+	util_tz_leave(saved);
 	*wday = tm.tm_wday;
 	*minute = tm.tm_hour * 60 + tm.tm_min;
 }

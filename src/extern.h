@@ -53,6 +53,8 @@ void		 util_hex(const unsigned char *, size_t, char *);
 char		*util_vis(const char *);
 char		*util_utf8_fix(const char *, int);
 const char	*util_num_in(const char *, long long, long long);
+char		*util_tz_enter(const char *);
+void		 util_tz_leave(char *);
 #define INT4_MAX	2147483647LL
 #define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
 
@@ -709,6 +711,7 @@ int		 store_message_rank(const char *);
 int		 store_is_uuid(const char *);
 enum db_err	 store_org_load(const char *, struct org *);
 int		 store_org_open(const struct org *);
+void		 store_org_scope(const struct req *, struct org *);
 void		 store_org_free(struct org *);
 enum db_err	 store_route(const struct route_query *, char **);
 void		 store_set_rederive(long long);

@@ -782,9 +782,7 @@ retell_fallback(struct req *r, struct resp *p)
 		;
 	else if ((id = kv_get(&r->qs, "organization_id")) != NULL)
 		(void)cache_org(id, NULL, &t.org);
-	if (r->scope_org != NULL && t.org.id != NULL &&
-	    strcmp(t.org.id, r->scope_org) != 0)
-		store_org_free(&t.org);	/* never another's answer */
+	store_org_scope(r, &t.org);
 	rc = rt_inbound_answer(&t, NULL, &answer);
 	if (rc == 0)
 		resp_set_json(p, 200, answer);

@@ -51,28 +51,19 @@ rt_check_sealed(const char *sealed, const struct req *r, const char *sig,
 }
 
 /*
- * Before the body is parsed: the address, the shared secret, a missing,
- * malformed or expired signature, and the deployment-wide keys, whose
- * HMAC is over the raw bytes.  Only an organization's own key needs the
- * parsed body (it is chosen by the event's routing), and only when some
- * organization has one.
+ * What the precheck and the check share: the address, the shared
+ * secret, and a signature header to check.  VERIFY_OK for the secret;
+ * VERIFY_PARSE with *sig set to go on, or with *sig NULL when
+ * insecure_allow_unsigned lets an unsigned request through; else the
+ * refusal.
  */
-static const struct db_stmt st_any_key = { "retell_any_key",
-	"SELECT 1 FROM provider_accounts WHERE provider = 'retell' LIMIT 1",
-	0 };
-
-enum verdict
-retell_precheck(struct req *r, const char **why)
+static enum verdict
+rt_front(struct req *r, const char **why, const char **sig)
 {
-	const char	*sig, *secret, *auth;
-	struct db_res	 res;
-	struct timespec	 ts;
-	long long	 now_ms, t;
-	unsigned char	 d[32];
-	enum retellsig	 v;
-	int		 i, any = 0, nkeys = 0;
+	const char	*secret, *auth;
 
 	*why = NULL;
+	*sig = NULL;
 	if (conf.retell.allowed.n > 0 &&
 	    !cidrlist_match(&conf.retell.allowed, r->client_addr)) {
 		*why = "address not allowed";
@@ -87,11 +78,39 @@ retell_precheck(struct req *r, const char **why)
 		return VERIFY_OK;
 	if (conf.retell.insecure_allow_unsigned)
 		return VERIFY_PARSE;
-	if ((sig = req_header(r, "X-Retell-Signature")) == NULL) {
+	if ((*sig = req_header(r, "X-Retell-Signature")) == NULL) {
 		*why = secret != NULL ? "bad webhook secret" :
 		    "missing X-Retell-Signature";
 		return VERIFY_DENY;
 	}
+	return VERIFY_PARSE;
+}
+
+/*
+ * Before the body is parsed: the address, the shared secret, a missing,
+ * malformed or expired signature, and the deployment-wide keys, whose
+ * HMAC is over the raw bytes.  Only an organization's own key needs the
+ * parsed body (it is chosen by the event's routing), and only when some
+ * organization has one.
+ */
+static const struct db_stmt st_any_key = { "retell_any_key",
+	"SELECT 1 FROM provider_accounts WHERE provider = 'retell' LIMIT 1",
+	0 };
+
+enum verdict
+retell_precheck(struct req *r, const char **why)
+{
+	const char	*sig;
+	enum verdict	 v0;
+	struct db_res	 res;
+	struct timespec	 ts;
+	long long	 now_ms, t;
+	unsigned char	 d[32];
+	enum retellsig	 v;
+	int		 i, any = 0, nkeys = 0;
+
+	if ((v0 = rt_front(r, why, &sig)) != VERIFY_PARSE || sig == NULL)
+		return v0;
 	if (retellsig_parse(sig, &t, d) == -1) {
 		*why = "malformed X-Retell-Signature";
 		return VERIFY_DENY;
@@ -133,7 +152,8 @@ retell_precheck(struct req *r, const char **why)
 enum verdict
 retell_verify(struct req *r, const char **why)
 {
-	const char	*sig, *secret, *auth, *params[1];
+	const char	*sig, *params[1];
+	enum verdict	 v0;
 	struct db_res	 res;
 	struct timespec	 ts;
 	struct org	 o;
@@ -142,26 +162,10 @@ retell_verify(struct req *r, const char **why)
 	enum retellsig	 v = RETELLSIG_MISMATCH, best = RETELLSIG_MISMATCH;
 	int		 i, nkeys = 0;
 
-	*why = NULL;
-	if (conf.retell.allowed.n > 0 &&
-	    !cidrlist_match(&conf.retell.allowed, r->client_addr)) {
-		*why = "address not allowed";
-		return VERIFY_FORBID;
-	}
-	secret = req_header(r, "X-Retell-Secret");
-	auth = req_header(r, "Authorization");
-	if (secret == NULL && auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
-		secret = auth + 7;
-	if (secret != NULL && conf.retell.webhook_secret != NULL &&
-	    crypto_streq(secret, conf.retell.webhook_secret))
-		return VERIFY_OK;
-	if (conf.retell.insecure_allow_unsigned)
-		return VERIFY_OK;
-	if ((sig = req_header(r, "X-Retell-Signature")) == NULL) {
-		*why = secret != NULL ? "bad webhook secret" :
-		    "missing X-Retell-Signature";
-		return VERIFY_DENY;
-	}
+	if ((v0 = rt_front(r, why, &sig)) != VERIFY_PARSE)
+		return v0;
+	if (sig == NULL)
+		return VERIFY_OK;	/* insecure_allow_unsigned */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (conf.retell.api_key != NULL)

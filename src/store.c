@@ -161,6 +161,19 @@ store_org_open(const struct org *o)
 	return !o->has_hours || hours_open(&o->hours, o->wday, o->minute);
 }
 
+/*
+ * While the database is away, a request scoped to one organization's
+ * credential (architecture.md §4) is never answered with another's
+ * settings: o is emptied when it is another organization.
+ */
+void
+store_org_scope(const struct req *r, struct org *o)
+{
+	if (r->scope_org != NULL && o->id != NULL &&
+	    strcmp(o->id, r->scope_org) != 0)
+		store_org_free(o);
+}
+
 void
 store_org_free(struct org *o)
 {

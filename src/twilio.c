@@ -167,44 +167,20 @@ twilio_precheck(struct req *r, const char **why)
 enum verdict
 twilio_verify(struct req *r, const char **why)
 {
-	const char	*sig, *secret, *account, *sha, *sealed;
+	const char	*sig, *account, *sealed;
 	const struct kvlist *form;
 	struct db_res	 res;
-	char		 hex[65];
 	const char	*p[1];
 	int		 i, ntokens = 0, ok = 0;
+	enum verdict	 v;
 
-	*why = NULL;
-	secret = req_header(r, "X-Twilio-Webhook-Secret");
-	if (secret == NULL)
-		secret = req_header(r, "X-Webhook-Secret");
-	if (secret != NULL && conf.twilio.webhook_secret != NULL &&
-	    crypto_streq(secret, conf.twilio.webhook_secret))
-		return VERIFY_OK;
+	/* the secret, the header and bodySHA256 first, as before parsing */
+	if ((v = twilio_precheck(r, why)) != VERIFY_PARSE)
+		return v;
 	if (conf.twilio.insecure_allow_unsigned)
 		return VERIFY_OK;
-	if ((sig = req_header(r, "X-Twilio-Signature")) == NULL) {
-		*why = secret != NULL ? "bad webhook secret" :
-		    "missing X-Twilio-Signature";
-		return VERIFY_DENY;
-	}
-	if (conf.public_url == NULL) {
-		*why = "no Twilio verification configured";
-		return VERIFY_DENY;
-	}
+	sig = req_header(r, "X-Twilio-Signature");
 	form = r->body_kind == BODY_FORM ? &r->form : NULL;
-	if (r->body_kind == BODY_JSON) {
-		/* the bodySHA256 variant: the URL is signed, it names the body */
-		if ((sha = kv_get(&r->qs, "bodySHA256")) == NULL) {
-			*why = "JSON body without bodySHA256";
-			return VERIFY_DENY;
-		}
-		crypto_sha256_hex(r->body, r->bodylen, hex);
-		if (!crypto_streq(hex, sha)) {
-			*why = "bodySHA256 does not match the body";
-			return VERIFY_DENY;
-		}
-	}
 	if (conf.twilio.auth_token != NULL) {
 		ntokens++;
 		ok |= twiliosig_check(conf.twilio.auth_token, conf.public_url,
@@ -744,10 +720,7 @@ twilio_fallback(struct req *r, struct resp *p)
 	else
 		(void)cache_org(NULL, tw_get(&t, strcmp(tw_direction(&t,
 		    "inbound"), "outbound") == 0 ? "From" : "To"), &t.org);
-	/* never another organization's answer for a scoped credential */
-	if (r->scope_org != NULL && t.org.id != NULL &&
-	    strcmp(t.org.id, r->scope_org) != 0)
-		store_org_free(&t.org);
+	store_org_scope(r, &t.org);
 	t.org_id = t.org.id != NULL ? xstrdup(t.org.id) : NULL;
 	rc = tw_classes[t.cls].fn(&t);
 	free(t.org_id);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "extern.h"
 
@@ -267,4 +268,30 @@ util_num_in(const char *s, long long lo, long long hi)
 		return NULL;
 	(void)util_strtonum(s, lo, hi, &errstr);
 	return errstr == NULL ? s : NULL;
+}
+
+/*
+ * Switch the process's time zone to tz ("UTC" when NULL) for localtime
+ * or mktime; util_tz_leave() with what this returns switches back.
+ * Workers and telehookctl are single-threaded: switching TZ is safe.
+ */
+char *
+util_tz_enter(const char *tz)
+{
+	char	*saved = getenv("TZ") != NULL ? xstrdup(getenv("TZ")) : NULL;
+
+	setenv("TZ", tz != NULL ? tz : "UTC", 1);
+	tzset();
+	return saved;
+}
+
+void
+util_tz_leave(char *saved)
+{
+	if (saved != NULL) {
+		setenv("TZ", saved, 1);
+		free(saved);
+	} else
+		unsetenv("TZ");
+	tzset();
 }

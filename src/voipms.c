@@ -217,18 +217,9 @@ vm_date_ms(const char *v, char *buf, size_t len)
 	    *end != '\0')
 		return NULL;
 	tm.tm_isdst = -1;	/* as the zone says for that date */
-	/* workers are single-threaded: switching TZ is safe here */
-	saved = getenv("TZ") != NULL ? xstrdup(getenv("TZ")) : NULL;
-	setenv("TZ", conf.voipms.timezone != NULL ? conf.voipms.timezone :
-	    "UTC", 1);
-	tzset();
+	saved = util_tz_enter(conf.voipms.timezone);
 	t = mktime(&tm);
-	if (saved != NULL) {
-		setenv("TZ", saved, 1);
-		free(saved);
-	} else
-		unsetenv("TZ");
-	tzset();
+	util_tz_leave(saved);
 	if (t == (time_t)-1 || t < 0)
 		return NULL;
 	snprintf(buf, len, "%lld", (long long)t * 1000);
