@@ -40,6 +40,18 @@ static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
 static enum db_err	 db_last;		/* the last failure's class */
 
+/*
+ * Told of every failed statement (the worker counts them in /metrics);
+ * a hook, so this layer does not call up into metrics.
+ */
+static void	(*db_on_error)(void);
+
+void
+db_set_error_hook(void (*fn)(void))
+{
+	db_on_error = fn;
+}
+
 /* Remember where and how to connect; connecting happens on first use. */
 void
 db_setup(const char *conninfo, long long timeout_ms)
@@ -363,8 +375,8 @@ db_run_stmt(const struct db_stmt *st, const char *sql, int n,
 
 	if ((e = db_run_stmt1(st, sql, n, params, out)) != DB_OK) {
 		db_last = e;
-		if (e != DB_EDUP && e != DB_ESCOPE)
-			metrics_db_error();
+		if (e != DB_EDUP && e != DB_ESCOPE && db_on_error != NULL)
+			db_on_error();
 	}
 	return e;
 }

@@ -20,101 +20,6 @@
 
 #include "extern.h"
 
-#define GET_HEAD	(METHOD_GET | METHOD_HEAD)
-
-/*
- * Keep related paths together; "{}" stands for one path segment, passed
- * to the handler in req->args.
- */
-#define TW_BODY		(BODY_FORM | BODY_JSON)
-#define TW(path, name, resp) { path, METHOD_POST, TW_BODY, name, \
-	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback, \
-	twilio_precheck }
-#define RT(path, name, fn, resp) { path, METHOD_POST, BODY_JSON, name, \
-	retell_verify, fn, resp, ROUTE_TX, retell_fallback, retell_precheck }
-/* VoIP.ms trusts the URL and the address alone: verified before parsing */
-#define VM(path, methods, name, fn) { path, methods, \
-	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
-	ROUTE_TX | ROUTE_LATIN1, voipms_fallback, voipms_verify }
-#define API(path, methods, name, fn) { path, methods, BODY_NONE, name, \
-	api_verify, fn, RESP_JSON, 0, NULL, NULL }
-const struct route routes[] = {
-	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
-	    verify_public, health_handle, RESP_JSON, 0, NULL, NULL },
-	{ "/metrics", GET_HEAD, BODY_NONE, "metrics",
-	    verify_public, metrics_handle, RESP_TEXT, 0, NULL, NULL },
-
-	/* Twilio (architecture.md §3) */
-	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming",
-	    RESP_TWIML),
-	TW("/webhooks/twilio/voice/status", "twilio_voice_status", RESP_EMPTY),
-	TW("/webhooks/twilio/voice/gather", "twilio_voice_gather", RESP_TWIML),
-	TW("/webhooks/twilio/voice/partial", "twilio_voice_partial",
-	    RESP_EMPTY),
-	TW("/webhooks/twilio/recording/status", "twilio_recording",
-	    RESP_EMPTY),
-	TW("/webhooks/twilio/transcription", "twilio_transcription",
-	    RESP_EMPTY),
-	TW("/webhooks/twilio/sms/incoming", "twilio_sms_incoming", RESP_TWIML),
-	TW("/webhooks/twilio/sms/status", "twilio_sms_status", RESP_EMPTY),
-	TW("/webhooks/twilio", "twilio", RESP_TWIML),
-
-	/* Twilio paths of older deployments (nginx/compat.conf) */
-	TW("/api/webhooks/twilio", "twilio", RESP_TWIML),
-	TW("/functions/v1/twilio-webhook", "twilio", RESP_TWIML),
-	TW("/api/twilio/voice", "twilio_voice_incoming", RESP_TWIML),
-	TW("/voice/incoming", "twilio_voice_incoming", RESP_TWIML),
-	TW("/voice/julie/incoming", "twilio_voice_incoming", RESP_TWIML),
-	TW("/api/twilio/handle-speech", "twilio_voice_gather", RESP_TWIML),
-	TW("/api/twilio/partial-speech", "twilio_voice_partial", RESP_EMPTY),
-	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
-	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0,
-	    NULL, twilio_precheck },
-
-	/* Retell AI, and its paths of older deployments */
-	RT("/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
-	RT("/webhooks/retell/inbound", "retell_inbound", retell_inbound,
-	    RESP_JSON),
-	RT("/api/webhooks/retell", "retell", retell_handle, RESP_EMPTY),
-	RT("/functions/v1/retell-webhook", "retell", retell_handle,
-	    RESP_EMPTY),
-
-	/* VoIP.ms: the legacy URL callback is a GET */
-	VM("/webhooks/voipms/sms/incoming", METHOD_GET | METHOD_POST,
-	    "voipms_sms", voipms_sms),
-	VM("/webhooks/voipms/call/cdr", METHOD_POST, "voipms_cdr",
-	    voipms_cdr),
-	VM("/webhooks/voipms/recording/ready", METHOD_POST,
-	    "voipms_recording", voipms_recording),
-	VM("/api/voip/sms/webhook", METHOD_GET | METHOD_POST, "voipms_sms",
-	    voipms_sms),
-
-	/* The dashboard API: {} is the organization, then an id */
-	API("/api/v1/organizations/{}/dashboard", GET_HEAD, "api_dashboard",
-	    api_dashboard),
-	API("/api/v1/organizations/{}/activity", GET_HEAD, "api_activity",
-	    api_activity),
-	API("/api/v1/organizations/{}/notifications", GET_HEAD,
-	    "api_notifications", api_notifications),
-	{ "/api/v1/organizations/{}/notifications/{}/read", METHOD_POST,
-	    BODY_NONE | BODY_JSON, "api_notification_read", api_verify,
-	    api_notification_read, RESP_JSON, 0, NULL, NULL },
-	API("/api/v1/organizations/{}/calls/{}", GET_HEAD, "api_call",
-	    api_call),
-	API("/api/v1/organizations/{}/campaigns", GET_HEAD, "api_campaigns",
-	    api_campaigns),
-};
-const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
-
-/* Routes that need no authentication: health checks. */
-enum verdict
-verify_public(struct req *r, const char **why)
-{
-	(void)r;
-	*why = NULL;
-	return VERIFY_OK;
-}
-
 /*
  * Does path match pattern?  On a match with r given, the "{}" segments
  * are copied into r->args.
@@ -305,7 +210,7 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 static const struct db_stmt st_scope = { "dispatch_scope",
 	"SELECT set_config('telehook.scope', $1, true)", 1 };
 
-static enum db_err
+enum db_err
 dispatch_scope(const char *org)
 {
 	const char	*p[1];
@@ -361,7 +266,7 @@ static const struct db_stmt st_failed = { "dispatch_failed",
 	"th_now(), now(), $9) ON CONFLICT (provider, provider_key) DO NOTHING",
 	9 };
 
-static enum db_err
+enum db_err
 dispatch_store_failed(struct req *r, const struct route *rt, const char *why,
     char *key, size_t keylen)
 {
@@ -609,7 +514,14 @@ struct rejection {
 static struct rejection	 rejections[REJECT_QUEUE];
 static int		 nrejections;
 
-static void
+/* Rejections noted and not yet written. */
+int
+dispatch_rejections_waiting(void)
+{
+	return nrejections;
+}
+
+void
 dispatch_note_rejection(struct req *r, int status, const char *detail)
 {
 	struct rejection	*j;
@@ -651,7 +563,7 @@ static const struct db_stmt st_rejection = { "dispatch_rejection",
 	"WHERE e164 = $2)), $3, $4::smallint, $5, "
 	"CASE WHEN $6 ~ '^[0-9a-fA-F:.]+$' THEN $6::inet END, $7)", 7 };
 
-static void
+void
 dispatch_flush_rejections(void)
 {
 	struct rejection	*j;
@@ -727,161 +639,4 @@ dispatch_request(FCGX_Request *fr)
 	buf_free(&out);
 	resp_free(&p);
 	req_free(&r);
-}
-
-/*
- * Replay one spooled request through its route's handler, in one
- * transaction whose th_now() is the time it was received.
- */
-static const struct db_stmt st_replay_now = { "dispatch_replay_now",
-	"SELECT set_config('telehook.now', "
-	"to_timestamp($1::double precision / 1e6)::text, true)", 1 };
-
-int
-dispatch_replay(const struct spooled *s, const char **why)
-{
-	struct req		 r;
-	struct resp		 p;
-	struct replay		 rp;
-	const struct route	*rt;
-	const char		*errstr;
-	const char		*params[1];
-	char			 ts[24];
-	int			 status, rc = REPLAY_FAILED;
-	enum db_err		 e;
-
-	*why = NULL;
-	req_init(&r, s->envp);
-	resp_init(&p, RESP_JSON);
-	memset(&rp, 0, sizeof(rp));
-	rp.received_us = s->received_us;
-	rp.answer = s->answer;
-	r.replay = &rp;
-	r.received_us = s->received_us;
-	r.client_addr = xstrdup(s->client);
-	r.body = xmalloc(s->bodylen + 1);
-	memcpy(r.body, s->body, s->bodylen);
-	r.body[s->bodylen] = '\0';
-	r.bodylen = s->bodylen;
-	if (req_parse_uri(&r, &errstr) == -1) {
-		*why = errstr;
-		goto done;
-	}
-	rt = dispatch_match(routes, nroutes, r.path, r.method, &r, &status,
-	    NULL, 0);
-	if (rt == NULL || !(rt->flags & ROUTE_TX)) {
-		*why = "no route takes this request any more";
-		goto done;
-	}
-	r.route = rt;
-	resp_free(&p);
-	resp_init(&p, rt->responder);
-	if (req_parse_body(&r, &errstr) == -1) {
-		*why = errstr;
-		goto done;
-	}
-	req_fix_text(&r, rt->flags & ROUTE_LATIN1);
-	db_clear();
-	if ((e = db_begin()) != DB_OK) {
-		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
-		*why = db_errmsg();
-		goto done;
-	}
-	store_set_rederive(s->rederive);
-	snprintf(ts, sizeof(ts), "%lld", s->received_us);
-	params[0] = ts;
-	if (s->scope != NULL)
-		r.scope_org = xstrdup(s->scope);
-	if (db_exec(&st_replay_now, params, NULL) != DB_OK ||
-	    dispatch_scope(r.scope_org) != DB_OK ||
-	    rt->handle(&r, &p) == -1 || p.error != NULL) {
-		e = db_last_error();
-		db_rollback();
-		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
-		*why = p.error != NULL ? "the handler refused it" :
-		    db_errmsg();
-		/*
-		 * Content the database (or the handler) refuses is kept as a
-		 * failed event, as live, not quarantined: quarantine is for
-		 * files that cannot be read (architecture.md §6).  A re-derived event
-		 * is one already: its replay just reports.
-		 */
-		if (rc == REPLAY_FAILED && e != DB_ESCOPE && s->rederive == 0) {
-			char	 key[48];
-
-			store_set_rederive(0);
-			e = dispatch_store_failed(&r, rt, *why, key,
-			    sizeof(key));
-			rc = e == DB_OK ? REPLAY_REFUSED : DB_AWAY(e) ?
-			    REPLAY_AWAY : REPLAY_FAILED;
-			*why = e == DB_OK ? "kept as a failed event" :
-			    db_errmsg();
-			goto done;
-		}
-		if (e == DB_ESCOPE) {
-			/*
-			 * Verified by one organization's credential while
-			 * the database was away, routed to another: refused
-			 * as it would have been live, and kept as a rejection.
-			 */
-			rc = REPLAY_REFUSED;
-			*why = "cross_tenant";
-			r.reject = REJECT_CROSS_TENANT;
-			metrics_reject(r.reject);
-			dispatch_note_rejection(&r, 403, "routed to an "
-			    "organization other than the credential's own "
-			    "(replayed from the spool)");
-			dispatch_flush_rejections();
-		}
-		goto done;
-	}
-	if ((e = db_commit()) != DB_OK) {
-		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
-		*why = db_errmsg();
-		goto done;
-	}
-	rc = rp.duplicate ? REPLAY_DUPLICATE : REPLAY_OK;
-done:
-	store_set_rederive(0);
-	resp_free(&p);
-	req_free(&r);
-	return rc;
-}
-
-/*
- * Between requests: keep the organization cache fresh and, once the
- * database is back, drain a little of the spool.  At most one check a
- * second, and a bounded batch, so a worker is soon back at accept.
- */
-#define IDLE_EVERY_US	(1000 * 1000)
-#define IDLE_BATCH	500
-#define IDLE_BUDGET_US	(250 * 1000)
-
-void
-dispatch_idle(void)
-{
-	static long long	 last;
-	static int		 more;	/* the last batch left files */
-	struct drain_stats	 st;
-	long long		 now = now_us();
-
-	if (nrejections > 0 && db_connect() == DB_OK)
-		dispatch_flush_rejections();
-	if (!more && now - last < IDLE_EVERY_US)
-		return;
-	last = now;
-	more = 0;
-	if (breaker_is_open(now) || db_connect() != DB_OK)
-		return;
-	(void)cache_refresh(0);
-	if (spool_depth(conf.spool_dir) <= 0)
-		return;
-	if (spool_drain(conf.spool_dir, IDLE_BATCH, IDLE_BUDGET_US, &st) != 0)
-		return;
-	/* while it goes well, the next idle moment takes the next batch */
-	more = st.left > 0 && !st.stopped;
-	if (st.replayed + st.duplicates + st.quarantined + st.refused > 0)
-		log_notice("spool: drained %d, %d already stored, %d "
-		    "quarantined, %d refused or failed, %d left", st.replayed,
-		    st.duplicates, st.quarantined, st.refused, st.left);
 }

@@ -411,6 +411,13 @@ struct spooled;
 int		 dispatch_replay(const struct spooled *, const char **);
 void		 dispatch_idle(void);
 enum verdict	 verify_public(struct req *, const char **);
+/* dispatch.c, for worker.c's replay and idle work */
+enum db_err	 dispatch_scope(const char *);
+enum db_err	 dispatch_store_failed(struct req *, const struct route *,
+		    const char *, char *, size_t);
+void		 dispatch_note_rejection(struct req *, int, const char *);
+void		 dispatch_flush_rejections(void);
+int		 dispatch_rejections_waiting(void);
 
 /* twiliosig.c: X-Twilio-Signature as the SDKs compute it. */
 #define TWILIO_SIGLEN	28	/* base64 of a 20-byte HMAC-SHA1 */
@@ -458,6 +465,7 @@ struct db_res {
 };
 void		 db_setup(const char *, long long);
 void		 db_set_lock_timeout(long long);
+void		 db_set_error_hook(void (*)(void));
 enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
@@ -504,6 +512,7 @@ long		 spool_depth(const char *);
 int		 spool_writable(const char *);
 int		 spool_write(const char *, const struct req *, const char *,
 		    const char **);
+void		 spool_set_replay(int (*)(const struct spooled *, const char **));
 int		 spool_parse(const char *, size_t, struct spooled *,
 		    const char **);
 void		 spooled_free(struct spooled *);

@@ -567,6 +567,18 @@ spool_sweep_tmp(const char *dir)
 }
 
 /*
+ * What replays a file: set by the program (the worker and telehookctl
+ * set dispatch_replay), so this layer does not call up into dispatch.
+ */
+static int	(*spool_replay)(const struct spooled *, const char **);
+
+void
+spool_set_replay(int (*fn)(const struct spooled *, const char **))
+{
+	spool_replay = fn;
+}
+
+/*
  * Drain up to max files (0: all) from dir, oldest first, for at most
  * max_us microseconds (0: no limit), through replay.  Only one process
  * drains a directory at a time: the others return at once.  Returns -1
@@ -585,6 +597,10 @@ spool_drain(const char *dir, int max, long long max_us,
 	int		 i, n, lfd, rc;
 
 	memset(st, 0, sizeof(*st));
+	if (spool_replay == NULL) {
+		st->error = 1;
+		return -1;
+	}
 	xasprintf(&lock, "%s/.drain.lock", dir);
 	lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(lock);
@@ -624,7 +640,7 @@ spool_drain(const char *dir, int max, long long max_us,
 			spool_quarantine(dir, list[i]->d_name, errstr);
 			st->quarantined++;
 		} else {
-			rc = dispatch_replay(&s, &errstr);
+			rc = spool_replay(&s, &errstr);
 			if (rc == REPLAY_AWAY) {
 				/* the database went away again: try later */
 				st->stopped = 1;
