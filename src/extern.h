@@ -724,6 +724,25 @@ void		 store_org_scope(const struct req *, struct org *);
 void		 store_org_free(struct org *);
 enum db_err	 store_route(const struct route_query *, char **);
 void		 store_set_rederive(long long);
+
+/* hook.c: the sequence every provider request runs. */
+struct hook {
+	struct req	*r;
+	struct resp	*p;
+	const char	*provider;
+	char		*key;		/* the provider key; owned */
+	char		*org_id;	/* NULL: unrouted; owned */
+	struct org	 org;		/* by hook_org() */
+	long long	 event;		/* events.id; 0: a redelivery */
+	char		*prior;		/* a redelivery's first answer */
+};
+void		 hook_init(struct hook *, struct req *, struct resp *,
+		    const char *);
+int		 hook_store(struct hook *, const struct route_query *,
+		    const char *);
+enum db_err	 hook_org(struct hook *);
+enum db_err	 hook_keep_answer(struct hook *, const char *);
+int		 hook_end(struct hook *, int);
 long long	 store_rederiving(void);
 char		*store_payload_json(const struct req *);
 enum db_err	 store_event(const struct req *, const struct event_in *,

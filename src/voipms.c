@@ -20,13 +20,8 @@
 #include "extern.h"
 
 struct vm {
-	struct req	*r;
-	struct resp	*p;
+	struct hook	 h;		/* the request, its key, event, owner */
 	struct kvlist	 q;		/* the query, ';' separating too */
-	char		*key;
-	char		*org_id;
-	struct org	 org;
-	long long	 event;
 };
 
 /*
@@ -39,10 +34,10 @@ vm_get(const struct vm *t, const char *name, char *buf, size_t len)
 	const char	*v;
 	const cJSON	*j;
 
-	if ((v = kv_get(&t->r->form, name)) != NULL)
+	if ((v = kv_get(&t->h.r->form, name)) != NULL)
 		return *v ? v : NULL;
-	if (t->r->json != NULL &&
-	    (j = cJSON_GetObjectItemCaseSensitive(t->r->json, name)) != NULL) {
+	if (t->h.r->json != NULL &&
+	    (j = cJSON_GetObjectItemCaseSensitive(t->h.r->json, name)) != NULL) {
 		if (cJSON_IsString(j))
 			return *j->valuestring ? j->valuestring : NULL;
 		if (cJSON_IsNumber(j) && buf != NULL) {
@@ -242,7 +237,7 @@ vm_decimal(const char *v)
 }
 
 /*
- * Common steps: the owner and the event (t->q and t->key are ready).
+ * Common steps: the owner and the event (t->q and t->h.key are ready).
  * 0 to go on, 1 for a resend (answered "ok", nothing else), -1 on a
  * database error.
  */
@@ -251,46 +246,27 @@ vm_begin(struct vm *t, struct req *r, struct resp *p, const char *type,
     const char *number, const char *call_id)
 {
 	struct route_query	 q;
-	struct event_in		 ev;
-	char			*prior = NULL;
-	enum db_err		 e;
+	int			 rc;
 
-	t->r = r;
-	t->p = p;
+	t->h.r = r;
+	t->h.p = p;
+	t->h.provider = "voipms";
 	vm_ok(p);
 	memset(&q, 0, sizeof(q));
 	q.provider = "voipms";
 	q.explicit_id = req_param(r, "organization_id");
 	q.number = number;
 	q.call_id = call_id;
-	if ((e = store_route(&q, &t->org_id)) != DB_OK)
-		return -1;
-	req_note(r, t->org_id, t->key);
-	memset(&ev, 0, sizeof(ev));
-	ev.provider = "voipms";
-	ev.type = type;
-	ev.key = t->key;
-	ev.org = t->org_id;
-	if (store_event(r, &ev, &t->event, &prior) != DB_OK)
-		return -1;
-	free(prior);
-	if (t->event == 0) {
-		if (r->replay != NULL)
-			r->replay->duplicate = 1;
-		return 1;	/* a resend: "ok" again, nothing else */
-	}
-	if (t->org_id != NULL && store_org_load(t->org_id, &t->org) != DB_OK)
-		return -1;
-	return 0;
+	if ((rc = hook_store(&t->h, &q, type)) != 0)
+		return rc;	/* 1, a resend: "ok" again, nothing else */
+	return hook_org(&t->h) == DB_OK ? 0 : -1;
 }
 
 static void
 vm_end(struct vm *t)
 {
 	kv_free(&t->q);
-	free(t->key);
-	free(t->org_id);
-	store_org_free(&t->org);
+	(void)hook_end(&t->h, 0);
 }
 
 /* The (to, from, message, ...) of a callback; q must be parsed first. */
@@ -332,7 +308,7 @@ voipms_sms(struct req *r, struct resp *p)
 	int		 rc = -1, begun;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
+	t.h.r = r;
 	if (vm_parse_query(&t, r) == -1) {
 		kv_free(&t.q);
 		resp_error(p, 400, "bad query string");
@@ -352,14 +328,14 @@ voipms_sms(struct req *r, struct resp *p)
 	from = vm_number(from_s);
 	to = vm_number(to_s);
 	if (id != NULL)
-		xasprintf(&t.key, "sms:%s", id);
+		xasprintf(&t.h.key, "sms:%s", id);
 	else {
 		fields[0] = to;
 		fields[1] = from;
 		fields[2] = msg;
 		fields[3] = date;
 		vm_digest(fields, 4, d);
-		xasprintf(&t.key, "sms:%s", d);
+		xasprintf(&t.h.key, "sms:%s", d);
 	}
 	if ((begun = vm_begin(&t, r, p, "sms_incoming", to, NULL)) != 0) {
 		rc = begun == 1 ? 0 : -1;
@@ -372,8 +348,8 @@ voipms_sms(struct req *r, struct resp *p)
 	cJSON_Delete(a);
 	memset(&m, 0, sizeof(m));
 	m.provider = "voipms";
-	m.message_id = t.key + 4;	/* the id, or the digest */
-	m.org = t.org_id;
+	m.message_id = t.h.key + 4;	/* the id, or the digest */
+	m.org = t.h.org_id;
 	m.direction = "inbound";
 	m.from = from;
 	m.to = to;
@@ -385,21 +361,22 @@ voipms_sms(struct req *r, struct resp *p)
 	if (store_message(&m, &mo) != DB_OK)
 		goto done;
 	xasprintf(&summary, "SMS from %s", from);
-	if (store_activity(t.org_id, "sms_reply", summary, 0, mo.id,
-	    t.event) != DB_OK) {
+	if (store_activity(t.h.org_id, "sms_reply", summary, 0, mo.id,
+	    t.h.event) != DB_OK) {
 		free(summary);
 		free(mo.org);
 		goto done;
 	}
 	free(summary);
-	if (store_notify_urgent_sms(t.org_id, t.event, from, to, msg) != DB_OK ||
-	    reply_decide(&t.org, from, to, msg, NULL, &reply) != DB_OK) {
+	if (store_notify_urgent_sms(t.h.org_id, t.h.event, from, to,
+	    msg) != DB_OK ||
+	    reply_decide(&t.h.org, from, to, msg, NULL, &reply) != DB_OK) {
 		free(mo.org);
 		goto done;
 	}
 	if (reply != NULL && to != NULL) {
-		snprintf(eid, sizeof(eid), "%lld", t.event);
-		p5[0] = t.org_id;
+		snprintf(eid, sizeof(eid), "%lld", t.h.event);
+		p5[0] = t.h.org_id;
 		p5[1] = eid;
 		p5[2] = to;
 		p5[3] = from;
@@ -478,7 +455,7 @@ voipms_cdr(struct req *r, struct resp *p)
 	double		 cost;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
+	t.h.r = r;
 	if (vm_parse_query(&t, r) == -1 ||
 	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL) {
 		kv_free(&t.q);
@@ -487,7 +464,7 @@ voipms_cdr(struct req *r, struct resp *p)
 	}
 	caller = vm_number(vm_get(&t, "callerid", NULL, 0));
 	dest = vm_number(vm_get(&t, "destination", NULL, 0));
-	xasprintf(&t.key, "cdr:%s", callid);
+	xasprintf(&t.h.key, "cdr:%s", callid);
 	callid = xstrdup(callid);
 	/* ours is the destination (inbound), else the caller (outbound) */
 	pp[0] = dest;
@@ -503,7 +480,7 @@ voipms_cdr(struct req *r, struct resp *p)
 	memset(&c, 0, sizeof(c));
 	c.provider = "voipms";
 	c.call_id = callid;
-	c.org = t.org_id;
+	c.org = t.h.org_id;
 	c.direction = inbound ? "inbound" : "outbound";
 	c.from = caller;
 	c.to = dest;
@@ -530,11 +507,11 @@ voipms_cdr(struct req *r, struct resp *p)
 	/* architecture.md §7: ANSWERED is answered; any other end of an inbound call
 	 * is missed (store_call_ended()) */
 	if (c.status != NULL && strcmp(c.status, "completed") == 0 &&
-	    store_call_outcome(&co, "answered", NULL, t.event) != DB_OK) {
+	    store_call_outcome(&co, "answered", NULL, t.h.event) != DB_OK) {
 		store_call_out_free(&co);
 		goto done;
 	}
-	rc = store_call_ended(&co, NULL, NULL, t.event) == DB_OK ? 0 : -1;
+	rc = store_call_ended(&co, NULL, NULL, t.h.event) == DB_OK ? 0 : -1;
 	store_call_out_free(&co);
 done:
 	free((char *)callid);
@@ -556,7 +533,7 @@ voipms_recording(struct req *r, struct resp *p)
 	int		 rc = -1, begun;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
+	t.h.r = r;
 	if (vm_parse_query(&t, r) == -1 ||
 	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL ||
 	    (url = vm_any(&t, recording_names, NULL, 0)) == NULL) {
@@ -566,7 +543,7 @@ voipms_recording(struct req *r, struct resp *p)
 	}
 	fields[0] = url;
 	vm_digest(fields, 1, d);
-	xasprintf(&t.key, "recording:%s:%s", callid, d);
+	xasprintf(&t.h.key, "recording:%s:%s", callid, d);
 	callid = xstrdup(callid);
 	url = xstrdup(url);
 	if ((begun = vm_begin(&t, r, p, "recording", NULL, callid)) != 0) {
@@ -576,12 +553,12 @@ voipms_recording(struct req *r, struct resp *p)
 	memset(&c, 0, sizeof(c));
 	c.provider = "voipms";
 	c.call_id = callid;
-	c.org = t.org_id;
+	c.org = t.h.org_id;
 	c.recording_url = url;
 	if (store_call(&c, &co) != DB_OK)
 		goto done;
 	rc = store_activity(co.org, "recording_ready", "Recording ready",
-	    co.id, 0, t.event) == DB_OK ? 0 : -1;
+	    co.id, 0, t.h.event) == DB_OK ? 0 : -1;
 	store_call_out_free(&co);
 done:
 	free((char *)callid);
