@@ -43,10 +43,10 @@ tw_get(const struct tw *t, const char *name)
 	const char	*v;
 	const cJSON	*j;
 
-	if ((v = kv_get(&t->r->form, name)) != NULL)
+	if ((v = kv_get(&t->h.r->form, name)) != NULL)
 		return v;
-	if (t->r->json != NULL &&
-	    (j = cJSON_GetObjectItemCaseSensitive(t->r->json, name)) != NULL &&
+	if (t->h.r->json != NULL &&
+	    (j = cJSON_GetObjectItemCaseSensitive(t->h.r->json, name)) != NULL &&
 	    cJSON_IsString(j))
 		return j->valuestring;
 	return NULL;
@@ -259,7 +259,7 @@ tw_classify(const struct tw *t)
 		return TW__MAX;
 	if (tw_get(t, "UnstableSpeechResult") != NULL)
 		return TW_VOICE_PARTIAL;
-	step = kv_get(&t->r->qs, "step");
+	step = kv_get(&t->h.r->qs, "step");
 	if (tw_get(t, "SpeechResult") != NULL || tw_get(t, "Digits") != NULL ||
 	    tw_get(t, "DialCallStatus") != NULL || step != NULL)
 		return TW_VOICE_GATHER;
@@ -278,7 +278,7 @@ tw_body_digest(const struct tw *t, char *out)
 {
 	char	 hex[65];
 
-	crypto_sha256_hex(t->r->body ? t->r->body : "", t->r->bodylen,
+	crypto_sha256_hex(t->h.r->body ? t->h.r->body : "", t->h.r->bodylen,
 	    hex);
 	memcpy(out, hex, 16);
 	out[16] = '\0';
@@ -302,7 +302,7 @@ tw_key(const struct tw *t)
 	case TW_VOICE_GATHER:
 	case TW_VOICE_PARTIAL:
 		tw_body_digest(t, d);
-		a = kv_get(&t->r->qs, "step");
+		a = kv_get(&t->h.r->qs, "step");
 		xasprintf(&k, "%s:%s:%s:%s", tw_get(t, "CallSid"),
 		    t->cls == TW_VOICE_GATHER ? "gather" : "partial",
 		    a ? a : "", d);
@@ -346,17 +346,17 @@ tw_key(const struct tw *t)
 }
 
 /* Whose event is this: architecture.md §4. */
-static enum db_err
-tw_route(struct tw *t)
+static void
+tw_query(struct tw *t, struct route_query *qp)
 {
 	struct route_query	 q;
 	int			 outbound;
 
 	memset(&q, 0, sizeof(q));
 	q.provider = "twilio";
-	q.explicit_id = req_param(t->r, "organization_id");
+	q.explicit_id = req_param(t->h.r, "organization_id");
 	if (q.explicit_id == NULL)
-		q.explicit_id = req_param(t->r, "OrgId");
+		q.explicit_id = req_param(t->h.r, "OrgId");
 	outbound = strcmp(tw_direction(t, t->cls == TW_SMS_STATUS ?
 	    "outbound" : "inbound"), "outbound") == 0;
 	switch (t->cls) {
@@ -372,7 +372,7 @@ tw_route(struct tw *t)
 	q.call_id = tw_get(t, "CallSid");
 	q.message_id = tw_get(t, "MessageSid");
 	q.account = tw_get(t, "AccountSid");
-	return store_route(&q, &t->org_id);
+	*qp = q;
 }
 
 /* A callback URL for TwiML: public_url and path, or just the path. */
@@ -393,7 +393,7 @@ tw_call_in(const struct tw *t, struct call_in *c, const char *from,
 	memset(c, 0, sizeof(*c));
 	c->provider = "twilio";
 	c->call_id = tw_get(t, "CallSid");
-	c->org = t->org_id;
+	c->org = t->h.org_id;
 	c->direction = direction;
 	c->from = from;
 	c->to = to;
@@ -433,7 +433,7 @@ tw_media(const struct tw *t)
  * the COMMIT.
  */
 static enum db_err
-tw_sms_store(struct tw *t, char **prior)
+tw_sms_store(struct tw *t)
 {
 	struct event_in	 ev;
 	struct sms_in	 in;
@@ -445,12 +445,12 @@ tw_sms_store(struct tw *t, char **prior)
 	t->to = tw_number(t, "To");
 	media = tw_media(t);
 	memset(&in, 0, sizeof(in));
-	if ((in.explicit_id = req_param(t->r, "organization_id")) == NULL)
-		in.explicit_id = req_param(t->r, "OrgId");
+	if ((in.explicit_id = req_param(t->h.r, "organization_id")) == NULL)
+		in.explicit_id = req_param(t->h.r, "OrgId");
 	in.number = strcmp(tw_direction(t, "inbound"), "outbound") == 0 ?
 	    t->from : t->to;
 	in.account = tw_get(t, "AccountSid");
-	in.message_id = sid != NULL ? sid : t->key;
+	in.message_id = sid != NULL ? sid : t->h.key;
 	in.from = t->from;
 	in.to = t->to;
 	in.body = tw_get(t, "Body");
@@ -464,19 +464,19 @@ tw_sms_store(struct tw *t, char **prior)
 	memset(&ev, 0, sizeof(ev));
 	ev.provider = "twilio";
 	ev.type = tw_classes[TW_SMS_INCOMING].type;
-	ev.key = t->key;
-	e = store_sms_incoming(t->r, &ev, &in, &t->sms);
+	ev.key = t->h.key;
+	e = store_sms_incoming(t->h.r, &ev, &in, &t->sms);
 	free(summary);
 	cJSON_free(media);
 	if (e != DB_OK)
 		return e;
-	t->event = t->sms.event;
-	*prior = t->sms.prior;
+	t->h.event = t->sms.event;
+	t->h.prior = t->sms.prior;
 	t->sms.prior = NULL;
-	t->org = t->sms.org;
+	t->h.org = t->sms.org;
 	memset(&t->sms.org, 0, sizeof(t->sms.org));
-	if (t->org.id != NULL)
-		t->org_id = xstrdup(t->org.id);
+	if (t->h.org.id != NULL)
+		t->h.org_id = xstrdup(t->h.org.id);
 	return DB_OK;
 }
 
@@ -494,15 +494,15 @@ tw_sms_incoming(struct tw *t)
 
 	known.rs = &t->sms.rs;
 	known.rules = t->sms.rules;
-	if (store_notify_urgent_sms(t->org_id, t->event, t->from, t->to,
+	if (store_notify_urgent_sms(t->h.org_id, t->h.event, t->from, t->to,
 	    tw_get(t, "Body")) != DB_OK)
 		goto fail;
-	if (reply_decide(&t->org, t->from, t->to, tw_get(t, "Body"), &known,
+	if (reply_decide(&t->h.org, t->from, t->to, tw_get(t, "Body"), &known,
 	    &reply) != DB_OK)
 		goto fail;
 	if (reply != NULL) {
 		cb = tw_url(t, "/webhooks/twilio/sms/status");
-		twiml_leaf(&t->p->twiml, "Message", reply, "statusCallback", cb,
+		twiml_leaf(&t->h.p->twiml, "Message", reply, "statusCallback", cb,
 		    NULL);
 		free(cb);
 		if (store_message_replied(t->sms.message) != DB_OK)
@@ -532,8 +532,8 @@ tw_sms_status(struct tw *t)
 	memset(&m, 0, sizeof(m));
 	m.provider = "twilio";
 	m.message_id = tw_get(t, "MessageSid") ? tw_get(t, "MessageSid") :
-	    t->key;
-	m.org = t->org_id;
+	    t->h.key;
+	m.org = t->h.org_id;
 	m.direction = "outbound";
 	m.from = from;
 	m.to = to;
@@ -550,14 +550,14 @@ tw_sms_status(struct tw *t)
 	    strcmp(m.status, "delivered") == 0 ||
 	    strcmp(m.status, "read") == 0)) {
 		xasprintf(&summary, "SMS sent to %s", to ? to : "unknown");
-		e = store_activity(mo.org ? mo.org : t->org_id, "sms_sent",
-		    summary, 0, mo.id, t->event);
+		e = store_activity(mo.org ? mo.org : t->h.org_id, "sms_sent",
+		    summary, 0, mo.id, t->h.event);
 		free(summary);
 	} else if (st == NULL && mo.old_rank < 0) {
 		/* a compat sender's outbound SMS with no status at all */
 		xasprintf(&summary, "SMS sent to %s", to ? to : "unknown");
-		e = store_activity(mo.org ? mo.org : t->org_id, "sms_sent",
-		    summary, 0, mo.id, t->event);
+		e = store_activity(mo.org ? mo.org : t->h.org_id, "sms_sent",
+		    summary, 0, mo.id, t->h.event);
 		free(summary);
 	}
 	free(mo.org);
@@ -574,14 +574,12 @@ tw_sms_status(struct tw *t)
 static int
 twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 {
-	struct tw	 t;
-	struct event_in	 ev;
-	char		*prior = NULL;
-	int		 rc = -1;
+	struct tw		 t;
+	struct route_query	 q;
+	int			 rc;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.p = p;
+	hook_init(&t.h, r, p, "twilio");
 	t.cls = cls;
 	if (cls == TW__MAX) {
 		resp_error(p, 400, "not a Twilio webhook this URL takes");
@@ -595,60 +593,44 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 		return 0;
 	}
 	t.base = xstrdup(conf.public_url != NULL ? conf.public_url : "");
-	t.key = tw_key(&t);
+	t.h.key = tw_key(&t);
 	if (cls == TW_SMS_INCOMING) {
-		if (tw_sms_store(&t, &prior) != DB_OK)
-			goto done;
-	} else {
-		if (tw_route(&t) != DB_OK)
-			goto done;
-		memset(&ev, 0, sizeof(ev));
-		ev.provider = "twilio";
-		ev.type = tw_classes[cls].type;
-		ev.key = t.key;
-		ev.org = t.org_id;
-		if (store_event(r, &ev, &t.event, &prior) != DB_OK)
-			goto done;
-	}
-	req_note(r, t.org_id, t.key);
-	if (t.event == 0) {
-		/* a redelivery: the same answer, nothing else */
-		log_debug("twilio: redelivery of %s", log_esc(t.key));
-		if (r->replay != NULL)
+		/* route, event and message in one statement */
+		rc = tw_sms_store(&t) != DB_OK ? -1 : t.h.event == 0;
+		req_note(r, t.h.org_id, t.h.key);
+		if (rc == 1 && r->replay != NULL)
 			r->replay->duplicate = 1;
-		if (tw_classes[cls].twiml && prior != NULL)
-			twiml_set(&p->twiml, prior);
+	} else {
+		tw_query(&t, &q);
+		rc = hook_store(&t.h, &q, tw_classes[cls].type);
+	}
+	if (rc == 1) {
+		/* a redelivery: the same answer, nothing else */
+		log_debug("twilio: redelivery of %s", log_esc(t.h.key));
+		if (tw_classes[cls].twiml && t.h.prior != NULL)
+			twiml_set(&p->twiml, t.h.prior);
 		rc = 0;
 		goto done;
 	}
-	if (t.org_id != NULL && t.org.id == NULL &&
-	    store_org_load(t.org_id, &t.org) != DB_OK)
+	if (rc == -1 || hook_org(&t.h) != DB_OK ||
+	    tw_classes[cls].fn(&t) == -1) {
+		rc = -1;
 		goto done;
-	if (tw_classes[cls].fn(&t) == -1)
-		goto done;
+	}
 	if (tw_classes[cls].twiml) {
 		if (twiml_finish(&p->twiml) == -1) {
 			resp_error(p, 500, "could not build TwiML");
 			goto done;
 		}
-		/* a replay keeps what the provider was really answered */
-		if (store_event_answer(t.event, r->replay != NULL ?
-		    r->replay->answer : buf_cstr(&p->twiml.b)) != DB_OK)
-			goto done;
+		if (hook_keep_answer(&t.h, buf_cstr(&p->twiml.b)) != DB_OK)
+			rc = -1;
 	}
-	rc = 0;
 done:
-	if (rc == -1 && p->error == NULL)
-		log_warnx("twilio: %s: %s", log_esc(t.key), db_errmsg());
-	free(prior);
-	free(t.key);
-	free(t.org_id);
 	free(t.base);
 	free(t.from);
 	free(t.to);
-	store_org_free(&t.org);
 	store_sms_out_free(&t.sms);
-	return rc;
+	return hook_end(&t.h, rc);
 }
 
 /* The class of each route; "twilio" is the one URL. */
@@ -676,7 +658,7 @@ tw_class_of(struct req *r)
 		if (strcmp(r->route->name, tw_routes[i].route) == 0)
 			return tw_routes[i].cls;
 	memset(&t, 0, sizeof(t));
-	t.r = r;
+	t.h.r = r;
 	return tw_classify(&t);
 }
 
@@ -700,8 +682,8 @@ twilio_fallback(struct req *r, struct resp *p)
 	int		 rc = 0;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.p = p;
+	t.h.r = r;
+	t.h.p = p;
 	t.away = 1;
 	t.cls = tw_class_of(r);
 	if (t.cls == TW__MAX)
@@ -716,16 +698,16 @@ twilio_fallback(struct req *r, struct resp *p)
 	if ((id = req_param(r, "organization_id")) == NULL)
 		id = req_param(r, "OrgId");
 	if (id != NULL)
-		(void)cache_org(id, NULL, &t.org);
+		(void)cache_org(id, NULL, &t.h.org);
 	else
 		(void)cache_org(NULL, tw_get(&t, strcmp(tw_direction(&t,
-		    "inbound"), "outbound") == 0 ? "From" : "To"), &t.org);
-	store_org_scope(r, &t.org);
-	t.org_id = t.org.id != NULL ? xstrdup(t.org.id) : NULL;
+		    "inbound"), "outbound") == 0 ? "From" : "To"), &t.h.org);
+	store_org_scope(r, &t.h.org);
+	t.h.org_id = t.h.org.id != NULL ? xstrdup(t.h.org.id) : NULL;
 	rc = tw_classes[t.cls].fn(&t);
-	free(t.org_id);
+	free(t.h.org_id);
 	free(t.base);
-	store_org_free(&t.org);
+	store_org_free(&t.h.org);
 	return rc;
 }
 

@@ -20,13 +20,8 @@ enum tw_class {
 
 /* One Twilio request as the class handlers see it. */
 struct tw {
-	struct req	*r;
-	struct resp	*p;
+	struct hook	 h;		/* the request, its key, event, owner */
 	enum tw_class	 cls;
-	char		*key;		/* idempotency key */
-	char		*org_id;	/* NULL: unrouted */
-	struct org	 org;
-	long long	 event;		/* events.id */
 	char		*base;		/* for callback URLs */
 	int		 away;		/* the database is away: no queries */
 	struct sms_out	 sms;		/* an incoming SMS: what came back */

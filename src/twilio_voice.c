@@ -22,9 +22,9 @@ tw_twiml_voicemail(struct tw *t)
 	action = tw_url(t, "/webhooks/twilio/voice/gather?step=recorded");
 	rec = tw_url(t, "/webhooks/twilio/recording/status?kind=voicemail");
 	tr = tw_url(t, "/webhooks/twilio/transcription");
-	twiml_leaf(&t->p->twiml, "Say", "Please leave a message after the "
+	twiml_leaf(&t->h.p->twiml, "Say", "Please leave a message after the "
 	    "tone.", NULL);
-	twiml_leaf(&t->p->twiml, "Record", NULL, "action", action,
+	twiml_leaf(&t->h.p->twiml, "Record", NULL, "action", action,
 	    "maxLength", "120", "playBeep", "true",
 	    "recordingStatusCallback", rec,
 	    "recordingStatusCallbackEvent", "completed",
@@ -51,21 +51,21 @@ tw_twiml_ask(struct tw *t, int turn, const char *prompt)
 	    "/webhooks/twilio/voice/gather?step=ask&turn=%d", turn);
 	action = tw_url(t, path);
 	partial = tw_url(t, "/webhooks/twilio/voice/partial");
-	twiml_open(&t->p->twiml, "Gather", "input", "speech", "action", action,
+	twiml_open(&t->h.p->twiml, "Gather", "input", "speech", "action", action,
 	    "method", "POST", "speechTimeout", "auto", "timeout", "5",
 	    "partialResultCallback", partial, NULL);
-	twiml_leaf(&t->p->twiml, "Say", prompt, NULL);
-	twiml_close(&t->p->twiml);
+	twiml_leaf(&t->h.p->twiml, "Say", prompt, NULL);
+	twiml_close(&t->h.p->twiml);
 	free(action);
 	free(partial);
 	if (turn == 1) {
-		twiml_leaf(&t->p->twiml, "Say", "Sorry, I did not hear "
+		twiml_leaf(&t->h.p->twiml, "Say", "Sorry, I did not hear "
 		    "anything.", NULL);
 		tw_twiml_handoff(t);
 	} else {
-		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. "
+		twiml_leaf(&t->h.p->twiml, "Say", "Thank you for calling. "
 		    "Goodbye.", NULL);
-		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 	}
 }
 
@@ -76,10 +76,10 @@ tw_twiml_dial(struct tw *t, const char *noun, const char *to)
 	char	*action;
 
 	action = tw_url(t, "/webhooks/twilio/voice/gather?step=dial");
-	twiml_open(&t->p->twiml, "Dial", "timeout", "20", "action", action,
+	twiml_open(&t->h.p->twiml, "Dial", "timeout", "20", "action", action,
 	    NULL);
-	twiml_leaf(&t->p->twiml, noun, to, NULL);
-	twiml_close(&t->p->twiml);
+	twiml_leaf(&t->h.p->twiml, noun, to, NULL);
+	twiml_close(&t->h.p->twiml);
 	free(action);
 }
 
@@ -87,11 +87,11 @@ tw_twiml_dial(struct tw *t, const char *noun, const char *to)
 static void
 tw_twiml_transfer(struct tw *t)
 {
-	if (t->org.forward_to == NULL) {
+	if (t->h.org.forward_to == NULL) {
 		tw_twiml_voicemail(t);
 		return;
 	}
-	tw_twiml_dial(t, "Number", t->org.forward_to);
+	tw_twiml_dial(t, "Number", t->h.org.forward_to);
 }
 
 /*
@@ -103,13 +103,13 @@ tw_twiml_transfer(struct tw *t)
 static void
 tw_twiml_handoff(struct tw *t)
 {
-	if (store_org_open(&t->org)) {
+	if (store_org_open(&t->h.org)) {
 		tw_twiml_transfer(t);
 		return;
 	}
-	if (t->org.after_hours != NULL && strcmp(t->org.after_hours,
-	    "agent") == 0 && t->org.agent_sip != NULL)
-		tw_twiml_dial(t, "Sip", t->org.agent_sip);
+	if (t->h.org.after_hours != NULL && strcmp(t->h.org.after_hours,
+	    "agent") == 0 && t->h.org.agent_sip != NULL)
+		tw_twiml_dial(t, "Sip", t->h.org.agent_sip);
 	else
 		tw_twiml_voicemail(t);
 }
@@ -122,7 +122,7 @@ tw_has_kb(struct tw *t, int *yes)
 	enum db_err	 e;
 
 	*yes = 0;
-	if ((e = store_rules(t->org.id, "voice", &res)) != DB_OK)
+	if ((e = store_rules(t->h.org.id, "voice", &res)) != DB_OK)
 		return e;
 	*yes = res.nrows > 0;
 	db_res_free(&res);
@@ -154,53 +154,53 @@ tw_voice_incoming(struct tw *t)
 		goto answer;	/* from cached settings; the spool keeps it */
 	if ((e = store_call(&c, &co)) != DB_OK)
 		goto dberr;
-	if (t->org_id != NULL &&
-	    ((e = store_activity(t->org_id, "inbound_call", "Inbound call "
-	    "received", co.id, 0, t->event)) != DB_OK ||
-	    (e = store_notify_inbound_call(t->org_id, t->event, from, to,
+	if (t->h.org_id != NULL &&
+	    ((e = store_activity(t->h.org_id, "inbound_call", "Inbound call "
+	    "received", co.id, 0, t->h.event)) != DB_OK ||
+	    (e = store_notify_inbound_call(t->h.org_id, t->h.event, from, to,
 	    NULL)) != DB_OK ||
-	    (e = store_is_blocked(t->org_id, from, &blocked)) != DB_OK ||
+	    (e = store_is_blocked(t->h.org_id, from, &blocked)) != DB_OK ||
 	    (e = tw_has_kb(t, &kb)) != DB_OK)) {
 		store_call_out_free(&co);
 		goto dberr;
 	}
 	store_call_out_free(&co);
 answer:
-	if (t->org.id == NULL) {
-		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. We "
+	if (t->h.org.id == NULL) {
+		twiml_leaf(&t->h.p->twiml, "Say", "Thank you for calling. We "
 		    "cannot take your call right now. Please try again later.",
 		    NULL);
-		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 		goto done;
 	}
 	if (blocked) {
-		twiml_leaf(&t->p->twiml, "Reject", NULL, "reason", "rejected",
+		twiml_leaf(&t->h.p->twiml, "Reject", NULL, "reason", "rejected",
 		    NULL);
 		goto done;
 	}
-	if (t->org.greeting != NULL)
-		greeting = xstrdup(t->org.greeting);
+	if (t->h.org.greeting != NULL)
+		greeting = xstrdup(t->h.org.greeting);
 	else
-		xasprintf(&greeting, "Thank you for calling %s.", t->org.name);
-	twiml_leaf(&t->p->twiml, "Say", greeting, NULL);
-	open = store_org_open(&t->org);
-	if (open && t->org.forward_to != NULL)
+		xasprintf(&greeting, "Thank you for calling %s.", t->h.org.name);
+	twiml_leaf(&t->h.p->twiml, "Say", greeting, NULL);
+	open = store_org_open(&t->h.org);
+	if (open && t->h.org.forward_to != NULL)
 		tw_twiml_transfer(t);
 	else if (open && kb)
 		tw_twiml_ask(t, 1, "How can I help you today?");
-	else if (!open && t->org.after_hours != NULL &&
-	    strcmp(t->org.after_hours, "agent") == 0 &&
-	    t->org.agent_sip != NULL) {
+	else if (!open && t->h.org.after_hours != NULL &&
+	    strcmp(t->h.org.after_hours, "agent") == 0 &&
+	    t->h.org.agent_sip != NULL) {
 		/* the organization's Retell agent takes the call */
-		tw_twiml_dial(t, "Sip", t->org.agent_sip);
-	} else if (!open && t->org.after_hours != NULL &&
-	    strcmp(t->org.after_hours, "agent") == 0) {
-		twiml_leaf(&t->p->twiml, "Say", "Our office is closed right "
+		tw_twiml_dial(t, "Sip", t->h.org.agent_sip);
+	} else if (!open && t->h.org.after_hours != NULL &&
+	    strcmp(t->h.org.after_hours, "agent") == 0) {
+		twiml_leaf(&t->h.p->twiml, "Say", "Our office is closed right "
 		    "now, but I can answer some questions.", NULL);
 		tw_twiml_ask(t, 1, "How can I help you?");
 	} else {
 		if (!open)
-			twiml_leaf(&t->p->twiml, "Say", "Our office is closed "
+			twiml_leaf(&t->h.p->twiml, "Say", "Our office is closed "
 			    "right now.", NULL);
 		tw_twiml_voicemail(t);
 	}
@@ -242,7 +242,7 @@ tw_dial_outcome(struct tw *t, const char *dial)
 	if (c.call_id == NULL || store_call(&c, &co) != DB_OK)
 		return c.call_id == NULL ? 0 : -1;
 	rc = store_call_outcome(&co, outcome, strcmp(outcome, "missed") == 0 ?
-	    dial : NULL, t->event) == DB_OK ? 0 : -1;
+	    dial : NULL, t->h.event) == DB_OK ? 0 : -1;
 	store_call_out_free(&co);
 	return rc;
 }
@@ -254,20 +254,20 @@ tw_dial_outcome(struct tw *t, const char *dial)
 int
 tw_voice_gather(struct tw *t)
 {
-	const char	*step = kv_get(&t->r->qs, "step"), *dial, *said;
+	const char	*step = kv_get(&t->h.r->qs, "step"), *dial, *said;
 	const char	*turns, *errstr;
 	char		*answer = NULL;
 	int		 turn;
 
-	if (t->org.id == NULL) {
-		twiml_leaf(&t->p->twiml, "Say", "Goodbye.", NULL);
-		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+	if (t->h.org.id == NULL) {
+		twiml_leaf(&t->h.p->twiml, "Say", "Goodbye.", NULL);
+		twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 		return 0;
 	}
 	if (step != NULL && strcmp(step, "recorded") == 0) {
-		twiml_leaf(&t->p->twiml, "Say", "Thank you for your message. "
+		twiml_leaf(&t->h.p->twiml, "Say", "Thank you for your message. "
 		    "Goodbye.", NULL);
-		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 		return 0;
 	}
 	if (step != NULL && strcmp(step, "dial") == 0) {
@@ -276,44 +276,44 @@ tw_voice_gather(struct tw *t)
 			return -1;
 		if (dial != NULL && (strcmp(dial, "completed") == 0 ||
 		    strcmp(dial, "answered") == 0))
-			twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+			twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 		else {
-			twiml_leaf(&t->p->twiml, "Say", "Sorry, nobody is "
+			twiml_leaf(&t->h.p->twiml, "Say", "Sorry, nobody is "
 			    "available to take your call.", NULL);
 			tw_twiml_voicemail(t);
 		}
 		return 0;
 	}
-	turns = kv_get(&t->r->qs, "turn");
+	turns = kv_get(&t->h.r->qs, "turn");
 	turn = turns != NULL ? (int)util_strtonum(turns, 1, 10, &errstr) : 1;
 	if (turns != NULL && errstr != NULL)
 		turn = 10;
 	said = tw_get_nonempty(t, "SpeechResult");
 	if (said == NULL)
 		said = tw_get_nonempty(t, "Digits");
-	if (said != NULL && !t->away && reply_find(&t->org, "voice", said,
+	if (said != NULL && !t->away && reply_find(&t->h.org, "voice", said,
 	    NULL, &answer) != DB_OK)
 		return -1;
 	if (answer == NULL) {
 		/* never to a closed office (architecture.md §8) */
-		if (store_org_open(&t->org))
-			twiml_leaf(&t->p->twiml, "Say", "Let me connect you "
+		if (store_org_open(&t->h.org))
+			twiml_leaf(&t->h.p->twiml, "Say", "Let me connect you "
 			    "with someone who can help.", NULL);
 		else
-			twiml_leaf(&t->p->twiml, "Say", "Our office is "
+			twiml_leaf(&t->h.p->twiml, "Say", "Our office is "
 			    "closed right now.", NULL);
 		tw_twiml_handoff(t);
 		return 0;
 	}
-	twiml_leaf(&t->p->twiml, "Say", answer, NULL);
+	twiml_leaf(&t->h.p->twiml, "Say", answer, NULL);
 	free(answer);
 	if (turn < 3)
 		tw_twiml_ask(t, turn + 1, "Is there anything else I can help "
 		    "you with?");
 	else {
-		twiml_leaf(&t->p->twiml, "Say", "Thank you for calling. "
+		twiml_leaf(&t->h.p->twiml, "Say", "Thank you for calling. "
 		    "Goodbye.", NULL);
-		twiml_leaf(&t->p->twiml, "Hangup", NULL, NULL);
+		twiml_leaf(&t->h.p->twiml, "Hangup", NULL, NULL);
 	}
 	return 0;
 }
@@ -369,11 +369,11 @@ tw_voice_status(struct tw *t)
 	if (!inbound && (strcmp(co.status, "in-progress") == 0 ||
 	    (strcmp(co.status, "completed") == 0 && c.duration != NULL &&
 	    strcmp(c.duration, "0") != 0)))
-		e = store_call_outcome(&co, "answered", NULL, t->event);
+		e = store_call_outcome(&co, "answered", NULL, t->h.event);
 	if (type != NULL && e == DB_OK)
-		e = store_activity(co.org, type, summary, co.id, 0, t->event);
+		e = store_activity(co.org, type, summary, co.id, 0, t->h.event);
 	if (e == DB_OK)
-		e = store_call_ended(&co, NULL, NULL, t->event);
+		e = store_call_ended(&co, NULL, NULL, t->h.event);
 	free(summary);
 	store_call_out_free(&co);
 	return e == DB_OK ? 0 : -1;
@@ -399,16 +399,16 @@ tw_recording(struct tw *t)
 		return -1;
 	if (done) {
 		dur = tw_get(t, "RecordingDuration");
-		kind = kv_get(&t->r->qs, "kind");
+		kind = kv_get(&t->h.r->qs, "kind");
 		if (kind != NULL && strcmp(kind, "voicemail") == 0) {
 			summary = NULL;
 			e = store_call_outcome(&co, "voicemail", dur != NULL ?
-			    dur : "?", t->event);
+			    dur : "?", t->h.event);
 		} else {
 			xasprintf(&summary, "Recording ready (%s s)",
 			    dur ? dur : "?");
 			e = store_activity(co.org, "recording_ready", summary,
-			    co.id, 0, t->event);
+			    co.id, 0, t->h.event);
 		}
 		free(summary);
 	}
