@@ -68,8 +68,8 @@ hook_org(struct hook *h)
 enum db_err
 hook_keep_answer(struct hook *h, const char *answer)
 {
-	return store_event_answer(h->event, h->r->replay != NULL ?
-	    h->r->replay->answer : answer);
+	return store_event_answer(h->event, h->r->replay != NULL &&
+	    h->r->replay->answer != NULL ? h->r->replay->answer : answer);
 }
 
 /* Log a database failure (never the request's data), free, return rc. */

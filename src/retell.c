@@ -220,12 +220,12 @@ rt_key(const struct rt *t)
 	char		*k, ts[24], d[17];
 
 	if (id == NULL) {
-		rt_digest(t->r, d);
+		rt_digest(t->h.r, d);
 		xasprintf(&k, "%s:%s", t->event, d);
 	} else if (strncmp(t->event, "transfer_", 9) == 0) {
 		dest = rt_str(t->call, "transfer_destination");
 		if (dest == NULL)
-			dest = rt_str(t->r->json, "transfer_destination");
+			dest = rt_str(t->h.r->json, "transfer_destination");
 		xasprintf(&k, "%s:%s:%s:%s", t->event, id,
 		    rt_int(t->call, "start_timestamp", ts, sizeof(ts)) ? ts :
 		    "", dest ? dest : "");
@@ -260,7 +260,7 @@ rt_campaign(struct rt *t, const char *to, char **campaign, char **contact)
 	kid = rt_str(meta, "contact_id");
 	p[0] = kid != NULL && store_is_uuid(kid) ? kid : cid;
 	p[1] = kid != NULL && store_is_uuid(kid) ? cid : to;
-	p[2] = t->org_id;
+	p[2] = t->h.org_id;
 	if (kid != NULL && store_is_uuid(kid))
 		e = db_exec(&st_contact_check, p, &res);
 	else if (to != NULL) {
@@ -332,7 +332,7 @@ rt_contact(struct rt *t, const struct call_out *co, const char *reason,
 			    db_get(&res, 0, 2));
 			e = store_activity(db_get(&res, 0, 3),
 			    "campaign_progress", summary, co->id, 0,
-			    t->event_id);
+			    t->h.event);
 			free(summary);
 			if (e != DB_OK) {
 				db_res_free(&res);
@@ -372,7 +372,7 @@ rt_call_event(struct rt *t)
 	memset(&in, 0, sizeof(in));
 	in.provider = "retell";
 	in.call_id = rt_str(c, "call_id");
-	in.org = t->org_id;
+	in.org = t->h.org_id;
 	in.direction = rt_str(c, "direction");
 	if (in.direction != NULL && strcmp(in.direction, "inbound") != 0 &&
 	    strcmp(in.direction, "outbound") != 0)
@@ -442,8 +442,8 @@ rt_call_event(struct rt *t)
 		xasprintf(&summary, "Inbound call from %s", co.from ? co.from :
 		    "unknown");
 		if (store_activity(co.org, "inbound_call", summary, co.id, 0,
-		    t->event_id) != DB_OK ||
-		    store_notify_inbound_call(co.org, t->event_id, co.from,
+		    t->h.event) != DB_OK ||
+		    store_notify_inbound_call(co.org, t->h.event, co.from,
 		    co.to, in.agent_id) != DB_OK)
 			goto free_co;
 		free(summary);
@@ -453,16 +453,16 @@ rt_call_event(struct rt *t)
 		summary = xstrdup("Call started");
 	}
 	if (type != NULL && store_activity(co.org, type, summary, co.id, 0,
-	    t->event_id) != DB_OK)
+	    t->h.event) != DB_OK)
 		goto free_co;
 	/* architecture.md §7: connected is answered, by the agent */
 	if ((strcmp(co.status, "in-progress") == 0 ||
 	    strcmp(co.status, "completed") == 0) &&
-	    store_call_outcome(&co, "answered", NULL, t->event_id) != DB_OK)
+	    store_call_outcome(&co, "answered", NULL, t->h.event) != DB_OK)
 		goto free_co;
 	ended = co.old_rank < RANK_FINAL && co.rank == RANK_FINAL;
 	if (store_call_ended(&co, reason, co.analyzed ? co.summary : NULL,
-	    t->event_id) != DB_OK)
+	    t->h.event) != DB_OK)
 		goto free_co;
 	/* an analysis that arrives after the end names the call */
 	if (in.analyzed && in.summary != NULL && !ended && type == NULL) {
@@ -524,10 +524,10 @@ rt_latest(struct rt *t, long long *id)
 	char		*hex, *payload;
 	enum db_err	 e;
 
-	hex = xmalloc(t->r->bodylen * 2 + 1);
-	util_hex((const unsigned char *)t->r->body, t->r->bodylen, hex);
-	payload = store_payload_json(t->r);
-	p[0] = t->key;
+	hex = xmalloc(t->h.r->bodylen * 2 + 1);
+	util_hex((const unsigned char *)t->h.r->body, t->h.r->bodylen, hex);
+	payload = store_payload_json(t->h.r);
+	p[0] = t->h.key;
 	p[1] = hex;
 	p[2] = payload;
 	e = db_exec(&st_latest, p, &res);
@@ -545,13 +545,10 @@ int
 retell_handle(struct req *r, struct resp *p)
 {
 	struct rt	 t;
-	struct event_in	 ev;
-	char		*prior = NULL;
 	int		 rc = -1;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.p = p;
+	hook_init(&t.h, r, p, "retell");
 	p->kind = RESP_EMPTY;
 	t.call = rt_call_of(r->json);
 	t.event = rt_str(r->json, "event");
@@ -566,36 +563,28 @@ retell_handle(struct req *r, struct resp *p)
 		resp_error(p, 400, "missing call.call_id");
 		return 0;
 	}
-	t.key = rt_key(&t);
-	if (rt_route(r, t.call, NULL, &t.org_id) != DB_OK)
+	t.h.key = rt_key(&t);
+	if (rt_route(r, t.call, NULL, &t.h.org_id) != DB_OK)
 		goto done;
-	req_note(r, t.org_id, t.key);
-	memset(&ev, 0, sizeof(ev));
-	ev.provider = "retell";
-	ev.type = t.event;
-	ev.key = t.key;
-	ev.org = t.org_id;
-	if (store_event(r, &ev, &t.event_id, &prior) != DB_OK)
-		goto done;
-	if (t.event_id == 0 && strcmp(t.event, "transcript_updated") == 0 &&
-	    rt_latest(&t, &t.event_id) != DB_OK)
-		goto done;
-	if (t.event_id == 0) {
-		if (r->replay != NULL)
-			r->replay->duplicate = 1;
-		rc = 0;
+	rc = hook_store(&t.h, NULL, t.event);
+	/* transcript_updated: a later transcript replaces the first */
+	if (rc == 1 && strcmp(t.event, "transcript_updated") == 0) {
+		if (rt_latest(&t, &t.h.event) != DB_OK)
+			rc = -1;
+		else if (t.h.event != 0) {
+			rc = 0;
+			if (r->replay != NULL)
+				r->replay->duplicate = 0;
+		}
+	}
+	if (rc != 0) {
+		rc = rc == 1 ? 0 : -1;	/* a redelivery changes nothing */
 		goto done;
 	}
 	if (rt_is_call_event(t.event) && rt_call_event(&t) == -1)
-		goto done;
-	rc = 0;
+		rc = -1;
 done:
-	if (rc == -1)
-		log_warnx("retell: %s: %s", log_esc(t.key), db_errmsg());
-	free(prior);
-	free(t.key);
-	free(t.org_id);
-	return rc;
+	return hook_end(&t.h, rc);
 }
 
 /*
@@ -629,27 +618,27 @@ rt_inbound_answer(struct rt *t, const char *from, cJSON **out)
 	*out = NULL;
 	root = cJSON_CreateObject();
 	ci = cJSON_AddObjectToObject(root, "call_inbound");
-	if (t->org.id == NULL) {
+	if (t->h.org.id == NULL) {
 		*out = root;	/* the number's own agent answers */
 		return 0;
 	}
 	if (!t->away && from != NULL &&
-	    store_is_blocked(t->org.id, from, &blocked) != DB_OK)
+	    store_is_blocked(t->h.org.id, from, &blocked) != DB_OK)
 		goto fail;
 	if (blocked) {
 		cJSON_AddTrueToObject(ci, "reject");
 		*out = root;
 		return 0;
 	}
-	if (t->org.retell_agent_id != NULL)
+	if (t->h.org.retell_agent_id != NULL)
 		cJSON_AddStringToObject(ci, "override_agent_id",
-		    t->org.retell_agent_id);
+		    t->h.org.retell_agent_id);
 	vars = cJSON_AddObjectToObject(ci, "dynamic_variables");
-	cJSON_AddStringToObject(vars, "organization_name", t->org.name);
+	cJSON_AddStringToObject(vars, "organization_name", t->h.org.name);
 	cJSON_AddStringToObject(vars, "business_hours",
-	    store_org_open(&t->org) ? "true" : "false");
+	    store_org_open(&t->h.org) ? "true" : "false");
 	if (!t->away && from != NULL) {
-		p[0] = t->org.id;
+		p[0] = t->h.org.id;
 		p[1] = from;
 		if (db_exec(&st_caller, p, &res) != DB_OK)
 			goto fail;
@@ -664,7 +653,7 @@ rt_inbound_answer(struct rt *t, const char *from, cJSON **out)
 		db_res_free(&res);
 	}
 	meta = cJSON_AddObjectToObject(ci, "metadata");
-	cJSON_AddStringToObject(meta, "organization_id", t->org.id);
+	cJSON_AddStringToObject(meta, "organization_id", t->h.org.id);
 	*out = root;
 	return 0;
 fail:
@@ -677,16 +666,14 @@ int
 retell_inbound(struct req *r, struct resp *p)
 {
 	struct rt	 t;
-	struct event_in	 ev;
 	const cJSON	*ci;
 	const char	*ev_name, *id;
-	char		*prior = NULL, *from = NULL, *to = NULL, *text, d[17];
+	char		*from = NULL, *to = NULL, *text, d[17];
 	cJSON		*answer;
 	int		 rc = -1;
 
 	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.p = p;
+	hook_init(&t.h, r, p, "retell");
 	ev_name = rt_str(r->json, "event");
 	if (ev_name == NULL || strcmp(ev_name, "call_inbound") != 0 ||
 	    (ci = rt_obj(r->json, "call_inbound")) == NULL) {
@@ -700,25 +687,17 @@ retell_inbound(struct req *r, struct resp *p)
 	from = rt_number(rt_str(ci, "from_number"));
 	to = rt_number(rt_str(ci, "to_number"));
 	if ((id = rt_str(ci, "call_id")) != NULL)
-		xasprintf(&t.key, "call_inbound:%s", id);
+		xasprintf(&t.h.key, "call_inbound:%s", id);
 	else {
 		rt_digest(r, d);
-		xasprintf(&t.key, "call_inbound:%s", d);
+		xasprintf(&t.h.key, "call_inbound:%s", d);
 	}
-	if (rt_route(r, NULL, to, &t.org_id) != DB_OK)
+	if (rt_route(r, NULL, to, &t.h.org_id) != DB_OK)
 		goto done;
-	req_note(r, t.org_id, t.key);
-	memset(&ev, 0, sizeof(ev));
-	ev.provider = "retell";
-	ev.type = "call_inbound";
-	ev.key = t.key;
-	ev.org = t.org_id;
-	if (store_event(r, &ev, &t.event_id, &prior) != DB_OK)
-		goto done;
-	if (t.event_id == 0) {
-		if (r->replay != NULL)
-			r->replay->duplicate = 1;
-		if (prior != NULL && (answer = cJSON_Parse(prior)) != NULL)
+	if ((rc = hook_store(&t.h, NULL, "call_inbound")) == 1) {
+		/* a redelivery: the first answer */
+		if (t.h.prior != NULL &&
+		    (answer = cJSON_Parse(t.h.prior)) != NULL)
 			resp_set_json(p, 200, answer);
 		else
 			resp_set_json(p, 200, cJSON_Parse(
@@ -726,33 +705,23 @@ retell_inbound(struct req *r, struct resp *p)
 		rc = 0;
 		goto done;
 	}
-	if (t.org_id != NULL && store_org_load(t.org_id, &t.org) != DB_OK)
-		goto done;
-	if (rt_inbound_answer(&t, from, &answer) == -1)
-		goto done;
-	/* a replay keeps what Retell was really answered */
-	if (r->replay != NULL && r->replay->answer != NULL)
-		text = xstrdup(r->replay->answer);
-	else if ((text = cJSON_PrintUnformatted(answer)) == NULL)
-		fatalx("retell: out of memory");
-	if (store_event_answer(t.event_id, text) != DB_OK) {
-		free(text);
-		cJSON_Delete(answer);
+	if (rc == -1 || hook_org(&t.h) != DB_OK ||
+	    rt_inbound_answer(&t, from, &answer) == -1) {
+		rc = -1;
 		goto done;
 	}
+	if ((text = cJSON_PrintUnformatted(answer)) == NULL)
+		fatalx("retell: out of memory");
+	rc = hook_keep_answer(&t.h, text) == DB_OK ? 0 : -1;
 	free(text);
-	resp_set_json(p, 200, answer);
-	rc = 0;
+	if (rc == 0)
+		resp_set_json(p, 200, answer);
+	else
+		cJSON_Delete(answer);
 done:
-	if (rc == -1)
-		log_warnx("retell: %s: %s", log_esc(t.key), db_errmsg());
-	free(prior);
 	free(from);
 	free(to);
-	free(t.key);
-	free(t.org_id);
-	store_org_free(&t.org);
-	return rc;
+	return hook_end(&t.h, rc);
 }
 
 /*
@@ -772,20 +741,20 @@ retell_fallback(struct req *r, struct resp *p)
 		return 0;
 	}
 	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.p = p;
+	t.h.r = r;
+	t.h.p = p;
 	t.away = 1;
 	if (r->json != NULL && (id = rt_explicit(r, NULL)) != NULL)
-		(void)cache_org(id, NULL, &t.org);
+		(void)cache_org(id, NULL, &t.h.org);
 	else if (r->json != NULL && cache_org(NULL, rt_owner_number(r->json),
-	    &t.org) == 0)
+	    &t.h.org) == 0)
 		;
 	else if ((id = kv_get(&r->qs, "organization_id")) != NULL)
-		(void)cache_org(id, NULL, &t.org);
-	store_org_scope(r, &t.org);
+		(void)cache_org(id, NULL, &t.h.org);
+	store_org_scope(r, &t.h.org);
 	rc = rt_inbound_answer(&t, NULL, &answer);
 	if (rc == 0)
 		resp_set_json(p, 200, answer);
-	store_org_free(&t.org);
+	store_org_free(&t.h.org);
 	return rc;
 }

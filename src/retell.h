@@ -6,15 +6,11 @@
 #ifndef TELEHOOK_RETELL_H
 #define TELEHOOK_RETELL_H
 
+/* One Retell request: the event, its call, and the hook's sequence. */
 struct rt {
-	struct req	*r;
-	struct resp	*p;
-	const char	*event;
+	struct hook	 h;		/* the request, its key, event, owner */
+	const char	*event;		/* the event's name */
 	const cJSON	*call;		/* the call object, or the root */
-	char		*key;
-	char		*org_id;
-	struct org	 org;
-	long long	 event_id;
 	int		 away;		/* the database is away */
 };
 
