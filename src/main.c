@@ -71,6 +71,8 @@ main(int argc, char *argv[])
 	    LOG_LEVEL_INFO);
 	if (crypto_init() == -1)
 		fatalx("libsodium failed to initialise");
+	/* one out-of-memory policy: cJSON allocates as the rest does */
+	cJSON_InitHooks(&(cJSON_Hooks){ xmalloc, free });
 	if (conf_load(path, &conf, conf_print_error) != 0) {
 		log_warnx("%s: configuration not loaded", path);
 		exit(EX_CONFIG_);

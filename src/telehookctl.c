@@ -133,6 +133,8 @@ main(int argc, char *argv[])
 	log_init("telehookctl", 1, LOG_LEVEL_ERR);	/* die() says it */
 	if (crypto_init() == -1)
 		die(EX_SOFTWARE_, "libsodium failed to initialise");
+	/* one out-of-memory policy: cJSON allocates as the rest does */
+	cJSON_InitHooks(&(cJSON_Hooks){ xmalloc, free });
 	if (conf_load(path, &conf, conf_print_error) != 0)
 		die(EX_CONFIG_, "%s: configuration not loaded", path);
 	if (conf.secret_key_file != NULL &&
