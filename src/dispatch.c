@@ -407,17 +407,22 @@ static void
 dispatch_refuse(struct req *r, struct resp *p, enum verdict v,
     const char *errstr)
 {
-	static const int verdict_status[VERIFY__MAX] = { 200, 401, 403, 404,
-	    503, 401 };
+	/* each verdict's status and cause, indexed by the verdict */
+	static const struct {
+		int			 status;
+		enum reject_cause	 cause;
+	} verdicts[VERIFY__MAX] = {
+		[VERIFY_OK] = { 200, REJECT_NONE },
+		[VERIFY_DENY] = { 401, REJECT_BAD_SIGNATURE },
+		[VERIFY_FORBID] = { 403, REJECT_ADDRESS },
+		[VERIFY_NOTFOUND] = { 404, REJECT_NOT_FOUND },
+		[VERIFY_UNAVAILABLE] = { 503, REJECT_NONE },
+		[VERIFY_PARSE] = { 401, REJECT_BAD_SIGNATURE },
+		[VERIFY_EXPIRED] = { 401, REJECT_EXPIRED },
+	};
 
-	if (v == VERIFY_FORBID)
-		r->reject = REJECT_ADDRESS;
-	else if (v == VERIFY_NOTFOUND)
-		r->reject = REJECT_NOT_FOUND;
-	else if (v == VERIFY_DENY)
-		r->reject = errstr != NULL && strstr(errstr, "timestamp") !=
-		    NULL ? REJECT_EXPIRED : REJECT_BAD_SIGNATURE;
-	resp_error(p, verdict_status[v], "%s", errstr != NULL ? errstr :
+	r->reject = verdicts[v].cause;
+	resp_error(p, verdicts[v].status, "%s", errstr != NULL ? errstr :
 	    "not authenticated");
 }
 

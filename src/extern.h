@@ -361,6 +361,7 @@ enum verdict {
 	VERIFY_NOTFOUND,	/* 404: not yours to see */
 	VERIFY_UNAVAILABLE,	/* 503: cannot check now */
 	VERIFY_PARSE,		/* precheck: looks right, verify once parsed */
+	VERIFY_EXPIRED,		/* 401: a signature's time is past */
 	VERIFY__MAX
 };
 struct route {

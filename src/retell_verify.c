@@ -130,7 +130,7 @@ retell_precheck(struct req *r, const char **why)
 	    conf.retell.signature_tolerance_s * 1000) == RETELLSIG_EXPIRED)) {
 		*why = "X-Retell-Signature timestamp outside "
 		    "signature_tolerance_s";
-		return VERIFY_DENY;
+		return VERIFY_EXPIRED;
 	}
 	/* is there any organization's own key to try? */
 	if (crypto_have_key) {
@@ -216,10 +216,11 @@ retell_verify(struct req *r, const char **why)
 	}
 	if (v == RETELLSIG_MALFORMED || best == RETELLSIG_MALFORMED)
 		*why = "malformed X-Retell-Signature";
-	else if (v == RETELLSIG_EXPIRED || best == RETELLSIG_EXPIRED)
+	else if (v == RETELLSIG_EXPIRED || best == RETELLSIG_EXPIRED) {
 		*why = "X-Retell-Signature timestamp outside "
 		    "signature_tolerance_s";
-	else
+		return VERIFY_EXPIRED;
+	} else
 		*why = "bad X-Retell-Signature";
 	return VERIFY_DENY;
 }
