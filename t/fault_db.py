@@ -202,6 +202,18 @@ class Faults(unittest.TestCase):
                 load.wait_sent(load.sent + 150)
             finally:
                 read_only(False)
+                writable = time.monotonic()
+                waiting = len(glob.glob(os.path.join(stack.spool,
+                                                     "*.spool")))
+            # how fast the workers catch up while the load goes on
+            wait_for("the spool drained", lambda: not glob.glob(
+                os.path.join(stack.spool, "*.spool")), timeout=60,
+                interval=0.05)
+            secs = time.monotonic() - writable
+            print("\nfault read-only return: %d spooled drained under load "
+                  "in %.2f s (%.0f files/s)" % (waiting, secs,
+                                                waiting / max(secs, 0.01)),
+                  file=sys.stderr)
             load.wait_sent(load.sent + 50)
         lost, dup = report("read-only return", load)
         self.assertEqual(load.refused, {})
