@@ -364,6 +364,24 @@ enum verdict {
 	VERIFY_EXPIRED,		/* 401: a signature's time is past */
 	VERIFY__MAX
 };
+/*
+ * What a route carries, for its provider's handler: typed here, so no
+ * handler tells routes apart by their names.  The Twilio classes keep
+ * the order of enum tw_class (twilio.h).
+ */
+enum msg_class {
+	MC_NONE = 0,
+	MC_TW_VOICE_INCOMING,
+	MC_TW_VOICE_STATUS,
+	MC_TW_VOICE_GATHER,
+	MC_TW_VOICE_PARTIAL,
+	MC_TW_RECORDING,
+	MC_TW_TRANSCRIPTION,
+	MC_TW_SMS_INCOMING,
+	MC_TW_SMS_STATUS,
+	MC_RT_EVENT,
+	MC_RT_INBOUND
+};
 struct route {
 	const char	*path;		/* "{}" matches one segment */
 	unsigned int	 methods;
@@ -383,6 +401,8 @@ struct route {
 	 * decides once the body is parsed; else refused at once.
 	 */
 	enum verdict	(*precheck)(struct req *, const char **);
+	/* the class of message the route carries (MC_NONE: from the fields) */
+	enum msg_class	 cls;
 };
 /*
  * The handler runs inside one transaction that the dispatcher begins and

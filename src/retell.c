@@ -736,7 +736,7 @@ retell_fallback(struct req *r, struct resp *p)
 	const char	*id;
 	int		 rc;
 
-	if (strcmp(r->route->name, "retell_inbound") != 0) {
+	if (r->route->cls != MC_RT_INBOUND) {
 		p->kind = RESP_EMPTY;
 		return 0;
 	}

@@ -633,30 +633,18 @@ done:
 	return hook_end(&t.h, rc);
 }
 
-/* The class of each route; "twilio" is the one URL. */
-static const struct {
-	const char	*route;
-	enum tw_class	 cls;
-} tw_routes[] = {
-	{ "twilio_voice_incoming", TW_VOICE_INCOMING },
-	{ "twilio_voice_status", TW_VOICE_STATUS },
-	{ "twilio_voice_gather", TW_VOICE_GATHER },
-	{ "twilio_voice_partial", TW_VOICE_PARTIAL },
-	{ "twilio_recording", TW_RECORDING },
-	{ "twilio_transcription", TW_TRANSCRIPTION },
-	{ "twilio_sms_incoming", TW_SMS_INCOMING },
-	{ "twilio_sms_status", TW_SMS_STATUS },
-};
-
+/*
+ * The class of a request: its route's (routes.c), or for the one URL
+ * ("twilio", MC_NONE) what its fields say.
+ */
 static enum tw_class
 tw_class_of(struct req *r)
 {
 	struct tw	 t;
-	size_t		 i;
 
-	for (i = 0; i < sizeof(tw_routes) / sizeof(tw_routes[0]); i++)
-		if (strcmp(r->route->name, tw_routes[i].route) == 0)
-			return tw_routes[i].cls;
+	if (r->route->cls >= MC_TW_VOICE_INCOMING &&
+	    r->route->cls <= MC_TW_SMS_STATUS)
+		return (enum tw_class)(r->route->cls - MC_TW_VOICE_INCOMING);
 	memset(&t, 0, sizeof(t));
 	t.h.r = r;
 	return tw_classify(&t);

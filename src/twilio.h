@@ -6,6 +6,7 @@
 #ifndef TELEHOOK_TWILIO_H
 #define TELEHOOK_TWILIO_H
 
+/* In the order of the MC_TW_* route classes (extern.h). */
 enum tw_class {
 	TW_VOICE_INCOMING = 0,
 	TW_VOICE_STATUS,
