@@ -13,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, BUILDDIR  # noqa: E402
+from harness import need, Stack, BUILDDIR  # noqa: E402
 import cdp  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
@@ -27,6 +27,7 @@ KPIS = ["answered_calls", "missed_calls", "sms_follow_ups", "sms_sent",
 
 def setUpModule():
     global stack, chrome, org, empty_org, token, empty_token
+    need("chromium")
     stack = Stack(workers=2, rate_limit=100000, extra_conf={
         "twilio": {"auth_token": tw.TOKEN}}).start()
     tw.stack = stack

@@ -15,10 +15,7 @@ voicemail with its recording and, once it arrives, its transcription);
 redeliveries change nothing.
 """
 
-import base64
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -29,7 +26,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack  # noqa: E402
+from harness import Stack, retell_sign, twilio_sign  # noqa: E402
 
 TW = "outcomes-twilio-token-51e9"
 RT = "outcomes-retell-key-7d20"
@@ -79,14 +76,8 @@ def notes(org, token, kind):
 
 
 def tw_post(path, params):
-    url = stack.public_url + path
-    data = url
     items = list(params.items())
-    for k in sorted({k for k, _ in items}):
-        for v in sorted({v for kk, v in items if kk == k}):
-            data += k + v
-    sig = base64.b64encode(hmac.new(TW.encode(), data.encode(),
-                                    hashlib.sha1).digest()).decode()
+    sig = twilio_sign(TW, stack.public_url + path, items)
     r = stack.post(path, urllib.parse.urlencode(items), FORM,
                    {"X-Twilio-Signature": sig})
     assert r.status in (200, 204), r
@@ -230,11 +221,8 @@ class VoipMs(unittest.TestCase):
 
 def rt_post(obj):
     body = json.dumps(obj)
-    ts = int(time.time() * 1000)
-    d = hmac.new(RT.encode(), body.encode() + str(ts).encode(),
-                 hashlib.sha256).hexdigest()
     r = stack.post("/webhooks/retell", body, "application/json",
-                   {"X-Retell-Signature": "v=%d,d=%s" % (ts, d)})
+                   {"X-Retell-Signature": retell_sign(RT, body)})
     assert r.status == 204, r
 
 

@@ -22,14 +22,10 @@ http level.  The nginx contract of compat aliases (413, 429, the 15 s
 timeout, realip) is in e2e_nginx.py.
 """
 
-import base64
 import glob
-import hashlib
-import hmac
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import unittest
@@ -37,7 +33,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for  # noqa: E402
+from harness import Stack, retell_sign, twilio_sign, wait_for  # noqa: E402
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -95,20 +91,11 @@ def in_org(org):
 
 # -- Twilio, signed as the SDKs sign -------------------------------------
 
-def tw_sign(token, url, params):
-    data = url
-    for name in sorted({k for k, _ in params}):
-        for value in sorted({v for k, v in params if k == name}):
-            data += name + value
-    mac = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(mac).decode()
-
-
 def tw_post(path, params, cred):
     """cred: ("token", T) signs with T; ("shared", S) sends the secret."""
     params = list(params.items())
     if cred[0] == "token":
-        h = {"X-Twilio-Signature": tw_sign(cred[1], stack.public_url + path,
+        h = {"X-Twilio-Signature": twilio_sign(cred[1], stack.public_url + path,
                                            params)}
     else:
         h = {"X-Twilio-Webhook-Secret": cred[1]}
@@ -133,17 +120,10 @@ def tw_call(to, account, call=None, status="ringing", **extra):
 
 # -- Retell, signed as retell-sdk signs ---------------------------------
 
-def rt_sign(key, body):
-    ts = int(time.time() * 1000)
-    d = hmac.new(key.encode(), body.encode() + str(ts).encode(),
-                 hashlib.sha256).hexdigest()
-    return "v=%d,d=%s" % (ts, d)
-
-
 def rt_post(obj, cred, query=""):
     body = json.dumps(obj)
     if cred[0] == "key":
-        h = {"X-Retell-Signature": rt_sign(cred[1], body)}
+        h = {"X-Retell-Signature": retell_sign(cred[1], body)}
     else:
         h = {"X-Retell-Secret": cred[1]}
     return stack.post("/webhooks/retell" + query, body, JSON, h)

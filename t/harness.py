@@ -16,7 +16,10 @@ set, the binaries, SQL and nginx files are taken from an installed tree
 instead of the build tree.  TELEHOOK_KEEP=1 keeps the directory.
 """
 
+import base64
 import glob
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -49,6 +52,40 @@ def pg_bindir():
         raise RuntimeError("PostgreSQL server binaries not found "
                            "(Debian: postgresql)")
     return dirs[-1]
+
+
+def twilio_sign(token, url, params):
+    """X-Twilio-Signature as the SDKs compute it (twilio-python's
+    RequestValidator.compute_signature): the URL, then each parameter
+    name and value, names sorted and values sorted within a name,
+    duplicates once; HMAC-SHA1 under the token, base64."""
+    data = url
+    for name in sorted({k for k, _ in params}):
+        for value in sorted({v for k, v in params if k == name}):
+            data += name + value
+    mac = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(mac).decode()
+
+
+def retell_sign(key, body, ts=None):
+    """X-Retell-Signature as retell-sdk verifies it: v=<ms>,d=<hex of
+    HMAC-SHA256 under the key over the body and the decimal ms>."""
+    if ts is None:
+        ts = int(time.time() * 1000)
+    d = hmac.new(key.encode(), body.encode() + str(ts).encode(),
+                 hashlib.sha256).hexdigest()
+    return "v=%d,d=%s" % (ts, d)
+
+
+def need(*programs):
+    """Exit 77 (automake's SKIP) naming a program this suite needs and
+    the machine lacks; dev/check installs them all, so it never skips."""
+    missing = [p for p in programs if shutil.which(p) is None and
+               not os.path.exists(p)]
+    if missing:
+        print("SKIP: not installed: " + ", ".join(missing), file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(77)    # past unittest, which would count it an error
 
 
 def health(r):
@@ -156,6 +193,8 @@ class Stack:
     # -- lifecycle ---------------------------------------------------
 
     def start(self):
+        need("nginx", "spawn-fcgi", "/usr/bin/multiwatch", "psql",
+             self.telehook, self.telehookctl)
         self.dir = tempfile.mkdtemp(prefix="telehook-e2e-")
         os.chmod(self.dir, 0o755)
         try:
