@@ -13,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack  # noqa: E402
+from harness import Stack, in_order  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 import e2e_retell as rt  # noqa: E402
 
@@ -334,6 +334,8 @@ class ZPlans(unittest.TestCase):
                              "AT TIME ZONE 'UTC'" % big)))
         self.assertEqual(len(d["recent_activity"]), 20)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

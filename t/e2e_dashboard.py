@@ -13,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import need, Stack, BUILDDIR  # noqa: E402
+from harness import need, Stack, BUILDDIR, in_order  # noqa: E402
 import cdp  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
@@ -192,6 +192,8 @@ class Page(unittest.TestCase):
         self.assertEqual(chrome.eval("document.getElementById('ai-rate')"
                                      ".textContent"), "–")
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, health, healthy, wait_for  # noqa: E402
+from harness import Stack, health, healthy, wait_for, in_order  # noqa: E402
 
 stack = None
 
@@ -158,7 +158,7 @@ class Dispatch(unittest.TestCase):
 class Outage(unittest.TestCase):
     """Runs after the others: it stops and restarts PostgreSQL."""
 
-    def test_zz_database_down_then_back(self):
+    def test_database_down_then_back(self):
         stack.stop_postgres()
         try:
             r = stack.get("/healthz")
@@ -243,6 +243,8 @@ class Startup(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn("usage: telehook", p.stderr)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for  # noqa: E402
+from harness import Stack, wait_for, in_order  # noqa: E402
 
 SHARED = "nginx-suite-twilio-shared"
 RETELL = "198.51.100.7"         # where Retell calls from
@@ -179,8 +179,8 @@ class Timeout(unittest.TestCase):
             lock.wait()
 
 
-class ZzRateLimit(unittest.TestCase):
-    # (named to run last: it spends this address's rate)
+class RateLimit(unittest.TestCase):
+    # last: it spends this address's rate
 
     def test_every_alias_is_limited_as_its_route(self):
         codes = [post("/api/voip/sms/webhook").status for _ in range(260)]
@@ -196,6 +196,8 @@ class ZzRateLimit(unittest.TestCase):
         self.assertEqual(stack.get("/api/v1/organizations/x/dashboard")
                          .status, 401)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -15,7 +15,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for  # noqa: E402
+from harness import Stack, wait_for, in_order  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
 stack = None
@@ -271,11 +271,13 @@ class Send(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn("twilio voice_incoming", p.stderr)
 
-    def test_zz_no_worker_crashed(self):
+    def test_no_worker_crashed(self):
         log = stack.worker_log()
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

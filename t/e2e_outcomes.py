@@ -26,7 +26,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, retell_sign, twilio_sign  # noqa: E402
+from harness import Stack, retell_sign, twilio_sign, in_order  # noqa: E402
 
 TW = "outcomes-twilio-token-51e9"
 RT = "outcomes-retell-key-7d20"
@@ -540,6 +540,8 @@ class Money(unittest.TestCase):
         # 10:00 on the account's clock (America/New_York, EST in November)
         self.assertEqual(c["started_at"], "2026-11-20T15:00:00Z")
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, retell_sign, wait_for  # noqa: E402
+from harness import Stack, retell_sign, wait_for, in_order  # noqa: E402
 
 KEY = "retell-api-key-0123456789"
 PREVIOUS = "retell-previous-key-9876543210"
@@ -456,7 +456,7 @@ class Campaign(unittest.TestCase):
 
 class Outage(unittest.TestCase):
 
-    def test_zz_inbound_answers_from_cache_while_database_away(self):
+    def test_inbound_answers_from_cache_while_database_away(self):
         stack.stop_workers()
         stack.start_workers()       # load the organizations
         stack.stop_postgres()
@@ -484,6 +484,8 @@ class Outage(unittest.TestCase):
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -33,7 +33,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, retell_sign, twilio_sign, wait_for  # noqa: E402
+from harness import Stack, retell_sign, twilio_sign, wait_for, in_order  # noqa: E402
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -361,11 +361,51 @@ class CrossTenant(unittest.TestCase):
         self.assertEqual(p.returncode, 65, p.stderr)
 
 
-class ZzAtRest(unittest.TestCase):
-    # (named to run last: unittest runs classes in name order)
+class Terminal(unittest.TestCase):
+
+    def test_telehookctl_escapes_control_characters(self):
+        mid = "\x1b]0;pwned\x07\x1b[2J" + uniq()
+        r = stack.request("GET", "/webhooks/voipms/sms/incoming?token=%s&to=%s"
+                          "&from=5145550198&message=hi&id=%s" % (
+                              VM_TOKEN, DID_B, urllib.parse.quote(mid)))
+        self.assertEqual(r.status, 200, r)
+        out = stack.ctl_ok("events", "list", "--org", B)
+        self.assertNotIn("\x1b", out)
+        self.assertNotIn("\x07", out)
+        self.assertIn("\\033]0;pwned\\007\\033[2J", out)
+        js = stack.ctl_json("events", "list", "--org", B)
+        keys = [e["provider_key"] for e in js["events"]]
+        self.assertIn("sms:" + mid, keys, "--json stays exact")
+
+
+class Dashboard(unittest.TestCase):
+
+    def test_content_security_policy(self):
+        r = stack.get("/dashboard/" + A)
+        self.assertEqual(r.status, 200)
+        csp = r.headers["content-security-policy"]
+        directives = dict((d.split()[0], d.split()[1:]) for d in
+                          csp.split(";") if d.strip())
+        self.assertEqual(directives["frame-ancestors"], ["'none'"])
+        self.assertEqual(directives["script-src"], ["'self'"])
+        self.assertEqual(directives["style-src"], ["'self'"])
+        self.assertEqual(directives["default-src"], ["'none'"])
+        self.assertEqual(r.headers["x-frame-options"], "DENY")
+        # the policy allows no inline code, so the page has none
+        self.assertFalse(re.search(rb"<script(?![^>]*\bsrc=)", r.body))
+        self.assertNotIn(b"<style", r.body)
+        self.assertNotIn(b" style=", r.body)
+        for asset in re.findall(rb'(?:src|href)="(/dashboard/[^"]+)"',
+                                r.body):
+            a = stack.get(asset.decode())
+            self.assertEqual(a.status, 200, asset)
+
+
+class AtRest(unittest.TestCase):
+    # last: it stops PostgreSQL
     """No secret, message text or number where it must not be."""
 
-    def test_zz_nothing_leaks_across_an_outage(self):
+    def test_nothing_leaks_across_an_outage(self):
         sent = []
 
         def traffic(label):
@@ -444,45 +484,7 @@ class ZzAtRest(unittest.TestCase):
         self.assertEqual(count("events", "payload::text ILIKE '%%oken%%'"), 0)
 
 
-class Terminal(unittest.TestCase):
-
-    def test_telehookctl_escapes_control_characters(self):
-        mid = "\x1b]0;pwned\x07\x1b[2J" + uniq()
-        r = stack.request("GET", "/webhooks/voipms/sms/incoming?token=%s&to=%s"
-                          "&from=5145550198&message=hi&id=%s" % (
-                              VM_TOKEN, DID_B, urllib.parse.quote(mid)))
-        self.assertEqual(r.status, 200, r)
-        out = stack.ctl_ok("events", "list", "--org", B)
-        self.assertNotIn("\x1b", out)
-        self.assertNotIn("\x07", out)
-        self.assertIn("\\033]0;pwned\\007\\033[2J", out)
-        js = stack.ctl_json("events", "list", "--org", B)
-        keys = [e["provider_key"] for e in js["events"]]
-        self.assertIn("sms:" + mid, keys, "--json stays exact")
-
-
-class Dashboard(unittest.TestCase):
-
-    def test_content_security_policy(self):
-        r = stack.get("/dashboard/" + A)
-        self.assertEqual(r.status, 200)
-        csp = r.headers["content-security-policy"]
-        directives = dict((d.split()[0], d.split()[1:]) for d in
-                          csp.split(";") if d.strip())
-        self.assertEqual(directives["frame-ancestors"], ["'none'"])
-        self.assertEqual(directives["script-src"], ["'self'"])
-        self.assertEqual(directives["style-src"], ["'self'"])
-        self.assertEqual(directives["default-src"], ["'none'"])
-        self.assertEqual(r.headers["x-frame-options"], "DENY")
-        # the policy allows no inline code, so the page has none
-        self.assertFalse(re.search(rb"<script(?![^>]*\bsrc=)", r.body))
-        self.assertNotIn(b"<style", r.body)
-        self.assertNotIn(b" style=", r.body)
-        for asset in re.findall(rb'(?:src|href)="(/dashboard/[^"]+)"',
-                                r.body):
-            a = stack.get(asset.decode())
-            self.assertEqual(a.status, 200, asset)
-
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -16,7 +16,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, health, healthy, wait_for  # noqa: E402
+from harness import Stack, health, healthy, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "spool-test-token"
@@ -277,11 +277,13 @@ class Quarantine(unittest.TestCase):
         self.assertEqual(stack.ctl_json("spool", "status")["quarantined"], 3)
         self.assertEqual(depth(), 0)
 
-    def test_zz_no_worker_crashed(self):
+    def test_no_worker_crashed(self):
         log = stack.worker_log()
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack  # noqa: E402
+from harness import Stack, in_order  # noqa: E402
 
 stack = None
 
@@ -299,7 +299,7 @@ class UsersAndTokens(unittest.TestCase):
 
 class DatabaseDown(unittest.TestCase):
 
-    def test_zz_unreachable_database_exits_69(self):
+    def test_unreachable_database_exits_69(self):
         stack.stop_postgres()
         try:
             p = stack.ctl("org", "list")
@@ -312,6 +312,8 @@ class DatabaseDown(unittest.TestCase):
             stack.start_postgres()
         self.assertEqual(stack.ctl("org", "list").returncode, 0)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

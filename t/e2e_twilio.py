@@ -14,7 +14,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, twilio_sign  # noqa: E402
+from harness import Stack, twilio_sign, in_order  # noqa: E402
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PREVIOUS = "previous-auth-token-fedcba9876543210"
@@ -698,12 +698,14 @@ class BadInput(unittest.TestCase):
                        {"X-Twilio-Signature": "x"})
         self.assertEqual(r.status, 400)
 
-    def test_zz_no_worker_crashed(self):
+    def test_no_worker_crashed(self):
         self.assertEqual(len(stack.worker_pids()), 2)
         log = stack.worker_log()
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -16,7 +16,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, free_port  # noqa: E402
+from harness import Stack, free_port, in_order  # noqa: E402
 
 TOKEN = "vm-url-token-0123"
 PREVIOUS = "vm-previous-token-4567"
@@ -325,13 +325,13 @@ class AutoReply(unittest.TestCase):
         ok(get(sms_query("appointment?", frm=frm, mid=msg_id())))
         self.assertEqual(count("outbox", "to_number = '+1%s'" % frm), 0)
 
-    def test_zz_no_worker_crashed(self):
+    def test_no_worker_crashed(self):
         log = stack.worker_log()
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
 
-class ZOutage(unittest.TestCase):
+class Outage(unittest.TestCase):
     """Last: it stops PostgreSQL."""
 
     def test_outage_answers_ok_and_loses_nothing(self):
@@ -354,6 +354,8 @@ class ZOutage(unittest.TestCase):
         self.assertEqual(q1("SELECT body FROM messages WHERE message_id = "
                             "'%s'" % mid), "during the outage")
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -30,7 +30,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRCDIR, BUILDDIR, Stack, wait_for  # noqa: E402
+from harness import SRCDIR, BUILDDIR, Stack, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "fault-db-token"
@@ -352,6 +352,8 @@ class Faults(unittest.TestCase):
         self.assertEqual(load.refused, {})
         self.assertEqual((lost, dup), ([], []))
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -22,7 +22,7 @@ import urllib.parse
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for  # noqa: E402
+from harness import Stack, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "fault-test-token"
@@ -192,6 +192,8 @@ class Faults(unittest.TestCase):
         self.assertEqual(load.refused, {})
         self.assertGreater(len(load.accepted), 300)
 
+
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -21,6 +21,7 @@ import glob
 import hashlib
 import hmac
 import http.client
+import inspect
 import json
 import os
 import pwd
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 SRCDIR = os.environ.get("top_srcdir") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
@@ -75,6 +77,27 @@ def retell_sign(key, body, ts=None):
     d = hmac.new(key.encode(), body.encode() + str(ts).encode(),
                  hashlib.sha256).hexdigest()
     return "v=%d,d=%s" % (ts, d)
+
+
+def in_order(module_name):
+    """A load_tests for a suite: its classes in the order the file has
+    them, and each class's tests likewise, not alphabetically; a test
+    that must come last (one that stops PostgreSQL, one that looks for
+    crashes) is simply written last."""
+    def load_tests(loader, standard, pattern):
+        mod = sys.modules[module_name]
+        suite = unittest.TestSuite()
+        classes = [c for c in vars(mod).values()
+                   if isinstance(c, type) and issubclass(c, unittest.TestCase)
+                   and c.__module__ == mod.__name__]
+        classes.sort(key=lambda c: inspect.getsourcelines(c)[1])
+        for c in classes:
+            names = [n for n in vars(c) if n.startswith("test") and
+                     callable(getattr(c, n))]
+            names.sort(key=lambda n: getattr(c, n).__code__.co_firstlineno)
+            suite.addTests(c(n) for n in names)
+        return suite
+    return load_tests
 
 
 def need(*programs):
