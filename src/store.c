@@ -102,32 +102,48 @@ store_rederiving(void)
 static const struct db_stmt st_org_load = { "store_org_load",
 	"SELECT * FROM th_org($1)", 1 };
 
+/* th_org()'s columns (sql/002, sql/005), by name. */
+enum {
+	ORG_ID = 0,
+	ORG_NAME,
+	ORG_TIMEZONE,
+	ORG_GREETING,
+	ORG_FORWARD_TO,
+	ORG_HOURS,
+	ORG_AFTER_HOURS,
+	ORG_AGENT_ID,
+	ORG_DOW,
+	ORG_MINUTE,
+	ORG_AGENT_SIP,
+	ORG_CLOSED
+};
+
 /* The th_org() columns of row 0 of res, from column c on, into o. */
 static void
 store_org_fill(const struct db_res *res, int c, int full, struct org *o)
 {
-	const char	*errstr;
+	const char	*errstr, *hours;
 
 	memset(o, 0, sizeof(*o));
-	if (res->nrows != 1 || db_get(res, 0, c) == NULL)
+	if (res->nrows != 1 || db_get(res, 0, c + ORG_ID) == NULL)
 		return;
-	o->id = dup_or_null(db_get(res, 0, c));
-	o->name = dup_or_null(db_get(res, 0, c + 1));
-	o->timezone = dup_or_null(db_get(res, 0, c + 2));
-	o->greeting = dup_or_null(db_get(res, 0, c + 3));
-	o->forward_to = dup_or_null(db_get(res, 0, c + 4));
-	o->after_hours = dup_or_null(db_get(res, 0, c + 6));
-	o->retell_agent_id = dup_or_null(db_get(res, 0, c + 7));
-	if (db_get(res, 0, c + 5) != NULL &&
-	    hours_parse(db_get(res, 0, c + 5), &o->hours, &errstr) == 0)
+	o->id = dup_or_null(db_get(res, 0, c + ORG_ID));
+	o->name = dup_or_null(db_get(res, 0, c + ORG_NAME));
+	o->timezone = dup_or_null(db_get(res, 0, c + ORG_TIMEZONE));
+	o->greeting = dup_or_null(db_get(res, 0, c + ORG_GREETING));
+	o->forward_to = dup_or_null(db_get(res, 0, c + ORG_FORWARD_TO));
+	o->after_hours = dup_or_null(db_get(res, 0, c + ORG_AFTER_HOURS));
+	o->retell_agent_id = dup_or_null(db_get(res, 0, c + ORG_AGENT_ID));
+	if ((hours = db_get(res, 0, c + ORG_HOURS)) != NULL &&
+	    hours_parse(hours, &o->hours, &errstr) == 0)
 		o->has_hours = 1;
-	o->wday = atoi(db_get(res, 0, c + 8));
-	o->minute = atoi(db_get(res, 0, c + 9));
+	o->wday = atoi(db_get(res, 0, c + ORG_DOW));
+	o->minute = atoi(db_get(res, 0, c + ORG_MINUTE));
 	/* sql/005's columns; the SMS path's th_org() copy stops before */
 	if (full) {
-		o->agent_sip = dup_or_null(db_get(res, 0, c + 10));
-		o->closed = db_get(res, 0, c + 11) != NULL &&
-		    strcmp(db_get(res, 0, c + 11), "t") == 0;
+		o->agent_sip = dup_or_null(db_get(res, 0, c + ORG_AGENT_SIP));
+		o->closed = db_get(res, 0, c + ORG_CLOSED) != NULL &&
+		    strcmp(db_get(res, 0, c + ORG_CLOSED), "t") == 0;
 	}
 }
 

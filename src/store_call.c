@@ -51,6 +51,13 @@ store_call_rank(const char *status)
  * prev_rank, read from the row it locked, so the caller learns whether
  * this very event moved the call forward, even when two events race.
  */
+/* The columns st_call returns, by name. */
+enum {
+	CO_ID = 0, CO_ORG, CO_STATUS, CO_RANK, CO_DIRECTION, CO_FROM, CO_TO,
+	CO_OLD_RANK, CO_SUMMARY, CO_ANALYZED, CO_CAMPAIGN, CO_CONTACT,
+	CO_SUCCESSFUL, CO_OUTCOME, CO_RECORDING, CO_CALL_ID
+};
+
 static const struct db_stmt st_call = { "store_call",
 	"INSERT INTO calls AS c (organization_id, provider, call_id, "
 	"direction, from_number, to_number, status, status_rank, duration_s, "
@@ -144,22 +151,22 @@ store_call(const struct call_in *in, struct call_out *out)
 	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
-		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
-		out->org = dup_or_null(db_get(&res, 0, 1));
-		out->status = dup_or_null(db_get(&res, 0, 2));
-		out->rank = atoi(db_get(&res, 0, 3));
-		out->direction = dup_or_null(db_get(&res, 0, 4));
-		out->from = dup_or_null(db_get(&res, 0, 5));
-		out->to = dup_or_null(db_get(&res, 0, 6));
-		out->old_rank = atoi(db_get(&res, 0, 7));
-		out->summary = dup_or_null(db_get(&res, 0, 8));
-		out->analyzed = strcmp(db_get(&res, 0, 9), "t") == 0;
-		out->campaign_id = dup_or_null(db_get(&res, 0, 10));
-		out->contact_id = dup_or_null(db_get(&res, 0, 11));
-		out->successful = dup_or_null(db_get(&res, 0, 12));
-		out->outcome = dup_or_null(db_get(&res, 0, 13));
-		out->recording_url = dup_or_null(db_get(&res, 0, 14));
-		out->call_id = dup_or_null(db_get(&res, 0, 15));
+		out->id = strtoll(db_get(&res, 0, CO_ID), NULL, 10);
+		out->org = dup_or_null(db_get(&res, 0, CO_ORG));
+		out->status = dup_or_null(db_get(&res, 0, CO_STATUS));
+		out->rank = atoi(db_get(&res, 0, CO_RANK));
+		out->direction = dup_or_null(db_get(&res, 0, CO_DIRECTION));
+		out->from = dup_or_null(db_get(&res, 0, CO_FROM));
+		out->to = dup_or_null(db_get(&res, 0, CO_TO));
+		out->old_rank = atoi(db_get(&res, 0, CO_OLD_RANK));
+		out->summary = dup_or_null(db_get(&res, 0, CO_SUMMARY));
+		out->analyzed = strcmp(db_get(&res, 0, CO_ANALYZED), "t") == 0;
+		out->campaign_id = dup_or_null(db_get(&res, 0, CO_CAMPAIGN));
+		out->contact_id = dup_or_null(db_get(&res, 0, CO_CONTACT));
+		out->successful = dup_or_null(db_get(&res, 0, CO_SUCCESSFUL));
+		out->outcome = dup_or_null(db_get(&res, 0, CO_OUTCOME));
+		out->recording_url = dup_or_null(db_get(&res, 0, CO_RECORDING));
+		out->call_id = dup_or_null(db_get(&res, 0, CO_CALL_ID));
 		if (store_rederiving() > 0)
 			out->old_rank = -1;	/* as if new: see above */
 	}
@@ -192,6 +199,10 @@ store_call_out_free(struct call_out *c)
  * every user of the organization: once, whatever is redelivered or
  * replayed.  why, if given, says how it was missed.
  */
+/* th_call_outcome()'s columns, by name (sql/004). */
+enum {
+	OC_ORG = 0, OC_DIRECTION, OC_FROM, OC_TO, OC_RECORDING, OC_CALL_ID
+};
 static const struct db_stmt st_outcome = { "store_outcome",
 	"SELECT * FROM th_call_outcome($1::bigint, $2, $3::bool)", 3 };
 
@@ -239,9 +250,9 @@ store_call_outcome(struct call_out *co, const char *outcome,
 	free(co->outcome);
 	co->outcome = xstrdup(outcome);
 	if (db_get(&res, 0, 4) != NULL && co->recording_url == NULL)
-		co->recording_url = xstrdup(db_get(&res, 0, 4));
+		co->recording_url = xstrdup(db_get(&res, 0, CO_DIRECTION));
 	if (db_get(&res, 0, 5) != NULL && co->call_id == NULL)
-		co->call_id = xstrdup(db_get(&res, 0, 5));
+		co->call_id = xstrdup(db_get(&res, 0, CO_FROM));
 	db_res_free(&res);
 	if (strcmp(outcome, "missed") == 0) {
 		if (why != NULL)
