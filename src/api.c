@@ -100,8 +100,9 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 /*
  * The dashboard: KPIs for a calendar month in the organization's time
  * zone, and the latest activity.  Answered and missed are the calls'
- * outcomes (architecture.md §7, sql/004), not their statuses.  calls_org_started carries the call
- * KPIs, messages_org_created the SMS ones, activity_org_id the list.
+ * outcomes (architecture.md §7, sql/004), not their statuses.
+ * calls_org_started carries the call KPIs, messages_org_created the SMS
+ * ones, activity_org_id the list.
  */
 static const struct db_stmt st_dashboard = { "api_dashboard",
 	"WITH o AS (SELECT id, timezone, "

@@ -210,7 +210,10 @@ next_line:
 	return 0;
 }
 
-/* campaign show: the progress shape of GET .../campaigns (architecture.md §11). */
+/*
+ * campaign show: the progress shape of GET .../campaigns (architecture.md
+ * §11).
+ */
 static int
 ctl_campaign_show(int argc, char **argv)
 {

@@ -150,9 +150,9 @@ ctl_events_list(int argc, char **argv)
 
 /*
  * Replay: derive a stored event's records again, through its route's own
- * handler, as if it had just come (architecture.md §6).  The request is rebuilt
- * from what the event kept: method, request line, content type and raw
- * body; an event kept before 0.2.0 has no request line, and gets its
+ * handler, as if it had just come (architecture.md §6).  The request is
+ * rebuilt from what the event kept: method, request line, content type and
+ * raw body; an event kept before 0.2.0 has no request line, and gets its
  * route's path.  An event that belongs to an organization (assigned, or
  * routed when it came) names it, so it routes there again.
  */

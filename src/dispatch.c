@@ -203,9 +203,10 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 }
 
 /*
- * architecture.md §4, credential scope: a request verified by one organization's
- * own credential names that organization to th_route() (sql/003) for
- * its transaction; the statement goes out in one round trip with BEGIN.
+ * architecture.md §4, credential scope: a request verified by one
+ * organization's own credential names that organization to th_route()
+ * (sql/003) for its transaction; the statement goes out in one round trip
+ * with BEGIN.
  */
 static const struct db_stmt st_scope = { "dispatch_scope",
 	"SELECT set_config('telehook.scope', $1, true)", 1 };
@@ -251,12 +252,12 @@ dispatch_slow(enum db_err e)
 }
 
 /*
- * architecture.md §6: a verified request whose content PostgreSQL refuses (a data
- * exception, anything but the database being away) is kept raw, marked
- * failed, and answered as the database being away would be, so the
+ * architecture.md §6: a verified request whose content PostgreSQL refuses
+ * (a data exception, anything but the database being away) is kept raw,
+ * marked failed, and answered as the database being away would be, so the
  * provider does not retry it into the void.  Its key is a digest of the
- * request, so a redelivery of it is kept once; "telehookctl events
- * replay" derives it once the cause is fixed.
+ * request, so a redelivery of it is kept once; "telehookctl events replay"
+ * derives it once the cause is fixed.
  */
 static const struct db_stmt st_failed = { "dispatch_failed",
 	"INSERT INTO events (provider, event_type, provider_key, route, "

@@ -409,10 +409,10 @@ req_fix_json(cJSON *j, int latin1)
 }
 
 /*
- * architecture.md §6: the request's text as valid UTF-8, so PostgreSQL takes it:
- * read as ISO 8859-1 when the route says its sender writes that
- * (VoIP.ms), else with each invalid byte replaced by U+FFFD.  The raw
- * body is kept as it came.
+ * architecture.md §6: the request's text as valid UTF-8, so PostgreSQL
+ * takes it: read as ISO 8859-1 when the route says its sender writes that
+ * (VoIP.ms), else with each invalid byte replaced by U+FFFD.  The raw body
+ * is kept as it came.
  */
 void
 req_fix_kvlist(struct kvlist *l, int latin1)
@@ -437,8 +437,8 @@ req_fix_text(struct req *r, int latin1)
 /*
  * 1 when the CGI variable e ("HTTP_NAME=value", or just the name) is a
  * credential header: it is kept in no spool file, stored header set or
- * log (architecture.md §5).  Beyond the headers the providers use, any name that
- * says it holds a secret is one.
+ * log (architecture.md §5).  Beyond the headers the providers use, any name
+ * that says it holds a secret is one.
  */
 int
 req_header_secret(const char *e)

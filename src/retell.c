@@ -1,6 +1,7 @@
 /*
- * retell.c: the Retell AI provider (architecture.md §3-8): call events at /webhooks/retell and the
- * call_inbound webhook at /webhooks/retell/inbound.
+ * retell.c: the Retell AI provider (architecture.md §3-8): call events at
+ * /webhooks/retell and the call_inbound webhook at
+ * /webhooks/retell/inbound.
  *
  * Events are JSON {"event": ..., "call": {...}}, keyed by event and
  * call_id (transfers add their start timestamp; transcript_updated keeps
@@ -121,7 +122,8 @@ retell_contact_outcome(const char *status, const char *reason)
 
 /*
  * The organization the signed body names: a top-level organization_id
- * (older senders, as the dashboards before telehook took them) or the call's metadata.organization_id.
+ * (older senders, as the dashboards before telehook took them) or the
+ * call's metadata.organization_id.
  */
 const char *
 rt_explicit(const struct req *r, const cJSON *call)

@@ -306,10 +306,10 @@ store_voicemail_text(const struct call_out *co, const char *text)
 
 /*
  * The activity of a call that reached its end with this event (and only
- * then).  An inbound call that nobody took by then is missed (architecture.md §7:
- * its status, even "completed", says nothing of that); an answered call
- * ends with its summary or "Call completed"; an outbound call nobody
- * answered was not connected.
+ * then).  An inbound call that nobody took by then is missed
+ * (architecture.md §7: its status, even "completed", says nothing of that);
+ * an answered call ends with its summary or "Call completed"; an outbound
+ * call nobody answered was not connected.
  */
 enum db_err
 store_call_ended(struct call_out *co, const char *reason,

@@ -213,10 +213,10 @@ utf8_len(const unsigned char *p)
 }
 
 /*
- * s as valid UTF-8, or NULL when it is already (architecture.md §6: text that is
- * not UTF-8 is decoded, not refused).  latin1: the whole of s is read as
- * ISO 8859-1, as VoIP.ms sends it; else each invalid byte becomes U+FFFD.
- * Caller frees.
+ * s as valid UTF-8, or NULL when it is already (architecture.md §6: text
+ * that is not UTF-8 is decoded, not refused).  latin1: the whole of s is
+ * read as ISO 8859-1, as VoIP.ms sends it; else each invalid byte becomes
+ * U+FFFD. Caller frees.
  */
 char *
 util_utf8_fix(const char *s, int latin1)

@@ -1,6 +1,6 @@
 /*
- * voipms.c: the VoIP.ms provider (architecture.md §3-8): the SMS URL callback, call records and
- * recordings.
+ * voipms.c: the VoIP.ms provider (architecture.md §3-8): the SMS URL
+ * callback, call records and recordings.
  *
  * VoIP.ms signs nothing: a request is trusted by the token in its URL
  * and/or its source address.  Its legacy callback is a GET whose values
