@@ -5,6 +5,7 @@
  * spawn-fcgi hands the listening socket over as fd 0; multiwatch keeps N
  * copies of this process running and starts a new one when one exits.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -103,6 +104,13 @@ main(int argc, char *argv[])
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0)
 		fatalx("FCGX_Init failed");
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A worker whose multiwatch is gone (killed, not stopped) would
+	 * hold its socket and database connection as an orphan: the death
+	 * of the parent is a stop signal, taken between requests.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		log_warn("prctl PR_SET_PDEATHSIG");
 	if (spool_writable(conf.spool_dir)) {
 		char	*mpath;
 

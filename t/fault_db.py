@@ -14,7 +14,9 @@ duplicated) and asserts none is lost or stored twice:
      with no traffic at all;
   5. the spool's filesystem full while PostgreSQL is down: /healthz 503;
   6. the pool restarted under load as telehook(8) says (SIGUSR2 to
-     multiwatch): no request answered other than 2xx.
+     multiwatch): no request answered other than 2xx;
+  7. multiwatch SIGKILLed: no worker outlives it holding a database
+     connection.
 """
 
 import glob
@@ -351,6 +353,29 @@ class Faults(unittest.TestCase):
         lost, dup = report("restart under load", load)
         self.assertEqual(load.refused, {})
         self.assertEqual((lost, dup), ([], []))
+
+    def test_7_killed_multiwatch_leaves_no_worker(self):
+        pids = stack.worker_pids()
+        p = stack.procs.pop("workers")
+        p.kill()            # SIGKILL: multiwatch cannot stop them itself
+        p.wait()
+
+        def alive(pid):
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ", 1)[1][0] != "Z"
+            except OSError:
+                return False
+        try:
+            wait_for("no orphan worker", lambda: not any(
+                alive(w) for w in pids), timeout=10)
+            wait_for("their connections closed", lambda: stack.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE "
+                "application_name = 'telehook'") == "0", timeout=10)
+            print("\nfault multiwatch killed: %d workers, 0 left running, "
+                  "0 database connections" % len(pids), file=sys.stderr)
+        finally:
+            stack.start_workers()
 
 
 load_tests = in_order(__name__)
