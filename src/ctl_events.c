@@ -160,7 +160,7 @@ ctl_events_list(int argc, char **argv)
 	"SELECT id::text, route, coalesce(method, ''), request_uri, " \
 	"content_type, encode(body, 'hex'), coalesce(host(client_addr), '-'), " \
 	"(extract(epoch FROM received_at) * 1000000)::bigint::text, " \
-	"coalesce(answer, ''), organization_id FROM events "
+	"answer, organization_id FROM events "
 
 static int
 replay_event(const struct db_res *res, int row, const char **why)

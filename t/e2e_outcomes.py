@@ -265,8 +265,9 @@ class Seed000(unittest.TestCase):
                       activity(org, token))
 
 
-def sms(number, body):
-    p = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "3" * 32,
+def sms(number, body, sid=None):
+    p = {"MessageSid": sid or "SM" + uuid.uuid4().hex,
+         "AccountSid": "AC" + "3" * 32,
          "From": CALLER, "To": number, "Body": body, "NumMedia": "0",
          "SmsStatus": "received", "ApiVersion": "2010-04-01"}
     return tw_post("/webhooks/twilio/sms/incoming", p)
@@ -465,8 +466,9 @@ class BadContent(unittest.TestCase):
                    "(body <> 'refused text')")
         stack.psql("ALTER TABLE calls ADD CONSTRAINT test_refuse CHECK "
                    "(agent_id <> 'agent_refused')")
+        sid = "SM" + uuid.uuid4().hex
         try:
-            sms(number, "refused text")
+            sms(number, "refused text", sid)
             c = rt_call(number, "dial_no_answer")
             c["agent_id"] = "agent_refused"
             rt_post({"event": "call_ended", "call": c})
@@ -495,6 +497,13 @@ class BadContent(unittest.TestCase):
         self.assertEqual(after[0], (0, 1))
         self.assertEqual([t for t, _ in after[1]].count("sms_reply"), 1)
         self.assertEqual(after[2], 2)
+        # a redelivery of the replayed SMS is answered as one (TwiML, no
+        # reply to this text) and changes nothing
+        r = sms(number, "refused text", sid)
+        root = twiml(r)
+        self.assertEqual(len(root), 0, r.body)
+        self.assertEqual(stack.psql("SELECT count(*) FROM messages WHERE "
+                                    "message_id = '%s'" % sid), "1")
         # replaying what is derived already changes nothing
         for ev in out["derived"]:
             stack.ctl_json("events", "replay", ev)
