@@ -111,6 +111,25 @@ ctl_migrate(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+	/*
+	 * The functions, as they are now, every time (sql/functions.sql):
+	 * a function is changed there, not by a new migration.
+	 */
+	xasprintf(&path, "%s/functions.sql", ctl_sqldir);
+	if (access(path, F_OK) == 0) {
+		sql = read_file(path, 16 * 1024 * 1024);
+		if ((e = db_begin()) != DB_OK)
+			die_db(e, "begin");
+		if ((e = db_run(sql)) != DB_OK) {
+			db_rollback();
+			die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
+			    "%s: %s", path, db_errmsg());
+		}
+		if ((e = db_commit()) != DB_OK)
+			die_db(e, "commit");
+		free(sql);
+	}
+	free(path);
 	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
 	    0, NULL, &res);
 	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),

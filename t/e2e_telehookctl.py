@@ -49,6 +49,18 @@ class Migrate(unittest.TestCase):
         self.assertEqual(stack.ctl_json("migrate"),
                          {"applied": [], "version": SHIPPED[-1]})
 
+    def test_migrate_applies_the_functions_every_time(self):
+        # a function changed behind its back is put right by migrate:
+        # sql/functions.sql is applied every time, not once
+        iso = "SELECT th_iso('2026-01-02 03:04:05+00')"
+        self.assertEqual(stack.psql(iso), "2026-01-02T03:04:05Z")
+        stack.psql("CREATE OR REPLACE FUNCTION th_iso(timestamptz) RETURNS "
+                   "text LANGUAGE sql STABLE AS $$ SELECT 'broken' $$")
+        self.assertEqual(stack.psql(iso), "broken")
+        out = stack.ctl_ok("migrate")
+        self.assertEqual(out, "schema up to date (%s)\n" % SHIPPED[-1])
+        self.assertEqual(stack.psql(iso), "2026-01-02T03:04:05Z")
+
     def test_migrate_missing_dir(self):
         p = stack.ctl("migrate", "--dir", stack.path("nope"))
         self.assertEqual(p.returncode, 66)

@@ -1,0 +1,267 @@
+-- functions.sql: every function telehook's statements call, as it is
+-- now.  "telehookctl migrate" applies this file after the numbered
+-- migrations, every time, with CREATE OR REPLACE: to change what a
+-- function does, change it here.  Only a change of its arguments or its
+-- result needs a numbered migration (which drops the old one; the new
+-- one is then defined here).  The numbered migrations stay the history
+-- of the schema: tables, columns, indexes and data.
+
+-- A time as the JSON shapes write it, in UTC.  STABLE, as to_char() is,
+-- so the planner inlines it.
+CREATE OR REPLACE FUNCTION th_iso(timestamptz) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    AS $$ SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+
+-- "Now" for the records of one transaction: the time the request was
+-- received, which a spool drain sets (telehook.now) so replayed events
+-- keep their real time; otherwise now().
+CREATE OR REPLACE FUNCTION th_now() RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(nullif(current_setting('telehook.now', true), '')::timestamptz, now()) $$;
+
+CREATE OR REPLACE FUNCTION th_route(p_provider text, p_explicit text,
+    p_number text, p_call text, p_message text, p_account text) RETURNS uuid
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_scope	uuid := nullif(current_setting('telehook.scope', true), '')::uuid;
+	v_ex	uuid;
+	v_org	uuid;
+BEGIN
+	IF p_explicit IS NOT NULL AND p_explicit ~*
+	    '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+		v_ex := (SELECT id FROM organizations WHERE id = p_explicit::uuid);
+	END IF;
+	IF v_scope IS NULL THEN
+		IF p_explicit IS NOT NULL THEN
+			RETURN v_ex;
+		END IF;
+		RETURN coalesce(
+		    (SELECT organization_id FROM phone_numbers WHERE e164 = p_number),
+		    (SELECT organization_id FROM calls WHERE provider = p_provider AND
+		     call_id = p_call),
+		    (SELECT organization_id FROM messages WHERE provider = p_provider
+		     AND message_id = p_message),
+		    (SELECT id FROM organizations WHERE p_provider = 'twilio' AND
+		     twilio_account_sid = p_account),
+		    (SELECT min(organization_id::text)::uuid FROM provider_accounts
+		     WHERE provider = p_provider AND account_id = p_account AND
+		     p_account <> '' HAVING count(DISTINCT organization_id) = 1));
+	END IF;
+	-- Scoped: every input that names an organization must name this one.
+	FOR v_org IN
+		SELECT v_ex
+		UNION ALL SELECT organization_id FROM phone_numbers
+		    WHERE e164 = p_number
+		UNION ALL SELECT organization_id FROM calls
+		    WHERE provider = p_provider AND call_id = p_call
+		UNION ALL SELECT organization_id FROM messages
+		    WHERE provider = p_provider AND message_id = p_message
+		UNION ALL SELECT id FROM organizations
+		    WHERE p_provider = 'twilio' AND twilio_account_sid = p_account
+	LOOP
+		IF v_org IS NOT NULL AND v_org <> v_scope THEN
+			RAISE EXCEPTION 'cross_tenant: the credential of one '
+			    'organization names another'
+			    USING ERRCODE = 'TH403';
+		END IF;
+	END LOOP;
+	RETURN v_scope;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION th_org(p_id uuid) RETURNS TABLE (id uuid, name text,
+    timezone text, greeting text, forward_to text, hours text,
+    after_hours text, retell_agent_id text, dow int, minute int,
+    agent_sip text, closed boolean)
+    LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY SELECT o.id, o.name, o.timezone, o.greeting,
+	    o.forward_to, o.hours, o.after_hours, o.retell_agent_id,
+	    extract(dow FROM th_now() AT TIME ZONE o.timezone)::int,
+	    (extract(hour FROM th_now() AT TIME ZONE o.timezone) * 60 +
+	    extract(minute FROM th_now() AT TIME ZONE o.timezone))::int,
+	    o.agent_sip,
+	    EXISTS (SELECT 1 FROM closures c WHERE c.organization_id = o.id
+	        AND (th_now() AT TIME ZONE o.timezone)::date
+	        BETWEEN c.first_day AND c.last_day)
+	FROM organizations o WHERE o.id = p_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION th_event_in(p_provider text, p_type text, p_key text,
+    p_org uuid, p_route text, p_addr inet, p_ctype text, p_headers jsonb,
+    p_body bytea, p_payload jsonb, p_spooled boolean,
+    p_method text DEFAULT NULL, p_uri text DEFAULT NULL,
+    p_rederive bigint DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_id	bigint;
+BEGIN
+	IF p_rederive IS NOT NULL THEN
+		UPDATE events SET provider_key = p_key, event_type = p_type,
+		    organization_id = coalesce(organization_id, p_org),
+		    payload = p_payload, failed_at = NULL, failure = NULL
+		WHERE id = p_rederive AND NOT EXISTS (SELECT 1 FROM events e
+		    WHERE e.provider = p_provider AND e.provider_key = p_key
+		    AND e.id <> p_rederive)
+		RETURNING id INTO v_id;
+		RETURN v_id;
+	END IF;
+	INSERT INTO events (provider, event_type, provider_key,
+	    organization_id, route, client_addr, content_type, headers, body,
+	    payload, received_at, spooled_at, method, request_uri)
+	VALUES (p_provider, p_type, p_key, p_org, p_route, p_addr, p_ctype,
+	    p_headers, p_body, p_payload, th_now(),
+	    CASE WHEN p_spooled THEN now() END, p_method, p_uri)
+	ON CONFLICT (provider, provider_key) DO NOTHING RETURNING id INTO v_id;
+	RETURN v_id;
+END
+$$;
+
+-- A message, inserted or advanced: status only moves forward, and
+-- prev_rank keeps the rank the update found (as calls).
+CREATE OR REPLACE FUNCTION th_message_in(p_org uuid, p_provider text, p_id text,
+    p_direction text, p_from text, p_to text, p_body text, p_num_media int,
+    p_media jsonb, p_status text, p_rank smallint)
+    RETURNS TABLE (id bigint, organization_id uuid, status text,
+    status_rank smallint, prev_rank smallint)
+    LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+	INSERT INTO messages AS m (organization_id, provider, message_id,
+	    direction, from_number, to_number, body, num_media, media, status,
+	    status_rank, status_history, created_at)
+	VALUES (p_org, p_provider, p_id, p_direction, p_from, p_to, p_body,
+	    coalesce(p_num_media, 0), coalesce(p_media, '[]'), p_status,
+	    coalesce(p_rank, 0),
+	    CASE WHEN p_status IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+	    jsonb_build_object('status', p_status, 'at', th_iso(th_now()))) END,
+	    th_now())
+	ON CONFLICT (provider, message_id) DO UPDATE SET
+	    prev_rank = m.status_rank,
+	    organization_id = coalesce(m.organization_id,
+	        excluded.organization_id),
+	    from_number = coalesce(m.from_number, excluded.from_number),
+	    to_number = coalesce(m.to_number, excluded.to_number),
+	    body = coalesce(m.body, excluded.body),
+	    status = CASE WHEN excluded.status_rank > m.status_rank
+	        THEN excluded.status ELSE m.status END,
+	    status_rank = greatest(m.status_rank, excluded.status_rank),
+	    status_history = m.status_history || excluded.status_history,
+	    updated_at = now()
+	RETURNING m.id, m.organization_id, m.status, m.status_rank, m.prev_rank
+	INTO id, organization_id, status, status_rank, prev_rank;
+	RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION th_activity(p_org uuid, p_type text,
+    p_summary text, p_call bigint, p_message bigint, p_event bigint)
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO activity (organization_id, type, summary, call_id,
+	    message_id, event_id, occurred_at)
+	VALUES (p_org, p_type, p_summary, p_call, p_message, p_event, th_now())
+	ON CONFLICT DO NOTHING;
+END
+$$;
+
+-- What decides whether a number gets an auto-reply: has it opted out,
+-- is it blocked, how many of its messages we answered in the last ten
+-- minutes (the loop guard), is it one of our own.
+CREATE OR REPLACE FUNCTION th_reply_state(p_org uuid, p_num text) RETURNS TABLE (
+    opted_out boolean, blocked boolean, recent int, own boolean)
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN QUERY SELECT
+	    EXISTS (SELECT 1 FROM opt_outs o WHERE o.organization_id = p_org
+	    AND o.e164 = p_num),
+	    EXISTS (SELECT 1 FROM blocked_numbers b WHERE
+	    b.organization_id = p_org AND b.e164 = p_num),
+	    (SELECT count(*) FROM messages m WHERE m.organization_id = p_org
+	    AND m.from_number = p_num AND m.direction = 'inbound' AND
+	    m.auto_reply AND m.created_at > th_now() - interval '10 minutes')::int,
+	    EXISTS (SELECT 1 FROM phone_numbers n WHERE
+	    n.organization_id = p_org AND n.e164 = p_num);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION th_sms_incoming(p_provider text, p_type text, p_key text,
+    p_explicit text, p_number text, p_account text, p_route text, p_addr inet,
+    p_ctype text, p_headers jsonb, p_body bytea, p_payload jsonb,
+    p_spooled boolean, p_message_id text, p_from text, p_to text,
+    p_text text, p_num_media int, p_media jsonb, p_rank smallint,
+    p_summary text, p_method text DEFAULT NULL, p_uri text DEFAULT NULL,
+    p_rederive bigint DEFAULT NULL)
+    RETURNS TABLE (event_id bigint, answer text, org_id uuid, name text,
+    timezone text, greeting text, forward_to text, hours text,
+    after_hours text, retell_agent_id text, dow int, minute int,
+    message bigint, opted_out boolean, blocked boolean, recent int,
+    own boolean, rules json)
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_org	uuid;
+	v_event	bigint;
+	v_msg	bigint;
+BEGIN
+	v_org := th_route(p_provider, p_explicit, p_number, NULL,
+	    p_message_id, p_account);
+	v_event := th_event_in(p_provider, p_type, p_key, v_org, p_route,
+	    p_addr, p_ctype, p_headers, p_body, p_payload, p_spooled,
+	    p_method, p_uri, p_rederive);
+	IF v_event IS NULL THEN
+		RETURN QUERY SELECT NULL::bigint, e.answer, e.organization_id,
+		    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL::int,
+		    NULL::int, NULL::bigint, NULL::boolean, NULL::boolean,
+		    NULL::int, NULL::boolean, NULL::json
+		    FROM events e WHERE e.provider = p_provider AND
+		    e.provider_key = p_key;
+		RETURN;
+	END IF;
+	SELECT m.id INTO v_msg FROM th_message_in(v_org, p_provider,
+	    p_message_id, 'inbound', p_from, p_to, p_text, p_num_media,
+	    p_media, 'received', p_rank) m;
+	IF v_org IS NULL THEN
+		RETURN QUERY SELECT v_event, NULL::text, NULL::uuid, NULL, NULL,
+		    NULL, NULL, NULL, NULL, NULL, NULL::int, NULL::int, v_msg,
+		    NULL::boolean, NULL::boolean, NULL::int, NULL::boolean,
+		    NULL::json;
+		RETURN;
+	END IF;
+	PERFORM th_activity(v_org, 'sms_reply', p_summary, NULL, v_msg,
+	    v_event);
+	RETURN QUERY SELECT v_event, NULL::text, o.id, o.name, o.timezone,
+	    o.greeting, o.forward_to, o.hours, o.after_hours,
+	    o.retell_agent_id, o.dow, o.minute, v_msg, s.opted_out, s.blocked,
+	    s.recent, s.own,
+	    coalesce((SELECT json_agg(json_build_array(array_to_string(
+	        r.keywords, ','), r.reply) ORDER BY r.id) FROM reply_rules r
+	        WHERE r.organization_id = v_org AND r.channel = 'sms'), '[]')
+	FROM th_org(v_org) o, th_reply_state(v_org, p_from) s;
+END
+$$;
+
+-- Move call p_call to outcome p_outcome if that is forward; the row
+-- (organization, direction, numbers, recording) when it moved, else
+-- nothing.  p_again (a replay re-deriving its event, architecture.md §6) also
+-- returns the row when the call is at that outcome already, so what the
+-- outcome logs is written if it is missing; the writes themselves are
+-- idempotent per event.
+CREATE OR REPLACE FUNCTION th_call_outcome(p_call bigint, p_outcome text,
+    p_again boolean DEFAULT false)
+    RETURNS TABLE (organization_id uuid, direction text, from_number text,
+    to_number text, recording_url text, call_id text)
+    LANGUAGE sql AS $$
+	UPDATE calls c SET outcome = p_outcome,
+	    outcome_rank = CASE p_outcome WHEN 'missed' THEN 1
+	        WHEN 'voicemail' THEN 2 WHEN 'answered' THEN 3 END,
+	    answered_at = CASE WHEN p_outcome = 'answered'
+	        THEN coalesce(c.answered_at, th_now()) ELSE c.answered_at END,
+	    updated_at = th_now()
+	WHERE c.id = p_call AND (c.outcome_rank < CASE p_outcome
+	    WHEN 'missed' THEN 1 WHEN 'voicemail' THEN 2
+	    WHEN 'answered' THEN 3 END OR (p_again AND c.outcome = p_outcome))
+	RETURNING c.organization_id, c.direction, c.from_number, c.to_number,
+	    c.recording_url, c.call_id
+$$;
