@@ -55,6 +55,35 @@ read_file(const char *path, size_t max)
 	return b.data;
 }
 
+/*
+ * Run one SQL file in its own transaction; with a version, record it in
+ * schema_migrations inside that same transaction.
+ */
+static void
+apply_sql(const char *path, const char *version)
+{
+	const char	*p[1];
+	char		*sql;
+	enum db_err	 e;
+
+	sql = read_file(path, 16 * 1024 * 1024);
+	if ((e = db_begin()) != DB_OK)
+		die_db(e, "begin");
+	if ((e = db_run(sql)) != DB_OK) {
+		db_rollback();
+		die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
+		    "%s: %s", path, db_errmsg());
+	}
+	if (version != NULL) {
+		p[0] = version;
+		q("schema_migrations", "INSERT INTO schema_migrations "
+		    "(version) VALUES ($1)", 1, p, NULL);
+	}
+	if ((e = db_commit()) != DB_OK)
+		die_db(e, "commit");
+	free(sql);
+}
+
 static int
 ctl_migrate(int argc, char **argv)
 {
@@ -63,10 +92,9 @@ ctl_migrate(int argc, char **argv)
 	struct dirent		**list;
 	struct db_res		 res;
 	cJSON			*o, *applied;
-	char			 version[256], *path, *sql;
+	char			 version[256], *path;
 	const char		*p[1];
 	int			 i, n, count = 0;
-	enum db_err		 e;
 
 	(void)parse_opts(argc, argv, opts);
 	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
@@ -89,23 +117,11 @@ ctl_migrate(int argc, char **argv)
 		}
 		db_res_free(&res);
 		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
-		sql = read_file(path, 16 * 1024 * 1024);
-		if ((e = db_begin()) != DB_OK)
-			die_db(e, "begin");
-		if ((e = db_run(sql)) != DB_OK) {
-			db_rollback();
-			die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
-			    "%s: %s", path, db_errmsg());
-		}
-		q("schema_migrations", "INSERT INTO schema_migrations "
-		    "(version) VALUES ($1)", 1, p, NULL);
-		if ((e = db_commit()) != DB_OK)
-			die_db(e, "commit");
+		apply_sql(path, version);
 		if (!json_out)
 			printf("applied %s\n", version);
 		cJSON_AddItemToArray(applied, cJSON_CreateString(version));
 		count++;
-		free(sql);
 		free(path);
 	}
 	for (i = 0; i < n; i++)
@@ -116,19 +132,8 @@ ctl_migrate(int argc, char **argv)
 	 * a function is changed there, not by a new migration.
 	 */
 	xasprintf(&path, "%s/functions.sql", ctl_sqldir);
-	if (access(path, F_OK) == 0) {
-		sql = read_file(path, 16 * 1024 * 1024);
-		if ((e = db_begin()) != DB_OK)
-			die_db(e, "begin");
-		if ((e = db_run(sql)) != DB_OK) {
-			db_rollback();
-			die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
-			    "%s: %s", path, db_errmsg());
-		}
-		if ((e = db_commit()) != DB_OK)
-			die_db(e, "commit");
-		free(sql);
-	}
+	if (access(path, F_OK) == 0)
+		apply_sql(path, NULL);
 	free(path);
 	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
 	    0, NULL, &res);
