@@ -104,14 +104,21 @@ ctl_events_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "id", "provider", "event_type",
 	    "provider_key", "organization_id", "received_at", NULL };
+	static const char *const fcols[] = { "id", "provider", "route",
+	    "provider_key", "received_at", "failure", NULL };
+	/* The filters are the same; --failed shows why instead of whose. */
+	static const char *const where = "($1::uuid IS NULL OR "
+	    "organization_id = $1) AND (NOT $2::bool OR organization_id IS "
+	    "NULL) AND ($3::timestamptz IS NULL OR received_at >= $3) "
+	    "ORDER BY id DESC LIMIT $4::int";
 	const char	*org = NULL, *unrouted = NULL, *since = NULL;
-	const char	*limit = NULL, *failed = NULL, *p[5];
+	const char	*limit = NULL, *failed = NULL, *p[4];
 	const struct ctl_opt opts[] = { { "org", &org, 0 },
 			    { "unrouted", &unrouted, 1 }, { "since", &since, 0 },
 			    { "limit", &limit, 0 }, { "failed", &failed, 1 },
 			    { NULL, NULL, 0 } };
 	struct db_res	 res;
-	char		*id = NULL;
+	char		*id = NULL, *sql;
 
 	(void)parse_opts(argc, argv, opts);
 	if (org != NULL && unrouted != NULL)
@@ -121,28 +128,17 @@ ctl_events_list(int argc, char **argv)
 	p[1] = unrouted != NULL ? "true" : "false";
 	p[2] = since;
 	p[3] = check_limit(limit, "100");
-	p[4] = failed != NULL ? "true" : "false";
-	if (failed != NULL) {
-		static const char *const fcols[] = { "id", "provider",
-		    "route", "provider_key", "received_at", "failure", NULL };
-
-		q("events list", "SELECT id::text, provider, route, "
+	if (failed != NULL)
+		xasprintf(&sql, "SELECT id::text, provider, route, "
 		    "provider_key, th_iso(received_at), failure FROM events "
-		    "WHERE failed_at IS NOT NULL AND ($1::uuid IS NULL OR "
-		    "organization_id = $1) AND (NOT $2::bool OR organization_id "
-		    "IS NULL) AND ($3::timestamptz IS NULL OR received_at >= "
-		    "$3) ORDER BY id DESC LIMIT $4::int", 4, p, &res);
-		print_rows("events", &res, fcols);
-		db_res_free(&res);
-		free(id);
-		return 0;
-	}
-	q("events list", "SELECT id::text, provider, event_type, provider_key, "
-	    "organization_id, th_iso(received_at) FROM events WHERE "
-	    "($1::uuid IS NULL OR organization_id = $1) AND (NOT $2::bool OR "
-	    "organization_id IS NULL) AND ($3::timestamptz IS NULL OR "
-	    "received_at >= $3) ORDER BY id DESC LIMIT $4::int", 4, p, &res);
-	print_rows("events", &res, cols);
+		    "WHERE failed_at IS NOT NULL AND %s", where);
+	else
+		xasprintf(&sql, "SELECT id::text, provider, event_type, "
+		    "provider_key, organization_id, th_iso(received_at) FROM "
+		    "events WHERE %s", where);
+	q("events list", sql, 4, p, &res);
+	print_rows("events", &res, failed != NULL ? fcols : cols);
+	free(sql);
 	db_res_free(&res);
 	free(id);
 	return 0;
