@@ -27,6 +27,7 @@ extern const struct ctl_cmd *ctl_current;	/* for operand counts */
 
 void		 die(int, const char *, ...) PRINTFLIKE(2, 3) NORETURN;
 void		 die_db(enum db_err, const char *) NORETURN;
+const char	*check_id(const char *, const char *);
 void		 q(const char *, const char *, int, const char *const *,
 		    struct db_res *);
 void		 json_print(cJSON *);

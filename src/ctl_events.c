@@ -231,7 +231,6 @@ ctl_events_replay(int argc, char **argv)
 	const struct ctl_opt opts[] = { { "failed", &failed, 1 },
 			    { "since", &since, 0 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
-	const char	*errstr;
 	cJSON		*o = NULL, *done = NULL, *dup = NULL, *bad = NULL, *b;
 	int		 i, row, rc, nd = 0, nu = 0, nb = 0;
 
@@ -239,11 +238,8 @@ ctl_events_replay(int argc, char **argv)
 	if ((i < argc) + (failed != NULL) + (since != NULL) != 1)
 		die(EX_USAGE_, "usage: events replay ID | --failed | --since "
 		    "TIME");
-	if (i < argc) {
-		(void)util_strtonum(argv[i], 1, 9007199254740991LL, &errstr);
-		if (errstr != NULL)
-			die(EX_DATAERR_, "%s is not an event id", argv[i]);
-	}
+	if (i < argc)
+		(void)check_id(argv[i], "an event id");
 	check_time(since);
 	p[0] = i < argc ? argv[i] : NULL;
 	p[1] = failed != NULL ? "true" : "false";
@@ -313,13 +309,10 @@ static int
 ctl_events_show(int argc, char **argv)
 {
 	struct db_res	 res;
-	const char	*p[1], *errstr;
+	const char	*p[1];
 	cJSON		*o;
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
-	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
-	if (errstr != NULL)
-		die(EX_DATAERR_, "%s is not an event id", p[0]);
+	p[0] = check_id(argv[parse_opts(argc, argv, NULL)], "an event id");
 	q("events show", "SELECT json_build_object('id', id::text, 'provider', "
 	    "provider, 'event_type', event_type, 'provider_key', provider_key, "
 	    "'organization_id', organization_id, 'received_at', "
@@ -354,16 +347,14 @@ static int
 ctl_events_assign(int argc, char **argv)
 {
 	struct db_res	 res;
-	const char	*p[2], *errstr, *why;
+	const char	*p[2], *why;
 	char		*org;
 	int		 i, rc;
 	enum db_err	 e;
 	cJSON		*o;
 
 	i = parse_opts(argc, argv, NULL);
-	(void)util_strtonum(argv[i], 1, 9007199254740991LL, &errstr);
-	if (errstr != NULL)
-		die(EX_DATAERR_, "%s is not an event id", argv[i]);
+	(void)check_id(argv[i], "an event id");
 	org = org_resolve(argv[i + 1]);
 	p[0] = argv[i];
 	p[1] = org;

@@ -111,13 +111,11 @@ static int
 ctl_reply_remove(int argc, char **argv)
 {
 	struct db_res	 res;
-	const char	*p[1], *errstr;
+	const char	*p[1];
 	cJSON		*o;
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
-	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
-	if (errstr != NULL)
-		die(EX_DATAERR_, "%s is not a reply id (see reply list)", p[0]);
+	p[0] = check_id(argv[parse_opts(argc, argv, NULL)],
+	    "a reply id (see reply list)");
 	q("reply remove", "DELETE FROM reply_rules WHERE id = $1::bigint "
 	    "RETURNING id", 1, p, &res);
 	if (res.nrows == 0)
@@ -437,12 +435,9 @@ static int
 ctl_closure_remove(int argc, char **argv)
 {
 	struct db_res	 res;
-	const char	*p[1], *errstr;
+	const char	*p[1];
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
-	(void)util_strtonum(p[0], 1, 9007199254740991LL, &errstr);
-	if (errstr != NULL)
-		die(EX_DATAERR_, "%s is not a closure id", p[0]);
+	p[0] = check_id(argv[parse_opts(argc, argv, NULL)], "a closure id");
 	q("closure remove", "DELETE FROM closures WHERE id = $1::bigint "
 	    "RETURNING 1", 1, p, &res);
 	if (res.nrows == 0)

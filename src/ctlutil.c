@@ -50,6 +50,21 @@ die_db(enum db_err e, const char *what)
 	die(EX_SOFTWARE_, "%s: %s", what, db_errmsg());
 }
 
+/*
+ * A row id from the command line (a bigint, as JSON can carry it);
+ * what names it in the refusal, "an event id".
+ */
+const char *
+check_id(const char *s, const char *what)
+{
+	const char	*errstr;
+
+	(void)util_strtonum(s, 1, 9007199254740991LL, &errstr);
+	if (errstr != NULL)
+		die(EX_DATAERR_, "%s is not %s", s, what);
+	return s;
+}
+
 /* Run sql; die on failure.  Caller frees *res. */
 void
 q(const char *what, const char *sql, int n, const char *const *params,
