@@ -26,12 +26,12 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SRCDIR, BUILDDIR, Stack, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
@@ -99,56 +99,13 @@ def send(sid, timeout=20):
         return None, time.monotonic() - t0
 
 
-class Load:
+def Load(tag, rate=None, threads=4):
     """Requests at a fixed rate (or as fast as threads go), counted."""
-
-    def __init__(self, tag, rate=None, threads=4):
-        self.tag, self.rate = tag, rate
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.accepted, self.refused, self.slow = [], {}, []
-        self.slowest = 0.0
-        self.sent = 0
-        self.n = 0
-        self.threads = [threading.Thread(target=self.run)
-                        for _ in range(threads)]
-
-    def next_sid(self):
-        with self.lock:
-            self.n += 1
-            return "SM%s%010d" % (self.tag, self.n)
-
-    def run(self):
-        gap = len(self.threads) / self.rate if self.rate else 0
-        nxt = time.monotonic()
-        while not self.stop.is_set():
-            sid = self.next_sid()
-            status, secs = send(sid)
-            with self.lock:
-                self.sent += 1
-                if status is not None and 200 <= status < 300:
-                    self.accepted.append(sid)
-                else:
-                    self.refused[status] = self.refused.get(status, 0) + 1
-                self.slowest = max(self.slowest, secs)
-                if secs > 1.0:
-                    self.slow.append(secs)
-            if gap:
-                nxt += gap
-                self.stop.wait(max(0.0, nxt - time.monotonic()))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def wait_sent(self, n):
-        wait_for("%d requests" % n, lambda: self.sent >= n, timeout=120)
+    def one(n, _):
+        sid = "SM%s%010d" % (tag, n)
+        return (sid,) + send(sid)
+    return harness.Load(one, threads=threads, rate=rate, wait_timeout=120,
+                        tag=tag)
 
 
 def stored(tag):

@@ -15,13 +15,13 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import Stack, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
@@ -47,62 +47,34 @@ def tearDownModule():
         stack.stop()
 
 
-class Load:
+def send(tag, n, i):
+    """One signed SMS from client i; (sid, status or None, seconds)."""
+    path = "/webhooks/twilio/sms/incoming"
+    url = stack.public_url + path
+    sid = "SM%s%02d%06d" % (tag, i, n)
+    p = [("MessageSid", sid), ("AccountSid", "AC" + "2" * 32),
+         ("From", "+1555%07d" % (n % 9999999)),
+         ("To", "+15550006000"), ("Body", "load %d" % n),
+         ("SmsStatus", "received")]
+    h = {"Content-Type": FORM,
+         "X-Twilio-Signature": sign(TOKEN, url, p)}
+    t0 = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", stack.nginx_port,
+                                       timeout=20)
+        c.request("POST", path, urllib.parse.urlencode(p), h)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return sid, r.status, time.monotonic() - t0
+    except (OSError, http.client.HTTPException):
+        return sid, None, time.monotonic() - t0
+
+
+def Load(tag):
     """CLIENTS threads posting signed SMS webhooks until stopped."""
-
-    def __init__(self, tag):
-        self.tag = tag
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.accepted = []
-        self.refused = {}
-        self.sent = 0
-        self.threads = [threading.Thread(target=self.run, args=(i,))
-                        for i in range(CLIENTS)]
-
-    def run(self, i):
-        path = "/webhooks/twilio/sms/incoming"
-        url = stack.public_url + path
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            sid = "SM%s%02d%06d" % (self.tag, i, n)
-            p = [("MessageSid", sid), ("AccountSid", "AC" + "2" * 32),
-                 ("From", "+1555%07d" % (n % 9999999)),
-                 ("To", "+15550006000"), ("Body", "load %d" % n),
-                 ("SmsStatus", "received")]
-            h = {"Content-Type": FORM,
-                 "X-Twilio-Signature": sign(TOKEN, url, p)}
-            status = None
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", stack.nginx_port,
-                                               timeout=20)
-                c.request("POST", path, urllib.parse.urlencode(p), h)
-                r = c.getresponse()
-                r.read()
-                status = r.status
-                c.close()
-            except (OSError, http.client.HTTPException):
-                status = None
-            with self.lock:
-                self.sent += 1
-                if status is not None and 200 <= status < 300:
-                    self.accepted.append(sid)
-                else:
-                    self.refused[status] = self.refused.get(status, 0) + 1
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def wait_sent(self, n):
-        wait_for("%d requests" % n, lambda: self.sent >= n, timeout=60)
+    return harness.Load(lambda n, i: send(tag, n, i), threads=CLIENTS,
+                        tag=tag)
 
 
 def drain():

@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -142,6 +143,60 @@ def wait_for(what, cond, timeout=30.0, interval=0.05):
         if time.monotonic() > deadline:
             raise RuntimeError("timed out waiting for " + what)
         time.sleep(interval)
+
+
+class Load:
+    """Threads calling send(n, thread) -> (sid, status, seconds) until
+    stopped, at a fixed total rate or as fast as they go, counted: sent,
+    accepted sids (2xx), refused {status: count}, slow (over 1 s)."""
+
+    def __init__(self, send, threads=4, rate=None, wait_timeout=60,
+                 tag=None):
+        self.send, self.rate, self.wait_timeout = send, rate, wait_timeout
+        self.tag = tag
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted, self.refused, self.slow = [], {}, []
+        self.slowest = 0.0
+        self.sent = 0
+        self.n = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,))
+                        for i in range(threads)]
+
+    def run(self, i):
+        gap = len(self.threads) / self.rate if self.rate else 0
+        nxt = time.monotonic()
+        while not self.stop.is_set():
+            with self.lock:
+                self.n += 1
+                n = self.n
+            sid, status, secs = self.send(n, i)
+            with self.lock:
+                self.sent += 1
+                if status is not None and 200 <= status < 300:
+                    self.accepted.append(sid)
+                else:
+                    self.refused[status] = self.refused.get(status, 0) + 1
+                self.slowest = max(self.slowest, secs)
+                if secs > 1.0:
+                    self.slow.append(secs)
+            if gap:
+                nxt += gap
+                self.stop.wait(max(0.0, nxt - time.monotonic()))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def wait_sent(self, n):
+        wait_for("%d requests" % n, lambda: self.sent >= n,
+                 timeout=self.wait_timeout)
 
 
 class Response:
