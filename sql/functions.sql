@@ -265,3 +265,182 @@ CREATE OR REPLACE FUNCTION th_call_outcome(p_call bigint, p_outcome text,
 	RETURNING c.organization_id, c.direction, c.from_number, c.to_number,
 	    c.recording_url, c.call_id
 $$;
+
+-- Insert call $3 of provider $2, or move it forward: its status only to
+-- a higher rank (RANK_ANSWERED is 4, RANK_FINAL 5, src/extern.h), a
+-- field only from nothing to something, except what a later event
+-- knows better (times given, duration, transcript, analysis).  prev_rank
+-- keeps the rank the update found, read from the row it locked, so the
+-- caller learns whether this very event moved the call, even when two
+-- events race.  Times are milliseconds since the epoch.
+CREATE OR REPLACE FUNCTION th_call_upsert(p_org uuid, p_provider text,
+    p_call_id text, p_direction text, p_from text, p_to text, p_status text,
+    p_rank smallint, p_duration int, p_recording text, p_transcript text,
+    p_started_ms bigint, p_ended_ms bigint, p_cost_cents int, p_reason text,
+    p_summary text, p_sentiment text, p_successful boolean, p_custom jsonb,
+    p_agent text, p_campaign uuid, p_contact uuid, p_caller_name text,
+    p_analyzed boolean, p_cost numeric, p_currency text)
+    RETURNS TABLE (o_id bigint, o_org uuid, o_status text, o_rank smallint,
+    o_direction text, o_from text, o_to text, o_prev_rank smallint,
+    o_summary text, o_analyzed boolean, o_campaign uuid, o_contact uuid,
+    o_successful boolean, o_outcome text, o_recording text, o_call_id text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY INSERT INTO calls AS c (organization_id, provider,
+	    call_id, direction, from_number, to_number, status, status_rank,
+	    duration_s, recording_url, transcript, started_at, answered_at,
+	    ended_at, cost_cents, disconnection_reason, summary, sentiment,
+	    successful, custom_data, agent_id, campaign_id, contact_id,
+	    caller_name, analyzed_at, cost, cost_currency)
+	VALUES (p_org, p_provider, p_call_id, p_direction, p_from, p_to,
+	    coalesce(p_status, 'queued'), coalesce(p_rank, 0), p_duration,
+	    p_recording, p_transcript,
+	    coalesce(to_timestamp(p_started_ms::double precision / 1000),
+	        th_now()),
+	    CASE WHEN p_rank >= 4 THEN coalesce(to_timestamp(
+	        p_started_ms::double precision / 1000), th_now()) END,
+	    CASE WHEN p_ended_ms IS NOT NULL
+	        THEN to_timestamp(p_ended_ms::double precision / 1000)
+	        WHEN p_rank >= 5 THEN th_now() END,
+	    p_cost_cents, p_reason, p_summary, p_sentiment, p_successful,
+	    p_custom, p_agent, p_campaign, p_contact, p_caller_name,
+	    CASE WHEN p_analyzed THEN th_now() END, p_cost, p_currency)
+	ON CONFLICT (provider, call_id) DO UPDATE SET
+	    prev_rank = c.status_rank,
+	    organization_id = coalesce(c.organization_id,
+	        excluded.organization_id),
+	    direction = coalesce(c.direction, excluded.direction),
+	    from_number = coalesce(c.from_number, excluded.from_number),
+	    to_number = coalesce(c.to_number, excluded.to_number),
+	    status = CASE WHEN excluded.status_rank > c.status_rank
+	        THEN excluded.status ELSE c.status END,
+	    status_rank = greatest(c.status_rank, excluded.status_rank),
+	    started_at = CASE WHEN p_started_ms IS NOT NULL
+	        THEN excluded.started_at ELSE c.started_at END,
+	    answered_at = coalesce(c.answered_at, excluded.answered_at),
+	    ended_at = coalesce(CASE WHEN p_ended_ms IS NOT NULL
+	        THEN excluded.ended_at END, c.ended_at, excluded.ended_at),
+	    duration_s = coalesce(excluded.duration_s, c.duration_s),
+	    recording_url = coalesce(excluded.recording_url, c.recording_url),
+	    transcript = coalesce(excluded.transcript, c.transcript),
+	    cost_cents = coalesce(excluded.cost_cents, c.cost_cents),
+	    disconnection_reason = coalesce(excluded.disconnection_reason,
+	        c.disconnection_reason),
+	    summary = coalesce(excluded.summary, c.summary),
+	    sentiment = coalesce(excluded.sentiment, c.sentiment),
+	    successful = coalesce(excluded.successful, c.successful),
+	    custom_data = coalesce(excluded.custom_data, c.custom_data),
+	    agent_id = coalesce(excluded.agent_id, c.agent_id),
+	    campaign_id = coalesce(c.campaign_id, excluded.campaign_id),
+	    contact_id = coalesce(c.contact_id, excluded.contact_id),
+	    caller_name = coalesce(excluded.caller_name, c.caller_name),
+	    analyzed_at = coalesce(c.analyzed_at, excluded.analyzed_at),
+	    cost = coalesce(excluded.cost, c.cost),
+	    cost_currency = coalesce(excluded.cost_currency, c.cost_currency),
+	    updated_at = now()
+	RETURNING c.id, c.organization_id, c.status, c.status_rank,
+	    c.direction, c.from_number, c.to_number, c.prev_rank, c.summary,
+	    c.analyzed_at IS NOT NULL, c.campaign_id, c.contact_id,
+	    c.successful, c.outcome, c.recording_url, c.call_id;
+END
+$$;
+
+-- The dashboard (telehook.8, GET /api/v1/orgs/{org}/dashboard): KPIs for
+-- month p_month (YYYY-MM; NULL: this month) in the organization's time
+-- zone, and the latest activity; NULL for an unknown organization.
+-- Answered and missed are the calls' outcomes (architecture.md §7), not
+-- their statuses.  calls_org_started carries the call KPIs,
+-- messages_org_created the SMS ones, activity_org_id the list.
+CREATE OR REPLACE FUNCTION th_api_dashboard(p_org uuid, p_month text)
+    RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH o AS (SELECT id, timezone, coalesce(p_month,
+	    to_char(now() AT TIME ZONE timezone, 'YYYY-MM')) AS month
+	    FROM organizations WHERE id = p_org),
+	b AS (SELECT o.*, to_date(o.month, 'YYYY-MM')::timestamp
+	    AT TIME ZONE o.timezone AS t0, (to_date(o.month, 'YYYY-MM') +
+	    interval '1 month')::timestamp AT TIME ZONE o.timezone AS t1
+	    FROM o),
+	c AS (SELECT count(*) FILTER (WHERE outcome = 'answered') AS answered,
+	    count(*) FILTER (WHERE direction = 'inbound' AND outcome IN
+	        ('missed', 'voicemail')) AS missed,
+	    coalesce(round(avg(duration_s) FILTER (WHERE outcome = 'answered'
+	        AND duration_s IS NOT NULL)), 0)::int AS avg_s,
+	    count(*) FILTER (WHERE analyzed_at IS NOT NULL) AS analyzed,
+	    count(*) FILTER (WHERE analyzed_at IS NOT NULL AND successful)
+	        AS ok
+	    FROM calls, b WHERE calls.organization_id = b.id AND
+	    calls.started_at >= b.t0 AND calls.started_at < b.t1),
+	m AS (SELECT count(*) FILTER (WHERE direction = 'inbound') AS inbound,
+	    count(*) FILTER (WHERE direction = 'outbound' AND status_rank >= 4
+	        AND status NOT IN ('failed', 'undelivered', 'canceled'))
+	        AS sent
+	    FROM messages, b WHERE messages.organization_id = b.id AND
+	    messages.created_at >= b.t0 AND messages.created_at < b.t1),
+	a AS (SELECT coalesce(json_agg(json_build_object('id', a.id::text,
+	    'type', a.type, 'occurred_at', th_iso(a.occurred_at), 'summary',
+	    a.summary, 'call_id', c.call_id, 'message_id', m.message_id)
+	    ORDER BY a.id DESC), '[]') AS items
+	    FROM (SELECT * FROM activity WHERE organization_id = p_org
+	    ORDER BY id DESC LIMIT 20) a
+	    LEFT JOIN calls c ON c.id = a.call_id
+	    LEFT JOIN messages m ON m.id = a.message_id)
+	SELECT json_build_object('organization_id', b.id, 'month', b.month,
+	    'timezone', b.timezone, 'kpis', json_build_object(
+	    'answered_calls', c.answered, 'missed_calls', c.missed,
+	    'sms_follow_ups', m.inbound, 'sms_sent', m.sent,
+	    'avg_call_seconds', c.avg_s, 'ai_calls_analyzed', c.analyzed,
+	    'ai_calls_successful', c.ok), 'recent_activity', a.items)::text
+	FROM b, c, m, a);
+END
+$$;
+
+-- A page of an organization's activity, newest first: p_limit items
+-- with ids below p_before (NULL: from the newest), and "next", the
+-- p_before of the following page, when there is one (activity_org_id).
+CREATE OR REPLACE FUNCTION th_api_activity(p_org uuid, p_before bigint,
+    p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH page AS (SELECT a.id, a.type, a.occurred_at, a.summary,
+	    c.call_id, m.message_id FROM activity a
+	    LEFT JOIN calls c ON c.id = a.call_id
+	    LEFT JOIN messages m ON m.id = a.message_id
+	    WHERE a.organization_id = p_org AND
+	    (p_before IS NULL OR a.id < p_before)
+	    ORDER BY a.id DESC LIMIT p_limit + 1)
+	SELECT json_build_object('activity', coalesce((SELECT json_agg(
+	    json_build_object('id', x.id::text, 'type', x.type, 'occurred_at',
+	    th_iso(x.occurred_at), 'summary', x.summary, 'call_id', x.call_id,
+	    'message_id', x.message_id) ORDER BY x.id DESC)
+	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
+	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
+	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
+	    LIMIT p_limit) y) END)::text);
+END
+$$;
+
+-- An organization's campaigns, newest first, with their contacts
+-- counted by status (campaigns_org, campaign_contacts_status).
+CREATE OR REPLACE FUNCTION th_api_campaigns(p_org uuid) RETURNS text
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT json_build_object('campaigns', coalesce(json_agg(
+	    json_build_object('id', c.id, 'name', c.name, 'total_contacts',
+	    coalesce(s.total, 0), 'processed', c.processed, 'successful',
+	    c.successful, 'contacts_by_status', json_build_object(
+	    'pending', coalesce(s.pending, 0),
+	    'calling', coalesce(s.calling, 0),
+	    'completed', coalesce(s.completed, 0),
+	    'failed', coalesce(s.failed, 0),
+	    'no_answer', coalesce(s.no_answer, 0)))
+	    ORDER BY c.created_at DESC, c.id), '[]'))::text
+	FROM campaigns c LEFT JOIN LATERAL (SELECT count(*) AS total,
+	    count(*) FILTER (WHERE status = 'pending') AS pending,
+	    count(*) FILTER (WHERE status = 'calling') AS calling,
+	    count(*) FILTER (WHERE status = 'completed') AS completed,
+	    count(*) FILTER (WHERE status = 'failed') AS failed,
+	    count(*) FILTER (WHERE status = 'no_answer') AS no_answer
+	    FROM campaign_contacts WHERE campaign_id = c.id) s ON true
+	WHERE c.organization_id = p_org);
+END
+$$;

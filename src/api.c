@@ -99,46 +99,10 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 
 /*
  * The dashboard: KPIs for a calendar month in the organization's time
- * zone, and the latest activity.  Answered and missed are the calls'
- * outcomes (architecture.md §7, sql/004), not their statuses.
- * calls_org_started carries the call KPIs, messages_org_created the SMS
- * ones, activity_org_id the list.
+ * zone, and the latest activity (th_api_dashboard, sql/functions.sql).
  */
 static const struct db_stmt st_dashboard = { "api_dashboard",
-	"WITH o AS (SELECT id, timezone, "
-	"coalesce($2, to_char(now() AT TIME ZONE timezone, 'YYYY-MM')) AS month "
-	"FROM organizations WHERE id = $1), "
-	"b AS (SELECT o.*, to_date(o.month, 'YYYY-MM')::timestamp AT TIME ZONE "
-	"o.timezone AS t0, (to_date(o.month, 'YYYY-MM') + interval '1 month')"
-	"::timestamp AT TIME ZONE o.timezone AS t1 FROM o), "
-	"c AS (SELECT count(*) FILTER (WHERE outcome = 'answered') AS answered, "
-	"count(*) FILTER (WHERE direction = 'inbound' AND outcome IN "
-	"('missed', 'voicemail')) AS missed, "
-	"coalesce(round(avg(duration_s) FILTER (WHERE outcome = 'answered' "
-	"AND duration_s IS NOT NULL)), 0)::int AS avg_s, "
-	"count(*) FILTER (WHERE analyzed_at IS NOT NULL) AS analyzed, "
-	"count(*) FILTER (WHERE analyzed_at IS NOT NULL AND successful) AS ok "
-	"FROM calls, b WHERE calls.organization_id = b.id AND "
-	"calls.started_at >= b.t0 AND calls.started_at < b.t1), "
-	"m AS (SELECT count(*) FILTER (WHERE direction = 'inbound') AS inbound, "
-	"count(*) FILTER (WHERE direction = 'outbound' AND status_rank >= 4 "
-	"AND status NOT IN ('failed', 'undelivered', 'canceled')) AS sent "
-	"FROM messages, b WHERE messages.organization_id = b.id AND "
-	"messages.created_at >= b.t0 AND messages.created_at < b.t1), "
-	"a AS (SELECT coalesce(json_agg(json_build_object('id', a.id::text, "
-	"'type', a.type, 'occurred_at', th_iso(a.occurred_at), 'summary', "
-	"a.summary, 'call_id', c.call_id, 'message_id', m.message_id) "
-	"ORDER BY a.id DESC), '[]') AS items FROM (SELECT * FROM activity "
-	"WHERE organization_id = $1 ORDER BY id DESC LIMIT 20) a "
-	"LEFT JOIN calls c ON c.id = a.call_id "
-	"LEFT JOIN messages m ON m.id = a.message_id) "
-	"SELECT json_build_object('organization_id', b.id, 'month', b.month, "
-	"'timezone', b.timezone, 'kpis', json_build_object("
-	"'answered_calls', c.answered, 'missed_calls', c.missed, "
-	"'sms_follow_ups', m.inbound, 'sms_sent', m.sent, "
-	"'avg_call_seconds', c.avg_s, 'ai_calls_analyzed', c.analyzed, "
-	"'ai_calls_successful', c.ok), 'recent_activity', a.items)::text "
-	"FROM b, c, m, a", 2 };
+	"SELECT th_api_dashboard($1, $2)", 2 };
 
 int
 api_dashboard(struct req *r, struct resp *p)
@@ -158,21 +122,9 @@ api_dashboard(struct req *r, struct resp *p)
 	return api_json(p, &st_dashboard, params, "unknown organization");
 }
 
-/* activity_org_id: the newest first, pages by id. */
+/* The newest first, paged by id (th_api_activity). */
 static const struct db_stmt st_activity = { "api_activity",
-	"WITH page AS (SELECT a.id, a.type, a.occurred_at, a.summary, "
-	"c.call_id, m.message_id FROM activity a "
-	"LEFT JOIN calls c ON c.id = a.call_id "
-	"LEFT JOIN messages m ON m.id = a.message_id "
-	"WHERE a.organization_id = $1 AND ($2::bigint IS NULL OR a.id < $2) "
-	"ORDER BY a.id DESC LIMIT $3::int + 1) "
-	"SELECT json_build_object('activity', coalesce((SELECT json_agg("
-	"json_build_object('id', id::text, 'type', type, 'occurred_at', "
-	"th_iso(occurred_at), 'summary', summary, 'call_id', call_id, "
-	"'message_id', message_id) ORDER BY id DESC) FROM (SELECT * FROM page "
-	"ORDER BY id DESC LIMIT $3::int) x), '[]'), 'next', CASE WHEN "
-	"(SELECT count(*) FROM page) > $3::int THEN (SELECT min(id)::text FROM "
-	"(SELECT id FROM page ORDER BY id DESC LIMIT $3::int) y) END)::text", 3 };
+	"SELECT th_api_activity($1, $2, $3)", 3 };
 
 /* A positive integer query parameter, or dflt; -1 when malformed. */
 static long long
@@ -286,24 +238,9 @@ api_call(struct req *r, struct resp *p)
 	return api_json(p, &st_call, params, "unknown call");
 }
 
-/* campaigns_org, campaign_contacts_status: progress per campaign. */
+/* Progress per campaign (th_api_campaigns). */
 static const struct db_stmt st_campaigns = { "api_campaigns",
-	"SELECT json_build_object('campaigns', coalesce(json_agg("
-	"json_build_object('id', c.id, 'name', c.name, 'total_contacts', "
-	"coalesce(s.total, 0), 'processed', c.processed, 'successful', "
-	"c.successful, 'contacts_by_status', json_build_object("
-	"'pending', coalesce(s.pending, 0), 'calling', coalesce(s.calling, 0), "
-	"'completed', coalesce(s.completed, 0), 'failed', "
-	"coalesce(s.failed, 0), 'no_answer', coalesce(s.no_answer, 0))) "
-	"ORDER BY c.created_at DESC, c.id), '[]'))::text "
-	"FROM campaigns c LEFT JOIN LATERAL (SELECT count(*) AS total, "
-	"count(*) FILTER (WHERE status = 'pending') AS pending, "
-	"count(*) FILTER (WHERE status = 'calling') AS calling, "
-	"count(*) FILTER (WHERE status = 'completed') AS completed, "
-	"count(*) FILTER (WHERE status = 'failed') AS failed, "
-	"count(*) FILTER (WHERE status = 'no_answer') AS no_answer "
-	"FROM campaign_contacts WHERE campaign_id = c.id) s ON true "
-	"WHERE c.organization_id = $1", 1 };
+	"SELECT th_api_campaigns($1)", 1 };
 
 int
 api_campaigns(struct req *r, struct resp *p)

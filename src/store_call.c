@@ -45,13 +45,10 @@ store_call_rank(const char *status)
 	return 0;
 }
 
-
 /*
- * Calls: insert or advance.  The update keeps the rank it found in
- * prev_rank, read from the row it locked, so the caller learns whether
- * this very event moved the call forward, even when two events race.
+ * Calls: insert or advance, by th_call_upsert() of sql/functions.sql,
+ * whose result has these columns.
  */
-/* The columns st_call returns, by name. */
 enum {
 	CO_ID = 0, CO_ORG, CO_STATUS, CO_RANK, CO_DIRECTION, CO_FROM, CO_TO,
 	CO_OLD_RANK, CO_SUMMARY, CO_ANALYZED, CO_CAMPAIGN, CO_CONTACT,
@@ -59,58 +56,9 @@ enum {
 };
 
 static const struct db_stmt st_call = { "store_call",
-	"INSERT INTO calls AS c (organization_id, provider, call_id, "
-	"direction, from_number, to_number, status, status_rank, duration_s, "
-	"recording_url, transcript, started_at, answered_at, ended_at, "
-	"cost_cents, disconnection_reason, summary, sentiment, successful, "
-	"custom_data, agent_id, campaign_id, contact_id, caller_name, "
-	"analyzed_at, cost, cost_currency) "
-	"VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 'queued'), "
-	"coalesce($8::smallint, 0), $9::int, $10, $11, "
-	"coalesce(to_timestamp($12::double precision / 1000), th_now()), "
-	"CASE WHEN $8::smallint >= 4 THEN coalesce(to_timestamp("
-	"$12::double precision / 1000), th_now()) END, "
-	"CASE WHEN $13::bigint IS NOT NULL THEN to_timestamp("
-	"$13::double precision / 1000) WHEN $8::smallint >= 5 THEN th_now() "
-	"END, $14::int, $15, $16, $17, $18::bool, $19::jsonb, $20, "
-	"$21::uuid, $22::uuid, $23, CASE WHEN $24::bool THEN th_now() END, "
-	"$25::numeric, $26) "
-	"ON CONFLICT (provider, call_id) DO UPDATE SET "
-	"prev_rank = c.status_rank, "
-	"organization_id = coalesce(c.organization_id, excluded.organization_id), "
-	"direction = coalesce(c.direction, excluded.direction), "
-	"from_number = coalesce(c.from_number, excluded.from_number), "
-	"to_number = coalesce(c.to_number, excluded.to_number), "
-	"status = CASE WHEN excluded.status_rank > c.status_rank "
-	"THEN excluded.status ELSE c.status END, "
-	"status_rank = greatest(c.status_rank, excluded.status_rank), "
-	"started_at = CASE WHEN $12::bigint IS NOT NULL "
-	"THEN excluded.started_at ELSE c.started_at END, "
-	"answered_at = coalesce(c.answered_at, excluded.answered_at), "
-	"ended_at = coalesce(CASE WHEN $13::bigint IS NOT NULL "
-	"THEN excluded.ended_at END, c.ended_at, excluded.ended_at), "
-	"duration_s = coalesce(excluded.duration_s, c.duration_s), "
-	"recording_url = coalesce(excluded.recording_url, c.recording_url), "
-	"transcript = coalesce(excluded.transcript, c.transcript), "
-	"cost_cents = coalesce(excluded.cost_cents, c.cost_cents), "
-	"disconnection_reason = coalesce(excluded.disconnection_reason, "
-	"c.disconnection_reason), "
-	"summary = coalesce(excluded.summary, c.summary), "
-	"sentiment = coalesce(excluded.sentiment, c.sentiment), "
-	"successful = coalesce(excluded.successful, c.successful), "
-	"custom_data = coalesce(excluded.custom_data, c.custom_data), "
-	"agent_id = coalesce(excluded.agent_id, c.agent_id), "
-	"campaign_id = coalesce(c.campaign_id, excluded.campaign_id), "
-	"contact_id = coalesce(c.contact_id, excluded.contact_id), "
-	"caller_name = coalesce(excluded.caller_name, c.caller_name), "
-	"analyzed_at = coalesce(c.analyzed_at, excluded.analyzed_at), "
-	"cost = coalesce(excluded.cost, c.cost), "
-	"cost_currency = coalesce(excluded.cost_currency, c.cost_currency), "
-	"updated_at = now() "
-	"RETURNING id, organization_id, status, status_rank, direction, "
-	"from_number, to_number, prev_rank, summary, analyzed_at IS NOT NULL, "
-	"campaign_id, contact_id, successful, outcome, recording_url, "
-	"call_id", 26 };
+	"SELECT * FROM th_call_upsert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+	"$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, "
+	"$25, $26)", 26 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
