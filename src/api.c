@@ -72,7 +72,7 @@ api_verify(struct req *r, const char **why)
 }
 
 /* Run st and answer its one JSON value; 404 when it returns none. */
-static int
+static enum db_err
 api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
     const char *missing)
 {
@@ -81,20 +81,20 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 
 	if (db_exec(st, params, &res) != DB_OK) {
 		resp_error(p, 503, "database unavailable");
-		return 0;
+		return DB_OK;
 	}
 	if (res.nrows == 0 || db_get(&res, 0, 0) == NULL) {
 		db_res_free(&res);
 		resp_error(p, 404, "%s", missing);
-		return 0;
+		return DB_OK;
 	}
 	if ((j = cJSON_Parse(db_get(&res, 0, 0))) == NULL) {
 		db_res_free(&res);
-		return -1;
+		return DB_EQUERY;
 	}
 	db_res_free(&res);
 	resp_set_json(p, 200, j);
-	return 0;
+	return DB_OK;
 }
 
 /*
@@ -104,7 +104,7 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 static const struct db_stmt st_dashboard = { "api_dashboard",
 	"SELECT th_api_dashboard($1, $2)", 2 };
 
-int
+enum db_err
 api_dashboard(struct req *r, struct resp *p)
 {
 	const char	*month = kv_get(&r->qs, "month"), *params[2];
@@ -115,7 +115,7 @@ api_dashboard(struct req *r, struct resp *p)
 	    sscanf(month, "%4d-%2d%c", &y, &m, &tail) != 2 ||
 	    month[4] != '-' || y < 2000 || y > 2999 || m < 1 || m > 12)) {
 		resp_error(p, 400, "month must be YYYY-MM");
-		return 0;
+		return DB_OK;
 	}
 	params[0] = r->args[0];
 	params[1] = month;
@@ -139,7 +139,7 @@ api_int(const struct req *r, const char *name, long long dflt, long long max)
 	return errstr != NULL ? -1 : n;
 }
 
-int
+enum db_err
 api_activity(struct req *r, struct resp *p)
 {
 	const char	*params[3];
@@ -148,11 +148,11 @@ api_activity(struct req *r, struct resp *p)
 
 	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
 		resp_error(p, 400, "limit must be 1 to 200");
-		return 0;
+		return DB_OK;
 	}
 	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
 		resp_error(p, 400, "before must be an activity id");
-		return 0;
+		return DB_OK;
 	}
 	snprintf(lim, sizeof(lim), "%lld", limit);
 	snprintf(bef, sizeof(bef), "%lld", before);
@@ -173,7 +173,7 @@ static const struct db_stmt st_notifications = { "api_notifications",
 	"(NOT $2::bool OR read_at IS NULL) ORDER BY id DESC LIMIT 100) n "
 	"LEFT JOIN users u ON u.id = n.user_id", 2 };
 
-int
+enum db_err
 api_notifications(struct req *r, struct resp *p)
 {
 	const char	*unread = kv_get(&r->qs, "unread"), *params[2];
@@ -181,7 +181,7 @@ api_notifications(struct req *r, struct resp *p)
 	if (unread != NULL && strcmp(unread, "1") != 0 &&
 	    strcmp(unread, "0") != 0) {
 		resp_error(p, 400, "unread must be 1 or 0");
-		return 0;
+		return DB_OK;
 	}
 	params[0] = r->args[0];
 	params[1] = unread != NULL && strcmp(unread, "1") == 0 ? "true" :
@@ -198,7 +198,7 @@ static const struct db_stmt st_read = { "api_notification_read",
 	"th_iso(n.read_at))::text FROM n LEFT JOIN users u ON u.id = n.user_id",
 	2 };
 
-int
+enum db_err
 api_notification_read(struct req *r, struct resp *p)
 {
 	const char	*params[2], *errstr;
@@ -206,7 +206,7 @@ api_notification_read(struct req *r, struct resp *p)
 	(void)util_strtonum(r->args[1], 1, 9007199254740991LL, &errstr);
 	if (errstr != NULL) {
 		resp_error(p, 404, "unknown notification");
-		return 0;
+		return DB_OK;
 	}
 	params[0] = r->args[0];
 	params[1] = r->args[1];
@@ -228,7 +228,7 @@ static const struct db_stmt st_call = { "api_call",
 	"::text FROM calls WHERE call_id = $2 AND organization_id = $1 "
 	"ORDER BY updated_at DESC LIMIT 1", 2 };
 
-int
+enum db_err
 api_call(struct req *r, struct resp *p)
 {
 	const char	*params[2];
@@ -242,7 +242,7 @@ api_call(struct req *r, struct resp *p)
 static const struct db_stmt st_campaigns = { "api_campaigns",
 	"SELECT th_api_campaigns($1)", 1 };
 
-int
+enum db_err
 api_campaigns(struct req *r, struct resp *p)
 {
 	const char	*params[1];

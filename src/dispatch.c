@@ -348,10 +348,9 @@ static void
 dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 {
 	enum db_err	 e;
-	int		 rc;
 
 	if (!(rt->flags & ROUTE_TX)) {
-		if (rt->handle(r, p) == -1)
+		if (rt->handle(r, p) != DB_OK && p->error == NULL)
 			resp_error(p, 500, "internal error");
 		return;
 	}
@@ -371,20 +370,16 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		resp_error(p, 503, "database unavailable");
 		return;
 	}
-	if ((e = dispatch_scope(r->scope_org)) != DB_OK)
-		rc = -1;
-	else
-		rc = rt->handle(r, p);
-	if (rc == -1 || p->error != NULL) {
-		e = db_last_error();
+	if ((e = dispatch_scope(r->scope_org)) == DB_OK)
+		e = rt->handle(r, p);
+	if (e != DB_OK || p->error != NULL) {
 		db_rollback();
-		if (rc == -1 && e == DB_ESCOPE)
+		if (e == DB_ESCOPE)
 			dispatch_cross_tenant(r, p);
-		else if (rc == -1 && DB_AWAY(e)) {
+		else if (DB_AWAY(e)) {
 			dispatch_slow(e);
 			dispatch_spool(r, p, rt, db_errmsg());
-		}
-		else if (rc == -1)
+		} else if (e != DB_OK)
 			dispatch_keep_failed(r, p, rt, db_errmsg());
 		return;
 	}

@@ -388,7 +388,8 @@ struct route {
 	unsigned int	 bodies;	/* enum body_kind accepted */
 	const char	*name;		/* for logs and metrics */
 	enum verdict	(*verify)(struct req *, const char **);
-	int		(*handle)(struct req *, struct resp *);
+	/* DB_OK, or the database failure that stopped it */
+	enum db_err	(*handle)(struct req *, struct resp *);
 	enum responder	 responder;
 	unsigned int	 flags;
 	/* the answer while the database is away (ROUTE_TX routes) */
@@ -546,24 +547,24 @@ long long	 spool_oldest(const char *);
 /* twilio.c: the Twilio routes. */
 enum verdict	 twilio_verify(struct req *, const char **);
 enum verdict	 twilio_precheck(struct req *, const char **);
-int		 twilio_handle(struct req *, struct resp *);
+enum db_err	 twilio_handle(struct req *, struct resp *);
 int		 twilio_fallback(struct req *, struct resp *);
-int		 twilio_timing(struct req *, struct resp *);
+enum db_err	 twilio_timing(struct req *, struct resp *);
 
 /* retell.c: the Retell routes. */
 enum verdict	 retell_verify(struct req *, const char **);
 enum verdict	 retell_precheck(struct req *, const char **);
-int		 retell_handle(struct req *, struct resp *);
-int		 retell_inbound(struct req *, struct resp *);
+enum db_err	 retell_handle(struct req *, struct resp *);
+enum db_err	 retell_inbound(struct req *, struct resp *);
 int		 retell_fallback(struct req *, struct resp *);
 const char	*retell_status(const char *, const char *);
 const char	*retell_contact_outcome(const char *, const char *);
 
 /* voipms.c: the VoIP.ms routes. */
 enum verdict	 voipms_verify(struct req *, const char **);
-int		 voipms_sms(struct req *, struct resp *);
-int		 voipms_cdr(struct req *, struct resp *);
-int		 voipms_recording(struct req *, struct resp *);
+enum db_err	 voipms_sms(struct req *, struct resp *);
+enum db_err	 voipms_cdr(struct req *, struct resp *);
+enum db_err	 voipms_recording(struct req *, struct resp *);
 int		 voipms_fallback(struct req *, struct resp *);
 
 /* outbox.c (telehookctl): queued replies sent through provider APIs. */
@@ -583,12 +584,12 @@ int		 send_sample(const char *, const char *, const char *,
 
 /* api.c: the dashboard API (architecture.md §11). */
 enum verdict	 api_verify(struct req *, const char **);
-int		 api_dashboard(struct req *, struct resp *);
-int		 api_activity(struct req *, struct resp *);
-int		 api_notifications(struct req *, struct resp *);
-int		 api_notification_read(struct req *, struct resp *);
-int		 api_call(struct req *, struct resp *);
-int		 api_campaigns(struct req *, struct resp *);
+enum db_err	 api_dashboard(struct req *, struct resp *);
+enum db_err	 api_activity(struct req *, struct resp *);
+enum db_err	 api_notifications(struct req *, struct resp *);
+enum db_err	 api_notification_read(struct req *, struct resp *);
+enum db_err	 api_call(struct req *, struct resp *);
+enum db_err	 api_campaigns(struct req *, struct resp *);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */
 void		 metrics_init(const char *);
@@ -599,11 +600,11 @@ void		 metrics_failed_event(void);
 void		 breaker_open(long long);
 int		 breaker_is_open(long long);
 void		 metrics_spool_write(void);
-int		 metrics_handle(struct req *, struct resp *);
+enum db_err	 metrics_handle(struct req *, struct resp *);
 const char	*metrics_cause_name(enum reject_cause);
 
 /* health.c */
-int		 health_handle(struct req *, struct resp *);
+enum db_err	 health_handle(struct req *, struct resp *);
 
 /* phone.c: E.164 numbers. */
 int		 phone_e164(const char *, char *, size_t) MUSTCHECK;
@@ -763,7 +764,7 @@ int		 hook_store(struct hook *, const struct route_query *,
 		    const char *);
 enum db_err	 hook_org(struct hook *);
 enum db_err	 hook_keep_answer(struct hook *, const char *);
-int		 hook_end(struct hook *, int);
+enum db_err	 hook_end(struct hook *, int);
 long long	 store_rederiving(void);
 char		*store_payload_json(const struct req *);
 enum db_err	 store_event(const struct req *, const struct event_in *,

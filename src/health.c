@@ -10,7 +10,7 @@
 
 static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
 
-int
+enum db_err
 health_handle(struct req *r, struct resp *p)
 {
 	cJSON		*o;
@@ -34,7 +34,7 @@ health_handle(struct req *r, struct resp *p)
 	ok = db_up && depth == 0 && quarantined == 0 &&
 	    !breaker_is_open(now_us()) && strcmp(spool, "ok") == 0;
 	if ((o = cJSON_CreateObject()) == NULL)
-		return -1;
+		return DB_EQUERY;
 	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
 	cJSON_AddStringToObject(o, "database", db_up ? "ok" : "down");
 	cJSON_AddNumberToObject(o, "spool_depth", depth < 0 ? 0 :
@@ -44,5 +44,5 @@ health_handle(struct req *r, struct resp *p)
 	cJSON_AddStringToObject(o, "spool", spool);
 	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
 	resp_set_json(p, !db_up && strcmp(spool, "ok") != 0 ? 503 : 200, o);
-	return 0;
+	return DB_OK;
 }

@@ -72,17 +72,29 @@ hook_keep_answer(struct hook *h, const char *answer)
 	    h->r->replay->answer != NULL ? h->r->replay->answer : answer);
 }
 
-/* Log a database failure (never the request's data), free, return rc. */
-int
+/*
+ * Free, and turn the provider's rc (0, or -1 when a statement failed)
+ * into what the dispatcher acts on: DB_OK, or the cause of the failure,
+ * logged (never the request's data).  The cause is the connection's
+ * last error, as PQerrorMessage is; a failure that was not the
+ * database's is DB_EQUERY, kept as a failed event.
+ */
+enum db_err
 hook_end(struct hook *h, int rc)
 {
-	if (rc == -1 && h->p->error == NULL)
-		log_warnx("%s: %s: %s", h->provider, log_esc(h->key),
-		    db_errmsg());
+	enum db_err	 e = DB_OK;
+
+	if (rc == -1) {
+		if (h->p->error == NULL)
+			log_warnx("%s: %s: %s", h->provider,
+			    log_esc(h->key), db_errmsg());
+		if ((e = db_last_error()) == DB_OK)
+			e = DB_EQUERY;
+	}
 	free(h->key);
 	free(h->org_id);
 	free(h->prior);
 	store_org_free(&h->org);
 	memset(h, 0, sizeof(*h));
-	return rc;
+	return e;
 }

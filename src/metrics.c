@@ -221,7 +221,7 @@ metrics_failed_event(void)
  * GET /metrics: the exposition of the shared counters, routes summed
  * by name (an alias counts with its route).
  */
-int
+enum db_err
 metrics_handle(struct req *r, struct resp *p)
 {
 	struct buf	*b = &p->text;
@@ -335,5 +335,5 @@ metrics_handle(struct req *r, struct resp *p)
 	buf_printf(b, "# HELP telehook_metrics_shared Whether these counters "
 	    "are the whole pool's.\n# TYPE telehook_metrics_shared gauge\n"
 	    "telehook_metrics_shared %d\n", shm_shared);
-	return 0;
+	return DB_OK;
 }

@@ -543,7 +543,7 @@ rt_latest(struct rt *t, long long *id)
 }
 
 /* POST /webhooks/retell: store, derive, answer 204. */
-int
+enum db_err
 retell_handle(struct req *r, struct resp *p)
 {
 	struct rt	 t;
@@ -558,12 +558,12 @@ retell_handle(struct req *r, struct resp *p)
 		t.event = "call_ended";	/* the compat senders' shape */
 	if (t.event == NULL) {
 		resp_error(p, 400, "missing event");
-		return 0;
+		return DB_OK;
 	}
 	if (rt_is_call_event(t.event) && (t.call == NULL ||
 	    rt_str(t.call, "call_id") == NULL)) {
 		resp_error(p, 400, "missing call.call_id");
-		return 0;
+		return DB_OK;
 	}
 	t.h.key = rt_key(&t);
 	if (rt_route(r, t.call, NULL, &t.h.org_id) != DB_OK)
@@ -664,7 +664,7 @@ fail:
 }
 
 /* POST /webhooks/retell/inbound: find the organization, answer JSON. */
-int
+enum db_err
 retell_inbound(struct req *r, struct resp *p)
 {
 	struct rt	 t;
@@ -680,11 +680,11 @@ retell_inbound(struct req *r, struct resp *p)
 	if (ev_name == NULL || strcmp(ev_name, "call_inbound") != 0 ||
 	    (ci = rt_obj(r->json, "call_inbound")) == NULL) {
 		resp_error(p, 400, "not a call_inbound event");
-		return 0;
+		return DB_OK;
 	}
 	if (rt_str(ci, "to_number") == NULL) {
 		resp_error(p, 400, "missing call_inbound.to_number");
-		return 0;
+		return DB_OK;
 	}
 	from = rt_number(rt_str(ci, "from_number"));
 	to = rt_number(rt_str(ci, "to_number"));

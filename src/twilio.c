@@ -573,7 +573,7 @@ tw_sms_status(struct tw *t)
  * event (or the redelivery's first answer), the class's work, and the
  * answer kept with the event.
  */
-static int
+static enum db_err
 twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 {
 	struct tw		 t;
@@ -585,14 +585,14 @@ twilio_run(struct req *r, struct resp *p, enum tw_class cls)
 	t.cls = cls;
 	if (cls == TW__MAX) {
 		resp_error(p, 400, "not a Twilio webhook this URL takes");
-		return 0;
+		return DB_OK;
 	}
 	if (!tw_classes[cls].twiml)
 		p->kind = RESP_EMPTY;
 	if (tw_get_nonempty(&t, tw_classes[cls].required) == NULL &&
 	    !(cls == TW_SMS_INCOMING || cls == TW_SMS_STATUS)) {
 		resp_error(p, 400, "missing %s", tw_classes[cls].required);
-		return 0;
+		return DB_OK;
 	}
 	t.base = xstrdup(conf.public_url != NULL ? conf.public_url : "");
 	t.h.key = tw_key(&t);
@@ -652,7 +652,7 @@ tw_class_of(struct req *r)
 	return tw_classify(&t);
 }
 
-int
+enum db_err
 twilio_handle(struct req *r, struct resp *p)
 {
 	return twilio_run(r, p, tw_class_of(r));
@@ -705,7 +705,7 @@ twilio_fallback(struct req *r, struct resp *p)
  * /api/twilio/speech-timing-test (compat): the server's own timing of
  * the request, for latency checks from the Twilio side.
  */
-int
+enum db_err
 twilio_timing(struct req *r, struct resp *p)
 {
 	cJSON	*o = cJSON_CreateObject();
@@ -715,5 +715,5 @@ twilio_timing(struct req *r, struct resp *p)
 	    (double)(now_us() - r->start_us));
 	cJSON_AddNumberToObject(o, "body_bytes", (double)r->bodylen);
 	resp_set_json(p, 200, o);
-	return 0;
+	return DB_OK;
 }

@@ -262,11 +262,11 @@ vm_begin(struct vm *t, struct req *r, struct resp *p, const char *type,
 	return hook_org(&t->h) == DB_OK ? 0 : -1;
 }
 
-static void
-vm_end(struct vm *t)
+static enum db_err
+vm_end(struct vm *t, int rc)
 {
 	kv_free(&t->q);
-	(void)hook_end(&t->h, 0);
+	return hook_end(&t->h, rc);
 }
 
 /* The (to, from, message, ...) of a callback; q must be parsed first. */
@@ -292,7 +292,7 @@ static const struct db_stmt st_outbox = { "voipms_outbox",
  * stored, logged, and answered by the organization's rules through the
  * outbox.
  */
-int
+enum db_err
 voipms_sms(struct req *r, struct resp *p)
 {
 	static const char *const id_names[] = { "id", "message_id", NULL };
@@ -309,10 +309,11 @@ voipms_sms(struct req *r, struct resp *p)
 
 	memset(&t, 0, sizeof(t));
 	t.h.r = r;
+	t.h.p = p;
 	if (vm_parse_query(&t, r) == -1) {
 		kv_free(&t.q);
 		resp_error(p, 400, "bad query string");
-		return 0;
+		return DB_OK;
 	}
 	from_s = vm_get(&t, "from", NULL, 0);
 	to_s = vm_get(&t, "to", NULL, 0);
@@ -323,7 +324,7 @@ voipms_sms(struct req *r, struct resp *p)
 	if (from_s == NULL) {
 		kv_free(&t.q);
 		resp_error(p, 400, "missing from");
-		return 0;
+		return DB_OK;
 	}
 	from = vm_number(from_s);
 	to = vm_number(to_s);
@@ -394,8 +395,7 @@ done:
 	free(reply);
 	free(from);
 	free(to);
-	vm_end(&t);
-	return rc;
+	return vm_end(&t, rc);
 }
 
 /* VoIP.ms dispositions onto the common call states. */
@@ -441,7 +441,7 @@ static const struct db_stmt st_owns = { "voipms_owns",
  * A call record: the call, forward only, with its duration, cost and
  * recording; its end logged once.
  */
-int
+enum db_err
 voipms_cdr(struct req *r, struct resp *p)
 {
 	struct vm	 t;
@@ -456,11 +456,12 @@ voipms_cdr(struct req *r, struct resp *p)
 
 	memset(&t, 0, sizeof(t));
 	t.h.r = r;
+	t.h.p = p;
 	if (vm_parse_query(&t, r) == -1 ||
 	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL) {
 		kv_free(&t.q);
 		resp_error(p, 400, "missing callid");
-		return 0;
+		return DB_OK;
 	}
 	caller = vm_number(vm_get(&t, "callerid", NULL, 0));
 	dest = vm_number(vm_get(&t, "destination", NULL, 0));
@@ -517,12 +518,11 @@ done:
 	free((char *)callid);
 	free(caller);
 	free(dest);
-	vm_end(&t);
-	return rc;
+	return vm_end(&t, rc);
 }
 
 /* A recording: its URL goes to its call, and is logged once. */
-int
+enum db_err
 voipms_recording(struct req *r, struct resp *p)
 {
 	struct vm	 t;
@@ -534,12 +534,13 @@ voipms_recording(struct req *r, struct resp *p)
 
 	memset(&t, 0, sizeof(t));
 	t.h.r = r;
+	t.h.p = p;
 	if (vm_parse_query(&t, r) == -1 ||
 	    (callid = vm_any(&t, callid_names, b1, sizeof(b1))) == NULL ||
 	    (url = vm_any(&t, recording_names, NULL, 0)) == NULL) {
 		kv_free(&t.q);
 		resp_error(p, 400, "missing callid or recording URL");
-		return 0;
+		return DB_OK;
 	}
 	fields[0] = url;
 	vm_digest(fields, 1, d);
@@ -563,8 +564,7 @@ voipms_recording(struct req *r, struct resp *p)
 done:
 	free((char *)callid);
 	free((char *)url);
-	vm_end(&t);
-	return rc;
+	return vm_end(&t, rc);
 }
 
 /* While the database is away: spooled, and "ok" all the same. */

@@ -73,10 +73,10 @@ dispatch_replay(const struct spooled *s, const char **why)
 	params[0] = ts;
 	if (s->scope != NULL)
 		r.scope_org = xstrdup(s->scope);
-	if (db_exec(&st_replay_now, params, NULL) != DB_OK ||
-	    dispatch_scope(r.scope_org) != DB_OK ||
-	    rt->handle(&r, &p) == -1 || p.error != NULL) {
-		e = db_last_error();
+	if ((e = db_exec(&st_replay_now, params, NULL)) == DB_OK &&
+	    (e = dispatch_scope(r.scope_org)) == DB_OK)
+		e = rt->handle(&r, &p);
+	if (e != DB_OK || p.error != NULL) {
 		db_rollback();
 		rc = DB_AWAY(e) ? REPLAY_AWAY : REPLAY_FAILED;
 		*why = p.error != NULL ? "the handler refused it" :
