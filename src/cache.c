@@ -152,21 +152,6 @@ cache_refresh(int force)
 	return 0;
 }
 
-/* Now, in time zone tz: day of the week (0 = Sunday), minute of day. */
-static void
-cache_local_now(const char *tz, int *wday, int *minute)
-{
-	char		*saved;
-	time_t		 t = time(NULL);
-	struct tm	 tm;
-
-	saved = util_tz_enter(tz);
-	localtime_r(&t, &tm);
-	util_tz_leave(saved);
-	*wday = tm.tm_wday;
-	*minute = tm.tm_hour * 60 + tm.tm_min;
-}
-
 /* Copy cached organization i into o, with the local time of now. */
 static void
 cache_copy(size_t i, struct org *o)
@@ -185,7 +170,7 @@ cache_copy(size_t i, struct org *o)
 	o->closed = c->closed;
 	o->hours = c->hours;
 	o->has_hours = c->has_hours;
-	cache_local_now(o->timezone, &o->wday, &o->minute);
+	util_local_at(o->timezone, time(NULL), &o->wday, &o->minute);
 }
 
 /*

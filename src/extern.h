@@ -54,6 +54,7 @@ char		*util_vis(const char *);
 char		*util_utf8_fix(const char *, int);
 const char	*util_num_in(const char *, long long, long long);
 char		*util_tz_enter(const char *);
+void		 util_local_at(const char *, time_t, int *, int *);
 void		 util_tz_leave(char *);
 #define INT4_MAX	2147483647LL
 #define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */

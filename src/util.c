@@ -271,6 +271,24 @@ util_num_in(const char *s, long long lo, long long hi)
 }
 
 /*
+ * Instant t in time zone tz ("UTC" when NULL): day of the week (0 is
+ * Sunday) and minute of the day, as th_org() computes them in SQL.
+ * The time is an argument so that tests can pass any instant.
+ */
+void
+util_local_at(const char *tz, time_t t, int *wday, int *minute)
+{
+	char		*saved;
+	struct tm	 tm;
+
+	saved = util_tz_enter(tz);
+	localtime_r(&t, &tm);
+	util_tz_leave(saved);
+	*wday = tm.tm_wday;
+	*minute = tm.tm_hour * 60 + tm.tm_min;
+}
+
+/*
  * Switch the process's time zone to tz ("UTC" when NULL) for localtime
  * or mktime; util_tz_leave() with what this returns switches back.
  * Workers and telehookctl are single-threaded: switching TZ is safe.

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -100,6 +101,61 @@ START_TEST(test_hours_forms)
 }
 END_TEST
 
+/*
+ * Local day and minute of an instant (the cache's clock, util_local_at),
+ * against the IANA rules: the DST changes of 2026-03-08 and 2026-11-01
+ * in New York, and days that differ from UTC's.
+ */
+static const struct {
+	const char	*tz;
+	time_t		 t;		/* UTC */
+	int		 wday, minute;
+} local_at[] = {
+	{ "America/New_York", 1772953140, 0, 1 * 60 + 59 },	/* 06:59Z: EST */
+	{ "America/New_York", 1772953200, 0, 3 * 60 },		/* 07:00Z: EDT */
+	{ "America/New_York", 1793512740, 0, 1 * 60 + 59 },	/* 05:59Z: EDT */
+	{ "America/New_York", 1793512800, 0, 1 * 60 },		/* 06:00Z: EST */
+	{ "America/New_York", 1793516340, 0, 1 * 60 + 59 },	/* 06:59Z: EST */
+	{ "America/Chicago", 1795843800, 5, 23 * 60 + 30 },	/* Sat 05:30Z */
+	{ "America/Chicago", 1795852800, 6, 2 * 60 },		/* Sat 08:00Z */
+	{ "Asia/Kolkata", 1795982400, 1, 1 * 60 + 30 },		/* Sun 20:00Z */
+	{ "UTC", 1795982400, 0, 20 * 60 },
+	{ NULL, 1795982400, 0, 20 * 60 },			/* UTC */
+};
+
+START_TEST(test_local_at)
+{
+	int	 wday = -1, minute = -1;
+
+	util_local_at(local_at[_i].tz, local_at[_i].t, &wday, &minute);
+	ck_assert_msg(wday == local_at[_i].wday &&
+	    minute == local_at[_i].minute, "%s %lld: day %d minute %d",
+	    local_at[_i].tz ? local_at[_i].tz : "NULL",
+	    (long long)local_at[_i].t, wday, minute);
+}
+END_TEST
+
+/* A span past midnight, as two clauses, in a zone that is not UTC. */
+START_TEST(test_hours_across_midnight)
+{
+	struct hours	 h;
+	const char	*err;
+	int		 wday, minute;
+
+	ck_assert_int_eq(hours_parse("fri 22:00-24:00; sat 00:00-02:00", &h,
+	    &err), 0);
+	util_local_at("America/Chicago", 1795843800, &wday, &minute);
+	ck_assert_int_eq(hours_open(&h, wday, minute), 1);	/* Fri 23:30 */
+	util_local_at("America/Chicago", 1795843800 + 8940, &wday, &minute);
+	ck_assert_int_eq(hours_open(&h, wday, minute), 1);	/* Sat 01:59 */
+	util_local_at("America/Chicago", 1795852800, &wday, &minute);
+	ck_assert_int_eq(hours_open(&h, wday, minute), 0);	/* Sat 02:00 */
+	/* the same instant is Saturday 05:30 in UTC: closed */
+	util_local_at("UTC", 1795843800, &wday, &minute);
+	ck_assert_int_eq(hours_open(&h, wday, minute), 0);
+}
+END_TEST
+
 static const char *const bad_hours[] = {
 	"", "mon", "mon 9:00-17:00", "mon 09:00-25:00", "mon 17:00-09:00",
 	"mon 09:00-09:00", "xyz 09:00-10:00", "mon- 09:00-10:00",
@@ -144,6 +200,21 @@ START_TEST(test_cidr)
 	ck_assert_int_eq(l.v[0].addr[3], 0);
 	ck_assert_int_eq(cidrlist_match(&l, "8.8.8.8"), 1);
 	ck_assert_int_eq(cidrlist_match(&l, "2001:db8::1"), 0);
+	cidrlist_free(&l);
+	/* prefixes that end inside a byte: the last bits count */
+	ck_assert_int_eq(cidrlist_parse("172.16.0.0/12 10.1.16.0/20 "
+	    "2001:db8::/127 192.0.2.128/25", &l, &err), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "172.31.255.255"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "172.32.0.1"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "172.15.255.255"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "10.1.31.1"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "10.1.32.1"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "10.1.15.255"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db8::1"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db8::"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "2001:db8::2"), 0);
+	ck_assert_int_eq(cidrlist_match(&l, "192.0.2.255"), 1);
+	ck_assert_int_eq(cidrlist_match(&l, "192.0.2.127"), 0);
 	cidrlist_free(&l);
 	ck_assert_int_eq(cidrlist_parse("10.0.0.0/", &l, &err), -1);
 	ck_assert_int_eq(cidrlist_parse("10.0.0.0/8x", &l, &err), -1);
@@ -313,6 +384,9 @@ util_suite(void)
 	tc = tcase_create("Hours");
 	tcase_add_test(tc, test_hours_parse_and_open);
 	tcase_add_test(tc, test_hours_forms);
+	tcase_add_loop_test(tc, test_local_at, 0,
+	    sizeof(local_at) / sizeof(local_at[0]));
+	tcase_add_test(tc, test_hours_across_midnight);
 	tcase_add_loop_test(tc, test_hours_bad, 0,
 	    sizeof(bad_hours) / sizeof(bad_hours[0]));
 	suite_add_tcase(s, tc);

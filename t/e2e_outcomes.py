@@ -323,6 +323,26 @@ class AfterHours(unittest.TestCase):
             "/webhooks/twilio/voice/gather?step=ask&turn=%d" % turn,
             call(number, sid, "in-progress", SpeechResult=said)))
 
+    def test_local_time_in_sql(self):
+        # The SQL path's clock (th_org, at telehook.now as a drain sets
+        # it), against the IANA rules; t/check_util.c holds the cache's
+        # clock to the same instants.
+        org = fresh_org()[0]
+        cases = [
+            ("America/New_York", "2026-03-08 06:59:00+00", "0|119"),
+            ("America/New_York", "2026-03-08 07:00:00+00", "0|180"),
+            ("America/New_York", "2026-11-01 05:59:00+00", "0|119"),
+            ("America/New_York", "2026-11-01 06:00:00+00", "0|60"),
+            ("America/Chicago", "2026-11-28 05:30:00+00", "5|1410"),
+            ("America/Chicago", "2026-11-28 08:00:00+00", "6|120"),
+            ("Asia/Kolkata", "2026-11-29 20:00:00+00", "1|90"),
+        ]
+        for tz, now, want in cases:
+            stack.ctl_ok("org", "set", org, "timezone=" + tz)
+            got = stack.psql("SET telehook.now = '%s'; SELECT dow || '|' "
+                             "|| minute FROM th_org('%s')" % (now, org))
+            self.assertEqual(got.splitlines()[-1], want, (tz, now))
+
     def test_unmatched_question_never_dials_the_closed_office(self):
         org, number = self.org("after_hours=agent")
         sid = "CA" + uuid.uuid4().hex

@@ -242,7 +242,7 @@ class Faults(unittest.TestCase):
             newest = max(pids, key=lambda p: os.stat("/proc/%d" % p)
                          .st_ctime_ns if os.path.exists("/proc/%d" % p)
                          else 0)
-            os.kill(newest, signal.SIGKILL)
+            stack.kill_worker(newest)
             kills += 1
             time.sleep(1)   # the fault's own pace, not a synchronisation
         wait_for("pool back to %d" % WORKERS,

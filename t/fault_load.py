@@ -141,7 +141,7 @@ class Faults(unittest.TestCase):
                 load.wait_sent(load.sent + 60)
                 pids = stack.worker_pids()
                 if pids:
-                    os.kill(random.choice(pids), signal.SIGKILL)
+                    stack.kill_worker(random.choice(pids))
                     killed += 1
             load.wait_sent(load.sent + 100)
         wait_for("workers back", lambda: len(stack.worker_pids()) == 4)

@@ -25,6 +25,7 @@ import inspect
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -240,6 +241,7 @@ class Stack:
         self.extra_conf = extra_conf or {}
         self.max_body_bytes = max_body_bytes
         self.procs = {}
+        self.killed = set()     # workers a test killed on purpose
         self.dir = None
         if PREFIX:
             self.sbindir = os.path.join(PREFIX, "sbin")
@@ -290,6 +292,7 @@ class Stack:
         return self
 
     def stop(self):
+        had_workers = "workers" in self.procs
         for name in ("nginx", "workers"):
             p = self.procs.pop(name, None)
             if p is not None and p.poll() is None:
@@ -299,12 +302,26 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        crashed = None
+        if had_workers and self.dir:
+            # the pool is stopped: every worker has said "worker done",
+            # or it crashed (PR_SET_PDEATHSIG stops any straggler)
+            try:
+                wait_for("workers gone", lambda: not self._alive(
+                    self._worker_ids("worker ready")), 15)
+            except RuntimeError:
+                pass
+            crashed = self.crash_report()
+            if crashed:
+                self.dump_logs()
         if self.procs.pop("postgres", None):
             self.stop_postgres()
         if self.dir and not os.environ.get("TELEHOOK_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
         elif self.dir:
             print("kept", self.dir, file=sys.stderr)
+        if crashed:
+            raise AssertionError(crashed)
 
     def __enter__(self):
         return self.start()
@@ -475,6 +492,63 @@ class Stack:
         out = subprocess.run(["pgrep", "-P", str(p.pid)],
                              capture_output=True, text=True).stdout
         return [int(x) for x in out.split()]
+
+    def kill_worker(self, pid, sig=signal.SIGKILL):
+        """Kill a worker on purpose: not a crash."""
+        self.killed.add(pid)
+        os.kill(pid, sig)
+
+    def _worker_ids(self, text):
+        try:
+            log = self.worker_log()
+        except FileNotFoundError:
+            return set()
+        return {int(p) for p in re.findall(
+            r"^telehook\[(\d+)\]: %s$" % re.escape(text), log, re.M)}
+
+    @staticmethod
+    def _alive(pids):
+        """The pids that still run (a zombie does not)."""
+        alive = set()
+        for pid in pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        alive.add(pid)
+            except (FileNotFoundError, IndexError):
+                pass
+        return alive
+
+    def crashed_workers(self):
+        """Workers that logged "worker ready" and are gone without
+        "worker done", not killed by the test: each a crash, an abort
+        or a kill nobody asked for.  multiwatch starts a new worker in
+        its place, so the pool's size and /healthz never show it."""
+        ready = self._worker_ids("worker ready")
+        gone = ready - self._alive(ready)
+        return sorted(gone - self._worker_ids("worker done") - self.killed)
+
+    def crash_report(self):
+        """None, or what went wrong with the workers: a crash in any
+        build, a sanitizer's report in the sanitize build."""
+        why = []
+        crashed = self.crashed_workers()
+        if crashed:
+            why.append("worker(s) %s exited without \"worker done\" "
+                       "(crashed)" % ", ".join(map(str, crashed)))
+        try:
+            log = self.worker_log()
+        except FileNotFoundError:
+            log = ""
+        for text in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if text in log:
+                why.append("%s in the workers' log" % text)
+        return "; ".join(why) or None
+
+    def assert_no_crash(self):
+        why = self.crash_report()
+        if why:
+            raise AssertionError(why)
 
     def _log_count(self, text):
         try:
