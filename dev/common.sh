@@ -13,6 +13,7 @@ TELEHOOK_PACKAGES="
 	nginx spawn-fcgi multiwatch libfcgi-bin
 	postgresql postgresql-client
 	curl python3 ca-certificates procps openssl
+	strace
 	chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
 "

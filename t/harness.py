@@ -223,8 +223,10 @@ class Stack:
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
                  trusted_proxies=(), durable=False, extra_locations="",
-                 own_upstream=None):
+                 own_upstream=None, worker_wrapper=()):
         self.workers = workers
+        # a command each worker runs under (strace, for t/e2e_durability)
+        self.worker_wrapper = list(worker_wrapper)
         # architecture.md §2: the operator's own upstream block and nothing else
         # at http level (no limits file); else the shipped upstream and
         # limits files, as example-site.conf includes them.
@@ -464,8 +466,8 @@ class Stack:
         self.procs["workers"] = subprocess.Popen(
             ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p",
              str(self.fcgi_port), "--", "/usr/bin/multiwatch", "-f",
-             str(self.workers)] + self.multiwatch_args + [
-             "--", self.telehook, "-d", "-c", self.conf],
+             str(self.workers)] + self.multiwatch_args + ["--"] +
+            self.worker_wrapper + [self.telehook, "-d", "-c", self.conf],
             stdout=log, stderr=log,
             stdin=subprocess.DEVNULL)
         log.close()
