@@ -7,6 +7,7 @@ themselves replay them into PostgreSQL exactly once, at their real time.
 Corrupt files are quarantined; an unwritable spool means 503.
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import unittest
 import urllib.parse
 import xml.etree.ElementTree as ET
+import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, health, healthy, wait_for, in_order  # noqa: E402
@@ -181,6 +183,60 @@ class Outage(unittest.TestCase):
             self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
                                 "message_id = '%s'" % m["MessageSid"]), "1")
         self.assertIn("spool: drained", stack.worker_log())
+
+    def test_hours_are_local_with_and_without_the_database(self):
+        # Open for three hours around now, in a zone whose clock is
+        # hours away from UTC's: open by the organization's clock, both
+        # from the database (th_org) and from the worker's cache while
+        # the database is away; closed by UTC's.  Python's zoneinfo, not
+        # telehook, says what the local time is.
+        for tz in ("Asia/Kolkata", "America/Los_Angeles",
+                   "Pacific/Kiritimati"):
+            local = datetime.datetime.now(zoneinfo.ZoneInfo(tz))
+            m = local.hour * 60 + local.minute
+            if 120 <= m <= 1440 - 120:
+                break
+        day = ("sun", "mon", "tue", "wed", "thu", "fri",
+               "sat")[local.isoweekday() % 7]
+        hours = "%s %02d:%02d-%02d:%02d" % (day, (m - 90) // 60,
+                                            (m - 90) % 60, (m + 90) // 60,
+                                            (m + 90) % 60)
+        o = stack.ctl_ok("org", "add", "Local Clinic", "--timezone",
+                         tz).strip()
+        stack.ctl_ok("org", "set", o, "hours=" + hours,
+                     "forward_to=+15550008877")
+        stack.ctl_ok("number", "add", o, "+15550007100")
+        stack.stop_workers()        # new workers cache the organization
+        stack.start_workers()
+
+        def dial():
+            r = post("/webhooks/twilio/voice/incoming",
+                     call(To="+15550007100"))
+            self.assertEqual(r.status, 200)
+            root = ET.fromstring(r.body)
+            says = [s.text for s in root.findall("Say")]
+            number = root.find("Dial/Number")
+            return (number.text if number is not None else None,
+                    "Our office is closed right now." in says)
+
+        self.assertEqual(dial(), ("+15550008877", False), (tz, hours))
+        stack.stop_postgres()
+        try:
+            self.assertEqual(dial(), ("+15550008877", False), (tz, hours))
+        finally:
+            stack.start_postgres()
+        # the same hours on the next day: closed on both paths
+        days = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+        nxt = days[(days.index(day) + 1) % 7]
+        stack.ctl_ok("org", "set", o, "hours=" + nxt + hours[3:])
+        stack.stop_workers()
+        stack.start_workers()
+        self.assertEqual(dial(), (None, True))
+        stack.stop_postgres()
+        try:
+            self.assertEqual(dial(), (None, True))
+        finally:
+            stack.start_postgres()
 
     def test_per_account_token_verifies_while_database_away(self):
         stack.stop_postgres()

@@ -17,6 +17,7 @@ instead of the build tree.  TELEHOOK_KEEP=1 keeps the directory.
 """
 
 import base64
+import fnmatch
 import glob
 import hashlib
 import hmac
@@ -89,6 +90,13 @@ def in_order(module_name):
     def load_tests(loader, standard, pattern):
         mod = sys.modules[module_name]
         suite = unittest.TestSuite()
+        # -k PATTERN, as unittest's own loader takes it (dev/mutate)
+        pats = getattr(loader, "testNamePatterns", None) or []
+
+        def wanted(c, n):
+            full = "%s.%s.%s" % (mod.__name__, c.__qualname__, n)
+            return not pats or any(fnmatch.fnmatchcase(full, p)
+                                   for p in pats)
         classes = [c for c in vars(mod).values()
                    if isinstance(c, type) and issubclass(c, unittest.TestCase)
                    and c.__module__ == mod.__name__]
@@ -97,7 +105,7 @@ def in_order(module_name):
             names = [n for n in vars(c) if n.startswith("test") and
                      callable(getattr(c, n))]
             names.sort(key=lambda n: getattr(c, n).__code__.co_firstlineno)
-            suite.addTests(c(n) for n in names)
+            suite.addTests(c(n) for n in names if wanted(c, n))
         return suite
     return load_tests
 
