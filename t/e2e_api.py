@@ -58,8 +58,9 @@ calls = {}
 
 
 def seed():
-    """Webhooks for A: two answered calls and a missed one (Twilio), two
-    analyzed Retell calls, an inbound SMS, a sent SMS; one SMS for B."""
+    """Webhooks for A: an answered call, a missed one and a voicemail
+    (Twilio), two answered and analyzed Retell calls, an inbound SMS, a
+    sent SMS; one SMS for B."""
     post = tw.post
     c1 = tw.call_params(to="+15550040000", frm="+15551119001")
     post("/webhooks/twilio/voice/incoming", c1)
@@ -75,6 +76,20 @@ def seed():
         call=c2["CallSid"], status="no-answer", SequenceNumber="1",
         CallbackSource="call-progress-events"))
     calls["twilio"] = c1["CallSid"]
+    # a voicemail: the forward not answered, a message left.  telehook(8)
+    # counts it missed, not answered, though the call "completed".
+    c3 = tw.call_params(to="+15550040000", frm="+15551119005")
+    post("/webhooks/twilio/voice/incoming", c3)
+    post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
+        call=c3["CallSid"], status="in-progress", DialCallStatus="no-answer"))
+    post("/webhooks/twilio/recording/status?kind=voicemail", {
+        "AccountSid": "AC" + "1" * 32, "CallSid": c3["CallSid"],
+        "RecordingSid": tw.sid("RE"),
+        "RecordingUrl": "https://api.twilio.com/rec/" + c3["CallSid"],
+        "RecordingStatus": "completed", "RecordingDuration": "12"})
+    post("/webhooks/twilio/voice/status", tw.call_params(
+        call=c3["CallSid"], status="completed", SequenceNumber="2",
+        CallDuration="40", CallbackSource="call-progress-events"))
     for ok in (True, False):
         cid = rt.call_id()
         e = rt.ended(cid, to="+15550040000")
@@ -102,7 +117,7 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(d["timezone"], "America/New_York")
         self.assertRegex(d["month"], r"^\d{4}-\d\d$")
         self.assertEqual(d["kpis"], {
-            "answered_calls": 3, "missed_calls": 1, "sms_follow_ups": 1,
+            "answered_calls": 3, "missed_calls": 2, "sms_follow_ups": 1,
             "sms_sent": 1, "avg_call_seconds": 57,
             "ai_calls_analyzed": 2, "ai_calls_successful": 1})
         items = d["recent_activity"]

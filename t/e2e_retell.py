@@ -116,13 +116,17 @@ class Authenticity(unittest.TestCase):
 
     def test_keys(self):
         for key in (KEY, PREVIOUS):
+            cid = call_id()
             r = post("/webhooks/retell", {"event": "call_started",
-                                          "call": call(call_id())}, key=key)
+                                          "call": call(cid)}, key=key)
             self.assertEqual(r.status, 204, key)
+            self.assertEqual(callrow(cid, "organization_id"), orgs["ai"])
         # an organization's own key vouches for its events only
+        cid = call_id()
         r = post("/webhooks/retell", {"event": "call_started", "call": call(
-            call_id(), to="+15550030000")}, key=ORG_KEY)
+            cid, to="+15550030000")}, key=ORG_KEY)
         self.assertEqual(r.status, 204)
+        self.assertEqual(callrow(cid, "organization_id"), orgs["key"])
         r = post("/webhooks/retell", {"event": "call_started", "call": call(
             call_id(), to="+15550010000")}, key=ORG_KEY)
         self.assertEqual(r.status, 401)
@@ -155,18 +159,22 @@ class Authenticity(unittest.TestCase):
         self.assertEqual(count("events"), n)
 
     def test_within_tolerance(self):
-        o = {"event": "call_started", "call": call(call_id())}
+        cid = call_id()
+        o = {"event": "call_started", "call": call(cid)}
         now = int(time.time() * 1000)
         self.assertEqual(post("/webhooks/retell", o,
                               ts=now - 290000).status, 204)
+        self.assertEqual(count("events", "provider_key = 'call_started:%s'"
+                               % cid), 1)
 
     def test_shared_secret(self):
         for h in ({"X-Retell-Secret": SHARED},
                   {"Authorization": "Bearer " + SHARED}):
-            body = json.dumps({"event": "call_started",
-                               "call": call(call_id())})
+            cid = call_id()
+            body = json.dumps({"event": "call_started", "call": call(cid)})
             self.assertEqual(stack.post("/webhooks/retell", body, JSON,
                                         h).status, 204)
+            self.assertEqual(callrow(cid, "status"), "in-progress")
 
 
 class Events(unittest.TestCase):

@@ -7,6 +7,7 @@ the worker pool into PostgreSQL.
 
 import hashlib
 import json
+import time
 import os
 import sys
 import unittest
@@ -53,6 +54,12 @@ def q1(sql):
 
 def count(table, where="true"):
     return int(q1("SELECT count(*) FROM %s WHERE %s" % (table, where)))
+
+
+def stored(route, key):
+    """How many events of route have key in their provider key."""
+    return count("events", "route = '%s' AND provider_key LIKE '%%%s%%'"
+                 % (route, key))
 
 
 def twiml(r):
@@ -179,10 +186,13 @@ class Authenticity(unittest.TestCase):
 
     def test_shared_secret_header(self):
         for header in ("X-Twilio-Webhook-Secret", "X-Webhook-Secret"):
+            p = sms_params("hi")
             r = stack.post("/webhooks/twilio/sms/incoming",
-                           urllib.parse.urlencode(sms_params("hi")), FORM,
+                           urllib.parse.urlencode(p), FORM,
                            {header: SHARED})
             twiml(r)
+            self.assertEqual(count("messages", "message_id = '%s'" %
+                                   p["MessageSid"]), 1, header)
 
     def test_per_account_token_from_the_database(self):
         p = sms_params("hi", to="+15550004000", AccountSid=ACCOUNT)
@@ -203,12 +213,16 @@ class Authenticity(unittest.TestCase):
         self.assertNotIn(ACCOUNT_TOKEN, out)
 
     def test_json_body_with_body_sha256(self):
-        body = json.dumps({"MessageSid": sid("SM"), "From": "+15551230000",
+        msid = sid("SM")
+        body = json.dumps({"MessageSid": msid, "From": "+15551230000",
                            "To": "+15550001000", "Body": "json hello"})
         digest = hashlib.sha256(body.encode()).hexdigest()
         path = "/webhooks/twilio/sms/incoming?bodySHA256=" + digest
         h = {"X-Twilio-Signature": sign(TOKEN, stack.public_url + path, [])}
         twiml(stack.post(path, body, "application/json", h))
+        self.assertEqual(q1("SELECT from_number || '|' || body FROM messages "
+                            "WHERE message_id = '%s'" % msid),
+                         "+15551230000|json hello")
         bad = "/webhooks/twilio/sms/incoming?bodySHA256=" + "0" * 64
         h = {"X-Twilio-Signature": sign(TOKEN, stack.public_url + bad, [])}
         r = stack.post(bad, body, "application/json", h)
@@ -339,8 +353,10 @@ class Voice(unittest.TestCase):
         pp = call_params(call=p["CallSid"], status="in-progress",
                          UnstableSpeechResult="where can", Stability="0.5",
                          SequenceNumber="1")
+        n = stored("twilio_voice_partial", p["CallSid"])
         self.assertEqual(post("/webhooks/twilio/voice/partial", pp).status,
                          204)
+        self.assertEqual(stored("twilio_voice_partial", p["CallSid"]), n + 1)
         # a question the knowledge base cannot answer after hours: never
         # a transfer to the closed office (architecture.md §8), but voicemail
         gp = call_params(to="+15550003000", call=p["CallSid"],
@@ -580,7 +596,10 @@ class OneUrl(unittest.TestCase):
         r = post(path, {"Foo": "bar"})
         self.assertEqual(r.status, 400)
         for compat in ("/api/webhooks/twilio", "/functions/v1/twilio-webhook"):
-            twiml(post(compat, sms_params("hi")))
+            p = sms_params("hi")
+            twiml(post(compat, p))
+            self.assertEqual(count("messages", "message_id = '%s'" %
+                                   p["MessageSid"]), 1, compat)
 
     def test_compat_json_with_shared_secret(self):
         body = json.dumps({"organization_id": orgs["closed"],
@@ -595,11 +614,18 @@ class OneUrl(unittest.TestCase):
                                % orgs["closed"]), 1)
 
     def test_speech_timing(self):
-        r = post("/api/twilio/speech-timing-test", {"CallSid": sid("CA")})
+        params = {"CallSid": sid("CA")}
+        t0 = time.monotonic()
+        r = post("/api/twilio/speech-timing-test", params)
+        rtt_us = (time.monotonic() - t0) * 1e6
         self.assertEqual(r.status, 200)
         j = r.json()
         self.assertEqual(j["route"], "speech-timing-test")
-        self.assertGreaterEqual(j["elapsed_us"], 0)
+        # the server's time is part of the round trip we measured
+        self.assertGreater(j["elapsed_us"], 0)
+        self.assertLess(j["elapsed_us"], rtt_us)
+        self.assertEqual(j["body_bytes"],
+                         len(urllib.parse.urlencode(params)))
 
 
 def route_requests():
