@@ -13,7 +13,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, health, healthy, wait_for, in_order  # noqa: E402
+from harness import (Stack, health, healthy, wait_for, in_order,  # noqa: E402
+                     retell_sign)
 
 stack = None
 
@@ -167,6 +168,16 @@ class Dispatch(unittest.TestCase):
         self.assertIn("exited without", stack.crash_report())
         stack.killed.add(victim)        # this one was on purpose
         self.assertIsNone(stack.crash_report())
+
+    def test_unconfigured_providers_fail_closed(self):
+        # No [retell] keys and no organization keys: refused, saying why,
+        # however well the request is signed.
+        body = '{"event": "call_started", "call": {"call_id": "c1"}}'
+        r = stack.post("/webhooks/retell", body, "application/json", {
+            "X-Retell-Signature": retell_sign("any-key", body)})
+        self.assertEqual((r.status, r.json()), (401, {
+            "error": "no Retell verification configured"}))
+        self.assertEqual(stack.psql("SELECT count(*) FROM events"), "0")
 
     def test_no_worker_crashed(self):
         # Runs last in this class (alphabetical): everything above left

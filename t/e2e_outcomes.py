@@ -532,6 +532,39 @@ class BadContent(unittest.TestCase):
         self.assertEqual((kpis(org, token), activity(org, token),
                           len(notes(org, token, "missed_call"))), after)
 
+    def test_refused_content_from_the_spool_is_kept_failed(self):
+        # The same refusal met by a spool drain: the file is not
+        # quarantined (it reads fine) but kept as a failed event, once.
+        org, number, token = fresh_org()
+        sid = "SM" + uuid.uuid4().hex
+        stack.stop_postgres()
+        try:
+            self.assertEqual(sms(number, "refused from the spool",
+                                 sid).status, 200)
+        finally:
+            # no worker drains it before the refusal is in place
+            stack.stop_workers()
+            stack.start_postgres()
+        stack.psql("ALTER TABLE messages ADD CONSTRAINT test_refuse2 CHECK "
+                   "(body <> 'refused from the spool')")
+        try:
+            out = stack.ctl_json("spool", "drain")
+            self.assertEqual((out["refused"], out["quarantined"],
+                              out["left"]), (1, 0, 0), out)
+            failed = [f for f in events_failed()
+                      if "test_refuse2" in f["failure"]]
+            self.assertEqual([f["route"] for f in failed],
+                             ["twilio_sms_incoming"])
+            self.assertEqual(stack.psql("SELECT count(*) FROM messages "
+                                        "WHERE message_id = '%s'" % sid),
+                             "0")
+        finally:
+            stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse2")
+            stack.start_workers()
+        stack.ctl_json("events", "replay", "--failed")
+        self.assertEqual(stack.psql("SELECT count(*) FROM messages WHERE "
+                                    "message_id = '%s'" % sid), "1")
+
     def test_assign_derives_what_routing_would_have(self):
         org, number, token = fresh_org()
         c = rt_call("+15557689999", "dial_no_answer")    # nobody's number

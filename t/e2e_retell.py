@@ -501,14 +501,26 @@ class Outage(unittest.TestCase):
                              "true")
             cid = call_id()
             self.assertEqual(event("call_ended", ended(cid)).status, 204)
+            # an organization's own key, from the workers' cache: its
+            # own number only
+            own = call_id()
+            self.assertEqual(post("/webhooks/retell", {
+                "event": "call_ended", "call": ended(
+                    own, to="+15550030000")}, key=ORG_KEY).status, 204)
+            r = post("/webhooks/retell", {"event": "call_ended",
+                                          "call": ended(call_id())},
+                     key=ORG_KEY)
+            self.assertEqual((r.status, r.json()),
+                             (401, {"error": "bad X-Retell-Signature"}))
         finally:
             # idle workers drain by themselves: the drain below is
             # the one counted
             stack.stop_workers()
             stack.start_postgres()
         self.addCleanup(stack.start_workers)
-        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 2)
+        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 3)
         self.assertEqual(callrow(cid, "status"), "completed")
+        self.assertEqual(callrow(own, "organization_id"), orgs["key"])
         stack.assert_no_crash()
 
 

@@ -8,9 +8,11 @@ Corrupt files are quarantined; an unwritable spool means 503.
 """
 
 import datetime
+import hashlib
 import json
 import os
 import subprocess
+import time
 import sys
 import unittest
 import urllib.parse
@@ -331,6 +333,41 @@ class Quarantine(unittest.TestCase):
                          sorted(["0-garbage.spool", "1-flipped.spool",
                                  good[0]]))
         self.assertEqual(stack.ctl_json("spool", "status")["quarantined"], 3)
+        self.assertEqual(depth(), 0)
+
+    def test_records_that_no_longer_replay(self):
+        # Files that read well but cannot become a request again: set
+        # aside with the reason, never replayed, never lost.
+        def record(name, env, body):
+            text = "telehook-spool 1\nreceived: %d\nclient: 127.0.0.1\n" % (
+                int(time.time() * 1e6))
+            for e in env:
+                text += "env: %s\n" % urllib.parse.quote(e, safe="=/ ")
+            text += "answer: 0\nbody: %d\n\n%s" % (len(body), body)
+            text += "sha256: %s\n" % hashlib.sha256(text.encode()).hexdigest()
+            with open(os.path.join(stack.spool, name), "w") as f:
+                f.write(text)
+
+        stack.stop_workers()
+        self.addCleanup(stack.start_workers)
+        record("2-gone.spool", ["REQUEST_METHOD=POST",
+                                "REQUEST_URI=/webhooks/nowhere"], "a=1")
+        record("3-badjson.spool", [
+            "REQUEST_METHOD=POST",
+            "REQUEST_URI=/webhooks/twilio/sms/incoming",
+            "CONTENT_TYPE=application/json"], "{not json")
+        record("4-nouri.spool", ["REQUEST_METHOD=POST"], "a=1")
+        # a route, but not a webhook's: nothing to store
+        record("5-health.spool", ["REQUEST_METHOD=GET",
+                                  "REQUEST_URI=/healthz"], "")
+        before = stack.ctl_json("spool", "status")["quarantined"]
+        p = stack.ctl("--json", "spool", "drain")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["quarantined"], out["replayed"]), (4, 0))
+        self.assertIn("no route takes this request any more", p.stderr)
+        self.assertEqual(stack.ctl_json("spool", "status")["quarantined"],
+                         before + 4)
         self.assertEqual(depth(), 0)
 
     def test_no_worker_crashed(self):

@@ -8,6 +8,7 @@ import glob
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -71,6 +72,45 @@ class Migrate(unittest.TestCase):
         self.assertEqual(out["database"], "ok")
         self.assertEqual(out["schema"], SHIPPED[-1])
         self.assertEqual(stack.ctl("check-config").returncode, 0)
+
+
+class Worker(unittest.TestCase):
+    """The worker binary's own command line (telehook(8), SYNOPSIS)."""
+
+    def run_worker(self, *args):
+        return subprocess.run([stack.telehook] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30)
+
+    def test_usage(self):
+        for args in (["-x"], ["extra"]):
+            p = self.run_worker(*args)
+            self.assertEqual(p.returncode, 64, args)
+            self.assertIn("usage: telehook [-dnv] [-c file]", p.stderr)
+
+    def test_configuration_errors(self):
+        p = self.run_worker("-c", stack.path("missing.conf"))
+        self.assertEqual(p.returncode, 78)
+        self.assertEqual(self.run_worker("-n", "-c", stack.conf).returncode,
+                         0)
+
+    def test_insecure_settings_are_announced(self):
+        # the warnings come before anything else; then the worker sees
+        # it was not started by spawn-fcgi and says so
+        conf = stack.path("insecure.conf")
+        with open(stack.conf) as f, open(conf, "w") as g:
+            g.write(f.read() + "\n[twilio]\ninsecure_allow_unsigned = "
+                    "yes\n[retell]\ninsecure_allow_unsigned = yes\n"
+                    "[voipms]\ninsecure_allow_unsigned = yes\n")
+        os.chmod(conf, 0o600)
+        p = self.run_worker("-d", "-v", "-c", conf)
+        self.assertEqual(p.returncode, 1)
+        for provider in ("twilio", "retell", "voipms"):
+            self.assertIn("WARNING: [%s] insecure_allow_unsigned = yes"
+                          % provider, p.stderr)
+        self.assertIn("standard input is not a FastCGI socket", p.stderr)
+        # the same to syslog without -d: still refused
+        self.assertEqual(self.run_worker("-c", conf).returncode, 1)
 
 
 class Usage(unittest.TestCase):
