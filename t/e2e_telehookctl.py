@@ -16,11 +16,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, in_order  # noqa: E402
 
 stack = None
+UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 def setUpModule():
     global stack
-    stack = Stack(workers=1).start()
+    stack = Stack(workers=1, extra_conf={
+        "twilio": {"auth_token": "ctl-test-token"}}).start()
 
 
 def tearDownModule():
@@ -113,6 +115,218 @@ class Worker(unittest.TestCase):
         self.assertEqual(self.run_worker("-c", conf).returncode, 1)
 
 
+class Campaigns(unittest.TestCase):
+    """campaign add/import/show, in text and JSON, and what import
+    refuses (telehookctl(8): every line checked, one bad line imports
+    nothing, exit 65 naming the file and line)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.org = stack.ctl_ok("org", "add", "Campaign Clinic").strip()
+
+    def csv(self, name, text):
+        path = stack.path(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_add_import_show(self):
+        cid = stack.ctl_ok("campaign", "add", self.org, "Recall").strip()
+        self.assertRegex(cid, UUID)
+        j = stack.ctl_json("campaign", "add", self.org, "Spring")
+        self.assertEqual((j["organization_id"], j["name"]),
+                         (self.org, "Spring"))
+        path = self.csv("ok.csv", 'phone,name\r\n+15557770001,"Roe, Jane"'
+                        '\r\n\r\n 5557770002 , "Ann ""Nan"" Lee"\n'
+                        '+15557770003\n')
+        ids = stack.ctl_ok("campaign", "import", cid, path).split()
+        self.assertEqual(len(ids), 3)
+        self.assertEqual(stack.psql(
+            "SELECT string_agg(phone || '=' || coalesce(name, '-'), ';' "
+            "ORDER BY position) FROM campaign_contacts WHERE campaign_id "
+            "= '%s'" % cid),
+            '+15557770001=Roe, Jane;+15557770002=Ann "Nan" Lee;'
+            "+15557770003=-")
+        j = stack.ctl_json("campaign", "import", j["id"], path)
+        self.assertEqual(len(j["contacts"]), 3)
+        out = stack.ctl_ok("campaign", "show", cid)
+        self.assertIn("total_contacts", out)
+        self.assertRegex(out, r"(?m)^total_contacts: 3$")
+        self.assertRegex(out, r"(?m)^pending: 3$")
+
+    def test_refusals(self):
+        cid = stack.ctl_ok("campaign", "add", self.org, "Refusals").strip()
+        cases = [
+            ("a,b,c\n", "more than two columns"),
+            ('"+15557770001,x\n', "malformed quoted field"),
+            ('"+15557770001"x,y\n', "malformed quoted field"),
+            ("+15557770001\nnot-a-phone\n", "is not a phone number"),
+            ("+15557770001," + "n" * 201 + "\n",
+             "name longer than 200 characters"),
+            ("+15557770001\n+1 555 777 0001\n", "appears twice"),
+            ("+15557770001,a\tb\n", "a tab in the name"),
+            ("phone,name\n\n", "no contacts"),
+        ]
+        for text, why in cases:
+            p = stack.ctl("campaign", "import", cid, self.csv("bad.csv",
+                                                              text))
+            self.assertEqual(p.returncode, 65, (text, p.stderr))
+            self.assertIn(why, p.stderr)
+        self.assertEqual(stack.psql("SELECT count(*) FROM campaign_contacts "
+                                    "WHERE campaign_id = '%s'" % cid), "0")
+        p = stack.ctl("campaign", "import", cid, stack.path("none.csv"))
+        self.assertEqual(p.returncode, 66)
+        for args, why in ((("add", self.org, ""), "1 to 200 characters"),
+                          (("show", "nope"), "nope is not a campaign id"),
+                          (("show", "00000000-0000-0000-0000-000000000000"),
+                           "no such campaign")):
+            p = stack.ctl("campaign", *args)
+            self.assertEqual(p.returncode, 65, args)
+            self.assertIn(why, p.stderr)
+
+
+class Events(unittest.TestCase):
+    """events, outbox, prune and spool in text as well as JSON, and the
+    inputs they refuse."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.org = stack.ctl_ok("org", "add", "Events Clinic").strip()
+
+    def test_refusals(self):
+        cases = [
+            (("outbox", "list", "--state", "lost"), 65, "--state must be"),
+            (("events", "list", "--limit", "0"), 65,
+             "--limit must be 1 to 100000"),
+            (("events", "list", "--org", self.org, "--unrouted"), 64,
+             "--org and --unrouted exclude each other"),
+            (("events", "show", "999999999"), 65, "no such event"),
+            (("events", "replay", "999999999"), 65, "no such event"),
+            (("events", "assign", "999999999", self.org), 65,
+             "no such event"),
+            (("send", "twilio", "sms_incoming", "--url",
+              stack.public_url, "--to", "nope"), 65,
+             "--to and --from must be phone numbers"),
+            (("send", "twilio", "sms_incoming", "--url", stack.public_url,
+              "--org", "nope"), 65, "--org must be an organization id"),
+        ]
+        for args, code, why in cases:
+            p = stack.ctl(*args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertIn(why, p.stderr, args)
+
+    def test_text_output(self):
+        # telehookctl send: a real signed webhook through nginx
+        p = stack.ctl("send", "twilio", "sms_incoming", "--url",
+                      stack.public_url, "--org", self.org)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ev = stack.psql("SELECT max(id) FROM events")
+        out = stack.ctl_ok("events", "list", "--limit", "1")
+        self.assertIn(ev, out)
+        out = stack.ctl_ok("events", "show", ev)
+        self.assertEqual(json.loads(out)["id"], ev)
+        out = stack.ctl_ok("events", "replay", ev)
+        # derived again, idempotently (telehookctl(8), events replay)
+        self.assertIn("event %s: derived" % ev, out)
+        self.assertIn("derived 1, already stored 0, failed 0", out)
+        self.assertEqual(stack.psql("SELECT count(*) FROM messages WHERE "
+                                    "organization_id = '%s'" % self.org),
+                         "1")
+        out = stack.ctl_ok("outbox", "send")
+        self.assertRegex(out, r"^sent \d+, retrying \d+, failed \d+$")
+        out = stack.ctl_ok("spool", "status")
+        self.assertIn("spool_dir", out)
+        self.assertIn("quarantined", out)
+
+
+class Refusals(unittest.TestCase):
+    """Bad input to the organization commands: exit 65 (64 for usage,
+    78 for configuration) and a reason that names the problem; nothing
+    changed."""
+
+    def test_table(self):
+        org = stack.ctl_ok("org", "add", "Refusing Clinic").strip()
+        none = "00000000-0000-0000-0000-000000000000"
+        cases = [
+            (("reply", "add", org, "--text", "x"), 64,
+             "reply add needs --keywords and --text"),
+            (("reply", "add", org, "--keywords", "a", "--text", "x",
+              "--channel", "fax"), 65, "--channel must be sms or voice"),
+            (("reply", "add", org, "--keywords", "a", "--text", ""), 65,
+             "--text must be 1 to 1600 characters"),
+            (("reply", "add", org, "--keywords", "k" * 65, "--text", "x"),
+             65, "a keyword is at most 64 characters"),
+            (("reply", "add", org, "--keywords", " , ,", "--text", "x"), 65,
+             "--keywords names no keyword"),
+            (("reply", "remove", "999999999"), 65, "no such reply"),
+            (("secret", "set", org, "fax"), 65,
+             "PROVIDER must be twilio, retell or voipms"),
+            (("secret", "set", org, "twilio", "--account", "nope"), 65,
+             "--account must be a Twilio"),
+            (("secret", "set", org, "retell"), 78,
+             "secret_key_file is not set"),
+            (("secret", "remove", org, "retell"), 65, "no such secret"),
+            (("block", "add", org, "nope"), 65, "nope is not a phone number"),
+            (("block", "remove", org, "+15550000001"), 65, "is not blocked"),
+            (("closure", "add", org, "2026-12-24", "--until", "2026-13-01"),
+             65, "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "2026-02-29"), 65,
+             "is not a date (YYYY-MM-DD)"),      # not a leap year
+            (("closure", "add", org, "2026-12-24", "--note", "a\x07b"), 65,
+             "--note holds a control"),
+            (("closure", "add", org, "2026-12-24", "--note", "n" * 201), 65,
+             "--note is longer than 200"),
+            (("org", "set", org, "hours=24/7", "hours=closed"), 65,
+             "hours given twice"),
+            (("org", "set", org, "retell_agent_id=a b"), 65,
+             "must be letters, digits, '_' or '-'"),
+            (("org", "set", org, "agent_sip=tel:+1555"), 65,
+             "must start with sip"),
+            (("org", "set", org, "agent_sip=sip:a b@x"), 65,
+             "must hold no blank, quote or angle bracket"),
+            (("org", "set", org, "twilio_account_sid=AC12"), 65,
+             "must be AC and 32 hex digits"),
+            (("org", "set", org, "greeting=" + "g" * 1001), 65,
+             "longer than 1000 characters"),
+            (("number", "remove", "nope"), 65, "nope is not a phone number"),
+            (("user", "add", none, "a@b.example"), 65, none),
+        ]
+        before = stack.psql("SELECT row_to_json(o)::text FROM organizations "
+                            "o WHERE id = '%s'" % org)
+        for args, code, why in cases:
+            p = stack.ctl(*args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertIn(why, p.stderr, args)
+        self.assertEqual(stack.psql("SELECT row_to_json(o)::text FROM "
+                                    "organizations o WHERE id = '%s'" % org),
+                         before)
+        for table in ("reply_rules", "blocked_numbers", "closures"):
+            self.assertEqual(stack.psql(
+                "SELECT count(*) FROM %s WHERE organization_id = '%s'"
+                % (table, org)), "0", table)
+
+    def test_json_answers(self):
+        org = stack.ctl_ok("org", "add", "Json Clinic").strip()
+        u = stack.ctl_json("user", "add", org, "desk@json.example",
+                           "--name", "Desk")
+        self.assertEqual((u["organization_id"], u["email"], u["name"]),
+                         (org, "desk@json.example", "Desk"))
+        self.assertEqual(stack.ctl_json("block", "add", org, "+15550000002"),
+                         {"blocked": "+15550000002"})
+        self.assertEqual(stack.ctl_json("block", "remove", org,
+                                        "+15550000002"),
+                         {"unblocked": "+15550000002"})
+        c = stack.ctl_json("closure", "add", org, "2028-02-29")  # leap
+        self.assertEqual(stack.ctl_json("closure", "remove", c["id"]), {})
+        stack.ctl_ok("number", "add", org, "+15550000003")
+        self.assertEqual(stack.ctl_json("number", "remove", "+15550000003"),
+                         {"removed": "+15550000003"})
+        r = stack.ctl_ok("reply", "add", org, "--keywords", "x",
+                         "--text", "y").strip()
+        self.assertEqual(stack.ctl_json("reply", "remove", r),
+                         {"removed": int(r)})
+
+
 class Usage(unittest.TestCase):
 
     def test_unknown_command(self):
@@ -138,6 +352,16 @@ class Usage(unittest.TestCase):
         p = stack.ctl("events", "list", "--unrouted", "extra")
         self.assertEqual(p.returncode, 64)
         self.assertIn("usage: telehookctl events list", p.stderr)
+
+    def test_no_command_lists_them_all(self):
+        for args in ((), ("-Z",)):
+            p = subprocess.run([stack.telehookctl] + list(args),
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 64, args)
+            # one line for each command of every table
+            for usage in ("org add NAME", "campaign import CAMPAIGN",
+                          "events replay ID", "spool drain", "migrate"):
+                self.assertIn("\t" + usage, p.stderr)
 
     def test_unknown_option(self):
         p = stack.ctl("org", "add", "X", "--colour", "blue")

@@ -47,8 +47,12 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             self.server.calls.append(q)
             n = len(self.server.calls)
             code = self.server.script.pop(0) if self.server.script else 200
-        body = json.dumps({"status": "success", "sms": str(9000 + n)}
-                          if code == 200 else {"status": "error"}).encode()
+        if isinstance(code, tuple):     # (status, the body as sent)
+            code, body = code[0], code[1].encode()
+        else:
+            body = json.dumps({"status": "success", "sms": str(9000 + n)}
+                              if code == 200 else {"status": "error"}
+                              ).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -345,6 +349,42 @@ class AutoReply(unittest.TestCase):
         self.assertEqual(self.send()["sent"], 0)    # failed is final
         self.assertEqual(q1("SELECT attempts FROM outbox WHERE " + where),
                          "8")
+
+    def test_what_the_api_answers(self):
+        # VoIP.ms answers 200 for its own errors: the status says
+        frm = "5145550119"
+        where = "to_number = '+1%s'" % frm
+        ok(get(sms_query("what are your hours?", frm=frm, mid=msg_id())))
+        for answer, error in (
+                ((200, "<html>maintenance</html>"),
+                 "not a VoIP.ms API answer"),
+                ((200, '{"sms": "1"}'), "not a VoIP.ms API answer"),
+                ((200, '{"status": "invalid_dst"}'), "VoIP.ms: invalid_dst")):
+            api.script[:] = [answer]
+            q1("UPDATE outbox SET next_attempt_at = now() WHERE " + where)
+            self.assertEqual(self.send()["retrying"], 1)
+            self.assertEqual(q1("SELECT state || '|' || last_error FROM "
+                                "outbox WHERE " + where), "retry|" + error)
+        # an id sent as a number is kept as its digits
+        api.script[:] = [(200, '{"status": "success", "sms": 123456789}')]
+        q1("UPDATE outbox SET next_attempt_at = now() WHERE " + where)
+        self.assertEqual(self.send()["sent"], 1)
+        self.assertEqual(q1("SELECT state || '|' || provider_message_id "
+                            "FROM outbox WHERE " + where), "sent|123456789")
+
+    def test_outside_north_america_fails_at_once(self):
+        # VoIP.ms SMS reaches NANP numbers only: no attempt, no retry
+        before = len(api.calls)
+        ok(get(sms_query("what are your hours?", frm="+442071234567",
+                         mid=msg_id())))
+        out = self.send()
+        self.assertEqual((out["sent"], out["failed"]), (0, 1))
+        self.assertEqual(len(api.calls), before)
+        self.assertEqual(q1("SELECT state || '|' || attempts || '|' || "
+                            "last_error FROM outbox WHERE to_number = "
+                            "'+442071234567'"),
+                         "failed|1|VoIP.ms sends to North American "
+                         "numbers only")
 
     def test_stop_means_no_reply(self):
         frm = "5145550109"
