@@ -613,6 +613,59 @@ class OneUrl(unittest.TestCase):
                                " AND organization_id = '%s'"
                                % orgs["closed"]), 1)
 
+    def test_one_url_classifies_by_fields(self):
+        # Seeds point every Twilio callback at one URL: the fields say
+        # what each is (the same fields Twilio's own callbacks carry).
+        call = sid("CA")
+        cases = [
+            (call_params(call=call), "voice_incoming", 200),
+            (call_params(call=call, status="in-progress",
+                         UnstableSpeechResult="wh", Stability="0.2",
+                         SequenceNumber="1"), "voice_partial", 204),
+            (call_params(call=call, status="in-progress",
+                         SpeechResult="hours?"), "voice_gather", 200),
+            ({"AccountSid": "AC" + "1" * 32, "CallSid": call,
+              "RecordingSid": sid("RE"), "RecordingStatus": "completed",
+              "RecordingUrl": "https://api.twilio.com/rec/1"},
+             "recording", 204),
+            ({"AccountSid": "AC" + "1" * 32, "CallSid": call,
+              "TranscriptionSid": sid("TR"), "TranscriptionText": "hi",
+              "TranscriptionStatus": "completed"}, "transcription", 204),
+            (call_params(call=call, status="completed", CallDuration="9"),
+             "voice_status", 204),
+            ({"MessageSid": sid("SM"), "AccountSid": "AC" + "1" * 32,
+              "From": "+15550001000", "To": "+15551239999",
+              "MessageStatus": "delivered"}, "sms_status", 204),
+        ]
+        for params, kind, status in cases:
+            r = post("/webhooks/twilio", params)
+            self.assertEqual(r.status, status, kind)
+            key = params.get("RecordingSid") or params.get(
+                "TranscriptionSid") or params.get("MessageSid") or call
+            self.assertEqual(count("events", "event_type = '%s' AND "
+                                   "provider_key LIKE '%%%s%%'" % (kind,
+                                                                   key)),
+                             1, kind)
+        self.assertEqual(q1("SELECT status || '|' || duration_s FROM calls "
+                            "WHERE call_id = '%s'" % call), "completed|9")
+        r = post("/webhooks/twilio", {"Foo": "bar"})
+        self.assertEqual(r.status, 400)
+
+    def test_mms_media_are_kept(self):
+        p = sms_params("a photo", NumMedia="2",
+                       MediaUrl0="https://api.twilio.com/m/0",
+                       MediaContentType0="image/jpeg",
+                       MediaUrl1="https://api.twilio.com/m/1")
+        twiml(post("/webhooks/twilio/sms/incoming", p))
+        self.assertEqual(json.loads(q1(
+            "SELECT json_build_object('n', num_media, 'media', media) FROM "
+            "messages WHERE message_id = '%s'" % p["MessageSid"])),
+            {"n": 2, "media": [
+                {"url": "https://api.twilio.com/m/0",
+                 "content_type": "image/jpeg"},
+                {"url": "https://api.twilio.com/m/1",
+                 "content_type": None}]})
+
     def test_speech_timing(self):
         params = {"CallSid": sid("CA")}
         t0 = time.monotonic()
