@@ -15,7 +15,14 @@ For each: requests/s, p50 and p99 latency, and the workers' RSS; then
 the ratios d/c and d/b, p99 at about half of (d)'s peak, and the
 instructions per request of parse + verify + answer (callgrind).
 
-  (f) (d) at about half its peak again, beside an unauthenticated flood:
+  (f) the peer (bench/peer: Express, the twilio SDK's validator, a pg
+      pool, one INSERT of the raw event, TwiML), one process, at (d)'s
+      connections, on the same kind of unique signed SMS
+  (g) the same peer, two processes (node's cluster)
+
+Then d/f and d/g: (d) and (e) over the better peer (goals 2.0 and 1.5).
+
+  The flood: (d) at about half its peak again, beside an unauthenticated
       BENCH_FLOOD_CLIENTS (32) clients sending 1 MB JSON bodies with a
       well-formed, fresh but bogus X-Retell-Signature, BENCH_FLOOD_RATE
       (45) a second in all, from one address and under its rate limit.
@@ -42,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +67,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", str(CONNS)))
 RSS_REQUESTS = int(os.environ.get("BENCH_RSS_REQUESTS", "0"))
 THREADS = 2
 BUILD = os.environ["BENCH_BUILD"]
+PEER = os.path.join(BUILD, "peer")      # bench/peer, installed by bench/run
 TOKEN = "bench-twilio-token-0123456789abcdef"
 RETELL = "bench-retell-key-0123456789"
 NUMBER = "+15550009000"
@@ -166,6 +175,58 @@ def twilio_line(stack, n):
                                     hashlib.sha1).digest()).decode()
     return "\t".join(["POST", path, "application/x-www-form-urlencoded",
                       "X-Twilio-Signature", sig, urllib.parse.urlencode(p)])
+
+
+def peer_line(org, port, n):
+    """The same SMS as twilio_line, signed for the peer's own URL (it
+    takes the organization from the query string)."""
+    sid = "SM%032x" % n
+    p = [("MessageSid", sid), ("SmsSid", sid),
+         ("AccountSid", "AC" + "0" * 32), ("From", "+1555%07d" % (n % 10**7)),
+         ("To", NUMBER), ("Body", "Thanks!"), ("NumMedia", "0"),
+         ("SmsStatus", "received"), ("ApiVersion", "2010-04-01")]
+    path = "/webhooks/twilio/sms/incoming?organization_id=" + org
+    data = "http://127.0.0.1:%d" % port + path
+    for k in sorted({k for k, _ in p}):
+        for v in sorted({v for kk, v in p if kk == k}):
+            data += k + v
+    sig = base64.b64encode(hmac.new(TOKEN.encode(), data.encode(),
+                                    hashlib.sha1).digest()).decode()
+    return "\t".join(["POST", path, "application/x-www-form-urlencoded",
+                      "X-Twilio-Signature", sig, urllib.parse.urlencode(p)])
+
+
+class Peer:
+    """The peer (bench/peer: Express, the twilio SDK, a pg pool), as its
+    README runs it: PEER_PROCS processes, a pool of 8 each, straight on
+    its port."""
+
+    def __init__(self, stack, procs):
+        self.stack, self.procs = stack, procs
+        self.port = free_port()
+
+    def __enter__(self):
+        env = dict(os.environ, PGHOST=self.stack.pgsock,
+                   PGPORT=str(self.stack.pgport), PGUSER="telehook",
+                   PGDATABASE="telehook", PORT=str(self.port),
+                   TWILIO_AUTH_TOKEN=TOKEN, PEER_PROCS=str(self.procs),
+                   PGPOOL="8",
+                   PUBLIC_URL="http://127.0.0.1:%d" % self.port)
+        self.p = subprocess.Popen(
+            ["node", os.path.join(PEER, "server.js")], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+
+        def up():
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            c.request("POST", "/webhooks/twilio/sms/incoming")
+            return c.getresponse().status == 403
+        wait_for("the peer", up)
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.p.pid, signal.SIGTERM)
+        self.p.wait()
 
 
 def retell_line(n, now):
@@ -322,7 +383,7 @@ def main():
             half = wrk(base, lua, twilio, conns=conns)
         half["conns"] = conns
         results["half"] = half
-        # (f) the same load beside an unauthenticated flood
+        # the same load beside an unauthenticated flood
         write_requests(twilio, lambda n: twilio_line(
             stack, n + 3 * 10**8), per_thread)
         settle(stack)
@@ -335,6 +396,19 @@ def main():
         if RSS_REQUESTS:
             settle(stack)
             results["rss"] = rss_run(stack, base, lua, tmp)
+        # (f), (g): the peer, one process and two, at (d)'s connections,
+        # on the same kind of unique signed SMS, from a vacuumed database
+        stack.psql(open(os.path.join(PEER, "schema.sql")).read())
+        for row, procs in (("f", 1), ("g", 2)):
+            settle(stack)
+            with Peer(stack, procs) as peer:
+                write_requests(twilio, lambda n: peer_line(
+                    org, peer.port, n + (4 + procs) * 10**8), per_thread)
+                results[row] = wrk("http://127.0.0.1:%d" % peer.port, lua,
+                                   twilio)
+            results[row]["stored"] = int(stack.psql(
+                "SELECT count(*) FROM peer_events"))
+            stack.psql("TRUNCATE peer_events")
         results["fcgi_rss"] = rss_mb([int(p) for p in subprocess.run(
             ["pgrep", "-P", str(hello.pid)], capture_output=True,
             text=True).stdout.split()])
@@ -355,7 +429,9 @@ def report(r):
             ("(d) telehook, signed Twilio SMS", r["d"],
              "%.1f" % r["d"]["rss"]),
             ("(e) telehook, signed Retell call_ended", r["e"],
-             "%.1f" % r["e"]["rss"])]
+             "%.1f" % r["e"]["rss"]),
+            ("(f) peer, Express + twilio + pg, 1 proc", r["f"], "-"),
+            ("(g) peer, Express + twilio + pg, 2 procs", r["g"], "-")]
     print("telehook benchmark: %d s a run, %d connections, %d workers, "
           "%d cores, durable commits" % (SECONDS, CONNS, WORKERS,
                                          os.cpu_count()))
@@ -368,12 +444,17 @@ def report(r):
           "%.2f)" % (r["d"]["rps"] / r["c"]["rps"],
                      r["d"]["rps"] / r["b"]["rps"],
                      r["d"]["rps"] / r["c0"]["rps"]))
+    peer = max(r["f"]["rps"], r["g"]["rps"])
+    print("d/f = %.2f   d/g = %.2f   (d over the better peer: %.2f, goal "
+          "2.0; e: %.2f, goal 1.5)" % (
+              r["d"]["rps"] / r["f"]["rps"], r["d"]["rps"] / r["g"]["rps"],
+              r["d"]["rps"] / peer, r["e"]["rps"] / peer))
     h = r["half"]
     print("(d) at %.0f req/s (%.0f%% of peak, %d connections): p50 %.2f "
           "ms, p99 %.2f ms" % (h["rps"], 100 * h["rps"] / r["d"]["rps"],
                                 h["conns"], h["p50"], h["p99"]))
     f = r["flood"]
-    print("(f) (d) beside %d unsigned 1 MB requests (%.0f/s, answered %s): "
+    print("(d) beside %d unsigned 1 MB requests (%.0f/s, answered %s): "
           "%.0f req/s, p99 %.2f ms = %.1f x its p99 without the flood "
           "(goal: at most 4)" % (f["flood_sent"], f["flood_sent"] / SECONDS,
                                  ", ".join("%s: %d" % kv for kv in sorted(

@@ -558,6 +558,14 @@ class BadContent(unittest.TestCase):
             self.assertEqual(stack.psql("SELECT count(*) FROM messages "
                                         "WHERE message_id = '%s'" % sid),
                              "0")
+            # replayed before the cause is fixed: it fails again, says
+            # why, and stays failed (exit 65)
+            p = stack.ctl("events", "replay", "--failed")
+            self.assertEqual(p.returncode, 65, p.stderr)
+            self.assertRegex(p.stdout, r"(?m)^event \d+: failed: .*"
+                             r"test_refuse2")
+            self.assertRegex(p.stdout, r"(?m)^derived 0, already stored 0, "
+                             r"failed [1-9]\d*$")
         finally:
             stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse2")
             stack.start_workers()

@@ -127,6 +127,10 @@ class Outage(unittest.TestCase):
             self.assertEqual(health(h), healthy(db="down", depth=4))
             st = stack.ctl_json("spool", "status")
             self.assertEqual(st["depth"], 4)
+            text = stack.ctl_ok("spool", "status")
+            self.assertRegex(text, r"(?m)^waiting: 4, oldest received "
+                             r"\S+ \(\d+ s ago\)$")
+            self.assertRegex(text, r"(?m)^quarantined: 0$")
             self.assertEqual(st["quarantined"], 0)
             self.assertTrue(st["writable"])
             p = stack.ctl("spool", "drain")
