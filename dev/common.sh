@@ -14,6 +14,7 @@ TELEHOOK_PACKAGES="
 	postgresql postgresql-client
 	curl python3 ca-certificates procps openssl
 	strace
+	debhelper lintian devscripts fakeroot
 	chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
 "

@@ -470,9 +470,30 @@ conf_parse(const char *file, const char *text, size_t len, struct conf *c,
 	return errors;
 }
 
+/* Is gid the process's group, or one of its supplementary groups? */
+static int
+conf_our_group(gid_t gid)
+{
+	gid_t	 groups[256];
+	int	 i, n;
+
+	if (gid == getegid())
+		return 1;
+	if ((n = getgroups((int)(sizeof(groups) / sizeof(groups[0])),
+	    groups)) == -1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 /*
  * Refuse a file others could change, and one others could read when it
- * holds secrets (OpenBSD httpd check_file_secrecy).  0 when acceptable.
+ * holds secrets (OpenBSD httpd check_file_secrecy).  A file the group
+ * may read holds secrets only when that group is our own: the Debian
+ * package's root:telehook 0640, read by the telehook workers.  0 when
+ * acceptable.
  */
 int
 conf_check_secrecy(const char *path, int has_secrets, const char **errstr)
@@ -491,7 +512,8 @@ conf_check_secrecy(const char *path, int has_secrets, const char **errstr)
 		*errstr = "group- or world-writable";
 		return -1;
 	}
-	if (has_secrets && (st.st_mode & (S_IRGRP | S_IROTH))) {
+	if (has_secrets && ((st.st_mode & S_IROTH) ||
+	    ((st.st_mode & S_IRGRP) && !conf_our_group(st.st_gid)))) {
 		*errstr = "holds secrets but is group- or world-readable "
 		    "(chmod 600)";
 		return -1;

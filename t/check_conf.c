@@ -243,11 +243,26 @@ START_TEST(test_load_secrecy)
 	p = write_file("a.conf", "[server]\nlog_level = info\n", 0644);
 	ck_assert_int_eq(conf_load(p, &c, collect), 0);
 	conf_free(&c);
-	p = write_file("b.conf", "[retell]\napi_key = k\n", 0640);
+	/* world-readable secrets: refused */
+	p = write_file("b.conf", "[retell]\napi_key = k\n", 0604);
 	ck_assert_int_eq(conf_load(p, &c, collect), 1);
 	ck_assert_ptr_nonnull(strstr(errors, "holds secrets but is group- or "
 	    "world-readable (chmod 600)"));
 	conf_free(&c);
+	/* readable by our own group (root:telehook 0640 for the workers) */
+	errors[0] = '\0';
+	p = write_file("b2.conf", "[retell]\napi_key = k\n", 0640);
+	ck_assert_int_eq(chown(p, (uid_t)-1, getegid()), 0);
+	ck_assert_int_eq(conf_load(p, &c, collect), 0);
+	conf_free(&c);
+	/* by a group that is not ours: refused (root can give it one) */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(p, (uid_t)-1, 65534), 0);
+		ck_assert_int_eq(conf_load(p, &c, collect), 1);
+		ck_assert_ptr_nonnull(strstr(errors, "holds secrets but is "
+		    "group- or world-readable (chmod 600)"));
+		conf_free(&c);
+	}
 	p = write_file("c.conf", "[server]\n", 0666);
 	ck_assert_int_eq(conf_load(p, &c, collect), 1);
 	ck_assert_ptr_nonnull(strstr(errors, "group- or world-writable"));
