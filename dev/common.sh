@@ -11,7 +11,7 @@ TELEHOOK_PACKAGES="
 	libcurl4-openssl-dev
 	check mandoc
 	nginx spawn-fcgi multiwatch libfcgi-bin
-	postgresql postgresql-client
+	postgresql postgresql-client pgbouncer
 	curl python3 ca-certificates procps openssl
 	strace
 	debhelper lintian devscripts fakeroot

@@ -32,6 +32,7 @@ const struct conf_key conf_keys[] = {
 	    "dbname=telehook", 0, 0 },
 	{ "database", "lock_timeout_ms", CONF_INT, C(lock_timeout_ms), 0,
 	    "500", 0, 60000 },
+	{ "database", "pooler", CONF_POOLER, C(pooler), 0, "none", 0, 0 },
 	{ "database", "statement_timeout_ms", CONF_INT,
 	    C(statement_timeout_ms), 0, "2000", 100, 60000 },
 
@@ -216,6 +217,17 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v)
 			return why;
 		}
 		*(int *)field = b;
+		return NULL;
+	case CONF_POOLER:
+		if (strcmp(v, "none") == 0)
+			*(int *)field = DB_POOLER_NONE;
+		else if (strcmp(v, "transaction") == 0)
+			*(int *)field = DB_POOLER_TRANSACTION;
+		else {
+			snprintf(why, sizeof(why), "%s must be none or "
+			    "transaction", k->name);
+			return why;
+		}
 		return NULL;
 	case CONF_URL:
 		if ((errstr = conf_check_url(v)) != NULL) {

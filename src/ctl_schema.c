@@ -21,8 +21,9 @@
 
 /*
  * migrate: apply every sql/NNN_*.sql not yet in schema_migrations, in
- * order, each in its own transaction, under an advisory lock so two
- * operators cannot run it at once.
+ * order, each in its own transaction, under a transaction-scoped
+ * advisory lock so two operators cannot run one at once (and so it
+ * works through a transaction pooler, which keeps no session lock).
  */
 static int
 sql_filter(const struct dirent *de)
@@ -55,20 +56,38 @@ read_file(const char *path, size_t max)
 	return b.data;
 }
 
+#define MIGRATE_LOCK	"127961331478379"
+
 /*
- * Run one SQL file in its own transaction; with a version, record it in
- * schema_migrations inside that same transaction.
+ * Run one SQL file in its own transaction, under the migration lock;
+ * with a version, record it in schema_migrations inside that same
+ * transaction, unless another migrate has applied it meanwhile.  1 if
+ * applied, 0 if it was already.
  */
-static void
+static int
 apply_sql(const char *path, const char *version)
 {
+	struct db_res	 res;
 	const char	*p[1];
 	char		*sql;
 	enum db_err	 e;
 
-	sql = read_file(path, 16 * 1024 * 1024);
 	if ((e = db_begin()) != DB_OK)
 		die_db(e, "begin");
+	q("lock", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL,
+	    NULL);
+	if (version != NULL) {
+		p[0] = version;
+		q("schema_migrations", "SELECT 1 FROM schema_migrations "
+		    "WHERE version = $1", 1, p, &res);
+		if (res.nrows > 0) {
+			db_res_free(&res);
+			db_rollback();
+			return 0;
+		}
+		db_res_free(&res);
+	}
+	sql = read_file(path, 16 * 1024 * 1024);
 	if ((e = db_run(sql)) != DB_OK) {
 		db_rollback();
 		die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
@@ -82,6 +101,7 @@ apply_sql(const char *path, const char *version)
 	if ((e = db_commit()) != DB_OK)
 		die_db(e, "commit");
 	free(sql);
+	return 1;
 }
 
 static int
@@ -99,7 +119,6 @@ ctl_migrate(int argc, char **argv)
 	(void)parse_opts(argc, argv, opts);
 	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
 		die(EX_NOINPUT_, "%s: %s", ctl_sqldir, strerror(errno));
-	q("lock", "SELECT pg_advisory_lock(127961331478379)", 0, NULL, NULL);
 	q("schema_migrations", "CREATE TABLE IF NOT EXISTS schema_migrations "
 	    "(version text PRIMARY KEY, "
 	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, NULL);
@@ -117,7 +136,10 @@ ctl_migrate(int argc, char **argv)
 		}
 		db_res_free(&res);
 		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
-		apply_sql(path, version);
+		if (!apply_sql(path, version)) {
+			free(path);
+			continue;
+		}
 		if (!json_out)
 			printf("applied %s\n", version);
 		cJSON_AddItemToArray(applied, cJSON_CreateString(version));
@@ -133,7 +155,7 @@ ctl_migrate(int argc, char **argv)
 	 */
 	xasprintf(&path, "%s/functions.sql", ctl_sqldir);
 	if (access(path, F_OK) == 0)
-		apply_sql(path, NULL);
+		(void)apply_sql(path, NULL);
 	free(path);
 	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
 	    0, NULL, &res);

@@ -35,6 +35,8 @@ static int		 db_tx_pending;	/* BEGIN goes with the next statement */
 #define DB_MAXPREPARED	128
 static const struct db_stmt *db_prepared[DB_MAXPREPARED];
 static int		 db_nprepared;
+static int		 db_pooler;		/* enum db_pooler */
+static char		 db_timeouts[2][24];	/* for SET LOCAL, pooled */
 static char		 db_err[512];
 static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
@@ -50,6 +52,19 @@ void
 db_set_error_hook(void (*fn)(void))
 {
 	db_on_error = fn;
+}
+
+/*
+ * Behind a transaction pooler (PgBouncer, pool_mode = transaction) a
+ * server connection is ours for one transaction only: statements are
+ * sent unnamed (parsed each time, never PREPAREd), and the timeouts are
+ * set for each transaction (SET LOCAL, in BEGIN's round trip) instead
+ * of once per connection.
+ */
+void
+db_set_pooler(int pooler)
+{
+	db_pooler = pooler;
 }
 
 /* Remember where and how to connect; connecting happens on first use. */
@@ -177,6 +192,13 @@ db_connect(void)
 		return DB_ECONN;
 	}
 	PQsetNoticeProcessor(db_conn, db_notice, NULL);
+	snprintf(db_timeouts[0], sizeof(db_timeouts[0]), "%lld",
+	    db_timeout_ms);
+	snprintf(db_timeouts[1], sizeof(db_timeouts[1]), "%lld",
+	    db_lock_ms > 0 && db_lock_ms < db_timeout_ms ? db_lock_ms :
+	    db_timeout_ms);
+	if (db_pooler == DB_POOLER_TRANSACTION)
+		goto connected;	/* per transaction: db_pipe_begin() */
 	/*
 	 * A lock held elsewhere (a table locked by a migration or a stuck
 	 * session) stops a webhook for no longer than lock_timeout_ms: the
@@ -196,6 +218,7 @@ db_connect(void)
 		return DB_ECONN;
 	}
 	PQclear(res);
+connected:
 	db_next_try = 0;
 	if (db_was_down)
 		log_notice("database connected again");
@@ -308,10 +331,17 @@ static enum db_err
 db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
     const char *const *params, int *prepared, struct db_res *out)
 {
+	static const char *const set_local = "SELECT "
+	    "set_config('statement_timeout', $1, true), "
+	    "set_config('lock_timeout', $2, true)";
+	const char	*tp[2] = { db_timeouts[0], db_timeouts[1] };
 	PGresult	*res;
 	enum db_err	 e = DB_OK, ep = DB_OK;
-	int		 ok, prepare = *prepared == 0;
+	int		 ok, prepare = *prepared == 0 && st != NULL, pooled;
 
+	pooled = db_pooler == DB_POOLER_TRANSACTION;
+	if (pooled)
+		prepare = 0;
 	*prepared = 0;
 	if (!PQenterPipelineMode(db_conn)) {
 		db_seterr("", PQerrorMessage(db_conn));
@@ -319,21 +349,26 @@ db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
 	}
 	ok = PQsendQueryParams(db_conn, "BEGIN", 0, NULL, NULL, NULL, NULL,
 	    0);
+	if (ok && pooled)
+		ok = PQsendQueryParams(db_conn, set_local, 2, NULL, tp, NULL,
+		    NULL, 0);
 	if (ok && prepare)
 		ok = PQsendPrepare(db_conn, st->name, st->sql, st->nparams,
 		    NULL);
-	if (ok && st != NULL)
+	if (ok && st != NULL && !pooled)
 		ok = PQsendQueryPrepared(db_conn, st->name, n, params, NULL,
 		    NULL, 0);
 	else if (ok)
-		ok = PQsendQueryParams(db_conn, sql, n, NULL, params, NULL,
-		    NULL, 0);
+		ok = PQsendQueryParams(db_conn, st != NULL ? st->sql : sql, n,
+		    NULL, params, NULL, NULL, 0);
 	if (!ok || !PQpipelineSync(db_conn)) {
 		db_seterr("", PQerrorMessage(db_conn));
 		(void)PQexitPipelineMode(db_conn);
 		return DB_ECONN;
 	}
 	db_pipe_result(&e, NULL);
+	if (pooled)
+		db_pipe_result(&e, NULL);
 	if (prepare) {
 		db_pipe_result(&ep, NULL);
 		*prepared = e == DB_OK && ep == DB_OK;
@@ -414,6 +449,11 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 			if (e == DB_ECONN)
 				db_close();
 			return e;
+		}
+		if (st != NULL && db_pooler == DB_POOLER_TRANSACTION) {
+			/* unnamed: parsed with this statement, kept by none */
+			sql = st->sql;
+			st = NULL;
 		}
 		if (st != NULL && !db_is_prepared(st)) {
 			res = PQprepare(db_conn, st->name, st->sql,

@@ -150,6 +150,7 @@ struct conf {
 	char		*conninfo;
 	long long	 statement_timeout_ms;
 	long long	 lock_timeout_ms;
+	int		 pooler;	/* enum db_pooler */
 	/* [server] */
 	char		*public_url;
 	long long	 max_body_bytes;
@@ -174,6 +175,7 @@ enum conf_type {
 	CONF_LOGLEVEL,
 	CONF_CONNINFO,
 	CONF_APIURL,
+	CONF_POOLER,
 	CONF__MAX
 };
 #define CONF_SECRET	0x01	/* never printed; file must be private */
@@ -464,6 +466,16 @@ enum retellsig	 retellsig_verify(const char *, const char *, size_t,
 		    const char *, long long, long long);
 
 /* db.c: the one PostgreSQL connection of a process. */
+/*
+ * What stands between the workers and PostgreSQL: nothing, or a pooler
+ * that gives a server connection for one transaction at a time
+ * (PgBouncer's pool_mode = transaction), which keeps no prepared
+ * statement and no session setting across transactions.
+ */
+enum db_pooler {
+	DB_POOLER_NONE = 0,
+	DB_POOLER_TRANSACTION
+};
 enum db_err {
 	DB_OK = 0,
 	DB_ECONN,	/* unreachable or connection lost */
@@ -488,6 +500,7 @@ struct db_res {
 };
 void		 db_setup(const char *, long long);
 void		 db_set_lock_timeout(long long);
+void		 db_set_pooler(int);
 void		 db_set_error_hook(void (*)(void));
 enum db_err	 db_connect(void);
 int		 db_connected(void);

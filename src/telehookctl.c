@@ -142,6 +142,7 @@ main(int argc, char *argv[])
 		die(EX_CONFIG_, "%s: %s", conf.secret_key_file, env);
 	/* connected on first use: a usage error is said before that */
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
+	db_set_pooler(conf.pooler);
 	spool_set_replay(dispatch_replay);
 	ch = c->fn(argc - words + 1, cargv);
 	free(cargv);

@@ -134,7 +134,22 @@ static const struct {
 	{ "[database]\nconninfo = \"host='unterminated\"\n",
 	    "t.conf:2: conninfo: unterminated quoted string in connection "
 	    "info string\n" },
+	{ "[database]\npooler = session\n",
+	    "t.conf:2: pooler must be none or transaction\n" },
 };
+
+START_TEST(test_pooler)
+{
+	ck_assert_int_eq(parse("[database]\n"), 0);
+	ck_assert_int_eq(c.pooler, DB_POOLER_NONE);
+	conf_free(&c);
+	ck_assert_int_eq(parse("[database]\npooler = transaction\n"), 0);
+	ck_assert_int_eq(c.pooler, DB_POOLER_TRANSACTION);
+	conf_free(&c);
+	ck_assert_int_eq(parse("[database]\npooler = none\n"), 0);
+	ck_assert_int_eq(c.pooler, DB_POOLER_NONE);
+}
+END_TEST
 
 START_TEST(test_bad_lines)
 {
@@ -194,9 +209,9 @@ START_TEST(test_table_is_sane)
 	}
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
-	 * currency, and lock_timeout_ms
+	 * currency, lock_timeout_ms and pooler
 	 */
-	ck_assert_int_eq(n, 29);
+	ck_assert_int_eq(n, 30);
 }
 END_TEST
 
@@ -333,6 +348,7 @@ conf_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_values_comments_quotes);
+	tcase_add_test(tc, test_pooler);
 	tcase_add_test(tc, test_conninfo_password_is_secret);
 	tcase_add_test(tc, test_table_is_sane);
 	suite_add_tcase(s, tc);

@@ -231,8 +231,14 @@ class Stack:
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
                  trusted_proxies=(), durable=False, extra_locations="",
-                 own_upstream=None, worker_wrapper=()):
+                 own_upstream=None, worker_wrapper=(), pooler=None):
         self.workers = workers
+        # TELEHOOK_POOLER=transaction: the workers and telehookctl reach
+        # PostgreSQL through a real PgBouncer in transaction pooling
+        # (t/e2e_pgbouncer.sh runs the suites so); psql() stays direct
+        if pooler is None:
+            pooler = os.environ.get("TELEHOOK_POOLER") or None
+        self.pooler = pooler
         # a command each worker runs under (strace, for t/e2e_durability)
         self.worker_wrapper = list(worker_wrapper)
         # architecture.md §2: the operator's own upstream block and nothing else
@@ -291,6 +297,8 @@ class Stack:
         os.chmod(self.dir, 0o755)
         try:
             self._start_postgres()
+            if self.pooler:
+                self._start_pgbouncer()
             self._write_conf()
             self.ctl_ok("migrate")
             self.start_workers()
@@ -324,6 +332,10 @@ class Stack:
             crashed = self.crash_report()
             if crashed:
                 self.dump_logs()
+        p = self.procs.pop("pgbouncer", None)
+        if p is not None:
+            p.terminate()
+            p.wait(10)
         if self.procs.pop("postgres", None):
             self.stop_postgres()
         if self.dir and not os.environ.get("TELEHOOK_KEEP"):
@@ -396,6 +408,16 @@ class Stack:
                "-c fsync=off -c full_page_writes=off "
                "-c synchronous_commit=off"), "start"]),
             check=True, stdout=subprocess.DEVNULL)
+        if "pgbouncer" in self.procs:
+            # PgBouncer retries a server it could not reach after
+            # server_login_retry: the database is back when it is
+            # reachable through the pooler
+            def through():
+                return subprocess.run(
+                    ["psql", "-h", "127.0.0.1", "-p", str(self.bouncer_port),
+                     "-U", "telehook", "-d", "telehook", "-AtXqc",
+                     "SELECT 1"], capture_output=True).returncode == 0
+            wait_for("the database through pgbouncer", through)
 
     def stop_postgres(self):
         subprocess.run(self._as_pg([
@@ -414,8 +436,55 @@ class Stack:
     # -- configuration -------------------------------------------------
 
     def conninfo(self):
+        if self.pooler:
+            return ("host=127.0.0.1 port=%d dbname=telehook user=telehook"
+                    % self.bouncer_port)
         return "host=%s port=%d dbname=telehook user=telehook" % (
             self.pgsock, self.pgport)
+
+    def _start_pgbouncer(self):
+        """PgBouncer (Debian's) in front of the cluster, pool_mode as
+        asked, run as the cluster's user (it refuses root)."""
+        need("/usr/sbin/pgbouncer")
+        self.bouncer_port = free_port()
+        d = self.path("pgbouncer")
+        os.mkdir(d, 0o755)
+        with open(os.path.join(d, "userlist.txt"), "w") as f:
+            f.write('"telehook" ""\n')
+        with open(os.path.join(d, "pgbouncer.ini"), "w") as f:
+            f.write("""[databases]
+telehook = host=%(sock)s port=%(port)d dbname=telehook
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %(bport)d
+unix_socket_dir =
+auth_type = trust
+auth_file = %(d)s/userlist.txt
+pool_mode = %(mode)s
+max_client_conn = 400
+default_pool_size = 20
+server_connect_timeout = 2
+server_login_retry = 1
+query_wait_timeout = 5
+logfile = %(d)s/pgbouncer.log
+pidfile = %(d)s/pgbouncer.pid
+""" % {"sock": self.pgsock, "port": self.pgport, "bport": self.bouncer_port,
+       "d": d, "mode": self.pooler})
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for p in (d, os.path.join(d, "userlist.txt"),
+                      os.path.join(d, "pgbouncer.ini")):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        self.procs["pgbouncer"] = subprocess.Popen(
+            self._as_pg(["/usr/sbin/pgbouncer", os.path.join(
+                d, "pgbouncer.ini")]), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
+        def up():
+            with socket.create_connection(("127.0.0.1", self.bouncer_port),
+                                          0.5):
+                return True
+        wait_for("pgbouncer", up)
 
     def _write_conf(self):
         self.nginx_port = free_port()
@@ -432,6 +501,8 @@ class Stack:
         }
         if self.max_body_bytes:
             conf["server"]["max_body_bytes"] = str(self.max_body_bytes)
+        if self.pooler:
+            conf["database"]["pooler"] = self.pooler
         if self.secret_key:
             key = self.path("secret.key")
             with open(key, "wb") as f:
