@@ -231,8 +231,13 @@ class Stack:
     def __init__(self, workers=2, extra_conf=None, max_body_bytes=None,
                  secret_key=False, multiwatch_args=(), rate_limit=None,
                  trusted_proxies=(), durable=False, extra_locations="",
-                 own_upstream=None, worker_wrapper=(), pooler=None):
+                 own_upstream=None, worker_wrapper=(), pooler=None,
+                 host_addr="127.0.0.1", database=None):
         self.workers = workers
+        # several hosts (t/fault_hosts.py): nginx on its own loopback
+        # address, and another stack's PostgreSQL instead of one's own
+        self.host_addr = host_addr
+        self.database = database
         # TELEHOOK_POOLER=transaction: the workers and telehookctl reach
         # PostgreSQL through a real PgBouncer in transaction pooling
         # (t/e2e_pgbouncer.sh runs the suites so); psql() stays direct
@@ -296,7 +301,11 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="telehook-e2e-")
         os.chmod(self.dir, 0o755)
         try:
-            self._start_postgres()
+            if self.database is not None:
+                self.pgsock = self.database.pgsock
+                self.pgport = self.database.pgport
+            else:
+                self._start_postgres()
             if self.pooler:
                 self._start_pgbouncer()
             self._write_conf()
@@ -491,7 +500,7 @@ pidfile = %(d)s/pgbouncer.pid
         self.fcgi_port = free_port()
         self.spool = self.path("spool")
         os.mkdir(self.spool, 0o700)
-        self.public_url = "http://127.0.0.1:%d" % self.nginx_port
+        self.public_url = "http://%s:%d" % (self.host_addr, self.nginx_port)
         conf = {
             "database": {"conninfo": self.conninfo(),
                          "statement_timeout_ms": "2000"},
@@ -724,7 +733,7 @@ http {
     scgi_temp_path %(d)s/scgi;
     include %(d)s/telehook-upstream.conf;
     server {
-        listen 127.0.0.1:%(port)d;
+        listen %(addr)s:%(port)d;
         server_name localhost;
         include %(d)s/telehook.conf;
         include %(d)s/compat.conf;
@@ -732,14 +741,40 @@ http {
     }
 }
 """ % {"user": user, "d": ndir, "port": self.nginx_port,
+                "addr": self.host_addr,
                 "compat": "", "extra": self.extra_locations})
-        args = ["nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf"),
+        subprocess.run(self._nginx_args() + ["-t", "-q"], check=True)
+        self.start_nginx()
+
+    def _nginx_args(self):
+        ndir = self.path("nginx")
+        return ["nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf"),
                 "-e", os.path.join(ndir, "error.log")]
-        subprocess.run(args + ["-t", "-q"], check=True)
+
+    def start_nginx(self):
+        """nginx with the configuration written at start (again after
+        kill_nginx), in its own process group."""
         self.procs["nginx"] = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            self._nginx_args(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         wait_for("nginx", lambda: self.get("/healthz").status in (200, 503))
+
+    def kill_nginx(self):
+        """SIGKILL nginx, master and workers: a host lost."""
+        p = self.procs.pop("nginx")
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+    def kill_pool(self):
+        """SIGKILL the pool, multiwatch and every worker at once."""
+        pids = self.worker_pids()
+        p = self.procs.pop("workers")
+        p.kill()        # multiwatch first: it would start new workers
+        p.wait()
+        for pid in pids:
+            self.kill_worker(pid)
+        wait_for("the pool gone", lambda: not self._alive(set(pids)))
 
     def reload_nginx(self):
         self.procs["nginx"].send_signal(signal.SIGHUP)
@@ -749,7 +784,7 @@ http {
     def request(self, method, path, body=None, headers=None, timeout=20,
                 source=None):
         c = http.client.HTTPConnection(
-            "127.0.0.1", self.nginx_port, timeout=timeout,
+            self.host_addr, self.nginx_port, timeout=timeout,
             source_address=(source, 0) if source else None)
         try:
             c.request(method, path, body=body, headers=headers or {})
@@ -770,7 +805,7 @@ http {
 
     def raw(self, data, timeout=10):
         """Send raw bytes to nginx; returns whatever comes back."""
-        with socket.create_connection(("127.0.0.1", self.nginx_port),
+        with socket.create_connection((self.host_addr, self.nginx_port),
                                       timeout=timeout) as s:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
