@@ -68,6 +68,10 @@ RSS_REQUESTS = int(os.environ.get("BENCH_RSS_REQUESTS", "0"))
 THREADS = 2
 BUILD = os.environ["BENCH_BUILD"]
 PEER = os.path.join(BUILD, "peer")      # bench/peer, installed by bench/run
+# BENCH_POOLER=transaction: the workers reach PostgreSQL through a real
+# PgBouncer in transaction pooling ([database] pooler); pgbench and the
+# peer still connect directly
+POOLER = os.environ.get("BENCH_POOLER") or None
 TOKEN = "bench-twilio-token-0123456789abcdef"
 RETELL = "bench-retell-key-0123456789"
 NUMBER = "+15550009000"
@@ -325,6 +329,7 @@ def main():
              "location = /bench/fcgi { fastcgi_pass 127.0.0.1:%d; "
              "include fastcgi_params; }" % fcgi_port)
     stack = Stack(workers=WORKERS, rate_limit=10000000, durable=True,
+                  pooler=POOLER,
                   extra_locations=extra, extra_conf={
                       "twilio": {"auth_token": TOKEN},
                       "retell": {"api_key": RETELL},
@@ -433,8 +438,10 @@ def report(r):
             ("(f) peer, Express + twilio + pg, 1 proc", r["f"], "-"),
             ("(g) peer, Express + twilio + pg, 2 procs", r["g"], "-")]
     print("telehook benchmark: %d s a run, %d connections, %d workers, "
-          "%d cores, durable commits" % (SECONDS, CONNS, WORKERS,
-                                         os.cpu_count()))
+          "%d cores, durable commits%s" % (
+              SECONDS, CONNS, WORKERS, os.cpu_count(),
+              ", through PgBouncer (%s pooling)" % POOLER if POOLER
+              else ""))
     print("%-40s %10s %8s %8s %10s %8s" % ("", "req/s", "p50 ms", "p99 ms",
                                           "RSS MB", "non-2xx"))
     for name, x, rss in rows:

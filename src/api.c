@@ -71,15 +71,22 @@ api_verify(struct req *r, const char **why)
 	return v;
 }
 
-/* Run st and answer its one JSON value; 404 when it returns none. */
+/*
+ * Run st and answer its one JSON value; 404 when it returns none.  A
+ * read (write == 0) may be served by the read replica.
+ */
 static enum db_err
 api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
-    const char *missing)
+    const char *missing, int write)
 {
 	struct db_res	 res;
 	cJSON		*j;
+	enum db_err	 e;
+	int		 replica = 0;
 
-	if (db_exec(st, params, &res) != DB_OK) {
+	e = write ? db_exec(st, params, &res) :
+	    db_exec_read(st, params, &res, &replica);
+	if (e != DB_OK) {
 		resp_error(p, 503, "database unavailable");
 		return DB_OK;
 	}
@@ -119,7 +126,7 @@ api_dashboard(struct req *r, struct resp *p)
 	}
 	params[0] = r->args[0];
 	params[1] = month;
-	return api_json(p, &st_dashboard, params, "unknown organization");
+	return api_json(p, &st_dashboard, params, "unknown organization", 0);
 }
 
 /* The newest first, paged by id (th_api_activity). */
@@ -159,7 +166,7 @@ api_activity(struct req *r, struct resp *p)
 	params[0] = r->args[0];
 	params[1] = before > 0 ? bef : NULL;
 	params[2] = lim;
-	return api_json(p, &st_activity, params, "unknown organization");
+	return api_json(p, &st_activity, params, "unknown organization", 0);
 }
 
 /* notifications_org / notifications_unread: the newest 100. */
@@ -186,7 +193,7 @@ api_notifications(struct req *r, struct resp *p)
 	params[0] = r->args[0];
 	params[1] = unread != NULL && strcmp(unread, "1") == 0 ? "true" :
 	    "false";
-	return api_json(p, &st_notifications, params, "unknown organization");
+	return api_json(p, &st_notifications, params, "unknown organization", 0);
 }
 
 static const struct db_stmt st_read = { "api_notification_read",
@@ -210,7 +217,7 @@ api_notification_read(struct req *r, struct resp *p)
 	}
 	params[0] = r->args[0];
 	params[1] = r->args[1];
-	return api_json(p, &st_read, params, "unknown notification");
+	return api_json(p, &st_read, params, "unknown notification", 1);
 }
 
 /* calls_call_id: one call's live state, by the provider's id. */
@@ -235,7 +242,7 @@ api_call(struct req *r, struct resp *p)
 
 	params[0] = r->args[0];
 	params[1] = r->args[1];
-	return api_json(p, &st_call, params, "unknown call");
+	return api_json(p, &st_call, params, "unknown call", 0);
 }
 
 /* Progress per campaign (th_api_campaigns). */
@@ -248,5 +255,5 @@ api_campaigns(struct req *r, struct resp *p)
 	const char	*params[1];
 
 	params[0] = r->args[0];
-	return api_json(p, &st_campaigns, params, "unknown organization");
+	return api_json(p, &st_campaigns, params, "unknown organization", 0);
 }

@@ -33,6 +33,10 @@ const struct conf_key conf_keys[] = {
 	{ "database", "lock_timeout_ms", CONF_INT, C(lock_timeout_ms), 0,
 	    "500", 0, 60000 },
 	{ "database", "pooler", CONF_POOLER, C(pooler), 0, "none", 0, 0 },
+	{ "database", "read_conninfo", CONF_CONNINFO, C(read_conninfo), 0,
+	    NULL, 0, 0 },
+	{ "database", "read_max_lag_ms", CONF_INT, C(read_max_lag_ms), 0,
+	    "1000", 0, 600000 },
 	{ "database", "statement_timeout_ms", CONF_INT,
 	    C(statement_timeout_ms), 0, "2000", 100, 60000 },
 

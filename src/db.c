@@ -497,6 +497,117 @@ db_exec(const struct db_stmt *st, const char *const *params,
 	return db_run_stmt(st, NULL, st->nparams, params, out);
 }
 
+/*
+ * The read replica ([database] read_conninfo): a second connection for
+ * reads that may be a little late (the dashboard API's).  It is used
+ * while it answers and replays within read_max_lag_ms of what it has
+ * received; its state is checked at most once a second.  Otherwise, and
+ * on any error there, the read goes to the primary.
+ */
+static PGconn		*db_rd;
+static char		*db_rd_conninfo;
+static long long	 db_rd_max_lag_ms;
+static long long	 db_rd_checked_us;
+static enum db_replica	 db_rd_state = DB_REPLICA_NONE;
+
+void
+db_setup_read(const char *conninfo, long long max_lag_ms)
+{
+	free(db_rd_conninfo);
+	db_rd_conninfo = conninfo != NULL ? xstrdup(conninfo) : NULL;
+	db_rd_max_lag_ms = max_lag_ms;
+	db_rd_checked_us = 0;
+	db_rd_state = conninfo != NULL ? DB_REPLICA_DOWN : DB_REPLICA_NONE;
+}
+
+static void
+db_rd_close(void)
+{
+	if (db_rd != NULL)
+		PQfinish(db_rd);
+	db_rd = NULL;
+}
+
+/* The replica's state now, checked if the last check is a second old. */
+enum db_replica
+db_replica_state(void)
+{
+	static const char *const lag_sql = "SELECT pg_is_in_recovery(), "
+	    "CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM "
+	    "pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch FROM "
+	    "now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::bigint";
+	const char	*kw[] = { "connect_timeout", "application_name",
+			    "dbname", NULL };
+	const char	*val[4];
+	PGresult	*res;
+	long long	 now = now_us();
+
+	if (db_rd_conninfo == NULL)
+		return DB_REPLICA_NONE;
+	if (now - db_rd_checked_us < 1000000)
+		return db_rd_state;
+	db_rd_checked_us = now;
+	if (db_rd == NULL || PQstatus(db_rd) != CONNECTION_OK) {
+		db_rd_close();
+		val[0] = "2";
+		val[1] = "telehook-read";
+		val[2] = db_rd_conninfo;
+		val[3] = NULL;
+		db_rd = PQconnectdbParams(kw, val, 1);
+		if (db_rd == NULL || PQstatus(db_rd) != CONNECTION_OK) {
+			db_rd_close();
+			return db_rd_state = DB_REPLICA_DOWN;
+		}
+		PQsetNoticeProcessor(db_rd, db_notice, NULL);
+	}
+	res = PQexec(db_rd, lag_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		PQclear(res);
+		db_rd_close();
+		return db_rd_state = DB_REPLICA_DOWN;
+	}
+	/* a primary (promoted, or misconfigured) is not a replica's lag */
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		db_rd_state = DB_REPLICA_OK;
+	else
+		db_rd_state = strtoll(PQgetvalue(res, 0, 1), NULL, 10) >
+		    db_rd_max_lag_ms ? DB_REPLICA_BEHIND : DB_REPLICA_OK;
+	PQclear(res);
+	return db_rd_state;
+}
+
+/*
+ * A read: on the replica while it is up and close enough behind, else
+ * on the primary (db_exec).  *replica says whether the replica answered.
+ */
+enum db_err
+db_exec_read(const struct db_stmt *st, const char *const *params,
+    struct db_res *out, int *replica)
+{
+	PGresult	*res;
+
+	*replica = 0;
+	if (db_replica_state() == DB_REPLICA_OK && db_rd != NULL) {
+		res = PQexecParams(db_rd, st->sql, st->nparams, NULL, params,
+		    NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			db_copy(res, out);
+			PQclear(res);
+			*replica = 1;
+			return DB_OK;
+		}
+		log_warnx("read replica: %.*s", (int)strcspn(
+		    PQresultErrorMessage(res), "\n"),
+		    PQresultErrorMessage(res));
+		PQclear(res);
+		if (PQstatus(db_rd) != CONNECTION_OK) {
+			db_rd_close();
+			db_rd_state = DB_REPLICA_DOWN;
+		}
+	}
+	return db_exec(st, params, out);
+}
+
 /* Plain SQL with $n parameters, for telehookctl. */
 enum db_err
 db_query(const char *sql, int n, const char *const *params,

@@ -151,6 +151,8 @@ struct conf {
 	long long	 statement_timeout_ms;
 	long long	 lock_timeout_ms;
 	int		 pooler;	/* enum db_pooler */
+	char		*read_conninfo;	/* a replica for the API's reads */
+	long long	 read_max_lag_ms;
 	/* [server] */
 	char		*public_url;
 	long long	 max_body_bytes;
@@ -501,6 +503,17 @@ struct db_res {
 void		 db_setup(const char *, long long);
 void		 db_set_lock_timeout(long long);
 void		 db_set_pooler(int);
+/* The read replica's state, for the API's reads and /healthz. */
+enum db_replica {
+	DB_REPLICA_NONE = 0,	/* none configured */
+	DB_REPLICA_OK,
+	DB_REPLICA_BEHIND,	/* more than read_max_lag_ms behind */
+	DB_REPLICA_DOWN
+};
+void		 db_setup_read(const char *, long long);
+enum db_replica	 db_replica_state(void);
+enum db_err	 db_exec_read(const struct db_stmt *, const char *const *,
+		    struct db_res *, int *);
 void		 db_set_error_hook(void (*)(void));
 enum db_err	 db_connect(void);
 int		 db_connected(void);

@@ -8,6 +8,13 @@
 
 #include "extern.h"
 
+static const char *const replica_states[] = {
+	[DB_REPLICA_NONE] = "none",
+	[DB_REPLICA_OK] = "ok",
+	[DB_REPLICA_BEHIND] = "behind",
+	[DB_REPLICA_DOWN] = "down",
+};
+
 static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
 
 enum db_err
@@ -43,6 +50,9 @@ health_handle(struct req *r, struct resp *p)
 	cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 	cJSON_AddStringToObject(o, "spool", spool);
 	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
+	/* the API's read replica: reported, not part of "status" */
+	cJSON_AddStringToObject(o, "read_replica",
+	    replica_states[db_replica_state()]);
 	resp_set_json(p, !db_up && strcmp(spool, "ok") != 0 ? 503 : 200, o);
 	return DB_OK;
 }

@@ -122,6 +122,7 @@ main(int argc, char *argv[])
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	db_set_lock_timeout(conf.lock_timeout_ms);
 	db_set_pooler(conf.pooler);
+	db_setup_read(conf.read_conninfo, conf.read_max_lag_ms);
 	db_set_error_hook(metrics_db_error);
 	spool_set_replay(dispatch_replay);
 	if (db_connect() != DB_OK)
