@@ -230,7 +230,7 @@ static const struct db_stmt st_call = { "api_call",
 	"'sentiment', sentiment, 'successful', successful, "
 	"'disconnection_reason', disconnection_reason, 'cost_cents', "
 	"cost_cents, 'cost', cost::text, 'cost_currency', cost_currency, "
-	"'outcome', outcome, "
+	"'outcome', outcome, 'handled_at', th_iso(handled_at), "
 	"'campaign_id', campaign_id, 'contact_id', contact_id)"
 	"::text FROM calls WHERE call_id = $2 AND organization_id = $1 "
 	"ORDER BY updated_at DESC LIMIT 1", 2 };
@@ -243,6 +243,28 @@ api_call(struct req *r, struct resp *p)
 	params[0] = r->args[0];
 	params[1] = r->args[1];
 	return api_json(p, &st_call, params, "unknown call", 0);
+}
+
+/*
+ * POST .../calls/{call}/handled: the desk has dealt with it (kept from
+ * the first time); DELETE: not after all.  The call as GET shows it.
+ */
+static const struct db_stmt st_handled = { "api_call_handled",
+	"WITH c AS (UPDATE calls SET handled_at = CASE WHEN $3::bool THEN "
+	"coalesce(handled_at, now()) END WHERE call_id = $2 AND "
+	"organization_id = $1 RETURNING call_id, outcome, handled_at) "
+	"SELECT json_build_object('call_id', call_id, 'outcome', outcome, "
+	"'handled_at', th_iso(handled_at))::text FROM c LIMIT 1", 3 };
+
+enum db_err
+api_call_handled(struct req *r, struct resp *p)
+{
+	const char	*params[3];
+
+	params[0] = r->args[0];
+	params[1] = r->args[1];
+	params[2] = r->method == METHOD_DELETE ? "false" : "true";
+	return api_json(p, &st_handled, params, "unknown call", 1);
 }
 
 /* Progress per campaign (th_api_campaigns). */

@@ -616,6 +616,7 @@ enum db_err	 api_activity(struct req *, struct resp *);
 enum db_err	 api_notifications(struct req *, struct resp *);
 enum db_err	 api_notification_read(struct req *, struct resp *);
 enum db_err	 api_call(struct req *, struct resp *);
+enum db_err	 api_call_handled(struct req *, struct resp *);
 enum db_err	 api_campaigns(struct req *, struct resp *);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */

@@ -103,6 +103,10 @@ const struct route routes[] = {
 	    api_notification_read, RESP_JSON, 0, NULL, NULL, MC_NONE },
 	API("/api/v1/organizations/{}/calls/{}", GET_HEAD, "api_call",
 	    api_call),
+	{ "/api/v1/organizations/{}/calls/{}/handled",
+	    METHOD_POST | METHOD_DELETE, BODY_NONE | BODY_JSON,
+	    "api_call_handled", api_verify, api_call_handled, RESP_JSON, 0,
+	    NULL, NULL, MC_NONE },
 	API("/api/v1/organizations/{}/campaigns", GET_HEAD, "api_campaigns",
 	    api_campaigns),
 };

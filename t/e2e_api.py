@@ -222,7 +222,7 @@ class Calls(unittest.TestCase):
             "started_at", "ended_at", "duration_s", "recording_url",
             "transcript", "summary", "sentiment", "successful",
             "disconnection_reason", "cost_cents", "cost", "cost_currency",
-            "outcome", "campaign_id", "contact_id"]))
+            "outcome", "handled_at", "campaign_id", "contact_id"]))
         self.assertEqual(c["outcome"], "answered")
         self.assertEqual((c["provider"], c["direction"], c["from"], c["to"],
                           c["status"], c["duration_s"]),
@@ -288,6 +288,42 @@ class Isolation(unittest.TestCase):
         self.assertIsNotNone(stack.psql(
             "SELECT last_used_at FROM api_tokens WHERE token_hash = "
             "encode(sha256('%s'::bytea), 'hex')" % tokens["A"]))
+
+
+class Handled(unittest.TestCase):
+    """POST .../calls/{call}/handled marks a call dealt with, for the
+    whole organization; DELETE undoes it (telehook(8))."""
+
+    def test_mark_and_undo(self):
+        base = "/api/v1/organizations/%s/calls/%s" % (A, calls["twilio"])
+        self.assertIsNone(api(base, tokens["A"]).json()["handled_at"])
+        # another organization's token: as if there were no such call
+        r = api(base.replace(A, B) + "/handled", tokens["B"], "POST")
+        self.assertEqual(r.status, 404)
+        r = api(base + "/handled", tokens["B"], "POST")
+        self.assertEqual(r.status, 404)
+        self.assertIsNone(api(base, tokens["A"]).json()["handled_at"])
+        r = api(base + "/handled", tokens["A"], "POST")
+        self.assertEqual(r.status, 200)
+        first = r.json()
+        self.assertEqual(first["call_id"], calls["twilio"])
+        self.assertRegex(first["handled_at"], ISO)
+        # the state is the organization's: every token of it sees it
+        other = stack.ctl_ok("token", "create", A).strip()
+        self.assertEqual(api(base, other).json()["handled_at"],
+                         first["handled_at"])
+        # marked again: the first time is kept
+        self.assertEqual(api(base + "/handled", other, "POST").json(),
+                         first)
+        r = api(base + "/handled", tokens["A"], "DELETE")
+        self.assertEqual((r.status, r.json()["handled_at"]), (200, None))
+        self.assertIsNone(api(base, other).json()["handled_at"])
+        r = api("/api/v1/organizations/%s/calls/CAnone/handled" % A,
+                tokens["A"], "POST")
+        self.assertEqual((r.status, r.json()), (404, {
+            "error": "unknown call"}))
+        r = api(base + "/handled", tokens["A"], "GET")
+        self.assertEqual(r.status, 405)
 
 
 class ZPlans(unittest.TestCase):
