@@ -164,14 +164,15 @@ def rss_mb(pids):
     return total / 1024.0
 
 
-def twilio_line(stack, n):
+def sms_line(base, path, n):
+    """One unique SMS (MessageSid from n), signed as Twilio signs it for
+    base + path: a line of requests.lua's files."""
     sid = "SM%032x" % n
     p = [("MessageSid", sid), ("SmsSid", sid),
          ("AccountSid", "AC" + "0" * 32), ("From", "+1555%07d" % (n % 10**7)),
          ("To", NUMBER), ("Body", "Thanks!"), ("NumMedia", "0"),
          ("SmsStatus", "received"), ("ApiVersion", "2010-04-01")]
-    path = "/webhooks/twilio/sms/incoming"
-    data = stack.public_url + path
+    data = base + path
     for k in sorted({k for k, _ in p}):
         for v in sorted({v for kk, v in p if kk == k}):
             data += k + v
@@ -179,25 +180,18 @@ def twilio_line(stack, n):
                                     hashlib.sha1).digest()).decode()
     return "\t".join(["POST", path, "application/x-www-form-urlencoded",
                       "X-Twilio-Signature", sig, urllib.parse.urlencode(p)])
+
+
+def twilio_line(stack, n):
+    return sms_line(stack.public_url, "/webhooks/twilio/sms/incoming", n)
 
 
 def peer_line(org, port, n):
-    """The same SMS as twilio_line, signed for the peer's own URL (it
-    takes the organization from the query string)."""
-    sid = "SM%032x" % n
-    p = [("MessageSid", sid), ("SmsSid", sid),
-         ("AccountSid", "AC" + "0" * 32), ("From", "+1555%07d" % (n % 10**7)),
-         ("To", NUMBER), ("Body", "Thanks!"), ("NumMedia", "0"),
-         ("SmsStatus", "received"), ("ApiVersion", "2010-04-01")]
-    path = "/webhooks/twilio/sms/incoming?organization_id=" + org
-    data = "http://127.0.0.1:%d" % port + path
-    for k in sorted({k for k, _ in p}):
-        for v in sorted({v for kk, v in p if kk == k}):
-            data += k + v
-    sig = base64.b64encode(hmac.new(TOKEN.encode(), data.encode(),
-                                    hashlib.sha1).digest()).decode()
-    return "\t".join(["POST", path, "application/x-www-form-urlencoded",
-                      "X-Twilio-Signature", sig, urllib.parse.urlencode(p)])
+    """The same SMS, signed for the peer's own URL (it takes the
+    organization from the query string)."""
+    return sms_line("http://127.0.0.1:%d" % port,
+                    "/webhooks/twilio/sms/incoming?organization_id=" + org,
+                    n)
 
 
 class Peer:

@@ -73,9 +73,6 @@ def main():
     b = Stack(workers=WORKERS, host_addr="127.0.0.3", database=a,
               rate_limit=10000000, extra_conf=conf).start()
     tmp = tempfile.mkdtemp(prefix="telehook-bench-hosts-")
-
-    class signed_for:     # the URL the providers sign: the balancer's
-        public_url = url
     results = []
     try:
         org = a.ctl_ok("org", "add", "Bench Clinic").strip()
@@ -97,8 +94,9 @@ def main():
                 wait_for("the balancer", lambda: subprocess.run(
                     ["curl", "-sf", url + "/healthz"],
                     stdout=subprocess.DEVNULL).returncode == 0)
-                bench.write_requests(reqs, lambda n: bench.twilio_line(
-                    signed_for, n + (7 + k) * 10**8), per_thread)
+                bench.write_requests(reqs, lambda n: bench.sms_line(
+                    url, "/webhooks/twilio/sms/incoming",
+                    n + (7 + k) * 10**8), per_thread)
                 bench.settle(a)
                 results.append((len(backends), bench.wrk(url, lua, reqs)))
             finally:
