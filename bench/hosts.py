@@ -17,7 +17,6 @@ would add.
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 
@@ -25,42 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "t"))
 import bench  # noqa: E402
-from harness import Stack, free_port, wait_for  # noqa: E402
+import harness  # noqa: E402
+from harness import Stack, free_port  # noqa: E402
 
 WORKERS = int(os.environ.get("BENCH_HOST_WORKERS", "8"))
-
-
-def balancer(port, backends, d):
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write("""%(user)sdaemon off;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/body;
-    proxy_temp_path %(d)s/proxy;
-    upstream hosts { %(servers)s keepalive 32; }
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://hosts;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_next_upstream error timeout non_idempotent;
-        }
-    }
-}
-""" % {"user": "user root;\n" if os.geteuid() == 0 else "", "d": d,
-       "port": port, "servers": " ".join("server %s;" % b
-                                          for b in backends)})
-    for t in ("body", "proxy"):
-        os.makedirs(os.path.join(d, t), exist_ok=True)
-    return subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(
-        d, "nginx.conf")], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def main():
@@ -89,11 +56,8 @@ def main():
                  "127.0.0.3:%d" % b.nginx_port])):
             d = os.path.join(tmp, "lb%d" % k)
             os.mkdir(d)
-            lb = balancer(port, backends, d)
+            lb = harness.balancer(port, backends, d)
             try:
-                wait_for("the balancer", lambda: subprocess.run(
-                    ["curl", "-sf", url + "/healthz"],
-                    stdout=subprocess.DEVNULL).returncode == 0)
                 bench.write_requests(reqs, lambda n: bench.sms_line(
                     url, "/webhooks/twilio/sms/incoming",
                     n + (7 + k) * 10**8), per_thread)

@@ -20,7 +20,6 @@ activity entry), none lost.
 import http.client
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,55 +38,8 @@ lb = {}
 
 
 def lb_start():
-    d = lb["dir"]
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write("""%(user)sdaemon off;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log info;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/body;
-    proxy_temp_path %(d)s/proxy;
-    upstream hosts {
-        server %(a)s max_fails=1 fail_timeout=2s;
-        server %(b)s max_fails=1 fail_timeout=2s;
-        keepalive 8;
-    }
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://hosts;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_connect_timeout 1s;
-            proxy_read_timeout 20s;
-            # safe for webhooks: a retried request is a redelivery, which
-            # telehook stores once and answers as it did the first time
-            proxy_next_upstream error timeout non_idempotent;
-        }
-    }
-}
-""" % {"user": "user root;\n" if os.geteuid() == 0 else "", "d": d,
-       "port": lb["port"],
-       "a": "%s:%d" % (hosts[0].host_addr, hosts[0].nginx_port),
-       "b": "%s:%d" % (hosts[1].host_addr, hosts[1].nginx_port)})
-    for t in ("body", "proxy"):
-        os.makedirs(os.path.join(d, t), exist_ok=True)
-    lb["proc"] = subprocess.Popen(
-        ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
-         os.path.join(d, "error.log")], stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-
-    def up():
-        c = http.client.HTTPConnection("127.0.0.1", lb["port"], timeout=2)
-        c.request("GET", "/healthz")
-        return c.getresponse().status == 200
-    wait_for("the load balancer", up)
+    lb["proc"] = harness.balancer(lb["port"], [
+        "%s:%d" % (h.host_addr, h.nginx_port) for h in hosts], lb["dir"])
 
 
 def setUpModule():
@@ -147,15 +99,6 @@ def served(host):
     return log.count(" POST twilio_sms_incoming ")
 
 
-def drain(host):
-    def empty():
-        p = host.ctl("spool", "drain")
-        assert p.returncode in (0, 75), p.stderr
-        return not [f for f in os.listdir(host.spool)
-                    if f.endswith(".spool")]
-    wait_for("an empty spool", empty, timeout=120, interval=0.2)
-
-
 class TwoHosts(unittest.TestCase):
 
     def test_host_lost_and_database_restarted(self):
@@ -182,18 +125,8 @@ class TwoHosts(unittest.TestCase):
             a.start_postgres()
             load.wait_sent(load.sent + 200)
         for h in hosts:
-            drain(h)
-        rows = a.psql(
-            "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT "
-            "m.id), count(DISTINCT x.id) FROM messages m "
-            "LEFT JOIN events e ON e.provider = 'twilio' AND "
-            "e.provider_key = m.message_id || ':received' "
-            "LEFT JOIN activity x ON x.message_id = m.id "
-            "WHERE m.message_id LIKE 'SMH%' GROUP BY m.message_id")
-        stored = {}
-        for line in rows.splitlines():
-            sid, ev, msg, act = line.split("|")
-            stored[sid] = (int(ev), int(msg), int(act))
+            harness.drain_spool(h)
+        stored = harness.stored_sms(a, "SMH")
         lost = [s for s in load.accepted if s not in stored]
         dup = [s for s, c in stored.items() if c != (1, 1, 1)]
         spooled = a.psql("SELECT count(*) FROM events WHERE provider_key "

@@ -77,31 +77,11 @@ def Load(tag):
                         tag=tag)
 
 
-def drain():
-    """Drain until the spool is empty (workers may be draining too)."""
-    def empty():
-        p = stack.ctl("spool", "drain")
-        assert p.returncode in (0, 75), p.stderr
-        return not [f for f in os.listdir(stack.spool)
-                    if f.endswith(".spool")]
-    wait_for("empty spool", empty, timeout=120, interval=0.2)
-
-
 def tally(name, load):
     """Every accepted request stored exactly once; print the counts."""
-    drain()
+    harness.drain_spool(stack)
     tag = "SM" + load.tag
-    rows = stack.psql(
-        "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT m.id), "
-        "count(DISTINCT a.id) FROM messages m "
-        "LEFT JOIN events e ON e.provider = 'twilio' AND "
-        "e.provider_key = m.message_id || ':received' "
-        "LEFT JOIN activity a ON a.message_id = m.id "
-        "WHERE m.message_id LIKE '%s%%' GROUP BY m.message_id" % tag)
-    stored = {}
-    for line in rows.splitlines():
-        sid, ev, msg, act = line.split("|")
-        stored[sid] = (int(ev), int(msg), int(act))
+    stored = harness.stored_sms(stack, tag)
     lost = [s for s in load.accepted if s not in stored]
     dup = [s for s, c in stored.items() if c != (1, 1, 1)]
     spooled = stack.psql("SELECT count(*) FROM events WHERE provider_key "

@@ -155,6 +155,89 @@ def wait_for(what, cond, timeout=30.0, interval=0.05):
         time.sleep(interval)
 
 
+def balancer(port, backends, d):
+    """A balancing nginx on 127.0.0.1:port in front of backends
+    ("addr:port" of hosts' nginx), as telehook(8), Several hosts, shows
+    one; its files in d.  Started in its own process group; returns the
+    Popen once /healthz answers through it."""
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write("""%(user)sdaemon off;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    upstream hosts {
+        %(servers)s
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://hosts;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 20s;
+            # safe for webhooks: a retried request is a redelivery, which
+            # telehook stores once and answers as it did the first time
+            proxy_next_upstream error timeout non_idempotent;
+        }
+    }
+}
+""" % {"user": "user root;\n" if os.geteuid() == 0 else "", "d": d,
+       "port": port, "servers": "\n        ".join(
+           "server %s max_fails=1 fail_timeout=2s;" % b for b in backends)})
+    for t in ("body", "proxy"):
+        os.makedirs(os.path.join(d, t), exist_ok=True)
+    p = subprocess.Popen(
+        ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+         os.path.join(d, "error.log")], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+
+    def up():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/healthz")
+        return c.getresponse().status == 200
+    wait_for("the balancer", up)
+    return p
+
+
+def drain_spool(stack):
+    """Drain stack's spool until it is empty (its workers may be
+    draining too: telehookctl answers 75 then)."""
+    def empty():
+        p = stack.ctl("spool", "drain")
+        assert p.returncode in (0, 75), p.stderr
+        return not [f for f in os.listdir(stack.spool)
+                    if f.endswith(".spool")]
+    wait_for("an empty spool", empty, timeout=120, interval=0.2)
+
+
+def stored_sms(stack, prefix):
+    """For each stored SMS whose MessageSid starts with prefix: how many
+    events, messages and activity entries it has, (1, 1, 1) when it is
+    stored exactly once."""
+    rows = stack.psql(
+        "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT m.id), "
+        "count(DISTINCT a.id) FROM messages m "
+        "LEFT JOIN events e ON e.provider = 'twilio' AND "
+        "e.provider_key = m.message_id || ':received' "
+        "LEFT JOIN activity a ON a.message_id = m.id "
+        "WHERE m.message_id LIKE '%s%%' GROUP BY m.message_id" % prefix)
+    stored = {}
+    for line in rows.splitlines():
+        sid, ev, msg, act = line.split("|")
+        stored[sid] = (int(ev), int(msg), int(act))
+    return stored
+
+
 class Load:
     """Threads calling send(n, thread) -> (sid, status, seconds) until
     stopped, at a fixed total rate or as fast as they go, counted: sent,
