@@ -11,10 +11,7 @@ files, its user, key or spool behind.  Needs root (dev/check runs it so)
 and TELEHOOK_DEB, the package's path.
 """
 
-import base64
 import grp
-import hashlib
-import hmac
 import os
 import pwd
 import re
@@ -30,7 +27,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, pg_bindir, wait_for  # noqa: E402
+from harness import free_port, pg_bindir, twilio_sign, wait_for  # noqa
 
 DEB = os.environ.get("TELEHOOK_DEB", "")
 TOKEN = "deb-install-twilio-token"
@@ -67,9 +64,7 @@ def twilio_sms(base, sid):
     p = [("MessageSid", sid), ("AccountSid", "AC" + "6" * 32),
          ("From", "+15551116000"), ("To", NUMBER),
          ("Body", "what are your hours?"), ("SmsStatus", "received")]
-    data = base + path + "".join(k + v for k, v in sorted(p))
-    sig = base64.b64encode(hmac.new(TOKEN.encode(), data.encode(),
-                                    hashlib.sha1).digest()).decode()
+    sig = twilio_sign(TOKEN, base + path, p)
     req = urllib.request.Request(
         base + path, urllib.parse.urlencode(p).encode(),
         {"X-Twilio-Signature": sig,
