@@ -444,3 +444,118 @@ BEGIN
 	WHERE c.organization_id = p_org);
 END
 $$;
+
+-- The staff's calls, newest first (calls_org_id, calls_org_outcome_id):
+-- p_status missed is every missed call, voicemail included (a voicemail
+-- is a missed call with a recording, architecture.md §7); voicemail and
+-- answered are those outcomes alone.  p_since bounds started_at.
+CREATE OR REPLACE FUNCTION th_api_calls(p_org uuid, p_status text,
+    p_since timestamptz, p_before bigint, p_limit int) RETURNS text
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH page AS (SELECT c.* FROM calls c
+	    WHERE c.organization_id = p_org AND
+	    (p_before IS NULL OR c.id < p_before) AND
+	    (p_since IS NULL OR c.started_at >= p_since) AND
+	    (p_status IS NULL OR c.outcome = p_status OR
+	     (p_status = 'missed' AND c.outcome = 'voicemail'))
+	    ORDER BY c.id DESC LIMIT p_limit + 1)
+	SELECT json_build_object('calls', coalesce((SELECT json_agg(
+	    json_build_object('call_id', x.call_id, 'provider', x.provider,
+	    'direction', x.direction, 'from', x.from_number, 'to',
+	    x.to_number, 'caller_name', x.caller_name, 'status', x.status,
+	    'outcome', x.outcome, 'started_at', th_iso(x.started_at),
+	    'ended_at', th_iso(x.ended_at), 'duration_s', x.duration_s, 'agent_id',
+	    x.agent_id, 'summary', x.summary, 'sentiment', x.sentiment,
+	    'successful', x.successful, 'has_recording',
+	    x.recording_url IS NOT NULL, 'transcript_excerpt',
+	    CASE WHEN length(x.transcript) > 200 THEN
+	    left(x.transcript, 199) || '…' ELSE x.transcript END,
+	    'handled_at', th_iso(x.handled_at)) ORDER BY x.id DESC)
+	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
+	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
+	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
+	    LIMIT p_limit) y) END)::text);
+END
+$$;
+
+-- SMS threads, the latest first: one row per contact with its newest
+-- message (messages_org_contact).  p_before is a message id: threads
+-- whose newest message is older.
+CREATE OR REPLACE FUNCTION th_api_conversations(p_org uuid, p_before bigint,
+    p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH last AS (SELECT CASE WHEN m.direction = 'inbound' THEN
+	    m.from_number ELSE m.to_number END AS contact, max(m.id) AS id,
+	    count(*) AS n FROM messages m WHERE m.organization_id = p_org
+	    GROUP BY 1),
+	page AS (SELECT l.contact, l.n, m.* FROM last l JOIN messages m
+	    ON m.id = l.id WHERE l.contact IS NOT NULL AND
+	    (p_before IS NULL OR l.id < p_before)
+	    ORDER BY l.id DESC LIMIT p_limit + 1)
+	SELECT json_build_object('conversations', coalesce((SELECT json_agg(
+	    json_build_object('contact', x.contact, 'messages', x.n,
+	    'last_message_id', x.message_id, 'last_direction', x.direction,
+	    'last_body', x.body, 'last_status', x.status, 'last_auto_reply',
+	    x.auto_reply, 'last_at', th_iso(x.created_at)) ORDER BY x.id DESC)
+	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
+	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
+	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
+	    LIMIT p_limit) y) END)::text);
+END
+$$;
+
+-- One thread, newest first (messages_org_contact): both directions,
+-- each with its delivery status and history, auto-replies marked.
+CREATE OR REPLACE FUNCTION th_api_conversation(p_org uuid, p_contact text,
+    p_before bigint, p_limit int) RETURNS text
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH page AS (SELECT m.* FROM messages m
+	    WHERE m.organization_id = p_org AND (CASE WHEN m.direction =
+	    'inbound' THEN m.from_number ELSE m.to_number END) = p_contact AND
+	    (p_before IS NULL OR m.id < p_before)
+	    ORDER BY m.id DESC LIMIT p_limit + 1)
+	SELECT json_build_object('contact', p_contact,
+	    'messages', coalesce((SELECT json_agg(
+	    json_build_object('id', x.id::text, 'message_id', x.message_id,
+	    'provider', x.provider, 'direction', x.direction, 'from',
+	    x.from_number, 'to', x.to_number, 'body', x.body, 'num_media',
+	    x.num_media, 'status', x.status, 'status_history',
+	    x.status_history, 'auto_reply', x.auto_reply, 'created_at',
+	    th_iso(x.created_at)) ORDER BY x.id DESC)
+	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
+	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
+	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
+	    LIMIT p_limit) y) END)::text);
+END
+$$;
+
+-- One campaign with its contacts in file order, paged by position
+-- (campaigns_pkey, campaign_contacts_campaign_id_position_key); NULL
+-- when the campaign is not the organization's.
+CREATE OR REPLACE FUNCTION th_api_campaign(p_org uuid, p_id uuid,
+    p_after int, p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (WITH page AS (SELECT k.* FROM campaign_contacts k
+	    WHERE k.campaign_id = p_id AND (p_after IS NULL OR
+	    k.position > p_after) ORDER BY k.position LIMIT p_limit + 1)
+	SELECT json_build_object('id', c.id, 'name', c.name,
+	    'created_at', th_iso(c.created_at), 'total_contacts',
+	    (SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id),
+	    'processed', c.processed, 'successful', c.successful,
+	    'contacts', coalesce((SELECT json_agg(json_build_object('id',
+	    x.id, 'position', x.position, 'phone', x.phone, 'name', x.name,
+	    'status', x.status, 'call_id', x.call_id, 'outcome', cl.outcome,
+	    'duration_s', cl.duration_s, 'summary', cl.summary, 'successful',
+	    x.successful, 'updated_at', th_iso(x.updated_at))
+	    ORDER BY x.position) FROM (SELECT * FROM page ORDER BY position
+	    LIMIT p_limit) x LEFT JOIN LATERAL (SELECT outcome, duration_s,
+	    summary FROM calls WHERE organization_id = p_org AND
+	    call_id = x.call_id ORDER BY id DESC LIMIT 1) cl ON true), '[]'),
+	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
+	    (SELECT max(y.position)::text FROM (SELECT position FROM page
+	    ORDER BY position LIMIT p_limit) y) END)::text
+	FROM campaigns c WHERE c.id = p_id AND c.organization_id = p_org);
+END
+$$;

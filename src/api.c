@@ -11,9 +11,11 @@
  * the dashboard is one round trip whatever the size of the tables; the
  * indexes that carry each query are named next to it.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "extern.h"
@@ -278,4 +280,209 @@ api_campaigns(struct req *r, struct resp *p)
 
 	params[0] = r->args[0];
 	return api_json(p, &st_campaigns, params, "unknown organization", 0);
+}
+
+/* One campaign and its contacts in file order (th_api_campaign). */
+static const struct db_stmt st_campaign = { "api_campaign",
+	"SELECT th_api_campaign($1, $2, $3, $4)", 4 };
+
+enum db_err
+api_campaign(struct req *r, struct resp *p)
+{
+	const char	*params[4];
+	char		 lim[16], aft[16];
+	long long	 limit, after;
+
+	if (!store_is_uuid(r->args[1])) {
+		resp_error(p, 404, "unknown campaign");
+		return DB_OK;
+	}
+	if ((limit = api_int(r, "limit", 100, 500)) == -1) {
+		resp_error(p, 400, "limit must be 1 to 500");
+		return DB_OK;
+	}
+	if ((after = api_int(r, "after", 0, 2147483647LL)) == -1) {
+		resp_error(p, 400, "after must be a contact position");
+		return DB_OK;
+	}
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(aft, sizeof(aft), "%lld", after);
+	params[0] = r->args[0];
+	params[1] = r->args[1];
+	params[2] = after > 0 ? aft : NULL;
+	params[3] = lim;
+	return api_json(p, &st_campaign, params, "unknown campaign", 0);
+}
+
+/*
+ * A timestamp for since=: a date (midnight in the organization's time
+ * zone) or a date and time with Z or an offset, as th_iso() writes
+ * them.  PostgreSQL parses it; this only refuses what it would read
+ * some other way.
+ */
+static int
+api_since_ok(const char *v)
+{
+	static const char	*shape = "dddd-dd-dd";
+	size_t			 i, n = strlen(v);
+
+	if (n < 10)
+		return 0;
+	for (i = 0; i < 10; i++)
+		if (shape[i] == 'd' ? !isdigit((unsigned char)v[i]) :
+		    v[i] != shape[i])
+			return 0;
+	if (n == 10)
+		return 1;
+	if (v[10] != 'T' || n < 20 || !isdigit((unsigned char)v[11]) ||
+	    !isdigit((unsigned char)v[12]) || v[13] != ':' ||
+	    !isdigit((unsigned char)v[14]) || !isdigit((unsigned char)v[15]) ||
+	    v[16] != ':' || !isdigit((unsigned char)v[17]) ||
+	    !isdigit((unsigned char)v[18]))
+		return 0;
+	i = 19;
+	if (v[i] == '.')
+		for (i++; isdigit((unsigned char)v[i]); i++)
+			;
+	if (strcmp(v + i, "Z") == 0)
+		return 1;
+	return (v[i] == '+' || v[i] == '-') && strlen(v + i) == 6 &&
+	    isdigit((unsigned char)v[i + 1]) &&
+	    isdigit((unsigned char)v[i + 2]) && v[i + 3] == ':' &&
+	    isdigit((unsigned char)v[i + 4]) &&
+	    isdigit((unsigned char)v[i + 5]);
+}
+
+/*
+ * The calls, newest first (th_api_calls): status=missed (voicemail
+ * included), answered or voicemail; since= a date or a time.
+ */
+static const struct db_stmt st_calls = { "api_calls",
+	"SELECT th_api_calls($1, $2, CASE WHEN length($3) = 10 THEN "
+	"($3::date)::timestamp AT TIME ZONE (SELECT timezone FROM "
+	"organizations WHERE id = $1) ELSE $3::timestamptz END, $4, $5)", 5 };
+
+enum db_err
+api_calls(struct req *r, struct resp *p)
+{
+	static const char *const statuses[] = { "missed", "answered",
+	    "voicemail", NULL };
+	const char	*status = kv_get(&r->qs, "status");
+	const char	*since = kv_get(&r->qs, "since"), *params[5];
+	char		 lim[16], bef[24];
+	long long	 limit, before;
+	int		 i;
+
+	if (status != NULL) {
+		for (i = 0; statuses[i] != NULL; i++)
+			if (strcmp(status, statuses[i]) == 0)
+				break;
+		if (statuses[i] == NULL) {
+			resp_error(p, 400, "status must be missed, answered "
+			    "or voicemail");
+			return DB_OK;
+		}
+	}
+	if (since != NULL && !api_since_ok(since)) {
+		resp_error(p, 400, "since must be YYYY-MM-DD or "
+		    "YYYY-MM-DDTHH:MM:SS with Z or an offset");
+		return DB_OK;
+	}
+	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
+		resp_error(p, 400, "limit must be 1 to 200");
+		return DB_OK;
+	}
+	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
+		resp_error(p, 400, "before must be a call id from next");
+		return DB_OK;
+	}
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(bef, sizeof(bef), "%lld", before);
+	params[0] = r->args[0];
+	params[1] = status;
+	params[2] = since;
+	params[3] = before > 0 ? bef : NULL;
+	params[4] = lim;
+	return api_json(p, &st_calls, params, "unknown organization", 0);
+}
+
+/* SMS threads, the latest first (th_api_conversations). */
+static const struct db_stmt st_conversations = { "api_conversations",
+	"SELECT th_api_conversations($1, $2, $3)", 3 };
+
+enum db_err
+api_conversations(struct req *r, struct resp *p)
+{
+	const char	*params[3];
+	char		 lim[16], bef[24];
+	long long	 limit, before;
+
+	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
+		resp_error(p, 400, "limit must be 1 to 200");
+		return DB_OK;
+	}
+	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
+		resp_error(p, 400, "before must be a message id from next");
+		return DB_OK;
+	}
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(bef, sizeof(bef), "%lld", before);
+	params[0] = r->args[0];
+	params[1] = before > 0 ? bef : NULL;
+	params[2] = lim;
+	return api_json(p, &st_conversations, params, "unknown organization",
+	    0);
+}
+
+/* "+" and 7 to 15 digits, the first not 0: as the numbers are stored. */
+static int
+api_e164(const char *c)
+{
+	size_t	n;
+
+	if (c[0] != '+' || c[1] < '1' || c[1] > '9')
+		return 0;
+	for (n = 1; isdigit((unsigned char)c[n]); n++)
+		;
+	return c[n] == '\0' && n >= 8 && n <= 16;
+}
+
+/*
+ * One thread (th_api_conversation).  The contact is E.164; its "+" may
+ * come percent-encoded.
+ */
+static const struct db_stmt st_conversation = { "api_conversation",
+	"SELECT th_api_conversation($1, $2, $3, $4)", 4 };
+
+enum db_err
+api_conversation(struct req *r, struct resp *p)
+{
+	const char	*params[4], *c = r->args[1];
+	char		 e164[32], lim[16], bef[24];
+	long long	 limit, before;
+
+	if (strncasecmp(c, "%2B", 3) == 0) {
+		snprintf(e164, sizeof(e164), "+%s", c + 3);
+		c = e164;
+	}
+	if (!api_e164(c)) {
+		resp_error(p, 404, "a contact is an E.164 number");
+		return DB_OK;
+	}
+	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
+		resp_error(p, 400, "limit must be 1 to 200");
+		return DB_OK;
+	}
+	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
+		resp_error(p, 400, "before must be a message id from next");
+		return DB_OK;
+	}
+	snprintf(lim, sizeof(lim), "%lld", limit);
+	snprintf(bef, sizeof(bef), "%lld", before);
+	params[0] = r->args[0];
+	params[1] = c;
+	params[2] = before > 0 ? bef : NULL;
+	params[3] = lim;
+	return api_json(p, &st_conversation, params, "unknown organization",
+	    0);
 }

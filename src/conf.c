@@ -54,6 +54,8 @@ const struct conf_key conf_keys[] = {
 	{ "server", "trusted_proxies", CONF_CIDRS, C(trusted_proxies), 0,
 	    NULL, 0, 0 },
 
+	{ "twilio", "api_url", CONF_APIURL, C(twilio.api_url), 0,
+	    "https://api.twilio.com", 0, 0 },
 	{ "twilio", "auth_token", CONF_STR, C(twilio.auth_token),
 	    CONF_SECRET, NULL, 0, 0 },
 	{ "twilio", "auth_token_previous", CONF_STR,

@@ -609,10 +609,16 @@ dispatch_request(FCGX_Request *fr)
 	r.client_addr = req_client_addr(req_env(&r, "REMOTE_ADDR"),
 	    req_header(&r, "X-Forwarded-For"), &conf.proxies);
 	dispatch_run(&r, &p, fr->in);
-	status = resp_render(&p, r.method == METHOD_HEAD, &out);
-	if (out.failed || FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
-		log_warnx("%s: could not write the answer to %s",
-		    log_esc(r.path), log_esc(r.client_addr));
+	if (p.stream.url != NULL && p.error == NULL)
+		status = recording_stream(&p, r.method == METHOD_HEAD,
+		    fr->out);
+	else {
+		status = resp_render(&p, r.method == METHOD_HEAD, &out);
+		if (out.failed ||
+		    FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
+			log_warnx("%s: could not write the answer to %s",
+			    log_esc(r.path), log_esc(r.client_addr));
+	}
 	us = now_us() - r.start_us;
 	metrics_request(r.route, status, us);
 	/*

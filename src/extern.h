@@ -118,6 +118,7 @@ void		 cidrlist_free(struct cidrlist *);
 
 /* conf.c: the configuration file, driven by one table of keys. */
 struct conf_provider_twilio {
+	char		*api_url;
 	char		*auth_token;
 	char		*auth_token_previous;
 	char		*webhook_secret;
@@ -339,6 +340,14 @@ enum responder {
 	RESP_TEXT,
 	RESP__MAX
 };
+/* An answer fetched and streamed as it arrives (recording.c). */
+struct resp_stream {
+	char		*url;		/* set: stream this, render nothing */
+	char		*user;		/* HTTP Basic, or NULL */
+	char		*password;	/* zeroed when freed */
+	char		*range;		/* the client's Range, passed on */
+	int		 plain_http;	/* http:// allowed (a loopback API) */
+};
 struct resp {
 	int		 status;	/* 0 until someone sets it */
 	enum responder	 kind;
@@ -348,6 +357,7 @@ struct resp {
 	const char	*ctype;		/* RESP_TEXT content type */
 	char		*error;		/* set: answer {"error":...} */
 	char		 allow[64];	/* 405: the Allow header */
+	struct resp_stream stream;
 };
 void		 resp_init(struct resp *, enum responder);
 void		 resp_free(struct resp *);
@@ -356,6 +366,7 @@ void		 resp_error(struct resp *, int, const char *, ...)
 void		 resp_set_json(struct resp *, int, cJSON *);
 int		 resp_render(struct resp *, int, struct buf *);
 int		 resp_body(struct resp *, struct buf *, const char **);
+int		 resp_error_body(const char *, struct buf *);
 const char	*resp_status_text(int);
 
 /* dispatch.c: the route table, and one request from accept to answer. */
@@ -618,6 +629,16 @@ enum db_err	 api_notification_read(struct req *, struct resp *);
 enum db_err	 api_call(struct req *, struct resp *);
 enum db_err	 api_call_handled(struct req *, struct resp *);
 enum db_err	 api_campaigns(struct req *, struct resp *);
+enum db_err	 api_campaign(struct req *, struct resp *);
+enum db_err	 api_calls(struct req *, struct resp *);
+enum db_err	 api_conversations(struct req *, struct resp *);
+enum db_err	 api_conversation(struct req *, struct resp *);
+
+/* recording.c: a call's recording, fetched and streamed through. */
+enum db_err	 recording_handle(struct req *, struct resp *);
+int		 recording_stream(struct resp *, int, struct FCGX_Stream *);
+int		 recording_twilio_account(const char *, const char *, char *,
+		    size_t);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */
 void		 metrics_init(const char *);

@@ -62,6 +62,13 @@ resp_free(struct resp *p)
 	cJSON_Delete(p->json);
 	buf_free(&p->text);
 	free(p->error);
+	free(p->stream.url);
+	free(p->stream.user);
+	free(p->stream.range);
+	if (p->stream.password != NULL) {
+		explicit_bzero(p->stream.password, strlen(p->stream.password));
+		free(p->stream.password);
+	}
 	memset(p, 0, sizeof(*p));
 }
 
@@ -92,7 +99,7 @@ resp_set_json(struct resp *p, int status, cJSON *j)
 }
 
 /* The {"error":...} body for msg, into out. */
-static int
+int
 resp_error_body(const char *msg, struct buf *out)
 {
 	cJSON	*o;
