@@ -354,7 +354,7 @@ $$;
 CREATE OR REPLACE FUNCTION th_api_dashboard(p_org uuid, p_month text)
     RETURNS text LANGUAGE plpgsql STABLE AS $$
 BEGIN
-	RETURN (WITH o AS (SELECT id, timezone, coalesce(p_month,
+	RETURN (WITH o AS (SELECT id, name, timezone, coalesce(p_month,
 	    to_char(now() AT TIME ZONE timezone, 'YYYY-MM')) AS month
 	    FROM organizations WHERE id = p_org),
 	b AS (SELECT o.*, to_date(o.month, 'YYYY-MM')::timestamp
@@ -385,7 +385,8 @@ BEGIN
 	    ORDER BY id DESC LIMIT 20) a
 	    LEFT JOIN calls c ON c.id = a.call_id
 	    LEFT JOIN messages m ON m.id = a.message_id)
-	SELECT json_build_object('organization_id', b.id, 'month', b.month,
+	SELECT json_build_object('organization_id', b.id, 'name', b.name,
+	    'month', b.month,
 	    'timezone', b.timezone, 'kpis', json_build_object(
 	    'answered_calls', c.answered, 'missed_calls', c.missed,
 	    'sms_follow_ups', m.inbound, 'sms_sent', m.sent,

@@ -111,9 +111,11 @@ class Dashboard(unittest.TestCase):
         r = api("/api/v1/organizations/%s/dashboard" % A, tokens["A"])
         self.assertEqual(r.status, 200)
         d = r.json()
-        self.assertEqual(sorted(d), ["kpis", "month", "organization_id",
-                                     "recent_activity", "timezone"])
-        self.assertEqual(d["organization_id"], A)
+        self.assertEqual(sorted(d), ["kpis", "month", "name",
+                                     "organization_id", "recent_activity",
+                                     "timezone"])
+        self.assertEqual((d["organization_id"], d["name"]),
+                         (A, "Api Clinic"))
         self.assertEqual(d["timezone"], "America/New_York")
         self.assertRegex(d["month"], r"^\d{4}-\d\d$")
         self.assertEqual(d["kpis"], {

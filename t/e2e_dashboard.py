@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import need, Stack, BUILDDIR, in_order  # noqa: E402
 import cdp  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
+import e2e_staff as staff  # noqa: E402
 
 stack = None
 chrome = None
@@ -28,11 +29,15 @@ KPIS = ["answered_calls", "missed_calls", "sms_follow_ups", "sms_sent",
 def setUpModule():
     global stack, chrome, org, empty_org, token, empty_token
     need("chromium")
+    # Twilio's recording resource, faked on loopback (e2e_staff)
+    staff.fake = staff.FakeTwilio({staff.SID_A: tw.TOKEN})
     stack = Stack(workers=2, rate_limit=100000, extra_conf={
-        "twilio": {"auth_token": tw.TOKEN}}).start()
-    tw.stack = stack
+        "twilio": {"auth_token": tw.TOKEN,
+                   "api_url": staff.fake.base}}).start()
+    tw.stack = staff.stack = stack
     org = stack.ctl_ok("org", "add", "Page Clinic").strip()
-    stack.ctl_ok("org", "set", org, "hours=24/7")
+    stack.ctl_ok("org", "set", org, "hours=24/7",
+                 "twilio_account_sid=" + staff.SID_A)
     stack.ctl_ok("number", "add", org, "+15550060000")
     stack.ctl_ok("user", "add", org, "desk@page.example")
     token = stack.ctl_ok("token", "create", org).strip()
@@ -54,6 +59,8 @@ def tearDownModule():
         chrome.close()
     if stack is not None:
         stack.stop()
+    if staff.fake is not None:
+        staff.fake.shutdown()
 
 
 def answered_call(status, secs, frm):
@@ -191,6 +198,131 @@ class Page(unittest.TestCase):
                          "No unread notifications.")
         self.assertEqual(chrome.eval("document.getElementById('ai-rate')"
                                      ".textContent"), "–")
+
+
+def tab(name):
+    chrome.eval("document.querySelector('[data-tab=%s]').click()" % name)
+    chrome.wait(name, "document.body.dataset.tab === '%s' && "
+                "document.body.dataset.state === 'ready'" % name)
+
+
+def texts(selector):
+    return chrome.eval("[...document.querySelectorAll(%s)].map(e => "
+                       "e.textContent)" % json.dumps(selector))
+
+
+class StaffView(unittest.TestCase):
+    """The staff's view (telehook(8)): a voicemail that plays from the
+    streamed recording with its transcription, an SMS thread, a missed
+    call marked handled that stays cleared after a reload, the
+    organization's name in the title, at 390 and 1280 px."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.vm = staff.voicemail("+15550060000", "+15551127001")
+        tw.post("/webhooks/twilio/transcription", {
+            "AccountSid": staff.SID_A, "CallSid": cls.vm,
+            "TranscriptionSid": tw.sid("TR"), "TranscriptionStatus":
+            "completed", "TranscriptionText": "Please call me back about "
+            "Tuesday.", "RecordingSid": tw.sid("RE")})
+        for body in ("Is parking free?", "Thanks!"):
+            tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+                body, to="+15550060000", frm="+15551127002"))
+        chrome.viewport(1280, 900)
+        chrome.goto(page(fragment="#token=" + token))
+        chrome.wait("dashboard", "document.body.dataset.state === 'ready'")
+
+    @classmethod
+    def tearDownClass(cls):
+        chrome.call("Emulation.clearDeviceMetricsOverride")
+
+    def test_1_title(self):
+        self.assertEqual(chrome.eval("document.title"),
+                         "Page Clinic · telehook")
+        self.assertEqual(chrome.eval("document.getElementById('org-name')"
+                                     ".textContent"), "Page Clinic")
+
+    def test_2_voicemail_plays(self):
+        tab("voicemail")
+        li = "#voicemails li[data-call=%s]" % json.dumps(self.vm)
+        chrome.eval("document.querySelector(%s).querySelector('button')"
+                    ".click()" % json.dumps(li))
+        chrome.wait("the recording loaded", "(a => a && a.readyState >= 2)"
+                    "(document.querySelector(%s + ' audio'))"
+                    % json.dumps(li), timeout=30)
+        self.assertAlmostEqual(chrome.eval(
+            "document.querySelector(%s + ' audio').duration"
+            % json.dumps(li)), 1.0, places=2)
+        self.assertEqual(texts(li + " .transcript"),
+                         ["Please call me back about Tuesday."])
+        chrome.screenshot(os.path.join(ARTIFACTS, "staff-voicemail.png"))
+
+    def test_3_thread(self):
+        tab("messages")
+        li = "#threads li[data-contact='+15551127002']"
+        chrome.eval("document.querySelector(%s + ' button').click()"
+                    % json.dumps(li))
+        chrome.wait("the thread", "document.body.dataset.thread === "
+                    "'+15551127002' && document.querySelectorAll('#thread "
+                    "li').length === 2")
+        self.assertEqual(texts("#thread .body"),
+                         ["Is parking free?", "Thanks!"])
+        r = api("conversations/+15551127002")
+        self.assertEqual([m["body"] for m in reversed(r["messages"])],
+                         texts("#thread .body"))
+        chrome.screenshot(os.path.join(ARTIFACTS, "staff-messages.png"))
+
+    def test_4_handled_stays_cleared(self):
+        tab("today")
+        missed = [c["call_id"] for c in api("calls?status=missed")["calls"]
+                  if c["handled_at"] is None]
+        self.assertTrue(missed)
+        todo = texts("#callbacks li a.callback")
+        self.assertEqual(len(todo), len(missed))
+        first = missed[0]
+        sel = "#callbacks li[data-call=%s]" % json.dumps(first)
+        chrome.eval("document.querySelector(%s + ' button').click()"
+                    % json.dumps(sel))
+        chrome.wait("cleared", "!document.querySelector(%s) && "
+                    "!!document.querySelector('#done-today li[data-call=%s]')"
+                    % (json.dumps(sel), json.dumps(json.dumps(first))[1:-1]))
+        self.assertIsNotNone(api("calls/" + first)["handled_at"])
+        chrome.goto(page())
+        chrome.wait("dashboard", "document.body.dataset.state === 'ready'")
+        self.assertFalse(chrome.eval("!!document.querySelector(%s)"
+                                     % json.dumps(sel)))
+        self.assertEqual(len(texts("#callbacks li a.callback")),
+                         len(missed) - 1)
+
+    def test_5_screenshots(self):
+        docs = os.path.join(ARTIFACTS, "docs")
+        os.makedirs(docs, exist_ok=True)
+        for width, height in ((1280, 900), (390, 844)):
+            chrome.viewport(width, height, mobile=width < 500)
+            chrome.goto(page())
+            chrome.wait("dashboard",
+                        "document.body.dataset.state === 'ready'")
+            self.assertLessEqual(chrome.eval(
+                "document.documentElement.scrollWidth"), width)
+            chrome.screenshot(os.path.join(docs, "staff-today-%d.png"
+                                           % width))
+            tab("voicemail")
+            chrome.eval("document.querySelector('#voicemails li button')"
+                        ".click()")
+            chrome.wait("the recording loaded", "(a => a && a.readyState "
+                        ">= 2)(document.querySelector('#voicemails audio'))")
+            self.assertLessEqual(chrome.eval(
+                "document.documentElement.scrollWidth"), width)
+            chrome.screenshot(os.path.join(docs, "staff-voicemail-%d.png"
+                                           % width))
+            tab("messages")
+            chrome.eval("document.querySelector('#threads li button')"
+                        ".click()")
+            chrome.wait("a thread", "!!document.body.dataset.thread")
+            self.assertLessEqual(chrome.eval(
+                "document.documentElement.scrollWidth"), width)
+            chrome.screenshot(os.path.join(docs, "staff-messages-%d.png"
+                                           % width))
 
 
 load_tests = in_order(__name__)
