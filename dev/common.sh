@@ -12,7 +12,7 @@ TELEHOOK_PACKAGES="
 	check mandoc
 	nginx spawn-fcgi multiwatch libfcgi-bin
 	postgresql postgresql-client pgbouncer
-	curl python3 ca-certificates procps openssl
+	curl python3 python3-aiosmtpd ca-certificates procps openssl
 	strace
 	debhelper lintian devscripts fakeroot
 	chromium fonts-dejavu-core

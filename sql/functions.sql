@@ -560,3 +560,36 @@ BEGIN
 	FROM campaigns c WHERE c.id = p_id AND c.organization_id = p_org);
 END
 $$;
+
+-- The daily summary mailed to the staff (mail.c): one local day of an
+-- organization, as lines of text (calls_org_started,
+-- messages_org_created).
+CREATE OR REPLACE FUNCTION th_mail_summary(p_org uuid, p_day date)
+    RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_tz	text;
+	v_t0	timestamptz;
+	v_t1	timestamptz;
+	c	record;
+	m	record;
+BEGIN
+	SELECT timezone INTO v_tz FROM organizations WHERE id = p_org;
+	v_t0 := p_day::timestamp AT TIME ZONE v_tz;
+	v_t1 := (p_day + 1)::timestamp AT TIME ZONE v_tz;
+	SELECT count(*) FILTER (WHERE outcome = 'answered') AS answered,
+	    count(*) FILTER (WHERE direction = 'inbound' AND outcome IN
+	        ('missed', 'voicemail')) AS missed,
+	    count(*) FILTER (WHERE outcome = 'voicemail') AS voicemail,
+	    count(*) FILTER (WHERE direction = 'inbound' AND outcome IN
+	        ('missed', 'voicemail') AND handled_at IS NULL) AS open
+	    INTO c FROM calls WHERE organization_id = p_org AND
+	    started_at >= v_t0 AND started_at < v_t1;
+	SELECT count(*) FILTER (WHERE direction = 'inbound') AS inbound,
+	    count(*) FILTER (WHERE direction = 'outbound') AS outbound
+	    INTO m FROM messages WHERE organization_id = p_org AND
+	    created_at >= v_t0 AND created_at < v_t1;
+	RETURN format(E'Answered calls: %s\nMissed calls: %s (voicemail: %s; '
+	    'not yet handled: %s)\nSMS received: %s\nSMS sent: %s\n',
+	    c.answered, c.missed, c.voicemail, c.open, m.inbound, m.outbound);
+END
+$$;

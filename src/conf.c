@@ -95,6 +95,12 @@ const struct conf_key conf_keys[] = {
 	{ "voipms", "url_token_previous", CONF_STR,
 	    C(voipms.url_token_previous), CONF_SECRET, NULL, 0, 0 },
 
+	{ "smtp", "from", CONF_STR, C(smtp.from), 0, NULL, 0, 0 },
+	{ "smtp", "password", CONF_STR, C(smtp.password), CONF_SECRET, NULL,
+	    0, 0 },
+	{ "smtp", "url", CONF_SMTPURL, C(smtp.url), 0, NULL, 0, 0 },
+	{ "smtp", "username", CONF_STR, C(smtp.username), 0, NULL, 0, 0 },
+
 	{ NULL, NULL, CONF__MAX, 0, 0, NULL, 0, 0 }
 };
 
@@ -183,6 +189,24 @@ conf_check_apiurl(const char *v)
 	return "must be https:// (plain http only to this machine)";
 }
 
+/*
+ * The operator's mail relay: smtps:// (TLS from the start) or smtp://
+ * (STARTTLS, required unless the relay is on this machine).
+ */
+static const char *
+conf_check_smtpurl(const char *v)
+{
+	const char	*h;
+
+	if (strncmp(v, "smtps://", 8) == 0)
+		h = v + 8;
+	else if (strncmp(v, "smtp://", 7) == 0)
+		h = v + 7;
+	else
+		return "must be smtp:// or smtps://";
+	return *h != '\0' && *h != '/' && *h != ':' ? NULL : "has no host";
+}
+
 /* Set key k from value v; NULL on success, else why not. */
 static const char *
 conf_set(struct conf *c, const struct conf_key *k, const char *v)
@@ -249,6 +273,12 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v)
 		return NULL;
 	case CONF_APIURL:
 		if ((errstr = conf_check_apiurl(v)) != NULL) {
+			snprintf(why, sizeof(why), "%s %s", k->name, errstr);
+			return why;
+		}
+		break;
+	case CONF_SMTPURL:
+		if ((errstr = conf_check_smtpurl(v)) != NULL) {
 			snprintf(why, sizeof(why), "%s %s", k->name, errstr);
 			return why;
 		}
@@ -630,6 +660,7 @@ conf_free(struct conf *c)
 		case CONF_PATH:
 		case CONF_CONNINFO:
 		case CONF_APIURL:
+		case CONF_SMTPURL:
 			field = (char **)((char *)c + k->off);
 			if (*field != NULL && (k->flags & CONF_SECRET))
 				explicit_bzero(*field, strlen(*field));

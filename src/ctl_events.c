@@ -31,16 +31,26 @@ ctl_outbox_send(int argc, char **argv)
 	(void)parse_opts(argc, argv, NULL);
 	log_setlevel(LOG_LEVEL_WARNING);	/* say what failed for good */
 	rc = outbox_send(&st);
+	/* the staff's e-mail, whatever became of the SMS */
+	if (mail_send(&st) == -1)
+		rc = -1;
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "sent", st.sent);
 		cJSON_AddNumberToObject(o, "retrying", st.retrying);
 		cJSON_AddNumberToObject(o, "failed", st.failed);
 		cJSON_AddNumberToObject(o, "recovered", st.recovered);
+		cJSON_AddNumberToObject(o, "mail_sent", st.mail_sent);
+		cJSON_AddNumberToObject(o, "mail_retrying", st.mail_retrying);
+		cJSON_AddNumberToObject(o, "mail_failed", st.mail_failed);
 		json_print(o);
-	} else
+	} else {
 		printf("sent %d, retrying %d, failed %d\n", st.sent,
 		    st.retrying, st.failed);
+		if (st.mail_sent + st.mail_retrying + st.mail_failed > 0)
+			printf("mail sent %d, retrying %d, failed %d\n",
+			    st.mail_sent, st.mail_retrying, st.mail_failed);
+	}
 	if (rc == -1)
 		die_db(db_last_error(), "outbox send");
 	return 0;
@@ -49,9 +59,9 @@ ctl_outbox_send(int argc, char **argv)
 static int
 ctl_outbox_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id:n", "organization_id",
-	    "from", "to", "state", "attempts:n", "next_attempt_at",
-	    "last_error", "text", NULL };
+	static const char *const cols[] = { "id:n", "kind",
+	    "organization_id", "from", "to", "state", "attempts:n",
+	    "next_attempt_at", "last_error", "text", NULL };
 	const char	*state = NULL;
 	const struct ctl_opt opts[] = { { "state", &state, 0 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
@@ -64,10 +74,15 @@ ctl_outbox_list(int argc, char **argv)
 		die(EX_DATAERR_, "--state must be pending, sending, retry, "
 		    "sent or failed");
 	p[0] = state;
-	q("outbox list", "SELECT id, organization_id, from_number, to_number, "
-	    "state, attempts, th_iso(next_attempt_at), last_error, body "
-	    "FROM outbox WHERE $1::text IS NULL OR state = $1 ORDER BY id",
-	    1, p, &res);
+	/* SMS first, then the staff's e-mail (kind email, to the user) */
+	q("outbox list", "SELECT id, 'sms', organization_id, from_number, "
+	    "to_number, state, attempts, th_iso(next_attempt_at), last_error, "
+	    "body FROM outbox WHERE $1::text IS NULL OR state = $1 "
+	    "UNION ALL SELECT m.id, 'email', m.organization_id, NULL, "
+	    "u.email, m.state, m.attempts, th_iso(m.next_attempt_at), "
+	    "m.last_error, m.kind FROM mail_outbox m JOIN users u ON "
+	    "u.id = m.user_id WHERE $1::text IS NULL OR m.state = $1 "
+	    "ORDER BY 2 DESC, 1", 1, p, &res);
 	print_rows("outbox", &res, cols);
 	db_res_free(&res);
 	return 0;
@@ -456,6 +471,8 @@ ctl_prune(int argc, char **argv)
 		    "read_at IS NOT NULL AND created_at < $1" },
 		{ "outbox", 0, "DELETE FROM outbox WHERE state IN ('sent', "
 		    "'failed') AND created_at < $1" },
+		{ "mail_outbox", 0, "DELETE FROM mail_outbox WHERE state IN "
+		    "('sent', 'failed') AND created_at < $1" },
 		{ "calls_redacted", 1, "UPDATE calls SET transcript = NULL, "
 		    "recording_url = NULL, summary = NULL, custom_data = NULL, "
 		    "caller_name = NULL WHERE started_at < $1 AND "

@@ -463,12 +463,108 @@ ctl_user_add(int argc, char **argv)
 static int
 ctl_user_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id", "email", "name",
+	static const char *const cols[] = { "id", "email", "name", "notify",
 	    "created_at", NULL };
 
 	return ctl_rows(argc, argv, "users", "SELECT id, email, name, "
-	    "th_iso(created_at) FROM users WHERE organization_id = $1 "
-	    "ORDER BY lower(email)", cols, 0);
+	    "array_to_string(notify, ','), th_iso(created_at) FROM users "
+	    "WHERE organization_id = $1 ORDER BY lower(email)", cols, 0);
+}
+
+/* The kinds of e-mail alert a user may choose (sql/010_mail.sql). */
+static const char *const user_kinds[] = { "missed_call", "voicemail",
+	"urgent_sms", "daily_summary", NULL };
+
+/*
+ * notify=KIND,... (or none) as a PostgreSQL array literal in out;
+ * -1 naming the bad kind in *bad.
+ */
+static int
+user_notify(const char *v, struct buf *out, const char **bad)
+{
+	static char	 word[64];
+	const char	*p = v, *e;
+	size_t		 n, i;
+	int		 first = 1;
+
+	buf_puts(out, "{");
+	while (strcmp(v, "none") != 0 && *p != '\0') {
+		e = strchr(p, ',');
+		n = e != NULL ? (size_t)(e - p) : strlen(p);
+		snprintf(word, sizeof(word), "%.*s", (int)n, p);
+		for (i = 0; user_kinds[i] != NULL; i++)
+			if (strcmp(word, user_kinds[i]) == 0)
+				break;
+		if (user_kinds[i] == NULL || n >= sizeof(word)) {
+			*bad = word;
+			return -1;
+		}
+		buf_printf(out, "%s%s", first ? "" : ",", word);
+		first = 0;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	buf_puts(out, "}");
+	return 0;
+}
+
+/* user set ORG EMAIL notify=KIND,...|none name=NAME */
+static int
+ctl_user_set(int argc, char **argv)
+{
+	struct buf	 notify;
+	char		*id;
+	const char	*p[4] = { NULL, NULL, NULL, NULL }, *bad, *v;
+	struct db_res	 res;
+	int		 i, k;
+	cJSON		*o;
+
+	buf_init(&notify);
+	i = parse_opts(argc, argv, NULL);
+	id = org_resolve(argv[i]);
+	p[0] = id;
+	p[1] = argv[i + 1];
+	for (k = i + 2; k < argc; k++) {
+		if (strncmp(argv[k], "notify=", 7) == 0) {
+			v = argv[k] + 7;
+			buf_reset(&notify);
+			if (user_notify(v, &notify, &bad) == -1)
+				die(EX_DATAERR_, "notify: %s is not one of "
+				    "missed_call, voicemail, urgent_sms, "
+				    "daily_summary (or none)", bad);
+			p[2] = buf_cstr(&notify);
+		} else if (strncmp(argv[k], "name=", 5) == 0)
+			p[3] = argv[k] + 5;
+		else
+			die(EX_USAGE_, "user set: %s is not notify=... or "
+			    "name=...", argv[k]);
+	}
+	if (k == i + 2)
+		die(EX_USAGE_, "user set ORG EMAIL notify=KIND,...|none "
+		    "[name=NAME]");
+	q("user set", "UPDATE users SET notify = coalesce($3::text[], "
+	    "notify), name = coalesce($4, name) WHERE organization_id = $1 "
+	    "AND lower(email) = lower($2) RETURNING id, email, name, "
+	    "array_to_string(notify, ',')", 4, p, &res);
+	if (res.nrows == 0)
+		die(EX_DATAERR_, "%s is not a user of that organization",
+		    argv[i + 1]);
+	if (json_out) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "email", db_get(&res, 0, 1));
+		cJSON_AddItemToObject(o, "name", json_value(db_get(&res, 0, 2),
+		    's'));
+		cJSON_AddStringToObject(o, "notify", db_get(&res, 0, 3));
+		json_print(o);
+	} else
+		printf("%s notify=%s\n", db_get(&res, 0, 1),
+		    *db_get(&res, 0, 3) != '\0' ? db_get(&res, 0, 3) : "none");
+	db_res_free(&res);
+	buf_free(&notify);
+	free(id);
+	return 0;
 }
 
 /* token create: the token is printed once and only its hash is stored. */
@@ -556,6 +652,9 @@ const struct ctl_cmd ctl_org_cmds[] = {
 	{ "user add", 2, 2, 1, "user add ORG EMAIL [--name NAME]",
 	    ctl_user_add },
 	{ "user list", 1, 1, 1, "user list ORG", ctl_user_list },
+	{ "user set", 3, -1, 1,
+	    "user set ORG EMAIL notify=KIND,...|none [name=NAME]",
+	    ctl_user_set },
 	{ "token create", 1, 1, 1, "token create ORG [--name NAME]",
 	    ctl_token_create },
 	{ "token list", 1, 1, 1, "token list ORG", ctl_token_list },

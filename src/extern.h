@@ -145,6 +145,13 @@ struct conf_provider_voipms {
 	char		*timezone;	/* the account's: CDR dates */
 	char		*currency;	/* the account's: CDR totals */
 };
+/* [smtp]: the operator's relay for the staff's e-mail alerts */
+struct conf_smtp {
+	char		*url;
+	char		*from;
+	char		*username;
+	char		*password;
+};
 struct conf {
 	char		*path;
 	/* [database] */
@@ -166,6 +173,7 @@ struct conf {
 	struct conf_provider_twilio twilio;
 	struct conf_provider_retell retell;
 	struct conf_provider_voipms voipms;
+	struct conf_smtp smtp;
 	int		 has_secrets;	/* the file names a secret */
 };
 enum conf_type {
@@ -179,6 +187,7 @@ enum conf_type {
 	CONF_CONNINFO,
 	CONF_APIURL,
 	CONF_POOLER,
+	CONF_SMTPURL,
 	CONF__MAX
 };
 #define CONF_SECRET	0x01	/* never printed; file must be private */
@@ -611,8 +620,14 @@ struct outbox_stats {
 	int		 retrying;
 	int		 failed;
 	int		 recovered;	/* claims of a sender that died */
+	int		 mail_sent;	/* mail.c: the staff's e-mail */
+	int		 mail_retrying;
+	int		 mail_failed;
 };
 int		 outbox_send(struct outbox_stats *);
+
+/* mail.c (telehookctl): the staff's e-mail alerts through [smtp]. */
+int		 mail_send(struct outbox_stats *);
 
 /* ctlsend.c (telehookctl): signed sample webhooks. */
 void		 send_list(FILE *);

@@ -221,6 +221,34 @@ metrics_failed_event(void)
  * GET /metrics: the exposition of the shared counters, routes summed
  * by name (an alias counts with its route).
  */
+/*
+ * What waits in the outboxes (outbox_state, mail_outbox_state): SMS
+ * auto-replies and the staff's e-mail, by state; failed is what gave
+ * up.  Left out while the database cannot say.
+ */
+static const struct db_stmt st_outbox = { "metrics_outbox",
+	"SELECT k, s, (SELECT count(*) FROM outbox WHERE k = 'sms' AND "
+	"state = s) + (SELECT count(*) FROM mail_outbox WHERE k = 'email' "
+	"AND state = s) FROM unnest(ARRAY['sms', 'email']) k, "
+	"unnest(ARRAY['pending', 'sending', 'retry', 'failed']) s", 0 };
+
+static void
+metrics_outbox(struct buf *b)
+{
+	struct db_res	 res;
+	int		 i, replica;
+
+	if (db_exec_read(&st_outbox, NULL, &res, &replica) != DB_OK)
+		return;
+	buf_puts(b, "# HELP telehook_outbox Messages waiting to be sent, or "
+	    "failed for good: SMS auto-replies and the staff's e-mail.\n"
+	    "# TYPE telehook_outbox gauge\n");
+	for (i = 0; i < res.nrows; i++)
+		buf_printf(b, "telehook_outbox{kind=\"%s\",state=\"%s\"} %s\n",
+		    db_get(&res, i, 0), db_get(&res, i, 1), db_get(&res, i, 2));
+	db_res_free(&res);
+}
+
 enum db_err
 metrics_handle(struct req *r, struct resp *p)
 {
@@ -332,6 +360,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    "telehook_worker_starts_total counter\n"
 	    "telehook_worker_starts_total %llu\n",
 	    (unsigned long long)metrics_get(&shm->worker_starts));
+	metrics_outbox(b);
 	buf_printf(b, "# HELP telehook_metrics_shared Whether these counters "
 	    "are the whole pool's.\n# TYPE telehook_metrics_shared gauge\n"
 	    "telehook_metrics_shared %d\n", shm_shared);

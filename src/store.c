@@ -601,11 +601,20 @@ store_activity(const char *org, const char *type, const char *summary,
 	return db_exec(&st_activity, p, NULL);
 }
 
+/*
+ * A notification for every user, and for each who chose its kind an
+ * e-mail queued in the same statement (sql/010_mail.sql): a
+ * notification that already exists queues nothing again.
+ */
 static const struct db_stmt st_notify = { "store_notify",
-	"INSERT INTO notifications (organization_id, user_id, event_id, type, "
-	"title, message, data, created_at) SELECT $1, u.id, $2::bigint, $3, "
-	"$4, $5, $6::jsonb, th_now() FROM users u "
-	"WHERE u.organization_id = $1 ON CONFLICT DO NOTHING", 6 };
+	"WITH n AS (INSERT INTO notifications (organization_id, user_id, "
+	"event_id, type, title, message, data, created_at) SELECT $1, u.id, "
+	"$2::bigint, $3, $4, $5, $6::jsonb, th_now() FROM users u "
+	"WHERE u.organization_id = $1 ON CONFLICT DO NOTHING "
+	"RETURNING id, user_id, type) "
+	"INSERT INTO mail_outbox (organization_id, user_id, kind, "
+	"notification_id) SELECT $1, n.user_id, n.type, n.id FROM n "
+	"JOIN users u ON u.id = n.user_id WHERE n.type = ANY (u.notify)", 6 };
 
 /*
  * An inbound SMS with one of the emergency rule's keywords notifies

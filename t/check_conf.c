@@ -136,6 +136,12 @@ static const struct {
 	    "info string\n" },
 	{ "[database]\npooler = session\n",
 	    "t.conf:2: pooler must be none or transaction\n" },
+	{ "[smtp]\nurl = mail.example.com\n",
+	    "t.conf:2: url must be smtp:// or smtps://\n" },
+	{ "[smtp]\nurl = smtps://\n", "t.conf:2: url has no host\n" },
+	{ "[twilio]\napi_url = http://api.twilio.com\n",
+	    "t.conf:2: api_url must be https:// (plain http only to this "
+	    "machine)\n" },
 };
 
 START_TEST(test_pooler)
@@ -209,9 +215,10 @@ START_TEST(test_table_is_sane)
 	}
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
-	 * currency, lock_timeout_ms, pooler and the read replica's two
+	 * currency, lock_timeout_ms, pooler, the read replica's two,
+	 * Twilio's api_url and [smtp]'s four
 	 */
-	ck_assert_int_eq(n, 32);
+	ck_assert_int_eq(n, 37);
 }
 END_TEST
 
