@@ -919,4 +919,14 @@ const char	*cache_secret_owner(int);
 const char	*cache_secret_provider(int);
 const char	*cache_secret_by_hash(const char *, const char *);
 
+/* whsig.c: Standard Webhooks signatures (architecture.md §14). */
+#define WHSIG_SECRET_BYTES	24
+#define WHSIG_SECRET_MAX	80
+#define WHSIG_SIG_MAX		64
+void		 whsig_secret_new(char *, size_t);
+int		 whsig_sign(const char *, const char *, long long, const void *,
+		    size_t, char *, size_t);
+int		 whsig_hmac(const unsigned char *, size_t, const void *, size_t,
+		    const void *, size_t, unsigned char *, unsigned int *);
+
 #endif /* TELEHOOK_EXTERN_H */
