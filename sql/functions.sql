@@ -512,20 +512,15 @@ CREATE OR REPLACE FUNCTION th_api_conversation(p_org uuid, p_contact text,
     p_before bigint, p_limit int) RETURNS text
     LANGUAGE plpgsql STABLE AS $$
 BEGIN
-	RETURN (WITH page AS (SELECT m.* FROM messages m
+	RETURN (WITH page AS (SELECT m AS msg, m.id FROM messages m
 	    WHERE m.organization_id = p_org AND (CASE WHEN m.direction =
 	    'inbound' THEN m.from_number ELSE m.to_number END) = p_contact AND
 	    (p_before IS NULL OR m.id < p_before)
 	    ORDER BY m.id DESC LIMIT p_limit + 1)
 	SELECT json_build_object('contact', p_contact,
-	    'messages', coalesce((SELECT json_agg(
-	    json_build_object('id', x.id::text, 'message_id', x.message_id,
-	    'provider', x.provider, 'direction', x.direction, 'from',
-	    x.from_number, 'to', x.to_number, 'body', x.body, 'num_media',
-	    x.num_media, 'status', x.status, 'status_history',
-	    x.status_history, 'auto_reply', x.auto_reply, 'created_at',
-	    th_iso(x.created_at)) ORDER BY x.id DESC)
-	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
+	    'messages', coalesce((SELECT json_agg(th_message_json(x.msg)
+	    ORDER BY x.id DESC) FROM (SELECT * FROM page ORDER BY id DESC
+	    LIMIT p_limit) x), '[]'),
 	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
 	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
 	    LIMIT p_limit) y) END)::text);
@@ -591,5 +586,146 @@ BEGIN
 	RETURN format(E'Answered calls: %s\nMissed calls: %s (voicemail: %s; '
 	    'not yet handled: %s)\nSMS received: %s\nSMS sent: %s\n',
 	    c.answered, c.missed, c.voicemail, c.open, m.inbound, m.outbound);
+END
+$$;
+
+-- A call as GET .../calls/{call} shows it, and as a delivered event
+-- carries it (architecture.md §11, §14).
+CREATE OR REPLACE FUNCTION th_call_json(c calls) RETURNS json
+    LANGUAGE sql STABLE AS $$
+	SELECT json_build_object('call_id', c.call_id, 'provider', c.provider,
+	    'direction', c.direction, 'from', c.from_number, 'to',
+	    c.to_number, 'status', c.status, 'started_at',
+	    th_iso(c.started_at), 'ended_at', th_iso(c.ended_at),
+	    'duration_s', c.duration_s, 'recording_url', c.recording_url,
+	    'transcript', c.transcript, 'summary', c.summary, 'sentiment',
+	    c.sentiment, 'successful', c.successful, 'disconnection_reason',
+	    c.disconnection_reason, 'cost_cents', c.cost_cents, 'cost',
+	    c.cost::text, 'cost_currency', c.cost_currency, 'outcome',
+	    c.outcome, 'handled_at', th_iso(c.handled_at), 'campaign_id',
+	    c.campaign_id, 'contact_id', c.contact_id)
+$$;
+
+-- A message as a conversation shows it, and as an event carries it.
+CREATE OR REPLACE FUNCTION th_message_json(m messages) RETURNS json
+    LANGUAGE sql STABLE AS $$
+	SELECT json_build_object('id', m.id::text, 'message_id', m.message_id,
+	    'provider', m.provider, 'direction', m.direction, 'from',
+	    m.from_number, 'to', m.to_number, 'body', m.body, 'num_media',
+	    m.num_media, 'status', m.status, 'status_history',
+	    m.status_history, 'auto_reply', m.auto_reply, 'created_at',
+	    th_iso(m.created_at))
+$$;
+
+-- One event of p_org for each of its enabled endpoints that wants
+-- p_type (endpoints_org): the envelope {"type","timestamp","data"},
+-- a webhook-id of its own, ordered behind earlier ones of p_subject.
+CREATE OR REPLACE FUNCTION th_deliver(p_org uuid, p_type text,
+    p_subject text, p_data json) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO deliveries (endpoint_id, organization_id, msg_id, type,
+	    subject, body)
+	SELECT e.id, p_org, 'msg_' || replace(gen_random_uuid()::text, '-',
+	    ''), p_type, p_subject, json_build_object('type', p_type,
+	    'timestamp', th_iso(th_now()), 'data', p_data)::text
+	FROM endpoints e WHERE e.organization_id = p_org AND e.enabled AND
+	    (e.events IS NULL OR p_type = ANY (e.events))
+	ORDER BY e.id;
+END
+$$;
+
+-- A call's events: started (a new row), answered, missed or
+-- voicemail.received (its outcome moved), ended (a final status
+-- reached), analyzed.  Status and outcome only move forward, so a
+-- redelivered or replayed event changes nothing and sends nothing.
+CREATE OR REPLACE FUNCTION th_calls_deliver() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_new	boolean := TG_OP = 'INSERT';
+	v_subj	text;
+	v_data	json;
+	v_final	text[] := ARRAY['completed', 'busy', 'failed', 'no-answer',
+		    'canceled'];
+BEGIN
+	IF NEW.organization_id IS NULL OR NOT EXISTS (SELECT 1 FROM endpoints
+	    WHERE organization_id = NEW.organization_id AND enabled) THEN
+		RETURN NULL;
+	END IF;
+	v_subj := 'call:' || NEW.provider || ':' || NEW.call_id;
+	v_data := th_call_json(NEW);
+	IF v_new THEN
+		PERFORM th_deliver(NEW.organization_id, 'call.started', v_subj,
+		    v_data);
+	END IF;
+	IF NEW.outcome IS NOT NULL AND (v_new OR
+	    NEW.outcome IS DISTINCT FROM OLD.outcome) THEN
+		PERFORM th_deliver(NEW.organization_id, CASE NEW.outcome
+		    WHEN 'answered' THEN 'call.answered'
+		    WHEN 'missed' THEN 'call.missed'
+		    ELSE 'voicemail.received' END, v_subj, v_data);
+	END IF;
+	IF NEW.status = ANY (v_final) AND (v_new OR
+	    NOT OLD.status = ANY (v_final)) THEN
+		PERFORM th_deliver(NEW.organization_id, 'call.ended', v_subj,
+		    v_data);
+	END IF;
+	IF NEW.analyzed_at IS NOT NULL AND (v_new OR OLD.analyzed_at IS NULL)
+	    THEN
+		PERFORM th_deliver(NEW.organization_id, 'call.analyzed', v_subj,
+		    v_data);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- A message's events: sms.received (a new inbound one), sms.sent,
+-- sms.delivered and sms.failed (an outbound one reached that status).
+CREATE OR REPLACE FUNCTION th_messages_deliver() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_type	text;
+BEGIN
+	IF NEW.organization_id IS NULL OR NOT EXISTS (SELECT 1 FROM endpoints
+	    WHERE organization_id = NEW.organization_id AND enabled) THEN
+		RETURN NULL;
+	END IF;
+	IF NEW.direction = 'inbound' THEN
+		v_type := CASE WHEN TG_OP = 'INSERT' THEN 'sms.received' END;
+	ELSIF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
+		v_type := CASE NEW.status WHEN 'sent' THEN 'sms.sent'
+		    WHEN 'delivered' THEN 'sms.delivered'
+		    WHEN 'failed' THEN 'sms.failed'
+		    WHEN 'undelivered' THEN 'sms.failed' END;
+	END IF;
+	IF v_type IS NOT NULL THEN
+		PERFORM th_deliver(NEW.organization_id, v_type, 'message:' ||
+		    NEW.provider || ':' || NEW.message_id, th_message_json(NEW));
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- campaign.contact_updated: a contact's status moved.
+CREATE OR REPLACE FUNCTION th_contacts_deliver() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_org	uuid;
+BEGIN
+	IF NEW.status IS NOT DISTINCT FROM OLD.status THEN
+		RETURN NULL;
+	END IF;
+	SELECT organization_id INTO v_org FROM campaigns
+	    WHERE id = NEW.campaign_id;
+	IF NOT EXISTS (SELECT 1 FROM endpoints WHERE organization_id = v_org
+	    AND enabled) THEN
+		RETURN NULL;
+	END IF;
+	PERFORM th_deliver(v_org, 'campaign.contact_updated', 'contact:' ||
+	    NEW.id, json_build_object('campaign_id', NEW.campaign_id, 'id',
+	    NEW.id, 'position', NEW.position, 'phone', NEW.phone, 'name',
+	    NEW.name, 'status', NEW.status, 'call_id', NEW.call_id,
+	    'successful', NEW.successful, 'updated_at',
+	    th_iso(NEW.updated_at)));
+	RETURN NULL;
 END
 $$;

@@ -222,20 +222,14 @@ api_notification_read(struct req *r, struct resp *p)
 	return api_json(p, &st_read, params, "unknown notification", 1);
 }
 
-/* calls_call_id: one call's live state, by the provider's id. */
+/*
+ * calls_call_id: one call's live state, by the provider's id, as an
+ * event delivered to the organization's endpoints carries it
+ * (th_call_json).
+ */
 static const struct db_stmt st_call = { "api_call",
-	"SELECT json_build_object('call_id', call_id, 'provider', provider, "
-	"'direction', direction, 'from', from_number, 'to', to_number, "
-	"'status', status, 'started_at', th_iso(started_at), 'ended_at', "
-	"th_iso(ended_at), 'duration_s', duration_s, 'recording_url', "
-	"recording_url, 'transcript', transcript, 'summary', summary, "
-	"'sentiment', sentiment, 'successful', successful, "
-	"'disconnection_reason', disconnection_reason, 'cost_cents', "
-	"cost_cents, 'cost', cost::text, 'cost_currency', cost_currency, "
-	"'outcome', outcome, 'handled_at', th_iso(handled_at), "
-	"'campaign_id', campaign_id, 'contact_id', contact_id)"
-	"::text FROM calls WHERE call_id = $2 AND organization_id = $1 "
-	"ORDER BY updated_at DESC LIMIT 1", 2 };
+	"SELECT th_call_json(c)::text FROM calls c WHERE call_id = $2 AND "
+	"organization_id = $1 ORDER BY updated_at DESC LIMIT 1", 2 };
 
 enum db_err
 api_call(struct req *r, struct resp *p)

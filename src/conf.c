@@ -95,6 +95,13 @@ const struct conf_key conf_keys[] = {
 	{ "voipms", "url_token_previous", CONF_STR,
 	    C(voipms.url_token_previous), CONF_SECRET, NULL, 0, 0 },
 
+	{ "delivery", "allow_private", CONF_BOOL, C(delivery.allow_private),
+	    0, "no", 0, 0 },
+	{ "delivery", "retry_schedule", CONF_SCHEDULE,
+	    C(delivery.retry_schedule), 0, "5s,5m,30m,2h,5h,10h,10h", 0, 0 },
+	{ "delivery", "timeout_s", CONF_INT, C(delivery.timeout_s), 0, "15",
+	    1, 120 },
+
 	{ "smtp", "from", CONF_STR, C(smtp.from), 0, NULL, 0, 0 },
 	{ "smtp", "password", CONF_STR, C(smtp.password), CONF_SECRET, NULL,
 	    0, 0 },
@@ -221,6 +228,7 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v)
 	char		*pqerr = NULL;
 	char		*copy;
 	size_t		 len;
+	long long	 sched[DELIVERY_MAX_ATTEMPTS];
 
 	switch (k->type) {
 	case CONF_INT:
@@ -280,6 +288,13 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v)
 	case CONF_SMTPURL:
 		if ((errstr = conf_check_smtpurl(v)) != NULL) {
 			snprintf(why, sizeof(why), "%s %s", k->name, errstr);
+			return why;
+		}
+		break;
+	case CONF_SCHEDULE:
+		if (util_schedule(v, sched, DELIVERY_MAX_ATTEMPTS) == -1) {
+			snprintf(why, sizeof(why), "%s must be up to %d delays "
+			    "like 5s,5m,2h", k->name, DELIVERY_MAX_ATTEMPTS);
 			return why;
 		}
 		break;
@@ -661,6 +676,7 @@ conf_free(struct conf *c)
 		case CONF_CONNINFO:
 		case CONF_APIURL:
 		case CONF_SMTPURL:
+		case CONF_SCHEDULE:
 			field = (char **)((char *)c + k->off);
 			if (*field != NULL && (k->flags & CONF_SECRET))
 				explicit_bzero(*field, strlen(*field));

@@ -45,6 +45,38 @@ int		 tz_valid(const char *);
 char		*read_file(const char *, size_t);
 
 extern const struct ctl_cmd ctl_schema_cmds[], ctl_org_cmds[],
-		    ctl_rules_cmds[], ctl_campaign_cmds[], ctl_events_cmds[];
+		    ctl_rules_cmds[], ctl_campaign_cmds[], ctl_events_cmds[],
+		    ctl_endpoint_cmds[];
+
+/* outbox.c (telehookctl): queued replies sent through provider APIs. */
+struct outbox_stats {
+	int		 sent;
+	int		 retrying;
+	int		 failed;
+	int		 recovered;	/* claims of a sender that died */
+	int		 mail_sent;	/* mail.c: the staff's e-mail */
+	int		 mail_retrying;
+	int		 mail_failed;
+};
+int		 outbox_send(struct outbox_stats *);
+
+/* mail.c (telehookctl): the staff's e-mail alerts through [smtp]. */
+int		 mail_send(struct outbox_stats *);
+
+/* ctlsend.c (telehookctl): signed sample webhooks. */
+void		 send_list(FILE *);
+int		 send_sample(const char *, const char *, const char *,
+		    const char *, const char *, const char *, const char *,
+		    int);
+
+/* deliver.c (telehookctl): events to the organizations' endpoints. */
+struct deliver_stats {
+	int		 delivered;
+	int		 retrying;
+	int		 dead;
+	int		 disabled;	/* endpoints that answered 410 */
+	int		 recovered;	/* claims of a sender that died */
+};
+int		 deliver_run(int, struct deliver_stats *);
 
 #endif

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "extern.h"
+#include "ctl.h"	/* send_list, send_sample */
 
 enum send_body {
 	SEND_FORM,	/* POST application/x-www-form-urlencoded */
@@ -167,7 +168,7 @@ send_retell_call(const char *event, const char *id, const char *from,
 int
 send_sample(const char *provider, const char *event, const char *url,
     const char *org, const char *to, const char *from, const char *id,
-    int json_out)
+    int as_json)
 {
 	const struct send_kind	*k;
 	struct kvlist		 f;
@@ -384,7 +385,7 @@ send_sample(const char *provider, const char *event, const char *url,
 	rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-	if (json_out) {
+	if (as_json) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "provider", provider);
 		cJSON_AddStringToObject(o, "event", event);

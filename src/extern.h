@@ -56,6 +56,7 @@ const char	*util_num_in(const char *, long long, long long);
 char		*util_tz_enter(const char *);
 void		 util_local_at(const char *, time_t, int *, int *);
 void		 util_tz_leave(char *);
+int		 util_schedule(const char *, long long *, int);
 #define INT4_MAX	2147483647LL
 #define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
 
@@ -100,117 +101,7 @@ void		 fatalx(const char *, ...) PRINTFLIKE(1, 2) NORETURN;
 const char	*log_esc(const char *);
 size_t		 log_escape(char *, size_t, const char *, size_t);
 
-/* cidr.c: address lists for allowed_ips and trusted_proxies. */
-struct cidr {
-	int		 family;	/* AF_INET or AF_INET6 */
-	unsigned char	 addr[16];
-	int		 bits;
-};
-struct cidrlist {
-	struct cidr	*v;
-	size_t		 n;
-};
-int		 cidr_parse(const char *, struct cidr *);
-int		 cidrlist_parse(const char *, struct cidrlist *,
-		    const char **) MUSTCHECK;
-int		 cidrlist_match(const struct cidrlist *, const char *);
-void		 cidrlist_free(struct cidrlist *);
-
-/* conf.c: the configuration file, driven by one table of keys. */
-struct conf_provider_twilio {
-	char		*api_url;
-	char		*auth_token;
-	char		*auth_token_previous;
-	char		*webhook_secret;
-	int		 insecure_allow_unsigned;
-};
-struct conf_provider_retell {
-	char		*api_key;
-	char		*api_key_previous;
-	char		*webhook_secret;
-	long long	 signature_tolerance_s;
-	char		*allowed_ips;
-	struct cidrlist	 allowed;
-	int		 insecure_allow_unsigned;
-};
-struct conf_provider_voipms {
-	char		*api_url;
-	char		*api_username;
-	char		*api_password;
-	char		*url_token;
-	char		*url_token_previous;
-	char		*allowed_ips;
-	struct cidrlist	 allowed;
-	int		 insecure_allow_unsigned;
-	char		*timezone;	/* the account's: CDR dates */
-	char		*currency;	/* the account's: CDR totals */
-};
-/* [smtp]: the operator's relay for the staff's e-mail alerts */
-struct conf_smtp {
-	char		*url;
-	char		*from;
-	char		*username;
-	char		*password;
-};
-struct conf {
-	char		*path;
-	/* [database] */
-	char		*conninfo;
-	long long	 statement_timeout_ms;
-	long long	 lock_timeout_ms;
-	int		 pooler;	/* enum db_pooler */
-	char		*read_conninfo;	/* a replica for the API's reads */
-	long long	 read_max_lag_ms;
-	/* [server] */
-	char		*public_url;
-	long long	 max_body_bytes;
-	char		*trusted_proxies;
-	struct cidrlist	 proxies;
-	char		*spool_dir;
-	char		*secret_key_file;
-	int		 log_level;
-	long long	 cache_ttl_s;
-	struct conf_provider_twilio twilio;
-	struct conf_provider_retell retell;
-	struct conf_provider_voipms voipms;
-	struct conf_smtp smtp;
-	int		 has_secrets;	/* the file names a secret */
-};
-enum conf_type {
-	CONF_STR,
-	CONF_INT,
-	CONF_BOOL,
-	CONF_URL,
-	CONF_CIDRS,
-	CONF_PATH,
-	CONF_LOGLEVEL,
-	CONF_CONNINFO,
-	CONF_APIURL,
-	CONF_POOLER,
-	CONF_SMTPURL,
-	CONF__MAX
-};
-#define CONF_SECRET	0x01	/* never printed; file must be private */
-struct conf_key {
-	const char	*section;
-	const char	*name;
-	enum conf_type	 type;
-	size_t		 off;		/* offsetof(struct conf, ...) */
-	int		 flags;
-	const char	*def;		/* default, as written in the file */
-	long long	 min;
-	long long	 max;
-};
-extern const struct conf_key conf_keys[];
-extern struct conf conf;
-typedef void	(*conf_errfn)(const char *, int, const char *);
-int		 conf_load(const char *, struct conf *, conf_errfn);
-int		 conf_parse(const char *, const char *, size_t, struct conf *,
-		    conf_errfn);
-void		 conf_defaults(struct conf *);
-void		 conf_free(struct conf *);
-int		 conf_check_secrecy(const char *, int, const char **);
-int		 conf_unquote(const char *, size_t, char **, const char **);
+#include "conf.h"
 
 /* kv.c: urlencoded form and query parsing. */
 struct kv {
@@ -613,27 +504,6 @@ enum db_err	 voipms_sms(struct req *, struct resp *);
 enum db_err	 voipms_cdr(struct req *, struct resp *);
 enum db_err	 voipms_recording(struct req *, struct resp *);
 int		 voipms_fallback(struct req *, struct resp *);
-
-/* outbox.c (telehookctl): queued replies sent through provider APIs. */
-struct outbox_stats {
-	int		 sent;
-	int		 retrying;
-	int		 failed;
-	int		 recovered;	/* claims of a sender that died */
-	int		 mail_sent;	/* mail.c: the staff's e-mail */
-	int		 mail_retrying;
-	int		 mail_failed;
-};
-int		 outbox_send(struct outbox_stats *);
-
-/* mail.c (telehookctl): the staff's e-mail alerts through [smtp]. */
-int		 mail_send(struct outbox_stats *);
-
-/* ctlsend.c (telehookctl): signed sample webhooks. */
-void		 send_list(FILE *);
-int		 send_sample(const char *, const char *, const char *,
-		    const char *, const char *, const char *, const char *,
-		    int);
 
 /* api.c: the dashboard API (architecture.md §11). */
 enum verdict	 api_verify(struct req *, const char **);

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "extern.h"
+#include "ctl.h"
 
 #define MAIL_MAX_ATTEMPTS	8
 

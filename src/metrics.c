@@ -249,6 +249,74 @@ metrics_outbox(struct buf *b)
 	db_res_free(&res);
 }
 
+/*
+ * Per endpoint (architecture.md §14): attempts that were answered 2xx
+ * and that were not, their time, what waits and what is dead
+ * (endpoints_org, deliveries_open, deliveries_dead).
+ */
+static const struct db_stmt st_endpoints = { "metrics_endpoints",
+	"SELECT e.id, e.ok_total, e.failed_total, e.latency_ms_sum, "
+	"(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	"d.state IN ('pending', 'sending', 'retry')), (SELECT count(*) FROM "
+	"deliveries d WHERE d.endpoint_id = e.id AND d.state = 'dead'), "
+	"e.enabled::int FROM endpoints e ORDER BY e.id", 0 };
+
+static void
+metrics_endpoints(struct buf *b)
+{
+	static const struct {
+		const char	*name;
+		const char	*help;
+	} m[] = {
+		{ "telehook_delivery_attempts_total", "Attempts to deliver "
+		    "an event, by endpoint and result (ok: answered 2xx)." },
+		{ "telehook_delivery_latency_seconds", "Time of the attempts, "
+		    "by endpoint." },
+		{ "telehook_delivery_backlog", "Deliveries waiting or being "
+		    "sent, by endpoint." },
+		{ "telehook_delivery_dead", "Deliveries given up after the "
+		    "retry schedule, by endpoint." },
+		{ "telehook_endpoint_enabled", "Whether the endpoint is sent "
+		    "to (0: disabled, by 410 or the operator)." },
+	};
+	static const char *const types[] = { "counter", "summary", "gauge",
+	    "gauge", "gauge" };
+	struct db_res	 res;
+	int		 i, k, replica;
+
+	if (db_exec_read(&st_endpoints, NULL, &res, &replica) != DB_OK)
+		return;
+	for (k = 0; k < 5; k++) {
+		buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name,
+		    m[k].help, m[k].name, types[k]);
+		for (i = 0; i < res.nrows; i++) {
+			const char *id = db_get(&res, i, 0);
+
+			switch (k) {
+			case 0:
+				buf_printf(b, "%s{endpoint=\"%s\",result=\"ok\"} "
+				    "%s\n%s{endpoint=\"%s\",result=\"failed\"} "
+				    "%s\n", m[k].name, id, db_get(&res, i, 1),
+				    m[k].name, id, db_get(&res, i, 2));
+				break;
+			case 1:
+				buf_printf(b, "%s_sum{endpoint=\"%s\"} %.3f\n"
+				    "%s_count{endpoint=\"%s\"} %lld\n",
+				    m[k].name, id, atof(db_get(&res, i, 3)) /
+				    1000.0, m[k].name, id,
+				    atoll(db_get(&res, i, 1)) +
+				    atoll(db_get(&res, i, 2)));
+				break;
+			default:
+				buf_printf(b, "%s{endpoint=\"%s\"} %s\n",
+				    m[k].name, id, db_get(&res, i, k + 2));
+				break;
+			}
+		}
+	}
+	db_res_free(&res);
+}
+
 enum db_err
 metrics_handle(struct req *r, struct resp *p)
 {
@@ -361,6 +429,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    "telehook_worker_starts_total %llu\n",
 	    (unsigned long long)metrics_get(&shm->worker_starts));
 	metrics_outbox(b);
+	metrics_endpoints(b);
 	buf_printf(b, "# HELP telehook_metrics_shared Whether these counters "
 	    "are the whole pool's.\n# TYPE telehook_metrics_shared gauge\n"
 	    "telehook_metrics_shared %d\n", shm_shared);

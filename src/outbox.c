@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "extern.h"
+#include "ctl.h"
 
 #define OUTBOX_BATCH		20
 #define OUTBOX_MAX_ATTEMPTS	8

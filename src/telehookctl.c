@@ -26,7 +26,7 @@
 /* Every noun's commands, in the order usage lists them. */
 static const struct ctl_cmd *const ctl_tables[] = {
 	ctl_schema_cmds, ctl_org_cmds, ctl_rules_cmds, ctl_campaign_cmds,
-	ctl_events_cmds, NULL
+	ctl_events_cmds, ctl_endpoint_cmds, NULL
 };
 const struct ctl_cmd	*ctl_current;
 

@@ -313,3 +313,46 @@ util_tz_leave(char *saved)
 		unsetenv("TZ");
 	tzset();
 }
+
+/*
+ * A retry schedule: delays separated by commas, each a number and s, m
+ * or h ("5s,5m,30m,2h").  The delays in seconds into out (at most max);
+ * their number, or -1 when s is malformed.
+ */
+int
+util_schedule(const char *s, long long *out, int max)
+{
+	const char	*p = s;
+	char		*end;
+	long long	 v, unit;
+	int		 n = 0;
+
+	while (*p != '\0') {
+		if (n == max || *p < '0' || *p > '9')
+			return -1;
+		errno = 0;
+		v = strtoll(p, &end, 10);
+		if (errno != 0 || v < 1 || v > 100000)
+			return -1;
+		switch (*end) {
+		case 's':
+			unit = 1;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		default:
+			return -1;
+		}
+		out[n++] = v * unit;
+		p = end + 1;
+		if (*p == ',' && p[1] != '\0')
+			p++;
+		else if (*p != '\0')
+			return -1;
+	}
+	return n > 0 ? n : -1;
+}

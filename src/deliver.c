@@ -1,0 +1,433 @@
+/*
+ * deliver.c: the sender of events to the organizations' own endpoints
+ * (architecture.md §14), run by "telehookctl deliveries run" under
+ * systemd (telehook-deliver.service).
+ *
+ * Deliveries are written by triggers in the transaction of the record
+ * they tell of (sql/011_delivery.sql).  The sender claims what is due,
+ * at most one open delivery per subject (a call, a message, a contact)
+ * and endpoint, oldest first, so an endpoint sees each call's events in
+ * order even across retries; it sends up to DELIVER_INFLIGHT requests
+ * at once through one curl multi handle (at most DELIVER_PER_ENDPOINT
+ * to one endpoint), so a slow or dead endpoint delays only itself.
+ *
+ * Each attempt is signed afresh (webhook-timestamp is now) with the
+ * same webhook-id.  Any 2xx delivers; 410 disables the endpoint; any
+ * other answer, or none, is retried after the next delay of
+ * [delivery] retry_schedule with +-20% jitter, and after the last the
+ * delivery is dead (the operator may retry it).  A sender that dies
+ * leaves its claims "sending"; they are retried once they are older
+ * than any attempt can take.  Delivery is at least once: a receiver
+ * deduplicates by webhook-id.
+ *
+ * Against server-side request forgery, a connection to a loopback,
+ * private (RFC 1918, RFC 6598, unique local) or link-local address is
+ * refused after name resolution, unless [delivery] allow_private = yes.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "extern.h"
+#include "ctl.h"
+
+#define DELIVER_INFLIGHT	32
+#define DELIVER_PER_ENDPOINT	4
+#define DELIVER_IDLE_MS		250
+
+static const char *const deliver_private =
+	"0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,"
+	"172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4,::/128,::1/128,"
+	"::ffff:0:0/96,fc00::/7,fe80::/10,ff00::/8";
+
+static const char *const sql_recover =
+	"UPDATE deliveries SET state = 'retry', next_attempt_at = now() "
+	"WHERE state = 'sending' AND claimed_at < now() - "
+	"make_interval(secs => $1::int + 10)";
+static const char *const sql_claim =
+	"WITH c AS (UPDATE deliveries SET state = 'sending', "
+	"attempts = attempts + 1, claimed_at = now() WHERE id IN ("
+	"SELECT d.id FROM deliveries d JOIN endpoints e ON "
+	"e.id = d.endpoint_id WHERE d.state IN ('pending', 'retry') AND "
+	"d.next_attempt_at <= now() AND e.enabled AND "
+	"NOT d.endpoint_id = ANY ($2::uuid[]) AND NOT EXISTS (SELECT 1 FROM "
+	"deliveries p WHERE p.endpoint_id = d.endpoint_id AND "
+	"p.subject = d.subject AND p.id < d.id AND p.state IN ('pending', "
+	"'sending', 'retry')) ORDER BY d.next_attempt_at, d.id LIMIT $1 "
+	"FOR UPDATE OF d SKIP LOCKED) RETURNING *) "
+	"SELECT c.id, c.endpoint_id, c.msg_id, c.body, c.attempts, e.url, "
+	"e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
+	"e.previous_sealed END FROM c JOIN endpoints e ON "
+	"e.id = c.endpoint_id ORDER BY c.id";
+enum { DC_ID, DC_ENDPOINT, DC_MSGID, DC_BODY, DC_ATTEMPTS, DC_URL,
+	DC_SECRET, DC_PREVIOUS };
+static const char *const sql_ok =
+	"WITH d AS (UPDATE deliveries SET state = 'delivered', "
+	"delivered_at = now(), last_status = $2::int, last_error = NULL "
+	"WHERE id = $1::bigint RETURNING endpoint_id) "
+	"UPDATE endpoints SET ok_total = ok_total + 1, latency_ms_sum = "
+	"latency_ms_sum + $3::bigint WHERE id = (SELECT endpoint_id FROM d)";
+static const char *const sql_failed =
+	"WITH d AS (UPDATE deliveries SET state = CASE WHEN $5::bool OR "
+	"$6::bool THEN 'dead' ELSE 'retry' END, last_status = $2::int, "
+	"last_error = $3, next_attempt_at = now() + make_interval(secs => "
+	"$4::double precision) WHERE id = $1::bigint RETURNING endpoint_id, "
+	"state) UPDATE endpoints SET failed_total = failed_total + 1, "
+	"latency_ms_sum = latency_ms_sum + $7::bigint, enabled = CASE WHEN "
+	"$5::bool THEN false ELSE enabled END, disabled_reason = CASE WHEN "
+	"$5::bool THEN 'answered 410 Gone at ' || th_iso(now()) ELSE "
+	"disabled_reason END WHERE id = (SELECT endpoint_id FROM d) "
+	"RETURNING (SELECT state FROM d)";
+
+/* One request in flight. */
+struct xfer {
+	CURL		*curl;
+	struct curl_slist *hl;
+	char		 id[24];
+	char		 endpoint[40];
+	char		*body;
+	int		 attempts;
+	long long	 start_us;
+	int		 refused;	/* a private address */
+	char		 err[CURL_ERROR_SIZE];
+};
+
+static volatile sig_atomic_t	 deliver_stop;
+static struct cidrlist		 deliver_private_list;
+static long long		 deliver_sched[DELIVERY_MAX_ATTEMPTS];
+static int			 deliver_nsched;
+
+static void
+deliver_sig(int sig)
+{
+	(void)sig;
+	deliver_stop = 1;
+}
+
+/* Refuse a connection to a private address, after resolution. */
+static int
+deliver_prereq(void *arg, char *ip, char *local, int rport, int lport)
+{
+	struct xfer	*x = arg;
+
+	(void)local;
+	(void)rport;
+	(void)lport;
+	if (!conf.delivery.allow_private &&
+	    cidrlist_match(&deliver_private_list, ip)) {
+		x->refused = 1;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
+/* The receiver's answer body is not kept (a few KB read, then cut). */
+static size_t
+deliver_sink(char *b, size_t size, size_t n, void *arg)
+{
+	(void)b;
+	(void)arg;
+	return size * n;
+}
+
+/*
+ * The webhook-signature header for body: the current secret's, and
+ * during a rotation the previous one's too, space-separated.
+ */
+static int
+deliver_sign(const char *sealed, const char *previous, const char *id,
+    long long ts, const char *body, char *out, size_t outsz)
+{
+	char	*secret, sig[2][WHSIG_SIG_MAX];
+	int	 i, n = 0;
+	const char *s[2] = { sealed, previous };
+
+	for (i = 0; i < 2; i++) {
+		if (s[i] == NULL)
+			continue;
+		if ((secret = crypto_open(crypto_key, s[i])) == NULL)
+			return -1;
+		if (whsig_sign(secret, id, ts, body, strlen(body), sig[n],
+		    sizeof(sig[n])) == 0)
+			n++;
+		sodium_memzero(secret, strlen(secret));
+		free(secret);
+	}
+	if (n == 0)
+		return -1;
+	snprintf(out, outsz, "webhook-signature: %s%s%s", sig[0],
+	    n > 1 ? " " : "", n > 1 ? sig[1] : "");
+	return 0;
+}
+
+/* Row i of a claim as a transfer added to m; NULL when it cannot be. */
+static struct xfer *
+deliver_start(CURLM *m, struct db_res *res, int i, char *why, size_t whysz)
+{
+	struct xfer	*x;
+	char		 h[256];
+	long long	 ts = (long long)time(NULL);
+
+	x = xcalloc(1, sizeof(*x));
+	snprintf(x->id, sizeof(x->id), "%s", db_get(res, i, DC_ID));
+	snprintf(x->endpoint, sizeof(x->endpoint), "%s",
+	    db_get(res, i, DC_ENDPOINT));
+	x->attempts = atoi(db_get(res, i, DC_ATTEMPTS));
+	x->body = xstrdup(db_get(res, i, DC_BODY));
+	if (!crypto_have_key || deliver_sign(db_get(res, i, DC_SECRET),
+	    db_get(res, i, DC_PREVIOUS), db_get(res, i, DC_MSGID), ts,
+	    x->body, h, sizeof(h)) == -1) {
+		snprintf(why, whysz, "the endpoint's secret does not open "
+		    "with secret_key_file");
+		free(x->body);
+		free(x);
+		return NULL;
+	}
+	x->hl = curl_slist_append(x->hl, h);
+	snprintf(h, sizeof(h), "webhook-id: %s", db_get(res, i, DC_MSGID));
+	x->hl = curl_slist_append(x->hl, h);
+	snprintf(h, sizeof(h), "webhook-timestamp: %lld", ts);
+	x->hl = curl_slist_append(x->hl, h);
+	x->hl = curl_slist_append(x->hl, "Content-Type: application/json");
+	x->hl = curl_slist_append(x->hl, "Expect:");
+	x->curl = curl_easy_init();
+	(void)curl_easy_setopt(x->curl, CURLOPT_URL, db_get(res, i, DC_URL));
+	(void)curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	(void)curl_easy_setopt(x->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	(void)curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->hl);
+	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->body);
+	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE,
+	    (long)strlen(x->body));
+	(void)curl_easy_setopt(x->curl, CURLOPT_USERAGENT,
+	    "telehook/" PACKAGE_VERSION);
+	(void)curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT,
+	    (long)(conf.delivery.timeout_s < 5 ? conf.delivery.timeout_s : 5));
+	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT,
+	    (long)conf.delivery.timeout_s);
+	(void)curl_easy_setopt(x->curl, CURLOPT_PREREQFUNCTION,
+	    deliver_prereq);
+	(void)curl_easy_setopt(x->curl, CURLOPT_PREREQDATA, x);
+	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, deliver_sink);
+	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->err);
+	(void)curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
+	x->start_us = now_us();
+	curl_multi_add_handle(m, x->curl);
+	return x;
+}
+
+static void
+deliver_free(CURLM *m, struct xfer *x)
+{
+	curl_multi_remove_handle(m, x->curl);
+	curl_easy_cleanup(x->curl);
+	curl_slist_free_all(x->hl);
+	free(x->body);
+	free(x);
+}
+
+/* Seconds until attempt n+1 (n attempts made): the schedule, jittered. */
+static double
+deliver_delay(int n)
+{
+	double	d;
+
+	if (n < 1 || n > deliver_nsched)
+		return 0;
+	d = (double)deliver_sched[n - 1];
+	return d * (0.8 + 0.4 * (double)randombytes_uniform(1001) / 1000.0);
+}
+
+/* Record what became of x (cc, HTTP status). */
+static int
+deliver_record(struct xfer *x, CURLcode cc, long status,
+    struct deliver_stats *st)
+{
+	const char	*p[7];
+	char		 code[16], delay[32], ms[24], why[CURL_ERROR_SIZE + 64];
+	struct db_res	 res;
+	long long	 took = (now_us() - x->start_us) / 1000;
+	int		 gone = cc == CURLE_OK && status == 410;
+	int		 last = x->attempts > deliver_nsched;
+
+	snprintf(code, sizeof(code), "%ld", status);
+	snprintf(ms, sizeof(ms), "%lld", took);
+	p[0] = x->id;
+	p[1] = cc == CURLE_OK ? code : NULL;
+	if (cc == CURLE_OK && status >= 200 && status < 300) {
+		p[2] = ms;
+		if (db_query(sql_ok, 3, p, NULL) != DB_OK)
+			return -1;
+		st->delivered++;
+		return 0;
+	}
+	if (x->refused)
+		snprintf(why, sizeof(why), "refused: a private address "
+		    "(allow_private is off)");
+	else if (cc != CURLE_OK)
+		snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(cc),
+		    *x->err != '\0' ? ": " : "", x->err);
+	else
+		snprintf(why, sizeof(why), "answered %ld", status);
+	snprintf(delay, sizeof(delay), "%.3f", deliver_delay(x->attempts));
+	p[2] = why;
+	p[3] = delay;
+	p[4] = gone ? "true" : "false";
+	p[5] = last ? "true" : "false";
+	p[6] = ms;
+	if (db_query(sql_failed, 7, p, &res) != DB_OK)
+		return -1;
+	if (gone) {
+		st->disabled++;
+		log_warnx("endpoint %s answered 410 Gone: disabled",
+		    x->endpoint);
+	}
+	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "dead") == 0) {
+		st->dead++;
+		if (!gone)
+			log_warnx("delivery %s is dead after %d attempts: %s",
+			    x->id, x->attempts, why);
+	} else
+		st->retrying++;
+	db_res_free(&res);
+	return 0;
+}
+
+/* Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array. */
+static void
+deliver_busy(struct xfer **fl, int n, struct buf *b)
+{
+	int	 i, j, c, first = 1;
+
+	buf_reset(b);
+	buf_puts(b, "{");
+	for (i = 0; i < n; i++) {
+		for (j = 0, c = 0; j < n; j++)
+			if (strcmp(fl[j]->endpoint, fl[i]->endpoint) == 0)
+				c++;
+		for (j = 0; j < i; j++)
+			if (strcmp(fl[j]->endpoint, fl[i]->endpoint) == 0)
+				break;
+		if (c >= DELIVER_PER_ENDPOINT && j == i) {
+			buf_printf(b, "%s%s", first ? "" : ",", fl[i]->endpoint);
+			first = 0;
+		}
+	}
+	buf_puts(b, "}");
+}
+
+/*
+ * Send what is due until stopped (once: until nothing is due or in
+ * flight).  0, or -1 when the database failed.
+ */
+int
+deliver_run(int once, struct deliver_stats *st)
+{
+	struct xfer	*fl[DELIVER_INFLIGHT];
+	struct buf	 busy;
+	struct db_res	 res;
+	CURLM		*m = NULL;
+	CURLMsg		*msg;
+	struct xfer	*x;
+	const char	*p[2], *errstr;
+	char		 lim[16], tmo[24], why[128];
+	long		 status;
+	int		 n = 0, i, k, left, rc = -1, claimed;
+	struct sigaction sa;
+
+	memset(st, 0, sizeof(*st));
+	if ((deliver_nsched = util_schedule(conf.delivery.retry_schedule,
+	    deliver_sched, DELIVERY_MAX_ATTEMPTS)) == -1 ||
+	    cidrlist_parse(deliver_private, &deliver_private_list,
+	    &errstr) == -1)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = deliver_sig;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	buf_init(&busy);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+	    (m = curl_multi_init()) == NULL)
+		goto done;
+	snprintf(tmo, sizeof(tmo), "%lld", conf.delivery.timeout_s);
+	p[0] = tmo;
+	if (db_query(sql_recover, 1, p, &res) != DB_OK)
+		goto done;
+	st->recovered = atoi(res.cmdtuples);
+	db_res_free(&res);
+	while (!deliver_stop || n > 0) {
+		claimed = 0;
+		if (!deliver_stop && n < DELIVER_INFLIGHT) {
+			snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - n);
+			deliver_busy(fl, n, &busy);
+			p[0] = lim;
+			p[1] = buf_cstr(&busy);
+			if (db_query(sql_claim, 2, p, &res) != DB_OK)
+				goto done;
+			for (i = 0; i < res.nrows; i++) {
+				claimed++;
+				if ((x = deliver_start(m, &res, i, why,
+				    sizeof(why))) != NULL) {
+					fl[n++] = x;
+					continue;
+				}
+				/* cannot be signed: as a failed attempt */
+				x = xcalloc(1, sizeof(*x));
+				snprintf(x->id, sizeof(x->id), "%s",
+				    db_get(&res, i, DC_ID));
+				x->attempts = atoi(db_get(&res, i,
+				    DC_ATTEMPTS));
+				x->start_us = now_us();
+				snprintf(x->err, sizeof(x->err), "%s", why);
+				(void)deliver_record(x, CURLE_FAILED_INIT, 0,
+				    st);
+				free(x);
+			}
+			db_res_free(&res);
+		}
+		if (n == 0) {
+			if (once && claimed == 0)
+				break;
+			if (claimed == 0)
+				(void)curl_multi_poll(m, NULL, 0,
+				    DELIVER_IDLE_MS, NULL);
+			continue;
+		}
+		(void)curl_multi_perform(m, &left);
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			(void)curl_easy_getinfo(msg->easy_handle,
+			    CURLINFO_PRIVATE, (char **)&x);
+			status = 0;
+			(void)curl_easy_getinfo(msg->easy_handle,
+			    CURLINFO_RESPONSE_CODE, &status);
+			k = deliver_record(x, msg->data.result, status, st);
+			for (i = 0; i < n; i++)
+				if (fl[i] == x)
+					break;
+			fl[i] = fl[--n];
+			deliver_free(m, x);
+			if (k == -1)
+				goto done;
+		}
+		if (n > 0)
+			(void)curl_multi_poll(m, NULL, 0, n < DELIVER_INFLIGHT ?
+			    50 : DELIVER_IDLE_MS, NULL);
+	}
+	rc = 0;
+done:
+	for (i = 0; i < n; i++)
+		deliver_free(m, fl[i]);
+	if (m != NULL)
+		curl_multi_cleanup(m);
+	curl_global_cleanup();
+	cidrlist_free(&deliver_private_list);
+	buf_free(&busy);
+	return rc;
+}

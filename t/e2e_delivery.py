@@ -1,0 +1,503 @@
+"""
+e2e_delivery: delivering each organization's events to its own systems
+(telehook(8), "Delivering events"), end to end: signed provider webhooks
+in, the sender ("telehookctl deliveries run") out to a receiver on
+loopback that keeps every request, each signature then checked by the
+standardwebhooks package from the npm registry.  Every event type once
+per subscribed endpoint and none to another organization's; 500 then
+200 redelivers the same webhook-id and then nothing; 410 disables; a
+delivery is dead after the schedule and the operator can retry it;
+order per call holds across retries; during a rotation either secret
+verifies; a private address is refused unless allowed; a slow endpoint
+delays neither the providers' answers nor another endpoint.
+"""
+
+import base64
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, in_order, wait_for, BUILDDIR  # noqa: E402
+import e2e_twilio as tw  # noqa: E402
+import e2e_retell as rt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SWH_VERSION = "1.1.1"
+stack = None
+sender = None
+receiver = None
+swh = None
+ORG = OTHER = None
+NUMBER = "+15550080000"
+OTHER_NUMBER = "+15550081000"
+TYPES = ["call.started", "call.answered", "call.missed", "call.ended",
+         "call.analyzed", "voicemail.received", "sms.received", "sms.sent",
+         "sms.delivered", "sms.failed", "campaign.contact_updated"]
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """Keeps every request: path, headers, body, when.  What a path
+    answers is set per path: a status, or a function of the request."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        self.got = []
+        self.lock = threading.Lock()
+        self.answers = {}
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.server_address[1], path)
+
+    def at(self, path):
+        with self.lock:
+            return [g for g in self.got if g["path"] == path]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        g = {"path": self.path, "headers": {k.lower(): v for k, v in
+                                            self.headers.items()},
+             "body": body.decode(), "at": time.monotonic()}
+        g["id"] = g["headers"].get("webhook-id")
+        g["type"] = json.loads(g["body"]).get("type")
+        with self.server.lock:
+            self.server.got.append(g)
+            seen = sum(1 for x in self.server.got if x["id"] == g["id"])
+        a = self.server.answers.get(self.path, 200)
+        status = a(g, seen) if callable(a) else a
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+def verify(items):
+    """The standardwebhooks package's verdict on each (secret, got)."""
+    data = json.dumps([{"secret": s, "headers": {
+        k: g["headers"][k] for k in ("webhook-id", "webhook-timestamp",
+                                     "webhook-signature")},
+        "body": g["body"]} for s, g in items])
+    p = subprocess.run(["node", os.path.join(HERE, "swh_verify.js"),
+                        os.path.join(swh, "node_modules",
+                                     "standardwebhooks")],
+                       input=data, capture_output=True, text=True,
+                       check=True)
+    return json.loads(p.stdout)
+
+
+def start_sender(conf=None):
+    env = dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir)
+    return subprocess.Popen([stack.telehookctl, "-c", conf or stack.conf,
+                             "deliveries", "run"], env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(stack.path("sender.log"), "a"))
+
+
+def stop_sender(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+
+
+def setUpModule():
+    global stack, sender, receiver, swh, ORG, OTHER
+    # the independent verifier, pinned, from the npm registry
+    swh = os.path.join(BUILDDIR, "t", "swh-%s" % SWH_VERSION)
+    if not os.path.isdir(os.path.join(swh, "node_modules",
+                                      "standardwebhooks")):
+        tmp = tempfile.mkdtemp(prefix="swh-", dir=os.path.join(BUILDDIR,
+                                                               "t"))
+        subprocess.run(["npm", "install", "--prefix", tmp, "--no-audit",
+                        "--no-fund", "--loglevel=error",
+                        "standardwebhooks@" + SWH_VERSION], check=True,
+                       capture_output=True)
+        shutil.rmtree(swh, ignore_errors=True)
+        os.rename(tmp, swh)
+    receiver = Receiver()
+    stack = Stack(workers=2, rate_limit=100000, secret_key=True,
+                  extra_conf={
+                      "twilio": {"auth_token": tw.TOKEN},
+                      "retell": {"api_key": rt.KEY},
+                      "delivery": {"allow_private": "yes",
+                                   "retry_schedule": "1s,1s,1s",
+                                   "timeout_s": "2"}}).start()
+    tw.stack = rt.stack = stack
+    ORG = stack.ctl_ok("org", "add", "Delivery Clinic").strip()
+    stack.ctl_ok("org", "set", ORG, "hours=24/7")
+    stack.ctl_ok("number", "add", ORG, NUMBER)
+    OTHER = stack.ctl_ok("org", "add", "Other Delivery Clinic").strip()
+    stack.ctl_ok("number", "add", OTHER, OTHER_NUMBER)
+    sender = start_sender()
+
+
+def tearDownModule():
+    if sender is not None and sender.poll() is None:
+        stop_sender(sender)
+    if stack is not None:
+        stack.stop()
+    if receiver is not None:
+        receiver.shutdown()
+
+
+def add(org, path, *extra):
+    o = stack.ctl_json("endpoint", "add", org, receiver.url(path), *extra)
+    return o["id"], o["secret"]
+
+
+def answered_call(frm):
+    c = tw.call_params(to=NUMBER, frm=frm)
+    tw.post("/webhooks/twilio/voice/incoming", c)
+    tw.post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
+        call=c["CallSid"], status="in-progress", DialCallStatus="completed"))
+    tw.post("/webhooks/twilio/voice/status", tw.call_params(
+        call=c["CallSid"], status="completed", SequenceNumber="1",
+        CallDuration="42", CallbackSource="call-progress-events"))
+    return c["CallSid"]
+
+
+def missed_call(frm, to=NUMBER):
+    c = tw.call_params(to=to, frm=frm)
+    tw.post("/webhooks/twilio/voice/incoming", c)
+    st = tw.call_params(call=c["CallSid"], status="no-answer",
+                        SequenceNumber="1",
+                        CallbackSource="call-progress-events")
+    tw.post("/webhooks/twilio/voice/status", st)
+    return c["CallSid"], st
+
+
+def data_of(g):
+    return json.loads(g["body"])["data"]
+
+
+class Delivery(unittest.TestCase):
+
+    def test_1_endpoint_add_and_bad_input(self):
+        eid, secret = add(ORG, "/first", "--description", "CRM")
+        self.assertTrue(secret.startswith("whsec_"))
+        self.assertGreaterEqual(len(base64.b64decode(secret[6:])), 24)
+        listed = stack.ctl_json("endpoint", "list", ORG)["endpoints"]
+        self.assertEqual([(e["id"], e["url"], e["events"], e["enabled"],
+                           e["description"]) for e in listed],
+                         [(eid, receiver.url("/first"), "all", "yes",
+                           "CRM")])
+        # shown once: not in the list, not in the database in clear
+        self.assertNotIn(secret, stack.ctl_ok("endpoint", "list", ORG))
+        self.assertNotIn(secret[6:], stack.psql(
+            "SELECT secret_sealed FROM endpoints WHERE id = '%s'" % eid))
+        for args, code, why in (
+                (("ftp://x.example/",), 65, "http:// or https://"),
+                (("https://user:pw@x.example/",), 65, "credentials"),
+                (("https:///path",), 65, "no host"),
+                (("https://x.example/", "--events", "call.started,faxes"),
+                 65, "faxes is not an event type")):
+            p = stack.ctl("endpoint", "add", ORG, *args)
+            self.assertEqual(p.returncode, code, args)
+            self.assertIn(why, p.stderr)
+        self.assertEqual(stack.ctl("endpoint", "disable", "nope").returncode,
+                         65)
+        stack.ctl_ok("endpoint", "remove", eid)
+        self.assertEqual(stack.ctl_json("endpoint", "list", ORG),
+                         {"endpoints": []})
+
+    def test_2_every_type_once_per_subscribed_endpoint(self):
+        all_id, all_secret = add(ORG, "/all")
+        sms_id, sms_secret = add(ORG, "/sms", "--events", "sms.received")
+        other_id, _ = add(OTHER, "/other")
+        answered = answered_call("+15551118101")
+        missed, st = missed_call("+15551118102")
+        # a voicemail
+        c = tw.call_params(to=NUMBER, frm="+15551118103")
+        tw.post("/webhooks/twilio/voice/incoming", c)
+        tw.post("/webhooks/twilio/recording/status?kind=voicemail", {
+            "AccountSid": "AC" + "1" * 32, "CallSid": c["CallSid"],
+            "RecordingSid": tw.sid("RE"), "RecordingUrl":
+            "https://api.twilio.com/x", "RecordingStatus": "completed",
+            "RecordingDuration": "5"})
+        # an analyzed AI call, with a campaign contact
+        camp = stack.ctl_ok("campaign", "add", ORG, "Recall").strip()
+        csv = stack.path("delivery.csv")
+        with open(csv, "w") as f:
+            f.write("+15556690001\n")
+        contact = stack.ctl_ok("campaign", "import", camp, csv).split()[0]
+        cid = rt.call_id()
+        e = rt.ended(cid, direction="outbound", frm=NUMBER,
+                     to="+15556690001", metadata={"campaign_id": camp,
+                                                  "contact_id": contact})
+        rt.event("call_ended", e)
+        rt.event("call_analyzed", dict(e, call_analysis=rt.analysis()))
+        # SMS: one in, one out delivered, one out failed
+        sms = tw.sms_params("hello", to=NUMBER, frm="+15551118104")
+        tw.post("/webhooks/twilio/sms/incoming", sms)
+        for sid, statuses in ((tw.sid("SM"), ("sent", "delivered")),
+                              (tw.sid("SM"), ("sent", "failed"))):
+            for s in statuses:
+                tw.post("/webhooks/twilio/sms/status", {
+                    "MessageSid": sid, "From": NUMBER,
+                    "To": "+15551118105", "MessageStatus": s,
+                    "AccountSid": "AC" + "1" * 32})
+        # the other organization's own traffic
+        missed_call("+15551118106", to=OTHER_NUMBER)
+        # redelivered by the provider, and replayed: nothing new
+        tw.post("/webhooks/twilio/voice/status", st)
+        tw.post("/webhooks/twilio/sms/incoming", sms)
+        want = int(stack.psql("SELECT count(*) FROM deliveries"))
+        wait_for("every delivery", lambda: int(stack.psql(
+            "SELECT count(*) FROM deliveries WHERE state = 'delivered'"))
+            == want)
+        got = receiver.at("/all")
+        types = [g["type"] for g in got]
+        self.assertEqual(sorted(set(types)), sorted(TYPES))
+        # once each: one request per webhook-id, no failures to retry
+        self.assertEqual(len({g["id"] for g in got}), len(got))
+        self.assertEqual(types.count("sms.received"), 1)
+        self.assertEqual([g["type"] for g in receiver.at("/sms")],
+                         ["sms.received"])
+        # nothing of this organization's to the other's endpoint
+        other = receiver.at("/other")
+        self.assertEqual(sorted(g["type"] for g in other),
+                         ["call.ended", "call.missed", "call.started"])
+        self.assertEqual({data_of(g)["to"] for g in other}, {OTHER_NUMBER})
+        self.assertNotIn(NUMBER, json.dumps([g["body"] for g in other]))
+        # every signature, by the independent library
+        self.assertEqual(verify([(all_secret, g) for g in got] +
+                                [(sms_secret, g) for g in
+                                 receiver.at("/sms")]),
+                         ["ok"] * (len(got) + 1))
+        # and a wrong secret fails there: the check can fail
+        self.assertNotEqual(verify([(sms_secret, got[0])]), ["ok"])
+        # the envelope, and the data as the API shows it
+        env = json.loads(got[0]["body"])
+        self.assertEqual(sorted(env), ["data", "timestamp", "type"])
+        token = stack.ctl_ok("token", "create", ORG).strip()
+        api = stack.get("/api/v1/organizations/%s/calls/%s" % (
+            ORG, answered), {"Authorization": "Bearer " + token}).json()
+        last = [g for g in got if g["type"] == "call.ended" and
+                data_of(g)["call_id"] == answered][0]
+        self.assertEqual(data_of(last), api)
+        # per call, in the order telehook learned them: started first;
+        # the outcome and the end as the provider reported them
+        for call, outcome in ((answered, "call.answered"),
+                              (missed, "call.missed")):
+            seq = [g["type"] for g in got if g["type"].startswith("call.")
+                   and data_of(g)["call_id"] == call]
+            self.assertEqual(seq[0], "call.started")
+            self.assertEqual(sorted(seq[1:]), sorted([outcome,
+                                                      "call.ended"]))
+        for eid in (all_id, sms_id, other_id):
+            stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_3_500_then_200(self):
+        receiver.answers["/flaky"] = lambda g, seen: 500 if seen == 1 else 200
+        eid, secret = add(ORG, "/flaky", "--events", "sms.received")
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "again", to=NUMBER, frm="+15551118201"))
+        wait_for("delivered", lambda: stack.psql(
+            "SELECT state FROM deliveries WHERE endpoint_id = '%s'" % eid)
+            == "delivered")
+        got = receiver.at("/flaky")
+        self.assertEqual(len(got), 2)
+        self.assertEqual(got[0]["id"], got[1]["id"])
+        self.assertEqual(verify([(secret, g) for g in got]), ["ok", "ok"])
+        self.assertEqual(stack.psql(
+            "SELECT attempts || ' ' || last_status FROM deliveries WHERE "
+            "endpoint_id = '%s'" % eid), "2 200")
+        # nothing more: one more pass of a sender finds nothing due
+        stack.ctl_ok("deliveries", "send")
+        self.assertEqual(len(receiver.at("/flaky")), 2)
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_4_410_disables(self):
+        receiver.answers["/gone"] = 410
+        eid, _ = add(ORG, "/gone", "--events", "sms.received")
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "bye", to=NUMBER, frm="+15551118301"))
+        def mine():
+            return [e for e in stack.ctl_json("endpoint", "list", ORG)[
+                "endpoints"] if e["id"] == eid][0]
+        wait_for("disabled", lambda: mine()["enabled"] == "no")
+        e = mine()
+        self.assertIn("410", e["disabled_reason"])
+        self.assertEqual((e["dead"], e["failed"]), (1, 1))
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "again", to=NUMBER, frm="+15551118302"))
+        stack.ctl_ok("deliveries", "send")
+        self.assertEqual(len(receiver.at("/gone")), 1)
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_5_dead_after_the_schedule_then_retried(self):
+        receiver.answers["/down"] = 503
+        eid, secret = add(ORG, "/down", "--events", "sms.received")
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "anyone?", to=NUMBER, frm="+15551118401"))
+        # retry_schedule 1s,1s,1s: four attempts, then dead
+        wait_for("dead", lambda: stack.psql(
+            "SELECT state FROM deliveries WHERE endpoint_id = '%s'" % eid)
+            == "dead", timeout=30)
+        got = receiver.at("/down")
+        self.assertEqual(len(got), 4)
+        self.assertEqual(len({g["id"] for g in got}), 1)
+        gaps = [b["at"] - a["at"] for a, b in zip(got, got[1:])]
+        self.assertTrue(all(0.7 < g < 3 for g in gaps), gaps)
+        dead = stack.ctl_json("deliveries", "list", "--endpoint", eid,
+                              "--state", "dead")["deliveries"]
+        self.assertEqual([(d["attempts"], d["last_status"])
+                          for d in dead], [(4, 503)])
+        self.assertIn('telehook_delivery_dead{endpoint="%s"} 1' % eid,
+                      stack.get("/metrics").text)
+        receiver.answers["/down"] = 200
+        stack.ctl_ok("deliveries", "retry", str(dead[0]["id"]))
+        wait_for("retried", lambda: len(receiver.at("/down")) == 5)
+        again = receiver.at("/down")[-1]
+        self.assertEqual(again["id"], got[0]["id"])
+        self.assertEqual(verify([(secret, again)]), ["ok"])
+        wait_for("delivered", lambda: stack.psql(
+            "SELECT state FROM deliveries WHERE endpoint_id = '%s'" % eid)
+            == "delivered")
+        # retry by endpoint and time: everything since, again
+        out = stack.ctl_json("deliveries", "retry", "--endpoint", eid,
+                             "--since", "2000-01-01")
+        self.assertEqual(out["retried"], 1)
+        wait_for("sent again", lambda: len(receiver.at("/down")) == 6)
+        self.assertEqual(stack.ctl("deliveries", "retry", "999999999")
+                         .returncode, 65)
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_6_order_per_call_across_retries(self):
+        # the first attempt of each call.started fails: the call's later
+        # events wait behind it
+        def first_start_fails(g, seen):
+            return 500 if g["type"] == "call.started" and seen == 1 else 200
+        receiver.answers["/order"] = first_start_fails
+        eid, _ = add(ORG, "/order")
+        calls = [answered_call("+1555111850%d" % i) for i in range(3)]
+        wait_for("all delivered", lambda: stack.psql(
+            "SELECT count(*) FILTER (WHERE state <> 'delivered') FROM "
+            "deliveries WHERE endpoint_id = '%s'" % eid) == "0")
+        got = receiver.at("/order")
+        for call in calls:
+            seq = [g["type"] for g in got
+                   if data_of(g)["call_id"] == call]
+            self.assertEqual(seq, ["call.started", "call.started",
+                                   "call.answered", "call.ended"])
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_7_rotation_either_secret_verifies(self):
+        eid, old = add(ORG, "/rotate", "--events", "sms.received")
+        new = stack.ctl_json("endpoint", "rotate-secret", eid)["secret"]
+        self.assertNotEqual(new, old)
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "rotated", to=NUMBER, frm="+15551118601"))
+        wait_for("delivered", lambda: len(receiver.at("/rotate")) == 1)
+        g = receiver.at("/rotate")[0]
+        self.assertEqual(len(g["headers"]["webhook-signature"].split()), 2)
+        self.assertEqual(verify([(old, g), (new, g)]), ["ok", "ok"])
+        # after the overlap only the new secret signs
+        stack.psql("UPDATE endpoints SET previous_until = now() - "
+                   "interval '1 second' WHERE id = '%s'" % eid)
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "later", to=NUMBER, frm="+15551118602"))
+        wait_for("delivered", lambda: len(receiver.at("/rotate")) == 2)
+        g = receiver.at("/rotate")[1]
+        self.assertEqual(len(g["headers"]["webhook-signature"].split()), 1)
+        self.assertEqual(verify([(new, g)]), ["ok"])
+        self.assertNotEqual(verify([(old, g)]), ["ok"])
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_8_private_addresses_refused_unless_allowed(self):
+        global sender
+        stop_sender(sender)
+        strict = stack.path("strict.conf")
+        with open(stack.conf) as f:
+            text = f.read().replace('allow_private = "yes"',
+                                    'allow_private = "no"')
+        with open(strict, "w") as f:
+            f.write(text)
+        os.chmod(strict, 0o600)
+        try:
+            eid, _ = add(ORG, "/private", "--events", "sms.received")
+            tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+                "ssrf", to=NUMBER, frm="+15551118701"))
+            p = subprocess.run([stack.telehookctl, "-c", strict, "--json",
+                                "deliveries", "send"], capture_output=True,
+                               text=True, env=dict(
+                                   os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+            self.assertEqual(json.loads(p.stdout)["delivered"], 0)
+            self.assertEqual(receiver.at("/private"), [])
+            self.assertIn("private address", stack.psql(
+                "SELECT last_error FROM deliveries WHERE endpoint_id = "
+                "'%s'" % eid))
+        finally:
+            sender = start_sender()
+        wait_for("allowed again", lambda: len(receiver.at("/private")) == 1)
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_9_a_slow_endpoint_delays_nobody(self):
+        release = threading.Event()
+
+        def slow(g, seen):
+            release.wait(20)
+            return 200
+        receiver.answers["/slow"] = slow
+        slow_id, _ = add(ORG, "/slow", "--events", "sms.received")
+        fast_id, _ = add(ORG, "/fast", "--events", "sms.received")
+        try:
+            took = []
+            for i in range(3):
+                t0 = time.monotonic()
+                r = tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+                    "busy %d" % i, to=NUMBER, frm="+1555111880%d" % i))
+                took.append(time.monotonic() - t0)
+                self.assertEqual(r.status, 200)
+            # the provider's answers did not wait for any endpoint
+            self.assertLess(max(took), 1.0)
+            wait_for("the fast endpoint served",
+                     lambda: len(receiver.at("/fast")) == 3, timeout=10)
+            # while the slow one still holds its first request
+            self.assertFalse(release.is_set())
+            self.assertLessEqual(len(receiver.at("/slow")), 3)
+        finally:
+            release.set()
+        # released, the slow endpoint gets its own, in its own time
+        wait_for("the slow endpoint served", lambda: stack.psql(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' AND "
+            "state = 'delivered'" % slow_id) == "3", timeout=30)
+        text = stack.get("/metrics").text
+        for eid in (slow_id, fast_id):
+            self.assertIn('telehook_delivery_attempts_total{endpoint="%s",'
+                          'result="ok"} 3' % eid, text)
+            self.assertIn('telehook_delivery_backlog{endpoint="%s"} 0'
+                          % eid, text)
+        for eid in (slow_id, fast_id):
+            stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_a_endpoint_test_pings(self):
+        eid, secret = add(ORG, "/ping")
+        out = stack.ctl_ok("endpoint", "test", eid)
+        self.assertRegex(out, r"^ping \d+ \(msg_[0-9a-f]{32}\): delivered")
+        g = receiver.at("/ping")[0]
+        self.assertEqual((g["type"], data_of(g)), ("ping",
+                                                   {"endpoint_id": eid}))
+        self.assertEqual(verify([(secret, g)]), ["ok"])
+        stack.ctl_ok("endpoint", "remove", eid)
+
+
+load_tests = in_order(__name__)
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
