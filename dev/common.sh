@@ -18,6 +18,12 @@ TELEHOOK_PACKAGES="
 	chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
 "
+# Node.js and npm run the independent Standard Webhooks verifier of
+# t/e2e_delivery.py (the standardwebhooks package from the npm
+# registry): Debian's, unless a node is installed already (NodeSource's
+# carries its own npm and conflicts with Debian's).
+command -v node >/dev/null || TELEHOOK_PACKAGES="$TELEHOOK_PACKAGES nodejs"
+command -v npm >/dev/null || TELEHOOK_PACKAGES="$TELEHOOK_PACKAGES npm"
 
 # Run a command as root: directly when we are root, else through sudo.
 as_root() {

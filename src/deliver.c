@@ -338,6 +338,7 @@ deliver_run(int once, struct deliver_stats *st)
 	char		 lim[16], tmo[24], why[128];
 	long		 status;
 	int		 n = 0, i, k, left, rc = -1, claimed;
+	long long	 recovered_us = 0;
 	struct sigaction sa;
 
 	memset(st, 0, sizeof(*st));
@@ -355,13 +356,20 @@ deliver_run(int once, struct deliver_stats *st)
 	    (m = curl_multi_init()) == NULL)
 		goto done;
 	snprintf(tmo, sizeof(tmo), "%lld", conf.delivery.timeout_s);
-	p[0] = tmo;
-	if (db_query(sql_recover, 1, p, &res) != DB_OK)
-		goto done;
-	st->recovered = atoi(res.cmdtuples);
-	db_res_free(&res);
 	while (!deliver_stop || n > 0) {
 		claimed = 0;
+		/*
+		 * A dead sender's claims, now and then: it may have died
+		 * just before this one started (systemd restarts it at once).
+		 */
+		if (!deliver_stop && now_us() - recovered_us > 5000000LL) {
+			p[0] = tmo;
+			if (db_query(sql_recover, 1, p, &res) != DB_OK)
+				goto done;
+			st->recovered += atoi(res.cmdtuples);
+			db_res_free(&res);
+			recovered_us = now_us();
+		}
 		if (!deliver_stop && n < DELIVER_INFLIGHT) {
 			snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - n);
 			deliver_busy(fl, n, &busy);

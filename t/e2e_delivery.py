@@ -49,6 +49,7 @@ class Receiver(http.server.ThreadingHTTPServer):
     answers is set per path: a status, or a function of the request."""
 
     daemon_threads = True
+    request_queue_size = 128     # the sender opens up to 32 at once
 
     def __init__(self):
         self.got = []
