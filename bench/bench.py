@@ -322,12 +322,15 @@ def main():
              "return 200 'ok'; }\n"
              "location = /bench/fcgi { fastcgi_pass 127.0.0.1:%d; "
              "include fastcgi_params; }" % fcgi_port)
+    extra += ("\nlocation = /bench/receiver { default_type text/plain; "
+              "return 200 'ok'; }")
     stack = Stack(workers=WORKERS, rate_limit=10000000, durable=True,
-                  pooler=POOLER,
+                  pooler=POOLER, secret_key=True,
                   extra_locations=extra, extra_conf={
                       "twilio": {"auth_token": TOKEN},
                       "retell": {"api_key": RETELL},
-                      "server": {"log_level": "notice"}})
+                      "server": {"log_level": "notice"},
+                      "delivery": {"allow_private": "yes"}})
     stack.start()
     hello = subprocess.Popen(
         ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(fcgi_port), "--",
@@ -408,6 +411,8 @@ def main():
             results[row]["stored"] = int(stack.psql(
                 "SELECT count(*) FROM peer_events"))
             stack.psql("TRUNCATE peer_events")
+        results.update(with_endpoints(stack, org, base, lua, twilio,
+                                      per_thread))
         results["fcgi_rss"] = rss_mb([int(p) for p in subprocess.run(
             ["pgrep", "-P", str(hello.pid)], capture_output=True,
             text=True).stdout.split()])
@@ -417,6 +422,44 @@ def main():
         hello.wait()
         stack.stop()
     report(results)
+
+
+def with_endpoints(stack, org, base, lua, path, per_thread):
+    """(d) again, then with three endpoints subscribed to sms.received
+    and the sender (telehookctl deliveries run) delivering to nginx
+    during the run; how long the sender took to catch up after it."""
+    out = {}
+    write_requests(path, lambda n: twilio_line(stack, n + 7 * 10**8),
+                   per_thread)
+    settle(stack)
+    out["d_again"] = wrk(base, lua, path)
+    for i in range(3):
+        stack.ctl_ok("endpoint", "add", org, base + "/bench/receiver?e=%d"
+                     % i, "--events", "sms.received")
+    sender = subprocess.Popen(
+        [stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
+        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        write_requests(path, lambda n: twilio_line(stack, n + 8 * 10**8),
+                       per_thread)
+        settle(stack)
+        out["d3"] = wrk(base, lua, path)
+        t0 = time.monotonic()
+        wait_for("the deliveries", lambda: stack.psql(
+            "SELECT count(*) FROM deliveries WHERE state <> 'delivered'")
+            == "0", timeout=600, interval=0.2)
+        out["d3"]["drain_s"] = time.monotonic() - t0
+        out["d3"]["deliveries"] = int(stack.psql(
+            "SELECT count(*) FROM deliveries"))
+        out["d3"]["lag"] = [float(x) for x in stack.psql(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER "
+            "BY extract(epoch FROM delivered_at - created_at)) || '' FROM "
+            "deliveries").strip("{}").split(",")]
+    finally:
+        sender.terminate()
+        sender.wait()
+    return out
 
 
 def report(r):
@@ -450,6 +493,14 @@ def report(r):
           "2.0; e: %.2f, goal 1.5)" % (
               r["d"]["rps"] / r["f"]["rps"], r["d"]["rps"] / r["g"]["rps"],
               r["d"]["rps"] / peer, r["e"]["rps"] / peer))
+    d3 = r["d3"]
+    print("(d) again: %.0f req/s; with 3 endpoints subscribed and the "
+          "sender delivering: %.0f req/s (p99 %.2f ms), %.2f of it (goal: "
+          "at least 0.90); %d deliveries, all delivered %.1f s after the "
+          "run; delivery lag p50 %.2f s, p99 %.2f s"
+          % (r["d_again"]["rps"], d3["rps"], d3["p99"],
+             d3["rps"] / r["d_again"]["rps"], d3["deliveries"],
+             d3["drain_s"], d3["lag"][0], d3["lag"][1]))
     h = r["half"]
     print("(d) at %.0f req/s (%.0f%% of peak, %d connections): p50 %.2f "
           "ms, p99 %.2f ms" % (h["rps"], 100 * h["rps"] / r["d"]["rps"],

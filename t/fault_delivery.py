@@ -124,7 +124,7 @@ class Fault(unittest.TestCase):
         start_sender()
         try:
             wait_for("everything delivered", lambda: delivered() == total,
-                     timeout=120)
+                     timeout=60)
         except RuntimeError:
             raise AssertionError("not delivered: %s" % stack.psql(
                 "SELECT string_agg(state || ' ' || n, ', ') FROM (SELECT "
