@@ -617,20 +617,51 @@ CREATE OR REPLACE FUNCTION th_message_json(m messages) RETURNS json
 	    th_iso(m.created_at))
 $$;
 
--- One event of p_org for each of its enabled endpoints that wants
--- p_type (endpoints_org): the envelope {"type","timestamp","data"},
--- a webhook-id of its own, ordered behind earlier ones of p_subject.
+-- One event of p_org: the envelope {"type","timestamp","data"}, once,
+-- and its id in delivery_pending, for the sender to fan out to the
+-- endpoints that want it (th_deliver_fan_out).  Two small rows are all
+-- a webhook pays.
 CREATE OR REPLACE FUNCTION th_deliver(p_org uuid, p_type text,
     p_subject text, p_data json) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	v_id	bigint;
 BEGIN
+	INSERT INTO delivery_events (organization_id, type, subject, body)
+	VALUES (p_org, p_type, p_subject, json_build_object('type', p_type,
+	    'timestamp', th_iso(th_now()), 'data', p_data)::text)
+	RETURNING id INTO v_id;
+	INSERT INTO delivery_pending (event_id) VALUES (v_id);
+END
+$$;
+
+-- The sender's fan-out: up to p_limit pending events, oldest first,
+-- become one delivery for each enabled endpoint of their organization
+-- that wants their type (endpoints_org), each with a webhook-id of its
+-- own, in event order; they leave delivery_pending in the same
+-- statement.  One sender at a time (an advisory lock), so deliveries
+-- keep the order of the events; NULL when another is at it.
+CREATE OR REPLACE FUNCTION th_deliver_fan_out(p_limit int) RETURNS int
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_n	int;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(7415301) THEN
+		RETURN NULL;
+	END IF;
+	WITH p AS (DELETE FROM delivery_pending WHERE event_id IN (SELECT
+	    event_id FROM delivery_pending ORDER BY event_id LIMIT p_limit)
+	    RETURNING event_id)
 	INSERT INTO deliveries (endpoint_id, organization_id, msg_id, type,
-	    subject, body)
-	SELECT e.id, p_org, 'msg_' || replace(gen_random_uuid()::text, '-',
-	    ''), p_type, p_subject, json_build_object('type', p_type,
-	    'timestamp', th_iso(th_now()), 'data', p_data)::text
-	FROM endpoints e WHERE e.organization_id = p_org AND e.enabled AND
-	    (e.events IS NULL OR p_type = ANY (e.events))
-	ORDER BY e.id;
+	    subject, event_id, created_at)
+	SELECT e.id, ev.organization_id, 'msg_' ||
+	    replace(gen_random_uuid()::text, '-', ''), ev.type, ev.subject,
+	    ev.id, ev.created_at
+	FROM p JOIN delivery_events ev ON ev.id = p.event_id
+	JOIN endpoints e ON e.organization_id = ev.organization_id AND
+	    e.enabled AND (e.events IS NULL OR ev.type = ANY (e.events))
+	ORDER BY ev.id, e.id;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
 END
 $$;
 

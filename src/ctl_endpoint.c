@@ -263,13 +263,16 @@ ctl_endpoint_test(int argc, char **argv)
 	if (!endpoint_uuid(id))
 		die(EX_DATAERR_, "%s is not an endpoint id", id);
 	p[0] = id;
-	q("endpoint test", "INSERT INTO deliveries (endpoint_id, "
-	    "organization_id, msg_id, type, subject, body) SELECT e.id, "
-	    "e.organization_id, 'msg_' || replace(gen_random_uuid()::text, "
-	    "'-', ''), 'ping', 'ping:' || e.id, json_build_object('type', "
-	    "'ping', 'timestamp', th_iso(now()), 'data', json_build_object("
+	q("endpoint test", "WITH v AS (INSERT INTO delivery_events "
+	    "(organization_id, type, subject, body) SELECT e.organization_id, "
+	    "'ping', 'ping:' || e.id, json_build_object('type', 'ping', "
+	    "'timestamp', th_iso(now()), 'data', json_build_object("
 	    "'endpoint_id', e.id))::text FROM endpoints e WHERE e.id = $1 "
-	    "RETURNING id", 1, p, &res);
+	    "RETURNING *) INSERT INTO deliveries (endpoint_id, "
+	    "organization_id, msg_id, type, subject, event_id) SELECT $1, "
+	    "v.organization_id, 'msg_' || replace(gen_random_uuid()::text, "
+	    "'-', ''), v.type, v.subject, v.id FROM v RETURNING id", 1, p,
+	    &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "no endpoint %s", id);
 	did = xstrdup(db_get(&res, 0, 0));

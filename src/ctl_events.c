@@ -473,6 +473,12 @@ ctl_prune(int argc, char **argv)
 		    "'failed') AND created_at < $1" },
 		{ "mail_outbox", 0, "DELETE FROM mail_outbox WHERE state IN "
 		    "('sent', 'failed') AND created_at < $1" },
+		{ "deliveries", 0, "DELETE FROM deliveries WHERE state IN "
+		    "('delivered', 'dead') AND created_at < $1" },
+		{ "delivery_events", 0, "DELETE FROM delivery_events v WHERE "
+		    "created_at < $1 AND NOT EXISTS (SELECT 1 FROM deliveries "
+		    "d WHERE d.event_id = v.id) AND NOT EXISTS (SELECT 1 FROM "
+		    "delivery_pending p WHERE p.event_id = v.id)" },
 		{ "calls_redacted", 1, "UPDATE calls SET transcript = NULL, "
 		    "recording_url = NULL, summary = NULL, custom_data = NULL, "
 		    "caller_name = NULL WHERE started_at < $1 AND "

@@ -36,8 +36,8 @@
 #include "extern.h"
 #include "ctl.h"
 
-#define DELIVER_INFLIGHT	32
-#define DELIVER_PER_ENDPOINT	4
+#define DELIVER_INFLIGHT	256
+#define DELIVER_PER_ENDPOINT	64
 #define DELIVER_IDLE_MS		250
 
 static const char *const deliver_private =
@@ -45,6 +45,7 @@ static const char *const deliver_private =
 	"172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4,::/128,::1/128,"
 	"::ffff:0:0/96,fc00::/7,fe80::/10,ff00::/8";
 
+static const char *const sql_fan_out = "SELECT th_deliver_fan_out(1000)";
 static const char *const sql_recover =
 	"UPDATE deliveries SET state = 'retry', next_attempt_at = now() "
 	"WHERE state = 'sending' AND claimed_at < now() - "
@@ -52,26 +53,32 @@ static const char *const sql_recover =
 static const char *const sql_claim =
 	"WITH c AS (UPDATE deliveries SET state = 'sending', "
 	"attempts = attempts + 1, claimed_at = now() WHERE id IN ("
-	"SELECT d.id FROM deliveries d JOIN endpoints e ON "
-	"e.id = d.endpoint_id WHERE d.state IN ('pending', 'retry') AND "
-	"d.next_attempt_at <= now() AND e.enabled AND "
-	"NOT d.endpoint_id = ANY ($2::uuid[]) AND NOT EXISTS (SELECT 1 FROM "
+	"SELECT d.id FROM deliveries d WHERE d.state IN ('pending', "
+	"'retry') AND d.next_attempt_at <= now() AND "
+	"NOT d.endpoint_id = ANY ($2::uuid[]) AND EXISTS (SELECT 1 FROM "
+	"endpoints e WHERE e.id = d.endpoint_id AND e.enabled) AND "
+	"NOT EXISTS (SELECT 1 FROM "
 	"deliveries p WHERE p.endpoint_id = d.endpoint_id AND "
 	"p.subject = d.subject AND p.id < d.id AND p.state IN ('pending', "
 	"'sending', 'retry')) ORDER BY d.next_attempt_at, d.id LIMIT $1 "
 	"FOR UPDATE OF d SKIP LOCKED) RETURNING *) "
-	"SELECT c.id, c.endpoint_id, c.msg_id, c.body, c.attempts, e.url, "
+	"SELECT c.id, c.endpoint_id, c.msg_id, v.body, c.attempts, e.url, "
 	"e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
 	"e.previous_sealed END FROM c JOIN endpoints e ON "
-	"e.id = c.endpoint_id ORDER BY c.id";
+	"e.id = c.endpoint_id JOIN delivery_events v ON v.id = c.event_id "
+	"ORDER BY c.id";
 enum { DC_ID, DC_ENDPOINT, DC_MSGID, DC_BODY, DC_ATTEMPTS, DC_URL,
 	DC_SECRET, DC_PREVIOUS };
+/* every success of a round at once: $1 ids, $2 statuses, $3 times */
 static const char *const sql_ok =
-	"WITH d AS (UPDATE deliveries SET state = 'delivered', "
-	"delivered_at = now(), last_status = $2::int, last_error = NULL "
-	"WHERE id = $1::bigint RETURNING endpoint_id) "
-	"UPDATE endpoints SET ok_total = ok_total + 1, latency_ms_sum = "
-	"latency_ms_sum + $3::bigint WHERE id = (SELECT endpoint_id FROM d)";
+	"WITH r AS (SELECT * FROM unnest($1::bigint[], $2::int[], "
+	"$3::bigint[]) AS r(id, status, ms)), d AS (UPDATE deliveries d SET "
+	"state = 'delivered', delivered_at = now(), last_status = r.status, "
+	"last_error = NULL FROM r WHERE d.id = r.id RETURNING d.endpoint_id, "
+	"r.ms) UPDATE endpoints e SET ok_total = e.ok_total + x.n, "
+	"latency_ms_sum = e.latency_ms_sum + x.ms FROM (SELECT endpoint_id, "
+	"count(*) AS n, sum(ms) AS ms FROM d GROUP BY endpoint_id) x "
+	"WHERE e.id = x.endpoint_id";
 static const char *const sql_failed =
 	"WITH d AS (UPDATE deliveries SET state = CASE WHEN $5::bool OR "
 	"$6::bool THEN 'dead' ELSE 'retry' END, last_status = $2::int, "
@@ -136,6 +143,57 @@ deliver_sink(char *b, size_t size, size_t n, void *arg)
 }
 
 /*
+ * Opened secrets, by their sealed text: opening one per attempt would
+ * cost more than the signature.  A rotated or removed endpoint's entry
+ * is simply not asked for again; the cache is small and zeroed at exit.
+ */
+#define DELIVER_SECRETS	64
+static struct {
+	char	*sealed;
+	char	*secret;
+} deliver_secrets[DELIVER_SECRETS];
+static int	deliver_nsecrets, deliver_next;
+
+static const char *
+deliver_secret(const char *sealed)
+{
+	char	*secret;
+	int	 i;
+
+	for (i = 0; i < deliver_nsecrets; i++)
+		if (strcmp(deliver_secrets[i].sealed, sealed) == 0)
+			return deliver_secrets[i].secret;
+	if ((secret = crypto_open(crypto_key, sealed)) == NULL)
+		return NULL;
+	if (deliver_nsecrets < DELIVER_SECRETS)
+		i = deliver_nsecrets++;
+	else {
+		i = deliver_next++ % DELIVER_SECRETS;
+		free(deliver_secrets[i].sealed);
+		sodium_memzero(deliver_secrets[i].secret,
+		    strlen(deliver_secrets[i].secret));
+		free(deliver_secrets[i].secret);
+	}
+	deliver_secrets[i].sealed = xstrdup(sealed);
+	deliver_secrets[i].secret = secret;
+	return secret;
+}
+
+static void
+deliver_secrets_free(void)
+{
+	int	 i;
+
+	for (i = 0; i < deliver_nsecrets; i++) {
+		free(deliver_secrets[i].sealed);
+		sodium_memzero(deliver_secrets[i].secret,
+		    strlen(deliver_secrets[i].secret));
+		free(deliver_secrets[i].secret);
+	}
+	deliver_nsecrets = deliver_next = 0;
+}
+
+/*
  * The webhook-signature header for body: the current secret's, and
  * during a rotation the previous one's too, space-separated.
  */
@@ -143,20 +201,18 @@ static int
 deliver_sign(const char *sealed, const char *previous, const char *id,
     long long ts, const char *body, char *out, size_t outsz)
 {
-	char	*secret, sig[2][WHSIG_SIG_MAX];
-	int	 i, n = 0;
-	const char *s[2] = { sealed, previous };
+	const char	*secret, *s[2] = { sealed, previous };
+	char		 sig[2][WHSIG_SIG_MAX];
+	int		 i, n = 0;
 
 	for (i = 0; i < 2; i++) {
 		if (s[i] == NULL)
 			continue;
-		if ((secret = crypto_open(crypto_key, s[i])) == NULL)
+		if ((secret = deliver_secret(s[i])) == NULL)
 			return -1;
 		if (whsig_sign(secret, id, ts, body, strlen(body), sig[n],
 		    sizeof(sig[n])) == 0)
 			n++;
-		sodium_memzero(secret, strlen(secret));
-		free(secret);
 	}
 	if (n == 0)
 		return -1;
@@ -243,10 +299,52 @@ deliver_delay(int n)
 	return d * (0.8 + 0.4 * (double)randombytes_uniform(1001) / 1000.0);
 }
 
-/* Record what became of x (cc, HTTP status). */
+/* The successes of a round, recorded in one statement. */
+struct okbatch {
+	struct buf	 ids;
+	struct buf	 statuses;
+	struct buf	 ms;
+	int		 n;
+};
+
+static void
+ok_add(struct okbatch *b, const char *id, long status, long long ms)
+{
+	buf_printf(&b->ids, "%s%s", b->n ? "," : "{", id);
+	buf_printf(&b->statuses, "%s%ld", b->n ? "," : "{", status);
+	buf_printf(&b->ms, "%s%lld", b->n ? "," : "{", ms);
+	b->n++;
+}
+
+static int
+ok_flush(struct okbatch *b, struct deliver_stats *st)
+{
+	const char	*p[3];
+	int		 rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	buf_puts(&b->ids, "}");
+	buf_puts(&b->statuses, "}");
+	buf_puts(&b->ms, "}");
+	p[0] = buf_cstr(&b->ids);
+	p[1] = buf_cstr(&b->statuses);
+	p[2] = buf_cstr(&b->ms);
+	if (db_query(sql_ok, 3, p, NULL) != DB_OK)
+		rc = -1;
+	else
+		st->delivered += b->n;
+	buf_reset(&b->ids);
+	buf_reset(&b->statuses);
+	buf_reset(&b->ms);
+	b->n = 0;
+	return rc;
+}
+
+/* Record what became of x (cc, HTTP status); a success joins ok. */
 static int
 deliver_record(struct xfer *x, CURLcode cc, long status,
-    struct deliver_stats *st)
+    struct deliver_stats *st, struct okbatch *ok)
 {
 	const char	*p[7];
 	char		 code[16], delay[32], ms[24], why[CURL_ERROR_SIZE + 64];
@@ -260,10 +358,7 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 	p[0] = x->id;
 	p[1] = cc == CURLE_OK ? code : NULL;
 	if (cc == CURLE_OK && status >= 200 && status < 300) {
-		p[2] = ms;
-		if (db_query(sql_ok, 3, p, NULL) != DB_OK)
-			return -1;
-		st->delivered++;
+		ok_add(ok, x->id, status, took);
 		return 0;
 	}
 	if (x->refused)
@@ -337,8 +432,10 @@ deliver_run(int once, struct deliver_stats *st)
 	const char	*p[2], *errstr;
 	char		 lim[16], tmo[24], why[128];
 	long		 status;
-	int		 n = 0, i, k, left, rc = -1, claimed;
+	int		 n = 0, i, k, left, rc = -1, claimed, fanned = 0;
+	int		 since_analyze = 0;
 	long long	 recovered_us = 0;
+	struct okbatch	 ok;
 	struct sigaction sa;
 
 	memset(st, 0, sizeof(*st));
@@ -352,6 +449,10 @@ deliver_run(int once, struct deliver_stats *st)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	buf_init(&busy);
+	memset(&ok, 0, sizeof(ok));
+	buf_init(&ok.ids);
+	buf_init(&ok.statuses);
+	buf_init(&ok.ms);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
 	    (m = curl_multi_init()) == NULL)
 		goto done;
@@ -369,6 +470,24 @@ deliver_run(int once, struct deliver_stats *st)
 			st->recovered += atoi(res.cmdtuples);
 			db_res_free(&res);
 			recovered_us = now_us();
+		}
+		/* the webhooks' events, as deliveries (sql/functions.sql) */
+		if (!deliver_stop) {
+			if (db_query(sql_fan_out, 0, NULL, &res) != DB_OK)
+				goto done;
+			fanned = res.nrows == 1 && db_get(&res, 0, 0) != NULL ?
+			    atoi(db_get(&res, 0, 0)) : 0;
+			db_res_free(&res);
+			/*
+			 * The queue grew fast: fresh statistics, or the claim
+			 * is planned for the table it was (sql/011).
+			 */
+			if ((since_analyze += fanned) > 5000) {
+				if (db_query("ANALYZE deliveries", 0, NULL,
+				    NULL) != DB_OK)
+					goto done;
+				since_analyze = 0;
+			}
 		}
 		if (!deliver_stop && n < DELIVER_INFLIGHT) {
 			snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - n);
@@ -393,15 +512,15 @@ deliver_run(int once, struct deliver_stats *st)
 				x->start_us = now_us();
 				snprintf(x->err, sizeof(x->err), "%s", why);
 				(void)deliver_record(x, CURLE_FAILED_INIT, 0,
-				    st);
+				    st, &ok);
 				free(x);
 			}
 			db_res_free(&res);
 		}
 		if (n == 0) {
-			if (once && claimed == 0)
+			if (once && claimed == 0 && fanned == 0)
 				break;
-			if (claimed == 0)
+			if (claimed == 0 && fanned == 0)
 				(void)curl_multi_poll(m, NULL, 0,
 				    DELIVER_IDLE_MS, NULL);
 			continue;
@@ -415,7 +534,8 @@ deliver_run(int once, struct deliver_stats *st)
 			status = 0;
 			(void)curl_easy_getinfo(msg->easy_handle,
 			    CURLINFO_RESPONSE_CODE, &status);
-			k = deliver_record(x, msg->data.result, status, st);
+			k = deliver_record(x, msg->data.result, status, st,
+			    &ok);
 			for (i = 0; i < n; i++)
 				if (fl[i] == x)
 					break;
@@ -424,18 +544,26 @@ deliver_run(int once, struct deliver_stats *st)
 			if (k == -1)
 				goto done;
 		}
+		if (ok_flush(&ok, st) == -1)
+			goto done;
 		if (n > 0)
 			(void)curl_multi_poll(m, NULL, 0, n < DELIVER_INFLIGHT ?
-			    50 : DELIVER_IDLE_MS, NULL);
+			    20 : DELIVER_IDLE_MS, NULL);
 	}
 	rc = 0;
 done:
+	/* what was delivered is said even if the database failed since */
+	(void)ok_flush(&ok, st);
+	buf_free(&ok.ids);
+	buf_free(&ok.statuses);
+	buf_free(&ok.ms);
 	for (i = 0; i < n; i++)
 		deliver_free(m, fl[i]);
 	if (m != NULL)
 		curl_multi_cleanup(m);
 	curl_global_cleanup();
 	cidrlist_free(&deliver_private_list);
+	deliver_secrets_free();
 	buf_free(&busy);
 	return rc;
 }

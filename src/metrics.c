@@ -261,6 +261,9 @@ static const struct db_stmt st_endpoints = { "metrics_endpoints",
 	"deliveries d WHERE d.endpoint_id = e.id AND d.state = 'dead'), "
 	"e.enabled::int FROM endpoints e ORDER BY e.id", 0 };
 
+static const struct db_stmt st_events = { "metrics_events",
+	"SELECT count(*) FROM delivery_pending", 0 };
+
 static void
 metrics_endpoints(struct buf *b)
 {
@@ -284,6 +287,13 @@ metrics_endpoints(struct buf *b)
 	struct db_res	 res;
 	int		 i, k, replica;
 
+	if (db_exec_read(&st_events, NULL, &res, &replica) != DB_OK)
+		return;
+	buf_printf(b, "# HELP telehook_delivery_events_waiting Events not "
+	    "yet made deliveries by the sender.\n# TYPE "
+	    "telehook_delivery_events_waiting gauge\n"
+	    "telehook_delivery_events_waiting %s\n", db_get(&res, 0, 0));
+	db_res_free(&res);
 	if (db_exec_read(&st_endpoints, NULL, &res, &replica) != DB_OK)
 		return;
 	for (k = 0; k < 5; k++) {

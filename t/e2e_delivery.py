@@ -257,6 +257,8 @@ class Delivery(unittest.TestCase):
         # redelivered by the provider, and replayed: nothing new
         tw.post("/webhooks/twilio/voice/status", st)
         tw.post("/webhooks/twilio/sms/incoming", sms)
+        wait_for("the events fanned out", lambda: stack.psql(
+            "SELECT count(*) FROM delivery_pending") == "0")
         want = int(stack.psql("SELECT count(*) FROM deliveries"))
         wait_for("every delivery", lambda: int(stack.psql(
             "SELECT count(*) FROM deliveries WHERE state = 'delivered'"))
@@ -387,9 +389,10 @@ class Delivery(unittest.TestCase):
         receiver.answers["/order"] = first_start_fails
         eid, _ = add(ORG, "/order")
         calls = [answered_call("+1555111850%d" % i) for i in range(3)]
+        # three events a call, each delivered
         wait_for("all delivered", lambda: stack.psql(
-            "SELECT count(*) FILTER (WHERE state <> 'delivered') FROM "
-            "deliveries WHERE endpoint_id = '%s'" % eid) == "0")
+            "SELECT count(*) FILTER (WHERE state = 'delivered') FROM "
+            "deliveries WHERE endpoint_id = '%s'" % eid) == "9")
         got = receiver.at("/order")
         for call in calls:
             seq = [g["type"] for g in got
