@@ -3,8 +3,9 @@
  * (architecture.md §14), run by "telehookctl deliveries run" under
  * systemd (telehook-deliver.service).
  *
- * Deliveries are written by triggers in the transaction of the record
- * they tell of (sql/011_delivery.sql).  The sender claims what is due,
+ * Events are written by triggers in the transaction of the record they
+ * tell of (sql/011_delivery.sql); the sender fans them out into
+ * deliveries, one per subscribed endpoint, claims what is due,
  * at most one open delivery per subject (a call, a message, a contact)
  * and endpoint, oldest first, so an endpoint sees each call's events in
  * order even across retries; it sends up to DELIVER_INFLIGHT requests
