@@ -139,6 +139,12 @@ static const struct {
 	{ "[smtp]\nurl = mail.example.com\n",
 	    "t.conf:2: url must be smtp:// or smtps://\n" },
 	{ "[smtp]\nurl = smtps://\n", "t.conf:2: url has no host\n" },
+	{ "[delivery]\nretry_schedule = 5s,,5m\n",
+	    "t.conf:2: retry_schedule must be up to 16 delays like 5s,5m,2h\n" },
+	{ "[delivery]\nretry_schedule = 5d\n",
+	    "t.conf:2: retry_schedule must be up to 16 delays like 5s,5m,2h\n" },
+	{ "[delivery]\ntimeout_s = 0\n",
+	    "t.conf:2: timeout_s is too small (1 to 120)\n" },
 	{ "[twilio]\napi_url = http://api.twilio.com\n",
 	    "t.conf:2: api_url must be https:// (plain http only to this "
 	    "machine)\n" },
@@ -216,9 +222,9 @@ START_TEST(test_table_is_sane)
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
 	 * currency, lock_timeout_ms, pooler, the read replica's two,
-	 * Twilio's api_url and [smtp]'s four
+	 * Twilio's api_url, [smtp]'s four and [delivery]'s three
 	 */
-	ck_assert_int_eq(n, 37);
+	ck_assert_int_eq(n, 40);
 }
 END_TEST
 

@@ -370,6 +370,29 @@ START_TEST(test_strtonum)
 }
 END_TEST
 
+/* [delivery] retry_schedule: the default is Svix's, about a day and a half */
+START_TEST(test_schedule)
+{
+	long long	 d[16];
+	int		 i;
+	static const char *const bad[] = { "", "5", "5x", "0s", "5s,", ",5s",
+	    "5s,,5m", "-5s", "5 s", "100001s", "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,"
+	    "1s,1s,1s,1s,1s,1s,1s" };
+
+	ck_assert_int_eq(util_schedule("5s,5m,30m,2h,5h,10h,10h", d, 16), 7);
+	ck_assert_int_eq(d[0], 5);
+	ck_assert_int_eq(d[1], 300);
+	ck_assert_int_eq(d[2], 1800);
+	ck_assert_int_eq(d[3], 7200);
+	ck_assert_int_eq(d[6], 36000);
+	ck_assert_int_eq(d[0] + d[1] + d[2] + d[3] + d[4] + d[5] + d[6],
+	    5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000);
+	ck_assert_int_eq(util_schedule("1s", d, 16), 1);
+	for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++)
+		ck_assert_msg(util_schedule(bad[i], d, 16) == -1, "%s", bad[i]);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -400,6 +423,7 @@ util_suite(void)
 	tcase_add_test(tc, test_vis);
 	tcase_add_test(tc, test_utf8_fix);
 	tcase_add_test(tc, test_strtonum);
+	tcase_add_test(tc, test_schedule);
 	suite_add_tcase(s, tc);
 	return s;
 }
