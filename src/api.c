@@ -148,26 +148,49 @@ api_int(const struct req *r, const char *name, long long dflt, long long max)
 	return errstr != NULL ? -1 : n;
 }
 
-enum db_err
-api_activity(struct req *r, struct resp *p)
+/*
+ * A list's page: limit= (1 to 200, 50 by default) and before= (the
+ * "next" of the page before: what it names, in the error), as the
+ * statement's parameters; before NULL for the first page.  -1 with
+ * the 400 answered.
+ */
+struct api_page {
+	char		 limit[16];
+	char		 buf[24];
+	const char	*before;
+};
+
+static int
+api_page(struct req *r, struct resp *p, const char *what,
+    struct api_page *pg)
 {
-	const char	*params[3];
-	char		 lim[16], bef[24];
 	long long	 limit, before;
 
 	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
 		resp_error(p, 400, "limit must be 1 to 200");
-		return DB_OK;
+		return -1;
 	}
 	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
-		resp_error(p, 400, "before must be an activity id");
-		return DB_OK;
+		resp_error(p, 400, "before must be %s", what);
+		return -1;
 	}
-	snprintf(lim, sizeof(lim), "%lld", limit);
-	snprintf(bef, sizeof(bef), "%lld", before);
+	snprintf(pg->limit, sizeof(pg->limit), "%lld", limit);
+	snprintf(pg->buf, sizeof(pg->buf), "%lld", before);
+	pg->before = before > 0 ? pg->buf : NULL;
+	return 0;
+}
+
+enum db_err
+api_activity(struct req *r, struct resp *p)
+{
+	const char	*params[3];
+	struct api_page	 pg;
+
+	if (api_page(r, p, "an activity id", &pg) == -1)
+		return DB_OK;
 	params[0] = r->args[0];
-	params[1] = before > 0 ? bef : NULL;
-	params[2] = lim;
+	params[1] = pg.before;
+	params[2] = pg.limit;
 	return api_json(p, &st_activity, params, "unknown organization", 0);
 }
 
@@ -363,8 +386,7 @@ api_calls(struct req *r, struct resp *p)
 	    "voicemail", NULL };
 	const char	*status = kv_get(&r->qs, "status");
 	const char	*since = kv_get(&r->qs, "since"), *params[5];
-	char		 lim[16], bef[24];
-	long long	 limit, before;
+	struct api_page	 pg;
 	int		 i;
 
 	if (status != NULL) {
@@ -382,21 +404,13 @@ api_calls(struct req *r, struct resp *p)
 		    "YYYY-MM-DDTHH:MM:SS with Z or an offset");
 		return DB_OK;
 	}
-	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
-		resp_error(p, 400, "limit must be 1 to 200");
+	if (api_page(r, p, "a call id from next", &pg) == -1)
 		return DB_OK;
-	}
-	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
-		resp_error(p, 400, "before must be a call id from next");
-		return DB_OK;
-	}
-	snprintf(lim, sizeof(lim), "%lld", limit);
-	snprintf(bef, sizeof(bef), "%lld", before);
 	params[0] = r->args[0];
 	params[1] = status;
 	params[2] = since;
-	params[3] = before > 0 ? bef : NULL;
-	params[4] = lim;
+	params[3] = pg.before;
+	params[4] = pg.limit;
 	return api_json(p, &st_calls, params, "unknown organization", 0);
 }
 
@@ -408,22 +422,13 @@ enum db_err
 api_conversations(struct req *r, struct resp *p)
 {
 	const char	*params[3];
-	char		 lim[16], bef[24];
-	long long	 limit, before;
+	struct api_page	 pg;
 
-	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
-		resp_error(p, 400, "limit must be 1 to 200");
+	if (api_page(r, p, "a message id from next", &pg) == -1)
 		return DB_OK;
-	}
-	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
-		resp_error(p, 400, "before must be a message id from next");
-		return DB_OK;
-	}
-	snprintf(lim, sizeof(lim), "%lld", limit);
-	snprintf(bef, sizeof(bef), "%lld", before);
 	params[0] = r->args[0];
-	params[1] = before > 0 ? bef : NULL;
-	params[2] = lim;
+	params[1] = pg.before;
+	params[2] = pg.limit;
 	return api_json(p, &st_conversations, params, "unknown organization",
 	    0);
 }
@@ -452,8 +457,8 @@ enum db_err
 api_conversation(struct req *r, struct resp *p)
 {
 	const char	*params[4], *c = r->args[1];
-	char		 e164[32], lim[16], bef[24];
-	long long	 limit, before;
+	char		 e164[32];
+	struct api_page	 pg;
 
 	if (strncasecmp(c, "%2B", 3) == 0) {
 		snprintf(e164, sizeof(e164), "+%s", c + 3);
@@ -463,20 +468,12 @@ api_conversation(struct req *r, struct resp *p)
 		resp_error(p, 404, "a contact is an E.164 number");
 		return DB_OK;
 	}
-	if ((limit = api_int(r, "limit", 50, 200)) == -1) {
-		resp_error(p, 400, "limit must be 1 to 200");
+	if (api_page(r, p, "a message id from next", &pg) == -1)
 		return DB_OK;
-	}
-	if ((before = api_int(r, "before", 0, 9007199254740991LL)) == -1) {
-		resp_error(p, 400, "before must be a message id from next");
-		return DB_OK;
-	}
-	snprintf(lim, sizeof(lim), "%lld", limit);
-	snprintf(bef, sizeof(bef), "%lld", before);
 	params[0] = r->args[0];
 	params[1] = c;
-	params[2] = before > 0 ? bef : NULL;
-	params[3] = lim;
+	params[2] = pg.before;
+	params[3] = pg.limit;
 	return api_json(p, &st_conversation, params, "unknown organization",
 	    0);
 }
