@@ -59,6 +59,26 @@ struct outbox_stats {
 	int		 mail_failed;
 };
 int		 outbox_send(struct outbox_stats *);
+/*
+ * The schedule both outboxes keep (the SMS replies, the staff's
+ * e-mail): a claim left by a sender that died goes back after ten
+ * minutes; a failed attempt is tried again 30 s after the first, twice
+ * as long each time after, up to an hour apart, OUTBOX_MAX_ATTEMPTS in
+ * all ($3), or fails for good at once when permanent ($4).
+ */
+#define OUTBOX_MAX_ATTEMPTS	8
+#define OUTBOX_RECOVER_SQL(table) \
+	"UPDATE " table " SET state = 'retry', next_attempt_at = now() " \
+	"WHERE state = 'sending' AND claimed_at < now() - " \
+	"interval '10 minutes'"
+#define OUTBOX_AGAIN_SQL(table) \
+	"UPDATE " table " SET last_error = $2, state = CASE WHEN " \
+	"attempts >= $3::int OR $4::bool THEN 'failed' ELSE 'retry' END, " \
+	"next_attempt_at = now() + least(interval '30 seconds' * " \
+	"power(2, attempts - 1), interval '1 hour') WHERE id = $1::bigint " \
+	"RETURNING state"
+int		 outbox_again(const char *, const char *, const char *,
+		    const char *, int, int *, int *);
 
 /* mail.c (telehookctl): the staff's e-mail alerts through [smtp]. */
 int		 mail_send(struct outbox_stats *);

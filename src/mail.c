@@ -21,8 +21,6 @@
 #include "extern.h"
 #include "ctl.h"
 
-#define MAIL_MAX_ATTEMPTS	8
-
 static const char *const sql_summaries =
 	"INSERT INTO mail_outbox (organization_id, user_id, kind, day) "
 	"SELECT u.organization_id, u.id, 'daily_summary', "
@@ -31,9 +29,7 @@ static const char *const sql_summaries =
 	"WHERE 'daily_summary' = ANY (u.notify) AND "
 	"extract(hour FROM now() AT TIME ZONE o.timezone) >= 7 "
 	"ON CONFLICT DO NOTHING";
-static const char *const sql_recover =
-	"UPDATE mail_outbox SET state = 'retry', next_attempt_at = now() "
-	"WHERE state = 'sending' AND claimed_at < now() - interval '10 minutes'";
+static const char *const sql_recover = OUTBOX_RECOVER_SQL("mail_outbox");
 /* what is due, with all a message needs: one statement per 20 */
 static const char *const sql_claim =
 	"WITH c AS (UPDATE mail_outbox SET state = 'sending', "
@@ -60,12 +56,7 @@ enum { MC_ID, MC_EMAIL, MC_ORG, MC_KIND, MC_MESSAGE, MC_FROM, MC_TO,
 static const char *const sql_sent =
 	"UPDATE mail_outbox SET state = 'sent', sent_at = now(), "
 	"last_error = NULL WHERE id = $1::bigint";
-static const char *const sql_again =
-	"UPDATE mail_outbox SET last_error = $2, state = CASE WHEN attempts "
-	">= $3::int OR $4::bool THEN 'failed' ELSE 'retry' END, "
-	"next_attempt_at = now() + least(interval '30 seconds' * "
-	"power(2, attempts - 1), interval '1 hour') WHERE id = $1::bigint "
-	"RETURNING state";
+static const char *const sql_again = OUTBOX_AGAIN_SQL("mail_outbox");
 
 /* Header text: no line breaks, so nothing can add a header. */
 static void
@@ -303,30 +294,16 @@ static int
 mail_record(const char *id, const char *err, int permanent,
     struct outbox_stats *st)
 {
-	struct db_res	 res;
-	const char	*p[4];
-	char		 max[8];
+	const char	*p[1] = { id };
 
-	p[0] = id;
 	if (err == NULL) {
 		if (db_query(sql_sent, 1, p, NULL) != DB_OK)
 			return -1;
 		st->mail_sent++;
 		return 0;
 	}
-	snprintf(max, sizeof(max), "%d", MAIL_MAX_ATTEMPTS);
-	p[1] = err;
-	p[2] = max;
-	p[3] = permanent ? "true" : "false";
-	if (db_query(sql_again, 4, p, &res) != DB_OK)
-		return -1;
-	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "failed") == 0) {
-		st->mail_failed++;
-		log_warnx("mail %s failed for good: %s", id, err);
-	} else
-		st->mail_retrying++;
-	db_res_free(&res);
-	return 0;
+	return outbox_again(sql_again, "mail", id, err, permanent,
+	    &st->mail_retrying, &st->mail_failed);
 }
 
 /*

@@ -21,7 +21,6 @@
 #include "ctl.h"
 
 #define OUTBOX_BATCH		20
-#define OUTBOX_MAX_ATTEMPTS	8
 #define OUTBOX_MAX_REPLY	(64 * 1024)
 
 /* A North American E.164 number as the 10 digits VoIP.ms wants. */
@@ -114,9 +113,7 @@ done:
 	return ok;
 }
 
-static const char *const sql_recover =
-	"UPDATE outbox SET state = 'retry', next_attempt_at = now() "
-	"WHERE state = 'sending' AND claimed_at < now() - interval '10 minutes'";
+static const char *const sql_recover = OUTBOX_RECOVER_SQL("outbox");
 static const char *const sql_claim =
 	"UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
 	"claimed_at = now() WHERE id IN (SELECT id FROM outbox WHERE state IN "
@@ -141,12 +138,7 @@ static const char *const sql_sent =
 	"INSERT INTO activity (organization_id, type, summary, message_id) "
 	"SELECT organization_id, 'sms_sent', 'SMS sent to ' || to_number, id "
 	"FROM m";
-static const char *const sql_again =
-	"UPDATE outbox SET last_error = $2, state = CASE WHEN attempts >= "
-	"$3::int OR $4::bool THEN 'failed' ELSE 'retry' END, "
-	"next_attempt_at = now() + least(interval '30 seconds' * "
-	"power(2, attempts - 1), interval '1 hour') WHERE id = $1::bigint "
-	"RETURNING state";
+static const char *const sql_again = OUTBOX_AGAIN_SQL("outbox");
 
 /* The credentials for org: its own, else the configuration's. */
 static int
@@ -175,9 +167,7 @@ static int
 outbox_record(const char *id, const char *msgid, const char *err,
     int permanent, struct outbox_stats *st)
 {
-	struct db_res	 res;
-	const char	*p[4];
-	char		 max[8];
+	const char	*p[2];
 	enum db_err	 e;
 
 	p[0] = id;
@@ -192,17 +182,35 @@ outbox_record(const char *id, const char *msgid, const char *err,
 		st->sent++;
 		return 0;
 	}
+	return outbox_again(sql_again, "outbox", id, err, permanent,
+	    &st->retrying, &st->failed);
+}
+
+/*
+ * A failed attempt of row id, by sql (an OUTBOX_AGAIN_SQL): counted in
+ * *retrying, or in *failed, and logged, when it was the last.  0, or -1
+ * when the database failed.
+ */
+int
+outbox_again(const char *sql, const char *what, const char *id,
+    const char *err, int permanent, int *retrying, int *failed)
+{
+	struct db_res	 res;
+	const char	*p[4];
+	char		 max[8];
+
 	snprintf(max, sizeof(max), "%d", OUTBOX_MAX_ATTEMPTS);
+	p[0] = id;
 	p[1] = err;
 	p[2] = max;
 	p[3] = permanent ? "true" : "false";
-	if (db_query(sql_again, 4, p, &res) != DB_OK)
+	if (db_query(sql, 4, p, &res) != DB_OK)
 		return -1;
 	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "failed") == 0) {
-		st->failed++;
-		log_warnx("outbox %s failed for good: %s", id, err);
+		(*failed)++;
+		log_warnx("%s %s failed for good: %s", what, id, err);
 	} else
-		st->retrying++;
+		(*retrying)++;
 	db_res_free(&res);
 	return 0;
 }
