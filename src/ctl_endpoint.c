@@ -23,40 +23,6 @@ static const char *const endpoint_types[] = {
 	"sms.delivered", "sms.failed", "campaign.contact_updated", NULL
 };
 
-static int
-endpoint_uuid(const char *s)
-{
-	return store_is_uuid(s);
-}
-
-/* --events a,b,... as a PostgreSQL array literal; dies naming a bad one. */
-static void
-endpoint_events(const char *v, struct buf *out)
-{
-	char		 word[64];
-	const char	*p = v, *e;
-	size_t		 n;
-	int		 i;
-
-	buf_puts(out, "{");
-	for (;;) {
-		e = strchr(p, ',');
-		n = e != NULL ? (size_t)(e - p) : strlen(p);
-		snprintf(word, sizeof(word), "%.*s", (int)n, p);
-		for (i = 0; endpoint_types[i] != NULL; i++)
-			if (strcmp(word, endpoint_types[i]) == 0)
-				break;
-		if (endpoint_types[i] == NULL || n >= sizeof(word))
-			die(EX_DATAERR_, "--events: %s is not an event type "
-			    "(see telehook(8))", word);
-		buf_printf(out, "%s%s", p == v ? "" : ",", word);
-		if (e == NULL)
-			break;
-		p = e + 1;
-	}
-	buf_puts(out, "}");
-}
-
 /* A URL we may POST to: http(s), a host, no credentials in it. */
 static void
 endpoint_url_check(const char *url)
@@ -93,7 +59,7 @@ ctl_endpoint_add(int argc, char **argv)
 	const struct ctl_opt opts[] = { { "events", &events, 0 },
 			    { "description", &desc, 0 }, { NULL, NULL, 0 } };
 	char		 secret[WHSIG_SECRET_MAX], *sealed, *id;
-	const char	*p[5];
+	const char	*p[5], *bad;
 	struct buf	 ev;
 	struct db_res	 res;
 	cJSON		*o;
@@ -103,8 +69,10 @@ ctl_endpoint_add(int argc, char **argv)
 	need_key();
 	endpoint_url_check(argv[i + 1]);
 	buf_init(&ev);
-	if (events != NULL)
-		endpoint_events(events, &ev);
+	if (events != NULL && (bad = ctl_words(events, endpoint_types,
+	    &ev)) != NULL)
+		die(EX_DATAERR_, "--events: %s is not an event type (see "
+		    "telehook(8))", bad);
 	id = org_resolve(argv[i]);
 	whsig_secret_new(secret, sizeof(secret));
 	if ((sealed = crypto_seal(crypto_key, secret)) == NULL)
@@ -163,7 +131,7 @@ endpoint_change(const char *what, const char *id, const char *sql)
 	const char	*p[1] = { id };
 	struct db_res	 res;
 
-	if (!endpoint_uuid(id))
+	if (!store_is_uuid(id))
 		die(EX_DATAERR_, "%s is not an endpoint id", id);
 	q(what, sql, 1, p, &res);
 	if (res.nrows == 0)
@@ -217,7 +185,7 @@ ctl_endpoint_rotate(int argc, char **argv)
 	(void)parse_opts(argc, argv, NULL);
 	id = argv[argc - 1];
 	need_key();
-	if (!endpoint_uuid(id))
+	if (!store_is_uuid(id))
 		die(EX_DATAERR_, "%s is not an endpoint id", id);
 	whsig_secret_new(secret, sizeof(secret));
 	if ((sealed = crypto_seal(crypto_key, secret)) == NULL)
@@ -260,7 +228,7 @@ ctl_endpoint_test(int argc, char **argv)
 
 	(void)parse_opts(argc, argv, NULL);
 	id = argv[argc - 1];
-	if (!endpoint_uuid(id))
+	if (!store_is_uuid(id))
 		die(EX_DATAERR_, "%s is not an endpoint id", id);
 	p[0] = id;
 	q("endpoint test", "WITH v AS (INSERT INTO delivery_events "
@@ -320,7 +288,7 @@ ctl_deliveries_list(int argc, char **argv)
 	int		 i;
 
 	(void)parse_opts(argc, argv, opts);
-	if (endpoint != NULL && !endpoint_uuid(endpoint))
+	if (endpoint != NULL && !store_is_uuid(endpoint))
 		die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
 		    endpoint);
 	if (state != NULL) {
@@ -375,7 +343,7 @@ ctl_deliveries_retry(int argc, char **argv)
 		if (endpoint == NULL || since == NULL)
 			die(EX_USAGE_, "deliveries retry ID, or --endpoint ID "
 			    "--since TIME");
-		if (!endpoint_uuid(endpoint))
+		if (!store_is_uuid(endpoint))
 			die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
 			    endpoint);
 		p[1] = endpoint;

@@ -475,40 +475,6 @@ ctl_user_list(int argc, char **argv)
 static const char *const user_kinds[] = { "missed_call", "voicemail",
 	"urgent_sms", "daily_summary", NULL };
 
-/*
- * notify=KIND,... (or none) as a PostgreSQL array literal in out;
- * -1 naming the bad kind in *bad.
- */
-static int
-user_notify(const char *v, struct buf *out, const char **bad)
-{
-	static char	 word[64];
-	const char	*p = v, *e;
-	size_t		 n, i;
-	int		 first = 1;
-
-	buf_puts(out, "{");
-	while (strcmp(v, "none") != 0 && *p != '\0') {
-		e = strchr(p, ',');
-		n = e != NULL ? (size_t)(e - p) : strlen(p);
-		snprintf(word, sizeof(word), "%.*s", (int)n, p);
-		for (i = 0; user_kinds[i] != NULL; i++)
-			if (strcmp(word, user_kinds[i]) == 0)
-				break;
-		if (user_kinds[i] == NULL || n >= sizeof(word)) {
-			*bad = word;
-			return -1;
-		}
-		buf_printf(out, "%s%s", first ? "" : ",", word);
-		first = 0;
-		if (e == NULL)
-			break;
-		p = e + 1;
-	}
-	buf_puts(out, "}");
-	return 0;
-}
-
 /* user set ORG EMAIL notify=KIND,...|none name=NAME */
 static int
 ctl_user_set(int argc, char **argv)
@@ -529,7 +495,10 @@ ctl_user_set(int argc, char **argv)
 		if (strncmp(argv[k], "notify=", 7) == 0) {
 			v = argv[k] + 7;
 			buf_reset(&notify);
-			if (user_notify(v, &notify, &bad) == -1)
+			if (strcmp(v, "none") == 0 || *v == '\0')
+				buf_puts(&notify, "{}");
+			else if ((bad = ctl_words(v, user_kinds, &notify)) !=
+			    NULL)
 				die(EX_DATAERR_, "notify: %s is not one of "
 				    "missed_call, voicemail, urgent_sms, "
 				    "daily_summary (or none)", bad);

@@ -322,3 +322,35 @@ tz_valid(const char *tz)
 	db_res_free(&res);
 	return ok;
 }
+
+/*
+ * A comma-separated list of words from set (NULL-terminated) as a
+ * PostgreSQL array literal appended to out: NULL, or the first word
+ * that is not in the set (an empty one included).
+ */
+const char *
+ctl_words(const char *v, const char *const *set, struct buf *out)
+{
+	static char	 word[64];
+	const char	*p = v, *e;
+	size_t		 n;
+	int		 i;
+
+	buf_puts(out, "{");
+	for (;;) {
+		e = strchr(p, ',');
+		n = e != NULL ? (size_t)(e - p) : strlen(p);
+		snprintf(word, sizeof(word), "%.*s", (int)n, p);
+		for (i = 0; set[i] != NULL; i++)
+			if (strcmp(word, set[i]) == 0)
+				break;
+		if (set[i] == NULL || n >= sizeof(word))
+			return word;
+		buf_printf(out, "%s%s", p == v ? "" : ",", word);
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	buf_puts(out, "}");
+	return NULL;
+}
