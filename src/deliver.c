@@ -394,22 +394,31 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 	return 0;
 }
 
-/* Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array. */
+static int
+deliver_by_endpoint(const void *a, const void *b)
+{
+	return strcmp((*(struct xfer *const *)a)->endpoint,
+	    (*(struct xfer *const *)b)->endpoint);
+}
+
+/*
+ * Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array;
+ * fl (n transfers) is sorted by endpoint to count them in one pass,
+ * once a round with up to DELIVER_INFLIGHT in flight.
+ */
 static void
 deliver_busy(struct xfer **fl, int n, struct buf *b)
 {
-	int	 i, j, c, first = 1;
+	int	 i, run, first = 1;
 
+	qsort(fl, (size_t)n, sizeof(*fl), deliver_by_endpoint);
 	buf_reset(b);
 	buf_puts(b, "{");
-	for (i = 0; i < n; i++) {
-		for (j = 0, c = 0; j < n; j++)
-			if (strcmp(fl[j]->endpoint, fl[i]->endpoint) == 0)
-				c++;
-		for (j = 0; j < i; j++)
-			if (strcmp(fl[j]->endpoint, fl[i]->endpoint) == 0)
-				break;
-		if (c >= DELIVER_PER_ENDPOINT && j == i) {
+	for (i = 0; i < n; i += run) {
+		for (run = 1; i + run < n && strcmp(fl[i + run]->endpoint,
+		    fl[i]->endpoint) == 0; run++)
+			;
+		if (run >= DELIVER_PER_ENDPOINT) {
 			buf_printf(b, "%s%s", first ? "" : ",", fl[i]->endpoint);
 			first = 0;
 		}
