@@ -162,24 +162,11 @@ def add(org, path, *extra):
 
 
 def answered_call(frm):
-    c = tw.call_params(to=NUMBER, frm=frm)
-    tw.post("/webhooks/twilio/voice/incoming", c)
-    tw.post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
-        call=c["CallSid"], status="in-progress", DialCallStatus="completed"))
-    tw.post("/webhooks/twilio/voice/status", tw.call_params(
-        call=c["CallSid"], status="completed", SequenceNumber="1",
-        CallDuration="42", CallbackSource="call-progress-events"))
-    return c["CallSid"]
+    return tw.answered_call(NUMBER, frm)
 
 
 def missed_call(frm, to=NUMBER):
-    c = tw.call_params(to=to, frm=frm)
-    tw.post("/webhooks/twilio/voice/incoming", c)
-    st = tw.call_params(call=c["CallSid"], status="no-answer",
-                        SequenceNumber="1",
-                        CallbackSource="call-progress-events")
-    tw.post("/webhooks/twilio/voice/status", st)
-    return c["CallSid"], st
+    return tw.missed_call(to, frm)
 
 
 def data_of(g):

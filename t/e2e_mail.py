@@ -133,13 +133,7 @@ def tearDownModule():
 
 
 def missed_call(frm):
-    c = tw.call_params(to=NUMBER, frm=frm)
-    tw.post("/webhooks/twilio/voice/incoming", c)
-    st = tw.call_params(call=c["CallSid"], status="no-answer",
-                        SequenceNumber="1",
-                        CallbackSource="call-progress-events")
-    tw.post("/webhooks/twilio/voice/status", st)
-    return c["CallSid"], st
+    return tw.missed_call(NUMBER, frm)
 
 
 def metric(kind, state):

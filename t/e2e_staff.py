@@ -187,23 +187,12 @@ def seed():
     another host); SMS with two contacts, both directions.  B: one call
     and one SMS.  C: a voicemail on its own Twilio account."""
     post = tw.post
-    for i in range(3):
-        c = tw.call_params(to="+15550060000", frm="+1555111700%d" % i)
-        post("/webhooks/twilio/voice/incoming", c)
-        post("/webhooks/twilio/voice/gather?step=dial", tw.call_params(
-            call=c["CallSid"], status="in-progress",
-            DialCallStatus="completed"))
-        post("/webhooks/twilio/voice/status", tw.call_params(
-            call=c["CallSid"], status="completed", SequenceNumber="1",
-            CallDuration="42", CallbackSource="call-progress-events"))
-        calls.setdefault("answered", []).append(c["CallSid"])
-    for i in range(2):
-        c = tw.call_params(to="+15550060000", frm="+1555111710%d" % i)
-        post("/webhooks/twilio/voice/incoming", c)
-        post("/webhooks/twilio/voice/status", tw.call_params(
-            call=c["CallSid"], status="no-answer", SequenceNumber="1",
-            CallbackSource="call-progress-events"))
-        calls.setdefault("missed", []).append(c["CallSid"])
+    calls["answered"] = [tw.answered_call("+15550060000",
+                                          "+1555111700%d" % i)
+                         for i in range(3)]
+    calls["missed"] = [tw.missed_call("+15550060000",
+                                      "+1555111710%d" % i)[0]
+                       for i in range(2)]
     calls["voicemail"] = [voicemail("+15550060000", "+15551117200")]
     calls["elsewhere"] = voicemail(
         "+15550060000", "+15551117201",

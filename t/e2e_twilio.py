@@ -125,6 +125,31 @@ def sms_params(body, to="+15550001000", frm="+15551239999", **extra):
     return p
 
 
+def answered_call(to, frm):
+    """An inbound call the forward picked up (answered, architecture.md
+    §7), 42 s long; its CallSid."""
+    c = call_params(to=to, frm=frm)
+    post("/webhooks/twilio/voice/incoming", c)
+    post("/webhooks/twilio/voice/gather?step=dial", call_params(
+        call=c["CallSid"], status="in-progress", DialCallStatus="completed"))
+    post("/webhooks/twilio/voice/status", call_params(
+        call=c["CallSid"], status="completed", SequenceNumber="1",
+        CallDuration="42", CallbackSource="call-progress-events"))
+    return c["CallSid"]
+
+
+def missed_call(to, frm):
+    """An inbound call nobody took (no-answer); its CallSid and the
+    status callback's parameters, to redeliver."""
+    c = call_params(to=to, frm=frm)
+    post("/webhooks/twilio/voice/incoming", c)
+    st = call_params(call=c["CallSid"], status="no-answer",
+                     SequenceNumber="1",
+                     CallbackSource="call-progress-events")
+    post("/webhooks/twilio/voice/status", st)
+    return c["CallSid"], st
+
+
 class Authenticity(unittest.TestCase):
 
     def test_signed_request_is_accepted(self):

@@ -110,11 +110,7 @@ class Fault(unittest.TestCase):
         for path in ("/a", "/b"):
             stack.ctl_ok("endpoint", "add", org, base + path)
         for i in range(CALLS):
-            c = tw.call_params(to=NUMBER, frm="+1555119%04d" % i)
-            tw.post("/webhooks/twilio/voice/incoming", c)
-            tw.post("/webhooks/twilio/voice/status", tw.call_params(
-                call=c["CallSid"], status="no-answer", SequenceNumber="1",
-                CallbackSource="call-progress-events"))
+            tw.missed_call(NUMBER, "+1555119%04d" % i)
         # started, missed, ended: one event each, for two endpoints
         self.assertEqual(int(stack.psql(
             "SELECT count(*) FROM delivery_events")), CALLS * 3)
