@@ -169,6 +169,12 @@ def missed_call(frm, to=NUMBER):
     return tw.missed_call(to, frm)
 
 
+def sms_in(body, frm):
+    """A signed inbound SMS to the organization's number."""
+    return tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+        body, to=NUMBER, frm=frm))
+
+
 def data_of(g):
     return json.loads(g["body"])["data"]
 
@@ -295,8 +301,7 @@ class Delivery(unittest.TestCase):
     def test_3_500_then_200(self):
         receiver.answers["/flaky"] = lambda g, seen: 500 if seen == 1 else 200
         eid, secret = add(ORG, "/flaky", "--events", "sms.received")
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "again", to=NUMBER, frm="+15551118201"))
+        sms_in("again", "+15551118201")
         wait_for("delivered", lambda: stack.psql(
             "SELECT state FROM deliveries WHERE endpoint_id = '%s'" % eid)
             == "delivered")
@@ -315,8 +320,7 @@ class Delivery(unittest.TestCase):
     def test_4_410_disables(self):
         receiver.answers["/gone"] = 410
         eid, _ = add(ORG, "/gone", "--events", "sms.received")
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "bye", to=NUMBER, frm="+15551118301"))
+        sms_in("bye", "+15551118301")
         def mine():
             return [e for e in stack.ctl_json("endpoint", "list", ORG)[
                 "endpoints"] if e["id"] == eid][0]
@@ -324,8 +328,7 @@ class Delivery(unittest.TestCase):
         e = mine()
         self.assertIn("410", e["disabled_reason"])
         self.assertEqual((e["dead"], e["failed"]), (1, 1))
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "again", to=NUMBER, frm="+15551118302"))
+        sms_in("again", "+15551118302")
         stack.ctl_ok("deliveries", "send")
         self.assertEqual(len(receiver.at("/gone")), 1)
         stack.ctl_ok("endpoint", "remove", eid)
@@ -333,8 +336,7 @@ class Delivery(unittest.TestCase):
     def test_5_dead_after_the_schedule_then_retried(self):
         receiver.answers["/down"] = 503
         eid, secret = add(ORG, "/down", "--events", "sms.received")
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "anyone?", to=NUMBER, frm="+15551118401"))
+        sms_in("anyone?", "+15551118401")
         # retry_schedule 1s,1s,1s: four attempts, then dead
         wait_for("dead", lambda: stack.psql(
             "SELECT state FROM deliveries WHERE endpoint_id = '%s'" % eid)
@@ -392,8 +394,7 @@ class Delivery(unittest.TestCase):
         eid, old = add(ORG, "/rotate", "--events", "sms.received")
         new = stack.ctl_json("endpoint", "rotate-secret", eid)["secret"]
         self.assertNotEqual(new, old)
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "rotated", to=NUMBER, frm="+15551118601"))
+        sms_in("rotated", "+15551118601")
         wait_for("delivered", lambda: len(receiver.at("/rotate")) == 1)
         g = receiver.at("/rotate")[0]
         self.assertEqual(len(g["headers"]["webhook-signature"].split()), 2)
@@ -401,8 +402,7 @@ class Delivery(unittest.TestCase):
         # after the overlap only the new secret signs
         stack.psql("UPDATE endpoints SET previous_until = now() - "
                    "interval '1 second' WHERE id = '%s'" % eid)
-        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-            "later", to=NUMBER, frm="+15551118602"))
+        sms_in("later", "+15551118602")
         wait_for("delivered", lambda: len(receiver.at("/rotate")) == 2)
         g = receiver.at("/rotate")[1]
         self.assertEqual(len(g["headers"]["webhook-signature"].split()), 1)
@@ -422,8 +422,7 @@ class Delivery(unittest.TestCase):
         os.chmod(strict, 0o600)
         try:
             eid, _ = add(ORG, "/private", "--events", "sms.received")
-            tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-                "ssrf", to=NUMBER, frm="+15551118701"))
+            sms_in("ssrf", "+15551118701")
             p = subprocess.run([stack.telehookctl, "-c", strict, "--json",
                                 "deliveries", "send"], capture_output=True,
                                text=True, env=dict(
@@ -451,8 +450,7 @@ class Delivery(unittest.TestCase):
             took = []
             for i in range(3):
                 t0 = time.monotonic()
-                r = tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
-                    "busy %d" % i, to=NUMBER, frm="+1555111880%d" % i))
+                r = sms_in("busy %d" % i, "+1555111880%d" % i)
                 took.append(time.monotonic() - t0)
                 self.assertEqual(r.status, 200)
             # the provider's answers did not wait for any endpoint
