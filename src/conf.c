@@ -180,20 +180,10 @@ conf_check_url(const char *v)
 static const char *
 conf_check_apiurl(const char *v)
 {
-	static const char *const local[] = { "http://127.0.0.1",
-	    "http://localhost", "http://[::1]", NULL };
-	const char	*rest;
-	int		 i;
-
 	if (strncmp(v, "https://", 8) == 0)
 		return v[8] != '\0' && v[8] != '/' ? NULL : "has no host";
-	for (i = 0; local[i] != NULL; i++) {
-		rest = v + strlen(local[i]);
-		if (strncmp(v, local[i], strlen(local[i])) == 0 &&
-		    (*rest == ':' || *rest == '/' || *rest == '\0'))
-			return NULL;
-	}
-	return "must be https:// (plain http only to this machine)";
+	return util_url_local(v, "http") ? NULL :
+	    "must be https:// (plain http only to this machine)";
 }
 
 /*

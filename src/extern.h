@@ -57,6 +57,7 @@ char		*util_tz_enter(const char *);
 void		 util_local_at(const char *, time_t, int *, int *);
 void		 util_tz_leave(char *);
 int		 util_schedule(const char *, long long *, int);
+int		 util_url_local(const char *, const char *);
 #define INT4_MAX	2147483647LL
 #define MS_MAX		253402300799999LL	/* 9999-12-31, in ms */
 

@@ -223,24 +223,6 @@ mail_reader(char *out, size_t size, size_t n, void *arg)
 	return k;
 }
 
-/* Is the relay on this machine (plain SMTP allowed)? */
-static int
-mail_local(const char *url)
-{
-	static const char *const local[] = { "smtp://127.0.0.1",
-	    "smtp://localhost", "smtp://[::1]", NULL };
-	const char	*rest;
-	int		 i;
-
-	for (i = 0; local[i] != NULL; i++) {
-		rest = url + strlen(local[i]);
-		if (strncmp(url, local[i], strlen(local[i])) == 0 &&
-		    (*rest == ':' || *rest == '/' || *rest == '\0'))
-			return 1;
-	}
-	return 0;
-}
-
 /* One message to rcpt; 0, or -1 with err and *permanent. */
 static int
 mail_deliver(CURL *curl, const char *rcpt, struct buf *m, char *err,
@@ -260,7 +242,7 @@ mail_deliver(CURL *curl, const char *rcpt, struct buf *m, char *err,
 	(void)curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from);
 	(void)curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, to);
 	(void)curl_easy_setopt(curl, CURLOPT_USE_SSL,
-	    mail_local(conf.smtp.url) ? (long)CURLUSESSL_TRY :
+	    util_url_local(conf.smtp.url, "smtp") ? (long)CURLUSESSL_TRY :
 	    (long)CURLUSESSL_ALL);
 	if (conf.smtp.username != NULL) {
 		(void)curl_easy_setopt(curl, CURLOPT_USERNAME,

@@ -356,3 +356,27 @@ util_schedule(const char *s, long long *out, int max)
 	}
 	return n > 0 ? n : -1;
 }
+
+/*
+ * Is url scheme:// this machine (127.0.0.1, localhost or [::1], then a
+ * port, a path or nothing)?  Where plain text is allowed.
+ */
+int
+util_url_local(const char *url, const char *scheme)
+{
+	static const char *const hosts[] = { "127.0.0.1", "localhost",
+	    "[::1]", NULL };
+	const char	*rest;
+	size_t		 n = strlen(scheme);
+	int		 i;
+
+	if (strncmp(url, scheme, n) != 0 || strncmp(url + n, "://", 3) != 0)
+		return 0;
+	for (i = 0; hosts[i] != NULL; i++) {
+		rest = url + n + 3 + strlen(hosts[i]);
+		if (strncmp(url + n + 3, hosts[i], strlen(hosts[i])) == 0 &&
+		    (*rest == ':' || *rest == '/' || *rest == '\0'))
+			return 1;
+	}
+	return 0;
+}
