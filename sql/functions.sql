@@ -673,38 +673,41 @@ CREATE OR REPLACE FUNCTION th_calls_deliver() RETURNS trigger
     LANGUAGE plpgsql AS $$
 DECLARE
 	v_new	boolean := TG_OP = 'INSERT';
-	v_subj	text;
+	v_types	text[] := '{}';
+	v_type	text;
 	v_data	json;
 	v_final	text[] := ARRAY['completed', 'busy', 'failed', 'no-answer',
 		    'canceled'];
 BEGIN
-	IF NEW.organization_id IS NULL OR NOT EXISTS (SELECT 1 FROM endpoints
-	    WHERE organization_id = NEW.organization_id AND enabled) THEN
-		RETURN NULL;
-	END IF;
-	v_subj := 'call:' || NEW.provider || ':' || NEW.call_id;
-	v_data := th_call_json(NEW);
 	IF v_new THEN
-		PERFORM th_deliver(NEW.organization_id, 'call.started', v_subj,
-		    v_data);
+		v_types := v_types || 'call.started'::text;
 	END IF;
 	IF NEW.outcome IS NOT NULL AND (v_new OR
 	    NEW.outcome IS DISTINCT FROM OLD.outcome) THEN
-		PERFORM th_deliver(NEW.organization_id, CASE NEW.outcome
+		v_types := v_types || CASE NEW.outcome
 		    WHEN 'answered' THEN 'call.answered'
 		    WHEN 'missed' THEN 'call.missed'
-		    ELSE 'voicemail.received' END, v_subj, v_data);
+		    ELSE 'voicemail.received' END;
 	END IF;
 	IF NEW.status = ANY (v_final) AND (v_new OR
 	    NOT OLD.status = ANY (v_final)) THEN
-		PERFORM th_deliver(NEW.organization_id, 'call.ended', v_subj,
-		    v_data);
+		v_types := v_types || 'call.ended'::text;
 	END IF;
 	IF NEW.analyzed_at IS NOT NULL AND (v_new OR OLD.analyzed_at IS NULL)
 	    THEN
-		PERFORM th_deliver(NEW.organization_id, 'call.analyzed', v_subj,
-		    v_data);
+		v_types := v_types || 'call.analyzed'::text;
 	END IF;
+	-- most updates tell of nothing: no JSON, no lookup for them
+	IF cardinality(v_types) = 0 OR NEW.organization_id IS NULL OR
+	    NOT EXISTS (SELECT 1 FROM endpoints WHERE
+	    organization_id = NEW.organization_id AND enabled) THEN
+		RETURN NULL;
+	END IF;
+	v_data := th_call_json(NEW);
+	FOREACH v_type IN ARRAY v_types LOOP
+		PERFORM th_deliver(NEW.organization_id, v_type, 'call:' ||
+		    NEW.provider || ':' || NEW.call_id, v_data);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
@@ -716,10 +719,6 @@ CREATE OR REPLACE FUNCTION th_messages_deliver() RETURNS trigger
 DECLARE
 	v_type	text;
 BEGIN
-	IF NEW.organization_id IS NULL OR NOT EXISTS (SELECT 1 FROM endpoints
-	    WHERE organization_id = NEW.organization_id AND enabled) THEN
-		RETURN NULL;
-	END IF;
 	IF NEW.direction = 'inbound' THEN
 		v_type := CASE WHEN TG_OP = 'INSERT' THEN 'sms.received' END;
 	ELSIF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
@@ -728,10 +727,13 @@ BEGIN
 		    WHEN 'failed' THEN 'sms.failed'
 		    WHEN 'undelivered' THEN 'sms.failed' END;
 	END IF;
-	IF v_type IS NOT NULL THEN
-		PERFORM th_deliver(NEW.organization_id, v_type, 'message:' ||
-		    NEW.provider || ':' || NEW.message_id, th_message_json(NEW));
+	IF v_type IS NULL OR NEW.organization_id IS NULL OR NOT EXISTS (
+	    SELECT 1 FROM endpoints WHERE
+	    organization_id = NEW.organization_id AND enabled) THEN
+		RETURN NULL;
 	END IF;
+	PERFORM th_deliver(NEW.organization_id, v_type, 'message:' ||
+	    NEW.provider || ':' || NEW.message_id, th_message_json(NEW));
 	RETURN NULL;
 END
 $$;
