@@ -618,9 +618,9 @@ CREATE OR REPLACE FUNCTION th_message_json(m messages) RETURNS json
 $$;
 
 -- One event of p_org: the envelope {"type","timestamp","data"}, once,
--- and its id in delivery_pending, for the sender to fan out to the
--- endpoints that want it (th_deliver_fan_out).  Two small rows are all
--- a webhook pays.
+-- and its id in delivery_pending, for the sender to send to the
+-- endpoints that want it (src/deliver.c).  Two small rows are all a
+-- webhook pays.
 CREATE OR REPLACE FUNCTION th_deliver(p_org uuid, p_type text,
     p_subject text, p_data json) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -634,36 +634,8 @@ BEGIN
 END
 $$;
 
--- The sender's fan-out: up to p_limit pending events, oldest first,
--- become one delivery for each enabled endpoint of their organization
--- that wants their type (endpoints_org), each with a webhook-id of its
--- own, in event order; they leave delivery_pending in the same
--- statement.  One sender at a time (an advisory lock), so deliveries
--- keep the order of the events; NULL when another is at it.
-CREATE OR REPLACE FUNCTION th_deliver_fan_out(p_limit int) RETURNS int
-    LANGUAGE plpgsql AS $$
-DECLARE
-	v_n	int;
-BEGIN
-	IF NOT pg_try_advisory_xact_lock(7415301) THEN
-		RETURN NULL;
-	END IF;
-	WITH p AS (DELETE FROM delivery_pending WHERE event_id IN (SELECT
-	    event_id FROM delivery_pending ORDER BY event_id LIMIT p_limit)
-	    RETURNING event_id)
-	INSERT INTO deliveries (endpoint_id, organization_id, msg_id, type,
-	    subject, event_id, created_at)
-	SELECT e.id, ev.organization_id, 'msg_' ||
-	    replace(gen_random_uuid()::text, '-', ''), ev.type, ev.subject,
-	    ev.id, ev.created_at
-	FROM p JOIN delivery_events ev ON ev.id = p.event_id
-	JOIN endpoints e ON e.organization_id = ev.organization_id AND
-	    e.enabled AND (e.events IS NULL OR ev.type = ANY (e.events))
-	ORDER BY ev.id, e.id;
-	GET DIAGNOSTICS v_n = ROW_COUNT;
-	RETURN v_n;
-END
-$$;
+-- The sender takes pending events in batches itself (src/deliver.c).
+DROP FUNCTION IF EXISTS th_deliver_fan_out(int);
 
 -- A call's events: started (a new row), answered, missed or
 -- voicemail.received (its outcome moved), ended (a final status

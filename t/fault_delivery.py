@@ -1,14 +1,17 @@
 """
 fault_delivery: the sender of events (telehookctl deliveries run) killed
-with SIGKILL mid-batch, twice, while it has requests in flight to two
-endpoints that answer slowly (telehook(8), "Delivering events").
+with SIGKILL, twice, while it has requests in flight (telehook(8),
+"Delivering events"): once while it sends a batch of pending events
+straight from memory, once while it holds claims in the queue, there
+for an endpoint that answers too slowly for the batch.
 
-A new sender takes over the dead one's claims once no attempt can still
-be running.  In the end every delivery is delivered; the receiver,
-deduplicating by webhook-id as the specification asks, has every
-delivery's id, and the only requests it saw twice are redeliveries of
-the same ids; per call, the first arrival of each event follows the
-order telehook wrote them.
+A new sender sends the dead one's batch again, with the same ids, and
+takes over its claims once no attempt can still be running.  In the
+end every delivery is delivered; the receiver, deduplicating by
+webhook-id as the specification asks, has every delivery's id, and the
+only requests it saw twice are redeliveries of the same ids, no more
+of them than the killed senders left pending or claimed; per call, the
+first arrival of each event follows the order telehook wrote them.
 """
 
 import http.server
@@ -50,7 +53,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        time.sleep(0.05)        # slow enough to be caught mid-batch
+        # /a: slow enough to be caught mid-batch; /b: too slow for the
+        # batch (no answer within 1 s), but within timeout_s
+        time.sleep(0.05 if self.path == "/a" else 1.3)
         with self.server.lock:
             self.server.got.append((self.path, self.headers["webhook-id"],
                                     json.loads(body)))
@@ -75,7 +80,7 @@ def setUpModule():
     stack = Stack(workers=2, rate_limit=100000, secret_key=True, extra_conf={
         "twilio": {"auth_token": tw.TOKEN},
         "delivery": {"allow_private": "yes", "retry_schedule": "1s,1s,1s",
-                     "timeout_s": "1"}}).start()
+                     "timeout_s": "3"}}).start()
     tw.stack = stack
 
 
@@ -90,9 +95,18 @@ def tearDownModule():
         receiver.shutdown()
 
 
-def sending():
+def sending(since="-infinity"):
     return int(stack.psql("SELECT count(*) FROM deliveries WHERE state = "
-                          "'sending'"))
+                          "'sending' AND claimed_at > '%s'" % since))
+
+
+def pending():
+    return int(stack.psql("SELECT count(*) FROM delivery_pending"))
+
+
+def received():
+    with receiver.lock:
+        return len({wid for _, wid, _ in receiver.got})
 
 
 def delivered():
@@ -116,16 +130,22 @@ class Fault(unittest.TestCase):
             "SELECT count(*) FROM delivery_events")), CALLS * 3)
         total = CALLS * 3 * 2
         stuck = []
-        for kill_at in (total // 5, total // 2):
+        # first in the batch (requests in flight, nothing recorded yet),
+        # then with claims of its own in the queue
+        kills = (lambda t0: received() >= total // 5 and pending() > 0,
+                 lambda t0: received() >= total // 2 and sending(t0) > 0)
+        for mid in kills:
+            t0 = stack.psql("SELECT now()")
             p = start_sender()
-            # mid-batch: some delivered, and requests in flight
-            wait_for("some delivered and some in flight",
-                     lambda: delivered() >= kill_at and sending() > 0,
+            wait_for("mid-batch, requests in flight", lambda: mid(t0),
                      timeout=60, interval=0.01)
-            p.kill()            # its claims are left "sending"
-            p.wait()
-            stuck.append(sending())
+            p.kill()            # its batch stays pending, its claims
+            p.wait()            # "sending"
+            # what a new sender may send again: the batch's events to
+            # both endpoints, and the claims
+            stuck.append(2 * pending() + sending())
             self.assertGreater(stuck[-1], 0)
+        self.assertGreater(sending(), 0)
         start_sender()
         try:
             wait_for("everything delivered", lambda: delivered() == total,
@@ -154,7 +174,8 @@ class Fault(unittest.TestCase):
             self.assertEqual(len({(p, json.dumps(e, sort_keys=True))
                                   for p, e in reqs}), 1, wid)
             repeats += len(reqs) - 1
-        # and only what a killed sender had in flight was repeated
+        # and only what a killed sender left pending or claimed was
+        # repeated
         self.assertLessEqual(repeats, sum(stuck))
         # per endpoint and call, first arrivals in the order written
         order = {}
