@@ -405,7 +405,7 @@ class Delivery(unittest.TestCase):
         for call in calls:
             seq = [g["type"] for g in got
                    if data_of(g)["call_id"] == call]
-            print(seq, [g["at"] for g in got if data_of(g)["call_id"] == call]); self.assertEqual(seq, ["call.started", "call.started",
+            self.assertEqual(seq, ["call.started", "call.started",
                                    "call.answered", "call.ended"])
         stack.ctl_ok("endpoint", "remove", eid)
 
