@@ -358,14 +358,8 @@ def main():
         if os.environ.get("BENCH_ONLY") == "endpoints":
             # only the delivery rows (bench/README): (d) and (d) with
             # three endpoints, side by side
-            r = with_endpoints(stack, org, base, lua, twilio, per_thread)
-            d3 = r["d3"]
-            print("(d) %.0f req/s; with 3 endpoints %.0f req/s (p99 %.2f "
-                  "ms): %.2f; %d deliveries, drained %.1f s after; lag "
-                  "p50 %.2f s, p99 %.2f s" % (
-                      r["d_again"]["rps"], d3["rps"], d3["p99"],
-                      d3["rps"] / r["d_again"]["rps"], d3["deliveries"],
-                      d3["drain_s"], d3["lag"][0], d3["lag"][1]))
+            print(endpoints_line(with_endpoints(stack, org, base, lua,
+                                                twilio, per_thread)))
             return
         results["a"] = wrk(base + "/bench/static")
         results["b"] = wrk(base + "/bench/fcgi")
@@ -423,8 +417,8 @@ def main():
             results[row]["stored"] = int(stack.psql(
                 "SELECT count(*) FROM peer_events"))
             stack.psql("TRUNCATE peer_events")
-        results.update(with_endpoints(stack, org, base, lua, twilio,
-                                      per_thread))
+        results["endpoints"] = with_endpoints(stack, org, base, lua,
+                                              twilio, per_thread)
         results["fcgi_rss"] = rss_mb([int(p) for p in subprocess.run(
             ["pgrep", "-P", str(hello.pid)], capture_output=True,
             text=True).stdout.split()])
@@ -437,17 +431,28 @@ def main():
 
 
 def with_endpoints(stack, org, base, lua, path, per_thread):
-    """(d) again, then with three endpoints subscribed to sms.received
-    and the sender (telehookctl deliveries run) delivering to nginx
-    during the run; how long the sender took to catch up after it."""
-    out = {}
-    write_requests(path, lambda n: twilio_line(stack, n + 7 * 10**8),
-                   per_thread)
-    settle(stack)
-    out["d_again"] = wrk(base, lua, path)
+    """(d) without endpoints and (d) with three endpoints subscribed to
+    sms.received and the sender (telehookctl deliveries run) delivering
+    to nginx during the run, in alternating rounds (BENCH_ROUNDS, 3):
+    the medians, and how long the sender took to catch up after each
+    round with them.  Without: the same endpoints disabled, which the
+    webhooks' triggers see as none (sql/functions.sql)."""
+    out = {"without": [], "with": [], "drain_s": []}
+    ids = []
     for i in range(3):
-        stack.ctl_ok("endpoint", "add", org, base + "/bench/receiver?e=%d"
-                     % i, "--events", "sms.received")
+        ids.append(stack.ctl_json(
+            "endpoint", "add", org, base + "/bench/receiver?e=%d" % i,
+            "--events", "sms.received")["id"])
+
+    def endpoints(on):
+        for eid in ids:
+            stack.ctl_ok("endpoint", "enable" if on else "disable", eid)
+
+    def drained():
+        return stack.psql(
+            "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
+            "count(*) FROM deliveries WHERE state <> 'delivered')") == "0"
+
     # as telehook-deliver.service runs it: Nice=10, below the workers
     def start():
         return subprocess.Popen(
@@ -455,40 +460,73 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
              stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
             env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # BENCH_SENDER_AFTER=1: the sender starts after the run (what the
-    # triggers alone cost the webhooks)
+    # BENCH_SENDER_AFTER=1: the sender runs only after each round (what
+    # the triggers alone cost the webhooks)
     after = os.environ.get("BENCH_SENDER_AFTER") == "1"
-    sender = None if after else start()
+    sender = None
+    n = 7 * 10**8
     try:
-        write_requests(path, lambda n: twilio_line(stack, n + 8 * 10**8),
-                       per_thread)
-        settle(stack)
-        out["d3"] = wrk(base, lua, path)
-        if sender is None:
-            sender = start()
-        t0 = time.monotonic()
-        try:
-            wait_for("the deliveries", lambda: stack.psql(
-                "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
-                "count(*) FROM deliveries WHERE state <> 'delivered')")
-                == "0", timeout=600, interval=0.2)
-        except RuntimeError:
-            sys.exit("deliveries not done: %s; pending events %s" % (
-                stack.psql("SELECT string_agg(state || ' ' || n, ', ') "
-                           "FROM (SELECT state, count(*) n FROM deliveries "
-                           "GROUP BY 1) s"),
-                stack.psql("SELECT count(*) FROM delivery_pending")))
-        out["d3"]["drain_s"] = time.monotonic() - t0
-        out["d3"]["deliveries"] = int(stack.psql(
+        for r in range(int(os.environ.get("BENCH_ROUNDS", "3"))):
+            for on in (False, True):
+                endpoints(on)
+                write_requests(path, lambda k: twilio_line(stack, k + n),
+                               per_thread)
+                n += 10**7
+                settle(stack)
+                if on and not after and sender is None:
+                    sender = start()
+                x = wrk(base, lua, path)
+                out["with" if on else "without"].append(x)
+                if not on:
+                    continue
+                if sender is None:
+                    sender = start()
+                t0 = time.monotonic()
+                try:
+                    wait_for("the deliveries", drained, timeout=600,
+                             interval=0.2)
+                except RuntimeError:
+                    sys.exit("deliveries not done: %s; pending events %s"
+                             % (stack.psql(
+                                 "SELECT string_agg(state || ' ' || n, "
+                                 "', ') FROM (SELECT state, count(*) n "
+                                 "FROM deliveries GROUP BY 1) s"),
+                                stack.psql("SELECT count(*) FROM "
+                                           "delivery_pending")))
+                out["drain_s"].append(time.monotonic() - t0)
+                if after:
+                    sender.terminate()
+                    sender.wait()
+                    sender = None
+        out["deliveries"] = int(stack.psql(
             "SELECT count(*) FROM deliveries"))
-        out["d3"]["lag"] = [float(x) for x in stack.psql(
+        out["lag"] = [float(x) for x in stack.psql(
             "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER "
             "BY extract(epoch FROM delivered_at - created_at))::text FROM "
             "deliveries").strip("{}").split(",")]
     finally:
-        sender.terminate()
-        sender.wait()
+        if sender is not None:
+            sender.terminate()
+            sender.wait()
+    for k in ("without", "with"):
+        out[k + "_median"] = sorted(x["rps"] for x in out[k])[
+            len(out[k]) // 2]
     return out
+
+
+def endpoints_line(e):
+    return ("(d) without endpoints %s req/s, median %.0f; with 3 "
+            "endpoints and the sender delivering %s req/s, median %.0f: "
+            "%.2f of it (goal: at least 0.90); %d deliveries, each round's "
+            "all delivered %s s after it; delivery lag p50 %.2f s, p99 "
+            "%.2f s" % (
+                " ".join("%.0f" % x["rps"] for x in e["without"]),
+                e["without_median"],
+                " ".join("%.0f" % x["rps"] for x in e["with"]),
+                e["with_median"], e["with_median"] / e["without_median"],
+                e["deliveries"],
+                " ".join("%.1f" % t for t in e["drain_s"]), e["lag"][0],
+                e["lag"][1]))
 
 
 def report(r):
@@ -522,14 +560,7 @@ def report(r):
           "2.0; e: %.2f, goal 1.5)" % (
               r["d"]["rps"] / r["f"]["rps"], r["d"]["rps"] / r["g"]["rps"],
               r["d"]["rps"] / peer, r["e"]["rps"] / peer))
-    d3 = r["d3"]
-    print("(d) again: %.0f req/s; with 3 endpoints subscribed and the "
-          "sender delivering: %.0f req/s (p99 %.2f ms), %.2f of it (goal: "
-          "at least 0.90); %d deliveries, all delivered %.1f s after the "
-          "run; delivery lag p50 %.2f s, p99 %.2f s"
-          % (r["d_again"]["rps"], d3["rps"], d3["p99"],
-             d3["rps"] / r["d_again"]["rps"], d3["deliveries"],
-             d3["drain_s"], d3["lag"][0], d3["lag"][1]))
+    print(endpoints_line(r["endpoints"]))
     h = r["half"]
     print("(d) at %.0f req/s (%.0f%% of peak, %d connections): p50 %.2f "
           "ms, p99 %.2f ms" % (h["rps"], 100 * h["rps"] / r["d"]["rps"],

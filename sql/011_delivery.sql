@@ -11,9 +11,7 @@
 -- in order per subject (a call, a message, a campaign contact) and
 -- endpoint, with the same msg_id (webhook-id) on every attempt.  The
 -- webhooks' own transactions write one delivery_events row per event;
--- the sender makes the deliveries: a row each, written once when the
--- first attempt has an answer (or none in time), and a queue of those
--- still to send (pending, sending, retry).
+-- the sender makes the deliveries.
 CREATE TABLE endpoints (
 	id		uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 	organization_id	uuid NOT NULL REFERENCES organizations ON DELETE CASCADE,
@@ -34,10 +32,9 @@ CREATE INDEX endpoints_org ON endpoints (organization_id) WHERE enabled;
 
 -- What happened, once per event, written by the triggers below in the
 -- record's transaction with its id in delivery_pending: all a webhook
--- pays for.  The sender takes pending events in batches, sends each to
--- the endpoints that want it, and records the outcome (a small delivery
--- row each; the body stays here, written once) and takes them off
--- delivery_pending in one statement (src/deliver.c).
+-- pays for.  The sender fans each pending event out to the endpoints
+-- that want it (a small delivery row each, the body stays here, written
+-- once) and takes it off delivery_pending in the same statement.
 CREATE TABLE delivery_events (
 	id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	organization_id	uuid NOT NULL,
@@ -76,8 +73,7 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
 CREATE INDEX deliveries_open ON deliveries (endpoint_id, subject, id)
     WHERE state IN ('pending', 'sending', 'retry');
 CREATE INDEX deliveries_dead ON deliveries (endpoint_id) WHERE state = 'dead';
--- one delivery per event and endpoint, however a sender dies
-CREATE UNIQUE INDEX deliveries_event ON deliveries (event_id, endpoint_id);
+CREATE INDEX deliveries_event ON deliveries (event_id);
 -- A queue that grows from nothing to many thousands in a minute under
 -- load: its statistics must follow, or the sender's claim is planned
 -- for an empty table and walks every open row (the sender also
