@@ -245,6 +245,7 @@ batch_take(struct batch *b)
 			batch_queue(b, i);
 	}
 	b->active = 1;
+	b->dirty = 1;
 	return 1;
 }
 
@@ -264,8 +265,10 @@ batch_start(struct batch *b, CURLM *m, struct xfer **fl, int *n)
 	char		 why[128];
 	int		 i, k;
 
-	if (b->open == 0)
+	/* only when an item became ready or a request ended */
+	if (b->open == 0 || !b->dirty)
 		return;
+	b->dirty = 0;
 	for (k = 0; k < b->nep; k++)
 		b->ep[k].queue_flight = 0;
 	for (i = 0; i < *n; i++) {
@@ -352,17 +355,16 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
  * had no answer for slow_ms.
  */
 int
-batch_decided(struct batch *b, long long slow_ms)
+batch_decided(struct batch *b, struct xfer **fl, int n, long long slow_ms)
 {
 	long long	 now = now_us();
-	int		 i, decided = b->open == 0;
+	int		 i, decided = 1;
 	struct ditem	*d;
 
-	for (i = 0; i < b->nit; i++) {
-		d = &b->it[i];
-		if (d->state != DI_FLIGHT || b->ep[d->ep].slow)
+	for (i = 0; i < n; i++) {
+		if ((d = fl[i]->item) == NULL || b->ep[d->ep].slow)
 			continue;
-		if ((now - d->x->start_us) / 1000 >= slow_ms) {
+		if ((now - fl[i]->start_us) / 1000 >= slow_ms) {
 			b->ep[d->ep].slow = 1;
 			batch_trip(b->ep[d->ep].id);
 			batch_queue_ep(b, d->ep);

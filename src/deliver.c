@@ -524,7 +524,7 @@ deliver_run(int once, struct deliver_stats *st)
 				for (i = 0; i < b.nit; i++)
 					batch_queue(&b, i);
 			batch_start(&b, m, fl, &n);
-			if (batch_decided(&b, slow_ms)) {
+			if (batch_decided(&b, fl, n, slow_ms)) {
 				if ((k = batch_finish(&b, m, fl, &n, st)) == -1)
 					goto done;
 				/*
@@ -596,6 +596,7 @@ deliver_run(int once, struct deliver_stats *st)
 			(void)curl_easy_getinfo(msg->easy_handle,
 			    CURLINFO_RESPONSE_CODE, &status);
 			k = 0;
+			b.dirty = 1;	/* an endpoint has room again */
 			if (x->item != NULL)
 				batch_done(&b, x, msg->data.result, status);
 			else

@@ -73,6 +73,7 @@ struct batch {
 	int		 nep;
 	int		 open;		/* items DI_WAIT, DI_READY */
 	int		 active;
+	int		 dirty;		/* something may be sent now */
 };
 
 extern int	 deliver_nsched;
@@ -88,7 +89,7 @@ int		 batch_take(struct batch *);
 void		 batch_queue(struct batch *, int);
 void		 batch_start(struct batch *, CURLM *, struct xfer **, int *);
 void		 batch_done(struct batch *, struct xfer *, CURLcode, long);
-int		 batch_decided(struct batch *, long long);
+int		 batch_decided(struct batch *, struct xfer **, int, long long);
 int		 batch_finish(struct batch *, CURLM *, struct xfer **, int *,
 		    struct deliver_stats *);
 void		 batch_free(struct batch *);
