@@ -7,7 +7,8 @@ standardwebhooks package from the npm registry.  Every event type once
 per subscribed endpoint and none to another organization's; 500 then
 200 redelivers the same webhook-id and then nothing; 410 disables; a
 delivery is dead after the schedule and the operator can retry it;
-order per call holds across retries; during a rotation either secret
+order per call holds across retries; a sender stopped mid-batch leaves
+the rest queued; during a rotation either secret
 verifies; a private address is refused unless allowed; a slow endpoint
 delays neither the providers' answers nor another endpoint.
 """
@@ -502,6 +503,46 @@ class Delivery(unittest.TestCase):
         self.assertEqual((g["type"], data_of(g)), ("ping",
                                                    {"endpoint_id": eid}))
         self.assertEqual(verify([(secret, g)]), ["ok"])
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_b_stopped_mid_batch_the_rest_waits_queued(self):
+        # SIGTERM while the sender is in the middle of a batch: the
+        # request in flight is answered and recorded, what was not sent
+        # yet is queued, nothing stays pending or is sent twice
+        global sender
+        arrived = threading.Event()
+
+        def slowish(g, seen):
+            arrived.set()
+            time.sleep(0.5)
+            return 200
+        receiver.answers["/stop"] = slowish
+        eid, _ = add(ORG, "/stop", "--events",
+                     "call.started,call.answered,call.ended")
+        stop_sender(sender)
+        try:
+            call = answered_call("+15551118901")
+            sender = start_sender()
+            self.assertTrue(arrived.wait(20))
+            stop_sender(sender)
+            self.assertEqual(stack.psql(
+                "SELECT count(*) FROM delivery_pending"), "0")
+            self.assertEqual(stack.psql(
+                "SELECT string_agg(type || ' ' || state, ', ' ORDER BY id) "
+                "FROM deliveries WHERE endpoint_id = '%s'" % eid),
+                "call.started delivered, call.answered pending, "
+                "call.ended pending")
+            self.assertEqual(len(receiver.at("/stop")), 1)
+        finally:
+            sender = start_sender()
+        wait_for("the rest delivered", lambda: stack.psql(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' AND "
+            "state = 'delivered'" % eid) == "3", timeout=20)
+        got = receiver.at("/stop")
+        self.assertEqual([g["type"] for g in got],
+                         ["call.started", "call.answered", "call.ended"])
+        self.assertEqual(len({g["id"] for g in got}), 3)
+        self.assertEqual({data_of(g)["call_id"] for g in got}, {call})
         stack.ctl_ok("endpoint", "remove", eid)
 
 
