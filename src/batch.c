@@ -388,31 +388,6 @@ batch_free(struct batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* An element of a PostgreSQL array literal: quoted, or NULL. */
-static void
-batch_arr(struct buf *a, const char *s)
-{
-	buf_putc(a, a->len == 0 ? '{' : ',');
-	if (s == NULL) {
-		buf_puts(a, "NULL");
-		return;
-	}
-	buf_putc(a, '"');
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			buf_putc(a, '\\');
-		buf_putc(a, *s);
-	}
-	buf_putc(a, '"');
-}
-
-static const char *
-batch_arr_end(struct buf *a)
-{
-	buf_puts(a, a->len == 0 ? "{}" : "}");
-	return buf_cstr(a);
-}
-
 enum { BA_EVENT, BA_ENDPOINT, BA_MSGID, BA_STATE, BA_ATTEMPTS, BA_DELAY,
 	BA_STATUS, BA_ERROR, BA_EP, BA_OK, BA_FAILED, BA_MS, BA_GONE,
 	BA_EVENTS, BA_N };
@@ -441,24 +416,24 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 	for (i = 0; i < b->res.nrows; i++) {
 		ev = db_get(&b->res, i, DB_EVENT);
 		if (strcmp(ev, last) != 0)
-			batch_arr(&a[BA_EVENTS], ev);
+			ctl_arr(&a[BA_EVENTS], ev);
 		last = ev;
 	}
 	for (i = 0; i < b->nit; i++) {
 		d = &b->it[i];
-		batch_arr(&a[BA_EVENT], db_get(&b->res, d->row, DB_EVENT));
-		batch_arr(&a[BA_ENDPOINT], b->ep[d->ep].id);
-		batch_arr(&a[BA_MSGID], db_get(&b->res, d->row, DB_MSGID));
-		batch_arr(&a[BA_STATE], d->state == DI_FAILED && d->dead ?
+		ctl_arr(&a[BA_EVENT], db_get(&b->res, d->row, DB_EVENT));
+		ctl_arr(&a[BA_ENDPOINT], b->ep[d->ep].id);
+		ctl_arr(&a[BA_MSGID], db_get(&b->res, d->row, DB_MSGID));
+		ctl_arr(&a[BA_STATE], d->state == DI_FAILED && d->dead ?
 		    "dead" : state[d->state]);
-		batch_arr(&a[BA_ATTEMPTS], d->state == DI_FLIGHT ||
+		ctl_arr(&a[BA_ATTEMPTS], d->state == DI_FLIGHT ||
 		    d->state == DI_OK || d->state == DI_FAILED ? "1" : "0");
 		snprintf(num, sizeof(num), "%.3f", d->state == DI_FAILED &&
 		    !d->dead ? deliver_delay(1) : 0.0);
-		batch_arr(&a[BA_DELAY], num);
+		ctl_arr(&a[BA_DELAY], num);
 		snprintf(num, sizeof(num), "%ld", d->status);
-		batch_arr(&a[BA_STATUS], d->status != 0 ? num : NULL);
-		batch_arr(&a[BA_ERROR], d->why);
+		ctl_arr(&a[BA_STATUS], d->status != 0 ? num : NULL);
+		ctl_arr(&a[BA_ERROR], d->why);
 		if (d->state == DI_WAIT || d->state == DI_READY ||
 		    d->state == DI_QUEUE || d->state == DI_FLIGHT)
 			queued++;
@@ -467,17 +442,17 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 		e = &b->ep[k];
 		if (e->ok == 0 && e->failed == 0)
 			continue;
-		batch_arr(&a[BA_EP], e->id);
+		ctl_arr(&a[BA_EP], e->id);
 		snprintf(num, sizeof(num), "%d", e->ok);
-		batch_arr(&a[BA_OK], num);
+		ctl_arr(&a[BA_OK], num);
 		snprintf(num, sizeof(num), "%d", e->failed);
-		batch_arr(&a[BA_FAILED], num);
+		ctl_arr(&a[BA_FAILED], num);
 		snprintf(num, sizeof(num), "%lld", e->ms);
-		batch_arr(&a[BA_MS], num);
-		batch_arr(&a[BA_GONE], e->gone ? "t" : "f");
+		ctl_arr(&a[BA_MS], num);
+		ctl_arr(&a[BA_GONE], e->gone ? "t" : "f");
 	}
 	for (k = 0; k < BA_N; k++)
-		p[k] = batch_arr_end(&a[k]);
+		p[k] = ctl_arr_end(&a[k]);
 	if (db_query(sql_batch_done, BA_N, p, &res) != DB_OK)
 		goto fail;
 	/* the attempts still running: now the queue's "sending" rows */

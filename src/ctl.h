@@ -44,6 +44,8 @@ int		 ctl_rows(int, char **, const char *, const char *,
 int		 tz_valid(const char *);
 char		*read_file(const char *, size_t);
 const char	*ctl_words(const char *, const char *const *, struct buf *);
+void		 ctl_arr(struct buf *, const char *);
+const char	*ctl_arr_end(struct buf *);
 
 extern const struct ctl_cmd ctl_schema_cmds[], ctl_org_cmds[],
 		    ctl_rules_cmds[], ctl_campaign_cmds[], ctl_events_cmds[],

@@ -325,7 +325,7 @@ tz_valid(const char *tz)
 
 /*
  * A comma-separated list of words from set (NULL-terminated) as a
- * PostgreSQL array literal appended to out: NULL, or the first word
+ * PostgreSQL array literal in out (empty): NULL, or the first word
  * that is not in the set (an empty one included).
  */
 const char *
@@ -336,7 +336,6 @@ ctl_words(const char *v, const char *const *set, struct buf *out)
 	size_t		 n;
 	int		 i;
 
-	buf_puts(out, "{");
 	for (;;) {
 		e = strchr(p, ',');
 		n = e != NULL ? (size_t)(e - p) : strlen(p);
@@ -346,11 +345,39 @@ ctl_words(const char *v, const char *const *set, struct buf *out)
 				break;
 		if (set[i] == NULL || n >= sizeof(word))
 			return word;
-		buf_printf(out, "%s%s", p == v ? "" : ",", word);
+		ctl_arr(out, word);
 		if (e == NULL)
 			break;
 		p = e + 1;
 	}
-	buf_puts(out, "}");
+	(void)ctl_arr_end(out);
 	return NULL;
+}
+
+/*
+ * An element of a PostgreSQL array literal in a (empty until the first):
+ * quoted, or NULL; ctl_arr_end() closes it, "{}" when none was added.
+ */
+void
+ctl_arr(struct buf *a, const char *s)
+{
+	buf_putc(a, a->len == 0 ? '{' : ',');
+	if (s == NULL) {
+		buf_puts(a, "NULL");
+		return;
+	}
+	buf_putc(a, '"');
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_putc(a, '\\');
+		buf_putc(a, *s);
+	}
+	buf_putc(a, '"');
+}
+
+const char *
+ctl_arr_end(struct buf *a)
+{
+	buf_puts(a, a->len == 0 ? "{}" : "}");
+	return buf_cstr(a);
 }

@@ -330,9 +330,13 @@ struct okbatch {
 static void
 ok_add(struct okbatch *b, const char *id, long status, long long ms)
 {
-	buf_printf(&b->ids, "%s%s", b->n ? "," : "{", id);
-	buf_printf(&b->statuses, "%s%ld", b->n ? "," : "{", status);
-	buf_printf(&b->ms, "%s%lld", b->n ? "," : "{", ms);
+	char	 num[24];
+
+	ctl_arr(&b->ids, id);
+	snprintf(num, sizeof(num), "%ld", status);
+	ctl_arr(&b->statuses, num);
+	snprintf(num, sizeof(num), "%lld", ms);
+	ctl_arr(&b->ms, num);
 	b->n++;
 }
 
@@ -344,12 +348,9 @@ ok_flush(struct okbatch *b, struct deliver_stats *st)
 
 	if (b->n == 0)
 		return 0;
-	buf_puts(&b->ids, "}");
-	buf_puts(&b->statuses, "}");
-	buf_puts(&b->ms, "}");
-	p[0] = buf_cstr(&b->ids);
-	p[1] = buf_cstr(&b->statuses);
-	p[2] = buf_cstr(&b->ms);
+	p[0] = ctl_arr_end(&b->ids);
+	p[1] = ctl_arr_end(&b->statuses);
+	p[2] = ctl_arr_end(&b->ms);
 	if (db_query(sql_ok, 3, p, NULL) != DB_OK)
 		rc = -1;
 	else
@@ -436,21 +437,18 @@ deliver_by_endpoint(const void *a, const void *b)
 static void
 deliver_busy(struct xfer **fl, int n, struct buf *b)
 {
-	int	 i, run, first = 1;
+	int	 i, run;
 
 	qsort(fl, (size_t)n, sizeof(*fl), deliver_by_endpoint);
 	buf_reset(b);
-	buf_puts(b, "{");
 	for (i = 0; i < n; i += run) {
 		for (run = 1; i + run < n && strcmp(fl[i + run]->endpoint,
 		    fl[i]->endpoint) == 0; run++)
 			;
-		if (run >= DELIVER_PER_ENDPOINT) {
-			buf_printf(b, "%s%s", first ? "" : ",", fl[i]->endpoint);
-			first = 0;
-		}
+		if (run >= DELIVER_PER_ENDPOINT)
+			ctl_arr(b, fl[i]->endpoint);
 	}
-	buf_puts(b, "}");
+	(void)ctl_arr_end(b);
 }
 
 /*
