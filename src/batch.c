@@ -59,8 +59,8 @@ static const char *const sql_batch =
 	"ON v.id = p.event_id LEFT JOIN endpoints e ON e.organization_id = "
 	"v.organization_id AND e.enabled AND (e.events IS NULL OR v.type = "
 	"ANY (e.events)) ORDER BY p.event_id, e.id";
-enum { DB_EVENT, DB_ENDPOINT, DB_MSGID, DB_SUBJECT, DB_BODY, DB_URL,
-	DB_SECRET, DB_PREVIOUS, DB_QUEUED };
+enum { BC_EVENT, BC_ENDPOINT, BC_MSGID, BC_SUBJECT, BC_BODY, BC_URL,
+	BC_SECRET, BC_PREVIOUS, BC_QUEUED };
 /*
  * What became of a batch, in one statement: a delivery row each, in
  * event order (delivered; retry or dead; pending behind them; sending
@@ -137,8 +137,8 @@ static int
 batch_same_subject(struct batch *b, int i, int j)
 {
 	return b->it[i].ep == b->it[j].ep && strcmp(db_get(&b->res,
-	    b->it[i].row, DB_SUBJECT), db_get(&b->res, b->it[j].row,
-	    DB_SUBJECT)) == 0;
+	    b->it[i].row, BC_SUBJECT), db_get(&b->res, b->it[j].row,
+	    BC_SUBJECT)) == 0;
 }
 
 /* Items by endpoint, subject, event: each subject's chain. */
@@ -151,8 +151,8 @@ batch_by_subject(const void *a, const void *b)
 
 	if (x->ep != y->ep)
 		return x->ep < y->ep ? -1 : 1;
-	if ((c = strcmp(db_get(&batch_sort_b->res, x->row, DB_SUBJECT),
-	    db_get(&batch_sort_b->res, y->row, DB_SUBJECT))) != 0)
+	if ((c = strcmp(db_get(&batch_sort_b->res, x->row, BC_SUBJECT),
+	    db_get(&batch_sort_b->res, y->row, BC_SUBJECT))) != 0)
 		return c;
 	return x->row < y->row ? -1 : x->row > y->row;
 }
@@ -206,7 +206,7 @@ batch_take(struct batch *b)
 	b->it = xcalloc((size_t)b->res.nrows, sizeof(*b->it));
 	b->ep = xcalloc((size_t)b->res.nrows, sizeof(*b->ep));
 	for (i = 0; i < b->res.nrows; i++) {
-		if ((id = db_get(&b->res, i, DB_ENDPOINT)) == NULL)
+		if ((id = db_get(&b->res, i, BC_ENDPOINT)) == NULL)
 			continue;	/* an event nobody wants */
 		for (k = 0; k < b->nep; k++)
 			if (strcmp(b->ep[k].id, id) == 0)
@@ -240,7 +240,7 @@ batch_take(struct batch *b)
 		if (b->it[i].state != DI_READY)
 			continue;
 		/* behind what waits in the queue, or for a tripped one */
-		if (strcmp(db_get(&b->res, b->it[i].row, DB_QUEUED), "t") ==
+		if (strcmp(db_get(&b->res, b->it[i].row, BC_QUEUED), "t") ==
 		    0 || batch_tripped(b->ep[b->it[i].ep].id))
 			batch_queue(b, i);
 	}
@@ -288,11 +288,11 @@ batch_start(struct batch *b, CURLM *m, struct xfer **fl, int *n)
 			continue;
 		memset(&s, 0, sizeof(s));
 		s.endpoint = e->id;
-		s.msgid = db_get(&b->res, d->row, DB_MSGID);
-		s.body = db_get(&b->res, d->row, DB_BODY);
-		s.url = db_get(&b->res, d->row, DB_URL);
-		s.secret = db_get(&b->res, d->row, DB_SECRET);
-		s.previous = db_get(&b->res, d->row, DB_PREVIOUS);
+		s.msgid = db_get(&b->res, d->row, BC_MSGID);
+		s.body = db_get(&b->res, d->row, BC_BODY);
+		s.url = db_get(&b->res, d->row, BC_URL);
+		s.secret = db_get(&b->res, d->row, BC_SECRET);
+		s.previous = db_get(&b->res, d->row, BC_PREVIOUS);
 		s.attempts = 1;
 		b->open--;
 		if ((x = deliver_start(m, &s, why, sizeof(why))) == NULL) {
@@ -414,16 +414,16 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 	for (k = 0; k < BA_N; k++)
 		buf_init(&a[k]);
 	for (i = 0; i < b->res.nrows; i++) {
-		ev = db_get(&b->res, i, DB_EVENT);
+		ev = db_get(&b->res, i, BC_EVENT);
 		if (strcmp(ev, last) != 0)
 			ctl_arr(&a[BA_EVENTS], ev);
 		last = ev;
 	}
 	for (i = 0; i < b->nit; i++) {
 		d = &b->it[i];
-		ctl_arr(&a[BA_EVENT], db_get(&b->res, d->row, DB_EVENT));
+		ctl_arr(&a[BA_EVENT], db_get(&b->res, d->row, BC_EVENT));
 		ctl_arr(&a[BA_ENDPOINT], b->ep[d->ep].id);
-		ctl_arr(&a[BA_MSGID], db_get(&b->res, d->row, DB_MSGID));
+		ctl_arr(&a[BA_MSGID], db_get(&b->res, d->row, BC_MSGID));
 		ctl_arr(&a[BA_STATE], d->state == DI_FAILED && d->dead ?
 		    "dead" : state[d->state]);
 		ctl_arr(&a[BA_ATTEMPTS], d->state == DI_FLIGHT ||
@@ -462,7 +462,7 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 			continue;
 		for (k = 0; k < res.nrows; k++)
 			if (strcmp(db_get(&res, k, 1), db_get(&b->res, d->row,
-			    DB_EVENT)) == 0 && strcmp(db_get(&res, k, 2),
+			    BC_EVENT)) == 0 && strcmp(db_get(&res, k, 2),
 			    b->ep[d->ep].id) == 0)
 				break;
 		if (k < res.nrows) {
