@@ -6,13 +6,23 @@ transcription) and an urgent SMS each make exactly one e-mail per user
 who chose that kind, sent by "telehookctl outbox send" and never twice;
 the relay down and then up delivers later, once; a refused recipient
 fails for good; both show in "outbox list" and /metrics; the daily
-summary counts the organization's local day.
+summary counts the organization's local day.  A relay that is not on
+this machine gets neither the credentials nor a message unless the
+connection is TLS with a certificate the system trusts: one that offers
+no STARTTLS, and one whose certificate no trusted CA signed, each see
+only the greeting (test_8, test_9).
 """
 
+import base64
 import email
 import email.policy
+import json
 import os
+import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 import zoneinfo
@@ -74,6 +84,103 @@ class Relay:
 
 def send():
     return stack.ctl_json("outbox", "send")
+
+
+class Remote:
+    """A relay that telehook must treat as another machine's (only
+    127.0.0.1, localhost and [::1] are this machine's), on 127.0.0.2:
+    one connection, every line it is sent kept.  It offers AUTH, and
+    STARTTLS when given a server context; a TLS handshake's outcome is
+    in .tls (None: none was asked for)."""
+
+    def __init__(self, context=None):
+        self.context = context
+        self.data = b""
+        self.lines = []
+        self.tls = None
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.2", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        conn, _ = self.sock.accept()
+        conn.settimeout(30)
+        try:
+            self.talk(conn)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+            self.sock.close()
+
+    def talk(self, conn):
+        conn.sendall(b"220 relay.example ESMTP\r\n")
+        f = conn.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            self.data += line
+            self.lines.append(line.decode("latin-1").rstrip("\r\n"))
+            verb = line[:8].upper().split(b" ")[0].strip()
+            if verb in (b"EHLO", b"HELO"):
+                conn.sendall(b"250-relay.example\r\n" + (
+                    b"250-STARTTLS\r\n" if self.context else b"") +
+                    b"250 AUTH PLAIN LOGIN\r\n")
+            elif verb == b"STARTTLS" and self.context:
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                try:
+                    conn = self.context.wrap_socket(conn, server_side=True)
+                except (OSError, ssl.SSLError):
+                    self.tls = False
+                    return
+                self.tls = True
+                f = conn.makefile("rb")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            elif verb == b"AUTH":
+                conn.sendall(b"235 2.7.0 ok\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                while True:
+                    d = f.readline()
+                    self.data += d
+                    if d in (b".\r\n", b""):
+                        break
+                conn.sendall(b"250 ok\r\n")
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+
+USER, PASSWORD = "alerts@clinic.example", "relay-password-5V9q"
+
+
+def send_via(remote):
+    """outbox send with [smtp] pointed at remote, with credentials."""
+    with open(stack.conf) as f:
+        text = f.read()
+    local = "smtp://127.0.0.1:%d" % PORT
+    assert '"%s"' % local in text
+    text = text.replace('"%s"' % local, '"smtp://127.0.0.2:%d"\n'
+                        'username = "%s"\npassword = "%s"'
+                        % (remote.port, USER, PASSWORD))
+    fd, conf = tempfile.mkstemp(dir=os.path.dirname(stack.conf))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        p = subprocess.run(
+            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+    finally:
+        os.unlink(conf)
+    remote.thread.join(30)
+    return p
 
 
 def by_rcpt(messages):
@@ -334,6 +441,63 @@ class Mail(unittest.TestCase):
                       body(msg))
         # once a day
         self.assertEqual(send()["mail_sent"], 0)
+
+    def remote_refused(self, remote, frm):
+        """A missed call's alert, sent to remote: not sent, waiting for
+        its retry, and nothing but the greeting (and STARTTLS) said."""
+        missed_call(frm)
+        p = send_via(remote)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["mail_sent"], out["mail_retrying"]), (0, 1))
+        self.assertFalse(remote.thread.is_alive())
+        self.assertTrue(remote.lines and
+                        remote.lines[0].upper().startswith("EHLO"),
+                        remote.lines)
+        said = {x.split(" ")[0].upper() for x in remote.lines}
+        self.assertEqual(said & {"AUTH", "MAIL", "RCPT", "DATA"}, set(),
+                         remote.lines)
+        plain = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD)).encode())
+        for secret in (PASSWORD.encode(), plain,
+                       base64.b64encode(PASSWORD.encode())):
+            self.assertNotIn(secret, remote.data)
+        waiting = [o for o in stack.ctl_json(
+            "outbox", "list", "--state", "retry")["outbox"]
+            if o["kind"] == "email"]
+        self.assertEqual([(o["to"], o["attempts"]) for o in waiting],
+                         [("desk@mail.example", 1)])
+        self.assertTrue(waiting[0]["last_error"])
+        self.assertNotIn(PASSWORD, waiting[0]["last_error"])
+        # the loopback relay takes it when it is due again
+        stack.psql("UPDATE mail_outbox SET next_attempt_at = now() "
+                   "WHERE state = 'retry'")
+        self.assertEqual(send()["mail_sent"], 1)
+        self.assertEqual(sorted(by_rcpt(relay.take())),
+                         ["desk@mail.example"])
+        return waiting[0]["last_error"]
+
+    def test_8_remote_relay_without_starttls(self):
+        remote = Remote()
+        self.remote_refused(remote, "+15551117008")
+        self.assertNotIn("STARTTLS", remote.lines)
+        self.assertIsNone(remote.tls)
+
+    def test_9_remote_relay_with_an_untrusted_certificate(self):
+        with tempfile.TemporaryDirectory() as d:
+            key, crt = os.path.join(d, "key.pem"), os.path.join(d, "crt.pem")
+            # right name, right dates: only its issuer is untrusted
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                 "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                 "-subj", "/CN=127.0.0.2", "-addext",
+                 "subjectAltName=IP:127.0.0.2"],
+                check=True, capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(crt, key)
+        remote = Remote(ctx)
+        self.remote_refused(remote, "+15551117009")
+        self.assertIn("STARTTLS", [x.upper() for x in remote.lines])
+        self.assertIs(remote.tls, False)
 
 
 load_tests = in_order(__name__)
