@@ -488,6 +488,23 @@ ctl_prune(int argc, char **argv)
 		{ "messages_redacted", 1, "UPDATE messages SET body = NULL, "
 		    "media = '[]' WHERE created_at < $1 AND (body IS NOT NULL "
 		    "OR media <> '[]')" },
+		/*
+		 * The events still waiting for an endpoint carry the same
+		 * fields in their bodies: blanked alike (a body changes
+		 * only here, so a later attempt sends what remains).
+		 */
+		{ "delivery_events_redacted", 1, "UPDATE delivery_events SET "
+		    "body = CASE WHEN type LIKE 'sms.%' THEN jsonb_set(body::"
+		    "jsonb, '{data,body}', 'null') ELSE jsonb_set(jsonb_set("
+		    "jsonb_set(body::jsonb, '{data,transcript}', 'null'), "
+		    "'{data,recording_url}', 'null'), '{data,summary}', "
+		    "'null') END::text WHERE created_at < $1 AND CASE WHEN "
+		    "type LIKE 'sms.%' THEN body::jsonb #>> '{data,body}' IS "
+		    "NOT NULL WHEN type LIKE 'call.%' OR type = "
+		    "'voicemail.received' THEN coalesce(body::jsonb #>> "
+		    "'{data,transcript}', body::jsonb #>> "
+		    "'{data,recording_url}', body::jsonb #>> "
+		    "'{data,summary}') IS NOT NULL ELSE false END" },
 		{ "activity_redacted", 1, "UPDATE activity SET summary = "
 		    "CASE type WHEN 'call_ended' THEN 'Call completed' "
 		    "WHEN 'call_missed' THEN 'Missed call' "

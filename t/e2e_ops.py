@@ -187,6 +187,12 @@ class Prune(unittest.TestCase):
 
     def test_prune_and_redact(self):
         cid = tw.call_params(to="+15550070000")["CallSid"]
+        # an endpoint nobody sends to (no sender runs here): the old
+        # call's and message's events wait for it, bodies and all
+        eid = stack.psql("INSERT INTO endpoints (organization_id, url, "
+                         "secret_sealed) VALUES ('%s', 'https://hooks."
+                         "example/ops', 'unused') RETURNING id" % org
+                         ).splitlines()[0]
         stack.psql("INSERT INTO calls (organization_id, provider, call_id, "
                    "status, status_rank, started_at, duration_s, "
                    "transcript, recording_url, summary) VALUES ('%s', "
@@ -200,6 +206,23 @@ class Prune(unittest.TestCase):
         stack.psql("UPDATE events SET received_at = now() - interval "
                    "'40 days' WHERE id IN (SELECT id FROM events ORDER BY "
                    "id LIMIT 3)")
+        stack.psql("UPDATE delivery_events SET created_at = now() - "
+                   "interval '40 days' WHERE subject IN ('call:twilio:%s', "
+                   "'message:twilio:SMold%s')" % (cid, cid))
+        stack.psql("INSERT INTO messages (organization_id, provider, "
+                   "message_id, direction, body) VALUES ('%s', 'twilio', "
+                   "'SMnew%s', 'inbound', 'new private text')" % (org, cid))
+        old_words = ("secret talk", "https://r/x", "About a bill",
+                     "old private text")
+
+        def bodies(subject):
+            return stack.psql("SELECT string_agg(body, ' ') FROM "
+                              "delivery_events WHERE subject = "
+                              "'%s'" % subject)
+        old = bodies("call:twilio:%s" % cid) + bodies(
+            "message:twilio:SMold%s" % cid)
+        for w in old_words:
+            self.assertIn(w, old)
         old_month = stack.psql("SELECT to_char(now() - interval '40 days', "
                                "'YYYY-MM')")
         token = stack.ctl_ok("token", "create", org).strip()
@@ -218,6 +241,8 @@ class Prune(unittest.TestCase):
                          events - 3)
         self.assertEqual(stack.psql("SELECT transcript FROM calls WHERE "
                                     "call_id = '%s'" % cid), "secret talk")
+        self.assertIn("old private text",
+                      bodies("message:twilio:SMold%s" % cid))
         out = stack.ctl_json("prune", "--older-than", "30", "--redact")
         self.assertEqual(out["events"], 0)
         self.assertGreaterEqual(out["calls_redacted"], 1)
@@ -229,6 +254,29 @@ class Prune(unittest.TestCase):
         self.assertEqual(stack.psql("SELECT coalesce(body, '-') FROM "
                                     "messages WHERE message_id = 'SMold%s'"
                                     % cid), "-")
+        # the events still waiting for the endpoint say no more than
+        # the records: the same fields blank, the rest as it was
+        old = [json.loads(b) for b in stack.psql(
+            "SELECT string_agg(body, chr(10) ORDER BY id) FROM "
+            "delivery_events WHERE subject IN ('call:twilio:%s', "
+            "'message:twilio:SMold%s')" % (cid, cid)).split("\n")]
+        self.assertEqual([(b["type"], b["data"].get("transcript"),
+                           b["data"].get("recording_url"),
+                           b["data"].get("summary"), b["data"].get("body"))
+                          for b in old],
+                         [("call.started", None, None, None, None),
+                          ("call.ended", None, None, None, None),
+                          ("sms.received", None, None, None, None)])
+        self.assertEqual([b["data"]["call_id"] for b in old[:2]], [cid] * 2)
+        self.assertEqual(old[2]["data"]["message_id"], "SMold" + cid)
+        self.assertEqual(out["delivery_events_redacted"], 3)
+        self.assertEqual(json.loads(bodies("message:twilio:SMnew%s" % cid))
+                         ["data"]["body"], "new private text")
+        self.assertEqual(stack.ctl_json("prune", "--older-than", "30",
+                                        "--redact")
+                         ["delivery_events_redacted"], 0)
+        stack.psql("DELETE FROM endpoints WHERE id = '%s'" % eid)
+        stack.psql("DELETE FROM delivery_pending")
         self.assertEqual(kpis(), before)    # the counts are kept
         self.assertEqual(stack.ctl("prune").returncode, 64)
         self.assertEqual(stack.ctl("prune", "--older-than", "0")
