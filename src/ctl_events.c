@@ -505,6 +505,15 @@ ctl_prune(int argc, char **argv)
 		    "'{data,transcript}', body::jsonb #>> "
 		    "'{data,recording_url}', body::jsonb #>> "
 		    "'{data,summary}') IS NOT NULL ELSE false END" },
+		/* unread ones are kept: an urgent SMS's text, a voicemail's */
+		{ "notifications_redacted", 1, "UPDATE notifications SET "
+		    "data = data || CASE type WHEN 'urgent_sms' THEN "
+		    "'{\"body\": null}' ELSE '{\"transcription\": null, "
+		    "\"recording_url\": null}' END::jsonb WHERE created_at < "
+		    "$1 AND CASE type WHEN 'urgent_sms' THEN data->>'body' IS "
+		    "NOT NULL WHEN 'voicemail' THEN coalesce(data->>"
+		    "'transcription', nullif(data->>'recording_url', '')) IS "
+		    "NOT NULL ELSE false END" },
 		{ "activity_redacted", 1, "UPDATE activity SET summary = "
 		    "CASE type WHEN 'call_ended' THEN 'Call completed' "
 		    "WHEN 'call_missed' THEN 'Missed call' "

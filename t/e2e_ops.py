@@ -214,6 +214,25 @@ class Prune(unittest.TestCase):
                    "'SMnew%s', 'inbound', 'new private text')" % (org, cid))
         old_words = ("secret talk", "https://r/x", "About a bill",
                      "old private text")
+        # unread notifications are kept however old: an urgent SMS's
+        # text, a voicemail's transcription and recording
+        for kind, age, data in (
+                ("urgent_sms", "40 days", '{"body": "old urgent text", '
+                 '"from_number": "+15550001111"}'),
+                ("voicemail", "40 days", '{"call": "CAold", '
+                 '"transcription": "old voicemail words", '
+                 '"recording_url": "https://r/vm"}'),
+                ("urgent_sms", "1 day", '{"body": "new urgent text", '
+                 '"from_number": "+15550001111"}')):
+            stack.psql("INSERT INTO notifications (organization_id, type, "
+                       "title, message, data, created_at) VALUES ('%s', "
+                       "'%s', 't', 'm', '%s', now() - interval '%s')"
+                       % (org, kind, data, age))
+
+        def notes():
+            return [json.loads(x) for x in stack.psql(
+                "SELECT data::text FROM notifications WHERE data ? 'body' "
+                "OR data ? 'transcription' ORDER BY id").split("\n")]
 
         def bodies(subject):
             return stack.psql("SELECT string_agg(body, ' ') FROM "
@@ -272,9 +291,14 @@ class Prune(unittest.TestCase):
         self.assertEqual(out["delivery_events_redacted"], 3)
         self.assertEqual(json.loads(bodies("message:twilio:SMnew%s" % cid))
                          ["data"]["body"], "new private text")
-        self.assertEqual(stack.ctl_json("prune", "--older-than", "30",
-                                        "--redact")
-                         ["delivery_events_redacted"], 0)
+        self.assertEqual(notes(), [
+            {"body": None, "from_number": "+15550001111"},
+            {"call": "CAold", "transcription": None, "recording_url": None},
+            {"body": "new urgent text", "from_number": "+15550001111"}])
+        self.assertEqual(out["notifications_redacted"], 2)
+        again = stack.ctl_json("prune", "--older-than", "30", "--redact")
+        self.assertEqual((again["delivery_events_redacted"],
+                          again["notifications_redacted"]), (0, 0))
         stack.psql("DELETE FROM endpoints WHERE id = '%s'" % eid)
         stack.psql("DELETE FROM delivery_pending")
         self.assertEqual(kpis(), before)    # the counts are kept
