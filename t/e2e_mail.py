@@ -243,6 +243,18 @@ def missed_call(frm):
     return tw.missed_call(NUMBER, frm)
 
 
+def retrying(test):
+    """The one e-mail waiting for its retry: desk's, tried once, with
+    an error; the error."""
+    waiting = [o for o in stack.ctl_json(
+        "outbox", "list", "--state", "retry")["outbox"]
+        if o["kind"] == "email"]
+    test.assertEqual([(o["to"], o["attempts"]) for o in waiting],
+                     [("desk@mail.example", 1)])
+    test.assertTrue(waiting[0]["last_error"])
+    return waiting[0]["last_error"]
+
+
 def metric(kind, state):
     text = stack.get("/metrics").text
     line = 'telehook_outbox{kind="%s",state="%s"} ' % (kind, state)
@@ -378,12 +390,7 @@ class Mail(unittest.TestCase):
             out = send()
             self.assertEqual((out["mail_sent"], out["mail_retrying"]),
                              (0, 1))
-            waiting = [o for o in stack.ctl_json(
-                "outbox", "list", "--state", "retry")["outbox"]
-                if o["kind"] == "email"]
-            self.assertEqual([(o["to"], o["attempts"]) for o in waiting],
-                             [("desk@mail.example", 1)])
-            self.assertTrue(waiting[0]["last_error"])
+            retrying(self)
             self.assertEqual(metric("email", "retry"), 1)
             # not due again for 30 s
             self.assertEqual(send()["mail_retrying"], 0)
@@ -461,20 +468,15 @@ class Mail(unittest.TestCase):
         for secret in (PASSWORD.encode(), plain,
                        base64.b64encode(PASSWORD.encode())):
             self.assertNotIn(secret, remote.data)
-        waiting = [o for o in stack.ctl_json(
-            "outbox", "list", "--state", "retry")["outbox"]
-            if o["kind"] == "email"]
-        self.assertEqual([(o["to"], o["attempts"]) for o in waiting],
-                         [("desk@mail.example", 1)])
-        self.assertTrue(waiting[0]["last_error"])
-        self.assertNotIn(PASSWORD, waiting[0]["last_error"])
+        error = retrying(self)
+        self.assertNotIn(PASSWORD, error)
         # the loopback relay takes it when it is due again
         stack.psql("UPDATE mail_outbox SET next_attempt_at = now() "
                    "WHERE state = 'retry'")
         self.assertEqual(send()["mail_sent"], 1)
         self.assertEqual(sorted(by_rcpt(relay.take())),
                          ["desk@mail.example"])
-        return waiting[0]["last_error"]
+        return error
 
     def test_8_remote_relay_without_starttls(self):
         remote = Remote()
