@@ -545,6 +545,88 @@ class Delivery(unittest.TestCase):
         self.assertEqual({data_of(g)["call_id"] for g in got}, {call})
         stack.ctl_ok("endpoint", "remove", eid)
 
+    def test_c_a_slow_endpoint_goes_on_in_the_queue(self):
+        # no answer within a second: the batch is recorded without it,
+        # its request goes on as the queue's ("sending"), and its next
+        # events go through the queue while the others' are sent
+        global sender
+        release = threading.Event()
+
+        def slow(g, seen):
+            release.wait(20)
+            return 200
+        receiver.answers["/slow2"] = slow
+        slow_id, _ = add(ORG, "/slow2", "--events", "sms.received")
+        fast_id, _ = add(ORG, "/fast2", "--events", "sms.received")
+        # a request timeout well past that second (this stack's is 2 s)
+        with open(stack.conf) as f:
+            text = f.read()
+        self.assertIn('timeout_s = "2"', text)
+        conf = stack.path("slow.conf")
+        with open(conf, "w") as f:
+            f.write(text.replace('timeout_s = "2"', 'timeout_s = "8"'))
+        os.chmod(conf, 0o600)
+
+        def rows(eid):
+            return stack.psql(
+                "SELECT string_agg(state || ' ' || (claimed_at IS NULL), "
+                "', ' ORDER BY id) FROM deliveries WHERE endpoint_id = "
+                "'%s'" % eid)
+        stop_sender(sender)
+        sender = start_sender(conf)
+        try:
+            sms_in("slow 1", "+15551118951")
+            wait_for("the slow request handed to the queue", lambda: rows(
+                slow_id) == "sending false", timeout=20)
+            # recorded while the slow endpoint still holds its request
+            self.assertFalse(release.is_set())
+            self.assertEqual(rows(fast_id), "delivered true")
+            for i in (2, 3):
+                sms_in("slow %d" % i, "+1555111895%d" % i)
+            wait_for("the fast endpoint served", lambda: rows(fast_id) ==
+                     "delivered true, delivered true, delivered true")
+            wait_for("the slow endpoint's next events queued", lambda:
+                     stack.psql("SELECT count(*) FROM deliveries WHERE "
+                                "endpoint_id = '%s'" % slow_id) == "3")
+            self.assertFalse(release.is_set())
+            self.assertEqual(stack.psql(
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' "
+                "AND state = 'delivered'" % slow_id), "0")
+        finally:
+            release.set()
+            stop_sender(sender)
+            sender = start_sender()
+        wait_for("the slow endpoint served", lambda: stack.psql(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' AND "
+            "state = 'delivered'" % slow_id) == "3", timeout=30)
+        got = receiver.at("/slow2")
+        self.assertEqual(len(got), 3)
+        self.assertEqual(len({g["id"] for g in got}), 3)
+        self.assertEqual(sorted(data_of(g)["body"] for g in got),
+                         ["slow 1", "slow 2", "slow 3"])
+        for eid in (slow_id, fast_id):
+            stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_d_events_nobody_wants_leave_the_pending_list(self):
+        # the organization has an endpoint, so its call's events are
+        # written; nobody wants them, and none stays pending (where it
+        # would be taken again with every batch)
+        eid, _ = add(ORG, "/smsonly", "--events", "sms.received")
+        call = answered_call("+15551118961")
+        subject = "call:twilio:%s" % call
+        self.assertEqual(stack.psql(
+            "SELECT string_agg(type, ' ' ORDER BY id) FROM delivery_events "
+            "WHERE subject = '%s'" % subject),
+            "call.started call.answered call.ended")
+        wait_for("off delivery_pending", lambda: stack.psql(
+            "SELECT count(*) FROM delivery_pending p JOIN delivery_events "
+            "v ON v.id = p.event_id WHERE v.subject = '%s'" % subject)
+            == "0")
+        self.assertEqual(stack.psql("SELECT count(*) FROM deliveries "
+                                    "WHERE subject = '%s'" % subject), "0")
+        self.assertEqual(receiver.at("/smsonly"), [])
+        stack.ctl_ok("endpoint", "remove", eid)
+
 
 load_tests = in_order(__name__)
 
