@@ -569,22 +569,23 @@ class Delivery(unittest.TestCase):
 
         def rows(eid):
             return stack.psql(
-                "SELECT string_agg(state || ' ' || (claimed_at IS NULL), "
-                "', ' ORDER BY id) FROM deliveries WHERE endpoint_id = "
-                "'%s'" % eid)
+                "SELECT string_agg(state || ' ' || attempts || ' ' || "
+                "(claimed_at IS NULL), ', ' ORDER BY id) FROM deliveries "
+                "WHERE endpoint_id = '%s'" % eid)
         stop_sender(sender)
         sender = start_sender(conf)
         try:
             sms_in("slow 1", "+15551118951")
+            # within the request's timeout: its first attempt, claimed
             wait_for("the slow request handed to the queue", lambda: rows(
-                slow_id) == "sending false", timeout=20)
+                slow_id) == "sending 1 false", timeout=5)
             # recorded while the slow endpoint still holds its request
             self.assertFalse(release.is_set())
-            self.assertEqual(rows(fast_id), "delivered true")
+            self.assertEqual(rows(fast_id), "delivered 1 true")
             for i in (2, 3):
                 sms_in("slow %d" % i, "+1555111895%d" % i)
             wait_for("the fast endpoint served", lambda: rows(fast_id) ==
-                     "delivered true, delivered true, delivered true")
+                     ", ".join(["delivered 1 true"] * 3))
             wait_for("the slow endpoint's next events queued", lambda:
                      stack.psql("SELECT count(*) FROM deliveries WHERE "
                                 "endpoint_id = '%s'" % slow_id) == "3")
