@@ -628,6 +628,97 @@ class Delivery(unittest.TestCase):
         self.assertEqual(receiver.at("/smsonly"), [])
         stack.ctl_ok("endpoint", "remove", eid)
 
+    def test_e_disabled_by_the_operator_then_enabled(self):
+        # disabled: its waiting delivery waits, no new one is made for
+        # it; enabled: the waiting one goes, with its webhook-id.  One
+        # pass of the sender at a time ("deliveries send"), none beside.
+        global sender
+        receiver.answers["/toggle"] = 500
+        eid, _ = add(ORG, "/toggle", "--events", "sms.received")
+        other, _ = add(ORG, "/beside", "--events", "sms.received")
+
+        def mine():
+            return stack.psql(
+                "SELECT string_agg(state, ' ' ORDER BY id) FROM deliveries "
+                "WHERE endpoint_id = '%s'" % eid)
+
+        def due_and_send():
+            stack.psql("UPDATE deliveries SET next_attempt_at = now() "
+                       "WHERE endpoint_id = '%s'" % eid)
+            stack.ctl_ok("deliveries", "send")
+        stop_sender(sender)
+        try:
+            sms_in("first", "+15551118971")
+            stack.ctl_ok("deliveries", "send")
+            self.assertEqual(mine(), "retry")
+            self.assertEqual(stack.ctl_json("endpoint", "disable", eid),
+                             {"id": eid})
+            sms_in("while off", "+15551118972")
+            due_and_send()
+            self.assertEqual([data_of(g)["body"] for g in receiver.at(
+                "/beside")], ["first", "while off"])
+            self.assertEqual(mine(), "retry")
+            self.assertEqual(len(receiver.at("/toggle")), 1)
+            receiver.answers["/toggle"] = 200
+            self.assertEqual(stack.ctl_ok("endpoint", "enable", eid),
+                             "enabled %s\n" % eid)
+            due_and_send()
+            self.assertEqual(mine(), "delivered")
+        finally:
+            sender = start_sender()
+        got = receiver.at("/toggle")
+        self.assertEqual([data_of(g)["body"] for g in got],
+                         ["first", "first"])
+        self.assertEqual(got[0]["id"], got[1]["id"])
+        self.assertEqual([e["enabled"] for e in stack.ctl_json(
+            "endpoint", "list", ORG)["endpoints"] if e["id"] == eid],
+            ["yes"])
+        # the rotated secret, as text, once
+        out = stack.ctl_ok("endpoint", "rotate-secret", eid)
+        self.assertRegex(out, r"^secret whsec_[A-Za-z0-9+/=]{32,}\n")
+        for e in (eid, other):
+            stack.ctl_ok("endpoint", "remove", e)
+
+    def test_f_bad_ids_and_options(self):
+        unknown = "00000000-0000-4000-8000-000000000000"
+        before = stack.psql("SELECT count(*) || ' ' || coalesce(max(id), 0) "
+                            "|| ' ' || count(*) FILTER (WHERE state = "
+                            "'pending') FROM deliveries")
+        for args, code, why in (
+                (("endpoint", "enable", "nope"), 65,
+                 "nope is not an endpoint id"),
+                (("endpoint", "enable", unknown), 65,
+                 "no endpoint " + unknown),
+                (("endpoint", "rotate-secret", "nope"), 65,
+                 "is not an endpoint id"),
+                (("endpoint", "rotate-secret", unknown), 65, "no endpoint"),
+                (("endpoint", "test", "nope"), 65, "is not an endpoint id"),
+                (("endpoint", "test", unknown), 65, "no endpoint"),
+                (("deliveries", "list", "--endpoint", "nope"), 65,
+                 "--endpoint nope is not an endpoint id"),
+                (("deliveries", "list", "--state", "lost"), 65,
+                 "--state must be pending, sending, retry, delivered or "
+                 "dead"),
+                (("deliveries", "list", "--limit", "0"), 65,
+                 "--limit must be 1 to 100000"),
+                (("deliveries", "retry"), 64,
+                 "deliveries retry ID, or --endpoint ID --since TIME"),
+                (("deliveries", "retry", "1", "--endpoint", unknown), 64,
+                 "deliveries retry ID, or --endpoint ID --since TIME"),
+                (("deliveries", "retry", "--endpoint", "nope", "--since",
+                  "2026-01-01"), 65, "--endpoint nope is not an endpoint"),
+                (("deliveries", "retry", "--endpoint", unknown, "--since",
+                  "last tuesday"), 65, "--since last tuesday is not a "
+                 "time")):
+            p = stack.ctl(*args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertIn(why, p.stderr, args)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, args)
+        self.assertEqual(stack.psql(
+            "SELECT count(*) || ' ' || coalesce(max(id), 0) || ' ' || "
+            "count(*) FILTER (WHERE state = 'pending') FROM deliveries"),
+            before)
+
 
 load_tests = in_order(__name__)
 
