@@ -176,6 +176,21 @@ def sms_in(body, frm):
         body, to=NUMBER, frm=frm))
 
 
+def slow_and_fast(slow_path, fast_path):
+    """Two endpoints of ORG for sms.received: one that holds each
+    request until the event returned is set (20 s at most), one that
+    answers at once."""
+    release = threading.Event()
+
+    def slow(g, seen):
+        release.wait(20)
+        return 200
+    receiver.answers[slow_path] = slow
+    slow_id, _ = add(ORG, slow_path, "--events", "sms.received")
+    fast_id, _ = add(ORG, fast_path, "--events", "sms.received")
+    return release, slow_id, fast_id
+
+
 def data_of(g):
     return json.loads(g["body"])["data"]
 
@@ -458,14 +473,7 @@ class Delivery(unittest.TestCase):
         stack.ctl_ok("endpoint", "remove", eid)
 
     def test_9_a_slow_endpoint_delays_nobody(self):
-        release = threading.Event()
-
-        def slow(g, seen):
-            release.wait(20)
-            return 200
-        receiver.answers["/slow"] = slow
-        slow_id, _ = add(ORG, "/slow", "--events", "sms.received")
-        fast_id, _ = add(ORG, "/fast", "--events", "sms.received")
+        release, slow_id, fast_id = slow_and_fast("/slow", "/fast")
         try:
             took = []
             for i in range(3):
@@ -550,14 +558,7 @@ class Delivery(unittest.TestCase):
         # its request goes on as the queue's ("sending"), and its next
         # events go through the queue while the others' are sent
         global sender
-        release = threading.Event()
-
-        def slow(g, seen):
-            release.wait(20)
-            return 200
-        receiver.answers["/slow2"] = slow
-        slow_id, _ = add(ORG, "/slow2", "--events", "sms.received")
-        fast_id, _ = add(ORG, "/fast2", "--events", "sms.received")
+        release, slow_id, fast_id = slow_and_fast("/slow2", "/fast2")
         # a request timeout well past that second (this stack's is 2 s)
         with open(stack.conf) as f:
             text = f.read()

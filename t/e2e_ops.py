@@ -9,7 +9,6 @@ a signed request of every kind, and a running telehook takes them all.
 import json
 import os
 import re
-import subprocess
 import sys
 import unittest
 import urllib.parse
