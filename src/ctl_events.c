@@ -490,30 +490,27 @@ ctl_prune(int argc, char **argv)
 		    "OR media <> '[]')" },
 		/*
 		 * The events still waiting for an endpoint carry the same
-		 * fields in their bodies: blanked alike (a body changes
-		 * only here, so a later attempt sends what remains).
+		 * fields in their bodies, and unread notifications (kept
+		 * however old) an urgent SMS's text and a voicemail's: the
+		 * fields of each type, blanked where one is not empty (a body
+		 * changes only here, so a later attempt sends what remains).
 		 */
-		{ "delivery_events_redacted", 1, "UPDATE delivery_events SET "
-		    "body = CASE WHEN type LIKE 'sms.%' THEN jsonb_set(body::"
-		    "jsonb, '{data,body}', 'null') ELSE jsonb_set(jsonb_set("
-		    "jsonb_set(body::jsonb, '{data,transcript}', 'null'), "
-		    "'{data,recording_url}', 'null'), '{data,summary}', "
-		    "'null') END::text WHERE created_at < $1 AND CASE WHEN "
-		    "type LIKE 'sms.%' THEN body::jsonb #>> '{data,body}' IS "
-		    "NOT NULL WHEN type LIKE 'call.%' OR type = "
-		    "'voicemail.received' THEN coalesce(body::jsonb #>> "
-		    "'{data,transcript}', body::jsonb #>> "
-		    "'{data,recording_url}', body::jsonb #>> "
-		    "'{data,summary}') IS NOT NULL ELSE false END" },
-		/* unread ones are kept: an urgent SMS's text, a voicemail's */
-		{ "notifications_redacted", 1, "UPDATE notifications SET "
-		    "data = data || CASE type WHEN 'urgent_sms' THEN "
-		    "'{\"body\": null}' ELSE '{\"transcription\": null, "
-		    "\"recording_url\": null}' END::jsonb WHERE created_at < "
-		    "$1 AND CASE type WHEN 'urgent_sms' THEN data->>'body' IS "
-		    "NOT NULL WHEN 'voicemail' THEN coalesce(data->>"
-		    "'transcription', nullif(data->>'recording_url', '')) IS "
-		    "NOT NULL ELSE false END" },
+		{ "delivery_events_redacted", 1, "UPDATE delivery_events v SET "
+		    "body = jsonb_set(v.body::jsonb, '{data}', (v.body::jsonb "
+		    "-> 'data') || f.blank)::text FROM (VALUES ('^sms\\.', "
+		    "'{\"body\": null}'::jsonb), ('^(call|voicemail)\\.', "
+		    "'{\"transcript\": null, \"recording_url\": null, "
+		    "\"summary\": null}')) f(type, blank) WHERE "
+		    "v.created_at < $1 AND v.type ~ f.type AND EXISTS (SELECT "
+		    "1 FROM jsonb_each_text(v.body::jsonb -> 'data') d WHERE "
+		    "f.blank ? d.key AND d.value <> '')" },
+		{ "notifications_redacted", 1, "UPDATE notifications n SET "
+		    "data = n.data || f.blank FROM (VALUES ('urgent_sms', "
+		    "'{\"body\": null}'::jsonb), ('voicemail', "
+		    "'{\"transcription\": null, \"recording_url\": null}')) "
+		    "f(type, blank) WHERE n.created_at < $1 AND n.type = "
+		    "f.type AND EXISTS (SELECT 1 FROM jsonb_each_text(n.data) d "
+		    "WHERE f.blank ? d.key AND d.value <> '')" },
 		{ "activity_redacted", 1, "UPDATE activity SET summary = "
 		    "CASE type WHEN 'call_ended' THEN 'Call completed' "
 		    "WHEN 'call_missed' THEN 'Missed call' "
