@@ -162,23 +162,14 @@ USER, PASSWORD = "alerts@clinic.example", "relay-password-5V9q"
 
 def send_via(remote):
     """outbox send with [smtp] pointed at remote, with credentials."""
-    with open(stack.conf) as f:
-        text = f.read()
-    local = "smtp://127.0.0.1:%d" % PORT
-    assert '"%s"' % local in text
-    text = text.replace('"%s"' % local, '"smtp://127.0.0.2:%d"\n'
-                        'username = "%s"\npassword = "%s"'
-                        % (remote.port, USER, PASSWORD))
-    fd, conf = tempfile.mkstemp(dir=os.path.dirname(stack.conf))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        p = subprocess.run(
-            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
-            capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
-    finally:
-        os.unlink(conf)
+    conf = stack.conf_variant(
+        "remote.conf", '"smtp://127.0.0.1:%d"' % PORT,
+        '"smtp://127.0.0.2:%d"\nusername = "%s"\npassword = "%s"'
+        % (remote.port, USER, PASSWORD))
+    p = subprocess.run(
+        [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
     remote.thread.join(30)
     return p
 

@@ -613,6 +613,18 @@ pidfile = %(d)s/pgbouncer.pid
                                                    .replace('"', '\\"')))
         os.chmod(self.conf, 0o600)
 
+    def conf_variant(self, name, old, new):
+        """A copy of the configuration as name, mode 0600, with old
+        (which it must hold) replaced by new: its path."""
+        with open(self.conf) as f:
+            text = f.read()
+        assert old in text, old
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+        os.chmod(path, 0o600)
+        return path
+
     def ctl(self, *args, input=None):
         """Run telehookctl; returns the CompletedProcess."""
         env = dict(os.environ, TELEHOOK_SQLDIR=self.sqldir)
