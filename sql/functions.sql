@@ -634,6 +634,29 @@ BEGIN
 END
 $$;
 
+-- An incoming message's event (sms.received): its id instead of a copy
+-- (sql/013_message_events.sql), the envelope built when it is sent.
+CREATE OR REPLACE FUNCTION th_deliver_message(p_org uuid, p_type text,
+    p_subject text, p_message bigint) RETURNS void LANGUAGE sql AS $$
+	WITH v AS (INSERT INTO delivery_events (organization_id, type,
+	    subject, message_ref) VALUES (p_org, p_type, p_subject, p_message)
+	    RETURNING id)
+	INSERT INTO delivery_pending (event_id) SELECT id FROM v
+$$;
+
+-- What an event's attempts send: its snapshot, or the envelope of the
+-- message it names, stamped when the message was stored (as a snapshot
+-- is when it is taken).  Only the event's organization's message: were
+-- it another's, data is null.
+CREATE OR REPLACE FUNCTION th_event_body(v delivery_events) RETURNS text
+    LANGUAGE sql STABLE AS $$
+	SELECT coalesce(v.body, (SELECT json_build_object('type', v.type,
+	    'timestamp', th_iso(coalesce(m.created_at, v.created_at)), 'data',
+	    CASE WHEN m.id IS NOT NULL THEN th_message_json(m) END)::text
+	    FROM (SELECT) o LEFT JOIN messages m ON m.id = v.message_ref AND
+	    m.organization_id = v.organization_id))
+$$;
+
 -- The sender takes pending events in batches itself (src/deliver.c).
 DROP FUNCTION IF EXISTS th_deliver_fan_out(int);
 
@@ -704,8 +727,13 @@ BEGIN
 	    organization_id = NEW.organization_id AND enabled) THEN
 		RETURN NULL;
 	END IF;
-	PERFORM th_deliver(NEW.organization_id, v_type, 'message:' ||
-	    NEW.provider || ':' || NEW.message_id, th_message_json(NEW));
+	IF v_type = 'sms.received' THEN
+		PERFORM th_deliver_message(NEW.organization_id, v_type,
+		    'message:' || NEW.provider || ':' || NEW.message_id, NEW.id);
+	ELSE
+		PERFORM th_deliver(NEW.organization_id, v_type, 'message:' ||
+		    NEW.provider || ':' || NEW.message_id, th_message_json(NEW));
+	END IF;
 	RETURN NULL;
 END
 $$;

@@ -79,11 +79,11 @@ static const char *const sql_claim =
 	"p.subject = d.subject AND p.id < d.id AND p.state IN ('pending', "
 	"'sending', 'retry')) ORDER BY d.next_attempt_at, d.id LIMIT $1 "
 	"FOR UPDATE OF d SKIP LOCKED) RETURNING *) "
-	"SELECT c.id, c.endpoint_id, c.msg_id, v.body, c.attempts, e.url, "
-	"e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
+	"SELECT c.id, c.endpoint_id, c.msg_id, (SELECT th_event_body(v) "
+	"FROM delivery_events v WHERE v.id = c.event_id), c.attempts, "
+	"e.url, e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
 	"e.previous_sealed END FROM c JOIN endpoints e ON "
-	"e.id = c.endpoint_id JOIN delivery_events v ON v.id = c.event_id "
-	"ORDER BY c.id";
+	"e.id = c.endpoint_id ORDER BY c.id";
 enum { DC_ID, DC_ENDPOINT, DC_MSGID, DC_BODY, DC_ATTEMPTS, DC_URL,
 	DC_SECRET, DC_PREVIOUS };
 /* every success of a round at once: $1 ids, $2 statuses, $3 times */

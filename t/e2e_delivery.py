@@ -710,6 +710,89 @@ class Delivery(unittest.TestCase):
             "count(*) FILTER (WHERE state = 'pending') FROM deliveries"),
             before)
 
+    def test_g_a_received_message_is_named_not_copied(self):
+        # the event of an incoming message holds its id, not its text;
+        # what is sent is the message as the API shows it, stamped when
+        # it was stored, and never another organization's.  Answered by
+        # a rule: marked auto-replied to, after it was stored, in the
+        # same transaction (a copy taken when it was stored said not)
+        eid, secret = add(ORG, "/named", "--events", "sms.received")
+        rule = stack.ctl_ok("reply", "add", ORG, "--keywords", "nine",
+                            "--text", "See you then.").strip()
+        tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
+            "other clinic words", to=OTHER_NUMBER, frm="+15551118981"))
+        sms_in("see you at nine", "+15551118982")
+        wait_for("the message delivered", lambda: len(receiver.at(
+            "/named")) == 1)
+        # (the newest event: the other organization has no endpoint;
+        # looked up by id, as test_h counts scans of the table)
+        row = stack.psql(
+            "SELECT v.type, v.body IS NULL, v.message_ref = (SELECT id FROM "
+            "messages WHERE organization_id = '%s' AND from_number = "
+            "'+15551118982') FROM delivery_events v WHERE v.id = (SELECT "
+            "max(id) FROM delivery_events)" % ORG)
+        self.assertEqual(row, "sms.received|t|t")
+        got = receiver.at("/named")[0]
+        self.assertEqual(verify([(secret, got)]), ["ok"])
+        token = stack.ctl_ok("token", "create", ORG).strip()
+        api = stack.get("/api/v1/organizations/%s/conversations/"
+                        "+15551118982" % ORG, {"Authorization": "Bearer " +
+                                               token}).json()
+        msg = [m for m in api["messages"] if m["direction"] == "inbound"]
+        env = json.loads(got["body"])
+        self.assertEqual((env["type"], env["timestamp"], env["data"]),
+                         ("sms.received", msg[0]["created_at"], msg[0]))
+        self.assertEqual((env["data"]["body"], env["data"]["auto_reply"]),
+                         ("see you at nine", True))
+        stack.ctl_ok("reply", "remove", rule)
+        # an event of this organization naming the other's message
+        # (which no trigger writes) sends no word of it
+        stack.psql(
+            "WITH v AS (INSERT INTO delivery_events (organization_id, "
+            "type, subject, message_ref) SELECT '%s', 'sms.received', "
+            "'message:twilio:x', id FROM messages WHERE organization_id = "
+            "'%s' AND from_number = '+15551118981' RETURNING id) INSERT "
+            "INTO delivery_pending SELECT id FROM v" % (ORG, OTHER))
+        wait_for("the forged event delivered", lambda: len(receiver.at(
+            "/named")) == 2)
+        forged = receiver.at("/named")[1]
+        self.assertNotIn("other clinic words", forged["body"])
+        self.assertEqual(json.loads(forged["body"])["data"], None)
+        stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_h_a_batch_reads_its_events_not_every_event_kept(self):
+        # 50,000 events kept, the newest 5,000 pending (of an
+        # organization nobody listens to): each batch reads its own
+        # events, by id, not every event kept (by a scan of the table
+        # or of its index from the oldest)
+        global sender
+
+        def read():
+            return int(stack.psql(
+                "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM "
+                "pg_stat_user_tables WHERE relname = 'delivery_events'"))
+
+        def deleted():
+            return int(stack.psql(
+                "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname "
+                "= 'delivery_pending'"))
+        stop_sender(sender)
+        try:
+            stack.psql(
+                "WITH v AS (INSERT INTO delivery_events (organization_id, "
+                "type, subject, body) SELECT '%s', 'sms.sent', "
+                "'message:h:' || g, '{}' FROM generate_series(1, 50000) g "
+                "RETURNING id) INSERT INTO delivery_pending SELECT id FROM "
+                "v ORDER BY id DESC LIMIT 5000" % OTHER)
+            stack.psql("ANALYZE delivery_events")
+            stack.psql("ANALYZE delivery_pending")
+            before, gone = read(), deleted()
+        finally:
+            sender = start_sender()
+        # the sender's statistics reach the server within a few seconds
+        wait_for("the pending events taken", lambda: deleted() >=
+                 gone + 5000, timeout=60)
+        self.assertLess(read() - before, 2 * 5000)
 
 load_tests = in_order(__name__)
 
