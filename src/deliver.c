@@ -43,6 +43,7 @@
  * private (RFC 1918, RFC 6598, unique local) or link-local address is
  * refused after name resolution, unless [delivery] allow_private = yes.
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,99 @@ deliver_sig(int sig)
 {
 	(void)sig;
 	deliver_stop = 1;
+}
+
+/*
+ * The sockets curl wants watched, and when it wants its timeouts: so
+ * each wakeup drives only the transfers whose sockets are ready
+ * (curl_multi_socket_action), where curl_multi_perform() checks every
+ * transfer in flight, a poll(2) each, up to DELIVER_INFLIGHT a wakeup.
+ */
+static struct pollfd	*deliver_pfd;
+static int		 deliver_npfd, deliver_pfdcap;
+static long long	 deliver_timer_us = -1;
+
+static int
+deliver_sock(CURL *e, curl_socket_t s, int what, void *arg, void *sp)
+{
+	int	 i;
+
+	(void)e;
+	(void)arg;
+	(void)sp;
+	for (i = 0; i < deliver_npfd && deliver_pfd[i].fd != s; i++)
+		;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < deliver_npfd)
+			deliver_pfd[i] = deliver_pfd[--deliver_npfd];
+		return 0;
+	}
+	if (i == deliver_npfd) {
+		if (deliver_npfd == deliver_pfdcap) {
+			deliver_pfdcap = deliver_pfdcap * 2 + 16;
+			deliver_pfd = xreallocarray(deliver_pfd,
+			    (size_t)deliver_pfdcap, sizeof(*deliver_pfd));
+		}
+		deliver_pfd[deliver_npfd++].fd = s;
+	}
+	deliver_pfd[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
+	    (what & CURL_POLL_OUT ? POLLOUT : 0));
+	deliver_pfd[i].revents = 0;
+	return 0;
+}
+
+static int
+deliver_timer(CURLM *m, long ms, void *arg)
+{
+	(void)m;
+	(void)arg;
+	deliver_timer_us = ms < 0 ? -1 : now_us() + ms * 1000LL;
+	return 0;
+}
+
+/* curl's timeout, if it is due: new transfers start, slow ones end. */
+static void
+deliver_due(CURLM *m)
+{
+	int	 left;
+
+	if (deliver_timer_us != -1 && now_us() >= deliver_timer_us) {
+		deliver_timer_us = -1;
+		(void)curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0,
+		    &left);
+	}
+}
+
+/* Wait up to ms (less if curl's timeout comes first), then drive. */
+static void
+deliver_wait(CURLM *m, int ms)
+{
+	struct pollfd	*ready;
+	long long	 t;
+	int		 i, k, nready = 0, left, ev;
+
+	if (deliver_timer_us != -1) {
+		t = (deliver_timer_us - now_us() + 999) / 1000;
+		if (t < ms)
+			ms = t < 0 ? 0 : (int)t;
+	}
+	if (poll(deliver_pfd, (nfds_t)deliver_npfd, ms) > 0) {
+		/* curl changes the set as it goes: act on a copy */
+		ready = xcalloc((size_t)deliver_npfd, sizeof(*ready));
+		for (i = 0; i < deliver_npfd; i++)
+			if (deliver_pfd[i].revents != 0)
+				ready[nready++] = deliver_pfd[i];
+		for (k = 0; k < nready; k++) {
+			ev = (ready[k].revents & (POLLIN | POLLHUP) ?
+			    CURL_CSELECT_IN : 0) | (ready[k].revents & POLLOUT ?
+			    CURL_CSELECT_OUT : 0) | (ready[k].revents &
+			    (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
+			(void)curl_multi_socket_action(m, ready[k].fd, ev,
+			    &left);
+		}
+		free(ready);
+	}
+	deliver_due(m);
 }
 
 /* Refuse a connection to a private address, after resolution. */
@@ -497,6 +591,8 @@ deliver_run(int once, struct deliver_stats *st)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
 	    (m = curl_multi_init()) == NULL)
 		goto done;
+	(void)curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, deliver_sock);
+	(void)curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, deliver_timer);
 	snprintf(tmo, sizeof(tmo), "%lld", conf.delivery.timeout_s);
 	while (!deliver_stop || n > 0 || b.active) {
 		took = 0;
@@ -580,11 +676,10 @@ deliver_run(int once, struct deliver_stats *st)
 			if (once && claimed == 0 && took == 0)
 				break;
 			if (claimed == 0 && took == 0)
-				(void)curl_multi_poll(m, NULL, 0,
-				    DELIVER_IDLE_MS, NULL);
+				deliver_wait(m, DELIVER_IDLE_MS);
 			continue;
 		}
-		(void)curl_multi_perform(m, &left);
+		deliver_due(m);
 		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
 			if (msg->msg != CURLMSG_DONE)
 				continue;
@@ -611,8 +706,8 @@ deliver_run(int once, struct deliver_stats *st)
 		if (ok_flush(&ok, st) == -1)
 			goto done;
 		if (n > 0)
-			(void)curl_multi_poll(m, NULL, 0, n < DELIVER_INFLIGHT ||
-			    b.active ? 20 : DELIVER_IDLE_MS, NULL);
+			deliver_wait(m, n < DELIVER_INFLIGHT || b.active ? 20 :
+			    DELIVER_IDLE_MS);
 	}
 	rc = 0;
 done:
@@ -627,6 +722,10 @@ done:
 	if (m != NULL)
 		curl_multi_cleanup(m);
 	curl_global_cleanup();
+	free(deliver_pfd);
+	deliver_pfd = NULL;
+	deliver_npfd = deliver_pfdcap = 0;
+	deliver_timer_us = -1;
 	cidrlist_free(&deliver_private_list);
 	deliver_secrets_free();
 	buf_free(&busy);
