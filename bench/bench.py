@@ -465,9 +465,38 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
     after = os.environ.get("BENCH_SENDER_AFTER") == "1"
     sender = None
     n = 7 * 10**8
+    # BENCH_RECEIVER_LOAD=1: a third kind of round, endpoints disabled
+    # and wrk posting envelopes to the receivers at the rate the sender
+    # delivered during the round before: what the HTTP alone (the
+    # clients' side and a client's) costs these cores, without telehook
+    # delivering anything
+    kinds = (False, True)
+    if os.environ.get("BENCH_RECEIVER_LOAD") == "1":
+        kinds = (False, True, "receivers")
+        out["receivers"] = []
+        out["receivers_rps"] = []
+        rlua = os.path.join(os.path.dirname(path), "receiver.lua")
+    rate = 0.0
     try:
         for r in range(int(os.environ.get("BENCH_ROUNDS", "3"))):
-            for on in (False, True):
+            for on in kinds:
+                if on == "receivers":
+                    endpoints(False)
+                    write_requests(path, lambda k: twilio_line(stack, k + n),
+                                   per_thread)
+                    n += 10**7
+                    settle(stack)
+                    with open(rlua, "w") as f:
+                        f.write(receiver_lua(rate))
+                    got = {}
+                    t = threading.Thread(target=lambda: got.update(wrk(
+                        base + "/bench/receiver?e=0", rlua, conns=64)))
+                    t.start()
+                    x = wrk(base, lua, path)
+                    t.join()
+                    out["receivers"].append(x)
+                    out["receivers_rps"].append(got["rps"])
+                    continue
                 endpoints(on)
                 write_requests(path, lambda k: twilio_line(stack, k + n),
                                per_thread)
@@ -475,8 +504,20 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
                 settle(stack)
                 if on and not after and sender is None:
                     sender = start()
+                done0 = int(stack.psql("SELECT count(*) FROM deliveries"))
+                perf = None
+                if os.environ.get("BENCH_PERF"):
+                    perf = subprocess.Popen(
+                        ["perf", "record", "-a", "-g", "-o", "%s.%s.%d" % (
+                            os.environ["BENCH_PERF"], on, r)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 x = wrk(base, lua, path)
+                if perf is not None:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait()
                 out["with" if on else "without"].append(x)
+                rate = (int(stack.psql("SELECT count(*) FROM deliveries"))
+                        - done0) / float(SECONDS)
                 if not on:
                     continue
                 if sender is None:
@@ -494,6 +535,7 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
                                 stack.psql("SELECT count(*) FROM "
                                            "delivery_pending")))
                 out["drain_s"].append(time.monotonic() - t0)
+
                 if after:
                     sender.terminate()
                     sender.wait()
@@ -508,10 +550,37 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
         if sender is not None:
             sender.terminate()
             sender.wait()
-    for k in ("without", "with"):
+    for k in ("without", "with", "receivers"):
+        if k not in out:
+            continue
         out[k + "_median"] = sorted(x["rps"] for x in out[k])[
             len(out[k]) // 2]
     return out
+
+
+def receiver_lua(rate):
+    """wrk posting a signed sms.received envelope of the sender's size
+    at about rate requests a second over 64 connections."""
+    body = json.dumps({"type": "sms.received", "timestamp":
+                       "2026-11-29T12:00:00.000Z", "data": {
+                           "id": "123456", "message_id": "SM" + "0" * 32,
+                           "provider": "twilio", "direction": "inbound",
+                           "from": "+15550001234", "to": NUMBER,
+                           "body": "Thanks!", "num_media": 0,
+                           "status": "received", "status_history": [
+                               {"at": "2026-11-29T12:00:00.000Z",
+                                "status": "received"}],
+                           "auto_reply": False, "created_at":
+                           "2026-11-29T12:00:00.000Z"}})
+    return ('wrk.method = "POST"\n'
+            'wrk.body = %s\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["webhook-id"] = "msg_%s"\n'
+            'wrk.headers["webhook-timestamp"] = "1795000000"\n'
+            'wrk.headers["webhook-signature"] = "v1,%s"\n'
+            'function delay() return %d end\n'
+            % (json.dumps(body), "0" * 32, "A" * 43 + "=",
+               max(1, int(64 * 1000 / max(rate, 1.0)))))
 
 
 def endpoints_line(e):
@@ -519,14 +588,20 @@ def endpoints_line(e):
             "endpoints and the sender delivering %s req/s, median %.0f: "
             "%.2f of it (goal: at least 0.90); %d deliveries, each round's "
             "all delivered %s s after it; delivery lag p50 %.2f s, p99 "
-            "%.2f s" % (
+            "%.2f s%s" % (
                 " ".join("%.0f" % x["rps"] for x in e["without"]),
                 e["without_median"],
                 " ".join("%.0f" % x["rps"] for x in e["with"]),
                 e["with_median"], e["with_median"] / e["without_median"],
                 e["deliveries"],
                 " ".join("%.1f" % t for t in e["drain_s"]), e["lag"][0],
-                e["lag"][1]))
+                e["lag"][1], "" if "receivers" not in e else
+                "; without endpoints but wrk posting to the receivers "
+                "(%s req/s to them) %s req/s, median %.0f: %.2f" % (
+                    " ".join("%.0f" % x for x in e["receivers_rps"]),
+                    " ".join("%.0f" % x["rps"] for x in e["receivers"]),
+                    e["receivers_median"], e["receivers_median"] /
+                    e["without_median"])))
 
 
 def report(r):
