@@ -113,8 +113,16 @@ def start_sender(conf=None):
 
 
 def stop_sender(p):
+    """SIGTERM, as systemd stops it; a sender still running 30 s later
+    is killed, so a broken one (dev/mutate) fails its test instead of
+    outliving it with its stack."""
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=30)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise
 
 
 def setUpModule():
@@ -149,12 +157,14 @@ def setUpModule():
 
 
 def tearDownModule():
-    if sender is not None and sender.poll() is None:
-        stop_sender(sender)
-    if stack is not None:
-        stack.stop()
-    if receiver is not None:
-        receiver.shutdown()
+    try:
+        if sender is not None and sender.poll() is None:
+            stop_sender(sender)
+    finally:
+        if stack is not None:
+            stack.stop()
+        if receiver is not None:
+            receiver.shutdown()
 
 
 def add(org, path, *extra):
