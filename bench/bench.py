@@ -453,10 +453,10 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
             "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
             "count(*) FROM deliveries WHERE state <> 'delivered')") == "0"
 
-    # as telehook-deliver.service runs it: Nice=10, below the workers
+    # as telehook-deliver.service runs it: Nice=19, below the workers
     def start():
         return subprocess.Popen(
-            ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "10"),
+            ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19"),
              stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
             env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
