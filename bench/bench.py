@@ -480,12 +480,12 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
     try:
         for r in range(int(os.environ.get("BENCH_ROUNDS", "3"))):
             for on in kinds:
+                endpoints(on is True)
+                write_requests(path, lambda k: twilio_line(stack, k + n),
+                               per_thread)
+                n += 10**7
+                settle(stack)
                 if on == "receivers":
-                    endpoints(False)
-                    write_requests(path, lambda k: twilio_line(stack, k + n),
-                                   per_thread)
-                    n += 10**7
-                    settle(stack)
                     with open(rlua, "w") as f:
                         f.write(receiver_lua(rate))
                     got = {}
@@ -497,11 +497,6 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
                     out["receivers"].append(x)
                     out["receivers_rps"].append(got["rps"])
                     continue
-                endpoints(on)
-                write_requests(path, lambda k: twilio_line(stack, k + n),
-                               per_thread)
-                n += 10**7
-                settle(stack)
                 if on and not after and sender is None:
                     sender = start()
                 done0 = int(stack.psql("SELECT count(*) FROM deliveries"))
