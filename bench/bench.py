@@ -194,6 +194,61 @@ def peer_line(org, port, n):
                     n)
 
 
+class Receivers:
+    """The endpoints' receivers: an nginx of their own answering 200 to
+    any POST, with no access log (BENCH_RECEIVER_NICE, 19).  They stand
+    for the clients' systems, which in production are other machines:
+    in telehook's nginx they shared its workers' event loops with the
+    webhooks and each wrote a log line (bench/README)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="telehook-receivers-")
+
+    def __enter__(self):
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""%sdaemon off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %s;
+    server {
+        listen 127.0.0.1:%d;
+        keepalive_requests 100000;
+        location / { default_type text/plain; return 200 'ok'; }
+    }
+}
+""" % ("user root;\n" if os.geteuid() == 0 else "", self.dir, self.dir,
+                self.dir, self.port))
+        self.p = subprocess.Popen(
+            ["nice", "-n", os.environ.get("BENCH_RECEIVER_NICE", "19"),
+             "nginx", "-p", self.dir, "-c", conf, "-e",
+             os.path.join(self.dir, "error.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.base = "http://127.0.0.1:%d" % self.port
+
+        def up():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                               timeout=1)
+                c.request("POST", "/", "{}")
+                return c.getresponse().status == 200
+            except OSError:
+                return False
+        wait_for("the receivers' nginx", up)
+        return self
+
+    def __exit__(self, *exc):
+        self.p.terminate()
+        self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Peer:
     """The peer (bench/peer: Express, the twilio SDK, a pg pool), as its
     README runs it: PEER_PROCS processes, a pool of 8 each, straight on
@@ -322,8 +377,6 @@ def main():
              "return 200 'ok'; }\n"
              "location = /bench/fcgi { fastcgi_pass 127.0.0.1:%d; "
              "include fastcgi_params; }" % fcgi_port)
-    extra += ("\nlocation = /bench/receiver { default_type text/plain; "
-              "return 200 'ok'; }")
     stack = Stack(workers=WORKERS, rate_limit=10000000, durable=True,
                   pooler=POOLER, secret_key=True,
                   extra_locations=extra, extra_conf={
@@ -431,6 +484,12 @@ def main():
 
 
 def with_endpoints(stack, org, base, lua, path, per_thread):
+    with Receivers() as rcv:
+        return endpoint_rounds(stack, org, base, lua, path, per_thread,
+                               rcv.base)
+
+
+def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
     """(d) without endpoints and (d) with three endpoints subscribed to
     sms.received and the sender (telehookctl deliveries run) delivering
     to nginx during the run, in alternating rounds (BENCH_ROUNDS, 3):
@@ -441,7 +500,7 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
     ids = []
     for i in range(3):
         ids.append(stack.ctl_json(
-            "endpoint", "add", org, base + "/bench/receiver?e=%d" % i,
+            "endpoint", "add", org, rbase + "/receiver?e=%d" % i,
             "--events", "sms.received")["id"])
 
     def endpoints(on):
@@ -456,7 +515,7 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
     # as telehook-deliver.service runs it: Nice=19, below the workers
     def start():
         return subprocess.Popen(
-            ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19"),
+            (["chrt", "--idle", "0"] if os.environ.get("XIDLE") else ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19")]) + [
              stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
             env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -490,7 +549,7 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
                         f.write(receiver_lua(rate))
                     got = {}
                     t = threading.Thread(target=lambda: got.update(wrk(
-                        base + "/bench/receiver?e=0", rlua, conns=64)))
+                        rbase + "/receiver?e=0", rlua, conns=64)))
                     t.start()
                     x = wrk(base, lua, path)
                     t.join()

@@ -49,14 +49,17 @@ static const char *const sql_batch_lock =
  * already waits in that endpoint's queue.  Each event is looked up by
  * its id (LATERAL ... OFFSET 0): as a join, the planner may scan every
  * event kept, for a batch it expects to be 1000 long and under load is
- * a few.
+ * a few.  So is the message an event names, which th_event_body()
+ * sends only if it is the event's organization's.
  */
 static const char *const sql_batch =
 	"WITH p AS (SELECT event_id FROM delivery_pending ORDER BY event_id "
 	"LIMIT 1000), v AS MATERIALIZED (SELECT (l.v).id, (l.v)."
-	"organization_id, (l.v).type, (l.v).subject, th_event_body(l.v) AS "
-	"body FROM p CROSS JOIN LATERAL (SELECT v FROM delivery_events v "
-	"WHERE v.id = p.event_id OFFSET 0) l) SELECT v.id, e.id, 'msg_' "
+	"organization_id, (l.v).type, (l.v).subject, th_event_body(l.v, "
+	"n.m) AS body FROM p CROSS JOIN LATERAL (SELECT v FROM "
+	"delivery_events v WHERE v.id = p.event_id OFFSET 0) l LEFT JOIN "
+	"LATERAL (SELECT m FROM messages m WHERE m.id = (l.v).message_ref "
+	"OFFSET 0) n ON true) SELECT v.id, e.id, 'msg_' "
 	"|| md5(v.id || '/' || e.id), v.subject, CASE WHEN e.id IS NOT NULL "
 	"THEN v.body END, e.url, e.secret_sealed, CASE WHEN e.previous_until "
 	"> now() THEN e.previous_sealed END, EXISTS (SELECT 1 FROM "

@@ -593,6 +593,14 @@ deliver_run(int once, struct deliver_stats *st)
 		goto done;
 	(void)curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, deliver_sock);
 	(void)curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, deliver_timer);
+	/*
+	 * Connections outlive a batch: by default curl keeps four idle per
+	 * transfer still added, so as a batch ended most were closed, and
+	 * the next batch made them again (a TLS handshake each, to an https
+	 * endpoint).
+	 */
+	(void)curl_multi_setopt(m, CURLMOPT_MAXCONNECTS,
+	    (long)DELIVER_INFLIGHT);
 	snprintf(tmo, sizeof(tmo), "%lld", conf.delivery.timeout_s);
 	while (!deliver_stop || n > 0 || b.active) {
 		took = 0;

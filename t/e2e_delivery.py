@@ -52,11 +52,11 @@ class Receiver(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128     # the sender opens up to 32 at once
 
-    def __init__(self):
+    def __init__(self, handler=None):
         self.got = []
         self.lock = threading.Lock()
         self.answers = {}
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(("127.0.0.1", 0), handler or Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def url(self, path):
@@ -78,6 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                             self.headers.items()},
              "body": body.decode(), "at": time.monotonic()}
         g["id"] = g["headers"].get("webhook-id")
+        g["peer"] = self.client_address[1]     # the sender's connection
         g["type"] = json.loads(g["body"]).get("type")
         with self.server.lock:
             self.server.got.append(g)
@@ -88,6 +89,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
+
+
+class KeepAlive(Handler):
+    """HTTP/1.1: a connection stays open for the next request."""
+
+    protocol_version = "HTTP/1.1"
 
 
 def verify(items):
@@ -165,6 +172,7 @@ def tearDownModule():
             stack.stop()
         if receiver is not None:
             receiver.shutdown()
+            receiver.server_close()
 
 
 def add(org, path, *extra):
@@ -803,6 +811,41 @@ class Delivery(unittest.TestCase):
         wait_for("the pending events taken", lambda: deleted() >=
                  gone + 5000, timeout=60)
         self.assertLess(read() - before, 2 * 5000)
+
+    def test_i_connections_outlive_a_batch(self):
+        # an endpoint that keeps connections open (HTTP/1.1) gets a
+        # batch of 20 at once over 20 connections, then another batch
+        # of 20 over the same ones: for an https endpoint a new one is
+        # a TLS handshake (curl's cache kept four per transfer still
+        # running, so a batch ending closed most)
+        ka = Receiver(KeepAlive)
+        try:
+            def slow(g, seen):
+                time.sleep(0.2)     # all 20 of a batch at once
+                return 200
+            ka.answers["/ka"] = slow
+            eid = stack.ctl_json("endpoint", "add", ORG, ka.url("/ka"),
+                                 "--events", "sms.received")["id"]
+            for b in range(2):
+                # the sender stopped while they come, not ended: its
+                # connections are what is looked at
+                sender.send_signal(signal.SIGSTOP)
+                try:
+                    for i in range(20):
+                        sms_in("batch %d" % b, "+155511190%02d" % i)
+                finally:
+                    sender.send_signal(signal.SIGCONT)
+                wait_for("the batch delivered", lambda: len(ka.at(
+                    "/ka")) == 20 * (b + 1), timeout=30)
+            got = ka.at("/ka")
+            first = set(g["peer"] for g in got[:20])
+            second = set(g["peer"] for g in got[20:])
+            self.assertEqual(len(first), 20)
+            self.assertEqual(second - first, set())
+            stack.ctl_ok("endpoint", "remove", eid)
+        finally:
+            ka.shutdown()
+            ka.server_close()
 
 load_tests = in_order(__name__)
 
