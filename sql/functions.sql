@@ -656,6 +656,17 @@ CREATE OR REPLACE FUNCTION th_event_body(v delivery_events) RETURNS text
 	    m.id = v.message_ref))
 $$;
 
+-- An endpoint removed (or its organization) takes its deliveries with
+-- it (sql/014: no foreign key).  The sender's batch statement has the
+-- endpoint's row locked while it writes them, so this runs after it.
+CREATE OR REPLACE FUNCTION th_endpoints_removed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+	DELETE FROM deliveries WHERE endpoint_id = OLD.id;
+	RETURN NULL;
+END
+$$;
+
 -- The sender takes pending events in batches itself (src/deliver.c).
 DROP FUNCTION IF EXISTS th_deliver_fan_out(int);
 

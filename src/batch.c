@@ -71,16 +71,25 @@ static const char *const sql_batch =
 enum { BC_EVENT, BC_ENDPOINT, BC_MSGID, BC_SUBJECT, BC_BODY, BC_URL,
 	BC_SECRET, BC_PREVIOUS, BC_QUEUED };
 /*
- * What became of a batch, in one statement: a delivery row each, in
- * event order (delivered; retry or dead; pending behind them; sending
- * for an attempt still running, whose id comes back), the endpoints'
- * counters, and the events off delivery_pending.
+ * What became of a batch, in one statement: each endpoint of the batch
+ * locked, with its counters; a delivery row each, in event order
+ * (delivered; retry or dead; pending behind them; sending for an
+ * attempt still running, whose id comes back), only for the endpoints
+ * locked (one removed meanwhile has none: sql/014); and the events off
+ * delivery_pending.
  */
 static const char *const sql_batch_done =
 	"WITH r AS (SELECT * FROM unnest($1::bigint[], $2::uuid[], "
 	"$3::text[], $4::text[], $5::int[], $6::float8[], $7::int[], "
 	"$8::text[]) WITH ORDINALITY AS r(event_id, endpoint_id, msg_id, "
-	"state, attempts, delay, status, error, ord)), i AS (INSERT INTO "
+	"state, attempts, delay, status, error, ord)), s AS (UPDATE "
+	"endpoints e SET ok_total = e.ok_total + x.ok, failed_total = "
+	"e.failed_total + x.failed, latency_ms_sum = e.latency_ms_sum + "
+	"x.ms, enabled = e.enabled AND NOT x.gone, disabled_reason = CASE "
+	"WHEN x.gone THEN 'answered 410 Gone at ' || th_iso(now()) ELSE "
+	"e.disabled_reason END FROM unnest($9::uuid[], $10::int[], "
+	"$11::int[], $12::bigint[], $13::bool[]) AS x(id, ok, failed, ms, "
+	"gone) WHERE e.id = x.id RETURNING e.id), i AS (INSERT INTO "
 	"deliveries (endpoint_id, organization_id, msg_id, type, subject, "
 	"event_id, state, attempts, next_attempt_at, claimed_at, "
 	"last_status, last_error, created_at, delivered_at) SELECT "
@@ -88,18 +97,11 @@ static const char *const sql_batch_done =
 	"r.event_id, r.state, r.attempts, now() + make_interval(secs => "
 	"r.delay), CASE WHEN r.state = 'sending' THEN now() END, r.status, "
 	"r.error, v.created_at, CASE WHEN r.state = 'delivered' THEN now() "
-	"END FROM r JOIN delivery_events v ON v.id = r.event_id JOIN "
-	"endpoints e ON e.id = r.endpoint_id ORDER BY r.ord RETURNING id, "
-	"event_id, endpoint_id, state), s AS (UPDATE endpoints e SET "
-	"ok_total = e.ok_total + x.ok, failed_total = e.failed_total + "
-	"x.failed, latency_ms_sum = e.latency_ms_sum + x.ms, enabled = "
-	"e.enabled AND NOT x.gone, disabled_reason = CASE WHEN x.gone THEN "
-	"'answered 410 Gone at ' || th_iso(now()) ELSE e.disabled_reason "
-	"END FROM unnest($9::uuid[], $10::int[], $11::int[], $12::bigint[], "
-	"$13::bool[]) AS x(id, ok, failed, ms, gone) WHERE e.id = x.id), "
-	"d AS (DELETE FROM delivery_pending WHERE event_id = ANY "
-	"($14::bigint[])) SELECT id, event_id, endpoint_id FROM i WHERE "
-	"state = 'sending'";
+	"END FROM r JOIN delivery_events v ON v.id = r.event_id JOIN s ON "
+	"s.id = r.endpoint_id ORDER BY r.ord RETURNING id, event_id, "
+	"endpoint_id, state), d AS (DELETE FROM delivery_pending WHERE "
+	"event_id = ANY ($14::bigint[])) SELECT id, event_id, endpoint_id "
+	"FROM i WHERE state = 'sending'";
 /* Endpoints that were slow lately: the queue is theirs. */
 static struct {
 	char		 id[40];
@@ -447,10 +449,9 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 		    d->state == DI_QUEUE || d->state == DI_FLIGHT)
 			queued++;
 	}
+	/* every endpoint of the batch: its rows are written if locked */
 	for (k = 0; k < b->nep; k++) {
 		e = &b->ep[k];
-		if (e->ok == 0 && e->failed == 0)
-			continue;
 		ctl_arr(&a[BA_EP], e->id);
 		snprintf(num, sizeof(num), "%d", e->ok);
 		ctl_arr(&a[BA_OK], num);

@@ -216,7 +216,8 @@ ctl_endpoint_rotate(int argc, char **argv)
 
 /*
  * endpoint test ID: queue a ping for it and wait (up to 20 s) for the
- * sender to deliver it; says what became of it.
+ * sender to deliver it; says what became of it.  The endpoint's row is
+ * locked meanwhile: its removal waits, then takes the ping (sql/014).
  */
 static int
 ctl_endpoint_test(int argc, char **argv)
@@ -236,7 +237,7 @@ ctl_endpoint_test(int argc, char **argv)
 	    "'ping', 'ping:' || e.id, json_build_object('type', 'ping', "
 	    "'timestamp', th_iso(now()), 'data', json_build_object("
 	    "'endpoint_id', e.id))::text FROM endpoints e WHERE e.id = $1 "
-	    "RETURNING *) INSERT INTO deliveries (endpoint_id, "
+	    "FOR KEY SHARE RETURNING *) INSERT INTO deliveries (endpoint_id, "
 	    "organization_id, msg_id, type, subject, event_id) SELECT $1, "
 	    "v.organization_id, 'msg_' || replace(gen_random_uuid()::text, "
 	    "'-', ''), v.type, v.subject, v.id FROM v RETURNING id", 1, p,

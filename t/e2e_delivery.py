@@ -847,6 +847,62 @@ class Delivery(unittest.TestCase):
             ka.shutdown()
             ka.server_close()
 
+    def test_j_a_removed_endpoint_takes_its_deliveries(self):
+        # no foreign key (sql/014): the removal takes the rows with it
+        global sender
+        eid, _ = add(ORG, "/gone-later", "--events", "sms.received")
+        sms_in("before the removal", "+15551119100")
+        wait_for("delivered", lambda: stack.psql(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' AND "
+            "state = 'delivered'" % eid) == "1")
+        stack.ctl_ok("endpoint", "remove", eid)
+        self.assertEqual(stack.psql(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s'"
+            % eid), "0")
+        # removed while its batch is in flight: the batch's statement
+        # waits for the removal, writes nothing of it, and the sender
+        # goes on (with the key it failed, the sender exited, and the
+        # batch went again to every other endpoint)
+        eid, _ = add(ORG, "/gone-now", "--events", "sms.received")
+        other, _ = add(ORG, "/stays", "--events", "sms.received")
+        rm = subprocess.Popen(
+            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
+             "telehook", "-d", "telehook", "-AtXq", "-v",
+             "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, PGAPPNAME="removal"))
+        try:
+            rm.stdin.write("BEGIN;\nDELETE FROM endpoints WHERE id = "
+                           "'%s';\n" % eid)
+            rm.stdin.flush()
+            wait_for("the removal begun", lambda: stack.psql(
+                "SELECT state FROM pg_stat_activity WHERE "
+                "application_name = 'removal'") == "idle in transaction")
+            sms_in("during the removal", "+15551119101")
+            wait_for("the batch waiting for the removal", lambda: len(
+                receiver.at("/gone-now")) == 1 and stack.psql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE "
+                    "wait_event_type = 'Lock' AND query LIKE "
+                    "'%INSERT INTO deliveries%'") == "1")
+            rm.stdin.write("COMMIT;\n")
+            rm.stdin.close()
+            self.assertEqual(rm.wait(timeout=30), 0)
+            wait_for("the batch recorded", lambda: stack.psql(
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s'"
+                % other) == "1")
+            self.assertEqual(stack.psql(
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s'"
+                % eid), "0")
+            self.assertIsNone(sender.poll())
+            self.assertEqual(len(receiver.at("/stays")), 1)
+        finally:
+            if rm.poll() is None:
+                rm.kill()
+                rm.wait()
+            if sender.poll() is not None:
+                sender = start_sender()
+        stack.ctl_ok("endpoint", "remove", other)
+
 load_tests = in_order(__name__)
 
 if __name__ == "__main__":
