@@ -485,8 +485,66 @@ def main():
 
 def with_endpoints(stack, org, base, lua, path, per_thread):
     with Receivers() as rcv:
-        return endpoint_rounds(stack, org, base, lua, path, per_thread,
-                               rcv.base)
+        out = endpoint_rounds(stack, org, base, lua, path, per_thread,
+                              rcv.base)
+        out["cost"] = delivery_cost(stack, base, lua, path, per_thread,
+                                    rcv, out["endpoints"])
+    return out
+
+
+def cpu_s(pid):
+    """The user and system CPU seconds a process has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        x = f.read().rsplit(")", 1)[1].split()
+    return (int(x[11]) + int(x[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def delivery_cost(stack, base, lua, path, per_thread, rcv, ids):
+    """What one delivery costs in CPU, without the noise of the rounds:
+    a round of (d) with the endpoints enabled and no sender, then the
+    sender alone delivering all of it; the CPU seconds of the sender,
+    its PostgreSQL backend and the receivers' nginx, each over the
+    deliveries made."""
+    for eid in ids:
+        stack.ctl_ok("endpoint", "enable", eid)
+    write_requests(path, lambda k: twilio_line(stack, k + 9 * 10**8),
+                   per_thread)
+    wrk(base, lua, path)
+    settle(stack)
+    done0 = int(stack.psql("SELECT count(*) FROM deliveries"))
+    nginx = [rcv.p.pid] + [int(p) for p in subprocess.run(
+        ["pgrep", "-P", str(rcv.p.pid)], capture_output=True,
+        text=True).stdout.split()]
+    r0 = sum(cpu_s(p) for p in nginx)
+    t0 = time.monotonic()
+    sender = subprocess.Popen(
+        [stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
+        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        backend = []
+
+        def session():
+            # the sender's session holds the batches' advisory lock
+            backend[:] = [int(stack.psql(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = 7415301 AND granted"))]
+            return True
+        wait_for("the sender's session", session, interval=0.01)
+        wait_for("the deliveries", lambda: stack.psql(
+            "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
+            "count(*) FROM deliveries WHERE state <> 'delivered')") == "0",
+            timeout=600, interval=0.2)
+        secs = time.monotonic() - t0
+        used = (cpu_s(sender.pid), cpu_s(backend[0]),
+                sum(cpu_s(p) for p in nginx) - r0)
+    finally:
+        sender.terminate()
+        sender.wait()
+    n = int(stack.psql("SELECT count(*) FROM deliveries")) - done0
+    return {"deliveries": n, "seconds": secs, "sender_us": 1e6 * used[0] / n,
+            "backend_us": 1e6 * used[1] / n,
+            "receivers_us": 1e6 * used[2] / n}
 
 
 def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
@@ -515,7 +573,7 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
     # as telehook-deliver.service runs it: Nice=19, below the workers
     def start():
         return subprocess.Popen(
-            (["chrt", "--idle", "0"] if os.environ.get("XIDLE") else ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19")]) + [
+            ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19"),
              stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
             env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -594,6 +652,7 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                     sender.terminate()
                     sender.wait()
                     sender = None
+        out["endpoints"] = ids
         out["deliveries"] = int(stack.psql(
             "SELECT count(*) FROM deliveries"))
         out["lag"] = [float(x) for x in stack.psql(
@@ -638,16 +697,21 @@ def receiver_lua(rate):
 
 
 def endpoints_line(e):
+    c = e["cost"]
+    pairs = [w["rps"] / o["rps"] for o, w in zip(e["without"], e["with"])]
     return ("(d) without endpoints %s req/s, median %.0f; with 3 "
             "endpoints and the sender delivering %s req/s, median %.0f: "
-            "%.2f of it (goal: at least 0.90); %d deliveries, each round's "
-            "all delivered %s s after it; delivery lag p50 %.2f s, p99 "
-            "%.2f s%s" % (
+            "%.2f of it (goal: at least 0.90; each round over the one "
+            "before it: %s); %d deliveries, each round's all delivered %s "
+            "s after it; delivery lag p50 %.2f s, p99 %.2f s%s.  A "
+            "delivery's CPU, %d drained by the sender alone in %.1f s: "
+            "the sender %.1f us, its PostgreSQL backend %.1f us, the "
+            "receivers %.1f us" % (
                 " ".join("%.0f" % x["rps"] for x in e["without"]),
                 e["without_median"],
                 " ".join("%.0f" % x["rps"] for x in e["with"]),
                 e["with_median"], e["with_median"] / e["without_median"],
-                e["deliveries"],
+                " ".join("%.2f" % x for x in pairs), e["deliveries"],
                 " ".join("%.1f" % t for t in e["drain_s"]), e["lag"][0],
                 e["lag"][1], "" if "receivers" not in e else
                 "; without endpoints but wrk posting to the receivers "
@@ -655,7 +719,8 @@ def endpoints_line(e):
                     " ".join("%.0f" % x for x in e["receivers_rps"]),
                     " ".join("%.0f" % x["rps"] for x in e["receivers"]),
                     e["receivers_median"], e["receivers_median"] /
-                    e["without_median"])))
+                    e["without_median"]), c["deliveries"], c["seconds"],
+                c["sender_us"], c["backend_us"], c["receivers_us"]))
 
 
 def report(r):
