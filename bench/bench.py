@@ -249,6 +249,20 @@ http {
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class IdleLoad:
+    """A busy loop in the idle scheduling class (SCHED_IDLE): it runs
+    only when nothing else wants a CPU."""
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["chrt", "--idle", "0", "sh", "-c",
+                                   "while :; do :; done"])
+        return self
+
+    def __exit__(self, *exc):
+        self.p.kill()
+        self.p.wait()
+
+
 class Peer:
     """The peer (bench/peer: Express, the twilio SDK, a pg pool), as its
     README runs it: PEER_PROCS processes, a pool of 8 each, straight on
@@ -541,7 +555,7 @@ def delivery_cost(stack, base, lua, path, per_thread, rcv, ids):
     finally:
         sender.terminate()
         sender.wait()
-    n = int(stack.psql("SELECT count(*) FROM deliveries")) - done0
+    n = max(1, int(stack.psql("SELECT count(*) FROM deliveries")) - done0)
     return {"deliveries": n, "seconds": secs, "sender_us": 1e6 * used[0] / n,
             "backend_us": 1e6 * used[1] / n,
             "receivers_us": 1e6 * used[2] / n}
@@ -593,6 +607,13 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
         out["receivers"] = []
         out["receivers_rps"] = []
         rlua = os.path.join(os.path.dirname(path), "receiver.lua")
+    # BENCH_IDLE_LOAD=1: a kind of round more, endpoints disabled and a
+    # busy loop at the idle scheduling class beside the webhooks: what
+    # any work beside them costs on this machine, however low its
+    # priority (on a machine whose idle CPU is free, nothing)
+    if os.environ.get("BENCH_IDLE_LOAD") == "1":
+        kinds += ("idle",)
+        out["idle"] = []
     rate = 0.0
     try:
         for r in range(int(os.environ.get("BENCH_ROUNDS", "3"))):
@@ -614,7 +635,7 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                     out["receivers"].append(x)
                     out["receivers_rps"].append(got["rps"])
                     continue
-                if on and not after and sender is None:
+                if on is True and not after and sender is None:
                     sender = start()
                 done0 = int(stack.psql("SELECT count(*) FROM deliveries"))
                 perf = None
@@ -623,6 +644,10 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                         ["perf", "record", "-a", "-g", "-o", "%s.%s.%d" % (
                             os.environ["BENCH_PERF"], on, r)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if on == "idle":
+                    with IdleLoad():
+                        out["idle"].append(wrk(base, lua, path))
+                    continue
                 x = wrk(base, lua, path)
                 if perf is not None:
                     perf.send_signal(signal.SIGINT)
@@ -656,14 +681,15 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
         out["deliveries"] = int(stack.psql(
             "SELECT count(*) FROM deliveries"))
         out["lag"] = [float(x) for x in stack.psql(
-            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER "
-            "BY extract(epoch FROM delivered_at - created_at))::text FROM "
-            "deliveries").strip("{}").split(",")]
+            "SELECT coalesce(percentile_cont(ARRAY[0.5, 0.99]) WITHIN "
+            "GROUP (ORDER BY extract(epoch FROM delivered_at - "
+            "created_at)), '{0,0}')::text FROM deliveries").strip(
+                "{}").split(",")]
     finally:
         if sender is not None:
             sender.terminate()
             sender.wait()
-    for k in ("without", "with", "receivers"):
+    for k in ("without", "with", "receivers", "idle"):
         if k not in out:
             continue
         out[k + "_median"] = sorted(x["rps"] for x in out[k])[
@@ -699,27 +725,33 @@ def receiver_lua(rate):
 def endpoints_line(e):
     c = e["cost"]
     pairs = [w["rps"] / o["rps"] for o, w in zip(e["without"], e["with"])]
+    rps = lambda k: " ".join("%.0f" % x["rps"] for x in e[k])  # noqa: E731
+    more = ""
+    if "receivers" in e:
+        more += ("; without endpoints but wrk posting to the receivers "
+                 "(%s req/s to them) %s req/s, median %.0f: %.2f" % (
+                     " ".join("%.0f" % x for x in e["receivers_rps"]),
+                     rps("receivers"), e["receivers_median"],
+                     e["receivers_median"] / e["without_median"]))
+    if "idle" in e:
+        more += ("; without endpoints but a busy loop at the idle "
+                 "scheduling class beside them %s req/s, median %.0f: "
+                 "%.2f" % (rps("idle"), e["idle_median"],
+                           e["idle_median"] / e["without_median"]))
     return ("(d) without endpoints %s req/s, median %.0f; with 3 "
             "endpoints and the sender delivering %s req/s, median %.0f: "
             "%.2f of it (goal: at least 0.90; each round over the one "
-            "before it: %s); %d deliveries, each round's all delivered %s "
-            "s after it; delivery lag p50 %.2f s, p99 %.2f s%s.  A "
-            "delivery's CPU, %d drained by the sender alone in %.1f s: "
-            "the sender %.1f us, its PostgreSQL backend %.1f us, the "
-            "receivers %.1f us" % (
-                " ".join("%.0f" % x["rps"] for x in e["without"]),
-                e["without_median"],
-                " ".join("%.0f" % x["rps"] for x in e["with"]),
+            "before it: %s, their median %.2f); %d deliveries, each "
+            "round's all delivered %s s after it; delivery lag p50 %.2f s, "
+            "p99 %.2f s%s.  A delivery's CPU, %d drained by the sender "
+            "alone in %.1f s: the sender %.1f us, its PostgreSQL backend "
+            "%.1f us, the receivers %.1f us" % (
+                rps("without"), e["without_median"], rps("with"),
                 e["with_median"], e["with_median"] / e["without_median"],
-                " ".join("%.2f" % x for x in pairs), e["deliveries"],
+                " ".join("%.2f" % x for x in pairs),
+                sorted(pairs)[len(pairs) // 2], e["deliveries"],
                 " ".join("%.1f" % t for t in e["drain_s"]), e["lag"][0],
-                e["lag"][1], "" if "receivers" not in e else
-                "; without endpoints but wrk posting to the receivers "
-                "(%s req/s to them) %s req/s, median %.0f: %.2f" % (
-                    " ".join("%.0f" % x for x in e["receivers_rps"]),
-                    " ".join("%.0f" % x["rps"] for x in e["receivers"]),
-                    e["receivers_median"], e["receivers_median"] /
-                    e["without_median"]), c["deliveries"], c["seconds"],
+                e["lag"][1], more, c["deliveries"], c["seconds"],
                 c["sender_us"], c["backend_us"], c["receivers_us"]))
 
 
