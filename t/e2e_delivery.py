@@ -866,9 +866,8 @@ class Delivery(unittest.TestCase):
         eid, _ = add(ORG, "/gone-now", "--events", "sms.received")
         other, _ = add(ORG, "/stays", "--events", "sms.received")
         rm = subprocess.Popen(
-            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
-             "telehook", "-d", "telehook", "-AtXq", "-v",
-             "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+            stack.psql_command() + ["-AtXq", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, text=True,
             env=dict(os.environ, PGAPPNAME="removal"))
         try:

@@ -139,8 +139,7 @@ class Timeout(unittest.TestCase):
         # A table lock stalls both workers inside their transaction; the
         # statement timeout (60 s) is longer than Twilio waits.
         lock = subprocess.Popen(
-            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
-             "telehook", "-d", "telehook", "-qAtX", "-c",
+            stack.psql_command() + ["-qAtX", "-c",
              "BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
              "SELECT pg_sleep(40);"],
             stdout=subprocess.DEVNULL)

@@ -264,8 +264,7 @@ class Outage(unittest.TestCase):
     def test_statement_timeout_spools(self):
         # hold a lock on events for longer than statement_timeout_ms
         locker = subprocess.Popen(
-            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
-             "telehook", "-d", "telehook", "-qX", "-c",
+            stack.psql_command() + ["-qX", "-c",
              "BEGIN; LOCK TABLE events; SELECT pg_sleep(2); COMMIT;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

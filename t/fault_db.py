@@ -201,8 +201,7 @@ class Faults(unittest.TestCase):
 
     def locked(self, rate, tag):
         lock = subprocess.Popen(
-            ["psql", "-h", stack.pgsock, "-p", str(stack.pgport), "-U",
-             "telehook", "-d", "telehook", "-qAtX", "-c",
+            stack.psql_command() + ["-qAtX", "-c",
              "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; "
              "SELECT pg_sleep(25);"], stdout=subprocess.DEVNULL)
         try:

@@ -518,12 +518,18 @@ class Stack:
             "fast", "-w", "stop"]), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
 
+    def psql_command(self):
+        """psql connected straight to the cluster, as telehook: for a
+        session a test holds open (a lock, a transaction)."""
+        return ["psql", "-h", self.pgsock, "-p", str(self.pgport), "-U",
+                "telehook", "-d", "telehook"]
+
     def psql(self, sql, *params):
         """One value (or rows, tab-separated) from a query."""
         out = subprocess.run(
-            ["psql", "-h", self.pgsock, "-p", str(self.pgport), "-U",
-             "telehook", "-d", "telehook", "-AtX", "-v", "ON_ERROR_STOP=1",
-             "-c", sql], check=True, capture_output=True, text=True)
+            self.psql_command() + ["-AtX", "-v", "ON_ERROR_STOP=1", "-c",
+                                   sql], check=True, capture_output=True,
+            text=True)
         return out.stdout.strip()
 
     # -- configuration -------------------------------------------------
