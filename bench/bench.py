@@ -506,6 +506,22 @@ def with_endpoints(stack, org, base, lua, path, per_thread):
     return out
 
 
+def drained(stack):
+    """No event pending and no delivery still to make."""
+    return stack.psql(
+        "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
+        "count(*) FROM deliveries WHERE state <> 'delivered')") == "0"
+
+
+def sender_at(stack, nice):
+    """The sender (telehookctl deliveries run) at a nice level."""
+    return subprocess.Popen(
+        ["nice", "-n", str(nice), stack.telehookctl, "-c", stack.conf,
+         "deliveries", "run"],
+        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_s(pid):
     """The user and system CPU seconds a process has used."""
     with open("/proc/%d/stat" % pid) as f:
@@ -531,10 +547,7 @@ def delivery_cost(stack, base, lua, path, per_thread, rcv, ids):
         text=True).stdout.split()]
     r0 = sum(cpu_s(p) for p in nginx)
     t0 = time.monotonic()
-    sender = subprocess.Popen(
-        [stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
-        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sender = sender_at(stack, 0)
     try:
         backend = []
 
@@ -545,10 +558,8 @@ def delivery_cost(stack, base, lua, path, per_thread, rcv, ids):
                 "AND objid = 7415301 AND granted"))]
             return True
         wait_for("the sender's session", session, interval=0.01)
-        wait_for("the deliveries", lambda: stack.psql(
-            "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
-            "count(*) FROM deliveries WHERE state <> 'delivered')") == "0",
-            timeout=600, interval=0.2)
+        wait_for("the deliveries", lambda: drained(stack), timeout=600,
+                 interval=0.2)
         secs = time.monotonic() - t0
         used = (cpu_s(sender.pid), cpu_s(backend[0]),
                 sum(cpu_s(p) for p in nginx) - r0)
@@ -579,18 +590,9 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
         for eid in ids:
             stack.ctl_ok("endpoint", "enable" if on else "disable", eid)
 
-    def drained():
-        return stack.psql(
-            "SELECT (SELECT count(*) FROM delivery_pending) + (SELECT "
-            "count(*) FROM deliveries WHERE state <> 'delivered')") == "0"
-
     # as telehook-deliver.service runs it: Nice=19, below the workers
     def start():
-        return subprocess.Popen(
-            ["nice", "-n", os.environ.get("BENCH_SENDER_NICE", "19"),
-             stack.telehookctl, "-c", stack.conf, "deliveries", "run"],
-            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return sender_at(stack, os.environ.get("BENCH_SENDER_NICE", "19"))
     # BENCH_SENDER_AFTER=1: the sender runs only after each round (what
     # the triggers alone cost the webhooks)
     after = os.environ.get("BENCH_SENDER_AFTER") == "1"
@@ -637,6 +639,10 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                     continue
                 if on is True and not after and sender is None:
                     sender = start()
+                if on == "idle":
+                    with IdleLoad():
+                        out["idle"].append(wrk(base, lua, path))
+                    continue
                 done0 = int(stack.psql("SELECT count(*) FROM deliveries"))
                 perf = None
                 if os.environ.get("BENCH_PERF"):
@@ -644,10 +650,6 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                         ["perf", "record", "-a", "-g", "-o", "%s.%s.%d" % (
                             os.environ["BENCH_PERF"], on, r)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                if on == "idle":
-                    with IdleLoad():
-                        out["idle"].append(wrk(base, lua, path))
-                    continue
                 x = wrk(base, lua, path)
                 if perf is not None:
                     perf.send_signal(signal.SIGINT)
@@ -661,8 +663,8 @@ def endpoint_rounds(stack, org, base, lua, path, per_thread, rbase):
                     sender = start()
                 t0 = time.monotonic()
                 try:
-                    wait_for("the deliveries", drained, timeout=600,
-                             interval=0.2)
+                    wait_for("the deliveries", lambda: drained(stack),
+                             timeout=600, interval=0.2)
                 except RuntimeError:
                     sys.exit("deliveries not done: %s; pending events %s"
                              % (stack.psql(
