@@ -480,20 +480,20 @@ BEGIN
 END
 $$;
 
--- SMS threads, the latest first: one row per contact with its newest
--- message (messages_org_contact).  p_before is a message id: threads
--- whose newest message is older.
+-- SMS threads, the latest first: a range of conversations_latest, one
+-- row a contact (sql/015), and each thread's newest message by id, the
+-- organization's own (OFFSET 0: looked up row by row whatever the
+-- statistics say, never by a hash of the organization's messages).
+-- p_before is a message id: threads whose newest message is older.
 CREATE OR REPLACE FUNCTION th_api_conversations(p_org uuid, p_before bigint,
     p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
 BEGIN
-	RETURN (WITH last AS (SELECT CASE WHEN m.direction = 'inbound' THEN
-	    m.from_number ELSE m.to_number END AS contact, max(m.id) AS id,
-	    count(*) AS n FROM messages m WHERE m.organization_id = p_org
-	    GROUP BY 1),
-	page AS (SELECT l.contact, l.n, m.* FROM last l JOIN messages m
-	    ON m.id = l.id WHERE l.contact IS NOT NULL AND
-	    (p_before IS NULL OR l.id < p_before)
-	    ORDER BY l.id DESC LIMIT p_limit + 1)
+	RETURN (WITH page AS (SELECT c.contact, c.messages AS n, m.*
+	    FROM (SELECT * FROM conversations WHERE organization_id = p_org
+	    AND (p_before IS NULL OR last_id < p_before)
+	    ORDER BY last_id DESC LIMIT p_limit + 1) c
+	    JOIN LATERAL (SELECT * FROM messages m WHERE m.id = c.last_id
+	    AND m.organization_id = p_org OFFSET 0) m ON true)
 	SELECT json_build_object('conversations', coalesce((SELECT json_agg(
 	    json_build_object('contact', x.contact, 'messages', x.n,
 	    'last_message_id', x.message_id, 'last_direction', x.direction,
@@ -503,6 +503,51 @@ BEGIN
 	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
 	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
 	    LIMIT p_limit) y) END)::text);
+END
+$$;
+
+-- A message's thread (conversations, sql/015): counted when stored,
+-- moved when "events assign" gives it an organization, uncounted when
+-- deleted; the newest message's id kept.  Status updates do not fire
+-- it.
+CREATE OR REPLACE FUNCTION th_messages_conversation() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+	v_old	text;
+	v_new	text;
+BEGIN
+	IF TG_OP <> 'INSERT' AND OLD.organization_id IS NOT NULL THEN
+		v_old := CASE WHEN OLD.direction = 'inbound' THEN
+		    OLD.from_number ELSE OLD.to_number END;
+	END IF;
+	IF TG_OP <> 'DELETE' AND NEW.organization_id IS NOT NULL THEN
+		v_new := CASE WHEN NEW.direction = 'inbound' THEN
+		    NEW.from_number ELSE NEW.to_number END;
+	END IF;
+	IF TG_OP = 'UPDATE' AND OLD.organization_id IS NOT DISTINCT FROM
+	    NEW.organization_id AND v_old IS NOT DISTINCT FROM v_new THEN
+		RETURN NULL;
+	END IF;
+	IF v_old IS NOT NULL THEN
+		UPDATE conversations c SET messages = c.messages - 1,
+		    last_id = CASE WHEN c.last_id <> OLD.id THEN c.last_id ELSE
+		    coalesce((SELECT max(m.id) FROM messages m WHERE
+		    m.organization_id = OLD.organization_id AND (CASE WHEN
+		    m.direction = 'inbound' THEN m.from_number ELSE m.to_number
+		    END) = v_old AND m.id <> OLD.id), 0) END
+		    WHERE c.organization_id = OLD.organization_id AND
+		    c.contact = v_old;
+		DELETE FROM conversations WHERE organization_id =
+		    OLD.organization_id AND contact = v_old AND messages <= 0;
+	END IF;
+	IF v_new IS NOT NULL THEN
+		INSERT INTO conversations AS c (organization_id, contact,
+		    last_id, messages) VALUES (NEW.organization_id, v_new,
+		    NEW.id, 1) ON CONFLICT (organization_id, contact) DO UPDATE
+		    SET messages = c.messages + 1,
+		    last_id = greatest(c.last_id, EXCLUDED.last_id);
+	END IF;
+	RETURN NULL;
 END
 $$;
 

@@ -59,10 +59,9 @@ read_file(const char *path, size_t max)
 #define MIGRATE_LOCK	"127961331478379"
 
 /*
- * Run one SQL file in its own transaction, under the migration lock;
- * with a version, record it in schema_migrations inside that same
- * transaction, unless another migrate has applied it meanwhile.  1 if
- * applied, 0 if it was already.
+ * Run one SQL file in the caller's transaction (under the migration
+ * lock); with a version, record it in schema_migrations, unless an
+ * earlier migrate has applied it.  1 if applied, 0 if it was already.
  */
 static int
 apply_sql(const char *path, const char *version)
@@ -72,17 +71,12 @@ apply_sql(const char *path, const char *version)
 	char		*sql;
 	enum db_err	 e;
 
-	if ((e = db_begin()) != DB_OK)
-		die_db(e, "begin");
-	q("lock", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL,
-	    NULL);
 	if (version != NULL) {
 		p[0] = version;
 		q("schema_migrations", "SELECT 1 FROM schema_migrations "
 		    "WHERE version = $1", 1, p, &res);
 		if (res.nrows > 0) {
 			db_res_free(&res);
-			db_rollback();
 			return 0;
 		}
 		db_res_free(&res);
@@ -93,14 +87,12 @@ apply_sql(const char *path, const char *version)
 		die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
 		    "%s: %s", path, db_errmsg());
 	}
+	free(sql);
 	if (version != NULL) {
 		p[0] = version;
 		q("schema_migrations", "INSERT INTO schema_migrations "
 		    "(version) VALUES ($1)", 1, p, NULL);
 	}
-	if ((e = db_commit()) != DB_OK)
-		die_db(e, "commit");
-	free(sql);
 	return 1;
 }
 
@@ -113,7 +105,7 @@ ctl_migrate(int argc, char **argv)
 	struct db_res		 res;
 	cJSON			*o, *applied;
 	char			 version[256], *path;
-	const char		*p[1];
+	enum db_err		 e;
 	int			 i, n, count = 0;
 
 	(void)parse_opts(argc, argv, opts);
@@ -124,39 +116,41 @@ ctl_migrate(int argc, char **argv)
 	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, NULL);
 	o = cJSON_CreateObject();
 	applied = cJSON_AddArrayToObject(o, "applied");
+	/*
+	 * One transaction: the new migrations and the functions as they
+	 * are now (sql/functions.sql, every time: a function is changed
+	 * there, not by a new migration) commit together, so the workers
+	 * still running never see a table without the function that keeps
+	 * it (a trigger's, sql/015), and a failure leaves nothing half done.
+	 */
+	if ((e = db_begin()) != DB_OK)
+		die_db(e, "begin");
+	q("lock", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL,
+	    NULL);
 	for (i = 0; i < n; i++) {
 		snprintf(version, sizeof(version), "%s", list[i]->d_name);
 		version[strlen(version) - 4] = '\0';
-		p[0] = version;
-		q("schema_migrations", "SELECT 1 FROM schema_migrations "
-		    "WHERE version = $1", 1, p, &res);
-		if (res.nrows > 0) {
-			db_res_free(&res);
-			continue;
-		}
-		db_res_free(&res);
 		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
-		if (!apply_sql(path, version)) {
-			free(path);
-			continue;
+		if (apply_sql(path, version)) {
+			cJSON_AddItemToArray(applied,
+			    cJSON_CreateString(version));
+			count++;
 		}
-		if (!json_out)
-			printf("applied %s\n", version);
-		cJSON_AddItemToArray(applied, cJSON_CreateString(version));
-		count++;
 		free(path);
 	}
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
-	/*
-	 * The functions, as they are now, every time (sql/functions.sql):
-	 * a function is changed there, not by a new migration.
-	 */
 	xasprintf(&path, "%s/functions.sql", ctl_sqldir);
 	if (access(path, F_OK) == 0)
 		(void)apply_sql(path, NULL);
 	free(path);
+	if ((e = db_commit()) != DB_OK)
+		die_db(e, "commit");
+	if (!json_out)
+		for (i = 0; i < cJSON_GetArraySize(applied); i++)
+			printf("applied %s\n", cJSON_GetArrayItem(applied,
+			    i)->valuestring);
 	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
 	    0, NULL, &res);
 	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),

@@ -418,6 +418,84 @@ class Conversations(unittest.TestCase):
                          ["+15551118001", "+15551118002"])
         self.assertIsNone(rest["next"])
 
+    def threads(self, org, token):
+        """Every page of org's threads: (contact, messages, last id)."""
+        seen, nxt = [], None
+        while True:
+            page = api(self.base(org) + "?limit=40" +
+                       ("&before=" + nxt if nxt else ""), token).json()
+            seen += [(c["contact"], c["messages"], c["last_message_id"])
+                     for c in page["conversations"]]
+            nxt = page["next"]
+            if nxt is None:
+                return seen
+
+    def expected(self, org):
+        """The threads by their definition (DESIGN §15): every message
+        of org with one contact, the contacts by newest message."""
+        rows = stack.psql(
+            "SELECT contact, n, message_id FROM (SELECT CASE WHEN "
+            "direction = 'inbound' THEN from_number ELSE to_number END AS "
+            "contact, count(*) AS n, max(id) AS id FROM messages WHERE "
+            "organization_id = '%s' GROUP BY 1) t JOIN messages m USING "
+            "(id) WHERE contact IS NOT NULL ORDER BY id DESC" % org)
+        return [(c, int(n), mid) for c, n, mid in
+                (r.split("|") for r in rows.splitlines())]
+
+    def test_history(self):
+        # an organization with a long history: 1,200 messages with 150
+        # contacts, both directions, stored as the workers store them
+        # (the same table and triggers)
+        D = stack.ctl_ok("org", "add", "History Clinic").strip()
+        token = stack.ctl_ok("token", "create", D).strip()
+        stack.psql(
+            "INSERT INTO messages (organization_id, provider, message_id, "
+            "direction, from_number, to_number, body) SELECT '%s', "
+            "'twilio', 'SMhist' || g, CASE WHEN g %% 4 = 0 THEN 'outbound' "
+            "ELSE 'inbound' END, CASE WHEN g %% 4 = 0 THEN '+15550063000' "
+            "ELSE '+1555220' || lpad((g * 7 %% 150)::text, 4, '0') END, "
+            "CASE WHEN g %% 4 = 0 THEN '+1555220' || lpad((g * 7 %% 150)"
+            "::text, 4, '0') ELSE '+15550063000' END, 'x' FROM "
+            "generate_series(1, 1200) g" % D)
+        want = self.expected(D)
+        self.assertEqual(len(want), 150)
+        self.assertEqual(self.threads(D, token), want)
+        # a page reads the page's messages, not the history: the
+        # messages' rows this transaction fetched, by any scan
+        read = stack.psql(
+            "SELECT th_api_conversations('%s', NULL, 20) IS NULL; "
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+            "FROM pg_stat_xact_user_tables WHERE relname = 'messages'" % D)
+        self.assertLessEqual(int(read.splitlines()[-1]), 21)
+        # a message given its organization later (events assign), one
+        # deleted (the newest of its thread), one moved to another
+        # organization: each thread follows
+        stack.psql(
+            "INSERT INTO messages (provider, message_id, direction, "
+            "from_number, to_number, body) VALUES ('twilio', 'SMhistlate', "
+            "'inbound', '+15552200007', '+15550063000', 'late')")
+        stack.psql("UPDATE messages SET organization_id = '%s' WHERE "
+                   "message_id = 'SMhistlate'" % D)
+        stack.psql("DELETE FROM messages WHERE id = (SELECT max(id) FROM "
+                   "messages WHERE organization_id = '%s' AND "
+                   "'+15552200010' IN (from_number, to_number))" % D)
+        stack.psql("UPDATE messages SET organization_id = '%s' WHERE "
+                   "message_id IN ('SMhist3', 'SMhist4')" % B)
+        want = self.expected(D)
+        self.assertEqual(want[0], ("+15552200007", 9, "SMhistlate"))
+        self.assertEqual(len(want), 150)
+        self.assertEqual(self.threads(D, token), want)
+        self.assertEqual(self.threads(B, tokens["B"]), self.expected(B))
+        # B's token reads none of D's threads
+        self.assertEqual(api(self.base(D), tokens["B"]).status, 404)
+        # the migration counts the messages already stored (an upgrade)
+        stack.psql("DROP TRIGGER messages_conversation ON messages; "
+                   "DROP TABLE conversations; DELETE FROM schema_migrations "
+                   "WHERE version = '015_conversations'")
+        self.assertIn("applied 015_conversations", stack.ctl_ok("migrate"))
+        for org, tok in ((D, token), (A, tokens["A"]), (B, tokens["B"])):
+            self.assertEqual(self.threads(org, tok), self.expected(org))
+
     def test_one_thread(self):
         for contact in ("+15551118001", "%2B15551118001"):
             d = api(self.base() + "/" + contact, tokens["A"]).json()

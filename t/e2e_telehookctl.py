@@ -8,6 +8,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unittest
@@ -63,6 +64,33 @@ class Migrate(unittest.TestCase):
         out = stack.ctl_ok("migrate")
         self.assertEqual(out, "schema up to date (%s)\n" % SHIPPED[-1])
         self.assertEqual(stack.psql(iso), "2026-01-02T03:04:05Z")
+
+    def test_migrate_is_one_transaction(self):
+        # a new migration and the functions commit together: when the
+        # functions fail, the migration is not left applied without
+        # them (a trigger's placeholder would have run meanwhile)
+        d = stack.path("sql-next")
+        shutil.copytree(stack.sqldir, d)
+        with open(os.path.join(d, "999_next.sql"), "w") as f:
+            f.write("CREATE TABLE next_table (id int);\n")
+        with open(os.path.join(d, "functions.sql"), "a") as f:
+            f.write("SELECT no_such_function();\n")
+        p = stack.ctl("migrate", "--dir", d)
+        self.assertEqual(p.returncode, 70, p.stderr)
+        self.assertIn("no_such_function", p.stderr)
+        self.assertNotIn("applied", p.stdout)
+        self.assertEqual(stack.psql(
+            "SELECT count(*) FROM schema_migrations WHERE version = "
+            "'999_next'"), "0")
+        self.assertEqual(stack.psql("SELECT to_regclass('next_table') IS "
+                                    "NULL"), "t")
+        # and without the fault, both
+        os.remove(os.path.join(d, "functions.sql"))
+        shutil.copy(os.path.join(stack.sqldir, "functions.sql"), d)
+        self.assertEqual(stack.ctl_ok("migrate", "--dir", d),
+                         "applied 999_next\n")
+        stack.psql("DROP TABLE next_table; DELETE FROM schema_migrations "
+                   "WHERE version = '999_next'")
 
     def test_migrate_missing_dir(self):
         p = stack.ctl("migrate", "--dir", stack.path("nope"))
