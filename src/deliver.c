@@ -127,8 +127,8 @@ deliver_sig(int sig)
  * (curl_multi_socket_action), where curl_multi_perform() checks every
  * transfer in flight, a poll(2) each, up to DELIVER_INFLIGHT a wakeup.
  */
-static struct pollfd	*deliver_pfd;
-static int		 deliver_npfd, deliver_pfdcap;
+static struct pollfd	*deliver_pfd, *deliver_ready;
+static int		 deliver_npfd, deliver_pfdcap, deliver_readycap;
 static long long	 deliver_timer_us = -1;
 
 static int
@@ -197,7 +197,12 @@ deliver_wait(CURLM *m, int ms)
 	}
 	if (poll(deliver_pfd, (nfds_t)deliver_npfd, ms) > 0) {
 		/* curl changes the set as it goes: act on a copy */
-		ready = xcalloc((size_t)deliver_npfd, sizeof(*ready));
+		if (deliver_readycap < deliver_pfdcap) {
+			deliver_readycap = deliver_pfdcap;
+			deliver_ready = xreallocarray(deliver_ready,
+			    (size_t)deliver_readycap, sizeof(*deliver_ready));
+		}
+		ready = deliver_ready;
 		for (i = 0; i < deliver_npfd; i++)
 			if (deliver_pfd[i].revents != 0)
 				ready[nready++] = deliver_pfd[i];
@@ -209,7 +214,6 @@ deliver_wait(CURLM *m, int ms)
 			(void)curl_multi_socket_action(m, ready[k].fd, ev,
 			    &left);
 		}
-		free(ready);
 	}
 	deliver_due(m);
 }
@@ -731,8 +735,9 @@ done:
 		curl_multi_cleanup(m);
 	curl_global_cleanup();
 	free(deliver_pfd);
-	deliver_pfd = NULL;
-	deliver_npfd = deliver_pfdcap = 0;
+	free(deliver_ready);
+	deliver_pfd = deliver_ready = NULL;
+	deliver_npfd = deliver_pfdcap = deliver_readycap = 0;
 	deliver_timer_us = -1;
 	cidrlist_free(&deliver_private_list);
 	deliver_secrets_free();

@@ -113,10 +113,11 @@ def verify(items):
 
 def start_sender(conf=None):
     env = dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir)
-    return subprocess.Popen([stack.telehookctl, "-c", conf or stack.conf,
-                             "deliveries", "run"], env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=open(stack.path("sender.log"), "a"))
+    with open(stack.path("sender.log"), "a") as log:
+        return subprocess.Popen([stack.telehookctl, "-c",
+                                 conf or stack.conf, "deliveries", "run"],
+                                env=env, stdout=subprocess.DEVNULL,
+                                stderr=log)
 
 
 def stop_sender(p):
