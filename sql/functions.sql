@@ -480,74 +480,61 @@ BEGIN
 END
 $$;
 
--- SMS threads, the latest first: a range of conversations_latest, one
--- row a contact (sql/015), and each thread's newest message by id, the
--- organization's own (OFFSET 0: looked up row by row whatever the
--- statistics say, never by a hash of the organization's messages).
--- p_before is a message id: threads whose newest message is older.
+-- SMS threads, the latest first: the organization's messages newest
+-- first (messages_org_id), each contact at its first (newest) one,
+-- until a page of contacts is found; a page reads about a page of
+-- messages, however long the history.  p_before is a message id:
+-- threads whose newest message is older, so a contact with a message
+-- at or after it was on an earlier page (messages_org_contact).  The
+-- counts are index ranges of messages_org_contact too.
 CREATE OR REPLACE FUNCTION th_api_conversations(p_org uuid, p_before bigint,
     p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_seen	text[] := '{}';
+	v_ids	bigint[] := '{}';
+	v_last	bigint := p_before;
+	v_n	int;
+	r	record;
 BEGIN
-	RETURN (WITH page AS (SELECT c.contact, c.messages AS n, m.*
-	    FROM (SELECT * FROM conversations WHERE organization_id = p_org
-	    AND (p_before IS NULL OR last_id < p_before)
-	    ORDER BY last_id DESC LIMIT p_limit + 1) c
-	    JOIN LATERAL (SELECT * FROM messages m WHERE m.id = c.last_id
-	    AND m.organization_id = p_org OFFSET 0) m ON true)
+	/* by a hundred, so the plan is the index's whatever the statistics */
+	<<walk>>
+	LOOP
+		v_n := 0;
+		FOR r IN SELECT m.id, CASE WHEN m.direction = 'inbound' THEN
+		    m.from_number ELSE m.to_number END AS contact
+		    FROM messages m WHERE m.organization_id = p_org AND
+		    (v_last IS NULL OR m.id < v_last) ORDER BY m.id DESC
+		    LIMIT 100 LOOP
+			v_n := v_n + 1;
+			v_last := r.id;
+			CONTINUE WHEN r.contact IS NULL OR
+			    r.contact = ANY (v_seen);
+			v_seen := v_seen || r.contact;
+			CONTINUE WHEN p_before IS NOT NULL AND EXISTS (SELECT
+			    1 FROM messages n WHERE n.organization_id = p_org
+			    AND (CASE WHEN n.direction = 'inbound' THEN
+			    n.from_number ELSE n.to_number END) = r.contact AND
+			    n.id >= p_before);
+			v_ids := v_ids || r.id;
+			EXIT walk WHEN cardinality(v_ids) > p_limit;
+		END LOOP;
+		EXIT WHEN v_n < 100;
+	END LOOP;
+	RETURN (WITH page AS (SELECT m.*, CASE WHEN m.direction =
+	    'inbound' THEN m.from_number ELSE m.to_number END AS contact
+	    FROM messages m WHERE m.id = ANY (v_ids[1:p_limit]) AND
+	    m.organization_id = p_org)
 	SELECT json_build_object('conversations', coalesce((SELECT json_agg(
-	    json_build_object('contact', x.contact, 'messages', x.n,
+	    json_build_object('contact', x.contact, 'messages', (SELECT
+	    count(*) FROM messages n WHERE n.organization_id = p_org AND
+	    (CASE WHEN n.direction = 'inbound' THEN n.from_number ELSE
+	    n.to_number END) = x.contact),
 	    'last_message_id', x.message_id, 'last_direction', x.direction,
 	    'last_body', x.body, 'last_status', x.status, 'last_auto_reply',
 	    x.auto_reply, 'last_at', th_iso(x.created_at)) ORDER BY x.id DESC)
-	    FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) x), '[]'),
-	    'next', CASE WHEN (SELECT count(*) FROM page) > p_limit THEN
-	    (SELECT min(y.id)::text FROM (SELECT id FROM page ORDER BY id DESC
-	    LIMIT p_limit) y) END)::text);
-END
-$$;
-
--- A message's thread (conversations, sql/015): counted when stored,
--- moved when "events assign" gives it an organization, uncounted when
--- deleted; the newest message's id kept.  Status updates do not fire
--- it.
-CREATE OR REPLACE FUNCTION th_messages_conversation() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-DECLARE
-	v_old	text;
-	v_new	text;
-BEGIN
-	IF TG_OP <> 'INSERT' AND OLD.organization_id IS NOT NULL THEN
-		v_old := CASE WHEN OLD.direction = 'inbound' THEN
-		    OLD.from_number ELSE OLD.to_number END;
-	END IF;
-	IF TG_OP <> 'DELETE' AND NEW.organization_id IS NOT NULL THEN
-		v_new := CASE WHEN NEW.direction = 'inbound' THEN
-		    NEW.from_number ELSE NEW.to_number END;
-	END IF;
-	IF TG_OP = 'UPDATE' AND OLD.organization_id IS NOT DISTINCT FROM
-	    NEW.organization_id AND v_old IS NOT DISTINCT FROM v_new THEN
-		RETURN NULL;
-	END IF;
-	IF v_old IS NOT NULL THEN
-		UPDATE conversations c SET messages = c.messages - 1,
-		    last_id = CASE WHEN c.last_id <> OLD.id THEN c.last_id ELSE
-		    coalesce((SELECT max(m.id) FROM messages m WHERE
-		    m.organization_id = OLD.organization_id AND (CASE WHEN
-		    m.direction = 'inbound' THEN m.from_number ELSE m.to_number
-		    END) = v_old AND m.id <> OLD.id), 0) END
-		    WHERE c.organization_id = OLD.organization_id AND
-		    c.contact = v_old;
-		DELETE FROM conversations WHERE organization_id =
-		    OLD.organization_id AND contact = v_old AND messages <= 0;
-	END IF;
-	IF v_new IS NOT NULL THEN
-		INSERT INTO conversations AS c (organization_id, contact,
-		    last_id, messages) VALUES (NEW.organization_id, v_new,
-		    NEW.id, 1) ON CONFLICT (organization_id, contact) DO UPDATE
-		    SET messages = c.messages + 1,
-		    last_id = greatest(c.last_id, EXCLUDED.last_id);
-	END IF;
-	RETURN NULL;
+	    FROM page x), '[]'),
+	    'next', CASE WHEN cardinality(v_ids) > p_limit THEN
+	    v_ids[p_limit]::text END)::text);
 END
 $$;
 

@@ -120,8 +120,9 @@ ctl_migrate(int argc, char **argv)
 	 * One transaction: the new migrations and the functions as they
 	 * are now (sql/functions.sql, every time: a function is changed
 	 * there, not by a new migration) commit together, so the workers
-	 * still running never see a table without the function that keeps
-	 * it (a trigger's, sql/015), and a failure leaves nothing half done.
+	 * still running never run a migration's placeholder for a trigger's
+	 * function (sql/011, sql/014), and a failure leaves nothing half
+	 * done.
 	 */
 	if ((e = db_begin()) != DB_OK)
 		die_db(e, "begin");
