@@ -481,44 +481,58 @@ END
 $$;
 
 -- SMS threads, the latest first: the organization's messages newest
--- first (messages_org_id), each contact at its first (newest) one,
--- until a page of contacts is found; a page reads about a page of
--- messages, however long the history.  p_before is a message id:
--- threads whose newest message is older, so a contact with a message
--- at or after it was on an earlier page (messages_org_contact).  The
--- counts are index ranges of messages_org_contact too.
+-- first (messages_org_id), keeping each that is its contact's newest (a
+-- probe of messages_org_contact), until a page of them; the first pages
+-- read about a page of messages, however long the history.  A walk that
+-- has passed 2,000 messages (a page deep in a long history, or past the
+-- last thread) finds the rest by grouping the messages older than where
+-- it stopped, a probe a contact.  p_before is a message id:
+-- threads whose newest message is older.  The counts are index ranges
+-- of messages_org_contact too.
 CREATE OR REPLACE FUNCTION th_api_conversations(p_org uuid, p_before bigint,
     p_limit int) RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
-	v_seen	text[] := '{}';
 	v_ids	bigint[] := '{}';
-	v_last	bigint := p_before;
+	v_last	bigint := coalesce(p_before, 9223372036854775807);
 	v_n	int;
+	v_walked int := 0;
 	r	record;
 BEGIN
-	/* by a hundred, so the plan is the index's whatever the statistics */
+	-- a hundred at a time: planned for the first rows, so by the
+	-- index once the statistics know the organization
 	<<walk>>
 	LOOP
 		v_n := 0;
 		FOR r IN SELECT m.id, CASE WHEN m.direction = 'inbound' THEN
 		    m.from_number ELSE m.to_number END AS contact
 		    FROM messages m WHERE m.organization_id = p_org AND
-		    (v_last IS NULL OR m.id < v_last) ORDER BY m.id DESC
-		    LIMIT 100 LOOP
+		    m.id < v_last ORDER BY m.id DESC LIMIT 100 LOOP
 			v_n := v_n + 1;
 			v_last := r.id;
-			CONTINUE WHEN r.contact IS NULL OR
-			    r.contact = ANY (v_seen);
-			v_seen := v_seen || r.contact;
-			CONTINUE WHEN p_before IS NOT NULL AND EXISTS (SELECT
-			    1 FROM messages n WHERE n.organization_id = p_org
-			    AND (CASE WHEN n.direction = 'inbound' THEN
+			CONTINUE WHEN r.contact IS NULL OR EXISTS (SELECT 1
+			    FROM messages n WHERE n.organization_id = p_org AND
+			    (CASE WHEN n.direction = 'inbound' THEN
 			    n.from_number ELSE n.to_number END) = r.contact AND
-			    n.id >= p_before);
+			    n.id > r.id);
 			v_ids := v_ids || r.id;
 			EXIT walk WHEN cardinality(v_ids) > p_limit;
 		END LOOP;
 		EXIT WHEN v_n < 100;
+		v_walked := v_walked + v_n;
+		IF v_walked >= 2000 THEN
+			v_ids := v_ids || ARRAY(SELECT l.id FROM (SELECT
+			    CASE WHEN m.direction = 'inbound' THEN m.from_number
+			    ELSE m.to_number END AS contact, max(m.id) AS id
+			    FROM messages m WHERE m.organization_id = p_org AND
+			    m.id < v_last GROUP BY 1) l WHERE l.contact IS NOT
+			    NULL AND NOT EXISTS (SELECT 1 FROM messages n WHERE
+			    n.organization_id = p_org AND (CASE WHEN
+			    n.direction = 'inbound' THEN n.from_number ELSE
+			    n.to_number END) = l.contact AND n.id > l.id)
+			    ORDER BY l.id DESC LIMIT p_limit + 1 -
+			    cardinality(v_ids));
+			EXIT;
+		END IF;
 	END LOOP;
 	RETURN (WITH page AS (SELECT m.*, CASE WHEN m.direction =
 	    'inbound' THEN m.from_number ELSE m.to_number END AS contact

@@ -463,9 +463,9 @@ class Conversations(unittest.TestCase):
         self.assertEqual(self.threads(D, token), want)
         # a page reads about a page of messages, not the history of
         # 1,200: the messages' rows this transaction fetched, by any
-        # scan.  The newest 21 are 21 contacts, fetched by PL/pgSQL 50
-        # at a time; the 20 shown, at most twice; and the messages of
-        # those 20 threads, 8 each, counted
+        # scan.  The newest 21 are 21 contacts' newest, fetched by
+        # PL/pgSQL 50 at a time; the 20 shown, at most twice; and the
+        # messages of those 20 threads, 8 each, counted
         read = stack.psql(
             "SELECT th_api_conversations('%s', NULL, 20) IS NULL; "
             "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
@@ -492,15 +492,16 @@ class Conversations(unittest.TestCase):
         self.assertEqual(self.threads(B, tokens["B"]), self.expected(B))
         # B's token reads none of D's threads
         self.assertEqual(api(self.base(D), tokens["B"]).status, 404)
-        # a chatty contact: its 250 newest messages hide the others
-        # from more than one of the walk's batches
+        # a chatty contact: its 2,500 newest messages hide the others
+        # from the walk's first batches and from all 2,000 it walks
+        # before it groups what is left
         stack.psql(
             "INSERT INTO messages (organization_id, provider, message_id, "
             "direction, from_number, to_number, body) SELECT '%s', "
             "'twilio', 'SMchat' || g, 'inbound', '+15552209999', "
-            "'+15550063000', 'x' FROM generate_series(1, 250) g" % D)
+            "'+15550063000', 'x' FROM generate_series(1, 2500) g" % D)
         want = self.expected(D)
-        self.assertEqual(want[0], ("+15552209999", 250, "SMchat250"))
+        self.assertEqual(want[0], ("+15552209999", 2500, "SMchat2500"))
         self.assertEqual(self.threads(D, token), want)
 
     def test_one_thread(self):
