@@ -106,7 +106,7 @@ ctl_migrate(int argc, char **argv)
 	cJSON			*o, *applied;
 	char			 version[256], *path;
 	enum db_err		 e;
-	int			 i, n, count = 0;
+	int			 i, n;
 
 	(void)parse_opts(argc, argv, opts);
 	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
@@ -132,11 +132,9 @@ ctl_migrate(int argc, char **argv)
 		snprintf(version, sizeof(version), "%s", list[i]->d_name);
 		version[strlen(version) - 4] = '\0';
 		xasprintf(&path, "%s/%s", ctl_sqldir, list[i]->d_name);
-		if (apply_sql(path, version)) {
+		if (apply_sql(path, version))
 			cJSON_AddItemToArray(applied,
 			    cJSON_CreateString(version));
-			count++;
-		}
 		free(path);
 	}
 	for (i = 0; i < n; i++)
@@ -159,7 +157,7 @@ ctl_migrate(int argc, char **argv)
 	if (json_out)
 		json_print(o);
 	else {
-		if (count == 0)
+		if (cJSON_GetArraySize(applied) == 0)
 			printf("schema up to date (%s)\n",
 			    db_get(&res, 0, 0) ? db_get(&res, 0, 0) : "empty");
 		cJSON_Delete(o);
