@@ -97,6 +97,8 @@ const struct conf_key conf_keys[] = {
 
 	{ "delivery", "allow_private", CONF_BOOL, C(delivery.allow_private),
 	    0, "no", 0, 0 },
+	{ "delivery", "defer_s", CONF_INT, C(delivery.defer_s), 0, "30", 0,
+	    3600 },
 	{ "delivery", "retry_schedule", CONF_SCHEDULE,
 	    C(delivery.retry_schedule), 0, "5s,5m,30m,2h,5h,10h,10h", 0, 0 },
 	{ "delivery", "timeout_s", CONF_INT, C(delivery.timeout_s), 0, "15",

@@ -54,6 +54,7 @@ struct conf_provider_voipms {
 #define DELIVERY_MAX_ATTEMPTS	16
 struct conf_delivery {
 	int		 allow_private;	/* loopback, RFC 1918, link-local */
+	long long	 defer_s;	/* while the CPU is contended */
 	char		*retry_schedule;
 	long long	 timeout_s;
 };

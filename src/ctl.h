@@ -99,6 +99,7 @@ struct deliver_stats {
 	int		 dead;
 	int		 disabled;	/* endpoints that answered 410 */
 	int		 recovered;	/* claims of a sender that died */
+	long long	 deferred_ms;	/* events left while the CPU was busy */
 };
 int		 deliver_run(int, struct deliver_stats *);
 

@@ -409,11 +409,14 @@ ctl_deliveries_run(int argc, char **argv)
 	struct deliver_stats	 st;
 
 	(void)parse_opts(argc, argv, NULL);
+	/* a service: its journal says what the workers' would */
+	log_setlevel(conf.log_level);
 	log_info("deliveries: sender started");
 	if (deliver_run(0, &st) == -1)
 		die_db(db_last_error(), "deliveries run");
 	log_info("deliveries: sender stopped: delivered %d, retrying %d, "
-	    "dead %d", st.delivered, st.retrying, st.dead);
+	    "dead %d; waited %lld s while the CPU was contended",
+	    st.delivered, st.retrying, st.dead, st.deferred_ms / 1000);
 	return 0;
 }
 

@@ -58,6 +58,8 @@
 #include "deliver.h"
 
 #define DELIVER_IDLE_MS		250
+#define DELIVER_YIELD_MS	100	/* the CPU's pressure, sampled */
+#define DELIVER_CONTENDED	0.5	/* some task waited half the time */
 
 static const char *const deliver_private =
 	"0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,"
@@ -68,6 +70,11 @@ static const char *const sql_recover =
 	"UPDATE deliveries SET state = 'retry', next_attempt_at = now() "
 	"WHERE state = 'sending' AND claimed_at < now() - "
 	"make_interval(secs => $1::int + 10)";
+/* whether the oldest pending event is younger than $1 seconds */
+static const char *const sql_young =
+	"SELECT (SELECT created_at FROM delivery_events WHERE id = "
+	"(SELECT min(event_id) FROM delivery_pending)) > now() - "
+	"make_interval(secs => $1::int)";
 static const char *const sql_claim =
 	"WITH c AS (UPDATE deliveries SET state = 'sending', "
 	"attempts = attempts + 1, claimed_at = now() WHERE id IN ("
@@ -110,6 +117,11 @@ static const char *const sql_failed =
 	"RETURNING (SELECT state FROM d)";
 
 static volatile sig_atomic_t	 deliver_stop;
+static struct pressure		 deliver_psi = { "/proc/pressure/cpu", 0, 0 };
+static int			 deliver_yields;	/* PSI readable */
+static int			 deliver_yielding;
+static int			 deliver_held;		/* events waited */
+static long long		 deliver_yield_us;	/* decided then */
 static struct cidrlist		 deliver_private_list;
 static long long		 deliver_sched[DELIVERY_MAX_ATTEMPTS];
 int				 deliver_nsched;
@@ -532,6 +544,47 @@ deliver_by_endpoint(const void *a, const void *b)
  * fl (n transfers) is sorted by endpoint to count them in one pass,
  * once a round with up to DELIVER_INFLIGHT in flight.
  */
+/*
+ * Whether the webhooks' events wait this turn (DESIGN 14: a delivery
+ * never delays a provider's answer): while some task waited for a CPU
+ * DELIVER_CONTENDED of the last DELIVER_YIELD_MS, and the oldest
+ * pending event is younger than [delivery] defer_s.  Past that the
+ * sender delivers anyway, oldest first, so a sustained overload delays
+ * the deliveries by defer_s, not without end.  1 yes, 0 no, -1 when
+ * the database failed.
+ */
+static int
+deliver_yield(struct deliver_stats *st)
+{
+	struct db_res	 res;
+	const char	*p[1], *v;
+	char		 secs[24];
+	long long	 now = now_us();
+	double		 share;
+
+	if (!deliver_yields)
+		return 0;
+	if (now - deliver_yield_us < DELIVER_YIELD_MS * 1000LL)
+		return deliver_yielding;
+	if (deliver_held)
+		st->deferred_ms += (now - deliver_yield_us) / 1000;
+	deliver_yield_us = now;
+	deliver_yielding = deliver_held = 0;
+	if (pressure_sample(&deliver_psi, now, &share) == -1 ||
+	    share < DELIVER_CONTENDED)
+		return 0;
+	snprintf(secs, sizeof(secs), "%lld", conf.delivery.defer_s);
+	p[0] = secs;
+	if (db_query(sql_young, 1, p, &res) != DB_OK)
+		return -1;
+	/* none pending (NULL) waits too: there is nothing to take */
+	v = db_get(&res, 0, 0);
+	deliver_held = v != NULL && strcmp(v, "t") == 0;
+	deliver_yielding = v == NULL || deliver_held;
+	db_res_free(&res);
+	return deliver_yielding;
+}
+
 static void
 deliver_busy(struct xfer **fl, int n, struct buf *b)
 {
@@ -567,7 +620,8 @@ deliver_run(int once, struct deliver_stats *st)
 	char		 lim[16], tmo[24], why[128];
 	long		 status;
 	long long	 slow_ms, recovered_us = 0, claimed_us = 0;
-	int		 n = 0, i, k, left, rc = -1, claimed = 0, took;
+	double		 share;
+	int		 n = 0, i, k, left, rc = -1, claimed = 0, took, wait;
 	int		 since_analyze = 0;
 	struct okbatch	 ok;
 	struct sigaction sa;
@@ -587,6 +641,22 @@ deliver_run(int once, struct deliver_stats *st)
 	sa.sa_handler = deliver_sig;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/*
+	 * The first sample, and whether there is any (psi=0: none); the
+	 * first reading is a DELIVER_YIELD_MS later, and until then the
+	 * events wait, as a reading over a shorter time says little.
+	 */
+	deliver_yields = 0;
+	if (!once && conf.delivery.defer_s > 0) {
+		deliver_yield_us = now_us();
+		if (pressure_sample(&deliver_psi, deliver_yield_us,
+		    &share) == 0)
+			deliver_yields = deliver_yielding = 1;
+		else
+			log_warnx("deliveries: %s unreadable: deliveries do "
+			    "not wait while the CPU is contended",
+			    deliver_psi.path);
+	}
 	buf_init(&busy);
 	memset(&ok, 0, sizeof(ok));
 	buf_init(&ok.ids);
@@ -622,7 +692,8 @@ deliver_run(int once, struct deliver_stats *st)
 		}
 		/* the webhooks' events, a batch at a time */
 		if (!deliver_stop && !b.active) {
-			if ((took = batch_take(&b)) == -1)
+			if ((wait = deliver_yield(st)) == -1 || (!wait &&
+			    (took = batch_take(&b)) == -1))
 				goto done;
 		}
 		if (b.active) {
@@ -739,6 +810,9 @@ done:
 	deliver_pfd = deliver_ready = NULL;
 	deliver_npfd = deliver_pfdcap = deliver_readycap = 0;
 	deliver_timer_us = -1;
+	deliver_psi.at_us = deliver_psi.total_us = 0;
+	deliver_yielding = deliver_held = 0;
+	deliver_yield_us = 0;
 	cidrlist_free(&deliver_private_list);
 	deliver_secrets_free();
 	buf_free(&busy);

@@ -556,6 +556,16 @@ int		 hours_parse(const char *, struct hours *, const char **)
 int		 hours_open(const struct hours *, int, int);
 void		 hours_format(const struct hours *, struct buf *);
 
+/* pressure.c: the CPU's stall share, from /proc/pressure/cpu (PSI). */
+struct pressure {
+	const char	*path;
+	long long	 at_us;		/* the last sample's time */
+	long long	 total_us;	/* and its "some" total */
+};
+long long	 pressure_parse(const char *);
+int		 pressure_sample(struct pressure *, long long, double *)
+		    MUSTCHECK;
+
 /* crypto.c: tokens, hashes and sealed secrets (libsodium, OpenSSL). */
 #define CRYPTO_KEYBYTES		32
 #define TOKEN_PREFIX		"thk_"

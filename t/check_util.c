@@ -1,11 +1,14 @@
 /*
  * check_util: small pure modules: E.164 numbers (phone.c), business
  * hours (hours.c), address lists (cidr.c), log escaping (log.c), tokens
- * and sealed secrets (crypto.c), buffers (buf.c) and util.c.
+ * and sealed secrets (crypto.c), buffers (buf.c), the CPU's pressure
+ * (pressure.c) and util.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -393,6 +396,87 @@ START_TEST(test_schedule)
 }
 END_TEST
 
+/* /proc/pressure/cpu as the kernel writes it (accounting/psi.rst) */
+static const struct {
+	const char	*text;
+	long long	 total;		/* -1: refused */
+} psis[] = {
+	{ "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 0 },
+	/* since Linux 5.13 a "full" line follows, zero system-wide */
+	{ "some avg10=1.53 avg60=0.34 avg300=0.08 total=13217710262\n"
+	  "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 13217710262LL },
+	{ "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n"
+	  "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n", 42 },
+	{ "some avg10=0.00 avg60=0.00 avg300=0.00 total=42", 42 },
+	{ "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n", -1 },
+	{ "some avg10=0.00 avg60=0.00 avg300=0.00\n"
+	  "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n", -1 },
+	{ "some avg10=0.00 total=abc\n", -1 },
+	{ "some avg10=0.00 total=\n", -1 },
+	{ "some avg10=0.00 total=-5\n", -1 },
+	{ "some avg10=0.00 total=5x\n", -1 },
+	{ "some avg10=0.00 total=99999999999999999999\n", -1 },
+	{ "some avg10=0.00 xtotal=5\n", -1 },
+	{ "somewhat total=5\n", -1 },
+	{ "", -1 },
+};
+
+START_TEST(test_pressure_parse)
+{
+	ck_assert_msg(pressure_parse(psis[_i].text) == psis[_i].total,
+	    "%s: %lld", psis[_i].text, pressure_parse(psis[_i].text));
+}
+END_TEST
+
+static void
+psi_write(const char *path, long long total)
+{
+	FILE	*f;
+
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "some avg10=0.00 avg60=0.00 avg300=0.00 total=%lld\n"
+	    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", total);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_pressure_sample)
+{
+	char		 path[] = "/tmp/check_util.psi.XXXXXX";
+	struct pressure	 ps;
+	double		 share;
+	int		 fd;
+
+	ck_assert_int_ne(fd = mkstemp(path), -1);
+	close(fd);
+	memset(&ps, 0, sizeof(ps));
+	ps.path = path;
+	/* the first sample has nothing to compare with */
+	psi_write(path, 5000000);
+	ck_assert_int_eq(pressure_sample(&ps, 1000000, &share), 0);
+	ck_assert(share == 0);
+	/* 50 ms of stall in 100 ms */
+	psi_write(path, 5050000);
+	ck_assert_int_eq(pressure_sample(&ps, 1100000, &share), 0);
+	ck_assert(share > 0.499 && share < 0.501);
+	/* none in the next 400 ms */
+	ck_assert_int_eq(pressure_sample(&ps, 1500000, &share), 0);
+	ck_assert(share == 0);
+	/* more stall than time (the kernel's clocks differ a little) */
+	psi_write(path, 5200000);
+	ck_assert_int_eq(pressure_sample(&ps, 1600000, &share), 0);
+	ck_assert(share == 1);
+	/* 10 ms in 100 ms */
+	psi_write(path, 5210000);
+	ck_assert_int_eq(pressure_sample(&ps, 1700000, &share), 0);
+	ck_assert(share > 0.099 && share < 0.101);
+	/* a file without the line, or none: no reading */
+	ck_assert_int_eq(truncate(path, 0), 0);
+	ck_assert_int_eq(pressure_sample(&ps, 1800000, &share), -1);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(pressure_sample(&ps, 1900000, &share), -1);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -424,6 +508,9 @@ util_suite(void)
 	tcase_add_test(tc, test_utf8_fix);
 	tcase_add_test(tc, test_strtonum);
 	tcase_add_test(tc, test_schedule);
+	tcase_add_loop_test(tc, test_pressure_parse, 0,
+	    sizeof(psis) / sizeof(psis[0]));
+	tcase_add_test(tc, test_pressure_sample);
 	suite_add_tcase(s, tc);
 	return s;
 }

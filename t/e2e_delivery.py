@@ -153,6 +153,9 @@ def setUpModule():
                       "twilio": {"auth_token": tw.TOKEN},
                       "retell": {"api_key": rt.KEY},
                       "delivery": {"allow_private": "yes",
+                                   # no waiting while the CPU is busy,
+                                   # but in test_k
+                                   "defer_s": "0",
                                    "retry_schedule": "1s,1s,1s",
                                    "timeout_s": "2"}}).start()
     tw.stack = rt.stack = stack
@@ -208,6 +211,22 @@ def slow_and_fast(slow_path, fast_path):
     slow_id, _ = add(ORG, slow_path, "--events", "sms.received")
     fast_id, _ = add(ORG, fast_path, "--events", "sms.received")
     return release, slow_id, fast_id
+
+
+def cpu_stall(seconds):
+    """The share of the next seconds in which some task waited for a
+    CPU (/proc/pressure/cpu, as the sender reads it), or None."""
+    def total():
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some "):
+                    return int(line.split("total=")[1])
+    try:
+        t0, s0 = time.monotonic(), total()
+        time.sleep(seconds)
+        return (total() - s0) / ((time.monotonic() - t0) * 1e6)
+    except OSError:
+        return None
 
 
 def data_of(g):
@@ -363,6 +382,12 @@ class Delivery(unittest.TestCase):
         e = mine()
         self.assertIn("410", e["disabled_reason"])
         self.assertEqual((e["dead"], e["failed"]), (1, 1))
+        # and its operator is told, at [server] log_level's default
+        def told():
+            with open(stack.path("sender.log")) as f:
+                return "endpoint %s answered 410 Gone: disabled" % eid \
+                    in f.read()
+        wait_for("the sender's log", told, timeout=10)
         sms_in("again", "+15551118302")
         stack.ctl_ok("deliveries", "send")
         self.assertEqual(len(receiver.at("/gone")), 1)
@@ -902,6 +927,66 @@ class Delivery(unittest.TestCase):
             if sender.poll() is not None:
                 sender = start_sender()
         stack.ctl_ok("endpoint", "remove", other)
+
+    def test_k_events_wait_while_the_cpu_is_contended(self):
+        # DESIGN 14, a delivery never delays a provider's answer: while
+        # some task waits for a CPU half the time (/proc/pressure/cpu)
+        # the sender leaves the webhooks' events pending, up to
+        # [delivery] defer_s; uncontended, it does not wait
+        global sender
+        if cpu_stall(0.1) is None:
+            self.skipTest("no /proc/pressure/cpu (a kernel with psi=0)")
+        eid, _ = add(ORG, "/contended", "--events", "sms.received")
+        burners = []
+        stop_sender(sender)
+        try:
+            patient = stack.conf_variant("patient.conf", 'defer_s = "0"',
+                                         'defer_s = "3600"')
+            sender = start_sender(patient)
+            sms_in("calm", "+15551119201")
+            # delivered as soon as a reading finds the CPU uncontended:
+            # only two minutes of other tests' load without a tenth of a
+            # second's pause could hold it
+            wait_for("delivered, the CPU uncontended", lambda: len(
+                receiver.at("/contended")) == 1, timeout=120)
+            stop_sender(sender)
+
+            brief = stack.conf_variant("brief.conf", 'defer_s = "0"',
+                                       'defer_s = "3"')
+            # a task waiting for each CPU: "some" is their share of the
+            # CPUs, 1 at most
+            for i in range(2 * (os.cpu_count() or 1)):
+                burners.append(subprocess.Popen(
+                    [sys.executable, "-c", "while True: pass"]))
+            wait_for("the CPU contended", lambda: cpu_stall(0.2) > 0.9)
+            sender = start_sender(brief)
+            sms_in("busy", "+15551119202")
+            wait_for("delivered anyway", lambda: len(
+                receiver.at("/contended")) == 2, timeout=30)
+            lag = float(stack.psql(
+                "SELECT extract(epoch FROM d.delivered_at - v.created_at) "
+                "FROM deliveries d JOIN delivery_events v ON v.id = "
+                "d.event_id WHERE d.endpoint_id = '%s' ORDER BY d.id DESC "
+                "LIMIT 1" % eid))
+            # not before defer_s, and not much after
+            self.assertGreaterEqual(lag, 3.0)
+            self.assertLess(lag, 3.0 + 10)
+            for p in burners:
+                p.kill()
+                p.wait()
+            stop_sender(sender)
+            with open(stack.path("sender.log")) as f:
+                said = [ln for ln in f if "sender stopped" in ln][-1]
+            self.assertRegex(said, r"waited ([2-9]|1[0-3]) s while the "
+                             r"CPU was contended")
+        finally:
+            for p in burners:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            if sender.poll() is not None:
+                sender = start_sender()
+        stack.ctl_ok("endpoint", "remove", eid)
 
 load_tests = in_order(__name__)
 
