@@ -33,6 +33,7 @@ Run by bench/run, which builds what it needs.  BENCH_SECONDS (10),
 BENCH_CONNECTIONS (16) and BENCH_WORKERS (as many as connections)
 change the run; BENCH_RSS_REQUESTS=1000000 adds the RSS run: that many
 unique signed SMS, in rounds, with the workers' RSS after each.
+BENCH_DEFER_S sets [delivery] defer_s (default: telehook's own).
 
 Every measured phase starts from a vacuumed, analysed database with no
 autovacuum worker left running, as pgbench vacuums before its own runs:
@@ -397,7 +398,10 @@ def main():
                       "twilio": {"auth_token": TOKEN},
                       "retell": {"api_key": RETELL},
                       "server": {"log_level": "notice"},
-                      "delivery": {"allow_private": "yes"}})
+                      "delivery": dict(
+                          {"allow_private": "yes"}, **(
+                              {"defer_s": os.environ["BENCH_DEFER_S"]}
+                              if "BENCH_DEFER_S" in os.environ else {}))})
     stack.start()
     hello = subprocess.Popen(
         ["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(fcgi_port), "--",
