@@ -39,6 +39,11 @@
  * endpoint's, hashed).  Delivery is at least once: a receiver
  * deduplicates by webhook-id.
  *
+ * While the CPU is contended (pressure.c) the sender takes no new batch
+ * until the oldest pending event is [delivery] defer_s old: a delivery
+ * never delays a provider's answer, and the sender's nice 19 does not
+ * reach its PostgreSQL backend.  "deliveries send" never waits.
+ *
  * Against server-side request forgery, a connection to a loopback,
  * private (RFC 1918, RFC 6598, unique local) or link-local address is
  * refused after name resolution, unless [delivery] allow_private = yes.
@@ -540,11 +545,6 @@ deliver_by_endpoint(const void *a, const void *b)
 }
 
 /*
- * Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array;
- * fl (n transfers) is sorted by endpoint to count them in one pass,
- * once a round with up to DELIVER_INFLIGHT in flight.
- */
-/*
  * Whether the webhooks' events wait this turn (DESIGN 14: a delivery
  * never delays a provider's answer): while some task waited for a CPU
  * DELIVER_CONTENDED of the last DELIVER_YIELD_MS, and the oldest
@@ -585,6 +585,11 @@ deliver_yield(struct deliver_stats *st)
 	return deliver_yielding;
 }
 
+/*
+ * Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array;
+ * fl (n transfers) is sorted by endpoint to count them in one pass,
+ * once a round with up to DELIVER_INFLIGHT in flight.
+ */
 static void
 deliver_busy(struct xfer **fl, int n, struct buf *b)
 {
@@ -621,7 +626,7 @@ deliver_run(int once, struct deliver_stats *st)
 	long		 status;
 	long long	 slow_ms, recovered_us = 0, claimed_us = 0;
 	double		 share;
-	int		 n = 0, i, k, left, rc = -1, claimed = 0, took, wait;
+	int		 n = 0, i, k, left, rc = -1, claimed = 0, took, hold;
 	int		 since_analyze = 0;
 	struct okbatch	 ok;
 	struct sigaction sa;
@@ -692,7 +697,7 @@ deliver_run(int once, struct deliver_stats *st)
 		}
 		/* the webhooks' events, a batch at a time */
 		if (!deliver_stop && !b.active) {
-			if ((wait = deliver_yield(st)) == -1 || (!wait &&
+			if ((hold = deliver_yield(st)) == -1 || (!hold &&
 			    (took = batch_take(&b)) == -1))
 				goto done;
 		}

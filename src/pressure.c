@@ -7,7 +7,9 @@
  *
  * The file's avg10 is a ten-second average, too slow to follow a burst;
  * its "total" is the stall time in microseconds since boot, so two
- * samples give the share over any interval.
+ * samples give the share over any interval.  Over several CPUs the
+ * kernel weighs the waiting tasks by the CPUs: one task waiting beside
+ * two busy CPUs reads 0.5, two or more read 1.
  */
 #include <errno.h>
 #include <fcntl.h>
