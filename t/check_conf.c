@@ -53,6 +53,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.log_level, LOG_LEVEL_INFO);
 	ck_assert_int_eq(c.retell.signature_tolerance_s, 300);
 	ck_assert_int_eq(c.twilio.insecure_allow_unsigned, 0);
+	ck_assert_int_eq(c.delivery.defer_s, 30);	/* telehook.conf.5 */
 	ck_assert_str_eq(c.voipms.api_url, "https://voip.ms/api/v1/rest.php");
 	ck_assert_ptr_null(c.public_url);
 	ck_assert_ptr_null(c.twilio.auth_token);
@@ -145,6 +146,10 @@ static const struct {
 	    "t.conf:2: retry_schedule must be up to 16 delays like 5s,5m,2h\n" },
 	{ "[delivery]\ntimeout_s = 0\n",
 	    "t.conf:2: timeout_s is too small (1 to 120)\n" },
+	{ "[delivery]\ndefer_s = 3601\n",
+	    "t.conf:2: defer_s is too large (0 to 3600)\n" },
+	{ "[delivery]\ndefer_s = -1\n",
+	    "t.conf:2: defer_s is too small (0 to 3600)\n" },
 	{ "[twilio]\napi_url = http://api.twilio.com\n",
 	    "t.conf:2: api_url must be https:// (plain http only to this "
 	    "machine)\n" },
@@ -222,9 +227,9 @@ START_TEST(test_table_is_sane)
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
 	 * currency, lock_timeout_ms, pooler, the read replica's two,
-	 * Twilio's api_url, [smtp]'s four and [delivery]'s three
+	 * Twilio's api_url, [smtp]'s four and [delivery]'s four
 	 */
-	ck_assert_int_eq(n, 40);
+	ck_assert_int_eq(n, 41);
 }
 END_TEST
 
