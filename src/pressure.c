@@ -30,27 +30,23 @@ pressure_parse(const char *text)
 	char		*end;
 	long long	 v;
 
-	for (p = text; p != NULL && *p != '\0'; p = eol) {
-		eol = strchr(p, '\n');
-		if (strncmp(p, "some ", 5) != 0) {
-			if (eol != NULL)
-				eol++;
-			continue;
-		}
-		for (t = p + 5; (eol == NULL || t < eol) && *t != '\0'; t++)
-			if (strncmp(t, "total=", 6) == 0 &&
-			    (t == p + 5 || t[-1] == ' '))
-				break;
-		if ((eol != NULL && t >= eol) || *t == '\0')
-			return -1;
-		errno = 0;
-		v = strtoll(t + 6, &end, 10);
-		if (errno != 0 || end == t + 6 || v < 0 ||
-		    (*end != '\n' && *end != '\0' && *end != ' '))
-			return -1;
-		return v;
-	}
-	return -1;
+	if (strncmp(text, "some ", 5) == 0)
+		p = text;
+	else if ((p = strstr(text, "\nsome ")) != NULL)
+		p++;
+	else
+		return -1;
+	if ((eol = strchr(p, '\n')) == NULL)
+		eol = p + strlen(p);
+	if ((t = strstr(p, " total=")) == NULL || t > eol)
+		return -1;
+	t += 7;
+	errno = 0;
+	v = strtoll(t, &end, 10);
+	if (errno != 0 || end == t || v < 0 ||
+	    (*end != '\n' && *end != '\0' && *end != ' '))
+		return -1;
+	return v;
 }
 
 /*
