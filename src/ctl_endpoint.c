@@ -23,7 +23,11 @@ static const char *const endpoint_types[] = {
 	"sms.delivered", "sms.failed", "campaign.contact_updated", NULL
 };
 
-/* A URL we may POST to: http(s), a host, no credentials in it. */
+/*
+ * A URL we may POST to: http(s), a host, no credentials in it, and not
+ * an address inside (egress.c) unless [delivery] allow_private = yes.
+ * A name is checked again at every connection, after resolution.
+ */
 static void
 endpoint_url_check(const char *url)
 {
@@ -41,6 +45,9 @@ endpoint_url_check(const char *url)
 	if (n == 0 || memchr(h, '@', n) != NULL || strpbrk(url, " \t\r\n"))
 		die(EX_DATAERR_, "%s: no host, or credentials in the URL",
 		    url);
+	if (!conf.delivery.allow_private && egress_url_inside(url))
+		die(EX_DATAERR_, "%s: not a public address ([delivery] "
+		    "allow_private is off)", url);
 }
 
 static void

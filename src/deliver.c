@@ -44,9 +44,11 @@
  * never delays a provider's answer, and the sender's nice 19 does not
  * reach its PostgreSQL backend.  "deliveries send" never waits.
  *
- * Against server-side request forgery, a connection to a loopback,
- * private (RFC 1918, RFC 6598, unique local) or link-local address is
- * refused after name resolution, unless [delivery] allow_private = yes.
+ * Against server-side request forgery, every connection goes through
+ * egress.c: an address inside the operator's network (loopback, private,
+ * link-local, ...) is refused before connect(), unless [delivery]
+ * allow_private = yes, so a refused endpoint sees no SYN and its ports
+ * cannot be told apart.
  */
 #include <poll.h>
 #include <signal.h>
@@ -66,10 +68,6 @@
 #define DELIVER_YIELD_MS	100	/* the CPU's pressure, sampled */
 #define DELIVER_CONTENDED	0.5	/* some task waited half the time */
 
-static const char *const deliver_private =
-	"0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,"
-	"172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4,::/128,::1/128,"
-	"::ffff:0:0/96,fc00::/7,fe80::/10,ff00::/8";
 
 static const char *const sql_recover =
 	"UPDATE deliveries SET state = 'retry', next_attempt_at = now() "
@@ -127,7 +125,6 @@ static int			 deliver_yields;	/* PSI readable */
 static int			 deliver_yielding;
 static int			 deliver_held;		/* events waited */
 static long long		 deliver_yield_us;	/* decided then */
-static struct cidrlist		 deliver_private_list;
 static long long		 deliver_sched[DELIVERY_MAX_ATTEMPTS];
 int				 deliver_nsched;
 
@@ -233,23 +230,6 @@ deliver_wait(CURLM *m, int ms)
 		}
 	}
 	deliver_due(m);
-}
-
-/* Refuse a connection to a private address, after resolution. */
-static int
-deliver_prereq(void *arg, char *ip, char *local, int rport, int lport)
-{
-	struct xfer	*x = arg;
-
-	(void)local;
-	(void)rport;
-	(void)lport;
-	if (!conf.delivery.allow_private &&
-	    cidrlist_match(&deliver_private_list, ip)) {
-		x->refused = 1;
-		return CURL_PREREQFUNC_ABORT;
-	}
-	return CURL_PREREQFUNC_OK;
 }
 
 /* The receiver's answer body is not kept (a few KB read, then cut). */
@@ -383,9 +363,8 @@ deliver_start(CURLM *m, const struct dsend *s, char *why, size_t whysz)
 	    (long)(conf.delivery.timeout_s < 5 ? conf.delivery.timeout_s : 5));
 	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT,
 	    (long)conf.delivery.timeout_s);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PREREQFUNCTION,
-	    deliver_prereq);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PREREQDATA, x);
+	x->eg.allow_private = conf.delivery.allow_private;
+	egress_curl(x->curl, &x->eg);
 	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, deliver_sink);
 	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->err);
 	(void)curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
@@ -482,8 +461,8 @@ void
 deliver_why(struct xfer *x, CURLcode cc, long status, char *why,
     size_t whysz)
 {
-	if (x->refused)
-		snprintf(why, whysz, "refused: a private address "
+	if (x->eg.refused > 0)	/* the same words whatever the port */
+		snprintf(why, whysz, "refused: not a public address "
 		    "(allow_private is off)");
 	else if (cc != CURLE_OK)
 		snprintf(why, whysz, "%s%s%s", curl_easy_strerror(cc),
@@ -621,7 +600,7 @@ deliver_run(int once, struct deliver_stats *st)
 	CURLM		*m = NULL;
 	CURLMsg		*msg;
 	struct xfer	*x;
-	const char	*p[2], *errstr;
+	const char	*p[2];
 	char		 lim[16], tmo[24], why[128];
 	long		 status;
 	long long	 slow_ms, recovered_us = 0, claimed_us = 0;
@@ -634,9 +613,7 @@ deliver_run(int once, struct deliver_stats *st)
 	memset(st, 0, sizeof(*st));
 	memset(&b, 0, sizeof(b));
 	if ((deliver_nsched = util_schedule(conf.delivery.retry_schedule,
-	    deliver_sched, DELIVERY_MAX_ATTEMPTS)) == -1 ||
-	    cidrlist_parse(deliver_private, &deliver_private_list,
-	    &errstr) == -1)
+	    deliver_sched, DELIVERY_MAX_ATTEMPTS)) == -1)
 		return -1;
 	/* slow: no answer within half the timeout, at most a second */
 	slow_ms = conf.delivery.timeout_s * 500;
@@ -818,7 +795,6 @@ done:
 	deliver_psi.at_us = deliver_psi.total_us = 0;
 	deliver_yielding = deliver_held = 0;
 	deliver_yield_us = 0;
-	cidrlist_free(&deliver_private_list);
 	deliver_secrets_free();
 	buf_free(&busy);
 	return rc;

@@ -23,7 +23,7 @@ struct xfer {
 	char		*body;
 	int		 attempts;
 	long long	 start_us;
-	int		 refused;	/* a private address */
+	struct egress	 eg;		/* its connections' guard */
 	struct ditem	*item;		/* sent from a batch, not the queue */
 	char		 err[CURL_ERROR_SIZE];
 };

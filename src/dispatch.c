@@ -498,19 +498,30 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 
 /*
  * Rejections are kept for the operator (telehookctl events rejections)
- * without their bodies, with the organization when it can be told.  They
- * are written between requests, so a refused request is not slowed by
- * it; the queue is bounded, and a full one drops (the log keeps all).
+ * without their bodies, query strings or path parameters, with the
+ * organization when it can be told.  They are written between requests,
+ * so a refused request is not slowed by it; the queue is bounded, and a
+ * full one drops (the log and /metrics keep all).
+ *
+ * A refusal no credential stands behind must not cost a row each (a
+ * flood would write the table as fast as it sends): those are counted,
+ * here and in rejection_counts per organization, cause, route and
+ * minute, and only the first REJECT_SAMPLES of each such minute are kept
+ * as rows.  A verified request's refusal (cross_tenant) is a row.
  */
 #define REJECT_QUEUE	64
+#define REJECT_SAMPLES	3
 struct rejection {
-	char		*route;
+	char		*route;		/* the route's name, or "-" */
+	char		*shown;		/* the path, for the sample */
 	int		 status;
 	enum reject_cause cause;
 	char		*client;
 	char		*detail;
 	char		*org;		/* a hint: an id, or NULL */
 	char		*number;	/* a hint: a number we may own */
+	long long	 minute;	/* since the epoch */
+	long long	 count;
 };
 static struct rejection	 rejections[REJECT_QUEUE];
 static int		 nrejections;
@@ -522,27 +533,27 @@ dispatch_rejections_waiting(void)
 	return nrejections;
 }
 
+static int
+dispatch_same(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 void
 dispatch_note_rejection(struct req *r, int status, const char *detail)
 {
 	struct rejection	*j;
-	const char		*org, *num;
+	const char		*org, *num, *route;
 	const cJSON		*c;
-	char			 e164[32];
+	char			 e164[32], shown[200];
+	long long		 minute = wall_us() / 60000000LL;
+	int			 i;
 
-	if (nrejections == REJECT_QUEUE)
-		return;
-	j = &rejections[nrejections++];
-	j->route = xstrndup(r->route != NULL ? r->route->name :
-	    (r->path != NULL ? r->path : "-"), 200);
-	j->status = status;
-	j->cause = r->reject;
-	j->client = xstrdup(r->client_addr != NULL ? r->client_addr : "-");
-	j->detail = xstrndup(detail, 300);
 	org = req_param(r, "organization_id");
 	if (org == NULL && r->nargs > 0)
 		org = r->args[0];
-	j->org = store_is_uuid(org) ? xstrdup(org) : NULL;
+	if (!store_is_uuid(org))
+		org = NULL;
 	num = req_param(r, "To");
 	if (num == NULL)
 		num = req_param(r, "to");
@@ -553,38 +564,89 @@ dispatch_note_rejection(struct req *r, int status, const char *detail)
 	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "to_number")))
 		num = cJSON_GetObjectItemCaseSensitive(c,
 		    "to_number")->valuestring;
-	j->number = num != NULL && phone_e164(num, e164, sizeof(e164)) == 0 ?
-	    xstrdup(e164) : NULL;
+	num = num != NULL && phone_e164(num, e164, sizeof(e164)) == 0 ?
+	    e164 : NULL;
+	route = r->route != NULL ? r->route->name : "-";
+	if (r->reject != REJECT_CROSS_TENANT)
+		for (i = 0; i < nrejections; i++) {
+			j = &rejections[i];
+			if (j->count > 0 && j->cause == r->reject &&
+			    j->status == status && j->minute == minute &&
+			    strcmp(j->route, route) == 0 &&
+			    dispatch_same(j->org, org) &&
+			    dispatch_same(j->number, num)) {
+				j->count++;
+				return;
+			}
+		}
+	if (nrejections == REJECT_QUEUE)
+		return;
+	j = &rejections[nrejections++];
+	j->route = xstrdup(route);
+	j->shown = xstrdup(r->route != NULL ? r->route->name :
+	    req_shown_path(r->path, shown, sizeof(shown)));
+	j->status = status;
+	j->cause = r->reject;
+	j->client = xstrdup(r->client_addr != NULL ? r->client_addr : "-");
+	j->detail = xstrndup(detail, 300);
+	j->org = org != NULL ? xstrdup(org) : NULL;
+	j->number = num != NULL ? xstrdup(num) : NULL;
+	j->minute = minute;
+	j->count = r->reject == REJECT_CROSS_TENANT ? 0 : 1;
 }
 
+/* $1 organization hint, $2 number hint, then the row's own columns */
+#define REJECT_ORG "coalesce((SELECT id FROM organizations WHERE id = " \
+	"$1::uuid), (SELECT organization_id FROM phone_numbers WHERE " \
+	"e164 = $2))"
+#define REJECT_ADDR "CASE WHEN $6 ~ '^[0-9a-fA-F:.]+$' THEN $6::inet END"
 static const struct db_stmt st_rejection = { "dispatch_rejection",
 	"INSERT INTO rejections (organization_id, route, status, cause, "
-	"client_addr, detail) VALUES (coalesce((SELECT id FROM organizations "
-	"WHERE id = $1::uuid), (SELECT organization_id FROM phone_numbers "
-	"WHERE e164 = $2)), $3, $4::smallint, $5, "
-	"CASE WHEN $6 ~ '^[0-9a-fA-F:.]+$' THEN $6::inet END, $7)", 7 };
+	"client_addr, detail) VALUES (" REJECT_ORG ", $3, $4::smallint, $5, "
+	REJECT_ADDR ", $7)", 7 };
+/* counted; a sample row while the minute's count was below $11 */
+static const struct db_stmt st_rejection_count = { "dispatch_rejection_count",
+	"WITH c AS (INSERT INTO rejection_counts AS k (organization_id, "
+	"minute, cause, route, count) VALUES (" REJECT_ORG ", "
+	"to_timestamp($9::bigint * 60), $5, $8, $10::bigint) ON CONFLICT "
+	"((coalesce(organization_id, '00000000-0000-0000-0000-000000000000'"
+	"::uuid)), minute, cause, route) DO UPDATE SET count = k.count + "
+	"excluded.count RETURNING k.organization_id, k.count - $10::bigint "
+	"AS before) INSERT INTO rejections (organization_id, route, status, "
+	"cause, client_addr, detail) SELECT c.organization_id, $3, "
+	"$4::smallint, $5, " REJECT_ADDR ", $7 FROM c WHERE c.before < "
+	"$11::int", 11 };
 
 void
 dispatch_flush_rejections(void)
 {
 	struct rejection	*j;
-	const char		*p[7];
-	char			 st[8];
+	const char		*p[11];
+	char			 st[8], minute[24], count[24], samples[8];
 	int			 i;
 
+	snprintf(samples, sizeof(samples), "%d", REJECT_SAMPLES);
 	for (i = 0; i < nrejections; i++) {
 		j = &rejections[i];
 		snprintf(st, sizeof(st), "%d", j->status);
+		snprintf(minute, sizeof(minute), "%lld", j->minute);
+		snprintf(count, sizeof(count), "%lld", j->count);
 		p[0] = j->org;
 		p[1] = j->number;
-		p[2] = j->route;
+		p[2] = j->shown;
 		p[3] = st;
 		p[4] = metrics_cause_name(j->cause);
 		p[5] = j->client;
 		p[6] = j->detail;
-		if (db_exec(&st_rejection, p, NULL) != DB_OK)
+		p[7] = j->route;
+		p[8] = minute;
+		p[9] = count;
+		p[10] = samples;
+		if (db_exec(j->count > 0 ? &st_rejection_count : &st_rejection,
+		    p, NULL) != DB_OK)
 			log_debug("rejection not recorded: %s", db_errmsg());
 		free(j->route);
+		free(j->shown);
 		free(j->client);
 		free(j->detail);
 		free(j->org);
@@ -602,10 +664,12 @@ dispatch_request(FCGX_Request *fr)
 	struct buf	 out;
 	long long	 us;
 	int		 status;
+	char		 shown[200];
 
 	req_init(&r, fr->envp);
 	resp_init(&p, RESP_JSON);
 	buf_init(&out);
+	shown[0] = '\0';
 	r.client_addr = req_client_addr(req_env(&r, "REMOTE_ADDR"),
 	    req_header(&r, "X-Forwarded-For"), &conf.proxies);
 	dispatch_run(&r, &p, fr->in);
@@ -617,7 +681,8 @@ dispatch_request(FCGX_Request *fr)
 		if (out.failed ||
 		    FCGX_PutStr(out.data, (int)out.len, fr->out) < 0)
 			log_warnx("%s: could not write the answer to %s",
-			    log_esc(r.path), log_esc(r.client_addr));
+			    log_esc(req_shown_path(r.path, shown,
+			    sizeof(shown))), log_esc(r.client_addr));
 	}
 	us = now_us() - r.start_us;
 	metrics_request(r.route, status, us);
@@ -628,12 +693,14 @@ dispatch_request(FCGX_Request *fr)
 	if (p.error != NULL) {
 		/*
 		 * The path alone: a query string carries URL tokens and, from
-		 * VoIP.ms, message text and numbers (architecture.md §5).
+		 * VoIP.ms, message text and numbers; a path parameter after
+		 * ';' may carry a token too (architecture.md §5).
 		 */
 		metrics_reject(r.reject);
 		log_info("%s %s %s org=%s %d %lldus: %s%s%s",
 		    log_esc(r.client_addr), log_esc(r.method_str),
-		    log_esc(r.path != NULL ? r.path : "-"), log_esc(r.log_org),
+		    log_esc(req_shown_path(r.path, shown, sizeof(shown))),
+		    log_esc(r.log_org),
 		    status, us, log_esc(p.error), r.reject ? " cause=" : "",
 		    r.reject ? metrics_cause_name(r.reject) : "");
 		if (r.reject != REJECT_NONE)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -207,6 +208,9 @@ char		*req_client_addr(const char *, const char *,
 		    const struct cidrlist *);
 const char	*req_param(const struct req *, const char *);
 char		*req_redact_uri(const char *);
+const char	*req_shown_path(const char *, char *, size_t);
+char		*req_json_redacted(const cJSON *);
+char		*req_body_redacted(const struct req *, size_t *);
 int		 req_header_secret(const char *);
 void		 req_fix_text(struct req *, int);
 void		 req_fix_kvlist(struct kvlist *, int);
@@ -248,6 +252,7 @@ struct resp_stream {
 	char		*password;	/* zeroed when freed */
 	char		*range;		/* the client's Range, passed on */
 	int		 plain_http;	/* http:// allowed (a loopback API) */
+	const char	*trust;		/* its literal address may be inside */
 };
 struct resp {
 	int		 status;	/* 0 until someone sets it */
@@ -525,6 +530,20 @@ enum db_err	 recording_handle(struct req *, struct resp *);
 int		 recording_stream(struct resp *, int, struct FCGX_Stream *);
 int		 recording_twilio_account(const char *, const char *, char *,
 		    size_t);
+
+/* egress.c: the address check of every connection made from received data. */
+struct egress {
+	int		 allow_private;	/* [delivery] allow_private */
+	struct sockaddr_storage trusted; /* the operator's api_url, by address */
+	int		 refused;	/* connections refused */
+};
+int		 egress_inside4(const unsigned char *);
+int		 egress_inside6(const unsigned char *);
+int		 egress_inside(const struct sockaddr *);
+int		 egress_host_inside(const char *);
+int		 egress_url_inside(const char *);
+void		 egress_trust(struct egress *, const char *);
+void		 egress_curl(void *, struct egress *);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */
 void		 metrics_init(const char *);

@@ -18,6 +18,12 @@
  * host, and not across a redirect (CURLOPT_UNRESTRICTED_AUTH is off).
  * Retell's and VoIP.ms's recording URLs are fetched as they are, over
  * HTTPS only.
+ *
+ * Every connection, redirects included, goes through egress.c: never to
+ * an address inside the operator's network, whatever the URL says.  The
+ * one exception is [twilio] api_url's own address when the operator
+ * wrote it as one (a proxy or a test double): that is their setting, not
+ * data a tenant sent.
  */
 #include <ctype.h>
 #include <stddef.h>
@@ -132,6 +138,7 @@ recording_handle(struct req *r, struct resp *p)
 		p->stream.user = xstrdup(sid);
 		p->stream.plain_http = strncmp(conf.twilio.api_url,
 		    "http://", 7) == 0;
+		p->stream.trust = conf.twilio.api_url;
 	} else if (strncasecmp(url, "https://", 8) != 0) {
 		resp_error(p, 502, "the recording URL is not HTTPS");
 		goto done;
@@ -290,14 +297,19 @@ recording_stream(struct resp *p, int head, struct FCGX_Stream *out)
 	CURLcode	 cc;
 	char		 hdr[240];
 	struct curl_slist *hl = NULL;
+	struct egress	 g;
 	int		 status;
 
 	memset(&io, 0, sizeof(io));
+	memset(&g, 0, sizeof(g));
 	io.out = out;
 	io.head = head;
 	if ((curl = curl_easy_init()) == NULL)
 		return rec_error(out, 502, "libcurl failed to initialise");
 	(void)curl_easy_setopt(curl, CURLOPT_URL, p->stream.url);
+	if (p->stream.trust != NULL)
+		egress_trust(&g, p->stream.trust);
+	egress_curl(curl, &g);
 	(void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR,
 	    p->stream.plain_http ? "http,https" : "https");
 	(void)curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -335,7 +347,11 @@ recording_stream(struct resp *p, int head, struct FCGX_Stream *out)
 		status = rec_send_headers(&io) == 0 ? (int)io.status : 502;
 	else if (cc == CURLE_OK && io.status == 404)
 		status = rec_error(out, 404, "the provider has no such recording");
-	else {
+	else if (cc != CURLE_OK && g.refused > 0) {
+		log_warnx("recording: refused: not a public address");
+		status = rec_error(out, 502, "the recording is not on a public "
+		    "address");
+	} else {
 		if (cc != CURLE_OK)
 			log_warnx("recording: %s", curl_easy_strerror(cc));
 		else

@@ -469,6 +469,102 @@ req_header_secret(const char *e)
 }
 
 /*
+ * 1 when object o has a "token" member, in any case: a URL token sent in
+ * a JSON body is as secret as one in a query or a form.
+ */
+static int
+req_json_has_token(const cJSON *o)
+{
+	const cJSON	*c;
+
+	if (!cJSON_IsObject(o))
+		return 0;
+	cJSON_ArrayForEach(c, o)
+		if (c->string != NULL && strcasecmp(c->string, "token") == 0)
+			return 1;
+	return 0;
+}
+
+/* json printed without its top-level "token" members.  Caller frees. */
+char *
+req_json_redacted(const cJSON *json)
+{
+	cJSON	*o, *c, *next;
+	char	*s;
+
+	if (!req_json_has_token(json))
+		return cJSON_PrintUnformatted(json);
+	o = cJSON_Duplicate(json, 1);
+	for (c = o->child; c != NULL; c = next) {
+		next = c->next;
+		if (c->string != NULL && strcasecmp(c->string, "token") == 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/*
+ * r's body without a form's or a JSON object's "token" (the rest as it
+ * came), for what is stored or spooled; *len its length.  NULL when the
+ * body has none and is kept as it came.  Caller frees.
+ */
+char *
+req_body_redacted(const struct req *r, size_t *len)
+{
+	char	*q, *red, *s;
+	size_t	 i;
+
+	if (r->json != NULL) {
+		if (!req_json_has_token(r->json))
+			return NULL;
+		s = req_json_redacted(r->json);
+		*len = strlen(s);
+		return s;
+	}
+	for (i = 0; i < r->form.n; i++)
+		if (strcasecmp(r->form.v[i].key, "token") == 0)
+			break;
+	if (i == r->form.n)
+		return NULL;
+	/* req_redact_uri() drops it from a query: the body as one */
+	xasprintf(&q, "?%.*s", (int)r->bodylen, r->body != NULL ? r->body : "");
+	red = req_redact_uri(q);
+	s = xstrdup(red + 1);
+	*len = strlen(s);
+	free(q);
+	free(red);
+	return s;
+}
+
+/*
+ * path as logs and rejections show it: nothing from its first ';' (or
+ * "%3B") on, since a path parameter may carry a URL token, and at most
+ * sz - 1 bytes.  Returns buf.
+ */
+const char *
+req_shown_path(const char *path, char *buf, size_t sz)
+{
+	size_t	 n, i;
+
+	if (path == NULL)
+		path = "-";
+	n = strcspn(path, ";?#");
+	for (i = 0; i + 2 < n; i++)
+		if (path[i] == '%' && path[i + 1] == '3' &&
+		    (path[i + 2] == 'B' || path[i + 2] == 'b')) {
+			n = i;
+			break;
+		}
+	if (n >= sz)
+		n = sz - 1;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
  * uri without its "token" parameters, for the spool: a VoIP.ms URL token
  * is a secret, and a replay needs none.  Pairs may be separated by '&'
  * or ';'; a key is compared decoded and in any case ("%74oken",

@@ -193,9 +193,9 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 	static unsigned int	 counter;
 	struct buf		 b;
 	char			 hex[65], *tmp = NULL, *final = NULL, *red;
-	char			*sealed;
+	char			*sealed, *rbody;
 	char			**e;
-	size_t			 alen = strlen(answer);
+	size_t			 alen = strlen(answer), blen;
 	int			 fd = -1, rc = -1;
 
 	buf_init(&b);
@@ -210,19 +210,28 @@ spool_write(const char *dir, const struct req *r, const char *answer,
 		spool_enc(&b, r->scope_org);
 		buf_putc(&b, '\n');
 	}
+	/* nor in the body (a form's or a JSON object's "token") */
+	blen = r->bodylen;
+	rbody = req_body_redacted(r, &blen);
 	for (e = r->envp; e != NULL && *e != NULL; e++)
 		if (spool_keep_env(*e)) {
 			/* the replay needs no URL token: keep none on disk */
-			red = strncmp(*e, "REQUEST_URI=", 12) == 0 ?
-			    req_redact_uri(*e) : NULL;
+			red = NULL;
+			if (strncmp(*e, "REQUEST_URI=", 12) == 0)
+				red = req_redact_uri(*e);
+			else if (rbody != NULL &&
+			    strncmp(*e, "CONTENT_LENGTH=", 15) == 0)
+				xasprintf(&red, "CONTENT_LENGTH=%zu", blen);
 			buf_puts(&b, "env: ");
 			spool_enc(&b, red != NULL ? red : *e);
 			buf_putc(&b, '\n');
 			free(red);
 		}
-	buf_printf(&b, "answer: %zu\nbody: %zu\n\n", alen, r->bodylen);
+	buf_printf(&b, "answer: %zu\nbody: %zu\n\n", alen, blen);
 	buf_add(&b, answer, alen);
-	buf_add(&b, r->body != NULL ? r->body : "", r->bodylen);
+	buf_add(&b, rbody != NULL ? rbody : r->body != NULL ? r->body : "",
+	    blen);
+	free(rbody);
 	crypto_sha256_hex(buf_cstr(&b), b.len, hex);
 	buf_printf(&b, "sha256: %s\n", hex);
 	if (!b.failed && crypto_have_key) {

@@ -274,6 +274,22 @@ store_headers_json(const struct req *r)
 	return s;
 }
 
+/* The raw body as stored, in hex: never its URL token. */
+static char *
+store_body_hex(const struct req *r)
+{
+	size_t		 len = r->bodylen;
+	char		*red, *hex;
+	const char	*body;
+
+	red = req_body_redacted(r, &len);
+	body = red != NULL ? red : r->body != NULL ? r->body : "";
+	hex = xmalloc(len * 2 + 1);
+	util_hex((const unsigned char *)body, len, hex);
+	free(red);
+	return hex;
+}
+
 /* The parsed parameters as JSON: repeated keys become arrays. */
 char *
 store_payload_json(const struct req *r)
@@ -285,7 +301,7 @@ store_payload_json(const struct req *r)
 	char		*s;
 
 	if (r->json != NULL)
-		return cJSON_PrintUnformatted(r->json);
+		return req_json_redacted(r->json);
 	o = cJSON_CreateObject();
 	for (i = 0; i < r->form.n; i++) {
 		if (strcasecmp(r->form.v[i].key, "token") == 0)
@@ -351,9 +367,7 @@ store_event_params(const struct req *r, const struct event_in *ev,
 
 	m->headers = store_headers_json(r);
 	m->payload = store_payload_json(r);
-	m->hex = xmalloc(r->bodylen * 2 + 1);
-	util_hex((const unsigned char *)(r->body ? r->body : ""), r->bodylen,
-	    m->hex);
+	m->hex = store_body_hex(r);
 	if (r->client_addr != NULL &&
 	    (inet_pton(AF_INET, r->client_addr, probe) == 1 ||
 	    inet_pton(AF_INET6, r->client_addr, probe) == 1))

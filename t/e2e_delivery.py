@@ -503,7 +503,7 @@ class Delivery(unittest.TestCase):
                                    os.environ, TELEHOOK_SQLDIR=stack.sqldir))
             self.assertEqual(json.loads(p.stdout)["delivered"], 0)
             self.assertEqual(receiver.at("/private"), [])
-            self.assertIn("private address", stack.psql(
+            self.assertIn("not a public address", stack.psql(
                 "SELECT last_error FROM deliveries WHERE endpoint_id = "
                 "'%s'" % eid))
         finally:
