@@ -420,16 +420,24 @@ ctl_events_assign(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * events rejections: the rows kept (every verified request's refusal, a
+ * sample of the rest), or with --counts every refusal counted per
+ * organization, cause, route and minute; newest first.
+ */
 static int
 ctl_events_rejections(int argc, char **argv)
 {
 	static const char *const cols[] = { "id", "received_at",
 	    "organization_id", "route", "status:n", "cause", "client_addr",
 	    "detail", NULL };
-	const char	*org = NULL, *since = NULL, *limit = NULL, *p[3];
+	static const char *const ccols[] = { "minute", "organization_id",
+	    "cause", "route", "count:n", NULL };
+	const char	*org = NULL, *since = NULL, *limit = NULL, *counts = NULL;
+	const char	*p[3];
 	const struct ctl_opt opts[] = { { "org", &org, 0 },
 			    { "since", &since, 0 }, { "limit", &limit, 0 },
-			    { NULL, NULL, 0 } };
+			    { "counts", &counts, 1 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
 	char		*id = NULL;
 
@@ -438,12 +446,23 @@ ctl_events_rejections(int argc, char **argv)
 	p[0] = org != NULL ? (id = org_resolve(org)) : NULL;
 	p[1] = since;
 	p[2] = check_limit(limit, "100");
-	q("events rejections", "SELECT id::text, th_iso(received_at), "
-	    "organization_id, route, status, cause, host(client_addr), detail "
-	    "FROM rejections WHERE ($1::uuid IS NULL OR organization_id = $1) "
-	    "AND ($2::timestamptz IS NULL OR received_at >= $2) ORDER BY id "
-	    "DESC LIMIT $3::int", 3, p, &res);
-	print_rows("rejections", &res, cols);
+	if (counts != NULL) {
+		q("events rejections", "SELECT th_iso(minute), organization_id, "
+		    "cause, route, count FROM rejection_counts WHERE ($1::uuid "
+		    "IS NULL OR organization_id = $1) AND ($2::timestamptz IS "
+		    "NULL OR minute >= date_trunc('minute', $2::timestamptz)) "
+		    "ORDER BY rejection_counts.minute DESC, "
+		    "rejection_counts.count DESC LIMIT $3::int", 3, p, &res);
+		print_rows("rejection_counts", &res, ccols);
+	} else {
+		q("events rejections", "SELECT id::text, th_iso(received_at), "
+		    "organization_id, route, status, cause, host(client_addr), "
+		    "detail FROM rejections WHERE ($1::uuid IS NULL OR "
+		    "organization_id = $1) AND ($2::timestamptz IS NULL OR "
+		    "received_at >= $2) ORDER BY rejections.id DESC "
+		    "LIMIT $3::int", 3, p, &res);
+		print_rows("rejections", &res, cols);
+	}
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -467,6 +486,8 @@ ctl_prune(int argc, char **argv)
 		{ "events", 0, "DELETE FROM events WHERE received_at < $1" },
 		{ "rejections", 0,
 		    "DELETE FROM rejections WHERE received_at < $1" },
+		{ "rejection_counts", 0,
+		    "DELETE FROM rejection_counts WHERE minute < $1" },
 		{ "notifications", 0, "DELETE FROM notifications WHERE "
 		    "read_at IS NOT NULL AND created_at < $1" },
 		{ "outbox", 0, "DELETE FROM outbox WHERE state IN ('sent', "
@@ -711,7 +732,7 @@ const struct ctl_cmd ctl_events_cmds[] = {
 	{ "events show", 1, 1, 1, "events show ID", ctl_events_show },
 	{ "events assign", 2, 2, 1, "events assign ID ORG", ctl_events_assign },
 	{ "events rejections", 0, 0, 1, "events rejections [--org ORG] "
-	    "[--since TIME] [--limit N]", ctl_events_rejections },
+	    "[--since TIME] [--limit N] [--counts]", ctl_events_rejections },
 	{ "prune", 0, 0, 1, "prune --older-than DAYS [--redact]", ctl_prune },
 	{ "send", 2, 2, 0, "send PROVIDER EVENT --url URL [--org ORG] "
 	    "[--to E164] [--from E164] [--id ID]", ctl_send },

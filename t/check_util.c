@@ -178,6 +178,88 @@ START_TEST(test_hours_bad)
 }
 END_TEST
 
+/*
+ * Hosts as URLs write them, and whether each is inside (egress.c): the
+ * blocks of IANA's special-purpose registries that are not the public
+ * Internet, in every numeric form inet_aton(3) and RFC 4291 allow.
+ */
+static const struct {
+	const char	*host;
+	int		 inside;
+} egress_hosts[] = {
+	{ "127.0.0.1", 1 }, { "127.0.0.2", 1 }, { "127.255.255.255", 1 },
+	{ "2130706434", 1 },		/* 127.0.0.2 in decimal */
+	{ "0x7f000002", 1 }, { "0177.0.0.2", 1 }, { "127.2", 1 },
+	{ "127.1", 1 }, { "0", 1 }, { "0.0.0.0", 1 },
+	{ "10.0.0.1", 1 }, { "10.255.255.255", 1 }, { "11.0.0.1", 0 },
+	{ "9.255.255.255", 0 },
+	{ "172.16.0.1", 1 }, { "172.31.255.255", 1 }, { "172.32.0.1", 0 },
+	{ "172.15.255.255", 0 },
+	{ "192.168.0.1", 1 }, { "192.169.0.1", 0 },
+	{ "100.64.0.1", 1 }, { "100.127.255.255", 1 }, { "100.128.0.1", 0 },
+	{ "100.63.255.255", 0 },
+	{ "169.254.169.254", 1 }, { "169.255.0.1", 0 },
+	{ "192.0.0.8", 1 }, { "198.18.0.1", 1 }, { "198.19.255.255", 1 },
+	{ "198.20.0.1", 0 },
+	{ "224.0.0.1", 1 }, { "239.255.255.255", 1 }, { "240.0.0.1", 1 },
+	{ "255.255.255.255", 1 },
+	{ "8.8.8.8", 0 }, { "1.1.1.1", 0 }, { "52.94.236.248", 0 },
+	{ "[::1]", 1 }, { "::1", 1 }, { "[::]", 1 },
+	{ "[::ffff:127.0.0.2]", 1 }, { "[::ffff:7f00:2]", 1 },
+	{ "[::ffff:10.1.2.3]", 1 }, { "[::ffff:8.8.8.8]", 0 },
+	{ "[::127.0.0.1]", 1 },		/* IPv4-compatible */
+	{ "[::ffff:0:127.0.0.1]", 1 },	/* IPv4-translated */
+	{ "[64:ff9b::10.0.0.1]", 1 }, { "[64:ff9b::8.8.8.8]", 0 },
+	{ "[64:ff9b:1::1]", 1 },
+	{ "[2002:7f00:1::1]", 1 },	/* 6to4 of 127.0.0.1 */
+	{ "[2002:808:808::1]", 0 },	/* 6to4 of 8.8.8.8 */
+	{ "[2001::1]", 1 },		/* Teredo */
+	{ "[2001:db8::1]", 1 },
+	{ "[fc00::1]", 1 }, { "[fd12:3456::1]", 1 }, { "[fe80::1%25eth0]", 1 },
+	{ "[fe80::1]", 1 }, { "[febf::1]", 1 }, { "[fec0::1]", 1 },
+	{ "[ff02::1]", 1 }, { "[100::1]", 1 },
+	{ "[2606:4700::1111]", 0 }, { "[2a00:1450::1]", 0 },
+	{ "localhost", 1 }, { "LOCALHOST.", 1 }, { "api.localhost", 1 },
+	{ "api.twilio.com", 0 }, { "10.0.0.1.example.com", 0 },
+	{ "127.0.0.1.nip.io", 0 }, { "", 0 },
+};
+
+START_TEST(test_egress_host)
+{
+	ck_assert_msg(egress_host_inside(egress_hosts[_i].host) ==
+	    egress_hosts[_i].inside, "%s: expected %s", egress_hosts[_i].host,
+	    egress_hosts[_i].inside ? "inside" : "public");
+}
+END_TEST
+
+START_TEST(test_egress_url)
+{
+	ck_assert_int_eq(egress_url_inside("http://2130706433:8080/x"), 1);
+	ck_assert_int_eq(egress_url_inside("https://[::ffff:127.0.0.1]/"), 1);
+	ck_assert_int_eq(egress_url_inside("http://user@10.1.1.1/"), 1);
+	ck_assert_int_eq(egress_url_inside("http://169.254.169.254/latest"), 1);
+	ck_assert_int_eq(egress_url_inside("https://hooks.example.com/a"), 0);
+	ck_assert_int_eq(egress_url_inside("https://8.8.8.8/a"), 0);
+	ck_assert_int_eq(egress_url_inside("not a url"), 0);
+}
+END_TEST
+
+/* req_shown_path(): nothing from ';' (or %3B) on, bounded. */
+START_TEST(test_shown_path)
+{
+	char	 b[16];
+
+	ck_assert_str_eq(req_shown_path("/a/b;token=x", b, sizeof(b)), "/a/b");
+	ck_assert_str_eq(req_shown_path("/a%3btoken=x", b, sizeof(b)), "/a");
+	ck_assert_str_eq(req_shown_path("/a%3Btoken=x", b, sizeof(b)), "/a");
+	ck_assert_str_eq(req_shown_path("/a?token=x", b, sizeof(b)), "/a");
+	ck_assert_str_eq(req_shown_path(NULL, b, sizeof(b)), "-");
+	ck_assert_str_eq(req_shown_path("/0123456789abcdefgh", b, sizeof(b)),
+	    "/0123456789abcd");
+	ck_assert_str_eq(req_shown_path("/a%3", b, sizeof(b)), "/a%3");
+}
+END_TEST
+
 START_TEST(test_cidr)
 {
 	struct cidrlist	 l;
@@ -500,6 +582,10 @@ util_suite(void)
 
 	tc = tcase_create("Core");
 	tcase_add_test(tc, test_cidr);
+	tcase_add_loop_test(tc, test_egress_host, 0,
+	    sizeof(egress_hosts) / sizeof(egress_hosts[0]));
+	tcase_add_test(tc, test_egress_url);
+	tcase_add_test(tc, test_shown_path);
 	tcase_add_test(tc, test_log_escape);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_seal_open);
