@@ -547,8 +547,10 @@ conf_our_group(gid_t gid)
  * Refuse a file others could change, and one others could read when it
  * holds secrets (OpenBSD httpd check_file_secrecy).  A file the group
  * may read holds secrets only when that group is our own: the Debian
- * package's root:telehook 0640, read by the telehook workers.  0 when
- * acceptable.
+ * package's root:telehook 0640, read by the telehook workers.  root
+ * reads it too (telehookctl run by the operator): a root-owned file's
+ * group is root's own choice, and the workers, who are not root, still
+ * refuse a group that is not theirs.  0 when acceptable.
  */
 int
 conf_check_secrecy(const char *path, int has_secrets, const char **errstr)
@@ -567,10 +569,16 @@ conf_check_secrecy(const char *path, int has_secrets, const char **errstr)
 		*errstr = "group- or world-writable";
 		return -1;
 	}
-	if (has_secrets && ((st.st_mode & S_IROTH) ||
-	    ((st.st_mode & S_IRGRP) && !conf_our_group(st.st_gid)))) {
-		*errstr = "holds secrets but is group- or world-readable "
-		    "(chmod 600)";
+	if (has_secrets && (st.st_mode & S_IROTH)) {
+		*errstr = "holds secrets but is world-readable (chmod o-r; "
+		    "0640 with the workers' group, or 0600)";
+		return -1;
+	}
+	if (has_secrets && (st.st_mode & S_IRGRP) &&
+	    !conf_our_group(st.st_gid) &&
+	    !(geteuid() == 0 && st.st_uid == 0)) {
+		*errstr = "holds secrets but is readable by a group that is "
+		    "not ours (0640 with the workers' group, or 0600)";
 		return -1;
 	}
 	return 0;

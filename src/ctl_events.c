@@ -82,7 +82,7 @@ ctl_outbox_list(int argc, char **argv)
 	    "u.email, m.state, m.attempts, th_iso(m.next_attempt_at), "
 	    "m.last_error, m.kind FROM mail_outbox m JOIN users u ON "
 	    "u.id = m.user_id WHERE $1::text IS NULL OR m.state = $1 "
-	    "ORDER BY 2 DESC, 1", 1, p, &res);
+	    "ORDER BY 2 DESC, 1 DESC", 1, p, &res);
 	print_rows("outbox", &res, cols);
 	db_res_free(&res);
 	return 0;
@@ -125,7 +125,7 @@ ctl_events_list(int argc, char **argv)
 	static const char *const where = "($1::uuid IS NULL OR "
 	    "organization_id = $1) AND (NOT $2::bool OR organization_id IS "
 	    "NULL) AND ($3::timestamptz IS NULL OR received_at >= $3) "
-	    "ORDER BY id DESC LIMIT $4::int";
+	    "ORDER BY events.id DESC LIMIT $4::int";	/* the bigint */
 	const char	*org = NULL, *unrouted = NULL, *since = NULL;
 	const char	*limit = NULL, *failed = NULL, *p[4];
 	const struct ctl_opt opts[] = { { "org", &org, 0 },
@@ -261,8 +261,8 @@ ctl_events_replay(int argc, char **argv)
 	p[2] = since;
 	q("events replay", REPLAY_COLS "WHERE ($1::bigint IS NULL OR id = "
 	    "$1::bigint) AND (NOT $2::bool OR failed_at IS NOT NULL) AND "
-	    "($3::timestamptz IS NULL OR received_at >= $3) ORDER BY id",
-	    3, p, &res);
+	    "($3::timestamptz IS NULL OR received_at >= $3) ORDER BY "
+	    "events.id", 3, p, &res);
 	if (i < argc && res.nrows == 0)
 		die(EX_DATAERR_, "no such event: %s", argv[i]);
 	if (json_out) {
@@ -734,7 +734,7 @@ const struct ctl_cmd ctl_events_cmds[] = {
 	{ "events rejections", 0, 0, 1, "events rejections [--org ORG] "
 	    "[--since TIME] [--limit N] [--counts]", ctl_events_rejections },
 	{ "prune", 0, 0, 1, "prune --older-than DAYS [--redact]", ctl_prune },
-	{ "send", 2, 2, 0, "send PROVIDER EVENT --url URL [--org ORG] "
+	{ "send", 2, 2, 0, "send PROVIDER EVENT [--url URL] [--org ORG] "
 	    "[--to E164] [--from E164] [--id ID]", ctl_send },
 	{ "spool status", 0, 0, 0, "spool status", ctl_spool_status },
 	{ "spool drain", 0, 0, 1, "spool drain", ctl_spool_drain },

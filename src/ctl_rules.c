@@ -427,7 +427,8 @@ ctl_closure_list(int argc, char **argv)
 
 	return ctl_rows(argc, argv, "closures",
 	    "SELECT id::text, first_day::text, last_day::text, note FROM "
-	    "closures WHERE organization_id = $1 ORDER BY first_day, id",
+	    "closures WHERE organization_id = $1 ORDER BY first_day, "
+	    "closures.id",
 	    cols, 0);
 }
 

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,13 @@
 
 #include "extern.h"
 
+/* On stdout and exit 0 when asked for (--help), else stderr and 64. */
 static void NORETURN
-usage(void)
+usage(int asked)
 {
-	fprintf(stderr, "usage: telehook [-dnv] [-c file]\n");
-	exit(EX_USAGE_);
+	fprintf(asked ? stdout : stderr, "usage: telehook [-dnv] [-c file]\n"
+	    "       telehook --help | --version\n");
+	exit(asked ? EX_OK_ : EX_USAGE_);
 }
 
 static void
@@ -47,7 +50,13 @@ main(int argc, char *argv[])
 	FCGX_Request	 fr;
 	int		 i, rc, stop;
 
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:dnvhV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -61,12 +70,17 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			usage(1);
+		case 'V':
+			printf("telehook %s\n", PACKAGE_VERSION);
+			return EX_OK_;
 		default:
-			usage();
+			usage(0);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(0);
 
 	log_init("telehook", debug || check, verbose ? LOG_LEVEL_DEBUG :
 	    LOG_LEVEL_INFO);

@@ -30,19 +30,50 @@ static const struct ctl_cmd *const ctl_tables[] = {
 };
 const struct ctl_cmd	*ctl_current;
 
+/*
+ * The usage, with every command's line: on stdout and exit 0 when asked
+ * for (--help), else on stderr and exit 64.
+ */
 static void NORETURN
-usage(void)
+usage(int asked)
 {
-	const struct ctl_cmd	*c;
+	const struct ctl_cmd		*c;
+	const struct ctl_cmd *const	*t;
+	FILE				*f = asked ? stdout : stderr;
 
-	const struct ctl_cmd *const *t;
-
-	fprintf(stderr, "usage: telehookctl [-c file] [--json] command ...\n"
-	    "commands:\n");
+	fprintf(f, "usage: telehookctl [-c file] [--json] command ...\n"
+	    "       telehookctl --help | --version\ncommands:\n");
 	for (t = ctl_tables; *t != NULL; t++)
 		for (c = *t; c->name != NULL; c++)
+			fprintf(f, "\t%s\n", c->usage);
+	exit(asked ? EX_OK_ : EX_USAGE_);
+}
+
+/*
+ * A noun without a verb it has ("telehookctl org", "org frobnicate"):
+ * the noun's commands, exit 64.  Returns when word is no noun.
+ */
+static void
+ctl_noun(const char *word, const char *verb)
+{
+	const struct ctl_cmd		*c;
+	const struct ctl_cmd *const	*t;
+	size_t				 n = strlen(word);
+	int				 found = 0;
+
+	for (t = ctl_tables; *t != NULL; t++)
+		for (c = *t; c->name != NULL; c++) {
+			if (strncmp(c->name, word, n) != 0 || c->name[n] != ' ')
+				continue;
+			if (!found++)
+				fprintf(stderr, "telehookctl: %s%s%s: %s; its "
+				    "commands:\n", word, verb != NULL ? " " : "",
+				    verb != NULL ? verb : "", verb != NULL ?
+				    "no such command" : "a command is needed");
 			fprintf(stderr, "\t%s\n", c->usage);
-	exit(EX_USAGE_);
+		}
+	if (found)
+		exit(EX_USAGE_);
 }
 
 static void
@@ -88,6 +119,7 @@ main(int argc, char *argv[])
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char		*path = TELEHOOK_CONF, *env;
@@ -99,7 +131,7 @@ main(int argc, char *argv[])
 		path = env;
 	if ((env = getenv("TELEHOOK_SQLDIR")) != NULL && *env != '\0')
 		ctl_sqldir = env;
-	while ((ch = getopt_long(argc, argv, "+c:jh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:jhV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -107,18 +139,25 @@ main(int argc, char *argv[])
 		case 'j':
 			json_out = 1;
 			break;
+		case 'h':
+			usage(1);
+		case 'V':
+			printf("telehookctl %s\n", PACKAGE_VERSION);
+			return EX_OK_;
 		default:
-			usage();
+			usage(0);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage();
-	if ((c = ctl_lookup(argc, argv, &words)) == NULL)
+		usage(0);
+	if ((c = ctl_lookup(argc, argv, &words)) == NULL) {
+		ctl_noun(argv[0], argc > 1 ? argv[1] : NULL);
 		die(EX_USAGE_, "unknown command: %s%s%s (telehookctl --help "
 		    "lists them)", argv[0], argc > 1 ? " " : "",
 		    argc > 1 ? argv[1] : "");
+	}
 
 	/*
 	 * The command's words become argv[0]; its operands are counted by

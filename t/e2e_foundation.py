@@ -252,7 +252,7 @@ class Startup(unittest.TestCase):
         c = self.write("open.conf", "[retell]\napi_key = k\n", 0o644)
         p = self.run_telehook("-n", "-c", c)
         self.assertEqual(p.returncode, 78)
-        self.assertIn("group- or world-readable", p.stderr)
+        self.assertIn("holds secrets but is world-readable", p.stderr)
         os.chmod(c, 0o600)
         p = self.run_telehook("-n", "-c", c)
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -8,13 +8,14 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, in_order  # noqa: E402
+from harness import SRCDIR, Stack, in_order  # noqa: E402
 
 stack = None
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -117,6 +118,18 @@ class Worker(unittest.TestCase):
             p = self.run_worker(*args)
             self.assertEqual(p.returncode, 64, args)
             self.assertIn("usage: telehook [-dnv] [-c file]", p.stderr)
+
+    def test_help_and_version(self):
+        for args in (["--help"], ["-h"]):
+            p = self.run_worker(*args)
+            self.assertEqual((p.returncode, p.stderr), (0, ""), args)
+            self.assertIn("usage: telehook [-dnv] [-c file]", p.stdout)
+        version = re.search(r"AC_INIT\(\[telehook\], \[([^]]+)\]",
+                            open(os.path.join(SRCDIR, "configure.ac")).read())
+        for args in (["--version"], ["-V"]):
+            p = self.run_worker(*args)
+            self.assertEqual((p.returncode, p.stdout),
+                             (0, "telehook %s\n" % version.group(1)), args)
 
     def test_configuration_errors(self):
         p = self.run_worker("-c", stack.path("missing.conf"))
@@ -242,6 +255,26 @@ class Events(unittest.TestCase):
             p = stack.ctl(*args)
             self.assertEqual(p.returncode, code, (args, p.stderr))
             self.assertIn(why, p.stderr, args)
+
+    def test_newest_first_past_nine(self):
+        # ids of more than one digit: the newest come first, by number
+        for i in range(12):
+            stack.psql("INSERT INTO events (provider, event_type, "
+                       "provider_key, route) VALUES ('twilio', 'sms', "
+                       "'order-%d-%d', 'twilio_sms_incoming')" % (
+                           os.getpid(), i))
+            stack.psql("INSERT INTO rejections (route, status, cause) "
+                       "VALUES ('order', 401, 'bad_signature')")
+        for what, table, key in (("list", "events", "events"),
+                                 ("rejections", "rejections",
+                                  "rejections")):
+            with self.subTest(what=what):
+                want = stack.psql("SELECT string_agg(id::text, ',' ORDER "
+                                  "BY id DESC) FROM (SELECT id FROM %s "
+                                  "ORDER BY id DESC LIMIT 5) t" % table)
+                got = stack.ctl_json("events", what, "--limit", "5")[key]
+                self.assertEqual(",".join(str(e["id"]) for e in got), want)
+                self.assertGreater(int(want.split(",")[0]), 9)
 
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
@@ -390,6 +423,35 @@ class Usage(unittest.TestCase):
             for usage in ("org add NAME", "campaign import CAMPAIGN",
                           "events replay ID", "spool drain", "migrate"):
                 self.assertIn("\t" + usage, p.stderr)
+
+    def test_help_and_version(self):
+        for args in (("--help",), ("-h",)):
+            p = subprocess.run([stack.telehookctl] + list(args),
+                               capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stderr), (0, ""), args)
+            self.assertIn("\tevents replay ID", p.stdout)
+        version = re.search(r"AC_INIT\(\[telehook\], \[([^]]+)\]",
+                            open(os.path.join(SRCDIR, "configure.ac")).read())
+        p = subprocess.run([stack.telehookctl, "--version"],
+                           capture_output=True, text=True)
+        self.assertEqual((p.returncode, p.stdout),
+                         (0, "telehookctl %s\n" % version.group(1)))
+
+    def test_a_noun_lists_its_commands(self):
+        for args, first in ((("org",), "a command is needed"),
+                            (("org", "frobnicate"), "no such command")):
+            p = stack.ctl(*args)
+            self.assertEqual(p.returncode, 64, args)
+            lines = p.stderr.splitlines()
+            self.assertIn(first, lines[0])
+            # every "org" command and nothing else
+            self.assertEqual(sorted(ln.split()[1] for ln in lines[1:]),
+                             ["add", "list", "set", "show"])
+
+    def test_send_usage_url_optional(self):
+        p = stack.ctl("send", "twilio")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("send PROVIDER EVENT [--url URL]", p.stderr)
 
     def test_unknown_option(self):
         p = stack.ctl("org", "add", "X", "--colour", "blue")
