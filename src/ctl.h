@@ -60,6 +60,7 @@ struct outbox_stats {
 	int		 mail_sent;	/* mail.c: the staff's e-mail */
 	int		 mail_retrying;
 	int		 mail_failed;
+	int		 unconfigured;	/* failed for want of credentials */
 };
 int		 outbox_send(struct outbox_stats *);
 /*

@@ -115,12 +115,12 @@ static int
 ctl_endpoint_list(int argc, char **argv)
 {
 	static const char *const cols[] = { "id", "url", "events",
-	    "enabled", "description", "delivered:n", "failed:n",
+	    "enabled:b", "description", "delivered:n", "failed:n",
 	    "avg_ms:n", "backlog:n", "dead:n", "disabled_reason", NULL };
 
 	return ctl_rows(argc, argv, "endpoints", "SELECT e.id, e.url, "
 	    "coalesce(array_to_string(e.events, ','), 'all'), "
-	    "CASE WHEN e.enabled THEN 'yes' ELSE 'no' END, e.description, "
+	    "e.enabled, e.description, "
 	    "e.ok_total, e.failed_total, CASE WHEN e.ok_total + "
 	    "e.failed_total > 0 THEN e.latency_ms_sum / (e.ok_total + "
 	    "e.failed_total) ELSE 0 END, (SELECT count(*) FROM deliveries d "
@@ -282,7 +282,7 @@ ctl_endpoint_test(int argc, char **argv)
 static int
 ctl_deliveries_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id:n", "endpoint_id", "msg_id",
+	static const char *const cols[] = { "id", "endpoint_id", "msg_id",
 	    "type", "state", "attempts:n", "last_status:n", "last_error",
 	    "next_attempt_at", "created_at", "delivered_at", NULL };
 	static const char *const states[] = { "pending", "sending", "retry",

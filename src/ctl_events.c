@@ -43,6 +43,7 @@ ctl_outbox_send(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "mail_sent", st.mail_sent);
 		cJSON_AddNumberToObject(o, "mail_retrying", st.mail_retrying);
 		cJSON_AddNumberToObject(o, "mail_failed", st.mail_failed);
+		cJSON_AddNumberToObject(o, "unconfigured", st.unconfigured);
 		json_print(o);
 	} else {
 		printf("sent %d, retrying %d, failed %d\n", st.sent,
@@ -53,13 +54,19 @@ ctl_outbox_send(int argc, char **argv)
 	}
 	if (rc == -1)
 		die_db(db_last_error(), "outbox send");
+	/* nothing to send with is the operator's to fix, not a success */
+	if (st.unconfigured > 0)
+		die(EX_CONFIG_, "%d message%s failed for want of configuration: "
+		    "[voipms] api_username and api_password (or the "
+		    "organization's own), [smtp] url and from", st.unconfigured,
+		    st.unconfigured == 1 ? "" : "s");
 	return 0;
 }
 
 static int
 ctl_outbox_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id:n", "kind",
+	static const char *const cols[] = { "id", "kind",
 	    "organization_id", "from", "to", "state", "attempts:n",
 	    "next_attempt_at", "last_error", "text", NULL };
 	const char	*state = NULL;

@@ -82,7 +82,7 @@ ctl_reply_add(int argc, char **argv)
 	    "RETURNING id", 4, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "id", atof(db_get(&res, 0, 0)));
+		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
 		cJSON_AddStringToObject(o, "channel", channel);
 		cJSON_AddStringToObject(o, "keywords", buf_cstr(&norm));
 		cJSON_AddStringToObject(o, "text", text);
@@ -98,7 +98,7 @@ ctl_reply_add(int argc, char **argv)
 static int
 ctl_reply_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id:n", "channel", "keywords",
+	static const char *const cols[] = { "id", "channel", "keywords",
 	    "text", NULL };
 
 	return ctl_rows(argc, argv, "replies",
@@ -122,7 +122,7 @@ ctl_reply_remove(int argc, char **argv)
 		die(EX_DATAERR_, "no such reply: %s", p[0]);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "removed", atof(p[0]));
+		cJSON_AddStringToObject(o, "removed", p[0]);
 		json_print(o);
 	} else
 		printf("removed reply %s\n", p[0]);

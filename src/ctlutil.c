@@ -160,9 +160,14 @@ print_rows(const char *key, const struct db_res *res,
 	/* the table shows fields escaped (util_vis); --json stays exact */
 	vis = xcalloc((size_t)res->nrows * (size_t)ncols + 1, sizeof(*vis));
 	for (i = 0; i < res->nrows; i++)
-		for (j = 0; j < ncols; j++)
-			if ((v = db_get(res, i, j)) != NULL)
-				vis[i * ncols + j] = util_vis(v);
+		for (j = 0; j < ncols; j++) {
+			if ((v = db_get(res, i, j)) == NULL)
+				continue;
+			col_split(cols[j], name, sizeof(name), &type);
+			if (type == 'b')	/* a boolean reads yes or no */
+				v = strcmp(v, "t") == 0 ? "yes" : "no";
+			vis[i * ncols + j] = util_vis(v);
+		}
 	w = xcalloc((size_t)ncols, sizeof(*w));
 	for (j = 0; j < ncols; j++) {
 		col_split(cols[j], name, sizeof(name), &type);

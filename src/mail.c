@@ -324,6 +324,7 @@ mail_send(struct outbox_stats *st)
 			if (conf.smtp.url == NULL || conf.smtp.from == NULL) {
 				why = "[smtp] url and from are not set";
 				permanent = 1;
+				st->unconfigured++;
 			} else {
 				buf_reset(&m);
 				mail_compose(&res, i, &m);

@@ -257,6 +257,7 @@ outbox_send(struct outbox_stats *st)
 			if (user == NULL) {
 				why = "no VoIP.ms API credentials";
 				permanent = 1;
+				st->unconfigured++;
 			} else if (outbox_nanp(db_get(&res, i, 2), did) == -1 ||
 			    outbox_nanp(db_get(&res, i, 3), dst) == -1) {
 				why = "VoIP.ms sends to North American "

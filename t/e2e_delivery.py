@@ -242,7 +242,7 @@ class Delivery(unittest.TestCase):
         listed = stack.ctl_json("endpoint", "list", ORG)["endpoints"]
         self.assertEqual([(e["id"], e["url"], e["events"], e["enabled"],
                            e["description"]) for e in listed],
-                         [(eid, receiver.url("/first"), "all", "yes",
+                         [(eid, receiver.url("/first"), "all", True,
                            "CRM")])
         # shown once: not in the list, not in the database in clear
         self.assertNotIn(secret, stack.ctl_ok("endpoint", "list", ORG))
@@ -378,7 +378,7 @@ class Delivery(unittest.TestCase):
         def mine():
             return [e for e in stack.ctl_json("endpoint", "list", ORG)[
                 "endpoints"] if e["id"] == eid][0]
-        wait_for("disabled", lambda: mine()["enabled"] == "no")
+        wait_for("disabled", lambda: mine()["enabled"] is False)
         e = mine()
         self.assertIn("410", e["disabled_reason"])
         self.assertEqual((e["dead"], e["failed"]), (1, 1))
@@ -707,7 +707,7 @@ class Delivery(unittest.TestCase):
         self.assertEqual(got[0]["id"], got[1]["id"])
         self.assertEqual([e["enabled"] for e in stack.ctl_json(
             "endpoint", "list", ORG)["endpoints"] if e["id"] == eid],
-            ["yes"])
+            [True])
         # the rotated secret, as text, once
         out = stack.ctl_ok("endpoint", "rotate-secret", eid)
         self.assertRegex(out, r"^secret whsec_[A-Za-z0-9+/=]{32,}\n")

@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import sys
 import unittest
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRCDIR, Stack, in_order  # noqa: E402
+from harness import SRCDIR, Stack, in_order, wait_for  # noqa: E402
 
 stack = None
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -276,6 +277,24 @@ class Events(unittest.TestCase):
                 self.assertEqual(",".join(str(e["id"]) for e in got), want)
                 self.assertGreater(int(want.split(",")[0]), 9)
 
+    def test_outbox_send_without_credentials_fails(self):
+        # no [voipms] API user here, nor the organization's own: a
+        # message that cannot be sent is not a success (exit 78)
+        stack.psql("INSERT INTO outbox (organization_id, provider, "
+                   "from_number, to_number, body) VALUES ('%s', 'voipms', "
+                   "'+15145550100', '+15145550101', 'hi')" % self.org)
+        p = stack.ctl("--json", "outbox", "send")
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["unconfigured"], 1)
+        self.assertIn("1 message failed for want of configuration",
+                      p.stderr)
+        self.assertEqual(stack.psql(
+            "SELECT state || ' ' || last_error FROM outbox WHERE "
+            "organization_id = '%s'" % self.org),
+            "failed no VoIP.ms API credentials")
+        # nothing left to send: 0
+        self.assertEqual(stack.ctl("outbox", "send").returncode, 0)
+
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
         p = stack.ctl("send", "twilio", "sms_incoming", "--url",
@@ -385,7 +404,132 @@ class Refusals(unittest.TestCase):
         r = stack.ctl_ok("reply", "add", org, "--keywords", "x",
                          "--text", "y").strip()
         self.assertEqual(stack.ctl_json("reply", "remove", r),
-                         {"removed": int(r)})
+                         {"removed": r})
+
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+BOOLEANS = {"enabled", "writable", "previous_kept"}
+
+
+def json_rule_breaks(value, path="$"):
+    """Where a --json document breaks telehookctl(8)'s one rule: ids are
+    strings, booleans are true or false, times are ISO 8601 in UTC."""
+    out = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            p = path + "." + k
+            if (k == "id" or k.endswith("_id") or k == "removed") and \
+                    v is not None and not isinstance(v, str):
+                out.append("%s: an id as %r" % (p, v))
+            if k in BOOLEANS and not isinstance(v, bool):
+                out.append("%s: a boolean as %r" % (p, v))
+            if (k.endswith("_at") or k == "minute") and v is not None and \
+                    not (isinstance(v, str) and ISO.match(v)):
+                out.append("%s: a time as %r" % (p, v))
+            if isinstance(v, str) and v in ("yes", "no", "t", "f"):
+                out.append("%s: a boolean as the string %r" % (p, v))
+            out += json_rule_breaks(v, p)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += json_rule_breaks(v, "%s[%d]" % (path, i))
+    return out
+
+
+class JsonShapes(unittest.TestCase):
+    """Every command's --json, over records of every kind."""
+
+    def test_one_rule_for_every_command(self):
+        key = stack.path("json-shapes.key")
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
+        conf = stack.conf_variant("json-shapes.conf", "[server]\n",
+                                  "[server]\nsecret_key_file = \"%s\"\n" %
+                                  key)
+
+        def run(*args, stdin=None):
+            p = subprocess.run([stack.telehookctl, "-c", conf, "--json"] +
+                               list(args), capture_output=True, text=True,
+                               input=stdin, env=dict(
+                                   os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+            self.assertEqual(p.returncode, 0, (args, p.stderr))
+            return json.loads(p.stdout) if p.stdout.strip() else None
+
+        seen = {}
+
+        def check(*args, stdin=None):
+            doc = run(*args, stdin=stdin)
+            seen[" ".join(args)] = doc
+            self.assertEqual(json_rule_breaks(doc), [], (args, doc))
+            return doc
+
+        org = check("org", "add", "Json Clinic " + uuid.uuid4().hex[:6])["id"]
+        check("org", "list")
+        check("org", "show", org)
+        check("org", "set", org, "hours=24/7")
+        check("number", "add", org, "+15550990000")
+        check("number", "list", org)
+        check("user", "add", org, "json@clinic.example")
+        check("user", "list", org)
+        check("user", "set", org, "json@clinic.example", "notify=none")
+        tok = check("token", "create", org)
+        check("token", "list", org)
+        check("token", "revoke", tok["id"])
+        rep = check("reply", "add", org, "--keywords", "hours", "--text",
+                    "Nine to five.")
+        check("reply", "list", org)
+        check("reply", "remove", rep["id"])
+        check("secret", "set", org, "retell", stdin="json-clinic-key\n")
+        check("secret", "list", org)
+        check("secret", "remove", org, "retell")
+        check("block", "add", org, "+15550990001")
+        check("block", "list", org)
+        check("block", "remove", org, "+15550990001")
+        clo = check("closure", "add", org, "2027-01-01")
+        check("closure", "list", org)
+        check("closure", "remove", clo["id"])
+        camp = check("campaign", "add", org, "Recall")
+        csv = stack.path("json-shapes.csv")
+        with open(csv, "w") as f:
+            f.write("phone,name\n+15550990002,Ann\n")
+        check("campaign", "import", camp["id"], csv)
+        check("campaign", "show", camp["id"])
+        check("send", "twilio", "sms_incoming", "--org", org)
+        ev = check("events", "list", "--limit", "3")["events"]
+        self.assertTrue(ev)
+        check("events", "show", ev[0]["id"])
+        check("events", "replay", ev[0]["id"])
+        unrouted = stack.psql(
+            "INSERT INTO events (provider, event_type, provider_key, route) "
+            "VALUES ('twilio', 'sms', 'json-unrouted', 'twilio_sms_incoming') "
+            "RETURNING id").splitlines()[0]
+        check("events", "assign", unrouted, org)
+        check("events", "list", "--failed")
+        stack.request("GET", "/webhooks/nowhere")
+        wait_for("a rejection", lambda: run("events", "rejections", "--counts")[
+            "rejection_counts"])
+        check("events", "rejections")
+        check("events", "rejections", "--counts")
+        check("outbox", "list")
+        ep = check("endpoint", "add", org, "https://crm.example/hook")
+        check("endpoint", "list", org)
+        check("endpoint", "disable", ep["id"])
+        check("endpoint", "enable", ep["id"])
+        check("endpoint", "rotate-secret", ep["id"])
+        check("send", "twilio", "sms_incoming", "--org", org)
+        check("deliveries", "send")     # crm.example: no such host here
+        check("deliveries", "list")
+        check("endpoint", "remove", ep["id"])
+        check("spool", "status")
+        check("spool", "drain")
+        check("prune", "--older-than", "3650")
+        check("check-config")
+        check("migrate")
+        # the rule has something to check: the lists above are not empty
+        self.assertTrue(seen["org list"]["organizations"])
+        self.assertTrue(seen["events rejections"]["rejections"])
+        self.assertTrue(seen["deliveries list"]["deliveries"])
+        self.assertTrue(seen["endpoint list " + org]["endpoints"])
 
 
 class Usage(unittest.TestCase):
