@@ -1,12 +1,17 @@
 /*
  * log.c: err(3)-style logging.  Lines go to syslog(3) by default, because
- * spawn-fcgi points a worker's stderr at /dev/null; -d sends them to
- * stderr instead.  The sink is chosen once, so callers never test for it.
+ * spawn-fcgi without -n points a worker's stderr at /dev/null; -d sends
+ * them to stderr instead, and so does a machine with no syslog socket (a
+ * container): there journald or the container's runtime reads stderr,
+ * where syslog(3) would drop every line.  The sink is chosen once, so
+ * callers never test for it.
  *
  * Only the format string is trusted.  Anything that came with a request
  * goes through log_esc() first, so a caller-supplied CR, LF or control
  * byte can never forge or break a log line.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +40,11 @@ static const struct {
 void
 log_init(const char *ident, int to_stderr, enum log_level level)
 {
+	struct stat	 st;
+
+	if (!to_stderr && (stat(_PATH_LOG, &st) == -1 ||
+	    !S_ISSOCK(st.st_mode)))
+		to_stderr = 1;
 	log_ident = ident;
 	log_stderr = to_stderr;
 	log_level = level;
