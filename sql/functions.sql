@@ -659,8 +659,8 @@ CREATE OR REPLACE FUNCTION th_message_json(m messages) RETURNS json
 	    'provider', m.provider, 'direction', m.direction, 'from',
 	    m.from_number, 'to', m.to_number, 'body', m.body, 'num_media',
 	    m.num_media, 'status', m.status, 'status_history',
-	    m.status_history, 'auto_reply', m.auto_reply, 'created_at',
-	    th_iso(m.created_at))
+	    m.status_history, 'auto_reply', m.auto_reply, 'reply_text',
+	    m.reply_text, 'created_at', th_iso(m.created_at))
 $$;
 
 -- One event of p_org: the envelope {"type","timestamp","data"}, once,

@@ -514,8 +514,9 @@ ctl_prune(int argc, char **argv)
 		    "summary IS NOT NULL OR custom_data IS NOT NULL OR "
 		    "caller_name IS NOT NULL)" },
 		{ "messages_redacted", 1, "UPDATE messages SET body = NULL, "
-		    "media = '[]' WHERE created_at < $1 AND (body IS NOT NULL "
-		    "OR media <> '[]')" },
+		    "reply_text = NULL, media = '[]' WHERE created_at < $1 AND "
+		    "(body IS NOT NULL OR reply_text IS NOT NULL OR "
+		    "media <> '[]')" },
 		/*
 		 * The events still waiting for an endpoint carry the same
 		 * fields in their bodies, and unread notifications (kept

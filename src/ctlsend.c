@@ -41,8 +41,12 @@ static const struct send_kind kinds[] = {
 	    "turn=1", SEND_FORM },
 	{ "twilio", "voice_partial", "/webhooks/twilio/voice/partial",
 	    SEND_FORM },
-	{ "twilio", "recording", "/webhooks/twilio/recording/status",
+	/* the <Dial> to forward_to ended unanswered, as its action says */
+	{ "twilio", "voice_dial", "/webhooks/twilio/voice/gather?step=dial",
 	    SEND_FORM },
+	/* as telehook's own voicemail TwiML asks for it */
+	{ "twilio", "recording", "/webhooks/twilio/recording/status?"
+	    "kind=voicemail", SEND_FORM },
 	{ "twilio", "transcription", "/webhooks/twilio/transcription",
 	    SEND_FORM },
 	{ "twilio", "sms_incoming", "/webhooks/twilio/sms/incoming",
@@ -245,6 +249,10 @@ send_sample(const char *provider, const char *event, const char *url,
 			send_field(&f, "CallStatus", "in-progress");
 			send_field(&f, "SpeechResult", "What are your hours?");
 			send_field(&f, "Confidence", "0.9");
+		} else if (strcmp(event, "voice_dial") == 0) {
+			send_field(&f, "CallStatus", "in-progress");
+			send_field(&f, "DialCallStatus", "no-answer");
+			send_field(&f, "DialCallDuration", "0");
 		} else if (strcmp(event, "voice_partial") == 0) {
 			send_field(&f, "CallStatus", "in-progress");
 			send_field(&f, "UnstableSpeechResult", "what are");
@@ -253,8 +261,13 @@ send_sample(const char *provider, const char *event, const char *url,
 			send_sid("RE", sid2, sizeof(sid2));
 			send_field(&f, "RecordingSid", sid2);
 			send_field(&f, "RecordingStatus", "completed");
-			send_field(&f, "RecordingUrl",
-			    "https://api.twilio.com/sample/recording");
+			/* where the staff's view fetches it: [twilio] api_url */
+			buf_reset(&line);
+			buf_printf(&line, "%s/2010-04-01/Accounts/%s/"
+			    "Recordings/%s", conf.twilio.api_url,
+			    "AC00000000000000000000000000000000", sid2);
+			send_field(&f, "RecordingUrl", buf_cstr(&line));
+			buf_reset(&line);
 			send_field(&f, "RecordingDuration", "12");
 		} else if (strcmp(event, "transcription") == 0) {
 			send_sid("TR", sid2, sizeof(sid2));

@@ -737,7 +737,8 @@ enum db_err	 store_event_answer(long long, const char *);
 enum db_err	 store_call(const struct call_in *, struct call_out *);
 void		 store_call_out_free(struct call_out *);
 enum db_err	 store_message(const struct msg_in *, struct msg_out *);
-enum db_err	 store_message_replied(long long);
+enum db_err	 store_message_replied(long long, const char *);
+enum db_err	 store_message_reply_of(long long, const char *);
 enum db_err	 store_activity(const char *, const char *, const char *,
 		    long long, long long, long long);
 enum db_err	 store_call_ended(struct call_out *, const char *,

@@ -570,17 +570,44 @@ store_message(const struct msg_in *in, struct msg_out *out)
 }
 
 static const struct db_stmt st_message_replied = { "store_message_replied",
-	"UPDATE messages SET auto_reply = true WHERE id = $1", 1 };
+	"UPDATE messages SET auto_reply = true, reply_text = $2 WHERE id = $1",
+	2 };
+/* the reply's text, from the inbound message it answered, same owner */
+static const struct db_stmt st_message_reply_of = { "store_message_reply_of",
+	"UPDATE messages o SET body = i.reply_text, auto_reply = true FROM "
+	"messages i WHERE o.id = $1 AND o.body IS NULL AND o.direction = "
+	"'outbound' AND i.provider = o.provider AND i.message_id = $2 AND "
+	"i.organization_id IS NOT DISTINCT FROM o.organization_id AND "
+	"i.direction = 'inbound' AND i.reply_text IS NOT NULL", 2 };
 
-/* Mark an inbound message as one we auto-replied to (the loop guard). */
+/*
+ * Mark an inbound message as one we auto-replied to (the loop guard),
+ * with the reply's text, for the staff to read.
+ */
 enum db_err
-store_message_replied(long long id)
+store_message_replied(long long id, const char *text)
 {
 	char		 sid[24];
-	const char	*p[1] = { sid };
+	const char	*p[2] = { sid, text };
 
 	snprintf(sid, sizeof(sid), "%lld", id);
 	return db_exec(&st_message_replied, p, NULL);
+}
+
+/*
+ * Outbound message id is the automatic reply to the inbound message
+ * whose provider id is reply_to: it gets that reply's text (a status
+ * callback carries none).  Nothing when they are not the same
+ * organization's, or the outbound one has a text.
+ */
+enum db_err
+store_message_reply_of(long long id, const char *reply_to)
+{
+	char		 sid[24];
+	const char	*p[2] = { sid, reply_to };
+
+	snprintf(sid, sizeof(sid), "%lld", id);
+	return db_exec(&st_message_reply_of, p, NULL);
 }
 
 /* Activity and notifications. */

@@ -483,6 +483,27 @@ tw_sms_store(struct tw *t)
 }
 
 /*
+ * The statusCallback of an automatic reply: .../sms/status?reply_to=
+ * and the MessageSid answered, when it is a Twilio SID (letters and
+ * digits only), else the plain route.
+ */
+static char *
+tw_reply_callback(const struct tw *t)
+{
+	const char	*sid = tw_get(t, "MessageSid");
+	char		*path, *u;
+
+	if (sid == NULL || *sid == '\0' || strlen(sid) > 64 ||
+	    sid[strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789")] != '\0')
+		return tw_url(t, "/webhooks/twilio/sms/status");
+	xasprintf(&path, "/webhooks/twilio/sms/status?reply_to=%s", sid);
+	u = tw_url(t, path);
+	free(path);
+	return u;
+}
+
+/*
  * An incoming SMS, stored by tw_sms_store(), is answered with what
  * reply_decide() says: opt-out keywords, then the organization's
  * auto-reply, within the loop guard.
@@ -503,11 +524,15 @@ tw_sms_incoming(struct tw *t)
 	    &reply) != DB_OK)
 		goto fail;
 	if (reply != NULL) {
-		cb = tw_url(t, "/webhooks/twilio/sms/status");
+		/*
+		 * The status callback names the message answered, so the
+		 * reply Twilio sends gets its text (a callback has none).
+		 */
+		cb = tw_reply_callback(t);
 		twiml_leaf(&t->h.p->twiml, "Message", reply, "statusCallback", cb,
 		    NULL);
 		free(cb);
-		if (store_message_replied(t->sms.message) != DB_OK)
+		if (store_message_replied(t->sms.message, reply) != DB_OK)
 			goto fail;
 	}
 	rc = 0;
@@ -523,7 +548,7 @@ tw_sms_status(struct tw *t)
 	struct msg_in	 m;
 	struct msg_out	 mo;
 	char		*from, *to, *summary;
-	const char	*st;
+	const char	*st, *reply_to;
 	enum db_err	 e = DB_OK;
 
 	st = tw_get(t, "MessageStatus");
@@ -546,8 +571,15 @@ tw_sms_status(struct tw *t)
 		free(to);
 		return -1;
 	}
+	/* the automatic reply we asked this callback for: its text */
+	if ((reply_to = kv_get(&t->h.r->qs, "reply_to")) != NULL &&
+	    mo.id != 0)
+		e = store_message_reply_of(mo.id, reply_to);
 	/* The first time the message is known to have left us. */
-	if (mo.old_rank < MSG_RANK_SENT && mo.rank >= MSG_RANK_SENT && st != NULL &&
+	if (e != DB_OK)
+		;
+	else if (mo.old_rank < MSG_RANK_SENT && mo.rank >= MSG_RANK_SENT &&
+	    st != NULL &&
 	    (strcmp(m.status, "sent") == 0 ||
 	    strcmp(m.status, "delivered") == 0 ||
 	    strcmp(m.status, "read") == 0)) {

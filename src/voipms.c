@@ -383,7 +383,7 @@ voipms_sms(struct req *r, struct resp *p)
 		p5[3] = from;
 		p5[4] = reply;
 		if (db_exec(&st_outbox, p5, NULL) != DB_OK ||
-		    store_message_replied(mo.id) != DB_OK) {
+		    store_message_replied(mo.id, reply) != DB_OK) {
 			free(mo.org);
 			goto done;
 		}

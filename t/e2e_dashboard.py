@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import unittest
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import need, Stack, BUILDDIR, in_order  # noqa: E402
@@ -228,6 +229,22 @@ class StaffView(unittest.TestCase):
         for body in ("Is parking free?", "Thanks!"):
             tw.post("/webhooks/twilio/sms/incoming", tw.sms_params(
                 body, to="+15550060000", frm="+15551127002"))
+        # a question the organization's hours answer automatically
+        cls.asked = tw.sms_params("What are your hours?", to="+15550060000",
+                                  frm="+15551127003")
+        cls.reply = tw.post("/webhooks/twilio/sms/incoming", cls.asked)
+        # a message sent from elsewhere, known by its status alone
+        tw.post("/webhooks/twilio/sms/status", {
+            "AccountSid": staff.SID_A, "MessageSid": tw.sid("SM"),
+            "From": "+15550060000", "To": "+15551127004",
+            "MessageStatus": "delivered", "SmsStatus": "delivered"})
+        # a campaign with its contacts
+        camp = stack.ctl_json("campaign", "add", org, "Recall visits")["id"]
+        csv = stack.path("recall.csv")
+        with open(csv, "w") as f:
+            f.write("phone,name\n+15551127101,Ada Lovelace\n"
+                    "+15551127102,Alan Turing\n+15551127103,Grace Hopper\n")
+        stack.ctl_ok("campaign", "import", camp, csv)
         chrome.viewport(1280, 900)
         chrome.goto(page(fragment="#token=" + token))
         chrome.wait("dashboard", "document.body.dataset.state === 'ready'")
@@ -271,6 +288,41 @@ class StaffView(unittest.TestCase):
         self.assertEqual([m["body"] for m in reversed(r["messages"])],
                          texts("#thread .body"))
         chrome.screenshot(os.path.join(ARTIFACTS, "staff-messages.png"))
+
+    def open_thread(self, contact, n):
+        tab("messages")
+        chrome.eval("document.querySelector(%s).click()" % json.dumps(
+            "#threads li[data-contact='%s'] button" % contact))
+        chrome.wait("the thread", "document.body.dataset.thread === '%s' "
+                    "&& document.querySelectorAll('#thread li').length === "
+                    "%d" % (contact, n))
+
+    def test_3b_the_auto_reply_is_read(self):
+        # the staff read what the caller was answered, not only a tag
+        text = ET.fromstring(self.reply.body).find("Message").text
+        self.open_thread("+15551127003", 1)
+        self.assertEqual(texts("#thread .reply"),
+                         ["Automatic reply: " + text])
+        # Twilio's status callback for that reply: now a message of its
+        # own, with the text, shown once
+        cb = ET.fromstring(self.reply.body).find("Message").get(
+            "statusCallback")[len(stack.public_url):]
+        tw.post(cb, {"AccountSid": staff.SID_A, "MessageSid": tw.sid("SM"),
+                     "From": "+15550060000", "To": "+15551127003",
+                     "MessageStatus": "delivered", "SmsStatus": "delivered"})
+        chrome.goto(page())
+        chrome.wait("dashboard", "document.body.dataset.state === 'ready'")
+        self.open_thread("+15551127003", 2)
+        self.assertEqual(texts("#thread .body"),
+                         ["What are your hours?", text])
+        self.assertEqual(texts("#thread .reply"), [])
+
+    def test_3c_no_empty_bubble(self):
+        self.open_thread("+15551127004", 1)
+        self.assertEqual(texts("#thread .body"),
+                         ["Text not reported by the provider"])
+        self.assertTrue(chrome.eval("document.querySelector('#thread "
+                                    ".body').classList.contains('unknown')"))
 
     def test_4_handled_stays_cleared(self):
         tab("today")
@@ -323,6 +375,31 @@ class StaffView(unittest.TestCase):
                 "document.documentElement.scrollWidth"), width)
             chrome.screenshot(os.path.join(docs, "staff-messages-%d.png"
                                            % width))
+            tab("campaigns")
+            chrome.eval("document.querySelector('#campaigns li button')"
+                        ".click()")
+            chrome.wait("its contacts", "document.querySelectorAll("
+                        "'#contacts tbody tr').length === 3")
+            self.assertLessEqual(chrome.eval(
+                "document.documentElement.scrollWidth"), width)
+            chrome.screenshot(os.path.join(docs, "staff-campaigns-%d.png"
+                                           % width))
+
+    def test_6_a_phone_sees_every_tab(self):
+        chrome.viewport(390, 844, mobile=True)
+        chrome.goto(page())
+        chrome.wait("dashboard", "document.body.dataset.state === 'ready'")
+        # every tab inside the screen, none scrolled out of sight
+        self.assertEqual(chrome.eval(
+            "[...document.querySelectorAll('.tabs button')].filter(b => {"
+            "const r = b.getBoundingClientRect(); return r.left < 0 || "
+            "r.right > window.innerWidth || r.width === 0}).map(b => "
+            "b.textContent)"), [])
+        # the header: the name on one line, the status on another
+        self.assertLessEqual(chrome.eval(
+            "(h => h.getBoundingClientRect().height / parseFloat("
+            "getComputedStyle(h).lineHeight))(document.querySelector('h1'))"),
+            1.05)
 
 
 load_tests = in_order(__name__)

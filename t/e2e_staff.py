@@ -523,7 +523,10 @@ class Conversations(unittest.TestCase):
             self.assertEqual(sorted(m[0]), sorted([
                 "id", "message_id", "provider", "direction", "from", "to",
                 "body", "num_media", "status", "status_history",
-                "auto_reply", "created_at"]))
+                "auto_reply", "reply_text", "created_at"]))
+            # the auto-reply's text is kept with the message it answered
+            self.assertEqual([x["reply_text"] is not None for x in m],
+                             [False, False, True, False])
         seen, nxt = [], None
         while True:
             page = api(self.base() + "/+15551118001?limit=3" +

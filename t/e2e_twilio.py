@@ -494,12 +494,15 @@ class Sms(unittest.TestCase):
         root = twiml(r)
         m = root.find("Message")
         self.assertIn("appointment with Open Clinic", m.text)
-        self.assertTrue(m.get("statusCallback").endswith(
-            "/webhooks/twilio/sms/status"))
+        self.assertEqual(m.get("statusCallback"), stack.public_url +
+                         "/webhooks/twilio/sms/status?reply_to=" +
+                         p["MessageSid"])
         self.assertEqual(q1("SELECT direction || '|' || body || '|' || "
-                            "status || '|' || auto_reply FROM messages "
-                            "WHERE message_id = '%s'" % p["MessageSid"]),
-                         "inbound|Can I book an appointment?|received|true")
+                            "status || '|' || auto_reply || '|' || "
+                            "reply_text FROM messages WHERE message_id = "
+                            "'%s'" % p["MessageSid"]),
+                         "inbound|Can I book an appointment?|received|"
+                         "true|" + m.text)
         self.assertEqual(q1("SELECT type || '|' || summary FROM activity "
                             "WHERE message_id = (SELECT id FROM messages "
                             "WHERE message_id = '%s')" % p["MessageSid"]),
@@ -511,6 +514,43 @@ class Sms(unittest.TestCase):
         self.assertEqual(count("activity", "message_id = (SELECT id FROM "
                                "messages WHERE message_id = '%s')"
                                % p["MessageSid"]), 1)
+
+    def test_the_reply_sent_has_its_text(self):
+        # Twilio sends the TwiML reply and calls the statusCallback we
+        # gave it, without the text: the outbound message gets the reply
+        # of the message it answered, and only that organization's
+        p = sms_params("What are your hours", frm="+15552220005")
+        m = twiml(post("/webhooks/twilio/sms/incoming", p)).find("Message")
+        cb = m.get("statusCallback")[len(stack.public_url):]
+        out = sid("SM")
+        status = {"MessageSid": out, "AccountSid": p["AccountSid"],
+                  "From": p["To"], "To": p["From"],
+                  "MessageStatus": "sent", "SmsStatus": "sent"}
+        self.assertEqual(post(cb, status).status, 204)
+        self.assertEqual(q1("SELECT direction || '|' || body || '|' || "
+                            "auto_reply FROM messages WHERE message_id = "
+                            "'%s'" % out), "outbound|%s|true" % m.text)
+        # a later status keeps it; a status without the link has none
+        self.assertEqual(post(cb, dict(status, MessageStatus="delivered",
+                                       SmsStatus="delivered")).status, 204)
+        self.assertEqual(q1("SELECT body FROM messages WHERE message_id = "
+                            "'%s'" % out), m.text)
+        plain = sid("SM")
+        post("/webhooks/twilio/sms/status", dict(status, MessageSid=plain))
+        self.assertEqual(q1("SELECT coalesce(body, '-') FROM messages "
+                            "WHERE message_id = '%s'" % plain), "-")
+        # naming another organization's message gives nothing
+        other = sms_params("What are your hours", to="+15550004000",
+                           frm="+15552220006", AccountSid=ACCOUNT)
+        post("/webhooks/twilio/sms/incoming", other, token=ACCOUNT_TOKEN)
+        self.assertNotEqual(q1("SELECT coalesce(reply_text, '') FROM "
+                               "messages WHERE message_id = '%s'"
+                               % other["MessageSid"]), "")
+        cross = sid("SM")
+        post("/webhooks/twilio/sms/status?reply_to=" + other["MessageSid"],
+             dict(status, MessageSid=cross))
+        self.assertEqual(q1("SELECT coalesce(body, '-') FROM messages "
+                            "WHERE message_id = '%s'" % cross), "-")
 
     def test_organization_rules_come_first(self):
         rid = stack.ctl_json("reply", "add", orgs["open"], "--keywords",

@@ -265,13 +265,24 @@
 			return get("/conversations/" + encodeURIComponent(contact) + "?limit=50" +
 				(next ? "&before=" + next : "")).then(function (r) {
 				if (first) list.replaceChildren();
+				// the automatic replies this page shows as messages of their own
+				var sent = {};
+				r.messages.forEach(function (x) {
+					if (x.direction === "outbound" && x.auto_reply && x.body) sent[x.body] = true;
+				});
 				// oldest at the top, as a thread reads
 				r.messages.slice().reverse().forEach(function (x) {
 					var li = el("li", "msg " + x.direction);
-					li.append(el("p", "body", x.body || (x.num_media ? "(media)" : "")));
+					if (x.body || x.num_media)
+						li.append(el("p", "body", x.body || "(media)"));
+					else	// a status callback, which carries no text
+						li.append(el("p", "body unknown", "Text not reported by the provider"));
 					var meta = el("p", "meta", when(x.created_at) + (x.status ? " · " + x.status : ""));
 					if (x.auto_reply) meta.append(el("span", "tag", x.direction === "inbound" ? "auto-replied" : "automatic"));
 					li.append(meta);
+					// what the caller was answered, when no message here says it
+					if (x.direction === "inbound" && x.reply_text && !sent[x.reply_text])
+						li.append(el("p", "reply", "Automatic reply: " + x.reply_text));
 					if (first) list.append(li); else list.prepend(li);
 				});
 				next = r.next;
@@ -286,7 +297,8 @@
 	function showMessages() {
 		return paged($("threads"), $("threads-more"), "/conversations?limit=50", function (list, t) {
 			var li = item(list, t.last_at, t.contact, (t.last_direction === "outbound" ? "You: " : "") +
-				(t.last_body || "") + " · " + t.messages + (t.messages === 1 ? " message" : " messages"));
+				(t.last_body || (t.last_direction === "outbound" ? "(text not reported)" : "")) +
+				" · " + t.messages + (t.messages === 1 ? " message" : " messages"));
 			li.dataset.contact = t.contact;
 			li.append(button("Open", "Open the conversation with " + t.contact, function () {
 				openThread(t.contact);
