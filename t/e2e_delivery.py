@@ -198,16 +198,37 @@ def sms_in(body, frm):
         body, to=NUMBER, frm=frm))
 
 
+class Hold:
+    """What a slow endpoint holds: set() releases every request it holds
+    and will get; held() is how many it holds now."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def __call__(self, g, seen):
+        with self.lock:
+            self.n += 1
+        self.event.wait(20)
+        with self.lock:
+            self.n -= 1
+        return 200
+
+    def held(self):
+        with self.lock:
+            return self.n
+
+    def set(self):
+        self.event.set()
+
+
 def slow_and_fast(slow_path, fast_path):
     """Two endpoints of ORG for sms.received: one that holds each
-    request until the event returned is set (20 s at most), one that
+    request until the Hold returned is set (20 s at most), one that
     answers at once."""
-    release = threading.Event()
-
-    def slow(g, seen):
-        release.wait(20)
-        return 200
-    receiver.answers[slow_path] = slow
+    release = Hold()
+    receiver.answers[slow_path] = release
     slow_id, _ = add(ORG, slow_path, "--events", "sms.received")
     fast_id, _ = add(ORG, fast_path, "--events", "sms.received")
     return release, slow_id, fast_id
@@ -520,13 +541,26 @@ class Delivery(unittest.TestCase):
                 r = sms_in("busy %d" % i, "+1555111880%d" % i)
                 took.append(time.monotonic() - t0)
                 self.assertEqual(r.status, 200)
-            # the provider's answers did not wait for any endpoint
+                if i == 0:
+                    # the first is held, and handed to the queue
+                    wait_for("the slow endpoint holding it", lambda:
+                             release.held() == 1 and stack.psql(
+                                 "SELECT count(*) FROM deliveries WHERE "
+                                 "endpoint_id = '%s' AND state = "
+                                 "'sending'" % slow_id) == "1")
+            # the provider's answers did not wait for any endpoint (it
+            # holds its requests for 20 s)
             self.assertLess(max(took), 1.0)
             wait_for("the fast endpoint served",
                      lambda: len(receiver.at("/fast")) == 3, timeout=10)
-            # while the slow one still holds its first request
-            self.assertFalse(release.is_set())
-            self.assertLessEqual(len(receiver.at("/slow")), 3)
+            # while the slow one still holds its first request: every
+            # request it got is held, none answered
+            got = receiver.at("/slow")
+            self.assertGreaterEqual(len(got), 1)
+            self.assertEqual(release.held(), len(got))
+            self.assertEqual(stack.psql(
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' "
+                "AND state = 'delivered'" % slow_id), "0")
         finally:
             release.set()
         # released, the slow endpoint gets its own, in its own time
@@ -615,7 +649,7 @@ class Delivery(unittest.TestCase):
             wait_for("the slow request handed to the queue", lambda: rows(
                 slow_id) == "sending 1 false", timeout=5)
             # recorded while the slow endpoint still holds its request
-            self.assertFalse(release.is_set())
+            self.assertEqual(release.held(), 1)
             self.assertEqual(rows(fast_id), "delivered 1 true")
             for i in (2, 3):
                 sms_in("slow %d" % i, "+1555111895%d" % i)
@@ -624,7 +658,9 @@ class Delivery(unittest.TestCase):
             wait_for("the slow endpoint's next events queued", lambda:
                      stack.psql("SELECT count(*) FROM deliveries WHERE "
                                 "endpoint_id = '%s'" % slow_id) == "3")
-            self.assertFalse(release.is_set())
+            # it still holds every request it got (another subject's
+            # may go to it meanwhile: order is per subject)
+            self.assertEqual(release.held(), len(receiver.at("/slow2")))
             self.assertEqual(stack.psql(
                 "SELECT count(*) FROM deliveries WHERE endpoint_id = '%s' "
                 "AND state = 'delivered'" % slow_id), "0")

@@ -142,16 +142,22 @@ def healthy(db="ok", depth=0, status=None, spool="ok", quarantined=0,
 
 
 def wait_for(what, cond, timeout=30.0, interval=0.05):
-    """Poll cond() until it is true; fail after timeout seconds."""
+    """Poll cond() until it is true; fail after timeout seconds.  An
+    exception cond() raised is taken as "not yet", and the last one is
+    raised with the timeout, so an SQL error says so instead of only
+    "timed out"."""
     deadline = time.monotonic() + timeout
+    last = None
     while True:
         try:
             if cond():
                 return
-        except Exception:
-            pass
+        except Exception as e:      # noqa: BLE001 (kept, raised below)
+            last = e
         if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for " + what)
+            raise RuntimeError("timed out waiting for %s%s" % (
+                what, " (last error: %r)" % (last,) if last else "")) \
+                from last
         time.sleep(interval)
 
 
