@@ -85,7 +85,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             seen = sum(1 for x in self.server.got if x["id"] == g["id"])
         a = self.server.answers.get(self.path, 200)
         status = a(g, seen) if callable(a) else a
+        status, extra = status if isinstance(status, tuple) else (status, {})
         self.send_response(status)
+        for k, v in extra.items():
+            self.send_header(k, v)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -391,6 +394,34 @@ class Delivery(unittest.TestCase):
         stack.ctl_ok("deliveries", "send")
         self.assertEqual(len(receiver.at("/flaky")), 2)
         stack.ctl_ok("endpoint", "remove", eid)
+
+    def test_3b_a_redirect_is_a_failed_attempt(self):
+        # DESIGN 14: only a 2xx delivers; a 3xx is a failed attempt and
+        # is never followed, whatever its code
+        codes = (301, 302, 303, 307, 308)
+        ids = {}
+        for code in codes:
+            receiver.answers["/moved%d" % code] = (
+                code, {"Location": receiver.url("/moved-to%d" % code)})
+            ids[code], _ = add(ORG, "/moved%d" % code, "--events",
+                               "sms.received")
+        sms_in("moved", "+15551118211")
+
+        def state(code):
+            return stack.psql(
+                "SELECT state || ' ' || attempts || ' ' || last_status || "
+                "' ' || last_error FROM deliveries WHERE endpoint_id = '%s'"
+                % ids[code])
+        # the schedule (1s,1s,1s): four attempts, then dead, each answered
+        for code in codes:
+            wait_for("dead after %d" % code, lambda: state(code).startswith(
+                "dead "), timeout=30)
+            self.assertEqual(state(code), "dead 4 %d answered %d" % (
+                code, code))
+            self.assertEqual(len(receiver.at("/moved%d" % code)), 4)
+            self.assertEqual(receiver.at("/moved-to%d" % code), [])
+        for code in codes:
+            stack.ctl_ok("endpoint", "remove", ids[code])
 
     def test_4_410_disables(self):
         receiver.answers["/gone"] = 410
