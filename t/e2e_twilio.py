@@ -578,6 +578,29 @@ class Sms(unittest.TestCase):
         self.assertIsNotNone(self.reply("appointment please", frm))
         self.assertIn("for help, call +15550009999", self.reply("HELP", frm))
 
+    def test_one_contact_among_many(self):
+        # STOP, START, a block and the loop guard are one contact's: the
+        # contacts beside it keep their replies throughout
+        a, b = "+15552220016", "+15552220017"
+        self.assertIsNotNone(self.reply("appointment please", b))
+        self.assertIsNone(self.reply("STOP", a))
+        self.assertEqual(count("opt_outs", "e164 IN ('%s', '%s')" % (a, b)),
+                         1)
+        self.assertIsNotNone(self.reply("appointment please", b))
+        self.reply("START", a)
+        stack.ctl_ok("block", "add", orgs["open"], a)
+        self.assertIsNone(self.reply("appointment please", a))
+        self.assertIsNotNone(self.reply("appointment please", b))
+        stack.ctl_ok("block", "remove", orgs["open"], a)
+        # a's loop guard spent (three replies in ten minutes): a contact
+        # not yet answered still is
+        c = "+15552220018"
+        while self.reply("appointment?", a) is not None:
+            pass
+        self.assertIsNotNone(self.reply("appointment?", c))
+        self.assertEqual(count("opt_outs", "e164 IN ('%s', '%s')" % (a, b)),
+                         0)
+
     def test_loop_guard(self):
         frm = "+15552220007"
         replies = [self.reply("appointment?", frm) for _ in range(5)]
