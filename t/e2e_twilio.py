@@ -414,6 +414,19 @@ class Voice(unittest.TestCase):
         self.assertIn("+15557770000", stack.ctl_ok("block", "list",
                                                    orgs["open"]))
 
+    def test_ringing_never_follows_in_progress(self):
+        # the order a call goes through: queued, initiated, ringing,
+        # in-progress, then an end; a late earlier state changes nothing
+        p = call_params(to="+15550001000")
+        post("/webhooks/twilio/voice/incoming", p)
+        for st, n in (("in-progress", 2), ("ringing", 1), ("initiated", 0),
+                      ("queued", 0)):
+            post("/webhooks/twilio/voice/status", call_params(
+                call=p["CallSid"], status=st, SequenceNumber=str(n),
+                CallbackSource="call-progress-events"))
+            self.assertEqual(q1("SELECT status FROM calls WHERE call_id = "
+                                "'%s'" % p["CallSid"]), "in-progress", st)
+
     def test_status_callbacks_are_monotonic_and_counted_once(self):
         p = call_params(to="+15550001000")
         call = p["CallSid"]
