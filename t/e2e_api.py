@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import unittest
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, in_order  # noqa: E402
@@ -153,6 +154,36 @@ class Dashboard(unittest.TestCase):
                     % (A, bad), tokens["A"])
             self.assertEqual(r.status, 400, bad)
             self.assertEqual(r.json(), {"error": "month must be YYYY-MM"})
+
+
+    def test_month_edges_in_the_organizations_zone(self):
+        # a KPI month is the organization's calendar month: its first
+        # instant in, the instant before it out, its last instant in, the
+        # next month's first out, in a zone behind UTC and one ahead, in
+        # months whose clocks change (telehook(8), the dashboard)
+        for tz, month, nxt in (("America/New_York", "2026-03", "2026-04"),
+                               ("Pacific/Auckland", "2026-04", "2026-05"),
+                               ("Pacific/Auckland", "2026-09", "2026-10")):
+            org = stack.ctl_ok("org", "add", "Edge %s %s" % (tz, month),
+                               "--timezone", tz).strip()
+            tok = stack.ctl_ok("token", "create", org).strip()
+            first = "('%s-01 00:00'::timestamp AT TIME ZONE '%s')" % (
+                month, tz)
+            after = "('%s-01 00:00'::timestamp AT TIME ZONE '%s')" % (
+                nxt, tz)
+            for i, at in enumerate((first, first + " - interval '1 us'",
+                                    after + " - interval '1 us'", after)):
+                stack.psql(
+                    "INSERT INTO calls (organization_id, provider, call_id, "
+                    "direction, status, outcome, started_at) VALUES ('%s', "
+                    "'twilio', 'CAedge%d%s', 'inbound', 'completed', "
+                    "'answered', %s)" % (org, i, uuid.uuid4().hex[:8], at))
+            d = api("/api/v1/organizations/%s/dashboard?month=%s"
+                    % (org, month), tok).json()
+            self.assertEqual(d["kpis"]["answered_calls"], 2, (tz, month))
+            d = api("/api/v1/organizations/%s/dashboard?month=%s"
+                    % (org, nxt), tok).json()
+            self.assertEqual(d["kpis"]["answered_calls"], 1, (tz, nxt))
 
 
 class Activity(unittest.TestCase):
