@@ -408,6 +408,35 @@ class AfterHours(unittest.TestCase):
                                   "ringing")))
         self.assertEqual(dials(root), [("Number", "+15557669999")])
 
+    def test_a_one_day_closure_in_the_organizations_zone(self):
+        # a closure's days are the organization's calendar days: a
+        # one-day closure on its today closes, one that ended its
+        # yesterday or starts its tomorrow does not, in zones whose date
+        # is ahead of UTC's and behind it most of the day
+        for tz in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+            org, number, token = fresh_org()
+            stack.ctl_ok("org", "set", org, "timezone=" + tz)
+            today = datetime.date.fromisoformat(stack.psql(
+                "SELECT (now() AT TIME ZONE '%s')::date" % tz))
+
+            def forwards():
+                return dials(twiml(tw_post(
+                    "/webhooks/twilio/voice/incoming",
+                    call(number, "CA" + uuid.uuid4().hex, "ringing")))) != []
+            for first, last, closed in (
+                    (today, today, True),
+                    (today - datetime.timedelta(days=1),
+                     today - datetime.timedelta(days=1), False),
+                    (today + datetime.timedelta(days=1),
+                     today + datetime.timedelta(days=1), False),
+                    (today - datetime.timedelta(days=3), today, True),
+                    (today, today + datetime.timedelta(days=3), True)):
+                cid = stack.ctl_ok("closure", "add", org, str(first),
+                                   "--until", str(last)).strip()
+                self.assertEqual(forwards(), not closed, (tz, first, last))
+                stack.ctl_ok("closure", "remove", cid)
+            self.assertTrue(forwards())
+
     def test_closure_input_is_checked(self):
         org, _, _ = fresh_org()
         for bad in (("2026-02-30",), ("2026-13-01",), ("tomorrow",),
