@@ -154,6 +154,21 @@ class Callback(unittest.TestCase):
         n = count("messages")
         ok(get(q))
         self.assertEqual(count("messages"), n)
+        # ... of all of it: another text, sender, number or date is
+        # another message, not a redelivery
+        for other in ("to=%s&from=5145550102&message=no+id+2" % DID,
+                      "to=%s&from=5145550109&message=no+id" % DID,
+                      "to=%s&from=5145550102&message=no+id&date=2026-11-21+"
+                      "09:30:00" % DID):
+            ok(get("token=%s&%s" % (TOKEN, other)))
+            n += 1
+            self.assertEqual(count("messages"), n, other)
+        # and two messages with ids are two, whatever their text
+        a, b = msg_id(), msg_id()
+        ok(get(sms_query("same", mid=a)))
+        ok(get(sms_query("same", mid=b)))
+        self.assertEqual(count("messages", "message_id IN ('%s', '%s')"
+                               % (a, b)), 2)
         r = get("token=%s&to=%s&message=who" % (TOKEN, DID))
         self.assertEqual(r.status, 400)
         self.assertEqual(r.json(), {"error": "missing from"})
