@@ -201,14 +201,18 @@ class Prune(unittest.TestCase):
                          ).splitlines()[0]
         stack.psql("INSERT INTO calls (organization_id, provider, call_id, "
                    "status, status_rank, started_at, duration_s, "
-                   "transcript, recording_url, summary) VALUES ('%s', "
-                   "'twilio', '%s', 'completed', 5, now() - interval "
-                   "'40 days', 50, 'secret talk', 'https://r/x', "
-                   "'About a bill') " % (org, cid))
+                   "transcript, recording_url, summary, custom_data, "
+                   "caller_name) VALUES ('%s', 'twilio', '%s', "
+                   "'completed', 5, now() - interval '40 days', 50, "
+                   "'secret talk', 'https://r/x', 'About a bill', "
+                   "'{\"insurer\": \"Acme Mutual\"}', 'Jane Oldcaller')"
+                   % (org, cid))
         stack.psql("INSERT INTO messages (organization_id, provider, "
-                   "message_id, direction, body, created_at) VALUES ('%s', "
-                   "'twilio', 'SMold%s', 'inbound', 'old private text', "
-                   "now() - interval '40 days')" % (org, cid))
+                   "message_id, direction, body, media, reply_text, "
+                   "created_at) VALUES ('%s', 'twilio', 'SMold%s', "
+                   "'inbound', 'old private text', '[\"https://m/old.jpg"
+                   "\"]', 'old canned reply', now() - interval '40 days')"
+                   % (org, cid))
         stack.psql("UPDATE events SET received_at = now() - interval "
                    "'40 days' WHERE id IN (SELECT id FROM events ORDER BY "
                    "id LIMIT 3)")
@@ -274,13 +278,16 @@ class Prune(unittest.TestCase):
         self.assertEqual(out["events"], 0)
         self.assertGreaterEqual(out["calls_redacted"], 1)
         self.assertGreaterEqual(out["messages_redacted"], 1)
+        # every field telehookctl(8) names, on a record that had all
         self.assertEqual(stack.psql(
             "SELECT coalesce(transcript, '-') || coalesce(recording_url, "
-            "'-') || coalesce(summary, '-') || status || duration_s FROM "
-            "calls WHERE call_id = '%s'" % cid), "---completed50")
-        self.assertEqual(stack.psql("SELECT coalesce(body, '-') FROM "
-                                    "messages WHERE message_id = 'SMold%s'"
-                                    % cid), "-")
+            "'-') || coalesce(summary, '-') || coalesce(custom_data::text, "
+            "'-') || coalesce(caller_name, '-') || status || duration_s "
+            "FROM calls WHERE call_id = '%s'" % cid), "-----completed50")
+        self.assertEqual(stack.psql("SELECT coalesce(body, '-') || "
+                                    "media::text || coalesce(reply_text, "
+                                    "'-') FROM messages WHERE message_id = "
+                                    "'SMold%s'" % cid), "-[]-")
         # the events still waiting for the endpoint say no more than
         # the records: the same fields blank, the rest as it was
         old = [json.loads(b) for b in stack.psql(
