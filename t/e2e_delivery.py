@@ -423,6 +423,35 @@ class Delivery(unittest.TestCase):
         for code in codes:
             stack.ctl_ok("endpoint", "remove", ids[code])
 
+    def test_3c_the_schedule_step_by_step(self):
+        # retry_schedule is the waits between attempts, in its order,
+        # each jittered by up to 20% (telehook.conf(5)): 1 s, then 4 s,
+        # then 2 s, then dead
+        global sender
+        conf = stack.conf_variant("schedule.conf",
+                                  'retry_schedule = "1s,1s,1s"',
+                                  'retry_schedule = "1s,4s,2s"')
+        stop_sender(sender)
+        sender = start_sender(conf)
+        try:
+            receiver.answers["/steps"] = 503
+            eid, _ = add(ORG, "/steps", "--events", "sms.received")
+            sms_in("steps", "+15551118221")
+            wait_for("dead", lambda: stack.psql(
+                "SELECT state FROM deliveries WHERE endpoint_id = '%s'"
+                % eid) == "dead", timeout=30)
+        finally:
+            stop_sender(sender)
+            sender = start_sender()
+        at = [g["at"] for g in receiver.at("/steps")]
+        self.assertEqual(len(at), 4)
+        gaps = [b - a for a, b in zip(at, at[1:])]
+        for gap, wait in zip(gaps, (1, 4, 2)):
+            self.assertGreaterEqual(gap, 0.8 * wait, gaps)
+        self.assertGreater(gaps[1], gaps[2], gaps)
+        self.assertGreater(gaps[2], gaps[0], gaps)
+        stack.ctl_ok("endpoint", "remove", eid)
+
     def test_4_410_disables(self):
         receiver.answers["/gone"] = 410
         eid, _ = add(ORG, "/gone", "--events", "sms.received")
