@@ -131,13 +131,14 @@ def health(r):
 
 
 def healthy(db="ok", depth=0, status=None, spool="ok", quarantined=0,
-            breaker=False, replica="none"):
+            breaker=False, replica="none", reason="none"):
     """What /healthz says in a state (telehook(8), architecture.md §11 and more)."""
     return {"status": status or ("ok" if db == "ok" and depth == 0 and
                                  quarantined == 0 and spool == "ok" and
                                  not breaker else "degraded"),
             "database": db, "spool_depth": depth, "spool": spool,
             "quarantined": quarantined, "breaker_open": breaker,
+            "breaker_reason": reason,
             "read_replica": replica}
 
 
