@@ -236,11 +236,11 @@ dispatch_cross_tenant(struct req *r, struct resp *p)
 /*
  * The answer budget ([server] answer_budget_ms, architecture.md §6): a
  * webhook is answered within it of its accept whatever the database
- * does.  Its round trips must be done by the budget less a reserve for
- * spooling and answering (a fifth, at most 200 ms); a transaction that
- * takes more than half of it is slow.
+ * does.  Its round trips get half of it: the other half is for what
+ * piles up in the listen queue while the workers wait, until the first
+ * deadline opens the breaker, and for spooling it.  A transaction that
+ * takes more than a quarter of the budget is slow.
  */
-#define RESERVE_MAX_US	(200 * 1000)
 #define SLOW_COUNT	3	/* slow transactions in a second, pool-wide */
 
 /*
@@ -259,11 +259,7 @@ dispatch_budget_us(void)
 long long
 dispatch_deadline(long long start_us)
 {
-	long long	 b = dispatch_budget_us(), reserve = b / 5;
-
-	if (reserve > RESERVE_MAX_US)
-		reserve = RESERVE_MAX_US;
-	return start_us + b - reserve;
+	return start_us + dispatch_budget_us() / 2;
 }
 
 /*
@@ -305,16 +301,16 @@ dispatch_trouble(enum db_err e, int probe)
 }
 
 /*
- * A transaction that got through, begun at t0: slow ones (more than
- * half the budget) open the breaker, a few in a second or a probe's
- * one; a probe's fast one closes it.
+ * A transaction that got through, begun at t0: slow ones (more than a
+ * quarter of the budget) open the breaker, a few in a second or a
+ * probe's one; a probe's fast one closes it.
  */
 void
 dispatch_went_through(long long t0, int probe)
 {
 	long long	 now = now_us();
 
-	if (now - t0 > dispatch_budget_us() / 2) {
+	if (now - t0 > dispatch_budget_us() / 4) {
 		if (probe || breaker_slow(now, SLOW_COUNT)) {
 			if (!breaker_is_open(now) && !probe)
 				log_warnx("database slow (%lld ms a "
