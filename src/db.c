@@ -292,7 +292,7 @@ db_wait(PGconn *conn, short events)
 {
 	struct pollfd	 pfd;
 	long long	 now;
-	int		 ms;
+	int		 ms, n;
 
 	for (;;) {
 		now = now_us();
@@ -308,11 +308,10 @@ db_wait(PGconn *conn, short events)
 		pfd.revents = 0;
 		if (pfd.fd == -1)
 			return 0;	/* libpq will say what is wrong */
-		if (poll(&pfd, 1, ms) > 0)
+		if ((n = poll(&pfd, 1, ms)) > 0)
 			return 0;
-		if (errno != 0 && errno != EINTR && errno != EAGAIN)
-			return 0;
-		errno = 0;
+		if (n == -1 && errno != EINTR && errno != EAGAIN)
+			return 0;	/* libpq will say what is wrong */
 	}
 }
 

@@ -293,8 +293,10 @@ dispatch_trouble(enum db_err e, int probe)
 	default:
 		return;
 	}
-	if (!breaker_is_open(now_us()) && (breaker_reason() != why ||
-	    !probe))
+	/* already open: a wait given up for it says nothing new */
+	if (breaker_is_open(now_us()) && !probe)
+		return;
+	if (breaker_reason() != why || !probe)
 		log_warnx("database %s (%s): spooling, a probe every %d s",
 		    breaker_name(why), db_errmsg(), BREAKER_US / 1000000);
 	breaker_open(now_us() + BREAKER_US, why);

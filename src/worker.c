@@ -176,8 +176,13 @@ dispatch_idle(void)
 	long long		 now = now_us();
 
 	if (dispatch_rejections_waiting() > 0 &&
-	    breaker_reason() == BREAKER_NONE && db_connect() == DB_OK)
-		dispatch_flush_rejections();
+	    breaker_reason() == BREAKER_NONE) {
+		/* requests wait meanwhile: what does not fit is dropped */
+		db_set_deadline(now + dispatch_budget_us() / 2);
+		if (db_connect() == DB_OK)
+			dispatch_flush_rejections();
+		db_set_deadline(0);
+	}
 	if (!more && now - last < IDLE_EVERY_US)
 		return;
 	last = now;

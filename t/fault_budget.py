@@ -250,6 +250,8 @@ class Budget(unittest.TestCase):
         self.assertEqual((lost, dup), ([], []))
         self.assertGreaterEqual(load.sent, load.rate * (SECONDS - 1))
         self.assertEqual(slow_health, [])
+        # asked every 100 ms: a /healthz that waits leaves gaps
+        self.assertGreater(len(health.samples), SECONDS * 10 * 0.8)
         if want_db:
             self.assertTrue(seen & set(want_db), seen)
             self.assertFalse(seen & {"ok"}, seen)
