@@ -595,9 +595,14 @@ pidfile = %(d)s/pgbouncer.pid
         conf = {
             "database": {"conninfo": self.conninfo(),
                          "statement_timeout_ms": "2000"},
+            # the suites share two cores with others: a transaction a
+            # few hundred ms late must not open the breaker and spool
+            # what a test then looks for in the database.  The budget
+            # itself is t/fault_budget.py's, at its default, 1000.
             "server": {"public_url": self.public_url,
                        "spool_dir": self.spool,
-                       "log_level": "debug"},
+                       "log_level": "debug",
+                       "answer_budget_ms": "4000"},
         }
         if self.max_body_bytes:
             conf["server"]["max_body_bytes"] = str(self.max_body_bytes)
