@@ -449,6 +449,21 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		return;
 	}
 	probe = pass == BREAKER_PROBE;
+	/*
+	 * Waits for a worker count too: a database a little slow for the
+	 * offered rate shows as a queue in front of the workers, not as a
+	 * slow transaction.
+	 */
+	if (!probe && r->queued_us > dispatch_budget_us() / 4 &&
+	    breaker_slow(t0, SLOW_COUNT)) {
+		if (!breaker_is_open(t0))
+			log_warnx("requests wait %lld ms for a worker: spooling, "
+			    "a probe every %d s", r->queued_us / 1000,
+			    BREAKER_US / 1000000);
+		breaker_open(t0 + BREAKER_US, BREAKER_SLOW);
+		dispatch_spool(r, p, rt, "requests wait for a worker");
+		return;
+	}
 	db_clear();
 	if ((e = db_begin()) != DB_OK) {
 		if (DB_AWAY(e)) {
@@ -687,6 +702,29 @@ dispatch_flush_rejections(void)
 	nrejections = 0;
 }
 
+/*
+ * How long the request waited for a worker: nginx says when it handed
+ * it on (TELEHOOK_SENT_AT, its $msec: telehook-webhook.conf), and the
+ * answer budget runs from then.  0 if not said, or if the clocks
+ * disagree (nginx on another host).
+ */
+static long long
+dispatch_queued(struct req *r)
+{
+	const char	*s;
+	char		*end;
+	double		 t;
+	long long	 w;
+
+	if ((s = req_env(r, "TELEHOOK_SENT_AT")) == NULL)
+		return 0;
+	t = strtod(s, &end);
+	if (end == s || *end != '\0')
+		return 0;
+	w = wall_us() - (long long)(t * 1e6);
+	return w > 0 && w < dispatch_budget_us() * 10 ? w : 0;
+}
+
 /* One FastCGI request: the request owns its memory and frees it here. */
 void
 dispatch_request(FCGX_Request *fr)
@@ -702,7 +740,8 @@ dispatch_request(FCGX_Request *fr)
 	buf_init(&out);
 	r.client_addr = req_client_addr(req_env(&r, "REMOTE_ADDR"),
 	    req_header(&r, "X-Forwarded-For"), &conf.proxies);
-	db_set_deadline(dispatch_deadline(r.start_us));
+	r.queued_us = dispatch_queued(&r);
+	db_set_deadline(dispatch_deadline(r.start_us - r.queued_us));
 	dispatch_run(&r, &p, fr->in);
 	db_set_deadline(0);
 	if (p.stream.url != NULL && p.error == NULL)

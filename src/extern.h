@@ -183,6 +183,7 @@ struct req {
 	const struct route *route;
 	long long	 start_us;	/* monotonic, for latency */
 	long long	 received_us;	/* wall clock */
+	long long	 queued_us;	/* how long it waited for a worker */
 	struct replay	*replay;	/* set when drained from the spool */
 	enum reject_cause reject;
 	char		*scope_org;	/* the organization whose own credential

@@ -9,6 +9,8 @@ what the database is:
 
   1. the whole server frozen (postmaster and backends SIGSTOPped 15 s);
   2. a trigger sleeping 0.3 s per INSERT: under the deadline, slow;
+     and one sleeping 0.15 s: fast enough alone, too slow for the rate
+     (/healthz is printed there, not held to its bar);
   3. a trigger sleeping 1 s per INSERT: past the deadline, under
      statement_timeout_ms (3 s);
   4. a slow COMMIT that ignores the cancel and commits anyway after the
@@ -222,7 +224,8 @@ def sessions():
 
 class Budget(unittest.TestCase):
 
-    def check(self, name, load, health, quiet=(), want_db=(), during=None):
+    def check(self, name, load, health, quiet=(), want_db=(), during=None,
+              health_bar=True):
         """The issue's bar: all 2xx within the budget + 100 ms, every
         2xx stored once, /healthz within 200 ms (outside quiet, a
         window of the fault's first second) and saying one of want_db
@@ -249,6 +252,8 @@ class Budget(unittest.TestCase):
         self.assertEqual(load.late, [])
         self.assertEqual((lost, dup), ([], []))
         self.assertGreaterEqual(load.sent, load.rate * (SECONDS - 1))
+        if not health_bar:
+            return
         self.assertEqual(slow_health, [])
         # asked every 100 ms: a /healthz that waits leaves gaps
         self.assertGreater(len(health.samples), SECONDS * 10 * 0.8)
@@ -286,7 +291,7 @@ class Budget(unittest.TestCase):
     def untrigger(self):
         stack.psql("DROP TRIGGER IF EXISTS budget_sleep ON events")
 
-    def slow_inserts(self, tag, secs):
+    def slow_inserts(self, tag, secs, health_bar=True):
         with Health() as health, OpenLoad(tag) as load:
             time.sleep(2)
             self.trigger(tag, secs)
@@ -298,10 +303,18 @@ class Budget(unittest.TestCase):
             time.sleep(2)
         self.check("INSERT sleeps %s s" % secs, load, health,
                    quiet=[(start, start + 1.0)], want_db=("slow",),
-                   during=(start + 2, start + 14))
+                   during=(start + 2, start + 14), health_bar=health_bar)
 
     def test_2_insert_slow_under_deadline(self):
         self.slow_inserts("U", "0.3")
+
+    def test_2b_insert_too_slow_for_the_rate(self):
+        # each transaction well under a quarter of the budget, but 4
+        # workers serve ~25 a second of the 200 offered: the queue in
+        # front of them is what is slow.  Each fast probe closes the
+        # breaker until the queue is back: /healthz, queued behind
+        # webhooks meanwhile, is printed here, not held to 200 ms
+        self.slow_inserts("Q", "0.15", health_bar=False)
 
     def test_3_insert_slow_past_deadline(self):
         self.slow_inserts("O", "1.0")
@@ -312,9 +325,11 @@ class Budget(unittest.TestCase):
         key taken and stores nothing twice."""
         stack.psql(
             "CREATE OR REPLACE FUNCTION budget_commit() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$BEGIN BEGIN PERFORM pg_sleep(1.2); "
-            "EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(1.2); "
-            "END; RETURN NULL; END$$")
+            "LANGUAGE plpgsql AS $$DECLARE t timestamptz := "
+            "clock_timestamp(); BEGIN WHILE clock_timestamp() < t + "
+            "interval '1.2 s' LOOP BEGIN PERFORM pg_sleep(0.05); "
+            "EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; "
+            "RETURN NULL; END$$")
         stack.psql(
             "CREATE CONSTRAINT TRIGGER budget_commit AFTER INSERT ON events "
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN "
