@@ -441,7 +441,7 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 	}
 	/* the breaker: the database was slow, read-only or down just now */
 	t0 = now_us();
-	if ((pass = breaker_pass(t0, dispatch_budget_us())) ==
+	if ((pass = breaker_pass(t0, 0, dispatch_budget_us())) ==
 	    BREAKER_SPOOL) {
 		snprintf(why, sizeof(why), "breaker open: %s",
 		    breaker_name(breaker_reason()));

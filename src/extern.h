@@ -562,7 +562,7 @@ void		 breaker_close(void);
 int		 breaker_is_open(long long);
 enum breaker_reason breaker_reason(void);
 const char	*breaker_name(enum breaker_reason);
-enum breaker_pass breaker_pass(long long, long long);
+enum breaker_pass breaker_pass(long long, long long, long long);
 int		 breaker_opened_since(long long);
 int		 breaker_slow(long long, unsigned int);
 void		 metrics_db_deadline(void);

@@ -269,18 +269,18 @@ breaker_name(enum breaker_reason r)
 
 /*
  * May this worker use the database now?  BREAKER_PASS when closed,
- * BREAKER_PROBE when half-open and this worker won the probe (for
- * hold_us; a probe that never reports lets another try after it),
- * BREAKER_SPOOL otherwise.
+ * BREAKER_PROBE when half-open for at least wait_us and this worker won
+ * the probe (for hold_us; a probe that never reports lets another try
+ * after it), BREAKER_SPOOL otherwise.
  */
 enum breaker_pass
-breaker_pass(long long now, long long hold_us)
+breaker_pass(long long now, long long wait_us, long long hold_us)
 {
 	int64_t	 p;
 
 	if (shm == NULL || breaker_reason() == BREAKER_NONE)
 		return BREAKER_PASS;
-	if (breaker_is_open(now))
+	if (breaker_is_open(now - wait_us))
 		return BREAKER_SPOOL;
 	p = __atomic_load_n(&shm->breaker_probe_us, __ATOMIC_RELAXED);
 	if (p > now || !__atomic_compare_exchange_n(&shm->breaker_probe_us,

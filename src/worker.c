@@ -137,6 +137,7 @@ done:
 #define IDLE_EVERY_US	(1000 * 1000)
 #define IDLE_BATCH	500
 #define IDLE_BUDGET_US	(250 * 1000)
+#define IDLE_PROBE_US	(1000 * 1000)	/* half-open unprobed this long */
 
 /*
  * The breaker's probe when no request makes one (a quiet site): can
@@ -188,10 +189,13 @@ dispatch_idle(void)
 	last = now;
 	more = 0;
 	/*
+	 * An idle worker probes only when no request has for a while (a
+	 * quiet site): a request's probe is a real write, its own a read.
 	 * Never longer than a budget past the drain's own: requests wait
 	 * in the listen queue meanwhile.
 	 */
-	if ((pass = breaker_pass(now, dispatch_budget_us())) == BREAKER_SPOOL)
+	if ((pass = breaker_pass(now, IDLE_PROBE_US, dispatch_budget_us())) ==
+	    BREAKER_SPOOL)
 		return;
 	db_set_deadline(now + IDLE_BUDGET_US + dispatch_budget_us());
 	if ((pass == BREAKER_PROBE && dispatch_probe() == -1) ||
