@@ -433,8 +433,6 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 	char			 why[64];
 
 	if (!(rt->flags & ROUTE_TX)) {
-		/* not a webhook: a round trip's own deadline, not the budget */
-		db_set_deadline(0);
 		if (rt->handle(r, p) != DB_OK && p->error == NULL)
 			resp_error(p, 500, "internal error");
 		return;
@@ -565,6 +563,9 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		return;
 	}
 	r->route = rt;
+	/* not a webhook: each round trip its own deadline, not the budget */
+	if (!(rt->flags & ROUTE_TX))
+		db_set_deadline(0);
 	/* The route's responder decides how success looks. */
 	if (rt->responder == RESP_TWIML)
 		twiml_init(&p->twiml);
