@@ -16,12 +16,15 @@ what the database is:
   4. a slow COMMIT that ignores the cancel and commits anyway after the
      request was spooled and answered: stored once (the provider key);
   5. a restart into read-only: a handful of new connections at most,
-     /healthz says read_only, all of it stored once writable again.
+     /healthz says read_only, all of it stored once writable again;
+  6. through PgBouncer with its defaults, PostgreSQL stopped for 12 s:
+     PgBouncer holds the queries, the workers do not wait for it.
 """
 
 import http.client
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -45,17 +48,22 @@ HEALTH_MS = 200
 stack = None
 
 
+def new_stack(pooler=None):
+    st = Stack(workers=WORKERS, multiwatch_args=shipped_multiwatch_args(),
+               rate_limit=100000, pooler=pooler, extra_conf={
+                   "twilio": {"auth_token": TOKEN},
+                   "database": {"statement_timeout_ms": "3000"},
+                   "server": {"answer_budget_ms": str(BUDGET_MS),
+                              "cache_ttl_s": "1",
+                              "log_level": "notice"}}).start()
+    org = st.ctl_ok("org", "add", "Fault Budget Clinic").strip()
+    st.ctl_ok("number", "add", org, NUMBER)
+    return st
+
+
 def setUpModule():
     global stack
-    stack = Stack(workers=WORKERS, multiwatch_args=shipped_multiwatch_args(),
-                  rate_limit=100000, extra_conf={
-                      "twilio": {"auth_token": TOKEN},
-                      "database": {"statement_timeout_ms": "3000"},
-                      "server": {"answer_budget_ms": str(BUDGET_MS),
-                                 "cache_ttl_s": "1",
-                                 "log_level": "notice"}}).start()
-    org = stack.ctl_ok("org", "add", "Fault Budget Clinic").strip()
-    stack.ctl_ok("number", "add", org, NUMBER)
+    stack = new_stack()
 
 
 def tearDownModule():
@@ -381,6 +389,54 @@ class Budget(unittest.TestCase):
         self.check("read-only restart", load, health,
                    want_db=("read_only",), during=(start + 2, start + 10))
         self.assertLessEqual(new, 5)
+
+
+class PgBouncer(Budget):
+    """Its own stack: PgBouncer (transaction pooling) in front, with
+    PgBouncer's defaults for a server it cannot reach, which hold a
+    client in its queue (server_login_retry 15 s, query_wait_timeout
+    120 s)."""
+
+    @classmethod
+    def setUpClass(cls):
+        global stack
+        cls.saved = stack
+        stack = new_stack(pooler="transaction")
+        ini = stack.path("pgbouncer", "pgbouncer.ini")
+        with open(ini) as f:
+            text = f.read()
+        for k, v in (("server_connect_timeout", "15"),
+                     ("server_login_retry", "15"),
+                     ("query_wait_timeout", "120")):
+            text = re.sub(r"(?m)^%s = .*$" % k, "%s = %s" % (k, v), text)
+        with open(ini, "w") as f:
+            f.write(text)
+        with open(stack.path("pgbouncer", "pgbouncer.pid")) as f:
+            os.kill(int(f.read()), signal.SIGHUP)
+        time.sleep(1)   # the reload's own pace
+
+    @classmethod
+    def tearDownClass(cls):
+        global stack
+        try:
+            stack.stop()
+        finally:
+            stack = cls.saved
+
+    def test_6_database_down_behind_pgbouncer(self):
+        with Health() as health, OpenLoad("P") as load:
+            time.sleep(2)
+            stack.stop_postgres()
+            start = time.monotonic() - health.t0
+            try:
+                time.sleep(12)
+            finally:
+                stack.start_postgres()  # through PgBouncer: up to 15 s
+            time.sleep(2)
+        self.check("database down behind PgBouncer", load, health,
+                   quiet=[(start, start + 1.0)],
+                   want_db=("slow", "down", "unknown"),
+                   during=(start + 2, start + 11))
 
 
 load_tests = in_order(__name__)
