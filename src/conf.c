@@ -40,6 +40,8 @@ const struct conf_key conf_keys[] = {
 	{ "database", "statement_timeout_ms", CONF_INT,
 	    C(statement_timeout_ms), 0, "2000", 100, 60000 },
 
+	{ "server", "answer_budget_ms", CONF_INT, C(answer_budget_ms), 0,
+	    "1000", 200, 60000 },
 	{ "server", "cache_ttl_s", CONF_INT, C(cache_ttl_s), 0, "60",
 	    0, 86400 },
 	{ "server", "log_level", CONF_LOGLEVEL, C(log_level), 0, "info",

@@ -83,6 +83,7 @@ struct conf {
 	char		*secret_key_file;
 	int		 log_level;
 	long long	 cache_ttl_s;
+	long long	 answer_budget_ms;	/* a webhook's answer, at most */
 	struct conf_provider_twilio twilio;
 	struct conf_provider_retell retell;
 	struct conf_provider_voipms voipms;

@@ -5,25 +5,38 @@
  * Results come back copied into struct db_res, so no PGresult ever
  * leaves this file.
  *
- * statement_timeout_ms bounds each statement on the server; the same
- * figure (at least libpq's 2 s minimum) bounds the connect.  After a
- * failed connect, further attempts wait DB_RETRY_US, so a worker with
- * the database down answers at once instead of stalling every request.
+ * statement_timeout_ms bounds each statement on the server, but a
+ * frozen server or a pooler's queue never raises it: so every round
+ * trip, connecting included, is also sent and awaited without blocking
+ * (libpq's asynchronous calls and poll(2)) up to a deadline of our own,
+ * the request's answer budget (db_set_deadline()) or, between requests,
+ * one budget per round trip (db_set_budget()).  Past it the query is
+ * cancelled, the connection dropped and DB_EDEADLINE returned: the
+ * caller treats the database as away.  After a failed connect, further
+ * attempts wait DB_RETRY_US, so a worker with the database down answers
+ * at once instead of stalling every request.
  *
  * BEGIN is not a round trip of its own: db_begin() only notes it, and
  * the first statement of the transaction sends it in one pipeline with
  * BEGIN (and its PREPARE, the first time).  A transaction that runs no
  * statement costs nothing.
  */
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "extern.h"
 
 #define DB_RETRY_US	(1000 * 1000)
+#define DB_SLICE_MS	20	/* how often a wait looks at the breaker */
 
 static PGconn		*db_conn;
 static char		*db_conninfo;
@@ -41,6 +54,56 @@ static char		 db_err[512];
 static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
 static enum db_err	 db_last;		/* the last failure's class */
+static long long	 db_deadline;		/* the request's, 0: none */
+static long long	 db_budget_ms;		/* a round trip's, 0: none */
+static long long	 db_rt_start;		/* this round trip's */
+static long long	 db_rt_until;		/* its deadline, 0: none */
+static int		 db_late;		/* it passed: DB_EDEADLINE */
+static enum db_err	 db_tx_dead;		/* the tx's connection went */
+static int		(*db_abandon)(long long);
+static int		 db_connecting;		/* a connect is under way */
+static int		 db_late_connect;	/* the deadline hit it */
+
+/*
+ * The request's deadline (0: none): every round trip until it is
+ * cleared must be answered by then.
+ */
+void
+db_set_deadline(long long until_us)
+{
+	db_deadline = until_us;
+}
+
+long long
+db_get_deadline(void)
+{
+	return db_deadline;
+}
+
+/* Was the last deadline passed while connecting? */
+int
+db_deadline_connecting(void)
+{
+	return db_late_connect;
+}
+
+/* Without a request's deadline, each round trip may take ms (0: any). */
+void
+db_set_budget(long long ms)
+{
+	db_budget_ms = ms;
+}
+
+/*
+ * Asked while a round trip waits, with the time it began: true gives
+ * it up at once (the pool's breaker opened meanwhile: another worker
+ * found the database slow, so this one need not find out too).
+ */
+void
+db_set_abandon_hook(int (*fn)(long long))
+{
+	db_abandon = fn;
+}
 
 /*
  * Told of every failed statement (the worker counts them in /metrics);
@@ -118,6 +181,9 @@ db_seterr(const char *prefix, const char *msg)
 void
 db_close(void)
 {
+	/* a transaction's connection gone: its statements fail until rollback */
+	if (db_in_tx && !db_tx_pending && db_tx_dead == DB_OK)
+		db_tx_dead = db_late ? DB_EDEADLINE : DB_ECONN;
 	if (db_conn != NULL)
 		PQfinish(db_conn);
 	db_conn = NULL;
@@ -136,6 +202,180 @@ db_is_prepared(const struct db_stmt *st)
 		if (db_prepared[i] == st)
 			return 1;
 	return 0;
+}
+
+/*
+ * Cancel what conn runs, in a short-lived grandchild: PQcancel() waits
+ * for the postmaster to close its socket, which a frozen one never
+ * does, and the worker must answer now.  The grandchild is cut off by
+ * alarm(2) and holds none of the worker's descriptors.
+ */
+static void
+db_cancel(PGconn *conn)
+{
+	PGcancel	*c;
+	pid_t		 pid;
+	char		 err[64];
+
+	if ((c = PQgetCancel(conn)) == NULL)
+		return;
+	switch (pid = fork()) {
+	case -1:
+		log_warn("fork (cancel)");
+		break;
+	case 0:
+		if (fork() == 0) {
+			closefrom(3);
+			close(0);
+			signal(SIGALRM, SIG_DFL);
+			alarm(5);
+			(void)PQcancel(c, err, sizeof(err));
+		}
+		_exit(0);
+	default:
+		(void)waitpid(pid, NULL, 0);
+		break;
+	}
+	PQfreeCancel(c);
+}
+
+/*
+ * The round trip's time is up: cancel it, drop the connection (what
+ * it would say next is of no use), and say why.  Always -1.
+ */
+static int
+db_give_up(const char *why)
+{
+	snprintf(db_err, sizeof(db_err), "%s (%lld ms)", why,
+	    (now_us() - db_rt_start) / 1000);
+	db_late = 1;
+	db_late_connect = db_connecting;
+	if (db_conn != NULL && PQstatus(db_conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db_conn) == PQTRANS_ACTIVE)
+		db_cancel(db_conn);
+	db_close();
+	db_late = 1;
+	return -1;
+}
+
+/* A round trip begins: its deadline. */
+static void
+db_rt_begin(void)
+{
+	db_rt_start = now_us();
+	db_late = 0;
+	if (db_deadline != 0)
+		db_rt_until = db_deadline;
+	else if (db_budget_ms > 0)
+		db_rt_until = db_rt_start + db_budget_ms * 1000;
+	else
+		db_rt_until = 0;
+}
+
+/* Is the request's deadline already past?  Then send nothing. */
+static int
+db_expired(void)
+{
+	if (db_deadline == 0 || now_us() < db_deadline)
+		return 0;
+	db_seterr("", "no time left in the answer budget");
+	db_late_connect = 0;
+	return 1;
+}
+
+/*
+ * Wait for the socket (events) until the round trip's deadline: 0
+ * ready, or -1 having given up.
+ */
+static int
+db_wait(PGconn *conn, short events)
+{
+	struct pollfd	 pfd;
+	long long	 now;
+	int		 ms, n;
+
+	for (;;) {
+		now = now_us();
+		if (db_rt_until != 0 && now >= db_rt_until)
+			return db_give_up("no answer within the deadline");
+		if (db_abandon != NULL && db_abandon(db_rt_start))
+			return db_give_up("the breaker opened meanwhile");
+		ms = DB_SLICE_MS;
+		if (db_rt_until != 0 && (db_rt_until - now) / 1000 + 1 < ms)
+			ms = (int)((db_rt_until - now) / 1000 + 1);
+		pfd.fd = PQsocket(conn);
+		pfd.events = events;
+		pfd.revents = 0;
+		if (pfd.fd == -1)
+			return 0;	/* libpq will say what is wrong */
+		if ((n = poll(&pfd, 1, ms)) > 0)
+			return 0;
+		if (n == -1 && errno != EINTR && errno != EAGAIN)
+			return 0;	/* libpq will say what is wrong */
+	}
+}
+
+/* Send what libpq holds: 0, or -1 (late, or the connection broke). */
+static int
+db_flush(void)
+{
+	int	 r;
+
+	while ((r = PQflush(db_conn)) == 1) {
+		if (db_wait(db_conn, POLLOUT | POLLIN) == -1)
+			return -1;
+		if (!PQconsumeInput(db_conn))
+			return -1;
+	}
+	return r;
+}
+
+/* PQgetResult, waiting no longer than the deadline: NULL once late. */
+static PGresult *
+db_getresult(void)
+{
+	if (db_conn == NULL || db_late)
+		return NULL;
+	while (PQisBusy(db_conn)) {
+		if (db_wait(db_conn, POLLIN) == -1)
+			return NULL;
+		if (!PQconsumeInput(db_conn))
+			break;	/* PQgetResult says what went wrong */
+	}
+	return PQgetResult(db_conn);
+}
+
+/*
+ * After a PQsend*() that returned sent: its last result, as PQexec()
+ * gives it.  NULL if it could not be sent or came too late (db_late).
+ */
+static PGresult *
+db_finish(int sent)
+{
+	PGresult	*res, *last = NULL;
+
+	if (!sent || db_flush() == -1) {
+		if (!db_late)
+			db_seterr("", PQerrorMessage(db_conn));
+		return NULL;
+	}
+	while ((res = db_getresult()) != NULL) {
+		PQclear(last);
+		last = res;
+	}
+	if (db_late) {
+		PQclear(last);
+		return NULL;
+	}
+	return last;
+}
+
+/* One statement without parameters, as PQexec() but to the deadline. */
+static PGresult *
+db_exec_simple(const char *sql)
+{
+	db_rt_begin();
+	return db_finish(PQsendQuery(db_conn, sql));
 }
 
 int
@@ -161,6 +401,8 @@ db_connect(void)
 			    "dbname", NULL };
 	const char	*val[4];
 	PGresult	*res;
+	PostgresPollingStatusType st;
+	long long	 until;
 
 	if (db_connected())
 		return DB_OK;
@@ -179,19 +421,51 @@ db_connect(void)
 	val[1] = "telehook";
 	val[2] = db_conninfo;	/* expanded; its own keys win */
 	val[3] = NULL;
-	db_conn = PQconnectdbParams(kw, val, 1);
+	if (db_expired())
+		return DB_EDEADLINE;
+	/*
+	 * Connecting is a round trip too (several): a postmaster that does
+	 * not answer, or a pooler that queues us, has the same deadline,
+	 * and never longer than connect_timeout would be.
+	 */
+	db_rt_begin();
+	until = db_rt_start + (db_timeout_ms < 2000 ? 2000 : db_timeout_ms) *
+	    1000;
+	if (db_rt_until == 0 || db_rt_until > until)
+		db_rt_until = until;
+	db_connecting = 1;
+	db_conn = PQconnectStartParams(kw, val, 1);
+	st = PGRES_POLLING_WRITING;
+	while (db_conn != NULL && PQstatus(db_conn) != CONNECTION_BAD &&
+	    st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		if (db_wait(db_conn, st == PGRES_POLLING_READING ? POLLIN :
+		    POLLOUT) == -1)
+			break;
+		st = PQconnectPoll(db_conn);
+	}
+	db_connecting = 0;
 	if (db_conn == NULL || PQstatus(db_conn) != CONNECTION_OK) {
-		db_seterr("", db_conn != NULL ? PQerrorMessage(db_conn) :
-		    "out of memory");
+		if (!db_late)
+			db_seterr("", db_conn != NULL ?
+			    PQerrorMessage(db_conn) : "out of memory");
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		db_close();
 		db_next_try = now_us() + DB_RETRY_US;
 		if (!db_was_down)
 			log_warnx("database unreachable: %s", db_connerr);
 		db_was_down = 1;
+		if (db_late) {
+			db_late = 0;	/* nothing of a request was sent */
+			return DB_EDEADLINE;
+		}
 		return DB_ECONN;
 	}
 	PQsetNoticeProcessor(db_conn, db_notice, NULL);
+	if (PQsetnonblocking(db_conn, 1) == -1) {
+		db_seterr("", PQerrorMessage(db_conn));
+		db_close();
+		return DB_ECONN;
+	}
 	snprintf(db_timeouts[0], sizeof(db_timeouts[0]), "%lld",
 	    db_timeout_ms);
 	snprintf(db_timeouts[1], sizeof(db_timeouts[1]), "%lld",
@@ -208,13 +482,20 @@ db_connect(void)
 	    "SET lock_timeout = %lld", db_timeout_ms,
 	    db_lock_ms > 0 && db_lock_ms < db_timeout_ms ? db_lock_ms :
 	    db_timeout_ms);
-	res = PQexec(db_conn, set);
+	db_connecting = 1;
+	res = db_exec_simple(set);
+	db_connecting = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_seterr("", PQerrorMessage(db_conn));
+		if (!db_late)
+			db_seterr("", PQerrorMessage(db_conn));
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		PQclear(res);
 		db_close();
 		db_next_try = now_us() + DB_RETRY_US;
+		if (db_late) {
+			db_late = 0;
+			return DB_EDEADLINE;
+		}
 		return DB_ECONN;
 	}
 	PQclear(res);
@@ -232,6 +513,8 @@ db_classify(PGresult *res)
 {
 	const char	*state;
 
+	if (res == NULL && db_late)
+		return DB_EDEADLINE;	/* db_err says why */
 	switch (PQresultStatus(res)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
@@ -254,13 +537,15 @@ db_classify(PGresult *res)
 	if (strcmp(state, "TH403") == 0)	/* sql/003 th_route() */
 		return DB_ESCOPE;
 	/*
-	 * architecture.md §6: a database that refuses writes for a while counts as
-	 * away.  Read-only (a failover or promotion in progress) also drops
-	 * the connection, so the next one finds the new primary.
+	 * architecture.md §6: a database that refuses writes for a while
+	 * counts as away.  Read-only is a state of its own: the connection
+	 * is kept (the caller opens the breaker and probes), not dropped
+	 * and reopened at every refused write.
 	 */
+	if (strcmp(state, "25006") == 0)	/* read_only_sql_transaction */
+		return DB_EREADONLY;
 	if (strncmp(state, "08", 2) == 0 ||	/* connection exception */
-	    strncmp(state, "57P", 3) == 0 ||	/* shutdown, cannot connect */
-	    strcmp(state, "25006") == 0)	/* read_only_sql_transaction */
+	    strncmp(state, "57P", 3) == 0)	/* shutdown, cannot connect */
 		return DB_ECONN;
 	if (strcmp(state, "55P03") == 0)	/* lock_not_available */
 		return DB_ETIMEOUT;
@@ -305,7 +590,7 @@ db_pipe_result(enum db_err *e, struct db_res *out)
 	PGresult	*res;
 	enum db_err	 r;
 
-	while ((res = PQgetResult(db_conn)) != NULL) {
+	while ((res = db_getresult()) != NULL) {
 		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
 			return;
@@ -320,6 +605,8 @@ db_pipe_result(enum db_err *e, struct db_res *out)
 			db_copy(res, out);
 		PQclear(res);
 	}
+	if (db_late)
+		*e = DB_EDEADLINE;
 }
 
 /*
@@ -343,6 +630,7 @@ db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
 	if (pooled)
 		prepare = 0;
 	*prepared = 0;
+	db_rt_begin();
 	if (!PQenterPipelineMode(db_conn)) {
 		db_seterr("", PQerrorMessage(db_conn));
 		return DB_ECONN;
@@ -361,7 +649,9 @@ db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
 	else if (ok)
 		ok = PQsendQueryParams(db_conn, st != NULL ? st->sql : sql, n,
 		    NULL, params, NULL, NULL, 0);
-	if (!ok || !PQpipelineSync(db_conn)) {
+	if (!ok || !PQpipelineSync(db_conn) || db_flush() == -1) {
+		if (db_late)
+			return DB_EDEADLINE;
 		db_seterr("", PQerrorMessage(db_conn));
 		(void)PQexitPipelineMode(db_conn);
 		return DB_ECONN;
@@ -377,11 +667,16 @@ db_pipe_begin(const struct db_stmt *st, const char *sql, int n,
 	}
 	db_pipe_result(&e, out);
 	/* then the sync, unless the connection went */
-	while ((res = PQgetResult(db_conn)) != NULL) {
+	while ((res = db_getresult()) != NULL) {
 		ok = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
 		PQclear(res);
 		if (ok)
 			break;
+	}
+	if (db_late) {
+		if (out != NULL)
+			db_res_free(out);
+		return DB_EDEADLINE;
 	}
 	if (!PQexitPipelineMode(db_conn) && e == DB_OK) {
 		db_seterr("", PQerrorMessage(db_conn));
@@ -426,9 +721,15 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
+	if (db_tx_dead != DB_OK) {
+		db_seterr("", "the transaction's connection is gone");
+		return db_tx_dead;
+	}
 	for (attempt = 0; attempt < 2; attempt++) {
 		if ((e = db_connect()) != DB_OK)
 			return e;
+		if (db_expired())
+			return DB_EDEADLINE;
 		if (st != NULL && !db_is_prepared(st) &&
 		    db_nprepared == DB_MAXPREPARED) {
 			db_seterr("", "too many prepared statements");
@@ -444,6 +745,7 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 			if (e == DB_ECONN && attempt == 0) {
 				db_close();
 				db_in_tx = db_tx_pending = 1;
+				db_tx_dead = DB_OK;	/* nothing was lost */
 				continue;
 			}
 			if (e == DB_ECONN)
@@ -456,8 +758,9 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 			st = NULL;
 		}
 		if (st != NULL && !db_is_prepared(st)) {
-			res = PQprepare(db_conn, st->name, st->sql,
-			    st->nparams, NULL);
+			db_rt_begin();
+			res = db_finish(PQsendPrepare(db_conn, st->name,
+			    st->sql, st->nparams, NULL));
 			e = db_classify(res);
 			PQclear(res);
 			if (e == DB_ECONN && !db_in_tx && attempt == 0) {
@@ -468,12 +771,13 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 				return e;
 			db_prepared[db_nprepared++] = st;
 		}
+		db_rt_begin();
 		if (st != NULL)
-			res = PQexecPrepared(db_conn, st->name, n, params,
-			    NULL, NULL, 0);
+			res = db_finish(PQsendQueryPrepared(db_conn, st->name,
+			    n, params, NULL, NULL, 0));
 		else
-			res = PQexecParams(db_conn, sql, n, NULL, params,
-			    NULL, NULL, 0);
+			res = db_finish(PQsendQueryParams(db_conn, sql, n,
+			    NULL, params, NULL, NULL, 0));
 		e = db_classify(res);
 		if (e == DB_OK)
 			db_copy(res, out);
@@ -626,14 +930,14 @@ db_run(const char *sql)
 	if ((e = db_connect()) != DB_OK)
 		return e;
 	if (db_tx_pending) {
-		res = PQexec(db_conn, "BEGIN");
+		res = db_exec_simple("BEGIN");
 		e = db_classify(res);
 		PQclear(res);
 		if (e != DB_OK)
 			return e;
 		db_tx_pending = 0;
 	}
-	res = PQexec(db_conn, sql);
+	res = db_exec_simple(sql);
 	e = db_classify(res);
 	PQclear(res);
 	return e;
@@ -648,6 +952,7 @@ db_begin(void)
 		return DB_EQUERY;
 	}
 	db_in_tx = db_tx_pending = 1;
+	db_tx_dead = DB_OK;
 	return DB_OK;
 }
 
@@ -662,6 +967,7 @@ db_commit(void)
 	if (!db_tx_pending)
 		e = db_exec(&st_commit, NULL, NULL);
 	db_in_tx = db_tx_pending = 0;
+	db_tx_dead = DB_OK;
 	return e;
 }
 
@@ -670,11 +976,18 @@ db_rollback(void)
 {
 	PGresult	*res;
 
+	/* no time left: dropping the connection rolls back as well */
 	if (!db_tx_pending && db_connected()) {
-		res = PQexec(db_conn, "ROLLBACK");
-		PQclear(res);
+		if (db_deadline != 0 && now_us() >= db_deadline)
+			db_close();
+		else {
+			res = db_exec_simple("ROLLBACK");
+			PQclear(res);
+			db_late = 0;
+		}
 	}
 	db_in_tx = db_tx_pending = 0;
+	db_tx_dead = DB_OK;
 }
 
 /* Row i, column j of res: NULL for SQL NULL.  Borrowed from res. */

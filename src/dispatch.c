@@ -234,20 +234,99 @@ dispatch_cross_tenant(struct req *r, struct resp *p)
 }
 
 /*
- * A statement or lock timeout opens the pool's breaker (metrics.c) for
- * BREAKER_US: every worker spools at once meanwhile instead of waiting
- * for the slow database in turn.
+ * The answer budget ([server] answer_budget_ms, architecture.md §6): a
+ * webhook is answered within it of its accept whatever the database
+ * does.  Its round trips get half of it: the other half is for what
+ * piles up in the listen queue while the workers wait, until the first
+ * deadline opens the breaker, and for spooling it.  A transaction that
+ * takes more than a quarter of the budget is slow.
  */
-#define BREAKER_US	(2 * 1000 * 1000)
+#define SLOW_COUNT	3	/* slow transactions in a second, pool-wide */
 
-static void
-dispatch_slow(enum db_err e)
+/*
+ * How long the breaker stays open before a probe: a read-only or slow
+ * database is asked again every second, by one worker.
+ */
+#define BREAKER_US	(1000 * 1000)
+
+long long
+dispatch_budget_us(void)
 {
-	if (e == DB_ETIMEOUT) {
-		if (!breaker_is_open(now_us()))
-			log_warnx("database slow (%s): spooling for %d s",
-			    db_errmsg(), BREAKER_US / 1000000);
-		breaker_open(now_us() + BREAKER_US);
+	return conf.answer_budget_ms * 1000;
+}
+
+/* The deadline of the database round trips of a request begun then. */
+long long
+dispatch_deadline(long long start_us)
+{
+	return start_us + dispatch_budget_us() / 2;
+}
+
+/*
+ * What a database failure says of the pool's breaker: a deadline
+ * passed or a statement or lock timeout (slow, or down if it was the
+ * connect), writes refused (read_only) open it for every worker; a
+ * probe's failure of any kind opens it again.
+ */
+void
+dispatch_trouble(enum db_err e, int probe)
+{
+	enum breaker_reason	 why;
+
+	switch (e) {
+	case DB_EDEADLINE:
+		metrics_db_deadline();
+		why = db_deadline_connecting() ? BREAKER_DOWN : BREAKER_SLOW;
+		break;
+	case DB_ETIMEOUT:
+		why = BREAKER_SLOW;
+		break;
+	case DB_EREADONLY:
+		why = BREAKER_READ_ONLY;
+		break;
+	case DB_ECONN:
+	case DB_EAGAIN:
+		if (!probe)
+			return;	/* answered at once: nothing to spare */
+		why = BREAKER_DOWN;
+		break;
+	default:
+		return;
+	}
+	/* already open: a wait given up for it says nothing new */
+	if (breaker_is_open(now_us()) && !probe)
+		return;
+	if (breaker_reason() != why || !probe)
+		log_warnx("database %s (%s): spooling, a probe every %d s",
+		    breaker_name(why), db_errmsg(), BREAKER_US / 1000000);
+	breaker_open(now_us() + BREAKER_US, why);
+}
+
+/*
+ * A transaction that got through, begun at t0: slow ones (more than a
+ * quarter of the budget) open the breaker, a few in a second or a
+ * probe's one; a probe's fast one closes it.
+ */
+void
+dispatch_went_through(long long t0, int probe)
+{
+	long long	 now = now_us();
+
+	if (now - t0 > dispatch_budget_us() / 4) {
+		if (probe || breaker_slow(now, SLOW_COUNT)) {
+			if (!breaker_is_open(now) && !probe)
+				log_warnx("database slow (%lld ms a "
+				    "transaction): spooling, a probe every "
+				    "%d s", (now - t0) / 1000,
+				    BREAKER_US / 1000000);
+			breaker_open(now + BREAKER_US, BREAKER_SLOW);
+		}
+		return;
+	}
+	if (probe) {
+		log_notice("database %s no more: the probe took %lld ms",
+		    breaker_name(breaker_reason()), (now - t0) / 1000);
+		breaker_close();
 	}
 }
 
@@ -347,22 +426,46 @@ dispatch_keep_failed(struct req *r, struct resp *p, const struct route *rt,
 static void
 dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 {
-	enum db_err	 e;
+	enum breaker_pass	 pass;
+	enum db_err		 e;
+	long long		 t0;
+	int			 probe;
+	char			 why[64];
 
 	if (!(rt->flags & ROUTE_TX)) {
 		if (rt->handle(r, p) != DB_OK && p->error == NULL)
 			resp_error(p, 500, "internal error");
 		return;
 	}
-	/* the breaker: the database was too slow a moment ago */
-	if (breaker_is_open(now_us())) {
-		dispatch_spool(r, p, rt, "breaker open");
+	/* the breaker: the database was slow, read-only or down just now */
+	t0 = now_us();
+	if ((pass = breaker_pass(t0, 0, dispatch_budget_us())) ==
+	    BREAKER_SPOOL) {
+		snprintf(why, sizeof(why), "breaker open: %s",
+		    breaker_name(breaker_reason()));
+		dispatch_spool(r, p, rt, why);
+		return;
+	}
+	probe = pass == BREAKER_PROBE;
+	/*
+	 * Waits for a worker count too: a database a little slow for the
+	 * offered rate shows as a queue in front of the workers, not as a
+	 * slow transaction.
+	 */
+	if (!probe && r->queued_us > dispatch_budget_us() / 4 &&
+	    breaker_slow(t0, SLOW_COUNT)) {
+		if (!breaker_is_open(t0))
+			log_warnx("requests wait %lld ms for a worker: spooling, "
+			    "a probe every %d s", r->queued_us / 1000,
+			    BREAKER_US / 1000000);
+		breaker_open(t0 + BREAKER_US, BREAKER_SLOW);
+		dispatch_spool(r, p, rt, "requests wait for a worker");
 		return;
 	}
 	db_clear();
 	if ((e = db_begin()) != DB_OK) {
 		if (DB_AWAY(e)) {
-			dispatch_slow(e);
+			dispatch_trouble(e, probe);
 			dispatch_spool(r, p, rt, db_errmsg());
 			return;
 		}
@@ -377,10 +480,12 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		if (e == DB_ESCOPE)
 			dispatch_cross_tenant(r, p);
 		else if (DB_AWAY(e)) {
-			dispatch_slow(e);
+			dispatch_trouble(e, probe);
 			dispatch_spool(r, p, rt, db_errmsg());
 		} else if (e != DB_OK)
 			dispatch_keep_failed(r, p, rt, db_errmsg());
+		if (!DB_AWAY(e))
+			dispatch_went_through(t0, probe);
 		return;
 	}
 	if ((e = db_commit()) != DB_OK) {
@@ -389,13 +494,15 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		 * unknown: spooling is safe, the replay is idempotent.
 		 */
 		if (DB_AWAY(e)) {
-			dispatch_slow(e);
+			dispatch_trouble(e, probe);
 			dispatch_spool(r, p, rt, db_errmsg());
 		} else {
 			log_warnx("%s: commit: %s", rt->name, db_errmsg());
 			resp_error(p, 503, "database unavailable");
 		}
+		return;
 	}
+	dispatch_went_through(t0, probe);
 }
 
 /* The answer to a request that did not verify. */
@@ -456,6 +563,9 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
 		return;
 	}
 	r->route = rt;
+	/* not a webhook: each round trip its own deadline, not the budget */
+	if (!(rt->flags & ROUTE_TX))
+		db_set_deadline(0);
 	/* The route's responder decides how success looks. */
 	if (rt->responder == RESP_TWIML)
 		twiml_init(&p->twiml);
@@ -655,6 +765,29 @@ dispatch_flush_rejections(void)
 	nrejections = 0;
 }
 
+/*
+ * How long the request waited for a worker: nginx says when it handed
+ * it on (TELEHOOK_SENT_AT, its $msec: telehook-webhook.conf), and the
+ * answer budget runs from then.  0 if not said, or if the clocks
+ * disagree (nginx on another host).
+ */
+static long long
+dispatch_queued(struct req *r)
+{
+	const char	*s;
+	char		*end;
+	double		 t;
+	long long	 w;
+
+	if ((s = req_env(r, "TELEHOOK_SENT_AT")) == NULL)
+		return 0;
+	t = strtod(s, &end);
+	if (end == s || *end != '\0')
+		return 0;
+	w = wall_us() - (long long)(t * 1e6);
+	return w > 0 && w < dispatch_budget_us() * 10 ? w : 0;
+}
+
 /* One FastCGI request: the request owns its memory and frees it here. */
 void
 dispatch_request(FCGX_Request *fr)
@@ -672,7 +805,10 @@ dispatch_request(FCGX_Request *fr)
 	shown[0] = '\0';
 	r.client_addr = req_client_addr(req_env(&r, "REMOTE_ADDR"),
 	    req_header(&r, "X-Forwarded-For"), &conf.proxies);
+	r.queued_us = dispatch_queued(&r);
+	db_set_deadline(dispatch_deadline(r.start_us - r.queued_us));
 	dispatch_run(&r, &p, fr->in);
+	db_set_deadline(0);
 	if (p.stream.url != NULL && p.error == NULL)
 		status = recording_stream(&p, r.method == METHOD_HEAD,
 		    fr->out);

@@ -184,6 +184,7 @@ struct req {
 	const struct route *route;
 	long long	 start_us;	/* monotonic, for latency */
 	long long	 received_us;	/* wall clock */
+	long long	 queued_us;	/* how long it waited for a worker */
 	struct replay	*replay;	/* set when drained from the spool */
 	enum reject_cause reject;
 	char		*scope_org;	/* the organization whose own credential
@@ -354,6 +355,10 @@ enum replay_result {
 struct spooled;
 int		 dispatch_replay(const struct spooled *, const char **);
 void		 dispatch_idle(void);
+long long	 dispatch_budget_us(void);
+long long	 dispatch_deadline(long long);
+void		 dispatch_trouble(enum db_err, int);
+void		 dispatch_went_through(long long, int);
 enum verdict	 verify_public(struct req *, const char **);
 /* dispatch.c, for worker.c's replay and idle work */
 enum db_err	 dispatch_scope(const char *);
@@ -403,6 +408,8 @@ enum db_err {
 	DB_EQUERY,	/* any other error: a bug or bad data */
 	DB_ESCOPE,	/* th_route(): outside the credential's scope */
 	DB_EAGAIN,	/* transient: out of connections, serialization */
+	DB_EDEADLINE,	/* no answer by our own deadline (answer budget) */
+	DB_EREADONLY,	/* the database refuses writes (25006) */
 	DB__MAX
 };
 /* A prepared statement; each module keeps a static table of its own. */
@@ -432,6 +439,11 @@ enum db_replica	 db_replica_state(void);
 enum db_err	 db_exec_read(const struct db_stmt *, const char *const *,
 		    struct db_res *, int *);
 void		 db_set_error_hook(void (*)(void));
+void		 db_set_deadline(long long);
+long long	 db_get_deadline(void);
+int		 db_deadline_connecting(void);
+void		 db_set_budget(long long);
+void		 db_set_abandon_hook(int (*)(long long));
 enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
@@ -439,7 +451,8 @@ const char	*db_errmsg(void);
 enum db_err	 db_last_error(void);
 void		 db_clear(void);
 #define DB_AWAY(e)	((e) == DB_ECONN || (e) == DB_ETIMEOUT || \
-			    (e) == DB_EAGAIN)
+			    (e) == DB_EAGAIN || (e) == DB_EDEADLINE || \
+			    (e) == DB_EREADONLY)
 enum db_err	 db_exec(const struct db_stmt *, const char *const *,
 		    struct db_res *);
 enum db_err	 db_query(const char *, int, const char *const *,
@@ -551,8 +564,27 @@ void		 metrics_request(const struct route *, int, long long);
 void		 metrics_reject(enum reject_cause);
 void		 metrics_db_error(void);
 void		 metrics_failed_event(void);
-void		 breaker_open(long long);
+enum breaker_reason {
+	BREAKER_NONE = 0,	/* closed */
+	BREAKER_SLOW,		/* answers near or past the budget */
+	BREAKER_DOWN,		/* connecting got no answer in time */
+	BREAKER_READ_ONLY,	/* writes refused (25006) */
+	BREAKER__MAX
+};
+enum breaker_pass {
+	BREAKER_PASS,		/* closed: use the database */
+	BREAKER_PROBE,		/* half-open: this one is the probe */
+	BREAKER_SPOOL		/* open, or another probes */
+};
+void		 breaker_open(long long, enum breaker_reason);
+void		 breaker_close(void);
 int		 breaker_is_open(long long);
+enum breaker_reason breaker_reason(void);
+const char	*breaker_name(enum breaker_reason);
+enum breaker_pass breaker_pass(long long, long long, long long);
+int		 breaker_opened_since(long long);
+int		 breaker_slow(long long, unsigned int);
+void		 metrics_db_deadline(void);
 void		 metrics_spool_write(void);
 enum db_err	 metrics_handle(struct req *, struct resp *);
 const char	*metrics_cause_name(enum reject_cause);

@@ -3,6 +3,11 @@
  * the database answers and nothing waits in the spool; "degraded" while
  * either is not so; 503 only when no webhook could be taken at all,
  * because neither the database nor the spool accepts a write.
+ *
+ * It answers within HEALTH_US whatever the database does: while the
+ * pool's breaker is open or half-open its reason is the database's
+ * state (slow, down, read_only) and nothing is asked; otherwise one
+ * round trip with its own deadline, "unknown" if that passes.
  */
 #include <string.h>
 
@@ -15,19 +20,47 @@ static const char *const replica_states[] = {
 	[DB_REPLICA_DOWN] = "down",
 };
 
-static const struct db_stmt health_ping = { "health_ping", "SELECT 1", 0 };
+#define HEALTH_US	(150 * 1000)
+
+static const struct db_stmt health_ping = { "health_ping",
+	"SELECT current_setting('transaction_read_only')", 0 };
+
+/* What the database is: ok, down, slow, read_only or unknown. */
+static const char *
+health_database(void)
+{
+	struct db_res	 res;
+	enum breaker_reason why;
+	enum db_err	 e;
+	const char	*state;
+
+	if ((why = breaker_reason()) != BREAKER_NONE)
+		return breaker_name(why);
+	db_set_deadline(now_us() + HEALTH_US);
+	e = db_exec(&health_ping, NULL, &res);
+	db_set_deadline(0);
+	if (e == DB_EDEADLINE)
+		return "unknown";
+	if (e != DB_OK)
+		return "down";
+	state = db_get(&res, 0, 0) != NULL &&
+	    strcmp(db_get(&res, 0, 0), "on") == 0 ? "read_only" : "ok";
+	db_res_free(&res);
+	return state;
+}
 
 enum db_err
 health_handle(struct req *r, struct resp *p)
 {
 	cJSON		*o;
-	const char	*spool;
+	const char	*spool, *database;
 	long		 depth, quarantined;
 	long long	 oldest, age = 0;
 	int		 db_up, ok;
 
 	(void)r;
-	db_up = db_exec(&health_ping, NULL, NULL) == DB_OK;
+	database = health_database();
+	db_up = strcmp(database, "ok") == 0;
 	depth = spool_depth(conf.spool_dir);
 	quarantined = spool_quarantined(conf.spool_dir);
 	if ((oldest = spool_oldest(conf.spool_dir)) > 0)
@@ -43,13 +76,15 @@ health_handle(struct req *r, struct resp *p)
 	if ((o = cJSON_CreateObject()) == NULL)
 		return DB_EQUERY;
 	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
-	cJSON_AddStringToObject(o, "database", db_up ? "ok" : "down");
+	cJSON_AddStringToObject(o, "database", database);
 	cJSON_AddNumberToObject(o, "spool_depth", depth < 0 ? 0 :
 	    (double)depth);
 	cJSON_AddNumberToObject(o, "spool_oldest_s", (double)age);
 	cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 	cJSON_AddStringToObject(o, "spool", spool);
 	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
+	cJSON_AddStringToObject(o, "breaker_reason",
+	    breaker_name(breaker_reason()));
 	/* the API's read replica: reported, not part of "status" */
 	cJSON_AddStringToObject(o, "read_replica",
 	    replica_states[db_replica_state()]);

@@ -138,6 +138,14 @@ main(int argc, char *argv[])
 	db_set_pooler(conf.pooler);
 	db_setup_read(conf.read_conninfo, conf.read_max_lag_ms);
 	db_set_error_hook(metrics_db_error);
+	/*
+	 * A webhook's round trips have its answer budget (dispatch.c); any
+	 * other's, a client-side backstop to statement_timeout_ms, which a
+	 * frozen server never raises.  A round trip that waits gives up as
+	 * soon as another worker opens the breaker.
+	 */
+	db_set_budget(conf.statement_timeout_ms + 1000);
+	db_set_abandon_hook(breaker_opened_since);
 	spool_set_replay(dispatch_replay);
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());

@@ -24,7 +24,7 @@
 
 #include "extern.h"
 
-#define METRICS_MAGIC		0x74686d32	/* "thm2" */
+#define METRICS_MAGIC		0x74686d33	/* "thm3" */
 #define METRICS_ROUTES		64		/* the last: unknown routes */
 #define METRICS_UNKNOWN		(METRICS_ROUTES - 1)
 
@@ -38,6 +38,7 @@ static const char *const metrics_le[] = { "0.001", "0.0025", "0.005",
 static const long long metrics_le_us[] = { 1000, 2500, 5000, 10000, 25000,
     50000, 100000, 250000, 500000, 1000000, 2500000, 5000000 };
 #define METRICS_NBUCKETS	(sizeof(metrics_le_us) / sizeof(long long))
+#define METRICS_DB_US		(500 * 1000)
 
 static const char *const metrics_causes[REJECT__MAX] = {
 	"none",			/* REJECT_NONE */
@@ -67,6 +68,20 @@ struct metrics_shm {
 	uint64_t	 breaker_opened;
 	int64_t		 breaker_until_us;	/* the pool's breaker, below */
 	uint64_t	 worker_starts;
+	int64_t		 breaker_opened_us;	/* when it last opened */
+	int64_t		 breaker_probe_us;	/* a probe runs until then */
+	uint32_t	 breaker_reason;	/* enum breaker_reason */
+	uint32_t	 slow_count;		/* slow answers in the window */
+	int64_t		 slow_window_us;	/* the window's start */
+	uint64_t	 db_deadlines;		/* round trips given up */
+	uint64_t	 breaker_by_reason[BREAKER__MAX];
+};
+
+static const char *const breaker_names[BREAKER__MAX] = {
+	"none",		/* BREAKER_NONE: closed */
+	"slow",		/* BREAKER_SLOW */
+	"down",		/* BREAKER_DOWN */
+	"read_only",	/* BREAKER_READ_ONLY */
 };
 
 static struct metrics_shm	*shm;
@@ -181,33 +196,132 @@ metrics_spool_write(void)
 }
 
 /*
- * The pool's breaker for a slow database (issue 20), in the same shared
- * mapping so that one worker's timeout spares every worker the wait:
- * open until a time, the workers spool at once meanwhile; after it, the
- * next request tries the database (lock_timeout_ms bounds its wait) and
- * either succeeds or opens the breaker again.
+ * The pool's breaker (issues 20 and 34), in the same shared mapping so
+ * that one worker's finding spares every worker the wait.  Closed
+ * (reason none): requests use the database.  Open until a time, with a
+ * reason (slow, down, read_only): every worker spools at once, and a
+ * round trip already waiting gives up (breaker_opened_since()).  Past
+ * that time it is half-open: the first to claim the probe uses the
+ * database, the others still spool; a probe that is fast and
+ * succeeds closes it, any other outcome opens it again.
  */
 void
-breaker_open(long long until_us)
+breaker_open(long long until_us, enum breaker_reason why)
 {
 	int64_t	 cur;
+	long long now = now_us();
 
-	if (shm == NULL)
+	if (shm == NULL || why == BREAKER_NONE || why >= BREAKER__MAX)
 		return;
 	cur = __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED);
 	while (cur < until_us && !__atomic_compare_exchange_n(
 	    &shm->breaker_until_us, &cur, until_us, 0, __ATOMIC_RELAXED,
 	    __ATOMIC_RELAXED))
 		;
-	if (cur < until_us)
+	__atomic_store_n(&shm->breaker_reason, why, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
+	if (cur <= now) {
+		/* it was closed or half-open: it opens now */
+		__atomic_store_n(&shm->breaker_opened_us, now,
+		    __ATOMIC_RELAXED);
 		metrics_add(&shm->breaker_opened, 1);
+		metrics_add(&shm->breaker_by_reason[why], 1);
+	}
 }
 
+/* Closed again: the probe was fast. */
+void
+breaker_close(void)
+{
+	if (shm == NULL)
+		return;
+	__atomic_store_n(&shm->breaker_reason, BREAKER_NONE,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->breaker_until_us, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
+}
+
+/* Open (not half-open): spool without asking. */
 int
 breaker_is_open(long long now)
 {
 	return shm != NULL &&
 	    __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED) > now;
+}
+
+/* Why it is open or half-open; BREAKER_NONE when closed. */
+enum breaker_reason
+breaker_reason(void)
+{
+	uint32_t	 r;
+
+	if (shm == NULL)
+		return BREAKER_NONE;
+	r = __atomic_load_n(&shm->breaker_reason, __ATOMIC_RELAXED);
+	return r < BREAKER__MAX ? (enum breaker_reason)r : BREAKER_NONE;
+}
+
+const char *
+breaker_name(enum breaker_reason r)
+{
+	return r < BREAKER__MAX ? breaker_names[r] : "?";
+}
+
+/*
+ * May this worker use the database now?  BREAKER_PASS when closed,
+ * BREAKER_PROBE when half-open for at least wait_us and this worker won
+ * the probe (for hold_us; a probe that never reports lets another try
+ * after it), BREAKER_SPOOL otherwise.
+ */
+enum breaker_pass
+breaker_pass(long long now, long long wait_us, long long hold_us)
+{
+	int64_t	 p;
+
+	if (shm == NULL || breaker_reason() == BREAKER_NONE)
+		return BREAKER_PASS;
+	if (breaker_is_open(now - wait_us))
+		return BREAKER_SPOOL;
+	p = __atomic_load_n(&shm->breaker_probe_us, __ATOMIC_RELAXED);
+	if (p > now || !__atomic_compare_exchange_n(&shm->breaker_probe_us,
+	    &p, now + hold_us, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return BREAKER_SPOOL;
+	return BREAKER_PROBE;
+}
+
+/* Has it opened since the time a round trip began?  (db.c's hook) */
+int
+breaker_opened_since(long long since_us)
+{
+	return shm != NULL && breaker_is_open(now_us()) &&
+	    __atomic_load_n(&shm->breaker_opened_us, __ATOMIC_RELAXED) >
+	    since_us;
+}
+
+/*
+ * A transaction took more than the slow share of the budget: n of them
+ * within a second, pool-wide, say the database is slow.  True then.
+ */
+int
+breaker_slow(long long now, unsigned int n)
+{
+	int64_t	 w;
+
+	if (shm == NULL)
+		return 0;
+	w = __atomic_load_n(&shm->slow_window_us, __ATOMIC_RELAXED);
+	if (now - w > 1000000 && __atomic_compare_exchange_n(
+	    &shm->slow_window_us, &w, now, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED))
+		__atomic_store_n(&shm->slow_count, 0, __ATOMIC_RELAXED);
+	return __atomic_add_fetch(&shm->slow_count, 1, __ATOMIC_RELAXED) >= n;
+}
+
+void
+metrics_db_deadline(void)
+{
+	if (shm != NULL)
+		metrics_add(&shm->db_deadlines, 1);
 }
 
 void
@@ -409,6 +523,24 @@ metrics_handle(struct req *r, struct resp *p)
 	    "# TYPE telehook_breaker_open gauge\ntelehook_breaker_open %d\n",
 	    (unsigned long long)metrics_get(&shm->breaker_opened),
 	    breaker_is_open(now_us()));
+	buf_puts(b, "# HELP telehook_breaker_opened_by_reason_total Times the "
+	    "breaker opened, by reason.\n# TYPE "
+	    "telehook_breaker_opened_by_reason_total counter\n");
+	for (i = 1; i < BREAKER__MAX; i++)
+		buf_printf(b, "telehook_breaker_opened_by_reason_total{reason="
+		    "\"%s\"} %llu\n", breaker_names[i], (unsigned long long)
+		    metrics_get(&shm->breaker_by_reason[i]));
+	buf_puts(b, "# HELP telehook_breaker_state Why the breaker is open "
+	    "or half-open (none: closed); 1 for the current reason.\n"
+	    "# TYPE telehook_breaker_state gauge\n");
+	for (i = 0; i < BREAKER__MAX; i++)
+		buf_printf(b, "telehook_breaker_state{reason=\"%s\"} %d\n",
+		    breaker_names[i], breaker_reason() == i);
+	buf_printf(b, "# HELP telehook_db_deadlines_total Database round "
+	    "trips given up at the answer budget's deadline.\n"
+	    "# TYPE telehook_db_deadlines_total counter\n"
+	    "telehook_db_deadlines_total %llu\n",
+	    (unsigned long long)metrics_get(&shm->db_deadlines));
 	buf_printf(b, "# HELP telehook_spool_quarantined Spool files that "
 	    "could not be read, set aside in quarantine/.\n"
 	    "# TYPE telehook_spool_quarantined gauge\n"
@@ -438,8 +570,13 @@ metrics_handle(struct req *r, struct resp *p)
 	    "telehook_worker_starts_total counter\n"
 	    "telehook_worker_starts_total %llu\n",
 	    (unsigned long long)metrics_get(&shm->worker_starts));
-	metrics_outbox(b);
-	metrics_endpoints(b);
+	/* the database's figures only while it is well, and quickly */
+	if (breaker_reason() == BREAKER_NONE) {
+		db_set_deadline(now_us() + METRICS_DB_US);
+		metrics_outbox(b);
+		metrics_endpoints(b);
+		db_set_deadline(0);
+	}
 	buf_printf(b, "# HELP telehook_metrics_shared Whether these counters "
 	    "are the whole pool's.\n# TYPE telehook_metrics_shared gauge\n"
 	    "telehook_metrics_shared %d\n", shm_shared);

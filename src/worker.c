@@ -137,6 +137,34 @@ done:
 #define IDLE_EVERY_US	(1000 * 1000)
 #define IDLE_BATCH	500
 #define IDLE_BUDGET_US	(250 * 1000)
+#define IDLE_PROBE_US	(1000 * 1000)	/* half-open unprobed this long */
+
+/*
+ * The breaker's probe when no request makes one (a quiet site): can
+ * the database be written to, and is it quick?  0 if it is closed now.
+ */
+static const struct db_stmt st_probe = { "worker_probe",
+	"SELECT current_setting('transaction_read_only')", 0 };
+
+static int
+dispatch_probe(void)
+{
+	struct db_res	 res;
+	enum db_err	 e;
+	long long	 t0 = now_us();
+
+	if ((e = db_exec(&st_probe, NULL, &res)) == DB_OK) {
+		if (db_get(&res, 0, 0) != NULL &&
+		    strcmp(db_get(&res, 0, 0), "on") == 0)
+			e = DB_EREADONLY;
+		db_res_free(&res);
+	}
+	if (e != DB_OK)
+		dispatch_trouble(DB_AWAY(e) ? e : DB_ECONN, 1);
+	else
+		dispatch_went_through(t0, 1);
+	return breaker_reason() == BREAKER_NONE ? 0 : -1;
+}
 
 void
 dispatch_idle(void)
@@ -144,25 +172,51 @@ dispatch_idle(void)
 	static long long	 last;
 	static int		 more;	/* the last batch left files */
 	struct drain_stats	 st;
+	enum breaker_pass	 pass;
+	enum db_err		 e;
 	long long		 now = now_us();
 
-	if (dispatch_rejections_waiting() > 0 && db_connect() == DB_OK)
-		dispatch_flush_rejections();
+	if (dispatch_rejections_waiting() > 0 &&
+	    breaker_reason() == BREAKER_NONE) {
+		/* requests wait meanwhile: what does not fit is dropped */
+		db_set_deadline(now + dispatch_budget_us() / 2);
+		if (db_connect() == DB_OK)
+			dispatch_flush_rejections();
+		db_set_deadline(0);
+	}
 	if (!more && now - last < IDLE_EVERY_US)
 		return;
 	last = now;
 	more = 0;
-	if (breaker_is_open(now) || db_connect() != DB_OK)
+	/*
+	 * An idle worker probes only when no request has for a while (a
+	 * quiet site): a request's probe is a real write, its own a read.
+	 * Never longer than a budget past the drain's own: requests wait
+	 * in the listen queue meanwhile.
+	 */
+	if ((pass = breaker_pass(now, IDLE_PROBE_US, dispatch_budget_us())) ==
+	    BREAKER_SPOOL)
 		return;
+	db_set_deadline(now + IDLE_BUDGET_US + dispatch_budget_us());
+	if ((pass == BREAKER_PROBE && dispatch_probe() == -1) ||
+	    db_connect() != DB_OK)
+		goto done;
 	(void)cache_refresh(0);
 	if (spool_depth(conf.spool_dir) <= 0)
-		return;
+		goto done;
 	if (spool_drain(conf.spool_dir, IDLE_BATCH, IDLE_BUDGET_US, &st) != 0)
-		return;
+		goto done;
+	/* a replay that found the database slow or read-only says so */
+	if (st.stopped && (e = db_last_error()) != DB_OK)
+		dispatch_trouble(e, 0);
+	db_set_deadline(0);
 	/* while it goes well, the next idle moment takes the next batch */
 	more = st.left > 0 && !st.stopped;
 	if (st.replayed + st.duplicates + st.quarantined + st.refused > 0)
 		log_notice("spool: drained %d, %d already stored, %d "
 		    "quarantined, %d refused or failed, %d left", st.replayed,
 		    st.duplicates, st.quarantined, st.refused, st.left);
+	return;
+done:
+	db_set_deadline(0);
 }

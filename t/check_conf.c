@@ -50,6 +50,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.statement_timeout_ms, 2000);
 	ck_assert_int_eq(c.max_body_bytes, 1048576);
 	ck_assert_int_eq(c.cache_ttl_s, 60);
+	ck_assert_int_eq(c.answer_budget_ms, 1000);	/* telehook.conf.5 */
 	ck_assert_int_eq(c.log_level, LOG_LEVEL_INFO);
 	ck_assert_int_eq(c.retell.signature_tolerance_s, 300);
 	ck_assert_int_eq(c.twilio.insecure_allow_unsigned, 0);
@@ -227,9 +228,10 @@ START_TEST(test_table_is_sane)
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
 	 * currency, lock_timeout_ms, pooler, the read replica's two,
-	 * Twilio's api_url, [smtp]'s four and [delivery]'s four
+	 * Twilio's api_url, [smtp]'s four, [delivery]'s four and
+	 * answer_budget_ms
 	 */
-	ck_assert_int_eq(n, 41);
+	ck_assert_int_eq(n, 42);
 }
 END_TEST
 
