@@ -354,12 +354,14 @@ metrics_outbox(struct buf *b)
 
 	if (db_exec_read(&st_outbox, NULL, &res, &replica) != DB_OK)
 		return;
-	buf_puts(b, "# HELP telehook_outbox Messages waiting to be sent, or "
-	    "failed for good: SMS auto-replies and the staff's e-mail.\n"
-	    "# TYPE telehook_outbox gauge\n");
+	buf_puts(b, "# HELP telehook_outbox_messages Messages waiting to be "
+	    "sent, or failed for good: SMS auto-replies and the staff's "
+	    "e-mail.\n"
+	    "# TYPE telehook_outbox_messages gauge\n");
 	for (i = 0; i < res.nrows; i++)
-		buf_printf(b, "telehook_outbox{kind=\"%s\",state=\"%s\"} %s\n",
-		    db_get(&res, i, 0), db_get(&res, i, 1), db_get(&res, i, 2));
+		buf_printf(b, "telehook_outbox_messages{kind=\"%s\","
+		    "state=\"%s\"} %s\n", db_get(&res, i, 0),
+		    db_get(&res, i, 1), db_get(&res, i, 2));
 	db_res_free(&res);
 }
 
@@ -455,6 +457,10 @@ metrics_handle(struct req *r, struct resp *p)
 	p->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	if (shm == NULL)
 		metrics_init(NULL);
+	/* which build answers: for dashboards across a rolling upgrade */
+	buf_puts(b, "# HELP telehook_build_info The running version, always "
+	    "1.\n# TYPE telehook_build_info gauge\n"
+	    "telehook_build_info{version=\"" PACKAGE_VERSION "\"} 1\n");
 	buf_puts(b, "# HELP telehook_requests_total Requests answered, by "
 	    "route and status.\n# TYPE telehook_requests_total counter\n");
 	for (i = 0; i < nroutes && i < METRICS_UNKNOWN; i++) {

@@ -248,7 +248,8 @@ def retrying(test):
 
 def metric(kind, state):
     text = stack.get("/metrics").text
-    line = 'telehook_outbox{kind="%s",state="%s"} ' % (kind, state)
+    line = 'telehook_outbox_messages{kind="%s",state="%s"} ' % (kind,
+                                                                 state)
     return [int(x[len(line):]) for x in text.splitlines()
             if x.startswith(line)][0]
 

@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for, in_order  # noqa: E402
+from harness import SRCDIR, Stack, wait_for, in_order  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
 stack = None
@@ -119,6 +119,15 @@ class Metrics(unittest.TestCase):
         stack.start_workers()
         self.assertEqual(scrape()[("telehook_worker_starts_total", "")],
                          before + 4)
+
+
+    def test_build_info_names_the_release(self):
+        version = re.search(r"AC_INIT\(\[telehook\], \[([^]]+)\]", open(
+            os.path.join(SRCDIR, "configure.ac")).read()).group(1)
+        infos = {k: v for k, v in scrape().items()
+                 if k[0] == "telehook_build_info"}
+        self.assertEqual(infos, {("telehook_build_info",
+                                  'version="%s"' % version): 1.0})
 
 
 class Rejections(unittest.TestCase):
