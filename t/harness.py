@@ -569,13 +569,15 @@ auth_file = %(d)s/userlist.txt
 pool_mode = %(mode)s
 max_client_conn = 400
 default_pool_size = 20
-server_connect_timeout = 2
-server_login_retry = 1
-query_wait_timeout = 5
-logfile = %(d)s/pgbouncer.log
+%(tuned)slogfile = %(d)s/pgbouncer.log
 pidfile = %(d)s/pgbouncer.pid
 """ % {"sock": self.pgsock, "port": self.pgport, "bport": self.bouncer_port,
-       "d": d, "mode": self.pooler})
+       "d": d, "mode": self.pooler,
+       # telehook(8)'s settings, or (TELEHOOK_POOLER_DEFAULTS=1)
+       # PgBouncer's own: 15 s to connect, 120 s in its queue
+       "tuned": "" if os.environ.get("TELEHOOK_POOLER_DEFAULTS") == "1"
+       else "server_connect_timeout = 2\nserver_login_retry = 1\n"
+       "query_wait_timeout = 5\n"})
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
             for p in (d, os.path.join(d, "userlist.txt"),
