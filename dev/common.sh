@@ -13,7 +13,7 @@ TELEHOOK_PACKAGES="
 	nginx spawn-fcgi multiwatch libfcgi-bin
 	postgresql postgresql-client pgbouncer
 	curl python3 python3-aiosmtpd ca-certificates procps openssl
-	strace systemd groff-base
+	strace systemd groff-base iproute2
 	debhelper lintian devscripts fakeroot
 	chromium fonts-dejavu-core
 	clang libclang-rt-14-dev

@@ -439,7 +439,7 @@ ctl_events_rejections(int argc, char **argv)
 	    "organization_id", "route", "status:n", "cause", "client_addr",
 	    "detail", NULL };
 	static const char *const ccols[] = { "minute", "organization_id",
-	    "cause", "route", "count:n", NULL };
+	    "cause", "count:n", NULL };
 	const char	*org = NULL, *since = NULL, *limit = NULL, *counts = NULL;
 	const char	*p[3];
 	const struct ctl_opt opts[] = { { "org", &org, 0 },
@@ -455,7 +455,7 @@ ctl_events_rejections(int argc, char **argv)
 	p[2] = check_limit(limit, "100");
 	if (counts != NULL) {
 		q("events rejections", "SELECT th_iso(minute), organization_id, "
-		    "cause, route, count FROM rejection_counts WHERE ($1::uuid "
+		    "cause, count FROM rejection_counts WHERE ($1::uuid "
 		    "IS NULL OR organization_id = $1) AND ($2::timestamptz IS "
 		    "NULL OR minute >= date_trunc('minute', $2::timestamptz)) "
 		    "ORDER BY rejection_counts.minute DESC, "

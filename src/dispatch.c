@@ -615,9 +615,8 @@ dispatch_run(struct req *r, struct resp *p, FCGX_Stream *in)
  *
  * A refusal no credential stands behind must not cost a row each (a
  * flood would write the table as fast as it sends): those are counted,
- * here and in rejection_counts per organization, cause, route and
- * minute, and only the first REJECT_SAMPLES of each such minute are kept
- * as rows.  A verified request's refusal (cross_tenant) is a row.
+ * here and in rejection_counts per organization, cause and minute, and
+ * only the first REJECT_SAMPLES of each are kept as rows.  A verified request's refusal (cross_tenant) is a row.
  */
 #define REJECT_QUEUE	64
 #define REJECT_SAMPLES	3
@@ -714,24 +713,27 @@ static const struct db_stmt st_rejection = { "dispatch_rejection",
 	"INSERT INTO rejections (organization_id, route, status, cause, "
 	"client_addr, detail) VALUES (" REJECT_ORG ", $3, $4::smallint, $5, "
 	REJECT_ADDR ", $7)", 7 };
-/* counted; a sample row while the minute's count was below $11 */
+/*
+ * Counted per organization, cause and minute; a sample row while that
+ * count was below $10.
+ */
 static const struct db_stmt st_rejection_count = { "dispatch_rejection_count",
 	"WITH c AS (INSERT INTO rejection_counts AS k (organization_id, "
-	"minute, cause, route, count) VALUES (" REJECT_ORG ", "
-	"to_timestamp($9::bigint * 60), $5, $8, $10::bigint) ON CONFLICT "
+	"minute, cause, count) VALUES (" REJECT_ORG ", "
+	"to_timestamp($8::bigint * 60), $5, $9::bigint) ON CONFLICT "
 	"((coalesce(organization_id, '00000000-0000-0000-0000-000000000000'"
-	"::uuid)), minute, cause, route) DO UPDATE SET count = k.count + "
-	"excluded.count RETURNING k.organization_id, k.count - $10::bigint "
+	"::uuid)), minute, cause) DO UPDATE SET count = k.count + "
+	"excluded.count RETURNING k.organization_id, k.count - $9::bigint "
 	"AS before) INSERT INTO rejections (organization_id, route, status, "
 	"cause, client_addr, detail) SELECT c.organization_id, $3, "
 	"$4::smallint, $5, " REJECT_ADDR ", $7 FROM c WHERE c.before < "
-	"$11::int", 11 };
+	"$10::int", 10 };
 
 void
 dispatch_flush_rejections(void)
 {
 	struct rejection	*j;
-	const char		*p[11];
+	const char		*p[10];
 	char			 st[8], minute[24], count[24], samples[8];
 	int			 i;
 
@@ -748,10 +750,9 @@ dispatch_flush_rejections(void)
 		p[4] = metrics_cause_name(j->cause);
 		p[5] = j->client;
 		p[6] = j->detail;
-		p[7] = j->route;
-		p[8] = minute;
-		p[9] = count;
-		p[10] = samples;
+		p[7] = minute;
+		p[8] = count;
+		p[9] = samples;
 		if (db_exec(j->count > 0 ? &st_rejection_count : &st_rejection,
 		    p, NULL) != DB_OK)
 			log_debug("rejection not recorded: %s", db_errmsg());

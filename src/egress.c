@@ -11,14 +11,17 @@
  * unspecified, loopback, private (RFC 1918), shared (CGNAT, RFC 6598),
  * link-local, unique-local, multicast and reserved blocks, and IPv6
  * forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4)
- * judged by the IPv4 address they carry.  Proxies from the environment
- * are not used: the address connected to must be the target's own.
+ * judged by the IPv4 address they carry; the documentation blocks; and
+ * this machine's own addresses, public ones too.  Proxies from the
+ * environment are not used: the address connected to must be the
+ * target's own.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,9 @@ static const struct {
 	{ 0xa9fe0000, 16 },	/* link-local, cloud metadata */
 	{ 0xac100000, 12 },	/* RFC 1918 */
 	{ 0xc0000000, 24 },	/* IETF protocol assignments */
+	{ 0xc0000200, 24 },	/* documentation, TEST-NET-1 */
+	{ 0xc6336400, 24 },	/* documentation, TEST-NET-2 */
+	{ 0xcb007100, 24 },	/* documentation, TEST-NET-3 */
 	{ 0xc0a80000, 16 },	/* RFC 1918 */
 	{ 0xc6120000, 15 },	/* benchmarking */
 	{ 0xe0000000, 4 },	/* multicast */
@@ -109,10 +115,76 @@ egress_inside6(const unsigned char *a)
 	return 0;
 }
 
-/* 1 when the socket address sa is not a public IPv4 or IPv6 address. */
+/*
+ * 1 when sa is one of this machine's own addresses: a public one too is
+ * the operator's, and what listens on it is not for a tenant to reach.
+ * The interfaces are read once a process.
+ */
+static int
+egress_own(const struct sockaddr *sa)
+{
+	static struct sockaddr_storage	*own;
+	static int			 nown = -1;
+	struct ifaddrs			*ifa, *i;
+	int				 k;
+
+	if (nown == -1) {
+		nown = 0;
+		if (getifaddrs(&ifa) == 0) {
+			for (i = ifa; i != NULL; i = i->ifa_next)
+				if (i->ifa_addr != NULL &&
+				    (i->ifa_addr->sa_family == AF_INET ||
+				    i->ifa_addr->sa_family == AF_INET6)) {
+					own = xreallocarray(own, nown + 1,
+					    sizeof(*own));
+					memset(&own[nown], 0, sizeof(*own));
+					memcpy(&own[nown++], i->ifa_addr,
+					    i->ifa_addr->sa_family == AF_INET ?
+					    sizeof(struct sockaddr_in) :
+					    sizeof(struct sockaddr_in6));
+				}
+			freeifaddrs(ifa);
+		}
+	}
+	for (k = 0; k < nown; k++) {
+		if (own[k].ss_family != sa->sa_family)
+			continue;
+		if (sa->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)(const void *)&own[k])->
+		    sin_addr.s_addr == ((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr.s_addr)
+			return 1;
+		if (sa->sa_family == AF_INET6 && memcmp(&((const struct
+		    sockaddr_in6 *)(const void *)&own[k])->sin6_addr,
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * 1 when the socket address sa is not a public IPv4 or IPv6 address, or
+ * is one of this machine's own.
+ */
 int
 egress_inside(const struct sockaddr *sa)
 {
+	static const unsigned char mapped[12] =
+	    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+	struct sockaddr_in	 s4;
+
+	if (egress_own(sa))
+		return 1;
+	if (sa->sa_family == AF_INET6 &&
+	    memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) {
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		memcpy(&s4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		if (egress_own((struct sockaddr *)(void *)&s4))
+			return 1;
+	}
 	if (sa->sa_family == AF_INET)
 		return egress_inside4((const unsigned char *)
 		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
@@ -133,6 +205,8 @@ egress_host_inside(const char *host)
 {
 	char		 tmp[INET6_ADDRSTRLEN + 16];
 	struct in_addr	 a4;
+	struct sockaddr_in  s4;
+	struct sockaddr_in6 s6;
 	unsigned char	 a6[16];
 	size_t		 n = strlen(host);
 	char		*pct;
@@ -149,12 +223,21 @@ egress_host_inside(const char *host)
 		tmp[--n] = '\0';
 	if ((pct = strchr(tmp, '%')) != NULL)
 		*pct = '\0';
-	if (strchr(tmp, ':') != NULL)
-		return inet_pton(AF_INET6, tmp, a6) == 1 &&
-		    egress_inside6(a6);
+	if (strchr(tmp, ':') != NULL) {
+		if (inet_pton(AF_INET6, tmp, a6) != 1)
+			return 0;
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		memcpy(&s6.sin6_addr, a6, 16);
+		return egress_inside((struct sockaddr *)(void *)&s6);
+	}
 	if (strspn(tmp, "0123456789abcdefxABCDEFX.") == strlen(tmp) &&
-	    inet_aton(tmp, &a4) == 1)
-		return egress_inside4((unsigned char *)&a4);
+	    inet_aton(tmp, &a4) == 1) {
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		s4.sin_addr = a4;
+		return egress_inside((struct sockaddr *)(void *)&s4);
+	}
 	if (strcasecmp(tmp, "localhost") == 0 ||
 	    (n > 10 && strcasecmp(tmp + n - 10, ".localhost") == 0))
 		return 1;

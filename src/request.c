@@ -469,37 +469,50 @@ req_header_secret(const char *e)
 }
 
 /*
- * 1 when object o has a "token" member, in any case: a URL token sent in
- * a JSON body is as secret as one in a query or a form.
+ * 1 when json has a "token" member at any depth, in any case: a URL
+ * token sent in a JSON body is as secret as one in a query or a form.
  */
 static int
-req_json_has_token(const cJSON *o)
+req_json_has_token(const cJSON *json)
 {
 	const cJSON	*c;
 
-	if (!cJSON_IsObject(o))
+	if (!cJSON_IsObject(json) && !cJSON_IsArray(json))
 		return 0;
-	cJSON_ArrayForEach(c, o)
-		if (c->string != NULL && strcasecmp(c->string, "token") == 0)
+	cJSON_ArrayForEach(c, json)
+		if ((c->string != NULL && strcasecmp(c->string, "token") == 0) ||
+		    req_json_has_token(c))
 			return 1;
 	return 0;
 }
 
-/* json printed without its top-level "token" members.  Caller frees. */
+/* Drop every "token" member of o, at every depth. */
+static void
+req_json_drop_tokens(cJSON *o)
+{
+	cJSON	*c, *next;
+
+	for (c = o->child; c != NULL; c = next) {
+		next = c->next;
+		if (cJSON_IsObject(o) && c->string != NULL &&
+		    strcasecmp(c->string, "token") == 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
+		else if (cJSON_IsObject(c) || cJSON_IsArray(c))
+			req_json_drop_tokens(c);
+	}
+}
+
+/* json printed without its "token" members, at any depth.  Caller frees. */
 char *
 req_json_redacted(const cJSON *json)
 {
-	cJSON	*o, *c, *next;
+	cJSON	*o;
 	char	*s;
 
 	if (!req_json_has_token(json))
 		return cJSON_PrintUnformatted(json);
 	o = cJSON_Duplicate(json, 1);
-	for (c = o->child; c != NULL; c = next) {
-		next = c->next;
-		if (c->string != NULL && strcasecmp(c->string, "token") == 0)
-			cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
-	}
+	req_json_drop_tokens(o);
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;
@@ -508,13 +521,15 @@ req_json_redacted(const cJSON *json)
 /*
  * r's body without a form's or a JSON object's "token" (the rest as it
  * came), for what is stored or spooled; *len its length.  NULL when the
- * body has none and is kept as it came.  Caller frees.
+ * body has none and is kept as it came.  A form's pairs are read as
+ * req_redact_uri() reads a query: separated by '&' or ';', keys
+ * decoded, so "id=1;token=x" and "%74oken=x" lose theirs too.  Caller
+ * frees.
  */
 char *
 req_body_redacted(const struct req *r, size_t *len)
 {
-	char	*q, *red, *s;
-	size_t	 i;
+	char	*q, *red, *s = NULL;
 
 	if (r->json != NULL) {
 		if (!req_json_has_token(r->json))
@@ -523,16 +538,14 @@ req_body_redacted(const struct req *r, size_t *len)
 		*len = strlen(s);
 		return s;
 	}
-	for (i = 0; i < r->form.n; i++)
-		if (strcasecmp(r->form.v[i].key, "token") == 0)
-			break;
-	if (i == r->form.n)
+	if (r->body_kind != BODY_FORM || r->body == NULL)
 		return NULL;
-	/* req_redact_uri() drops it from a query: the body as one */
-	xasprintf(&q, "?%.*s", (int)r->bodylen, r->body != NULL ? r->body : "");
+	xasprintf(&q, "?%.*s", (int)r->bodylen, r->body);
 	red = req_redact_uri(q);
-	s = xstrdup(red + 1);
-	*len = strlen(s);
+	if (strcmp(red, q) != 0) {
+		s = xstrdup(red + 1);
+		*len = strlen(s);
+	}
 	free(q);
 	free(red);
 	return s;

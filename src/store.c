@@ -290,15 +290,34 @@ store_body_hex(const struct req *r)
 	return hex;
 }
 
+/*
+ * v up to a ';' that starts a "token" pair (VoIP.ms separates with ';'
+ * too), copied to buf when cut; else v.
+ */
+static const char *
+store_cut_token(const char *v, char *buf, size_t sz)
+{
+	const char	*p;
+
+	for (p = strchr(v, ';'); p != NULL; p = strchr(p + 1, ';'))
+		if (strncasecmp(p + 1, "token", 5) == 0 &&
+		    (p[6] == '=' || p[6] == '\0' || p[6] == ';'))
+			break;
+	if (p == NULL)
+		return v;
+	snprintf(buf, sz, "%.*s", (int)(p - v), v);
+	return buf;
+}
+
 /* The parsed parameters as JSON: repeated keys become arrays. */
 char *
 store_payload_json(const struct req *r)
 {
 	struct kvlist	 q;
 	cJSON		*o, *old, *arr;
-	const char	*err;
+	const char	*err, *val;
 	size_t		 i;
-	char		*s;
+	char		*s, cut[1024];
 
 	if (r->json != NULL)
 		return req_json_redacted(r->json);
@@ -306,10 +325,11 @@ store_payload_json(const struct req *r)
 	for (i = 0; i < r->form.n; i++) {
 		if (strcasecmp(r->form.v[i].key, "token") == 0)
 			continue;	/* a URL token sent in a form */
+		/* "id=1;token=x": a value that carries one after a ';' */
+		val = store_cut_token(r->form.v[i].val, cut, sizeof(cut));
 		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
 		if (old == NULL)
-			cJSON_AddStringToObject(o, r->form.v[i].key,
-			    r->form.v[i].val);
+			cJSON_AddStringToObject(o, r->form.v[i].key, val);
 		else {
 			if (!cJSON_IsArray(old)) {
 				arr = cJSON_CreateArray();
@@ -319,8 +339,7 @@ store_payload_json(const struct req *r)
 				    r->form.v[i].key, arr);
 				old = arr;
 			}
-			cJSON_AddItemToArray(old,
-			    cJSON_CreateString(r->form.v[i].val));
+			cJSON_AddItemToArray(old, cJSON_CreateString(val));
 		}
 	}
 	/*

@@ -80,6 +80,14 @@ def closed_port():
     return p
 
 
+def own_addresses():
+    """This machine's addresses but loopback (ip -o addr)."""
+    out = subprocess.run(["ip", "-o", "addr"], capture_output=True,
+                         text=True).stdout
+    return sorted({f.split()[3].split("/")[0] for f in out.splitlines()
+                   if " lo " not in f and "scope link" not in f})
+
+
 def forms(port, scheme="https"):
     """Every way a URL can name 127.0.0.2 (or this machine) at port."""
     hosts = ["127.0.0.2", "2130706434", "0x7f000002", "0177.0.0.2",
@@ -87,6 +95,9 @@ def forms(port, scheme="https"):
              "0.0.0.0", "0", "localhost", "[::]"]
     if hosts_added:
         hosts.append(HOSTS_NAME)
+    # this machine's own addresses, whatever block they are in
+    for a in own_addresses():
+        hosts.append("[%s]" % a if ":" in a else a)
     return ["%s://%s:%d/r/%s.wav" % (scheme, h, port, uuid.uuid4().hex)
             for h in hosts]
 

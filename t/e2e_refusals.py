@@ -26,7 +26,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for  # noqa: E402
+from harness import Stack, wait_for, in_order  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
 stack = None
@@ -47,7 +47,9 @@ def runs(secret):
 def logs():
     text = ""
     for p in (os.path.join(logdir, "server-access.log"),
-              stack.path("nginx", "access.log"), stack.path("workers.log")):
+              stack.path("nginx", "access.log"), stack.path("workers.log"),
+              # nginx's error log, at level info here
+              stack.path("nginx", "error.log")):
         if os.path.exists(p):
             with open(p, errors="replace") as f:
                 text += f.read()
@@ -130,6 +132,25 @@ class Logs(unittest.TestCase):
                 "GET", "/webhooks/voipms/sms/incoming?" + vm_query(WRONG),
                 headers=xff("198.51.100.42")).status)
         got[429] = 429 if 429 in statuses else sorted(statuses)
+        # refused by nginx before it picks a location, or outside
+        # telehook's: no Host, a request line too long, a lower-case
+        # method, an unknown path, a path that climbs
+        q = vm_query().encode()
+        for raw in (b"GET /webhooks/voipms/sms/incoming?" + q +
+                    b" HTTP/1.1\r\n\r\n",
+                    b"GET /webhooks/voipms/sms/incoming?" + q + b"&pad=" +
+                    b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"get /webhooks/voipms/sms/incoming?" + q +
+                    b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /dashboard?" + q + b" HTTP/1.1\r\nHost: x\r\n"
+                    b"Connection: close\r\n\r\n",
+                    b"GET /webhooks/../voipms/sms/incoming?" + q +
+                    b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    b"GET /nothing-here?" + q + b" HTTP/1.1\r\nHost: x\r\n"
+                    b"Connection: close\r\n\r\n"):
+            answer = stack.raw(raw)
+            self.assertRegex(answer[:12], rb"HTTP/1\.[01] [45]\d\d",
+                             raw[:60])
         self.assertEqual(got, {413: 413, 404: 404, "404;": 404, 401: 401,
                                "401 wrong": 401, 429: 429})
         wait_for("the refusals recorded", lambda: stack.psql(
@@ -168,6 +189,8 @@ class Stored(unittest.TestCase):
         r = stack.post("/webhooks/voipms/recording/ready?token=" + TOKEN,
                        json.dumps({"uniqueid": cid, "token": TOKEN,
                                    "Token": TOKEN,
+                                   "data": {"token": TOKEN},
+                                   "list": [{"TOKEN": TOKEN}],
                                    "recording_url": "https://voip.ms/r.mp3"}),
                        "application/json", xff())
         self.assertEqual(r.status, 200, r)
@@ -185,6 +208,18 @@ class Stored(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         row = self.stored("%" + mid + "%")
         self.assertIn("hello", row)
+        self.assert_no_token(row)
+
+    def test_2b_form_body_separated_by_semicolons(self):
+        # VoIP.ms separates with ';' too: "id=X;token=T" carries one
+        mid = uuid.uuid4().hex[:9]
+        body = "to=%s&from=5145550101&message=semi&id=%s;token=%s" % (
+            DID, mid, TOKEN)
+        r = stack.post("/webhooks/voipms/sms/incoming?token=" + TOKEN, body,
+                       "application/x-www-form-urlencoded", xff())
+        self.assertEqual(r.status, 200, r)
+        row = self.stored("%" + mid + "%")
+        self.assertIn("semi", row)
         self.assert_no_token(row)
 
     def test_3_spool_file(self):
@@ -230,21 +265,49 @@ class Flood(unittest.TestCase):
         before = rows()
         counted = int(stack.psql("SELECT coalesce(sum(count), 0) FROM "
                                  "rejection_counts"))
+        # To: the organization's number, so the refusals are its
         body = urllib.parse.urlencode(tw.sms_params("flood", to="+1" + DID))
         statuses = {}
         lock = threading.Lock()
+
+        # every route, both content types, the API with a bad token,
+        # unknown paths all distinct, and an organization's number
+        routes = ["/webhooks/twilio/voice/incoming",
+                  "/webhooks/twilio/voice/status",
+                  "/webhooks/twilio/voice/gather",
+                  "/webhooks/twilio/recording/status",
+                  "/webhooks/twilio/transcription",
+                  "/webhooks/twilio/sms/incoming",
+                  "/webhooks/twilio/sms/status", "/webhooks/twilio",
+                  "/webhooks/retell", "/webhooks/retell/inbound",
+                  "/webhooks/voipms/call/cdr",
+                  "/webhooks/voipms/recording/ready",
+                  "/api/webhooks/twilio", "/voice/incoming",
+                  "/functions/v1/retell-webhook"]
 
         def send(k):
             for i in range(k, self.N, 8):
                 # 100 addresses, 100 requests each: under every burst
                 h = {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl",
+                     "X-Retell-Signature": "v=1,d=00",
                      "X-Forwarded-For": "198.51.100.%d" % (i % 100 + 1),
                      "Content-Type": tw.FORM}
-                if i % 10 == 0:     # and some unknown paths, all distinct
+                kind = i % 5
+                if kind == 0:       # an unknown path, each its own
                     s = stack.request("GET", "/webhooks/nope/%d" % i,
                                       headers=h).status
-                else:
-                    s = stack.request("POST", "/webhooks/twilio/sms/incoming",
+                elif kind == 1:     # the dashboard API, a bad token
+                    s = stack.request("GET", "/api/v1/organizations/%s/"
+                                      "dashboard" % ORG, headers=dict(
+                                          h, Authorization="Bearer nope%d"
+                                          % i)).status
+                elif kind == 2:     # a content type no route takes
+                    s = stack.request("POST", routes[i % len(routes)],
+                                      body=body, headers=dict(
+                                          h, **{"Content-Type":
+                                                "text/plain"})).status
+                else:               # a bad signature, on every route
+                    s = stack.request("POST", routes[i % len(routes)],
                                       body=body, headers=h).status
                 with lock:
                     statuses[s] = statuses.get(s, 0) + 1
@@ -253,14 +316,21 @@ class Flood(unittest.TestCase):
             t.start()
         for t in threads:
             t.join()
-        self.assertEqual(statuses, {401: self.N * 9 // 10, 404: self.N // 10})
+        self.assertEqual(sum(statuses.values()), self.N)
+        # nginx's own 429s (the API's rate limit) reach no worker
+        self.assertLessEqual(set(statuses), {401, 403, 404, 415, 429},
+                             statuses)
+        workers = self.N - statuses.get(429, 0)
         wait_for("every refusal counted", lambda: int(stack.psql(
-            "SELECT sum(count) FROM rejection_counts")) - counted == self.N,
+            "SELECT sum(count) FROM rejection_counts")) - counted == workers,
             timeout=60)
         added = rows() - before
         self.assertLessEqual(added, 100)
         self.assertGreater(added, 0)
 
+
+# in the order written: the flood, last, spends the minute's samples
+load_tests = in_order(__name__)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
