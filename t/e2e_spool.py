@@ -292,8 +292,11 @@ class Outage(unittest.TestCase):
             self.assertEqual(r.status, 200)
         finally:
             locker.wait(10)
-        self.assertIn("spooled (ERROR:  canceling statement due to "
-                      "statement timeout)", stack.worker_log())
+        # the worker logs its line as it finishes the request, which
+        # may be just after the answer reached us
+        wait_for("the spooled line", lambda: "spooled (ERROR:  canceling "
+                 "statement due to statement timeout)" in stack.worker_log(),
+                 timeout=10)
         drain_spool(stack)
         self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
                             "message_id = '%s'" % m["MessageSid"]), "1")
