@@ -125,13 +125,15 @@ class Logs(unittest.TestCase):
         got["401 wrong"] = stack.request(
             "GET", "/webhooks/voipms/sms/incoming?" + vm_query(WRONG),
             headers=xff()).status
-        # 429: past the burst of one address
-        statuses = set()
-        for _ in range(260):
-            statuses.add(stack.request(
-                "GET", "/webhooks/voipms/sms/incoming?" + vm_query(WRONG),
-                headers=xff("198.51.100.42")).status)
-        got[429] = 429 if 429 in statuses else sorted(statuses)
+        # 429: past the burst of one address (with the shipped limits
+        # file: an operator's own upstream block alone has none)
+        if not stack.own_upstream:
+            statuses = set()
+            for _ in range(260):
+                statuses.add(stack.request(
+                    "GET", "/webhooks/voipms/sms/incoming?" +
+                    vm_query(WRONG), headers=xff("198.51.100.42")).status)
+            got[429] = 429 if 429 in statuses else sorted(statuses)
         # refused by nginx before it picks a location, or outside
         # telehook's: no Host, a request line too long, a lower-case
         # method, an unknown path, a path that climbs
@@ -151,8 +153,10 @@ class Logs(unittest.TestCase):
             answer = stack.raw(raw)
             self.assertRegex(answer[:12], rb"HTTP/1\.[01] [45]\d\d",
                              raw[:60])
-        self.assertEqual(got, {413: 413, 404: 404, "404;": 404, 401: 401,
-                               "401 wrong": 401, 429: 429})
+        want = {413: 413, 404: 404, "404;": 404, 401: 401, "401 wrong": 401}
+        if not stack.own_upstream:
+            want[429] = 429
+        self.assertEqual(got, want)
         wait_for("the refusals recorded", lambda: stack.psql(
             "SELECT count(*) FROM rejections WHERE cause = "
             "'unknown_route' AND organization_id = '%s'" % ORG) == "2")
