@@ -34,7 +34,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, wait_for, in_order  # noqa: E402
+from harness import Stack, stored_sms, wait_for, in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 from fault_db import shipped_multiwatch_args  # noqa: E402
 
@@ -192,16 +192,8 @@ class Health:
 
 
 def stored(tag):
-    rows = stack.psql(
-        "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT m.id) "
-        "FROM messages m LEFT JOIN events e ON e.provider = 'twilio' AND "
-        "e.provider_key = m.message_id || ':received' WHERE m.message_id "
-        "LIKE 'SM%s%%' GROUP BY m.message_id" % tag)
-    out = {}
-    for line in rows.splitlines():
-        sid, ev, msg = line.split("|")
-        out[sid] = (int(ev), int(msg))
-    return out
+    """{sid: (events, messages)} of tag's SMS (harness.stored_sms)."""
+    return {sid: c[:2] for sid, c in stored_sms(stack, "SM" + tag).items()}
 
 
 def spooled():

@@ -24,10 +24,12 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, free_port, pg_bindir, wait_for, in_order  # noqa
+from harness import (Stack, free_port, pg_bindir, stored_sms,  # noqa: E402
+                     wait_for, in_order)
 import fault_budget as fb  # noqa: E402
 
 stack = None
@@ -133,14 +135,9 @@ class Failover(unittest.TestCase):
         wait_for("the spool drained", lambda: not fb.spooled(), timeout=60)
 
         def stored():
-            rows = spsql(
-                "SELECT m.message_id, count(DISTINCT e.id), count(DISTINCT "
-                "m.id) FROM messages m LEFT JOIN events e ON e.provider = "
-                "'twilio' AND e.provider_key = m.message_id || ':received' "
-                "WHERE m.message_id LIKE 'SMfo%' GROUP BY m.message_id")
-            return {ln.split("|")[0]: (int(ln.split("|")[1]),
-                                       int(ln.split("|")[2]))
-                    for ln in rows.splitlines()}
+            # on the new primary: harness.stored_sms through the standby
+            return {sid: c[:2] for sid, c in stored_sms(
+                types.SimpleNamespace(psql=spsql), "SMfo").items()}
         try:
             wait_for("everything stored", lambda: set(stored()) >= sent,
                      timeout=30)
