@@ -518,6 +518,16 @@ req_json_redacted(const cJSON *json)
 	return s;
 }
 
+/* 1 when s has ";token" in any case (a pair VoIP.ms separated so). */
+static int
+req_semi_token(const char *s)
+{
+	for (s = strchr(s, ';'); s != NULL; s = strchr(s + 1, ';'))
+		if (strncasecmp(s + 1, "token", 5) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * r's body without a form's or a JSON object's "token" (the rest as it
  * came), for what is stored or spooled; *len its length.  NULL when the
@@ -530,6 +540,7 @@ char *
 req_body_redacted(const struct req *r, size_t *len)
 {
 	char	*q, *red, *s = NULL;
+	size_t	 i;
 
 	if (r->json != NULL) {
 		if (!req_json_has_token(r->json))
@@ -539,6 +550,18 @@ req_body_redacted(const struct req *r, size_t *len)
 		return s;
 	}
 	if (r->body_kind != BODY_FORM || r->body == NULL)
+		return NULL;
+	/*
+	 * Most bodies carry none, as the parsed (decoded) pairs say: a key
+	 * "token", or one after a ';' in a key or a value.  Those are not
+	 * rewritten at all.
+	 */
+	for (i = 0; i < r->form.n; i++)
+		if (strcasecmp(r->form.v[i].key, "token") == 0 ||
+		    req_semi_token(r->form.v[i].key) ||
+		    req_semi_token(r->form.v[i].val))
+			break;
+	if (i == r->form.n)
 		return NULL;
 	xasprintf(&q, "?%.*s", (int)r->bodylen, r->body);
 	red = req_redact_uri(q);
