@@ -44,6 +44,8 @@ const struct conf_key conf_keys[] = {
 	    "1000", 200, 60000 },
 	{ "server", "cache_ttl_s", CONF_INT, C(cache_ttl_s), 0, "60",
 	    0, 86400 },
+	{ "server", "health_socket", CONF_PATH, C(health_socket), 0,
+	    "/run/telehook/health.sock", 0, 0 },
 	{ "server", "log_level", CONF_LOGLEVEL, C(log_level), 0, "info",
 	    0, 0 },
 	{ "server", "max_body_bytes", CONF_INT, C(max_body_bytes), 0,

@@ -80,6 +80,7 @@ struct conf {
 	char		*trusted_proxies;
 	struct cidrlist	 proxies;
 	char		*spool_dir;
+	char		*health_socket;	/* /healthz's own listener */
 	char		*secret_key_file;
 	int		 log_level;
 	long long	 cache_ttl_s;

@@ -447,6 +447,7 @@ void		 db_set_abandon_hook(int (*)(long long));
 enum db_err	 db_connect(void);
 int		 db_connected(void);
 void		 db_close(void);
+void		 db_forget(void);
 const char	*db_errmsg(void);
 enum db_err	 db_last_error(void);
 void		 db_clear(void);
@@ -584,6 +585,7 @@ const char	*breaker_name(enum breaker_reason);
 enum breaker_pass breaker_pass(long long, long long, long long);
 int		 breaker_opened_since(long long);
 int		 breaker_slow(long long, unsigned int);
+int		 breaker_slow_since(long long);
 void		 metrics_db_deadline(void);
 void		 metrics_spool_write(void);
 enum db_err	 metrics_handle(struct req *, struct resp *);
@@ -591,6 +593,8 @@ const char	*metrics_cause_name(enum reject_cause);
 
 /* health.c */
 enum db_err	 health_handle(struct req *, struct resp *);
+void		 health_listen(void);
+void		 health_watch(void);
 
 /* phone.c: E.164 numbers. */
 int		 phone_e164(const char *, char *, size_t) MUSTCHECK;

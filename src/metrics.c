@@ -75,6 +75,7 @@ struct metrics_shm {
 	int64_t		 slow_window_us;	/* the window's start */
 	uint64_t	 db_deadlines;		/* round trips given up */
 	uint64_t	 breaker_by_reason[BREAKER__MAX];
+	int64_t		 breaker_slow_us;	/* it last opened as slow */
 };
 
 static const char *const breaker_names[BREAKER__MAX] = {
@@ -220,6 +221,8 @@ breaker_open(long long until_us, enum breaker_reason why)
 		;
 	__atomic_store_n(&shm->breaker_reason, why, __ATOMIC_RELAXED);
 	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
+	if (why == BREAKER_SLOW)
+		__atomic_store_n(&shm->breaker_slow_us, now, __ATOMIC_RELAXED);
 	if (cur <= now) {
 		/* it was closed or half-open: it opens now */
 		__atomic_store_n(&shm->breaker_opened_us, now,
@@ -296,6 +299,18 @@ breaker_opened_since(long long since_us)
 	return shm != NULL && breaker_is_open(now_us()) &&
 	    __atomic_load_n(&shm->breaker_opened_us, __ATOMIC_RELAXED) >
 	    since_us;
+}
+
+/*
+ * Has it opened as slow since then?  A database a little slow for the
+ * offered rate passes each probe and is slow again at once: closed in
+ * between, it is still slow for /healthz.
+ */
+int
+breaker_slow_since(long long since_us)
+{
+	return shm != NULL &&
+	    __atomic_load_n(&shm->breaker_slow_us, __ATOMIC_RELAXED) > since_us;
 }
 
 /*

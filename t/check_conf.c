@@ -228,10 +228,10 @@ START_TEST(test_table_is_sane)
 	/*
 	 * architecture.md §9, the VoIP.ms API, the account's zone and
 	 * currency, lock_timeout_ms, pooler, the read replica's two,
-	 * Twilio's api_url, [smtp]'s four, [delivery]'s four and
-	 * answer_budget_ms
+	 * Twilio's api_url, [smtp]'s four, [delivery]'s four,
+	 * answer_budget_ms and health_socket
 	 */
-	ck_assert_int_eq(n, 42);
+	ck_assert_int_eq(n, 43);
 }
 END_TEST
 

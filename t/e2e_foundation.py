@@ -7,6 +7,7 @@ crash a worker.
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,76 @@ class Health(unittest.TestCase):
             self.assertEqual(stack.get("/healthz").json()["spool_depth"], 0)
         finally:
             os.unlink(f)
+
+    # telehook.conf(5) health_socket: /healthz has a listener of its
+    # own, served by one worker's health server at a time, and the pool
+    # answers it where none listens.
+
+    @staticmethod
+    def health_servers():
+        """The pids that said they serve /healthz, newest last, alive."""
+        pids = [int(p) for p in re.findall(
+            r"^telehook\[(\d+)\]: health server ready on \S+$",
+            stack.worker_log(), re.M)]
+        return [p for p in pids if stack._alive({p})]
+
+    def answered_by(self):
+        """Who logged the last /healthz: "server" or "pool"."""
+        pids = re.findall(r"^telehook\[(\d+)\]: \S+ GET healthz ",
+                          stack.worker_log(), re.M)
+        self.assertTrue(pids)
+        return "pool" if int(pids[-1]) in stack.worker_pids() else "server"
+
+    def test_healthz_answers_while_every_worker_is_stopped(self):
+        wait_for("a health server", self.health_servers)
+        workers = stack.worker_pids()
+        self.assertTrue(workers)
+        for p in workers:
+            os.kill(p, signal.SIGSTOP)
+        try:
+            r = stack.request("GET", "/healthz", timeout=2)
+        finally:
+            for p in workers:
+                os.kill(p, signal.SIGCONT)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(health(r), healthy())
+        self.assertEqual(self.answered_by(), "server")
+
+    def test_healthz_server_taken_over_when_it_dies(self):
+        wait_for("a health server", self.health_servers)
+        first = self.health_servers()
+        self.assertEqual(len(first), 1, "one server at a time")
+        stack.kill_worker(first[0])
+        wait_for("another health server",
+                 lambda: [p for p in self.health_servers()
+                          if p not in first])
+        self.assertEqual(len(self.health_servers()), 1)
+        workers = stack.worker_pids()
+        for p in workers:
+            os.kill(p, signal.SIGSTOP)
+        try:
+            r = stack.request("GET", "/healthz", timeout=2)
+        finally:
+            for p in workers:
+                os.kill(p, signal.SIGCONT)
+        self.assertEqual(r.status, 200)
+
+    def test_healthz_from_the_pool_when_no_health_server_listens(self):
+        wait_for("a health server", self.health_servers)
+        server = self.health_servers()
+        os.unlink(stack.path("health.sock"))
+        try:
+            r = stack.get("/healthz")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(health(r), healthy())
+            # and the pool answered it: its line is a worker's
+            self.assertEqual(self.answered_by(), "pool")
+        finally:
+            # another server binds the path again
+            stack.kill_worker(server[0])
+            wait_for("another health server",
+                     lambda: [p for p in self.health_servers()
+                              if p not in server])
 
 
 class Dispatch(unittest.TestCase):

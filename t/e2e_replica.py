@@ -8,8 +8,10 @@ webhooks always write the primary; /healthz reports the replica.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import unittest
 import urllib.parse
 
@@ -155,6 +157,54 @@ class Replica(unittest.TestCase):
             rep["up"] = True
         wait_for("the replica back", lambda: replica_health() == "ok")
         stack.assert_no_crash()
+
+    def test_4_frozen_replica_is_not_waited_for(self):
+        """A replica that stops answering (every process SIGSTOPped: its
+        statement_timeout never fires) costs a read half of what is left
+        of its budget, then the primary answers; /healthz is not held
+        either (telehook(8), Database)."""
+        sid = sms("before the replica froze")
+        wait_for("the replica in use", lambda: replica_health() == "ok")
+        pids = replica_pids()
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = stack.get("/api/v1/organizations/%s/activity" % org["id"],
+                          headers={"Authorization": "Bearer " +
+                                   org["token"]})
+            api = time.monotonic() - t0
+            # the API's budget (4 s in this harness): half for reads
+            self.assertEqual(r.status, 200)
+            self.assertIn(sid, [a["message_id"] for a in
+                                r.json()["activity"]])
+            self.assertLess(api, 4.0)
+            time.sleep(1.1)     # the replica's state is a second old
+            t0 = time.monotonic()
+            r = stack.get("/healthz")
+            self.assertLess(time.monotonic() - t0, 1.0)
+            self.assertEqual(r.json()["read_replica"], "down")
+        finally:
+            for p in pids:
+                os.kill(p, signal.SIGCONT)
+        wait_for("the replica back", lambda: replica_health() == "ok")
+        stack.assert_no_crash()
+
+
+def replica_pids():
+    """The replica's postmaster and its children."""
+    with open(os.path.join(rep["dir"], "postmaster.pid")) as f:
+        pm = int(f.readline())
+    pids = [pm]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pm:
+                        pids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return pids
 
 
 load_tests = in_order(__name__)

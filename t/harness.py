@@ -609,6 +609,7 @@ pidfile = %(d)s/pgbouncer.pid
             # itself is t/fault_budget.py's, at its default, 1000.
             "server": {"public_url": self.public_url,
                        "spool_dir": self.spool,
+                       "health_socket": self.path("health.sock"),
                        "log_level": "debug",
                        "answer_budget_ms": "4000"},
         }
@@ -821,6 +822,8 @@ pidfile = %(d)s/pgbouncer.pid
                 elif line.strip().startswith("include") and \
                         line.strip().endswith("/telehook-webhook.conf;"):
                     line = "\tinclude %s;" % webhook
+                line = line.replace("unix:/run/telehook/health.sock",
+                                    "unix:" + self.path("health.sock"))
                 out.append(line)
             return "\n".join(out) + "\n"
         with open(self.nginx_webhook) as f:
