@@ -593,8 +593,10 @@ const char	*metrics_cause_name(enum reject_cause);
 
 /* health.c */
 enum db_err	 health_handle(struct req *, struct resp *);
-void		 health_listen(void);
-void		 health_watch(void);
+
+/* healthd.c */
+void		 healthd_listen(void);
+void		 healthd_watch(void);
 
 /* phone.c: E.164 numbers. */
 int		 phone_e164(const char *, char *, size_t) MUSTCHECK;

@@ -147,7 +147,7 @@ main(int argc, char *argv[])
 	db_set_budget(conf.statement_timeout_ms + 1000);
 	db_set_abandon_hook(breaker_opened_since);
 	spool_set_replay(dispatch_replay);
-	health_listen();
+	healthd_listen();
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());
 	else
@@ -192,7 +192,7 @@ main(int argc, char *argv[])
 		rc = FCGX_Accept_r(&fr);
 		if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
 			dispatch_idle();
-			health_watch();
+			healthd_watch();
 			continue;
 		}
 		if (rc < 0)
@@ -203,7 +203,7 @@ main(int argc, char *argv[])
 		dispatch_request(&fr);
 		FCGX_Finish_r(&fr);
 		dispatch_idle();
-		health_watch();
+		healthd_watch();
 	}
 	/*
 	 * Said on every way out that is not a crash: the test harness

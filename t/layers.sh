@@ -31,6 +31,7 @@ hours.c db_ store_ dispatch_
 twiml.c db_ store_ dispatch_
 store.c dispatch_ twilio_ retell_ voipms_ api_
 store_call.c dispatch_ twilio_ retell_ voipms_ api_
+health.c dispatch_ healthd_
 LIST
 rm -f "${TMPDIR:-/tmp}/layers.$$"
 
