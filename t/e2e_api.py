@@ -149,7 +149,13 @@ class Dashboard(unittest.TestCase):
                 tokens["A"]).json()
         self.assertEqual(d["month"], "2001-02")
         self.assertEqual(set(d["kpis"].values()), {0})
-        for bad in ("2026-13", "2026-1", "26-11", "2026-11x", "x"):
+        # telehook(8): a year from 2000 to 2999, both ends in
+        for good in ("2000-01", "2999-12"):
+            d = api("/api/v1/organizations/%s/dashboard?month=%s"
+                    % (A, good), tokens["A"]).json()
+            self.assertEqual(d["month"], good)
+        for bad in ("2026-13", "2026-1", "26-11", "2026-11x", "x",
+                    "1999-12", "3000-01", "2026-00", "2026/11"):
             r = api("/api/v1/organizations/%s/dashboard?month=%s"
                     % (A, bad), tokens["A"])
             self.assertEqual(r.status, 400, bad)
