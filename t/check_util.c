@@ -5,6 +5,7 @@
  * (pressure.c) and util.c.
  */
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -561,6 +562,33 @@ START_TEST(test_pressure_sample)
 }
 END_TEST
 
+/*
+ * An allocation of nothing is still one: a pointer that can be freed
+ * and grown, never NULL (which callers take for out of memory) and never
+ * a division by zero in the overflow check.
+ */
+START_TEST(test_alloc_zero)
+{
+	char	*p;
+
+	p = xreallocarray(NULL, 0, 8);
+	ck_assert_ptr_nonnull(p);
+	p = xreallocarray(p, 8, 0);
+	ck_assert_ptr_nonnull(p);
+	p = xreallocarray(p, 3, 5);
+	memcpy(p, "fourteen bytes", 15);
+	ck_assert_str_eq(p, "fourteen bytes");
+	/* one item of many bytes is as many bytes */
+	p = xreallocarray(p, 1, 4096);
+	ck_assert_uint_ge(malloc_usable_size(p), 4096);
+	ck_assert_str_eq(p, "fourteen bytes");
+	free(p);
+	p = xcalloc(0, 4);
+	ck_assert_ptr_nonnull(p);
+	free(p);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -599,6 +627,7 @@ util_suite(void)
 	tcase_add_loop_test(tc, test_pressure_parse, 0,
 	    sizeof(psis) / sizeof(psis[0]));
 	tcase_add_test(tc, test_pressure_sample);
+	tcase_add_test(tc, test_alloc_zero);
 	suite_add_tcase(s, tc);
 	return s;
 }
