@@ -565,7 +565,7 @@ db_classify(PGresult *res)
 		return DB_ETIMEOUT;
 	if (strcmp(state, "23505") == 0)	/* unique_violation */
 		return DB_EDUP;
-	if (strcmp(state, "TH403") == 0)	/* sql/003 th_route() */
+	if (strcmp(state, "TH403") == 0)	/* th_route(), sql/functions.sql */
 		return DB_ESCOPE;
 	/*
 	 * architecture.md §6: a database that refuses writes for a while

@@ -524,7 +524,7 @@ deliver_by_endpoint(const void *a, const void *b)
 }
 
 /*
- * Whether the webhooks' events wait this turn (DESIGN 14: a delivery
+ * Whether the webhooks' events wait this turn (architecture.md §14: a delivery
  * never delays a provider's answer): while some task waited for a CPU
  * DELIVER_CONTENDED of the last DELIVER_YIELD_MS, and the oldest
  * pending event is younger than [delivery] defer_s.  Past that the

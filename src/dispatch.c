@@ -205,7 +205,7 @@ dispatch_spool(struct req *r, struct resp *p, const struct route *rt,
 /*
  * architecture.md §4, credential scope: a request verified by one
  * organization's own credential names that organization to th_route()
- * (sql/003) for its transaction; the statement goes out in one round trip
+ * (sql/functions.sql) for its transaction; the statement goes out in one round trip
  * with BEGIN.
  */
 static const struct db_stmt st_scope = { "dispatch_scope",

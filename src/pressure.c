@@ -3,7 +3,7 @@
  * pressure stall information (PSI, Linux 4.20; /proc/pressure/cpu): the
  * share of the time in which some runnable task waited for a CPU.  The
  * sender of events leaves them pending while it is high, so deliveries
- * never take the CPU from the webhooks (deliver.c, DESIGN 14).
+ * never take the CPU from the webhooks (deliver.c, architecture.md §14).
  *
  * The file's avg10 is a ten-second average, too slow to follow a burst;
  * its "total" is the stall time in microseconds since boot, so two

@@ -102,7 +102,7 @@ store_rederiving(void)
 static const struct db_stmt st_org_load = { "store_org_load",
 	"SELECT * FROM th_org($1)", 1 };
 
-/* th_org()'s columns (sql/002, sql/005), by name. */
+/* th_org()'s columns (sql/functions.sql), by name. */
 enum {
 	ORG_ID = 0,
 	ORG_NAME,
@@ -204,7 +204,7 @@ store_org_free(struct org *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/* architecture.md §4: th_route() of sql/002, one round trip. */
+/* architecture.md §4: th_route() of sql/functions.sql, one round trip. */
 static const struct db_stmt st_route = { "store_route",
 	"SELECT th_route($1, $2, $3, $4, $5, $6)", 6 };
 
@@ -366,7 +366,7 @@ store_payload_json(const struct req *r)
 }
 
 /*
- * The eleven parameters of th_event_in() for request r, into p; the
+ * The fourteen parameters of th_event_in() for request r, into p; the
  * strings it makes go to *made (caller frees with store_event_done()).
  */
 struct event_made {
@@ -454,7 +454,7 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 }
 
 /*
- * An incoming SMS in one statement (th_sms_incoming() of sql/002): the
+ * An incoming SMS in one statement (th_sms_incoming() of sql/functions.sql): the
  * route, the event, the message and its activity, and back what the
  * reply needs.  out->event is 0 for a redelivery, whose first answer is
  * out->prior.  Free out with store_sms_out_free().

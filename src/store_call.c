@@ -142,12 +142,12 @@ store_call_out_free(struct call_out *c)
 
 /*
  * architecture.md §7: the outcome of a call, moved forward only (missed <
- * voicemail < answered) by th_call_outcome() of sql/004.  When this
+ * voicemail < answered) by th_call_outcome() of sql/functions.sql.  When this
  * event moved it, a missed call or a voicemail is logged and notifies
  * every user of the organization: once, whatever is redelivered or
  * replayed.  why, if given, says how it was missed.
  */
-/* th_call_outcome()'s columns, by name (sql/004). */
+/* th_call_outcome()'s columns, by name (sql/functions.sql). */
 enum {
 	OC_ORG = 0, OC_DIRECTION, OC_FROM, OC_TO, OC_RECORDING, OC_CALL_ID
 };
