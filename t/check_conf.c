@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 static struct conf	 c;
 static char		 errors[4096];
@@ -375,8 +376,8 @@ START_TEST(test_load_cross_checks)
 }
 END_TEST
 
-static Suite *
-conf_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("conf");
 	TCase	*tc;
@@ -404,17 +405,4 @@ conf_suite(void)
 	tcase_add_test(tc, test_load_cross_checks);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(conf_suite());
-	int	 failed;
-
-	log_init("check_conf", 1, LOG_LEVEL_ERR);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

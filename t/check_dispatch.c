@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 static int
 h_ok(struct req *r, struct resp *p)
@@ -258,8 +259,8 @@ START_TEST(test_render_json_without_value_is_500)
 }
 END_TEST
 
-static Suite *
-dispatch_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("dispatch");
 	TCase	*tc;
@@ -288,16 +289,4 @@ dispatch_suite(void)
 	tcase_add_test(tc, test_render_json_without_value_is_500);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(dispatch_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

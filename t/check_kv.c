@@ -7,6 +7,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 static struct kvlist l;
 
@@ -124,8 +125,8 @@ START_TEST(test_kv_rejects_raw_nul)
 }
 END_TEST
 
-static Suite *
-kv_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("kv");
 	TCase	*tc;
@@ -146,16 +147,4 @@ kv_suite(void)
 	tcase_add_test(tc, test_kv_rejects_raw_nul);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(kv_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

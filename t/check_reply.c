@@ -10,6 +10,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 static const struct {
 	const char	*body;
@@ -116,8 +117,8 @@ START_TEST(test_urgent)
 }
 END_TEST
 
-static Suite *
-reply_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("reply");
 	TCase	*tc = tcase_create("Core");
@@ -132,16 +133,4 @@ reply_suite(void)
 	tcase_add_test(tc, test_urgent);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(reply_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 /* A request built from a fake CGI environment. */
 static struct req	 r;
@@ -189,8 +190,8 @@ START_TEST(test_redact_uri)
 }
 END_TEST
 
-static Suite *
-request_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("request");
 	TCase	*tc;
@@ -210,16 +211,4 @@ request_suite(void)
 	tcase_add_test(tc, test_req_missing_uri);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(request_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 #define BODY	"{\"event\":\"call_ended\"}"
 #define KEY	"test-api-key"
@@ -174,8 +175,8 @@ START_TEST(test_allowed_ips)
 }
 END_TEST
 
-static Suite *
-retellsig_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("retellsig");
 	TCase	*tc;
@@ -201,16 +202,4 @@ retellsig_suite(void)
 	tcase_add_test(tc, test_allowed_ips);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(retellsig_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -10,6 +10,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 /* text, with the checksum line the format closes a file with */
 static char *
@@ -194,8 +195,8 @@ START_TEST(test_sealed)
 }
 END_TEST
 
-static Suite *
-spool_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("spool");
 	TCase	*tc = tcase_create("Reader");
@@ -208,19 +209,4 @@ spool_suite(void)
 	tcase_add_test(tc, test_sealed);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr;
-	int	 failed;
-
-	if (crypto_init() == -1)
-		return EXIT_FAILURE;
-	sr = srunner_create(spool_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,7 @@
 #include <openssl/hmac.h>
 
 #include "extern.h"
+#include "suite.h"
 
 #define TOKEN	"12345"
 #define URL	"https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -265,8 +266,8 @@ START_TEST(test_candidate_urls)
 }
 END_TEST
 
-static Suite *
-twiliosig_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("twiliosig");
 	TCase	*tc;
@@ -292,18 +293,4 @@ twiliosig_suite(void)
 	tcase_add_test(tc, test_candidate_urls);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(twiliosig_suite());
-	int	 failed;
-
-	if (crypto_init() == -1)
-		return EXIT_FAILURE;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -7,6 +7,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 #define HEAD	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 
@@ -149,8 +150,8 @@ START_TEST(test_size_limit_fails_whole)
 }
 END_TEST
 
-static Suite *
-twiml_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("twiml");
 	TCase	*tc;
@@ -174,16 +175,4 @@ twiml_suite(void)
 	tcase_add_test(tc, test_size_limit_fails_whole);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(twiml_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "extern.h"
+#include "suite.h"
 
 static const struct {
 	const char	*in;
@@ -589,8 +590,8 @@ START_TEST(test_alloc_zero)
 }
 END_TEST
 
-static Suite *
-util_suite(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("util");
 	TCase	*tc;
@@ -630,18 +631,4 @@ util_suite(void)
 	tcase_add_test(tc, test_alloc_zero);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner	*sr = srunner_create(util_suite());
-	int	 failed;
-
-	if (crypto_init() == -1)
-		return EXIT_FAILURE;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "extern.h"
+#include "suite.h"
 
 #define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -80,24 +81,16 @@ START_TEST(test_new_secret)
 }
 END_TEST
 
-int
-main(void)
+Suite *
+check_suite(void)
 {
 	Suite	*s = suite_create("whsig");
 	TCase	*tc = tcase_create("Core");
-	SRunner	*sr;
-	int	 failed;
 
-	if (sodium_init() < 0)
-		return 1;
 	tcase_add_test(tc, test_spec_vector);
 	tcase_add_test(tc, test_what_is_signed);
 	tcase_add_test(tc, test_bad_secrets);
 	tcase_add_test(tc, test_new_secret);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return s;
 }
