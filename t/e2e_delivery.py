@@ -646,6 +646,23 @@ class Delivery(unittest.TestCase):
         self.assertEqual(verify([(secret, g)]), ["ok"])
         stack.ctl_ok("endpoint", "remove", eid)
 
+    def test_a2_endpoint_test_without_a_sender(self):
+        # telehookctl(8): it waits up to 20 s for the sender, then says
+        # none delivered the ping and exits 1; the ping stays queued
+        global sender
+        eid, _ = add(ORG, "/ping-unsent")
+        stop_sender(sender)
+        try:
+            p = stack.ctl("endpoint", "test", eid)
+        finally:
+            sender = start_sender()
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stdout, r"^ping \d+ queued; no sender delivered "
+                         r"it within 20 s")
+        wait_for("the ping delivered once a sender runs",
+                 lambda: len(receiver.at("/ping-unsent")) == 1, timeout=20)
+        stack.ctl_ok("endpoint", "remove", eid)
+
     def test_b_stopped_mid_batch_the_rest_waits_queued(self):
         # SIGTERM while the sender is in the middle of a batch: the
         # request in flight is answered and recorded, what was not sent
