@@ -219,7 +219,7 @@ def setUpModule():
         stack.ctl_ok("user", "add", ORG, user)
         if notify:
             stack.ctl_ok("user", "set", ORG, user, "notify=" + notify)
-    SUMMARY_ORG = stack.ctl_ok("org", "add", "Summary Clinic",
+    SUMMARY_ORG = stack.ctl_ok("org", "add", "Summary ~ Clinic",
                                "--timezone", local_tz_after_seven()).strip()
 
 
@@ -287,6 +287,8 @@ class Mail(unittest.TestCase):
         msg = got["desk@mail.example"][0]
         self.assertEqual(msg["Subject"],
                          "[Clínica Sol] Missed call from +15551117001")
+        self.assertTrue(dict(msg.raw_items())["Subject"].startswith(
+            "=?UTF-8?B?"))
         self.assertEqual(msg["To"], "desk@mail.example")
         self.assertEqual(msg["From"],
                          "telehook alerts <alerts@clinic.example>")
@@ -433,7 +435,12 @@ class Mail(unittest.TestCase):
         self.assertEqual(send()["mail_sent"], 1)
         got = by_rcpt(relay.take())
         msg = got["boss@mail.example"][0]
-        self.assertEqual(msg["Subject"], "[Summary Clinic] Summary of %s"
+        self.assertEqual(msg["Subject"], "[Summary ~ Clinic] Summary of %s"
+                         % yesterday.isoformat())
+        # printable ASCII ('~' is its last) goes as it is; only other
+        # bytes make an encoded word (RFC 2047), as for "Clínica Sol"
+        raw = dict(msg.raw_items())["Subject"]
+        self.assertEqual(raw, "[Summary ~ Clinic] Summary of %s"
                          % yesterday.isoformat())
         self.assertIn("Answered calls: 2\nMissed calls: 2 (voicemail: 1; "
                       "not yet handled: 1)\nSMS received: 1\nSMS sent: 1\n",
