@@ -105,6 +105,19 @@ class Migrate(unittest.TestCase):
         self.assertEqual(out["schema"], SHIPPED[-1])
         self.assertEqual(stack.ctl("check-config").returncode, 0)
 
+    def test_check_config_before_migrate(self):
+        # telehookctl(8): a database that is reachable but not migrated
+        # says so, and exits 69
+        subprocess.run(stack.psql_command() + [
+            "-d", "postgres", "-c", "CREATE DATABASE unmigrated"],
+            check=True, capture_output=True)
+        conf = stack.conf_variant("unmigrated.conf", "dbname=telehook",
+                                  "dbname=unmigrated")
+        p = stack.ctl("-c", conf, "check-config")
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("not migrated (run telehookctl migrate)", p.stdout)
+        self.assertEqual(p.stderr, "")
+
 
 class Worker(unittest.TestCase):
     """The worker binary's own command line (telehook(8), SYNOPSIS)."""
