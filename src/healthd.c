@@ -68,22 +68,46 @@ healthd_bind(const char *path)
 	return fd;
 }
 
+static volatile sig_atomic_t healthd_stop;
+
+static void
+healthd_sigterm(int sig)
+{
+	(void)sig;
+	healthd_stop = 1;
+}
+
+/*
+ * Done: a stop (the worker's death, PR_SET_PDEATHSIG) ends every wait
+ * of this process, and exit() lets a coverage build write its counts.
+ */
+static void NORETURN
+healthd_done(void)
+{
+	db_close();
+	exit(0);
+}
+
 /* The server's life: wait for the lock, listen, answer /healthz only. */
 static void NORETURN
 healthd_serve(pid_t worker)
 {
 	FCGX_Request	 fr;
+	struct sigaction sa;
 	const char	*uri;
 	char		*lock;
 	sigset_t	 all;
 	int		 lfd, fd;
 
 	/* the worker's signals are held; this process dies with it */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = healthd_sigterm;	/* no SA_RESTART: waits end */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGTERM, SIG_DFL);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != worker)
-		_exit(0);
+		healthd_done();
 	/* never a pool request: the pool's socket is not this one's */
 	if ((fd = open("/dev/null", O_RDWR)) != -1 && fd != 0) {
 		dup2(fd, 0);
@@ -92,23 +116,24 @@ healthd_serve(pid_t worker)
 	xasprintf(&lock, "%s/.health.lock", conf.spool_dir);
 	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
 		log_warn("%s", lock);
-		_exit(0);
+		healthd_done();
 	}
 	free(lock);
 	while (flock(fd, LOCK_EX) == -1)
-		if (errno != EINTR)
-			_exit(0);
+		if (errno != EINTR || healthd_stop)
+			healthd_done();
 	/*
 	 * Holding the lock and unable to listen: keep it, so the other
 	 * workers' servers do not each say so too; nginx asks the pool.
 	 */
 	if ((lfd = healthd_bind(conf.health_socket)) == -1)
-		for (;;)
+		while (!healthd_stop)
 			pause();
-	if (FCGX_InitRequest(&fr, lfd, 0) != 0)
-		_exit(0);
+	if (healthd_stop || FCGX_InitRequest(&fr, lfd,
+	    FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+		healthd_done();
 	log_notice("health server ready on %s", conf.health_socket);
-	while (FCGX_Accept_r(&fr) >= 0) {
+	while (!healthd_stop && FCGX_Accept_r(&fr) >= 0) {
 		uri = FCGX_GetParam("REQUEST_URI", fr.envp);
 		if (uri != NULL && strncmp(uri, "/healthz", 8) == 0 &&
 		    (uri[8] == '\0' || uri[8] == '?'))
@@ -120,7 +145,7 @@ healthd_serve(pid_t worker)
 			    fr.out);
 		FCGX_Finish_r(&fr);
 	}
-	_exit(0);
+	healthd_done();
 }
 
 static pid_t		 healthd_pid = -1;	/* this worker's server */
