@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +106,22 @@ class Health(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(health(r), healthy())
         self.assertEqual(self.answered_by(), "server")
+
+    def test_each_worker_forks_one_health_server(self):
+        # telehook.conf(5) health_socket: one server a worker, forked
+        # again only when it dies; watched for 2.5 s (the workers wake
+        # every 0.25 s), no worker has more than that one child
+        wait_for("a health server", self.health_servers)
+        workers = stack.worker_pids()
+        self.assertTrue(workers)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.5:
+            for w in workers:
+                kids = subprocess.run(["pgrep", "-P", str(w)],
+                                      capture_output=True,
+                                      text=True).stdout.split()
+                self.assertEqual(len(kids), 1, (w, kids))
+            time.sleep(0.1)
 
     def test_healthz_server_taken_over_when_it_dies(self):
         wait_for("a health server", self.health_servers)
