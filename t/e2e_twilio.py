@@ -882,6 +882,14 @@ class BadInput(unittest.TestCase):
         self.assertEqual(len(stack.worker_pids()), 2)
         stack.assert_no_crash()
 
+    def test_the_breaker_never_moved(self):
+        # a database that answered every request at once: the breaker
+        # never opened, so it never said it closed (telehook(8),
+        # Database: it logs its changes)
+        log = stack.worker_log()
+        self.assertNotIn("spooling, a probe every", log)
+        self.assertNotIn(" no more: the probe took", log)
+
 
 load_tests = in_order(__name__)
 
