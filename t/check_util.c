@@ -4,6 +4,8 @@
  * and sealed secrets (crypto.c), buffers (buf.c), the CPU's pressure
  * (pressure.c) and util.c.
  */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -564,6 +566,46 @@ START_TEST(test_pressure_sample)
 END_TEST
 
 /*
+ * [server] secret_key_file (telehook.conf(5)): exactly 32 bytes in a
+ * regular file only its owner may read; anything else is refused with
+ * why, and nothing is loaded.
+ */
+START_TEST(test_key_file)
+{
+	char		 dir[] = "/tmp/check_util.XXXXXX", path[64];
+	unsigned char	 key[CRYPTO_KEYBYTES], want[CRYPTO_KEYBYTES];
+	const char	*err = NULL;
+	FILE		*f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret.key", dir);
+	ck_assert_int_eq(crypto_load_key(path, key, &err), -1);
+	ck_assert_str_eq(err, "No such file or directory");
+	memset(want, 0xa5, sizeof(want));
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	ck_assert_uint_eq(fwrite(want, 1, 31, f), 31);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(crypto_load_key(path, key, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "exactly 32 bytes"));
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	ck_assert_uint_eq(fwrite(want, 1, sizeof(want), f), sizeof(want));
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	ck_assert_int_eq(crypto_load_key(path, key, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	memset(key, 0, sizeof(key));
+	ck_assert_int_eq(crypto_load_key(path, key, &err), 0);
+	ck_assert_int_eq(memcmp(key, want, sizeof(key)), 0);
+	ck_assert_int_eq(crypto_load_key(dir, key, &err), -1);
+	ck_assert_str_eq(err, "not a regular file");
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/*
  * An allocation of nothing is still one: a pointer that can be freed
  * and grown, never NULL (which callers take for out of memory) and never
  * a division by zero in the overflow check.
@@ -629,6 +671,7 @@ check_suite(void)
 	    sizeof(psis) / sizeof(psis[0]));
 	tcase_add_test(tc, test_pressure_sample);
 	tcase_add_test(tc, test_alloc_zero);
+	tcase_add_test(tc, test_key_file);
 	suite_add_tcase(s, tc);
 	return s;
 }
