@@ -324,6 +324,13 @@ START_TEST(test_log_escape)
 	log_escape(out, 12, "0123456789abcdef", 16);
 	ck_assert_str_eq(out, "01234567...");
 	ck_assert_uint_lt(strlen(out), 12);
+	/* always NUL-terminated: room for the NUL alone, or for 3 bytes */
+	memset(out, 'x', sizeof(out));
+	ck_assert_uint_eq(log_escape(out, 1, "abc", 3), 0);
+	ck_assert_str_eq(out, "");
+	memset(out, 'x', sizeof(out));
+	log_escape(out, 4, "abcdef", 6);
+	ck_assert_str_eq(out, "...");
 	ck_assert_str_eq(log_esc(NULL), "-");
 	ck_assert_str_eq(log_esc("forged\nline"), "forged\\nline");
 }
