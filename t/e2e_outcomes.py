@@ -247,6 +247,24 @@ class Retell(unittest.TestCase):
         self.assertEqual(kpis(org, token), (1, 3))
         self.assertEqual(len(notes(org, token, "missed_call")), 6)
 
+    def test_the_call_status_given_wins(self):
+        # telehook(8): a call's status comes from call_status; only a
+        # call_ended or call_analyzed without one is an ended call
+        org, number, token = fresh_org()
+        for status, reason in (("error", "error_retell"),
+                               ("not_connected", "user_hangup")):
+            c = rt_call(number, reason, status)
+            rt_post({"event": "call_ended", "call": c})
+            self.assertEqual(stack.psql(
+                "SELECT status FROM calls WHERE call_id = '%s'"
+                % c["call_id"]), "failed", status)
+        c = rt_call(number, "user_hangup")
+        del c["call_status"]
+        rt_post({"event": "call_analyzed", "call": c})
+        self.assertEqual(stack.psql(
+            "SELECT status FROM calls WHERE call_id = '%s'" % c["call_id"]),
+            "completed")
+
 
 class Seed000(unittest.TestCase):
 
