@@ -92,6 +92,11 @@ START_TEST(test_hours_forms)
 	ck_assert_str_eq(buf_cstr(&b), "mon 10:00-11:00; wed 08:00-12:00,"
 	    "13:00-18:00; fri-sat 10:00-11:00");
 	buf_reset(&b);
+	/* spans that touch do not overlap: open through the joint */
+	ck_assert_int_eq(hours_parse("mon 08:00-12:00,12:00-13:00", &h,
+	    &err), 0);
+	ck_assert_int_eq(hours_open(&h, 1, 12 * 60), 1);
+	ck_assert_int_eq(hours_open(&h, 1, 13 * 60), 0);
 	ck_assert_int_eq(hours_parse("24/7", &h, &err), 0);
 	ck_assert_int_eq(hours_open(&h, 0, 0), 1);
 	ck_assert_int_eq(hours_open(&h, 6, 1439), 1);
