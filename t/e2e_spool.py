@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 import sys
@@ -293,10 +294,12 @@ class Outage(unittest.TestCase):
         finally:
             locker.wait(10)
         # the worker logs its line as it finishes the request, which
-        # may be just after the answer reached us
-        wait_for("the spooled line", lambda: "spooled (ERROR:  canceling "
-                 "statement due to statement timeout)" in stack.worker_log(),
-                 timeout=10)
+        # may be just after the answer reached us; the lock's timeout
+        # and the statement's are the same here (lock_timeout_ms is at
+        # most statement_timeout_ms), and either may fire first
+        wait_for("the spooled line", lambda: re.search(
+            r"spooled \(ERROR:  canceling statement due to (statement|"
+            r"lock) timeout\)", stack.worker_log()), timeout=10)
         drain_spool(stack)
         self.assertEqual(q1("SELECT count(*) FROM messages WHERE "
                             "message_id = '%s'" % m["MessageSid"]), "1")
