@@ -1,5 +1,5 @@
 /*
  * suite.h: what each Check suite (t/check_*.c) gives the one main() they
- * share, check_main.c: its tests, as one Suite.
+ * share, suite_main.c: its tests, as one Suite.
  */
 Suite	*check_suite(void);

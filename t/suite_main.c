@@ -1,5 +1,5 @@
 /*
- * check_main.c: the main() of every Check suite.  It runs the suite the
+ * suite_main.c: the main() of every Check suite.  It runs the suite the
  * other file of the program defines (check_suite(), suite.h) with the
  * library set up as the programs set it up, and exits non-zero if a
  * test failed.
