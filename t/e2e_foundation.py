@@ -92,17 +92,22 @@ class Health(unittest.TestCase):
         self.assertTrue(pids)
         return "pool" if int(pids[-1]) in stack.worker_pids() else "server"
 
-    def test_healthz_answers_while_every_worker_is_stopped(self):
-        wait_for("a health server", self.health_servers)
+    def healthz_with_the_pool_stopped(self):
+        """GET /healthz, 2 s at most, with every pool worker SIGSTOPped:
+        only a health server can answer it."""
         workers = stack.worker_pids()
         self.assertTrue(workers)
         for p in workers:
             os.kill(p, signal.SIGSTOP)
         try:
-            r = stack.request("GET", "/healthz", timeout=2)
+            return stack.request("GET", "/healthz", timeout=2)
         finally:
             for p in workers:
                 os.kill(p, signal.SIGCONT)
+
+    def test_healthz_answers_while_every_worker_is_stopped(self):
+        wait_for("a health server", self.health_servers)
+        r = self.healthz_with_the_pool_stopped()
         self.assertEqual(r.status, 200)
         self.assertEqual(health(r), healthy())
         self.assertEqual(self.answered_by(), "server")
@@ -132,14 +137,7 @@ class Health(unittest.TestCase):
                  lambda: [p for p in self.health_servers()
                           if p not in first])
         self.assertEqual(len(self.health_servers()), 1)
-        workers = stack.worker_pids()
-        for p in workers:
-            os.kill(p, signal.SIGSTOP)
-        try:
-            r = stack.request("GET", "/healthz", timeout=2)
-        finally:
-            for p in workers:
-                os.kill(p, signal.SIGCONT)
+        r = self.healthz_with_the_pool_stopped()
         self.assertEqual(r.status, 200)
 
     def test_healthz_from_the_pool_when_no_health_server_listens(self):

@@ -16,7 +16,8 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, free_port, pg_bindir, wait_for, in_order  # noqa
+from harness import (Stack, free_port, pg_bindir, wait_for,  # noqa
+                     in_order, postmaster_pids)
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "replica-test-token"
@@ -165,7 +166,7 @@ class Replica(unittest.TestCase):
         either (telehook(8), Database)."""
         sid = sms("before the replica froze")
         wait_for("the replica in use", lambda: replica_health() == "ok")
-        pids = replica_pids()
+        pids = postmaster_pids(rep["dir"])
         for p in pids:
             os.kill(p, signal.SIGSTOP)
         try:
@@ -189,22 +190,6 @@ class Replica(unittest.TestCase):
                 os.kill(p, signal.SIGCONT)
         wait_for("the replica back", lambda: replica_health() == "ok")
         stack.assert_no_crash()
-
-
-def replica_pids():
-    """The replica's postmaster and its children."""
-    with open(os.path.join(rep["dir"], "postmaster.pid")) as f:
-        pm = int(f.readline())
-    pids = [pm]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pm:
-                        pids.append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    return pids
 
 
 load_tests = in_order(__name__)

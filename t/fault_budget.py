@@ -38,7 +38,8 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, stored_sms, wait_for, in_order  # noqa: E402
+from harness import (Stack, stored_sms, wait_for, in_order,  # noqa: E402
+                     postmaster_pids)
 from e2e_twilio import sign, FORM  # noqa: E402
 from fault_db import shipped_multiwatch_args  # noqa: E402
 
@@ -206,19 +207,7 @@ def spooled():
 
 def postgres_pids():
     """The postmaster and its children (this stack's only)."""
-    with open(os.path.join(stack.pgdata, "postmaster.pid")) as f:
-        pm = int(f.readline())
-    pids = [pm]
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                if int(f.read().rsplit(") ", 1)[1].split()[1]) == pm:
-                    pids.append(int(d))
-        except (OSError, IndexError, ValueError):
-            pass
-    return pids
+    return postmaster_pids(stack.pgdata)
 
 
 def sessions():

@@ -304,3 +304,20 @@ class Response:
     def __repr__(self):
         return "<%d %r>" % (self.status, self.body[:200])
 
+
+def postmaster_pids(pgdata):
+    """A cluster's postmaster and its children (its backends), from
+    its postmaster.pid: to stop (SIGSTOP) a whole server."""
+    with open(os.path.join(pgdata, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    pids = [pm]
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(") ", 1)[1].split()[1]) == pm:
+                    pids.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return pids
