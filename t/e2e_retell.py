@@ -386,6 +386,16 @@ class Inbound(unittest.TestCase):
         self.assertEqual(self.inbound("+15553330003", to="+15559990000"),
                          {"call_inbound": {}})
 
+    def test_query_never_overrides_the_number(self):
+        # the query string is unsigned: it routes only what the body
+        # leaves unrouted (DESIGN §4; retell-sdk signs the body alone)
+        out = post("/webhooks/retell/inbound?organization_id=" +
+                   orgs["night"], {"event": "call_inbound", "call_inbound": {
+                       "from_number": "+15553330004",
+                       "to_number": "+15550010000"}}).json()["call_inbound"]
+        self.assertEqual(out["metadata"], {"organization_id": orgs["ai"]})
+        self.assertEqual(out["override_agent_id"], "agent_override_1")
+
     def test_redelivery_gets_the_same_answer(self):
         o = {"event": "call_inbound", "call_inbound": {
             "from_number": "+15553330004", "to_number": "+15550010000",
@@ -499,6 +509,15 @@ class Outage(unittest.TestCase):
             self.assertEqual(ci["override_agent_id"], "agent_override_1")
             self.assertEqual(ci["dynamic_variables"]["business_hours"],
                              "true")
+            # the cached number's organization, not the unsigned query's
+            r = post("/webhooks/retell/inbound?organization_id=" +
+                     orgs["night"], {"event": "call_inbound", "call_inbound": {
+                         "from_number": "+15553339998",
+                         "to_number": "+15550010000"}})
+            self.assertEqual(r.json()["call_inbound"]["metadata"],
+                             {"organization_id": orgs["ai"]})
+            self.assertEqual(r.json()["call_inbound"]["override_agent_id"],
+                             "agent_override_1")
             cid = call_id()
             self.assertEqual(event("call_ended", ended(cid)).status, 204)
             # an organization's own key, from the workers' cache: its
@@ -518,7 +537,7 @@ class Outage(unittest.TestCase):
             stack.stop_workers()
             stack.start_postgres()
         self.addCleanup(stack.start_workers)
-        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 3)
+        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 4)
         self.assertEqual(callrow(cid, "status"), "completed")
         self.assertEqual(callrow(own, "organization_id"), orgs["key"])
         stack.assert_no_crash()
