@@ -165,6 +165,21 @@ class Twilio(unittest.TestCase):
         self.assertEqual(len(notes(org, token, "missed_call")), 8)
         self.assertEqual(notes(org, token, "voicemail"), [])
 
+    def test_each_dial_outcome_on_its_own(self):
+        # telehook(8) "Answered and missed calls": each DialCallStatus
+        # that did not connect is a missed call, and the activity line
+        # says which
+        for status in ("no-answer", "busy", "failed", "canceled"):
+            with self.subTest(status=status):
+                org, number, token = fresh_org()
+                twilio_forward(number, status)
+                self.assertEqual(kpis(org, token), (0, 1))
+                self.assertEqual(
+                    [a for a in activity(org, token)
+                     if a[0] == "call_missed"],
+                    [("call_missed", "Missed call from %s (%s)"
+                      % (CALLER, status))])
+
     def test_forward_answered(self):
         org, number, token = fresh_org()
         twilio_forward(number, "completed")
