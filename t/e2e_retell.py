@@ -405,6 +405,21 @@ class Inbound(unittest.TestCase):
         self.assertEqual(post("/webhooks/retell/inbound", o).json(), first)
         self.assertEqual(count("events"), n)
 
+    def test_without_call_id_keyed_by_the_body(self):
+        # no call_id: the key is the body's digest (DESIGN §6): the same
+        # body is a redelivery, another body another event
+        def o(frm):
+            return {"event": "call_inbound", "call_inbound": {
+                "from_number": frm, "to_number": "+15550010000"}}
+        n = count("events")
+        first = post("/webhooks/retell/inbound", o("+15553330005")).json()
+        self.assertEqual(count("events"), n + 1)
+        self.assertEqual(post("/webhooks/retell/inbound",
+                              o("+15553330005")).json(), first)
+        self.assertEqual(count("events"), n + 1)
+        post("/webhooks/retell/inbound", o("+15553330006"))
+        self.assertEqual(count("events"), n + 2)
+
     def test_not_an_inbound_event(self):
         r = post("/webhooks/retell/inbound", {"event": "call_started"})
         self.assertEqual(r.status, 400)
