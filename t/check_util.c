@@ -647,6 +647,58 @@ START_TEST(test_alloc_zero)
 }
 END_TEST
 
+/*
+ * The account a Twilio recording URL names (telehook(8) GET
+ * calls/CALL/recording: the URL must be under [twilio] api_url, and the
+ * account's token is the one asked for): AC and 32 hex digits, then a
+ * slash; anything else names none.
+ */
+static const struct {
+	const char	*url;
+	const char	*sid;	/* NULL: none */
+} rec_urls[] = {
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789ABCDEF/Recordings/RE1",
+	    "AC0123456789abcdef0123456789ABCDEF" },
+	{ "https://API.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1",
+	    "AC0123456789abcdef0123456789abcdef" },
+	/* 33 hex digits, 31, not hex, not AC */
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef0/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcde/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdeg/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "ac0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	/* the account last, no slash after it */
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef", NULL },
+	/* another host, one that only starts like it, no account */
+	{ "https://api.twilio.com.evil.example/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	{ "https://evil.example/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Recordings/RE1", NULL },
+};
+
+START_TEST(test_recording_account)
+{
+	char	 sid[40];
+	int	 rc;
+
+	rc = recording_twilio_account("https://api.twilio.com/",
+	    rec_urls[_i].url, sid, sizeof(sid));
+	if (rec_urls[_i].sid == NULL)
+		ck_assert_msg(rc == -1, "%s: named %s", rec_urls[_i].url, sid);
+	else {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_str_eq(sid, rec_urls[_i].sid);
+	}
+}
+END_TEST
+
 Suite *
 check_suite(void)
 {
@@ -687,6 +739,8 @@ check_suite(void)
 	tcase_add_test(tc, test_pressure_sample);
 	tcase_add_test(tc, test_alloc_zero);
 	tcase_add_test(tc, test_key_file);
+	tcase_add_loop_test(tc, test_recording_account, 0,
+	    sizeof(rec_urls) / sizeof(rec_urls[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }
