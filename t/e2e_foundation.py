@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -156,6 +157,39 @@ class Health(unittest.TestCase):
             wait_for("another health server",
                      lambda: [p for p in self.health_servers()
                               if p not in server])
+
+
+class HealthSocketPath(unittest.TestCase):
+    """telehook.conf(5) health_socket: a unix socket's path, at most
+    107 bytes (sun_path holds 108 with its NUL); a longer one is
+    refused with a log line, and /healthz comes from the pool."""
+
+    def run_with(self, n):
+        d = tempfile.mkdtemp(prefix="th-")
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "h" * (n - len(d) - 1))
+        self.assertEqual(len(path), n)
+        s = Stack(workers=1, extra_conf={"server": {"health_socket": path}})
+        try:
+            s.start()
+            r = s.get("/healthz")
+            self.assertEqual(r.status, 200)
+            wait_for("the health server's try", lambda: os.path.exists(
+                path) or "path too long" in s.worker_log())
+            return os.path.exists(path), s.worker_log()
+        finally:
+            s.stop()
+            subprocess.run(["rm", "-rf", d])
+
+    def test_107_bytes_bound(self):
+        bound, log = self.run_with(107)
+        self.assertTrue(bound)
+        self.assertNotIn("path too long", log)
+
+    def test_108_bytes_refused(self):
+        bound, log = self.run_with(108)
+        self.assertFalse(bound)
+        self.assertIn("path too long", log)
 
 
 class Dispatch(unittest.TestCase):
