@@ -164,32 +164,58 @@ class HealthSocketPath(unittest.TestCase):
     107 bytes (sun_path holds 108 with its NUL); a longer one is
     refused with a log line, and /healthz comes from the pool."""
 
-    def run_with(self, n):
+    @staticmethod
+    def cpu_ticks(pids):
+        """User and system clock ticks the processes have used."""
+        t = 0
+        for p in pids:
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                t += int(fields[11]) + int(fields[12])
+            except FileNotFoundError:
+                pass
+        return t
+
+    def run_with(self, n, workers=1):
         d = tempfile.mkdtemp(prefix="th-")
         os.chmod(d, 0o755)
         path = os.path.join(d, "h" * (n - len(d) - 1))
         self.assertEqual(len(path), n)
-        s = Stack(workers=1, extra_conf={"server": {"health_socket": path}})
+        s = Stack(workers=workers,
+                  extra_conf={"server": {"health_socket": path}})
         try:
             s.start()
             r = s.get("/healthz")
             self.assertEqual(r.status, 200)
             wait_for("the health server's try", lambda: os.path.exists(
                 path) or "path too long" in s.worker_log())
-            return os.path.exists(path), s.worker_log()
+            # the health servers (a child each worker) over a second:
+            # one that cannot listen waits, it does not spin
+            kids = [int(k) for w in s.worker_pids() for k in subprocess.run(
+                ["pgrep", "-P", str(w)], capture_output=True,
+                text=True).stdout.split()]
+            t0 = self.cpu_ticks(kids)
+            time.sleep(1)   # a window measured, not a wait for a state
+            used = self.cpu_ticks(kids) - t0
+            return os.path.exists(path), s.worker_log(), used, len(kids)
         finally:
             s.stop()
             subprocess.run(["rm", "-rf", d])
 
     def test_107_bytes_bound(self):
-        bound, log = self.run_with(107)
+        bound, log, used, kids = self.run_with(107)
         self.assertTrue(bound)
         self.assertNotIn("path too long", log)
+        self.assertEqual(kids, 1)
 
     def test_108_bytes_refused(self):
-        bound, log = self.run_with(108)
+        # two workers: the one holding the lock says so once and idles
+        bound, log, used, kids = self.run_with(108, workers=2)
         self.assertFalse(bound)
-        self.assertIn("path too long", log)
+        self.assertEqual(log.count("path too long"), 1, log)
+        self.assertEqual(kids, 2)
+        self.assertLess(used, 20)       # of 100 ticks a second
 
 
 class Dispatch(unittest.TestCase):
