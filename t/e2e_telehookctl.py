@@ -376,6 +376,15 @@ class Refusals(unittest.TestCase):
              65, "is not a date (YYYY-MM-DD)"),
             (("closure", "add", org, "2026-02-29"), 65,
              "is not a date (YYYY-MM-DD)"),      # not a leap year
+            # a digit in every place but the two dashes
+            (("closure", "add", org, "2026-1x-24"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "2026-12-2x"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "20x6-12-24"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "2026-12+24"), 65,
+             "is not a date (YYYY-MM-DD)"),
             (("closure", "add", org, "2026-12-24", "--note", "a\x07b"), 65,
              "--note holds a control"),
             (("closure", "add", org, "2026-12-24", "--note", "n" * 201), 65,
