@@ -771,6 +771,26 @@ class Numbers(unittest.TestCase):
         self.assertEqual(p.returncode, 65)
         self.assertIn("no such number", p.stderr)
 
+    def test_table(self):
+        # telehookctl(8): a table for people: a header of the column
+        # names in capitals, then a line a row, aligned, "-" for none
+        oid = stack.ctl_ok("org", "add", "Table Co").strip()
+        stack.ctl_ok("number", "add", oid, "+14155550101", "--provider",
+                     "twilio")
+        stack.ctl_ok("number", "add", oid, "+14155550102")
+        lines = stack.ctl_ok("number", "list", oid).splitlines()
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(lines[0].split(), ["E164", "PROVIDER",
+                                            "ORGANIZATION_ID",
+                                            "ORGANIZATION", "CREATED_AT"])
+        self.assertEqual(lines[1].split()[:4],
+                         ["+14155550101", "twilio", oid, "Table"])
+        self.assertEqual(lines[2].split()[:4],
+                         ["+14155550102", "-", oid, "Table"])
+        # aligned: each column starts where its header does
+        at = lines[0].index("ORGANIZATION_ID")
+        self.assertEqual([ln.index(oid) for ln in lines[1:]], [at, at])
+
     def test_number_add_rejects(self):
         oid = stack.ctl_ok("org", "add", "Number Rejects").strip()
         n = count("phone_numbers")
