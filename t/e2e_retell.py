@@ -557,6 +557,38 @@ class Outage(unittest.TestCase):
         self.assertEqual(callrow(own, "organization_id"), orgs["key"])
         stack.assert_no_crash()
 
+    def test_spooled_keeps_its_credentials_scope(self):
+        # architecture.md §4: routing never crosses the credential that
+        # verified the request, replayed from the spool too: the number
+        # changed owner meanwhile, and the event does not follow it
+        stack.stop_workers()
+        stack.start_workers()
+        stack.stop_postgres()
+        own = call_id()
+        try:
+            self.assertEqual(post("/webhooks/retell", {
+                "event": "call_ended", "call": ended(
+                    own, to="+15550030000")}, key=ORG_KEY).status, 204)
+        finally:
+            stack.stop_workers()
+            stack.start_postgres()
+        self.addCleanup(stack.start_workers)
+        stack.ctl_ok("number", "remove", "+15550030000")
+        stack.ctl_ok("number", "add", orgs["ai"], "+15550030000")
+        n = count("rejections", "cause = 'cross_tenant'")
+        try:
+            # telehookctl(8) spool drain: refused as it would have been
+            # live, recorded as a rejection (cross_tenant), and removed
+            self.assertEqual(stack.ctl_json("spool", "drain"), {
+                "replayed": 0, "already_stored": 0, "quarantined": 0,
+                "refused": 1, "left": 0})
+            self.assertEqual(count("calls", "call_id = '%s'" % own), 0)
+            self.assertEqual(count("rejections",
+                                   "cause = 'cross_tenant'"), n + 1)
+        finally:
+            stack.ctl_ok("number", "remove", "+15550030000")
+            stack.ctl_ok("number", "add", orgs["key"], "+15550030000")
+
 
 load_tests = in_order(__name__)
 
