@@ -852,8 +852,15 @@ class UsersAndTokens(unittest.TestCase):
         # two tokens never collide
         t2 = stack.ctl_json("token", "create", oid)
         self.assertNotEqual(t2["token"], token)
-        p = stack.ctl("token", "revoke", "not-a-uuid")
-        self.assertEqual(p.returncode, 65)
+        # a token id is a UUID, 8-4-4-4-12 hex digits, first to last
+        for bad in ("not-a-uuid", "g0000000-0000-0000-0000-000000000000",
+                    "00000000-0000-0000-0000-00000000000g",
+                    "00000000x0000-0000-0000-000000000000",
+                    "000000000000000000000000000000000000",
+                    "00000000-0000-0000-0000-0000000000000"):
+            p = stack.ctl("token", "revoke", bad)
+            self.assertEqual(p.returncode, 65, bad)
+            self.assertIn("is not a token id", p.stderr)
         p = stack.ctl("token", "revoke",
                       "00000000-0000-0000-0000-000000000000")
         self.assertEqual(p.returncode, 65)
