@@ -476,6 +476,12 @@ class Campaign(unittest.TestCase):
             self.assertEqual(event(ev, obj).status, 204)
         shown = stack.ctl_json("campaign", "show", camp)
         self.assertEqual(shown, mid)
+        # a contact only moves forward (pending, calling, an outcome):
+        # another call to one with an outcome does not make it calling
+        c5 = call_id()
+        self.assertEqual(event("call_started", call(
+            c5, **out(c5, "+15556660002", ids[1]))).status, 204)
+        self.assertEqual(stack.ctl_json("campaign", "show", camp), mid)
         self.assertEqual(shown, {
             "id": camp, "name": "December recall",
             "organization_id": orgs["ai"], "total_contacts": 4,
