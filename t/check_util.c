@@ -301,7 +301,27 @@ END_TEST
 START_TEST(test_cidr)
 {
 	struct cidrlist	 l;
+	struct cidr	 c;
 	const char	*err;
+	char		 big[80];
+
+	/*
+	 * The longest address text there is (45 bytes) and a prefix; a
+	 * string of 53 bytes, 54 and 63 (a proxy's hop may be) is none,
+	 * read within its bounds (the sanitize build checks them).
+	 */
+	ck_assert_int_eq(cidr_parse("ffff:ffff:ffff:ffff:ffff:ffff:"
+	    "255.255.255.255/128", &c), 0);
+	ck_assert_int_eq(c.bits, 128);
+	memset(big, '1', sizeof(big));
+	big[53] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
+	big[53] = '1';
+	big[54] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
+	big[54] = '1';
+	big[63] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
 
 	ck_assert_int_eq(cidrlist_parse("100.20.5.228, 10.0.0.0/8 "
 	    "2001:db8::/32,::1", &l, &err), 0);
