@@ -319,6 +319,31 @@ class Events(unittest.TestCase):
         # nothing left to send: 0
         self.assertEqual(stack.ctl("outbox", "send").returncode, 0)
 
+    def test_replay_exits_69_when_the_database_goes_away(self):
+        # telehookctl(8) events replay: 69 when the database went away
+        # under it (here: a lock on events past statement_timeout_ms,
+        # which reads still pass)
+        p = stack.ctl("send", "twilio", "sms_incoming", "--url",
+                      stack.public_url, "--org", self.org)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ev = stack.psql("SELECT max(id) FROM events")
+        locker = subprocess.Popen(
+            stack.psql_command() + ["-qX", "-c", "BEGIN; LOCK TABLE events "
+                                    "IN SHARE MODE; SELECT pg_sleep(8); "
+                                    "COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("lock", lambda: stack.psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                "c.oid = l.relation WHERE c.relname = 'events' AND "
+                "l.mode = 'ShareLock' AND l.granted") == "1")
+            p = stack.ctl("events", "replay", ev)
+            self.assertEqual(p.returncode, 69, (p.stdout, p.stderr))
+            self.assertIn("database unreachable", p.stderr)
+        finally:
+            locker.terminate()
+            locker.wait(10)
+
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
         p = stack.ctl("send", "twilio", "sms_incoming", "--url",
