@@ -160,6 +160,21 @@ class Rejections(unittest.TestCase):
                                     "detail LIKE '%Body%'"), "0")
 
 
+    def test_api_refusal_counted_for_the_organization_in_its_path(self):
+        # telehookctl(8) events rejections: the organization when it
+        # could be told, here the one the API path names
+        other = stack.ctl_ok("org", "add", "Path Clinic").strip()
+        r = stack.get("/api/v1/organizations/%s/dashboard" % other,
+                      headers={"Authorization": "Bearer nope"})
+        self.assertEqual(r.status, 401)
+        wait_for("the refusal", lambda: stack.ctl_json(
+            "events", "rejections", "--org", other)["rejections"])
+        mine = stack.ctl_json("events", "rejections", "--org", other)[
+            "rejections"]
+        self.assertEqual([(j["organization_id"], j["status"]) for j in mine],
+                         [(other, 401)])
+
+
 class Events(unittest.TestCase):
 
     def test_list_show_assign(self):
