@@ -34,8 +34,9 @@ calls = {}
 
 
 def wav():
-    """One second of a 440 Hz tone, 8 kHz mono: real audio a browser
-    plays, so the page test can see the player load it."""
+    """Ten seconds of a 440 Hz tone, 8 kHz mono (160 KB, as a short
+    voicemail is: more than one write of the stream): real audio a
+    browser plays, so the page test can see the player load it."""
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -43,7 +44,7 @@ def wav():
         w.setframerate(8000)
         w.writeframes(b"".join(struct.pack(
             "<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
-            for i in range(8000)))
+            for i in range(80000)))
     return out.getvalue()
 
 
