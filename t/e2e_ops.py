@@ -382,6 +382,21 @@ class Send(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn("twilio voice_incoming", p.stderr)
 
+    def test_org_names_the_organization(self):
+        # telehookctl(8) send --org: the organization named explicitly
+        # (a Retell call's metadata), so a number nobody owns routes
+        other = stack.ctl_ok("org", "add", "Sample Clinic").strip()
+        for provider, kind, cid in (("retell", "call_ended", "call_org_s"),
+                                    ("twilio", "voice_status",
+                                     "CA" + "cd" * 16)):
+            p = stack.ctl("--json", "send", provider, kind, "--url",
+                          stack.public_url, "--to", "+15559990123",
+                          "--org", other, "--id", cid)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(stack.psql(
+                "SELECT organization_id FROM calls WHERE call_id = '%s'"
+                % cid), other)
+
     def test_no_worker_crashed(self):
         stack.assert_no_crash()
 
