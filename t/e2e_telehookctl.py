@@ -323,8 +323,9 @@ class Events(unittest.TestCase):
         # telehookctl(8) events replay: 69 when the database went away
         # under it (here: a lock on events past statement_timeout_ms,
         # which reads still pass)
+        org = stack.ctl_ok("org", "add", "Replay Away Clinic").strip()
         p = stack.ctl("send", "twilio", "sms_incoming", "--url",
-                      stack.public_url, "--org", self.org)
+                      stack.public_url, "--org", org)
         self.assertEqual(p.returncode, 0, p.stderr)
         ev = stack.psql("SELECT max(id) FROM events")
         locker = subprocess.Popen(
@@ -341,8 +342,15 @@ class Events(unittest.TestCase):
             self.assertEqual(p.returncode, 69, (p.stdout, p.stderr))
             self.assertIn("database unreachable", p.stderr)
         finally:
-            locker.terminate()
+            # the lock goes now, not when the sleep ends
+            stack.psql("SELECT pg_terminate_backend(pid) FROM pg_locks "
+                       "WHERE relation = 'events'::regclass AND mode = "
+                       "'ShareLock'")
             locker.wait(10)
+        wait_for("the lock gone", lambda: stack.psql(
+            "SELECT count(*) FROM pg_locks WHERE relation = "
+            "'events'::regclass AND mode = 'ShareLock'") == "0")
+        self.assertEqual(stack.ctl("events", "replay", ev).returncode, 0)
 
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
