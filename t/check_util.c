@@ -107,6 +107,13 @@ START_TEST(test_hours_forms)
 	hours_format(&h, &b);
 	ck_assert_str_eq(buf_cstr(&b), "mon-sun 00:00-24:00");
 	buf_reset(&b);
+	/* days are one range only when every span is the same, both ends */
+	ck_assert_int_eq(hours_parse("mon 09:00-17:00; tue 09:00-12:00; "
+	    "wed 08:00-12:00; thu-fri 08:00-12:00", &h, &err), 0);
+	hours_format(&h, &b);
+	ck_assert_str_eq(buf_cstr(&b), "mon 09:00-17:00; tue 09:00-12:00; "
+	    "wed-fri 08:00-12:00");
+	buf_reset(&b);
 	ck_assert_int_eq(hours_parse("sat-sun closed", &h, &err), 0);
 	hours_format(&h, &b);
 	ck_assert_str_eq(buf_cstr(&b), "closed");
