@@ -180,6 +180,38 @@ class Twilio(unittest.TestCase):
                     [("call_missed", "Missed call from %s (%s)"
                       % (CALLER, status))])
 
+    def test_an_sms_without_body(self):
+        # an MMS may come with media only: no Body at all; it is stored
+        # (no text) and gets no automatic reply
+        org, number, token = fresh_org()
+        sid = "SM" + uuid.uuid4().hex
+        r = tw_post("/webhooks/twilio/sms/incoming", {
+            "MessageSid": sid, "AccountSid": "AC" + "3" * 32,
+            "From": CALLER, "To": number, "NumMedia": "1",
+            "MediaUrl0": "https://api.twilio.com/m/0",
+            "SmsStatus": "received", "ApiVersion": "2010-04-01"})
+        self.assertNotIn(b"<Message", r.body)
+        self.assertEqual(stack.psql(
+            "SELECT coalesce(body, '-') || '|' || num_media || '|' || "
+            "auto_reply FROM messages WHERE message_id = '%s'" % sid),
+            "-|1|false")
+        stack.assert_no_crash()
+
+    def test_incoming_without_status_is_ringing(self):
+        # telehook(8): voice/incoming without CallStatus is ringing;
+        # the status a request gives is kept
+        org, number, token = fresh_org()
+        bare, given = "CA" + uuid.uuid4().hex, "CA" + uuid.uuid4().hex
+        p = call(number, bare, "ringing")
+        del p["CallStatus"]
+        tw_post("/webhooks/twilio/voice/incoming", p)
+        tw_post("/webhooks/twilio/voice/incoming",
+                call(number, given, "in-progress"))
+        self.assertEqual(stack.psql(
+            "SELECT string_agg(status, ',' ORDER BY call_id = '%s') "
+            "FROM calls WHERE call_id IN ('%s', '%s')"
+            % (given, bare, given)), "ringing,in-progress")
+
     def test_forward_answered(self):
         org, number, token = fresh_org()
         twilio_forward(number, "completed")
