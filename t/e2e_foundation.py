@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Stack, health, healthy, wait_for, in_order,  # noqa: E402
-                     retell_sign)
+                     retell_sign, proc_stat)
 
 stack = None
 
@@ -167,15 +167,8 @@ class HealthSocketPath(unittest.TestCase):
     @staticmethod
     def cpu_ticks(pids):
         """User and system clock ticks the processes have used."""
-        t = 0
-        for p in pids:
-            try:
-                with open("/proc/%d/stat" % p) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                t += int(fields[11]) + int(fields[12])
-            except FileNotFoundError:
-                pass
-        return t
+        return sum(int(f[11]) + int(f[12]) for f in map(proc_stat, pids)
+                   if f is not None)
 
     def run_with(self, n, workers=1):
         d = tempfile.mkdtemp(prefix="th-")

@@ -17,7 +17,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Stack, free_port, pg_bindir, wait_for,  # noqa
-                     in_order, postmaster_pids)
+                     in_order, postmaster_pids, locks_on)
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "replica-test-token"
@@ -216,20 +216,15 @@ class Replica(unittest.TestCase):
                                "EXCLUSIVE MODE;\n")
             locker.stdin.flush()
             wait_for("the lock on the primary", lambda: stack.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                "c.oid = l.relation WHERE c.relname = 'activity' AND "
-                "l.mode = 'AccessExclusiveLock' AND l.granted") == "1")
+                locks_on("activity", "AccessExclusiveLock", True)) == "1")
             stack.psql("SELECT pg_switch_wal()")    # sent to the replica
             wait_for("the lock replayed", lambda: rpsql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                "c.oid = l.relation WHERE c.relname = 'activity' AND "
-                "l.mode = 'AccessExclusiveLock'") == "1")
+                locks_on("activity", "AccessExclusiveLock")) == "1")
             rpsql("SELECT pg_wal_replay_pause()")
             locker.stdin.write("COMMIT;\n")
             locker.stdin.flush()
             wait_for("the primary's lock gone", lambda: stack.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                "c.oid = l.relation WHERE c.relname = 'activity'") == "0")
+                locks_on("activity")) == "0")
             # the replica holds it still: the read waits there, is given
             # up, and the primary answers
             r = stack.get("/api/v1/organizations/%s/activity" % org["id"],

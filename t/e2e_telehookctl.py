@@ -16,7 +16,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRCDIR, Stack, in_order, wait_for  # noqa: E402
+from harness import SRCDIR, Stack, in_order, locks_on, wait_for  # noqa: E402
 
 stack = None
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -335,9 +335,7 @@ class Events(unittest.TestCase):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for("lock", lambda: stack.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                "c.oid = l.relation WHERE c.relname = 'events' AND "
-                "l.mode = 'ShareLock' AND l.granted") == "1")
+                locks_on("events", "ShareLock", True)) == "1")
             p = stack.ctl("events", "replay", ev)
             self.assertEqual(p.returncode, 69, (p.stdout, p.stderr))
             self.assertIn("database unreachable", p.stderr)
@@ -348,8 +346,7 @@ class Events(unittest.TestCase):
                        "'ShareLock'")
             locker.wait(10)
         wait_for("the lock gone", lambda: stack.psql(
-            "SELECT count(*) FROM pg_locks WHERE relation = "
-            "'events'::regclass AND mode = 'ShareLock'") == "0")
+            locks_on("events", "ShareLock")) == "0")
         self.assertEqual(stack.ctl("events", "replay", ev).returncode, 0)
 
     def test_text_output(self):
