@@ -80,11 +80,17 @@ class Health(unittest.TestCase):
 
     @staticmethod
     def health_servers():
-        """The pids that said they serve /healthz, newest last, alive."""
+        """The pids that said they serve /healthz, newest last, alive
+        and still a worker's child: pids are reused (pid_max may be
+        32768), and a line from a server long gone may name a process
+        of another kind now."""
+        workers = {str(w) for w in stack.worker_pids()}
         pids = [int(p) for p in re.findall(
             r"^telehook\[(\d+)\]: health server ready on \S+$",
             stack.worker_log(), re.M)]
-        return [p for p in pids if stack._alive({p})]
+        pids = list(reversed(dict.fromkeys(reversed(pids))))
+        return [p for p in pids if stack._alive({p}) and
+                (proc_stat(p) or ["", ""])[1] in workers]
 
     def answered_by(self):
         """Who logged the last /healthz: "server" or "pool"."""

@@ -26,7 +26,8 @@ import uuid
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, retell_sign, twilio_sign, in_order  # noqa: E402
+from harness import (Stack, retell_sign, twilio_sign, in_order,  # noqa: E402
+                     health, healthy, wait_for)
 
 TW = "outcomes-twilio-token-51e9"
 RT = "outcomes-retell-key-7d20"
@@ -663,6 +664,11 @@ class BadContent(unittest.TestCase):
         finally:
             stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse2")
             stack.start_workers()
+            # the breaker the outage opened outlives the pool (its state
+            # is shared memory): what follows waits until it closes, or
+            # its webhooks would be spooled, not stored
+            wait_for("the breaker closed", lambda: health(
+                stack.get("/healthz")) == healthy())
         stack.ctl_json("events", "replay", "--failed")
         self.assertEqual(stack.psql("SELECT count(*) FROM messages WHERE "
                                     "message_id = '%s'" % sid), "1")
