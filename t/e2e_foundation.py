@@ -147,6 +147,49 @@ class Health(unittest.TestCase):
         r = self.healthz_with_the_pool_stopped()
         self.assertEqual(r.status, 200)
 
+    def test_a_new_health_server_leaves_its_workers_connection(self):
+        # telehook.conf(5) health_socket: the server forked again makes
+        # a connection of its own and leaves its worker's alone.  Each
+        # worker reads the API on its session; every server is killed;
+        # once each worker has forked its next, those sessions are the
+        # ones still answering, none closed and made again.
+        org = stack.ctl_ok("org", "add", "Health Fork Clinic").strip()
+        token = stack.ctl_json("token", "create", org)["token"]
+        path = "/api/v1/organizations/%s/calls" % org
+
+        def ask():
+            r = stack.request("GET", path, headers={
+                "Authorization": "Bearer " + token})
+            self.assertEqual(r.status, 200, r)
+
+        def api_sessions():
+            # the sessions whose last statement read the calls
+            return set(stack.psql(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE "
+                "'%%th_api_calls(%%' AND pid <> pg_backend_pid()").split())
+
+        def kids():
+            return {w: set(subprocess.run(
+                ["pgrep", "-P", str(w)], capture_output=True,
+                text=True).stdout.split()) for w in stack.worker_pids()}
+        wait_for("a health server", self.health_servers)
+        workers = stack.worker_pids()
+
+        def both():
+            ask()
+            return len(api_sessions()) == len(workers)
+        wait_for("each worker reading the API", both)
+        before = api_sessions()
+        old = kids()
+        for w, ks in old.items():
+            for k in ks:
+                stack.kill_worker(int(k))
+        wait_for("each worker's next health server", lambda: all(
+            k and not (k & old[w]) for w, k in kids().items()))
+        for _ in range(4 * len(workers)):
+            ask()
+        self.assertEqual(api_sessions(), before)
+
     def test_healthz_from_the_pool_when_no_health_server_listens(self):
         wait_for("a health server", self.health_servers)
         server = self.health_servers()
