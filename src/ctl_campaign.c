@@ -39,12 +39,12 @@ ctl_campaign_add(int argc, char **argv)
 	    "VALUES ($1, $2) RETURNING id", 2, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "name", argv[i + 1]);
 		json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -124,7 +124,7 @@ ctl_campaign_import(int argc, char **argv)
 	const char	*p[4], *s;
 	char		*data, *line, *next, *phone, *name, e164[32], *seen;
 	char		*probe, *grown;
-	int		 i, n = 0, lineno = 0;
+	int		 i, c, n = 0, lineno = 0;
 	enum db_err	 e;
 	cJSON		*o, *a;
 
@@ -191,17 +191,18 @@ next_line:
 	    "ORDER BY t.n RETURNING id, position", 3, p, &res);
 	if (e != DB_OK)
 		die_db(e, "campaign import");
+	c = db_col(&res, "id");
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "campaign_id", argv[i]);
 		a = cJSON_AddArrayToObject(o, "contacts");
 		for (i = 0; i < res.nrows; i++)
 			cJSON_AddItemToArray(a,
-			    cJSON_CreateString(db_get(&res, i, 0)));
+			    cJSON_CreateString(db_get(&res, i, c)));
 		json_print(o);
 	} else
 		for (i = 0; i < res.nrows; i++)
-			printf("%s\n", db_get(&res, i, 0));
+			printf("%s\n", db_get(&res, i, c));
 	db_res_free(&res);
 	buf_free(&phones);
 	buf_free(&names);
@@ -217,6 +218,10 @@ next_line:
 static int
 ctl_campaign_show(int argc, char **argv)
 {
+	/* the first three are strings, the rest numbers */
+	static const char *const fields[] = { "id", "name",
+	    "organization_id", "total_contacts", "processed", "successful",
+	    NULL };
 	static const char *const states[] = { "pending", "calling",
 	    "completed", "failed", "no_answer", NULL };
 	struct db_res	 res;
@@ -226,45 +231,39 @@ ctl_campaign_show(int argc, char **argv)
 
 	p[0] = argv[parse_opts(argc, argv, NULL)];
 	campaign_check(p[0]);
+	/* a column per state, called as the state */
 	q("campaign show", "SELECT c.id, c.name, c.organization_id, "
-	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id), "
-	    "c.processed, c.successful, "
+	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id) "
+	    "AS total_contacts, c.processed, c.successful, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'pending'), "
+	    "AND status = 'pending') AS pending, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'calling'), "
+	    "AND status = 'calling') AS calling, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'completed'), "
+	    "AND status = 'completed') AS completed, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'failed'), "
+	    "AND status = 'failed') AS failed, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'no_answer') "
+	    "AND status = 'no_answer') AS no_answer "
 	    "FROM campaigns c WHERE c.id = $1", 1, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
-		cJSON_AddStringToObject(o, "name", db_get(&res, 0, 1));
-		cJSON_AddStringToObject(o, "organization_id",
-		    db_get(&res, 0, 2));
-		cJSON_AddNumberToObject(o, "total_contacts",
-		    atof(db_get(&res, 0, 3)));
-		cJSON_AddNumberToObject(o, "processed", atof(db_get(&res, 0, 4)));
-		cJSON_AddNumberToObject(o, "successful",
-		    atof(db_get(&res, 0, 5)));
+		for (i = 0; i < 3; i++)
+			cJSON_AddStringToObject(o, fields[i],
+			    db_val(&res, 0, fields[i]));
+		for (; fields[i] != NULL; i++)
+			cJSON_AddNumberToObject(o, fields[i],
+			    atof(db_val(&res, 0, fields[i])));
 		by = cJSON_AddObjectToObject(o, "contacts_by_status");
 		for (i = 0; states[i] != NULL; i++)
 			cJSON_AddNumberToObject(by, states[i],
-			    atof(db_get(&res, 0, 6 + i)));
+			    atof(db_val(&res, 0, states[i])));
 		json_print(o);
 	} else {
-		print_vis("id", db_get(&res, 0, 0));
-		print_vis("name", db_get(&res, 0, 1));
-		print_vis("organization_id", db_get(&res, 0, 2));
-		print_vis("total_contacts", db_get(&res, 0, 3));
-		print_vis("processed", db_get(&res, 0, 4));
-		print_vis("successful", db_get(&res, 0, 5));
+		for (i = 0; fields[i] != NULL; i++)
+			print_vis(fields[i], db_val(&res, 0, fields[i]));
 		for (i = 0; states[i] != NULL; i++)
-			print_vis(states[i], db_get(&res, 0, 6 + i));
+			print_vis(states[i], db_val(&res, 0, states[i]));
 	}
 	db_res_free(&res);
 	return 0;

@@ -94,14 +94,14 @@ ctl_endpoint_add(int argc, char **argv)
 	    "RETURNING id", 5, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "url", argv[i + 1]);
 		cJSON_AddStringToObject(o, "secret", secret);
 		json_print(o);
 	} else
 		printf("endpoint %s\nsecret %s\n(the secret is shown this "
-		    "once: give it to the receiver now)\n", db_get(&res, 0, 0),
+		    "once: give it to the receiver now)\n", db_val(&res, 0, "id"),
 		    secret);
 	sodium_memzero(secret, sizeof(secret));
 	db_res_free(&res);
@@ -119,14 +119,15 @@ ctl_endpoint_list(int argc, char **argv)
 	    "avg_ms:n", "backlog:n", "dead:n", "disabled_reason", NULL };
 
 	return ctl_rows(argc, argv, "endpoints", "SELECT e.id, e.url, "
-	    "coalesce(array_to_string(e.events, ','), 'all'), "
+	    "coalesce(array_to_string(e.events, ','), 'all') AS events, "
 	    "e.enabled, e.description, "
-	    "e.ok_total, e.failed_total, CASE WHEN e.ok_total + "
-	    "e.failed_total > 0 THEN e.latency_ms_sum / (e.ok_total + "
-	    "e.failed_total) ELSE 0 END, (SELECT count(*) FROM deliveries d "
-	    "WHERE d.endpoint_id = e.id AND d.state IN ('pending', 'sending', "
-	    "'retry')), (SELECT count(*) FROM deliveries d WHERE "
-	    "d.endpoint_id = e.id AND d.state = 'dead'), e.disabled_reason "
+	    "e.ok_total AS delivered, e.failed_total AS failed, CASE WHEN "
+	    "e.ok_total + e.failed_total > 0 THEN e.latency_ms_sum / "
+	    "(e.ok_total + e.failed_total) ELSE 0 END AS avg_ms, "
+	    "(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	    "d.state IN ('pending', 'sending', 'retry')) AS backlog, "
+	    "(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	    "d.state = 'dead') AS dead, e.disabled_reason "
 	    "FROM endpoints e WHERE e.organization_id = $1 ORDER BY "
 	    "e.created_at, e.id", cols, 0);
 }
@@ -201,8 +202,8 @@ ctl_endpoint_rotate(int argc, char **argv)
 	p[1] = sealed;
 	q("endpoint rotate-secret", "UPDATE endpoints SET previous_sealed = "
 	    "secret_sealed, previous_until = now() + interval '24 hours', "
-	    "secret_sealed = $2 WHERE id = $1 RETURNING th_iso(previous_until)",
-	    2, p, &res);
+	    "secret_sealed = $2 WHERE id = $1 RETURNING th_iso(previous_until) "
+	    "AS previous_until", 2, p, &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "no endpoint %s", id);
 	if (json_out) {
@@ -210,11 +211,12 @@ ctl_endpoint_rotate(int argc, char **argv)
 		cJSON_AddStringToObject(o, "id", id);
 		cJSON_AddStringToObject(o, "secret", secret);
 		cJSON_AddStringToObject(o, "previous_until",
-		    db_get(&res, 0, 0));
+		    db_val(&res, 0, "previous_until"));
 		json_print(o);
 	} else
 		printf("secret %s\n(shown this once; the previous secret "
-		    "also signs until %s)\n", secret, db_get(&res, 0, 0));
+		    "also signs until %s)\n", secret,
+		    db_val(&res, 0, "previous_until"));
 	sodium_memzero(secret, sizeof(secret));
 	free(sealed);
 	db_res_free(&res);
@@ -229,7 +231,7 @@ ctl_endpoint_rotate(int argc, char **argv)
 static int
 ctl_endpoint_test(int argc, char **argv)
 {
-	const char	*p[1], *id;
+	const char	*p[1], *id, *state = NULL, *error;
 	struct db_res	 res;
 	char		*did;
 	int		 tries, rc = 0;
@@ -244,21 +246,23 @@ ctl_endpoint_test(int argc, char **argv)
 	    "'ping', 'ping:' || e.id, json_build_object('type', 'ping', "
 	    "'timestamp', th_iso(now()), 'data', json_build_object("
 	    "'endpoint_id', e.id))::text FROM endpoints e WHERE e.id = $1 "
-	    "FOR KEY SHARE RETURNING *) INSERT INTO deliveries (endpoint_id, "
+	    "FOR KEY SHARE RETURNING id, organization_id, type, subject) "
+	    "INSERT INTO deliveries (endpoint_id, "
 	    "organization_id, msg_id, type, subject, event_id) SELECT $1, "
 	    "v.organization_id, 'msg_' || replace(gen_random_uuid()::text, "
 	    "'-', ''), v.type, v.subject, v.id FROM v RETURNING id", 1, p,
 	    &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "no endpoint %s", id);
-	did = xstrdup(db_get(&res, 0, 0));
+	did = xstrdup(db_val(&res, 0, "id"));
 	db_res_free(&res);
 	p[0] = did;
 	for (tries = 0; tries < 200; tries++) {
 		q("endpoint test", "SELECT state, last_status, last_error, "
 		    "msg_id FROM deliveries WHERE id = $1::bigint", 1, p, &res);
-		if (strcmp(db_get(&res, 0, 0), "pending") != 0 &&
-		    strcmp(db_get(&res, 0, 0), "sending") != 0)
+		state = db_val(&res, 0, "state");
+		if (strcmp(state, "pending") != 0 &&
+		    strcmp(state, "sending") != 0)
 			break;
 		db_res_free(&res);
 		usleep(100000);
@@ -268,10 +272,11 @@ ctl_endpoint_test(int argc, char **argv)
 		    "(is telehook-deliver running?)\n", did);
 		rc = 1;
 	} else {
-		printf("ping %s (%s): %s%s%s\n", did, db_get(&res, 0, 3),
-		    db_get(&res, 0, 0), db_get(&res, 0, 2) != NULL ? ", " : "",
-		    db_get(&res, 0, 2) != NULL ? db_get(&res, 0, 2) : "");
-		rc = strcmp(db_get(&res, 0, 0), "delivered") == 0 ? 0 : 1;
+		error = db_val(&res, 0, "last_error");
+		printf("ping %s (%s): %s%s%s\n", did, db_val(&res, 0,
+		    "msg_id"), state, error != NULL ? ", " : "",
+		    error != NULL ? error : "");
+		rc = strcmp(state, "delivered") == 0 ? 0 : 1;
 		db_res_free(&res);
 	}
 	free(did);
@@ -316,8 +321,9 @@ ctl_deliveries_list(int argc, char **argv)
 	p[1] = state != NULL && strcmp(state, "failed") == 0 ? "dead" : state;
 	p[2] = limit != NULL ? limit : "100";
 	q("deliveries list", "SELECT id, endpoint_id, msg_id, type, state, "
-	    "attempts, last_status, last_error, th_iso(next_attempt_at), "
-	    "th_iso(created_at), th_iso(delivered_at) FROM deliveries WHERE "
+	    "attempts, last_status, last_error, th_iso(next_attempt_at) AS "
+	    "next_attempt_at, th_iso(created_at) AS created_at, "
+	    "th_iso(delivered_at) AS delivered_at FROM deliveries WHERE "
 	    "($1::uuid IS NULL OR endpoint_id = $1::uuid) AND ($2::text IS "
 	    "NULL OR state = $2) ORDER BY id DESC LIMIT $3::int", 3, p, &res);
 	print_rows("deliveries", &res, cols);

@@ -82,9 +82,10 @@ ctl_outbox_list(int argc, char **argv)
 		    "sent or failed");
 	p[0] = state;
 	/* SMS first, then the staff's e-mail (kind email, to the user) */
-	q("outbox list", "SELECT id, 'sms', organization_id, from_number, "
-	    "to_number, state, attempts, th_iso(next_attempt_at), last_error, "
-	    "body FROM outbox WHERE $1::text IS NULL OR state = $1 "
+	q("outbox list", "SELECT id, 'sms' AS kind, organization_id, "
+	    "from_number AS \"from\", to_number AS \"to\", state, attempts, "
+	    "th_iso(next_attempt_at) AS next_attempt_at, last_error, "
+	    "body AS text FROM outbox WHERE $1::text IS NULL OR state = $1 "
 	    "UNION ALL SELECT m.id, 'email', m.organization_id, NULL, "
 	    "u.email, m.state, m.attempts, th_iso(m.next_attempt_at), "
 	    "m.last_error, m.kind FROM mail_outbox m JOIN users u ON "
@@ -151,13 +152,15 @@ ctl_events_list(int argc, char **argv)
 	p[2] = since;
 	p[3] = check_limit(limit, "100");
 	if (failed != NULL)
-		xasprintf(&sql, "SELECT id::text, provider, route, "
-		    "provider_key, th_iso(received_at), failure FROM events "
+		xasprintf(&sql, "SELECT id::text AS id, provider, route, "
+		    "provider_key, th_iso(received_at) AS received_at, "
+		    "failure FROM events "
 		    "WHERE failed_at IS NOT NULL AND %s", where);
 	else
-		xasprintf(&sql, "SELECT id::text, provider, event_type, "
-		    "provider_key, organization_id, th_iso(received_at) FROM "
-		    "events WHERE %s", where);
+		xasprintf(&sql, "SELECT id::text AS id, provider, "
+		    "event_type, provider_key, organization_id, "
+		    "th_iso(received_at) AS received_at FROM events WHERE %s",
+		    where);
 	q("events list", sql, 4, p, &res);
 	print_rows("events", &res, failed != NULL ? fcols : cols);
 	free(sql);
@@ -175,19 +178,23 @@ ctl_events_list(int argc, char **argv)
  * routed when it came) names it, so it routes there again.
  */
 #define REPLAY_COLS \
-	"SELECT id::text, route, coalesce(method, ''), request_uri, " \
-	"content_type, encode(body, 'hex'), coalesce(host(client_addr), '-'), " \
-	"(extract(epoch FROM received_at) * 1000000)::bigint::text, " \
-	"answer, organization_id FROM events "
+	"SELECT id::text AS id, route, coalesce(method, '') AS method, " \
+	"request_uri, content_type, encode(body, 'hex') AS body_hex, " \
+	"coalesce(host(client_addr), '-') AS client, " \
+	"(extract(epoch FROM received_at) * 1000000)::bigint::text AS " \
+	"received_us, answer, organization_id FROM events "
 
 static int
 replay_event(const struct db_res *res, int row, const char **why)
 {
 	struct spooled		 sp;
 	const struct route	*rt = NULL;
-	const char		*route = db_get(res, row, 1);
-	const char		*uri = db_get(res, row, 3), *hex;
-	const char		*org = db_get(res, row, 9), *errstr;
+	const char		*route = db_val(res, row, "route");
+	const char		*uri = db_val(res, row, "request_uri"), *hex;
+	const char		*org = db_val(res, row, "organization_id");
+	const char		*method = db_val(res, row, "method");
+	const char		*type = db_val(res, row, "content_type");
+	const char		*errstr;
 	char			*u, *env[5];
 	size_t			 i, n;
 	int			 rc;
@@ -200,7 +207,7 @@ replay_event(const struct db_res *res, int row, const char **why)
 		*why = "no route takes this event any more";
 		return REPLAY_FAILED;
 	}
-	if ((hex = db_get(res, row, 5)) == NULL) {
+	if ((hex = db_val(res, row, "body_hex")) == NULL) {
 		*why = "its body was redacted (prune --redact)";
 		return REPLAY_FAILED;
 	}
@@ -219,20 +226,18 @@ replay_event(const struct db_res *res, int row, const char **why)
 		    strchr(uri, '?') != NULL ? "&" : "?", org);
 	else
 		u = xstrdup(uri);
-	xasprintf(&env[0], "REQUEST_METHOD=%s", *db_get(res, row, 2) != '\0' ?
-	    db_get(res, row, 2) : n == 0 && (rt->methods & METHOD_GET) ? "GET" :
-	    "POST");
+	xasprintf(&env[0], "REQUEST_METHOD=%s", *method != '\0' ? method :
+	    n == 0 && (rt->methods & METHOD_GET) ? "GET" : "POST");
 	xasprintf(&env[1], "REQUEST_URI=%s", u);
-	xasprintf(&env[2], "CONTENT_TYPE=%s", db_get(res, row, 4) != NULL ?
-	    db_get(res, row, 4) : "");
+	xasprintf(&env[2], "CONTENT_TYPE=%s", type != NULL ? type : "");
 	xasprintf(&env[3], "CONTENT_LENGTH=%zu", n);
 	env[4] = NULL;
 	sp.envp = env;
-	sp.client = (char *)db_get(res, row, 6);
-	sp.received_us = util_strtonum(db_get(res, row, 7), 0, LLONG_MAX,
-	    &errstr);
-	sp.answer = (char *)db_get(res, row, 8);
-	sp.rederive = util_strtonum(db_get(res, row, 0), 1, LLONG_MAX,
+	sp.client = (char *)db_val(res, row, "client");
+	sp.received_us = util_strtonum(db_val(res, row, "received_us"), 0,
+	    LLONG_MAX, &errstr);
+	sp.answer = (char *)db_val(res, row, "answer");
+	sp.rederive = util_strtonum(db_val(res, row, "id"), 1, LLONG_MAX,
 	    &errstr);
 	rc = dispatch_replay(&sp, why);
 	for (i = 0; i < 4; i++)
@@ -254,7 +259,7 @@ ctl_events_replay(int argc, char **argv)
 			    { "since", &since, 0 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
 	cJSON		*o = NULL, *done = NULL, *dup = NULL, *bad = NULL, *b;
-	int		 i, row, rc, nd = 0, nu = 0, nb = 0;
+	int		 i, row, rc, nd = 0, nu = 0, nb = 0, c_id;
 
 	i = parse_opts(argc, argv, opts);
 	if ((i < argc) + (failed != NULL) + (since != NULL) != 1)
@@ -272,6 +277,7 @@ ctl_events_replay(int argc, char **argv)
 	    "events.id", 3, p, &res);
 	if (i < argc && res.nrows == 0)
 		die(EX_DATAERR_, "no such event: %s", argv[i]);
+	c_id = db_col(&res, "id");
 	if (json_out) {
 		o = cJSON_CreateObject();
 		done = cJSON_AddArrayToObject(o, "derived");
@@ -286,24 +292,24 @@ ctl_events_replay(int argc, char **argv)
 			nd++;
 			if (o != NULL)
 				cJSON_AddItemToArray(done, cJSON_CreateString(
-				    db_get(&res, row, 0)));
+				    db_get(&res, row, c_id)));
 			else
 				printf("event %s: derived\n",
-				    db_get(&res, row, 0));
+				    db_get(&res, row, c_id));
 		} else if (rc == REPLAY_DUPLICATE) {
 			nu++;
 			if (o != NULL)
 				cJSON_AddItemToArray(dup, cJSON_CreateString(
-				    db_get(&res, row, 0)));
+				    db_get(&res, row, c_id)));
 			else
 				printf("event %s: already stored as another "
-				    "event\n", db_get(&res, row, 0));
+				    "event\n", db_get(&res, row, c_id));
 		} else {
 			const char	*up[2];
 			char		*e = util_vis(why != NULL ? why : "?");
 
 			nb++;
-			up[0] = db_get(&res, row, 0);
+			up[0] = db_get(&res, row, c_id);
 			up[1] = why;
 			(void)db_exec(&st_failure, up, NULL);
 			if (o != NULL) {
@@ -342,11 +348,11 @@ ctl_events_show(int argc, char **argv)
 	    "host(client_addr), 'content_type', content_type, 'headers', "
 	    "headers, 'payload', payload, 'answer', answer, 'spooled_at', "
 	    "th_iso(spooled_at), 'assigned_at', th_iso(assigned_at), "
-	    "'redacted_at', th_iso(redacted_at))::text FROM events "
+	    "'redacted_at', th_iso(redacted_at))::text AS json FROM events "
 	    "WHERE id = $1::bigint", 1, p, &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "no such event: %s", p[0]);
-	if ((o = cJSON_Parse(db_get(&res, 0, 0))) == NULL)
+	if ((o = cJSON_Parse(db_val(&res, 0, "json"))) == NULL)
 		die(EX_SOFTWARE_, "events show: bad JSON");
 	if (json_out)
 		json_print(o);
@@ -454,17 +460,19 @@ ctl_events_rejections(int argc, char **argv)
 	p[1] = since;
 	p[2] = check_limit(limit, "100");
 	if (counts != NULL) {
-		q("events rejections", "SELECT th_iso(minute), organization_id, "
-		    "cause, count FROM rejection_counts WHERE ($1::uuid "
+		q("events rejections", "SELECT th_iso(minute) AS minute, "
+		    "organization_id, cause, count FROM rejection_counts "
+		    "WHERE ($1::uuid "
 		    "IS NULL OR organization_id = $1) AND ($2::timestamptz IS "
 		    "NULL OR minute >= date_trunc('minute', $2::timestamptz)) "
 		    "ORDER BY rejection_counts.minute DESC, "
 		    "rejection_counts.count DESC LIMIT $3::int", 3, p, &res);
 		print_rows("rejection_counts", &res, ccols);
 	} else {
-		q("events rejections", "SELECT id::text, th_iso(received_at), "
-		    "organization_id, route, status, cause, host(client_addr), "
-		    "detail FROM rejections WHERE ($1::uuid IS NULL OR "
+		q("events rejections", "SELECT id::text AS id, "
+		    "th_iso(received_at) AS received_at, organization_id, route, "
+		    "status, cause, host(client_addr) AS client_addr, detail "
+		    "FROM rejections WHERE ($1::uuid IS NULL OR "
 		    "organization_id = $1) AND ($2::timestamptz IS NULL OR "
 		    "received_at >= $2) ORDER BY rejections.id DESC "
 		    "LIMIT $3::int", 3, p, &res);
@@ -568,9 +576,9 @@ ctl_prune(int argc, char **argv)
 	(void)util_strtonum(days, 1, 36500, &errstr);
 	if (errstr != NULL)
 		die(EX_DATAERR_, "--older-than must be 1 to 36500 days");
-	q("prune", "SELECT (now() - make_interval(days => $1::int))::text", 1,
-	    (const char *const *)&days, &res);
-	cutoff = xstrdup(db_get(&res, 0, 0));
+	q("prune", "SELECT (now() - make_interval(days => $1::int))::text "
+	    "AS cutoff", 1, (const char *const *)&days, &res);
+	cutoff = xstrdup(db_val(&res, 0, "cutoff"));
 	db_res_free(&res);
 	p[0] = cutoff;
 	o = cJSON_CreateObject();

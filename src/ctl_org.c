@@ -28,9 +28,10 @@ static const char *const org_cols[] = { "id", "name", "timezone",
 	"SELECT o.id, o.name, o.timezone, o.greeting, o.forward_to, " \
 	"o.hours, o.after_hours, o.retell_agent_id, o.twilio_account_sid, " \
 	"o.agent_sip, " \
-	"(SELECT count(*) FROM phone_numbers n WHERE n.organization_id = o.id), " \
-	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id), " \
-	"th_iso(o.created_at) FROM organizations o "
+	"(SELECT count(*) FROM phone_numbers n " \
+	"WHERE n.organization_id = o.id) AS numbers, " \
+	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id) " \
+	"AS users, th_iso(o.created_at) AS created_at FROM organizations o "
 
 static int
 ctl_org_add(int argc, char **argv)
@@ -64,12 +65,12 @@ ctl_org_add(int argc, char **argv)
 		die_db(e, "org add");
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "name", argv[i]);
 		cJSON_AddStringToObject(o, "timezone", tz);
 		json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	return 0;
 }
@@ -84,9 +85,10 @@ ctl_org_list(int argc, char **argv)
 	(void)parse_opts(argc, argv, NULL);
 	q("org list", "SELECT o.id, o.name, o.timezone, "
 	    "(SELECT count(*) FROM phone_numbers n "
-	    "WHERE n.organization_id = o.id), "
-	    "(SELECT count(*) FROM users u WHERE u.organization_id = o.id), "
-	    "th_iso(o.created_at) FROM organizations o ORDER BY lower(o.name)",
+	    "WHERE n.organization_id = o.id) AS numbers, "
+	    "(SELECT count(*) FROM users u WHERE u.organization_id = o.id) "
+	    "AS users, th_iso(o.created_at) AS created_at "
+	    "FROM organizations o ORDER BY lower(o.name)",
 	    0, NULL, &res);
 	print_rows("organizations", &res, cols);
 	db_res_free(&res);
@@ -362,7 +364,7 @@ ctl_number_add(int argc, char **argv)
 		    "organizations o ON o.id = n.organization_id "
 		    "WHERE n.e164 = $1", 1, p + 1, &res);
 		die(EX_DATAERR_, "%s already belongs to %s", e164,
-		    res.nrows ? db_get(&res, 0, 0) : "an organization");
+		    res.nrows ? db_val(&res, 0, "name") : "an organization");
 	}
 	if (e != DB_OK)
 		die_db(e, "number add");
@@ -386,7 +388,8 @@ ctl_number_list(int argc, char **argv)
 	    "organization_id", "organization", "created_at", NULL };
 
 	return ctl_rows(argc, argv, "numbers", "SELECT n.e164, n.provider, "
-	    "o.id, o.name, th_iso(n.created_at) FROM phone_numbers n JOIN "
+	    "o.id AS organization_id, o.name AS organization, "
+	    "th_iso(n.created_at) AS created_at FROM phone_numbers n JOIN "
 	    "organizations o ON o.id = n.organization_id WHERE $1::uuid IS "
 	    "NULL OR o.id = $1::uuid ORDER BY lower(o.name), n.e164", cols, 1);
 }
@@ -448,13 +451,13 @@ ctl_user_add(int argc, char **argv)
 		die_db(e, "user add");
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "email", argv[i + 1]);
 		cJSON_AddItemToObject(o, "name", json_value(name, 's'));
 		json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -467,7 +470,8 @@ ctl_user_list(int argc, char **argv)
 	    "created_at", NULL };
 
 	return ctl_rows(argc, argv, "users", "SELECT id, email, name, "
-	    "array_to_string(notify, ','), th_iso(created_at) FROM users "
+	    "array_to_string(notify, ',') AS notify, th_iso(created_at) AS "
+	    "created_at FROM users "
 	    "WHERE organization_id = $1 ORDER BY lower(email)", cols, 0);
 }
 
@@ -515,21 +519,22 @@ ctl_user_set(int argc, char **argv)
 	q("user set", "UPDATE users SET notify = coalesce($3::text[], "
 	    "notify), name = coalesce($4, name) WHERE organization_id = $1 "
 	    "AND lower(email) = lower($2) RETURNING id, email, name, "
-	    "array_to_string(notify, ',')", 4, p, &res);
+	    "array_to_string(notify, ',') AS notify", 4, p, &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "%s is not a user of that organization",
 		    argv[i + 1]);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
-		cJSON_AddStringToObject(o, "email", db_get(&res, 0, 1));
-		cJSON_AddItemToObject(o, "name", json_value(db_get(&res, 0, 2),
-		    's'));
-		cJSON_AddStringToObject(o, "notify", db_get(&res, 0, 3));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
+		cJSON_AddStringToObject(o, "email", db_val(&res, 0, "email"));
+		cJSON_AddItemToObject(o, "name", json_value(db_val(&res, 0,
+		    "name"), 's'));
+		cJSON_AddStringToObject(o, "notify", db_val(&res, 0, "notify"));
 		json_print(o);
 	} else
-		printf("%s notify=%s\n", db_get(&res, 0, 1),
-		    *db_get(&res, 0, 3) != '\0' ? db_get(&res, 0, 3) : "none");
+		printf("%s notify=%s\n", db_val(&res, 0, "email"),
+		    *db_val(&res, 0, "notify") != '\0' ?
+		    db_val(&res, 0, "notify") : "none");
 	db_res_free(&res);
 	buf_free(&notify);
 	free(id);
@@ -557,7 +562,7 @@ ctl_token_create(int argc, char **argv)
 	    "token_hash) VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "token", token);
 		json_print(o);
@@ -576,8 +581,9 @@ ctl_token_list(int argc, char **argv)
 	    "last_used_at", "revoked_at", NULL };
 
 	return ctl_rows(argc, argv, "tokens",
-	    "SELECT id, name, th_iso(created_at), "
-	    "th_iso(last_used_at), th_iso(revoked_at) FROM api_tokens "
+	    "SELECT id, name, th_iso(created_at) AS created_at, "
+	    "th_iso(last_used_at) AS last_used_at, th_iso(revoked_at) AS "
+	    "revoked_at FROM api_tokens "
 	    "WHERE organization_id = $1 ORDER BY created_at, id", cols, 0);
 }
 
@@ -593,13 +599,14 @@ ctl_token_revoke(int argc, char **argv)
 		die(EX_DATAERR_, "%s is not a token id (see token list)", p[0]);
 	q("token revoke", "UPDATE api_tokens SET revoked_at = "
 	    "coalesce(revoked_at, now()) WHERE id = $1::uuid "
-	    "RETURNING th_iso(revoked_at)", 1, p, &res);
+	    "RETURNING th_iso(revoked_at) AS revoked_at", 1, p, &res);
 	if (res.nrows == 0)
 		die(EX_DATAERR_, "no such token: %s", p[0]);
 	if (json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", p[0]);
-		cJSON_AddStringToObject(o, "revoked_at", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "revoked_at",
+		    db_val(&res, 0, "revoked_at"));
 		json_print(o);
 	} else
 		printf("revoked %s\n", p[0]);

@@ -82,13 +82,13 @@ ctl_reply_add(int argc, char **argv)
 	    "RETURNING id", 4, p, &res);
 	if (json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "channel", channel);
 		cJSON_AddStringToObject(o, "keywords", buf_cstr(&norm));
 		cJSON_AddStringToObject(o, "text", text);
 		json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	buf_free(&norm);
 	free(id);
@@ -102,8 +102,8 @@ ctl_reply_list(int argc, char **argv)
 	    "text", NULL };
 
 	return ctl_rows(argc, argv, "replies",
-	    "SELECT id, channel, array_to_string(keywords, ','), "
-	    "reply FROM reply_rules WHERE organization_id = $1 "
+	    "SELECT id, channel, array_to_string(keywords, ',') AS keywords, "
+	    "reply AS text FROM reply_rules WHERE organization_id = $1 "
 	    "ORDER BY channel, id", cols, 0);
 }
 
@@ -278,8 +278,9 @@ ctl_secret_list(int argc, char **argv)
 	static const char *const cols[] = { "organization_id", "organization",
 	    "provider", "account", "updated_at", NULL };
 
-	return ctl_rows(argc, argv, "secrets", "SELECT o.id, o.name, "
-	    "a.provider, a.account_id, th_iso(a.updated_at) FROM "
+	return ctl_rows(argc, argv, "secrets", "SELECT o.id AS "
+	    "organization_id, o.name AS organization, a.provider, "
+	    "a.account_id AS account, th_iso(a.updated_at) AS updated_at FROM "
 	    "provider_accounts a JOIN organizations o ON o.id = "
 	    "a.organization_id WHERE $1::uuid IS NULL OR o.id = $1::uuid "
 	    "ORDER BY lower(o.name), a.provider, a.account_id", cols, 1);
@@ -339,7 +340,7 @@ ctl_block_list(int argc, char **argv)
 	static const char *const cols[] = { "e164", "created_at", NULL };
 
 	return ctl_rows(argc, argv, "blocked",
-	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
+	    "SELECT e164, th_iso(created_at) AS created_at FROM blocked_numbers "
 	    "WHERE organization_id = $1 ORDER BY e164", cols, 0);
 }
 
@@ -410,10 +411,10 @@ ctl_closure_add(int argc, char **argv)
 	if (json_out) {
 		cJSON	*o = cJSON_CreateObject();
 
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -426,7 +427,8 @@ ctl_closure_list(int argc, char **argv)
 	    "note", NULL };
 
 	return ctl_rows(argc, argv, "closures",
-	    "SELECT id::text, first_day::text, last_day::text, note FROM "
+	    "SELECT id::text AS id, first_day::text AS first_day, "
+	    "last_day::text AS last_day, note FROM "
 	    "closures WHERE organization_id = $1 ORDER BY first_day, "
 	    "closures.id",
 	    cols, 0);

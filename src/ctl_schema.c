@@ -105,6 +105,7 @@ ctl_migrate(int argc, char **argv)
 	struct db_res		 res;
 	cJSON			*o, *applied;
 	char			 version[256], *path;
+	const char		*latest;
 	enum db_err		 e;
 	int			 i, n;
 
@@ -150,16 +151,16 @@ ctl_migrate(int argc, char **argv)
 		for (i = 0; i < cJSON_GetArraySize(applied); i++)
 			printf("applied %s\n", cJSON_GetArrayItem(applied,
 			    i)->valuestring);
-	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
-	    0, NULL, &res);
-	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),
-	    's'));
+	q("schema_migrations", "SELECT max(version) AS version FROM "
+	    "schema_migrations", 0, NULL, &res);
+	latest = db_val(&res, 0, "version");
+	cJSON_AddItemToObject(o, "version", json_value(latest, 's'));
 	if (json_out)
 		json_print(o);
 	else {
 		if (cJSON_GetArraySize(applied) == 0)
 			printf("schema up to date (%s)\n",
-			    db_get(&res, 0, 0) ? db_get(&res, 0, 0) : "empty");
+			    latest != NULL ? latest : "empty");
 		cJSON_Delete(o);
 	}
 	db_res_free(&res);
@@ -178,10 +179,10 @@ ctl_check_config(int argc, char **argv)
 	(void)parse_opts(argc, argv, NULL);
 	if ((e = db_connect()) != DB_OK)
 		die_db(e, "connect");
-	e = db_query("SELECT max(version) FROM schema_migrations", 0, NULL,
-	    &res);
+	e = db_query("SELECT max(version) AS version FROM schema_migrations",
+	    0, NULL, &res);
 	if (e == DB_OK)
-		version = db_get(&res, 0, 0);
+		version = db_val(&res, 0, "version");
 	else if (e == DB_ECONN)
 		die_db(e, "schema");
 	if (json_out) {

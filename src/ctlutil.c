@@ -78,7 +78,8 @@ q(const char *what, const char *sql, int n, const char *const *params,
 
 /*
  * Output.  Columns are "name" for a string, "name:n" for a number and
- * "name:b" for a boolean; the suffix only shapes JSON.
+ * "name:b" for a boolean; the suffix only shapes JSON.  Each is the
+ * result's column of that name (the statement's AS), not its place.
  */
 static void
 col_split(const char *col, char *name, size_t len, char *type)
@@ -112,10 +113,10 @@ json_row(const struct db_res *res, int row, const char *const *cols)
 	char	 name[64], type;
 	int	 j;
 
-	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+	for (j = 0; cols[j] != NULL; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
 		cJSON_AddItemToObject(o, name,
-		    json_value(db_get(res, row, j), type));
+		    json_value(db_val(res, row, name), type));
 	}
 	return o;
 }
@@ -140,15 +141,13 @@ print_rows(const char *key, const struct db_res *res,
 {
 	cJSON	*o, *a;
 	char	 name[64], type;
-	int	 i, j, ncols;
+	int	 i, j, ncols, *at;
 	size_t	*w;
 	char	**vis;
 	const char *v;
 
 	for (ncols = 0; cols[ncols] != NULL; ncols++)
 		;
-	if (ncols > res->ncols && res->ncols > 0)
-		ncols = res->ncols;
 	if (json_out) {
 		o = cJSON_CreateObject();
 		a = cJSON_AddArrayToObject(o, key);
@@ -158,10 +157,15 @@ print_rows(const char *key, const struct db_res *res,
 		return;
 	}
 	/* the table shows fields escaped (util_vis); --json stays exact */
+	at = xcalloc((size_t)ncols + 1, sizeof(*at));
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		at[j] = db_col(res, name);
+	}
 	vis = xcalloc((size_t)res->nrows * (size_t)ncols + 1, sizeof(*vis));
 	for (i = 0; i < res->nrows; i++)
 		for (j = 0; j < ncols; j++) {
-			if ((v = db_get(res, i, j)) == NULL)
+			if ((v = db_get(res, i, at[j])) == NULL)
 				continue;
 			col_split(cols[j], name, sizeof(name), &type);
 			if (type == 'b')	/* a boolean reads yes or no */
@@ -204,6 +208,7 @@ print_rows(const char *key, const struct db_res *res,
 		free(vis[i]);
 	free(vis);
 	free(w);
+	free(at);
 }
 
 /* "name: value", the value escaped for the terminal. */
@@ -227,9 +232,9 @@ print_object(const struct db_res *res, const char *const *cols)
 		json_print(json_row(res, 0, cols));
 		return;
 	}
-	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+	for (j = 0; cols[j] != NULL; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
-		print_vis(name, db_get(res, 0, j));
+		print_vis(name, db_val(res, 0, name));
 	}
 }
 
@@ -285,7 +290,7 @@ org_resolve(const char *arg)
 	    &res);
 	if (res.nrows != 1)
 		die(EX_DATAERR_, "no such organization: %s", arg);
-	id = xstrdup(db_get(&res, 0, 0));
+	id = xstrdup(db_val(&res, 0, "id"));
 	db_res_free(&res);
 	return id;
 }

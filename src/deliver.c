@@ -77,7 +77,7 @@ static const char *const sql_recover =
 static const char *const sql_young =
 	"SELECT (SELECT created_at FROM delivery_events WHERE id = "
 	"(SELECT min(event_id) FROM delivery_pending)) > now() - "
-	"make_interval(secs => $1::int)";
+	"make_interval(secs => $1::int) AS young";
 static const char *const sql_claim =
 	"WITH c AS (UPDATE deliveries SET state = 'sending', "
 	"attempts = attempts + 1, claimed_at = now() WHERE id IN ("
@@ -89,18 +89,22 @@ static const char *const sql_claim =
 	"deliveries p WHERE p.endpoint_id = d.endpoint_id AND "
 	"p.subject = d.subject AND p.id < d.id AND p.state IN ('pending', "
 	"'sending', 'retry')) ORDER BY d.next_attempt_at, d.id LIMIT $1 "
-	"FOR UPDATE OF d SKIP LOCKED) RETURNING *) "
+	"FOR UPDATE OF d SKIP LOCKED) RETURNING id, endpoint_id, msg_id, "
+	"event_id, attempts) "
 	"SELECT c.id, c.endpoint_id, c.msg_id, (SELECT th_event_body(v) "
-	"FROM delivery_events v WHERE v.id = c.event_id), c.attempts, "
+	"FROM delivery_events v WHERE v.id = c.event_id) AS body, c.attempts, "
 	"e.url, e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
-	"e.previous_sealed END FROM c JOIN endpoints e ON "
+	"e.previous_sealed END AS previous_sealed FROM c JOIN endpoints e ON "
 	"e.id = c.endpoint_id ORDER BY c.id";
-enum { DC_ID, DC_ENDPOINT, DC_MSGID, DC_BODY, DC_ATTEMPTS, DC_URL,
-	DC_SECRET, DC_PREVIOUS };
+/* sql_claim's columns, looked up once per claim (deliver_cols) */
+struct deliver_cols {
+	int	 id, endpoint, msgid, body, attempts, url, secret, previous;
+};
 /* every success of a round at once: $1 ids, $2 statuses, $3 times */
 static const char *const sql_ok =
-	"WITH r AS (SELECT * FROM unnest($1::bigint[], $2::int[], "
-	"$3::bigint[]) AS r(id, status, ms)), d AS (UPDATE deliveries d SET "
+	"WITH r AS (SELECT id, status, ms FROM unnest($1::bigint[], "
+	"$2::int[], $3::bigint[]) AS u(id, status, ms)), d AS (UPDATE "
+	"deliveries d SET "
 	"state = 'delivered', delivered_at = now(), last_status = r.status, "
 	"last_error = NULL FROM r WHERE d.id = r.id RETURNING d.endpoint_id, "
 	"r.ms) UPDATE endpoints e SET ok_total = e.ok_total + x.n, "
@@ -117,7 +121,7 @@ static const char *const sql_failed =
 	"$5::bool THEN false ELSE enabled END, disabled_reason = CASE WHEN "
 	"$5::bool THEN 'answered 410 Gone at ' || th_iso(now()) ELSE "
 	"disabled_reason END WHERE id = (SELECT endpoint_id FROM d) "
-	"RETURNING (SELECT state FROM d)";
+	"RETURNING (SELECT state FROM d) AS state";
 
 static volatile sig_atomic_t	 deliver_stop;
 static struct pressure		 deliver_psi = { "/proc/pressure/cpu", 0, 0 };
@@ -373,21 +377,34 @@ deliver_start(CURLM *m, const struct dsend *s, char *why, size_t whysz)
 	return x;
 }
 
+static void
+deliver_cols(const struct db_res *res, struct deliver_cols *c)
+{
+	c->id = db_col(res, "id");
+	c->endpoint = db_col(res, "endpoint_id");
+	c->msgid = db_col(res, "msg_id");
+	c->body = db_col(res, "body");
+	c->attempts = db_col(res, "attempts");
+	c->url = db_col(res, "url");
+	c->secret = db_col(res, "secret_sealed");
+	c->previous = db_col(res, "previous_sealed");
+}
+
 /* Row i of a claim as a transfer added to m. */
 static struct xfer *
-deliver_claimed(CURLM *m, struct db_res *res, int i, char *why,
-    size_t whysz)
+deliver_claimed(CURLM *m, const struct db_res *res,
+    const struct deliver_cols *c, int i, char *why, size_t whysz)
 {
 	struct dsend	 s;
 
-	s.id = db_get(res, i, DC_ID);
-	s.endpoint = db_get(res, i, DC_ENDPOINT);
-	s.msgid = db_get(res, i, DC_MSGID);
-	s.body = db_get(res, i, DC_BODY);
-	s.url = db_get(res, i, DC_URL);
-	s.secret = db_get(res, i, DC_SECRET);
-	s.previous = db_get(res, i, DC_PREVIOUS);
-	s.attempts = atoi(db_get(res, i, DC_ATTEMPTS));
+	s.id = db_get(res, i, c->id);
+	s.endpoint = db_get(res, i, c->endpoint);
+	s.msgid = db_get(res, i, c->msgid);
+	s.body = db_get(res, i, c->body);
+	s.url = db_get(res, i, c->url);
+	s.secret = db_get(res, i, c->secret);
+	s.previous = db_get(res, i, c->previous);
+	s.attempts = atoi(db_get(res, i, c->attempts));
 	return deliver_start(m, &s, why, whysz);
 }
 
@@ -505,7 +522,7 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 		log_warnx("endpoint %s answered 410 Gone: disabled",
 		    x->endpoint);
 	}
-	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "dead") == 0) {
+	if (res.nrows == 1 && strcmp(db_val(&res, 0, "state"), "dead") == 0) {
 		st->dead++;
 		if (!gone)
 			log_warnx("delivery %s is dead after %d attempts: %s",
@@ -557,7 +574,7 @@ deliver_yield(struct deliver_stats *st)
 	if (db_query(sql_young, 1, p, &res) != DB_OK)
 		return -1;
 	/* none pending (NULL) waits too: there is nothing to take */
-	v = db_get(&res, 0, 0);
+	v = db_val(&res, 0, "young");
 	deliver_held = v != NULL && strcmp(v, "t") == 0;
 	deliver_yielding = v == NULL || deliver_held;
 	db_res_free(&res);
@@ -597,6 +614,7 @@ deliver_run(int once, struct deliver_stats *st)
 	struct buf	 busy;
 	struct batch	 b;
 	struct db_res	 res;
+	struct deliver_cols dc;
 	CURLM		*m = NULL;
 	CURLMsg		*msg;
 	struct xfer	*x;
@@ -714,9 +732,10 @@ deliver_run(int once, struct deliver_stats *st)
 			p[1] = buf_cstr(&busy);
 			if (db_query(sql_claim, 2, p, &res) != DB_OK)
 				goto done;
+			deliver_cols(&res, &dc);
 			for (i = 0; i < res.nrows; i++) {
 				claimed++;
-				if ((x = deliver_claimed(m, &res, i, why,
+				if ((x = deliver_claimed(m, &res, &dc, i, why,
 				    sizeof(why))) != NULL) {
 					fl[n++] = x;
 					continue;
@@ -724,9 +743,9 @@ deliver_run(int once, struct deliver_stats *st)
 				/* cannot be signed: as a failed attempt */
 				x = xcalloc(1, sizeof(*x));
 				snprintf(x->id, sizeof(x->id), "%s",
-				    db_get(&res, i, DC_ID));
+				    db_get(&res, i, dc.id));
 				x->attempts = atoi(db_get(&res, i,
-				    DC_ATTEMPTS));
+				    dc.attempts));
 				x->start_us = now_us();
 				snprintf(x->err, sizeof(x->err), "%s", why);
 				(void)deliver_record(x, CURLE_FAILED_INIT, 0,

@@ -67,6 +67,10 @@ struct dep {
 
 struct batch {
 	struct db_res	 res;
+	struct {			/* res's columns (db_col) */
+		int	 event, endpoint, msgid, subject, body, url;
+		int	 secret, previous, queued;
+	} c;
 	struct ditem	*it;
 	int		 nit;
 	struct dep	*ep;

@@ -422,6 +422,7 @@ struct db_res {
 	int		 nrows;
 	int		 ncols;
 	char		**vals;		/* nrows * ncols, NULL for SQL NULL */
+	char		**names;	/* ncols column names */
 	char		*cmdtuples;
 };
 void		 db_setup(const char *, long long);
@@ -463,6 +464,8 @@ enum db_err	 db_begin(void);
 enum db_err	 db_commit(void);
 void		 db_rollback(void);
 const char	*db_get(const struct db_res *, int, int);
+int		 db_col(const struct db_res *, const char *);
+const char	*db_val(const struct db_res *, int, const char *);
 void		 db_res_free(struct db_res *);
 
 /* spool.c: the fallback directory for when the database is down. */

@@ -31,7 +31,7 @@ static const char *const replica_states[] = {
 #define HEALTH_SLOW_US	(2000 * 1000)
 
 static const struct db_stmt health_ping = { "health_ping",
-	"SELECT current_setting('transaction_read_only')", 0 };
+	"SELECT current_setting('transaction_read_only') AS read_only", 0 };
 
 /* What the database is: ok, down, slow, read_only or unknown. */
 static const char *
@@ -40,7 +40,7 @@ health_database(void)
 	struct db_res	 res;
 	enum breaker_reason why;
 	enum db_err	 e;
-	const char	*state;
+	const char	*state, *v;
 
 	if ((why = breaker_reason()) != BREAKER_NONE)
 		return breaker_name(why);
@@ -51,8 +51,8 @@ health_database(void)
 		return "unknown";
 	if (e != DB_OK)
 		return "down";
-	state = db_get(&res, 0, 0) != NULL &&
-	    strcmp(db_get(&res, 0, 0), "on") == 0 ? "read_only" : "ok";
+	state = (v = db_val(&res, 0, "read_only")) != NULL &&
+	    strcmp(v, "on") == 0 ? "read_only" : "ok";
 	db_res_free(&res);
 	return state;
 }

@@ -358,25 +358,28 @@ metrics_failed_event(void)
 static const struct db_stmt st_outbox = { "metrics_outbox",
 	"SELECT k, s, (SELECT count(*) FROM outbox WHERE k = 'sms' AND "
 	"state = s) + (SELECT count(*) FROM mail_outbox WHERE k = 'email' "
-	"AND state = s) FROM unnest(ARRAY['sms', 'email']) k, "
+	"AND state = s) AS n FROM unnest(ARRAY['sms', 'email']) k, "
 	"unnest(ARRAY['pending', 'sending', 'retry', 'failed']) s", 0 };
 
 static void
 metrics_outbox(struct buf *b)
 {
 	struct db_res	 res;
-	int		 i, replica;
+	int		 i, replica, c_k, c_s, c_n;
 
 	if (db_exec_read(&st_outbox, NULL, &res, &replica) != DB_OK)
 		return;
+	c_k = db_col(&res, "k");
+	c_s = db_col(&res, "s");
+	c_n = db_col(&res, "n");
 	buf_puts(b, "# HELP telehook_outbox_messages Messages waiting to be "
 	    "sent, or failed for good: SMS auto-replies and the staff's "
 	    "e-mail.\n"
 	    "# TYPE telehook_outbox_messages gauge\n");
 	for (i = 0; i < res.nrows; i++)
 		buf_printf(b, "telehook_outbox_messages{kind=\"%s\","
-		    "state=\"%s\"} %s\n", db_get(&res, i, 0),
-		    db_get(&res, i, 1), db_get(&res, i, 2));
+		    "state=\"%s\"} %s\n", db_get(&res, i, c_k),
+		    db_get(&res, i, c_s), db_get(&res, i, c_n));
 	db_res_free(&res);
 }
 
@@ -388,71 +391,78 @@ metrics_outbox(struct buf *b)
 static const struct db_stmt st_endpoints = { "metrics_endpoints",
 	"SELECT e.id, e.ok_total, e.failed_total, e.latency_ms_sum, "
 	"(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
-	"d.state IN ('pending', 'sending', 'retry')), (SELECT count(*) FROM "
-	"deliveries d WHERE d.endpoint_id = e.id AND d.state = 'dead'), "
-	"e.enabled::int FROM endpoints e ORDER BY e.id", 0 };
+	"d.state IN ('pending', 'sending', 'retry')) AS backlog, "
+	"(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	"d.state = 'dead') AS dead, e.enabled::int AS enabled "
+	"FROM endpoints e ORDER BY e.id", 0 };
 
 static const struct db_stmt st_events = { "metrics_events",
-	"SELECT count(*) FROM delivery_pending", 0 };
+	"SELECT count(*) AS n FROM delivery_pending", 0 };
 
 static void
 metrics_endpoints(struct buf *b)
 {
+	/* the gauges are a column each of st_endpoints */
 	static const struct {
 		const char	*name;
+		const char	*type;
+		const char	*col;
 		const char	*help;
 	} m[] = {
-		{ "telehook_delivery_attempts_total", "Attempts to deliver "
-		    "an event, by endpoint and result (ok: answered 2xx)." },
-		{ "telehook_delivery_latency_seconds", "Time of the attempts, "
-		    "by endpoint." },
-		{ "telehook_delivery_backlog", "Deliveries waiting or being "
-		    "sent, by endpoint." },
-		{ "telehook_delivery_dead", "Deliveries given up after the "
-		    "retry schedule, by endpoint." },
-		{ "telehook_endpoint_enabled", "Whether the endpoint is sent "
-		    "to (0: disabled, by 410 or the operator)." },
+		{ "telehook_delivery_attempts_total", "counter", NULL,
+		    "Attempts to deliver an event, by endpoint and result "
+		    "(ok: answered 2xx)." },
+		{ "telehook_delivery_latency_seconds", "summary", NULL,
+		    "Time of the attempts, by endpoint." },
+		{ "telehook_delivery_backlog", "gauge", "backlog",
+		    "Deliveries waiting or being sent, by endpoint." },
+		{ "telehook_delivery_dead", "gauge", "dead",
+		    "Deliveries given up after the retry schedule, by "
+		    "endpoint." },
+		{ "telehook_endpoint_enabled", "gauge", "enabled",
+		    "Whether the endpoint is sent to (0: disabled, by 410 or "
+		    "the operator)." },
 	};
-	static const char *const types[] = { "counter", "summary", "gauge",
-	    "gauge", "gauge" };
 	struct db_res	 res;
-	int		 i, k, replica;
+	const char	*id, *ok, *failed;
+	size_t		 k;
+	int		 i, replica, c_id, c_ok, c_failed, c_ms, c;
 
 	if (db_exec_read(&st_events, NULL, &res, &replica) != DB_OK)
 		return;
 	buf_printf(b, "# HELP telehook_delivery_events_waiting Events not "
 	    "yet made deliveries by the sender.\n# TYPE "
 	    "telehook_delivery_events_waiting gauge\n"
-	    "telehook_delivery_events_waiting %s\n", db_get(&res, 0, 0));
+	    "telehook_delivery_events_waiting %s\n", db_val(&res, 0, "n"));
 	db_res_free(&res);
 	if (db_exec_read(&st_endpoints, NULL, &res, &replica) != DB_OK)
 		return;
-	for (k = 0; k < 5; k++) {
+	c_id = db_col(&res, "id");
+	c_ok = db_col(&res, "ok_total");
+	c_failed = db_col(&res, "failed_total");
+	c_ms = db_col(&res, "latency_ms_sum");
+	for (k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
 		buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name,
-		    m[k].help, m[k].name, types[k]);
+		    m[k].help, m[k].name, m[k].type);
+		c = m[k].col != NULL ? db_col(&res, m[k].col) : -1;
 		for (i = 0; i < res.nrows; i++) {
-			const char *id = db_get(&res, i, 0);
-
-			switch (k) {
-			case 0:
+			id = db_get(&res, i, c_id);
+			ok = db_get(&res, i, c_ok);
+			failed = db_get(&res, i, c_failed);
+			if (m[k].col != NULL)
+				buf_printf(b, "%s{endpoint=\"%s\"} %s\n",
+				    m[k].name, id, db_get(&res, i, c));
+			else if (k == 0)
 				buf_printf(b, "%s{endpoint=\"%s\",result=\"ok\"} "
 				    "%s\n%s{endpoint=\"%s\",result=\"failed\"} "
-				    "%s\n", m[k].name, id, db_get(&res, i, 1),
-				    m[k].name, id, db_get(&res, i, 2));
-				break;
-			case 1:
+				    "%s\n", m[k].name, id, ok, m[k].name, id,
+				    failed);
+			else
 				buf_printf(b, "%s_sum{endpoint=\"%s\"} %.3f\n"
 				    "%s_count{endpoint=\"%s\"} %lld\n",
-				    m[k].name, id, atof(db_get(&res, i, 3)) /
+				    m[k].name, id, atof(db_get(&res, i, c_ms)) /
 				    1000.0, m[k].name, id,
-				    atoll(db_get(&res, i, 1)) +
-				    atoll(db_get(&res, i, 2)));
-				break;
-			default:
-				buf_printf(b, "%s{endpoint=\"%s\"} %s\n",
-				    m[k].name, id, db_get(&res, i, k + 2));
-				break;
-			}
+				    atoll(ok) + atoll(failed));
 		}
 	}
 	db_res_free(&res);

@@ -171,7 +171,7 @@ twilio_verify(struct req *r, const char **why)
 	const struct kvlist *form;
 	struct db_res	 res;
 	const char	*p[1];
-	int		 i, ntokens = 0, ok = 0;
+	int		 i, ntokens = 0, ok = 0, c_sealed, c_org;
 
 	/*
 	 * twilio_precheck() has passed (every route of this verify has it,
@@ -205,11 +205,14 @@ twilio_verify(struct req *r, const char **why)
 		 * alone (architecture.md §4): the request is scoped to it.
 		 */
 		if (db_exec(&st_tokens, p, &res) == DB_OK) {
+			c_sealed = db_col(&res, "secret_sealed");
+			c_org = db_col(&res, "organization_id");
 			for (i = 0; i < res.nrows && !ok; i++)
-				if ((ok = tw_check_sealed(db_get(&res, i, 0),
-				    account, r, form, sig, &ntokens)))
+				if ((ok = tw_check_sealed(db_get(&res, i,
+				    c_sealed), account, r, form, sig,
+				    &ntokens)))
 					r->scope_org = xstrdup(db_get(&res,
-					    i, 1));
+					    i, c_org));
 			db_res_free(&res);
 		} else
 			for (i = 0; i < cache_secret_count() && !ok; i++)

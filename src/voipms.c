@@ -106,8 +106,9 @@ vm_token_org(const char *token)
 	crypto_sha256_hex(token, strlen(token), hash);
 	p[0] = hash;
 	if (db_exec(&st_token_org, p, &res) == DB_OK) {
-		if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
-			out = xstrdup(db_get(&res, 0, 0));
+		if (res.nrows == 1 &&
+		    db_val(&res, 0, "organization_id") != NULL)
+			out = xstrdup(db_val(&res, 0, "organization_id"));
 		db_res_free(&res);
 		return out;
 	}

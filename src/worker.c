@@ -144,7 +144,7 @@ done:
  * the database be written to, and is it quick?  0 if it is closed now.
  */
 static const struct db_stmt st_probe = { "worker_probe",
-	"SELECT current_setting('transaction_read_only')", 0 };
+	"SELECT current_setting('transaction_read_only') AS read_only", 0 };
 
 static int
 dispatch_probe(void)
@@ -154,8 +154,8 @@ dispatch_probe(void)
 	long long	 t0 = now_us();
 
 	if ((e = db_exec(&st_probe, NULL, &res)) == DB_OK) {
-		if (db_get(&res, 0, 0) != NULL &&
-		    strcmp(db_get(&res, 0, 0), "on") == 0)
+		if (db_val(&res, 0, "read_only") != NULL &&
+		    strcmp(db_val(&res, 0, "read_only"), "on") == 0)
 			e = DB_EREADONLY;
 		db_res_free(&res);
 	}
