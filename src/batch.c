@@ -316,10 +316,10 @@ batch_start(struct batch *b, CURLM *m, struct xfer **fl, int *n)
 		s.previous = db_get(&b->res, d->row, b->c.previous);
 		s.attempts = 1;
 		b->open--;
-		if ((x = deliver_start(m, &s, why, sizeof(why))) == NULL) {
+		if ((x = xfer_start(m, &s, why, sizeof(why))) == NULL) {
 			d->state = DI_FAILED;
 			d->why = xstrdup(why);
-			d->dead = deliver_nsched == 0;
+			d->dead = xfer_nsched == 0;
 			e->failed++;
 			batch_queue_ep(b, d->ep);
 			continue;
@@ -352,13 +352,13 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 			b->it[d->next].state = DI_READY;
 		return;
 	}
-	deliver_why(x, cc, status, why, sizeof(why));
+	xfer_why(x, cc, status, why, sizeof(why));
 	d->state = DI_FAILED;
 	d->why = xstrdup(why);
 	e->failed++;
 	if (cc == CURLE_OK && status == 410)
 		e->gone = 1;
-	d->dead = e->gone || deliver_nsched == 0;
+	d->dead = e->gone || xfer_nsched == 0;
 	/*
 	 * What follows for the subject waits behind it in the queue; a
 	 * disabled endpoint's events all wait there to be enabled again.
@@ -450,7 +450,7 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 		ctl_arr(&a[BA_ATTEMPTS], d->state == DI_FLIGHT ||
 		    d->state == DI_OK || d->state == DI_FAILED ? "1" : "0");
 		snprintf(num, sizeof(num), "%.3f", d->state == DI_FAILED &&
-		    !d->dead ? deliver_delay(1) : 0.0);
+		    !d->dead ? xfer_delay(1) : 0.0);
 		ctl_arr(&a[BA_DELAY], num);
 		snprintf(num, sizeof(num), "%ld", d->status);
 		ctl_arr(&a[BA_STATUS], d->status != 0 ? num : NULL);
@@ -499,7 +499,7 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 			if (fl[k] == d->x)
 				break;
 		fl[k] = fl[--(*n)];
-		deliver_free(m, d->x);
+		xfer_free(m, d->x);
 	}
 	db_res_free(&res);
 	for (i = 0; i < b->nit; i++) {

@@ -23,6 +23,7 @@
 #include "ctl.h"
 
 int		 json_out;
+const struct ctl_cmd	*ctl_current;	/* telehookctl.c sets it */
 const char	*ctl_sqldir = TELEHOOK_SQLDIR;
 
 /* A one-line message on stderr, then exit with code. */

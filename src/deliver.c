@@ -129,8 +129,6 @@ static int			 deliver_yields;	/* PSI readable */
 static int			 deliver_yielding;
 static int			 deliver_held;		/* events waited */
 static long long		 deliver_yield_us;	/* decided then */
-static long long		 deliver_sched[DELIVERY_MAX_ATTEMPTS];
-int				 deliver_nsched;
 
 static void
 deliver_sig(int sig)
@@ -236,147 +234,6 @@ deliver_wait(CURLM *m, int ms)
 	deliver_due(m);
 }
 
-/* The receiver's answer body is not kept (a few KB read, then cut). */
-static size_t
-deliver_sink(char *b, size_t size, size_t n, void *arg)
-{
-	(void)b;
-	(void)arg;
-	return size * n;
-}
-
-/*
- * Opened secrets, by their sealed text: opening one per attempt would
- * cost more than the signature.  A rotated or removed endpoint's entry
- * is simply not asked for again; the cache is small and zeroed at exit.
- */
-#define DELIVER_SECRETS	64
-static struct {
-	char	*sealed;
-	char	*secret;
-} deliver_secrets[DELIVER_SECRETS];
-static int	deliver_nsecrets, deliver_next;
-
-static const char *
-deliver_secret(const char *sealed)
-{
-	char	*secret;
-	int	 i;
-
-	for (i = 0; i < deliver_nsecrets; i++)
-		if (strcmp(deliver_secrets[i].sealed, sealed) == 0)
-			return deliver_secrets[i].secret;
-	if ((secret = crypto_open(crypto_key, sealed)) == NULL)
-		return NULL;
-	if (deliver_nsecrets < DELIVER_SECRETS)
-		i = deliver_nsecrets++;
-	else {
-		i = deliver_next++ % DELIVER_SECRETS;
-		free(deliver_secrets[i].sealed);
-		sodium_memzero(deliver_secrets[i].secret,
-		    strlen(deliver_secrets[i].secret));
-		free(deliver_secrets[i].secret);
-	}
-	deliver_secrets[i].sealed = xstrdup(sealed);
-	deliver_secrets[i].secret = secret;
-	return secret;
-}
-
-static void
-deliver_secrets_free(void)
-{
-	int	 i;
-
-	for (i = 0; i < deliver_nsecrets; i++) {
-		free(deliver_secrets[i].sealed);
-		sodium_memzero(deliver_secrets[i].secret,
-		    strlen(deliver_secrets[i].secret));
-		free(deliver_secrets[i].secret);
-	}
-	deliver_nsecrets = deliver_next = 0;
-}
-
-/*
- * The webhook-signature header for body: the current secret's, and
- * during a rotation the previous one's too, space-separated.
- */
-static int
-deliver_sign(const char *sealed, const char *previous, const char *id,
-    long long ts, const char *body, char *out, size_t outsz)
-{
-	const char	*secret, *s[2] = { sealed, previous };
-	char		 sig[2][WHSIG_SIG_MAX];
-	int		 i, n = 0;
-
-	for (i = 0; i < 2; i++) {
-		if (s[i] == NULL)
-			continue;
-		if ((secret = deliver_secret(s[i])) == NULL)
-			return -1;
-		if (whsig_sign(secret, id, ts, body, strlen(body), sig[n],
-		    sizeof(sig[n])) == 0)
-			n++;
-	}
-	if (n == 0)
-		return -1;
-	snprintf(out, outsz, "webhook-signature: %s%s%s", sig[0],
-	    n > 1 ? " " : "", n > 1 ? sig[1] : "");
-	return 0;
-}
-
-/* A transfer of s added to m; NULL (why) when it cannot be signed. */
-struct xfer *
-deliver_start(CURLM *m, const struct dsend *s, char *why, size_t whysz)
-{
-	struct xfer	*x;
-	char		 h[256];
-	long long	 ts = (long long)time(NULL);
-
-	x = xcalloc(1, sizeof(*x));
-	snprintf(x->id, sizeof(x->id), "%s", s->id != NULL ? s->id : "");
-	snprintf(x->endpoint, sizeof(x->endpoint), "%s", s->endpoint);
-	x->attempts = s->attempts;
-	x->body = xstrdup(s->body);
-	if (!crypto_have_key || deliver_sign(s->secret, s->previous,
-	    s->msgid, ts, x->body, h, sizeof(h)) == -1) {
-		snprintf(why, whysz, "the endpoint's secret does not open "
-		    "with secret_key_file");
-		free(x->body);
-		free(x);
-		return NULL;
-	}
-	x->hl = curl_slist_append(x->hl, h);
-	snprintf(h, sizeof(h), "webhook-id: %s", s->msgid);
-	x->hl = curl_slist_append(x->hl, h);
-	snprintf(h, sizeof(h), "webhook-timestamp: %lld", ts);
-	x->hl = curl_slist_append(x->hl, h);
-	x->hl = curl_slist_append(x->hl, "Content-Type: application/json");
-	x->hl = curl_slist_append(x->hl, "Expect:");
-	x->curl = curl_easy_init();
-	(void)curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	(void)curl_easy_setopt(x->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->hl);
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->body);
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE,
-	    (long)strlen(x->body));
-	(void)curl_easy_setopt(x->curl, CURLOPT_USERAGENT,
-	    "telehook/" PACKAGE_VERSION);
-	(void)curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT,
-	    (long)(conf.delivery.timeout_s < 5 ? conf.delivery.timeout_s : 5));
-	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT,
-	    (long)conf.delivery.timeout_s);
-	x->eg.allow_private = conf.delivery.allow_private;
-	egress_curl(x->curl, &x->eg);
-	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, deliver_sink);
-	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->err);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
-	x->start_us = now_us();
-	curl_multi_add_handle(m, x->curl);
-	return x;
-}
-
 static void
 deliver_cols(const struct db_res *res, struct deliver_cols *c)
 {
@@ -405,29 +262,7 @@ deliver_claimed(CURLM *m, const struct db_res *res,
 	s.secret = db_get(res, i, c->secret);
 	s.previous = db_get(res, i, c->previous);
 	s.attempts = atoi(db_get(res, i, c->attempts));
-	return deliver_start(m, &s, why, whysz);
-}
-
-void
-deliver_free(CURLM *m, struct xfer *x)
-{
-	curl_multi_remove_handle(m, x->curl);
-	curl_easy_cleanup(x->curl);
-	curl_slist_free_all(x->hl);
-	free(x->body);
-	free(x);
-}
-
-/* Seconds until attempt n+1 (n attempts made): the schedule, jittered. */
-double
-deliver_delay(int n)
-{
-	double	d;
-
-	if (n < 1 || n > deliver_nsched)
-		return 0;
-	d = (double)deliver_sched[n - 1];
-	return d * (0.8 + 0.4 * (double)randombytes_uniform(1001) / 1000.0);
+	return xfer_start(m, &s, why, whysz);
 }
 
 /* The successes of a round, recorded in one statement. */
@@ -473,21 +308,6 @@ ok_flush(struct okbatch *b, struct deliver_stats *st)
 	return rc;
 }
 
-/* Why an attempt failed, in a line. */
-void
-deliver_why(struct xfer *x, CURLcode cc, long status, char *why,
-    size_t whysz)
-{
-	if (x->eg.refused > 0)	/* the same words whatever the port */
-		snprintf(why, whysz, "refused: not a public address "
-		    "(allow_private is off)");
-	else if (cc != CURLE_OK)
-		snprintf(why, whysz, "%s%s%s", curl_easy_strerror(cc),
-		    *x->err != '\0' ? ": " : "", x->err);
-	else
-		snprintf(why, whysz, "answered %ld", status);
-}
-
 /* Record what became of x (cc, HTTP status); a success joins ok. */
 static int
 deliver_record(struct xfer *x, CURLcode cc, long status,
@@ -498,7 +318,7 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 	struct db_res	 res;
 	long long	 took = (now_us() - x->start_us) / 1000;
 	int		 gone = cc == CURLE_OK && status == 410;
-	int		 last = x->attempts > deliver_nsched;
+	int		 last = x->attempts > xfer_nsched;
 
 	snprintf(code, sizeof(code), "%ld", status);
 	snprintf(ms, sizeof(ms), "%lld", took);
@@ -508,8 +328,8 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 		ok_add(ok, x->id, status, took);
 		return 0;
 	}
-	deliver_why(x, cc, status, why, sizeof(why));
-	snprintf(delay, sizeof(delay), "%.3f", deliver_delay(x->attempts));
+	xfer_why(x, cc, status, why, sizeof(why));
+	snprintf(delay, sizeof(delay), "%.3f", xfer_delay(x->attempts));
 	p[2] = why;
 	p[3] = delay;
 	p[4] = gone ? "true" : "false";
@@ -630,8 +450,7 @@ deliver_run(int once, struct deliver_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	memset(&b, 0, sizeof(b));
-	if ((deliver_nsched = util_schedule(conf.delivery.retry_schedule,
-	    deliver_sched, DELIVERY_MAX_ATTEMPTS)) == -1)
+	if (xfer_schedule(conf.delivery.retry_schedule) == -1)
 		return -1;
 	/* slow: no answer within half the timeout, at most a second */
 	slow_ms = conf.delivery.timeout_s * 500;
@@ -783,7 +602,7 @@ deliver_run(int once, struct deliver_stats *st)
 				if (fl[i] == x)
 					break;
 			fl[i] = fl[--n];
-			deliver_free(m, x);
+			xfer_free(m, x);
 			if (k == -1)
 				goto done;
 		}
@@ -801,7 +620,7 @@ done:
 	buf_free(&ok.statuses);
 	buf_free(&ok.ms);
 	for (i = 0; i < n; i++)
-		deliver_free(m, fl[i]);
+		xfer_free(m, fl[i]);
 	batch_free(&b);
 	if (m != NULL)
 		curl_multi_cleanup(m);
@@ -814,7 +633,7 @@ done:
 	deliver_psi.at_us = deliver_psi.total_us = 0;
 	deliver_yielding = deliver_held = 0;
 	deliver_yield_us = 0;
-	deliver_secrets_free();
+	xfer_secrets_free();
 	buf_free(&busy);
 	return rc;
 }

@@ -563,7 +563,7 @@ void		 egress_trust(struct egress *, const char *);
 void		 egress_curl(void *, struct egress *);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */
-void		 metrics_init(const char *);
+void		 metrics_init(const char *, const struct route *, size_t);
 void		 metrics_request(const struct route *, int, long long);
 void		 metrics_reject(enum reject_cause);
 void		 metrics_db_error(void);

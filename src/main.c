@@ -129,10 +129,10 @@ main(int argc, char *argv[])
 		char	*mpath;
 
 		xasprintf(&mpath, "%s/.metrics", conf.spool_dir);
-		metrics_init(mpath);
+		metrics_init(mpath, routes, nroutes);
 		free(mpath);
 	} else
-		metrics_init(NULL);
+		metrics_init(NULL, routes, nroutes);
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	db_set_lock_timeout(conf.lock_timeout_ms);
 	db_set_pooler(conf.pooler);

@@ -28,6 +28,9 @@
 #define METRICS_ROUTES		64		/* the last: unknown routes */
 #define METRICS_UNKNOWN		(METRICS_ROUTES - 1)
 
+static const struct route	*metrics_rt;	/* metrics_init()'s */
+static size_t			 metrics_nrt;
+
 static const int metrics_statuses[] = { 200, 204, 400, 401, 403, 404, 405,
     413, 415, 429, 500, 502, 503, 0 /* any other */ };
 #define METRICS_NSTATUS	(sizeof(metrics_statuses) / sizeof(int))
@@ -108,10 +111,12 @@ metrics_get(const uint64_t *p)
 
 /*
  * Map the shared counters at path (NULL: private), and count this
- * worker's start.  Never fails: the fallback is private memory.
+ * worker's start.  Never fails: the fallback is private memory.  The
+ * route table counted by is the caller's (routes.c's): metrics.c is
+ * below the routes that point at its handler.
  */
 void
-metrics_init(const char *path)
+metrics_init(const char *path, const struct route *rt, size_t nrt)
 {
 	struct stat	 st;
 	void		*p = MAP_FAILED;
@@ -144,6 +149,8 @@ metrics_init(const char *path)
 		close(fd);
 	}
 	metrics_add(&shm->worker_starts, 1);
+	metrics_rt = rt;
+	metrics_nrt = nrt;
 }
 
 static size_t
@@ -165,8 +172,10 @@ metrics_request(const struct route *rt, int status, long long us)
 
 	if (shm == NULL)
 		return;
-	r = rt != NULL && (size_t)(rt - routes) < METRICS_UNKNOWN ?
-	    (size_t)(rt - routes) : METRICS_UNKNOWN;
+	r = rt != NULL && metrics_rt != NULL && rt >= metrics_rt &&
+	    (size_t)(rt - metrics_rt) < metrics_nrt &&
+	    (size_t)(rt - metrics_rt) < METRICS_UNKNOWN ?
+	    (size_t)(rt - metrics_rt) : METRICS_UNKNOWN;
 	metrics_add(&shm->requests[r][metrics_status_index(status)], 1);
 	for (b = 0; b < METRICS_NBUCKETS && us > metrics_le_us[b]; b++)
 		;
@@ -481,34 +490,34 @@ metrics_handle(struct req *r, struct resp *p)
 	(void)r;
 	p->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	if (shm == NULL)
-		metrics_init(NULL);
+		metrics_init(NULL, NULL, 0);
 	/* which build answers: for dashboards across a rolling upgrade */
 	buf_puts(b, "# HELP telehook_build_info The running version, always "
 	    "1.\n# TYPE telehook_build_info gauge\n"
 	    "telehook_build_info{version=\"" PACKAGE_VERSION "\"} 1\n");
 	buf_puts(b, "# HELP telehook_requests_total Requests answered, by "
 	    "route and status.\n# TYPE telehook_requests_total counter\n");
-	for (i = 0; i < nroutes && i < METRICS_UNKNOWN; i++) {
+	for (i = 0; i < metrics_nrt && i < METRICS_UNKNOWN; i++) {
 		/* the first route of each name speaks for all of that name */
 		for (j = 0, first = 1; j < i; j++)
-			if (strcmp(routes[j].name, routes[i].name) == 0)
+			if (strcmp(metrics_rt[j].name, metrics_rt[i].name) == 0)
 				first = 0;
 		if (!first)
 			continue;
 		for (s = 0; s < METRICS_NSTATUS; s++) {
-			for (j = i, sum = 0; j < nroutes &&
+			for (j = i, sum = 0; j < metrics_nrt &&
 			    j < METRICS_UNKNOWN; j++)
-				if (strcmp(routes[j].name, routes[i].name) == 0)
+				if (strcmp(metrics_rt[j].name, metrics_rt[i].name) == 0)
 					sum += metrics_get(&shm->requests[j][s]);
 			if (sum == 0)
 				continue;
 			if (metrics_statuses[s] != 0)
 				buf_printf(b, "telehook_requests_total{route=\"%s\","
-				    "status=\"%d\"} %llu\n", routes[i].name,
+				    "status=\"%d\"} %llu\n", metrics_rt[i].name,
 				    metrics_statuses[s], (unsigned long long)sum);
 			else
 				buf_printf(b, "telehook_requests_total{route=\"%s\","
-				    "status=\"other\"} %llu\n", routes[i].name,
+				    "status=\"other\"} %llu\n", metrics_rt[i].name,
 				    (unsigned long long)sum);
 		}
 	}

@@ -235,8 +235,11 @@ store_route(const struct route_query *q, char **org)
  * answer of the first delivery is then returned for the redelivery.
  */
 static const struct db_stmt st_event_insert = { "store_event_insert",
-	"SELECT th_event_in($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), "
-	"$10, $11, $12, $13, $14::bigint) AS id", 14 };
+	"SELECT th_event_in(p_provider => $1, p_type => $2, p_key => $3, "
+	"p_org => $4, p_route => $5, p_addr => $6, p_ctype => $7, "
+	"p_headers => $8, p_body => decode($9, 'hex'), p_payload => $10, "
+	"p_spooled => $11, p_method => $12, p_uri => $13, "
+	"p_rederive => $14::bigint) AS id", 14 };
 static const struct db_stmt st_event_prior = { "store_event_prior",
 	"SELECT id, answer FROM events WHERE provider = $1 AND "
 	"provider_key = $2", 2 };
@@ -456,9 +459,14 @@ static const struct db_stmt st_sms_incoming = { "store_sms_incoming",
 	"SELECT event_id, answer, org_id, name, timezone, greeting, "
 	"forward_to, hours, after_hours, retell_agent_id, dow, minute, "
 	"message, opted_out, blocked, recent, own, rules "
-	"FROM th_sms_incoming($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-	"$10, decode($11, 'hex'), $12, $13, $14, $15, $16, $17, $18, $19, "
-	"$20, $21, $22, $23, $24::bigint)", 24 };
+	"FROM th_sms_incoming(p_provider => $1, p_type => $2, p_key => $3, "
+	"p_explicit => $4, p_number => $5, p_account => $6, "
+	"p_route => $7, p_addr => $8, p_ctype => $9, p_headers => $10, "
+	"p_body => decode($11, 'hex'), p_payload => $12, "
+	"p_spooled => $13, p_message_id => $14, p_from => $15, "
+	"p_to => $16, p_text => $17, p_num_media => $18, p_media => $19, "
+	"p_rank => $20, p_summary => $21, p_method => $22, p_uri => $23, "
+	"p_rederive => $24::bigint)", 24 };
 
 enum db_err
 store_sms_incoming(const struct req *r, const struct event_in *ev,
@@ -544,7 +552,10 @@ store_event_answer(long long id, const char *answer)
 /* Messages: insert or advance, with the status history (as calls). */
 static const struct db_stmt st_message = { "store_message",
 	"SELECT id, organization_id, status_rank, prev_rank "
-	"FROM th_message_in($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", 11 };
+	"FROM th_message_in(p_org => $1, p_provider => $2, p_id => $3, "
+	"p_direction => $4, p_from => $5, p_to => $6, p_body => $7, "
+	"p_num_media => $8, p_media => $9, p_status => $10, "
+	"p_rank => $11)", 11 };
 
 enum db_err
 store_message(const struct msg_in *in, struct msg_out *out)
@@ -670,8 +681,9 @@ static const struct db_stmt st_notify = { "store_notify",
 	"JOIN users u ON u.id = n.user_id WHERE n.type = ANY (u.notify)", 6 };
 
 /*
- * An inbound SMS with one of the emergency rule's keywords notifies
- * every user of the organization (type urgent_sms), with its text.
+ * An inbound SMS with one of the emergency rule's keywords (the caller
+ * asks reply_urgent()) notifies every user of the organization (type
+ * urgent_sms), with its text.
  */
 enum db_err
 store_notify_urgent_sms(const char *org, long long event, const char *from,
@@ -681,7 +693,7 @@ store_notify_urgent_sms(const char *org, long long event, const char *from,
 	char		*data, *msg;
 	enum db_err	 e;
 
-	if (org == NULL || body == NULL || !reply_urgent(body))
+	if (org == NULL || body == NULL)
 		return DB_OK;
 	d = cJSON_CreateObject();
 	cJSON_AddItemToObject(d, "from_number", from != NULL ?

@@ -50,9 +50,15 @@ static const struct db_stmt st_call = { "store_call",
 	"SELECT o_id, o_org, o_status, o_rank, o_direction, o_from, o_to, "
 	"o_prev_rank, o_summary, o_analyzed, o_campaign, o_contact, "
 	"o_successful, o_outcome, o_recording, o_call_id "
-	"FROM th_call_upsert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-	"$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, "
-	"$25, $26)", 26 };
+	"FROM th_call_upsert(p_org => $1, p_provider => $2, p_call_id => $3, "
+	"p_direction => $4, p_from => $5, p_to => $6, p_status => $7, "
+	"p_rank => $8, p_duration => $9, p_recording => $10, "
+	"p_transcript => $11, p_started_ms => $12, p_ended_ms => $13, "
+	"p_cost_cents => $14, p_reason => $15, p_summary => $16, "
+	"p_sentiment => $17, p_successful => $18, p_custom => $19, "
+	"p_agent => $20, p_campaign => $21, p_contact => $22, "
+	"p_caller_name => $23, p_analyzed => $24, p_cost => $25, "
+	"p_currency => $26)", 26 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)

@@ -28,7 +28,6 @@ static const struct ctl_cmd *const ctl_tables[] = {
 	ctl_schema_cmds, ctl_org_cmds, ctl_rules_cmds, ctl_campaign_cmds,
 	ctl_events_cmds, ctl_endpoint_cmds, NULL
 };
-const struct ctl_cmd	*ctl_current;
 
 /*
  * The usage, with every command's line: on stdout and exit 0 when asked

@@ -370,8 +370,9 @@ voipms_sms(struct req *r, struct resp *p)
 		goto done;
 	}
 	free(summary);
-	if (store_notify_urgent_sms(t.h.org_id, t.h.event, from, to,
-	    msg) != DB_OK ||
+	if ((msg != NULL && reply_urgent(msg) &&
+	    store_notify_urgent_sms(t.h.org_id, t.h.event, from, to,
+	    msg) != DB_OK) ||
 	    reply_decide(&t.h.org, from, to, msg, NULL, &reply) != DB_OK) {
 		free(mo.org);
 		goto done;

@@ -29,9 +29,14 @@ crypto.c db_ store_ dispatch_
 cidr.c db_ store_ dispatch_
 hours.c db_ store_ dispatch_
 twiml.c db_ store_ dispatch_
-store.c dispatch_ twilio_ retell_ voipms_ api_
+store.c dispatch_ twilio_ retell_ voipms_ api_ reply_
 store_call.c dispatch_ twilio_ retell_ voipms_ api_
 health.c dispatch_ healthd_
+metrics.c dispatch_ health_ routes_
+twilio_req.c twilio_ tw_voice_ tw_sms_
+batch.c deliver_
+xfer.c deliver_ batch_
+ctlutil.c ctl_events_ ctl_org_ ctl_endpoint_
 LIST
 rm -f "${TMPDIR:-/tmp}/layers.$$"
 
