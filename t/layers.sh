@@ -20,7 +20,8 @@ while read -r file forbidden; do
 		fi
 	done
 done <<LIST
-db.c metrics_ dispatch_ store_ api_ twilio_ retell_ voipms_ spool_
+db.c metrics_ dispatch_ store_ api_ twilio_ retell_ voipms_ spool_ db_exec_read db_replica_
+db_res.c db_exec db_query metrics_ store_
 spool.c dispatch_ twilio_ retell_ voipms_ api_
 buf.c db_ store_ dispatch_
 kv.c db_ store_ dispatch_
