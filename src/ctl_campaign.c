@@ -29,20 +29,20 @@ ctl_campaign_add(int argc, char **argv)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	if (argv[i + 1][0] == '\0' || strlen(argv[i + 1]) > 200)
-		die(EX_DATAERR_, "a campaign name is 1 to 200 characters");
-	id = org_resolve(argv[i]);
+		ctl_die(EX_DATAERR_, "a campaign name is 1 to 200 characters");
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
-	q("campaign add", "INSERT INTO campaigns (organization_id, name) "
+	ctl_q("campaign add", "INSERT INTO campaigns (organization_id, name) "
 	    "VALUES ($1, $2) RETURNING id", 2, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "name", argv[i + 1]);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
@@ -58,10 +58,10 @@ campaign_check(const char *arg)
 	const char	*p[1] = { arg };
 
 	if (!store_is_uuid(arg))
-		die(EX_DATAERR_, "%s is not a campaign id", arg);
-	q("campaign", "SELECT 1 FROM campaigns WHERE id = $1", 1, p, &res);
+		ctl_die(EX_DATAERR_, "%s is not a campaign id", arg);
+	ctl_q("campaign", "SELECT 1 FROM campaigns WHERE id = $1", 1, p, &res);
 	if (res.nrows != 1)
-		die(EX_DATAERR_, "no such campaign: %s", arg);
+		ctl_die(EX_DATAERR_, "no such campaign: %s", arg);
 	db_res_free(&res);
 }
 
@@ -128,9 +128,9 @@ ctl_campaign_import(int argc, char **argv)
 	enum db_err	 e;
 	cJSON		*o, *a;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	campaign_check(argv[i]);
-	data = read_file(argv[i + 1], 16 * 1024 * 1024);
+	data = ctl_read_file(argv[i + 1], 16 * 1024 * 1024);
 	buf_init(&phones);
 	buf_init(&names);
 	xasprintf(&seen, ",");
@@ -145,23 +145,23 @@ ctl_campaign_import(int argc, char **argv)
 		s = line;
 		if ((phone = csv_field(&s)) == NULL ||
 		    (name = *s != '\0' ? csv_field(&s) : xstrdup("")) == NULL)
-			die(EX_DATAERR_, "%s:%d: malformed quoted field",
+			ctl_die(EX_DATAERR_, "%s:%d: malformed quoted field",
 			    argv[i + 1], lineno);
 		if (*s != '\0')
-			die(EX_DATAERR_, "%s:%d: more than two columns "
+			ctl_die(EX_DATAERR_, "%s:%d: more than two columns "
 			    "(phone[,name])", argv[i + 1], lineno);
 		if (phone_e164(phone, e164, sizeof(e164)) == -1) {
 			if (n == 0 && lineno == 1)
 				goto next_line;	/* a header row */
-			die(EX_DATAERR_, "%s:%d: %s is not a phone number",
+			ctl_die(EX_DATAERR_, "%s:%d: %s is not a phone number",
 			    argv[i + 1], lineno, phone);
 		}
 		if (strlen(name) > 200)
-			die(EX_DATAERR_, "%s:%d: name longer than 200 "
+			ctl_die(EX_DATAERR_, "%s:%d: name longer than 200 "
 			    "characters", argv[i + 1], lineno);
 		xasprintf(&probe, ",%s,", e164);
 		if (strstr(seen, probe) != NULL)
-			die(EX_DATAERR_, "%s:%d: %s appears twice",
+			ctl_die(EX_DATAERR_, "%s:%d: %s appears twice",
 			    argv[i + 1], lineno, e164);
 		free(probe);
 		xasprintf(&grown, "%s%s,", seen, e164);
@@ -169,7 +169,7 @@ ctl_campaign_import(int argc, char **argv)
 		seen = grown;
 		/* tab-separated: neither a number nor a name holds a tab */
 		if (strchr(name, '\t') != NULL)
-			die(EX_DATAERR_, "%s:%d: a tab in the name",
+			ctl_die(EX_DATAERR_, "%s:%d: a tab in the name",
 			    argv[i + 1], lineno);
 		buf_printf(&phones, "%s%s", n ? "\t" : "", e164);
 		buf_printf(&names, "%s%s", n ? "\t" : "", name);
@@ -179,7 +179,7 @@ next_line:
 		free(name);
 	}
 	if (n == 0)
-		die(EX_DATAERR_, "%s: no contacts", argv[i + 1]);
+		ctl_die(EX_DATAERR_, "%s: no contacts", argv[i + 1]);
 	p[0] = argv[i];
 	p[1] = buf_cstr(&phones);
 	p[2] = buf_cstr(&names);
@@ -190,16 +190,16 @@ next_line:
 	    "string_to_array($3, E'\\t')) WITH ORDINALITY AS t(phone, name, n) "
 	    "ORDER BY t.n RETURNING id, position", 3, p, &res);
 	if (e != DB_OK)
-		die_db(e, "campaign import");
+		ctl_die_db(e, "campaign import");
 	c = db_col(&res, "id");
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "campaign_id", argv[i]);
 		a = cJSON_AddArrayToObject(o, "contacts");
 		for (i = 0; i < res.nrows; i++)
 			cJSON_AddItemToArray(a,
 			    cJSON_CreateString(db_get(&res, i, c)));
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		for (i = 0; i < res.nrows; i++)
 			printf("%s\n", db_get(&res, i, c));
@@ -229,10 +229,10 @@ ctl_campaign_show(int argc, char **argv)
 	cJSON		*o, *by;
 	int		 i;
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
+	p[0] = argv[ctl_parse_opts(argc, argv, NULL)];
 	campaign_check(p[0]);
 	/* a column per state, called as the state */
-	q("campaign show", "SELECT c.id, c.name, c.organization_id, "
+	ctl_q("campaign show", "SELECT c.id, c.name, c.organization_id, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id) "
 	    "AS total_contacts, c.processed, c.successful, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
@@ -246,7 +246,7 @@ ctl_campaign_show(int argc, char **argv)
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
 	    "AND status = 'no_answer') AS no_answer "
 	    "FROM campaigns c WHERE c.id = $1", 1, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		for (i = 0; i < 3; i++)
 			cJSON_AddStringToObject(o, fields[i],
@@ -258,12 +258,12 @@ ctl_campaign_show(int argc, char **argv)
 		for (i = 0; states[i] != NULL; i++)
 			cJSON_AddNumberToObject(by, states[i],
 			    atof(db_val(&res, 0, states[i])));
-		json_print(o);
+		ctl_json_print(o);
 	} else {
 		for (i = 0; fields[i] != NULL; i++)
-			print_vis(fields[i], db_val(&res, 0, fields[i]));
+			ctl_print_vis(fields[i], db_val(&res, 0, fields[i]));
 		for (i = 0; states[i] != NULL; i++)
-			print_vis(states[i], db_val(&res, 0, states[i]));
+			ctl_print_vis(states[i], db_val(&res, 0, states[i]));
 	}
 	db_res_free(&res);
 	return 0;

@@ -37,7 +37,7 @@ metrics.c dispatch_ health_ routes_
 twilio_req.c twilio_ tw_voice_ tw_sms_
 batch.c deliver_
 xfer.c deliver_ batch_
-ctlutil.c ctl_events_ ctl_org_ ctl_endpoint_
+ctl_util.c ctl_events_ ctl_org_ ctl_endpoint_
 LIST
 rm -f "${TMPDIR:-/tmp}/layers.$$"
 

@@ -1,5 +1,5 @@
 /*
- * ctlsend.c: "telehookctl send PROVIDER EVENT --url URL", a sample
+ * ctl_send.c: "telehookctl send PROVIDER EVENT --url URL", a sample
  * webhook of every kind telehook accepts, signed as its provider signs
  * it with the secrets of the configuration, for testing a deployment
  * end to end (as the back ends telehook replaces were tested).
