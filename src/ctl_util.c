@@ -392,3 +392,26 @@ ctl_arr_end(struct buf *a)
 	buf_puts(a, a->len == 0 ? "{}" : "}");
 	return buf_cstr(a);
 }
+
+/* A file whole, at most max bytes, NUL-terminated (caller frees); dies. */
+char *
+ctl_read_file(const char *path, size_t max)
+{
+	struct buf	 b;
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		ctl_die(EX_NOINPUT_, "%s: %s", path, strerror(errno));
+	buf_init(&b);
+	b.max = max;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n == -1 || b.failed)
+		ctl_die(EX_NOINPUT_, "%s: %s", path, n == -1 ? strerror(errno) :
+		    "too large");
+	buf_putc(&b, '\0');
+	return b.data;
+}
