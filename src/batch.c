@@ -111,7 +111,7 @@ static struct {
 static int
 batch_tripped(const char *id)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i;
 
 	for (i = 0; i < BATCH_TRIPS; i++)
@@ -124,7 +124,7 @@ batch_tripped(const char *id)
 static void
 batch_trip(const char *id)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i, oldest = 0;
 
 	for (i = 0; i < BATCH_TRIPS; i++) {
@@ -342,7 +342,7 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 
 	d->x = NULL;
 	e->inflight--;
-	d->ms = (now_us() - x->start_us) / 1000;
+	d->ms = (util_now_us() - x->start_us) / 1000;
 	e->ms += d->ms;
 	d->status = cc == CURLE_OK ? status : 0;
 	if (cc == CURLE_OK && status >= 200 && status < 300) {
@@ -378,7 +378,7 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 int
 batch_decided(struct batch *b, struct xfer **fl, int n, long long slow_ms)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i, decided = 1;
 	struct ditem	*d;
 

@@ -100,7 +100,7 @@ cache_refresh(int force)
 	int			 c_id, c_name, c_tz, c_greeting, c_forward;
 	int			 c_hours, c_after, c_agent, c_sip, c_closed;
 	int			 c_e164, c_org;
-	long long		 now = now_us();
+	long long		 now = util_now_us();
 
 	if (!force && cache_loaded_us >= 0 &&
 	    now - cache_loaded_us < conf.cache_ttl_s * 1000000LL)

@@ -239,7 +239,7 @@ replay_event(const struct db_res *res, int row, const char **why)
 	sp.answer = (char *)db_val(res, row, "answer");
 	sp.rederive = util_strtonum(db_val(res, row, "id"), 1, LLONG_MAX,
 	    &errstr);
-	rc = dispatch_replay(&sp, why);
+	rc = worker_replay(&sp, why);
 	for (i = 0; i < 4; i++)
 		free(env[i]);
 	free(u);
@@ -679,7 +679,7 @@ ctl_spool_status(int argc, char **argv)
 		cJSON_AddItemToObject(o, "oldest", oldest > 0 ?
 		    cJSON_CreateString(when) : cJSON_CreateNull());
 		cJSON_AddNumberToObject(o, "oldest_age_s", oldest > 0 ?
-		    (double)((wall_us() - oldest) / 1000000) : 0);
+		    (double)((util_wall_us() - oldest) / 1000000) : 0);
 		cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 		ctl_json_print(o);
 	} else {
@@ -687,7 +687,7 @@ ctl_spool_status(int argc, char **argv)
 		    " (not writable or full)");
 		if (oldest > 0)
 			printf("waiting: %ld, oldest received %s (%lld s "
-			    "ago)\n", depth, when, (wall_us() - oldest) /
+			    "ago)\n", depth, when, (util_wall_us() - oldest) /
 			    1000000);
 		else
 			printf("waiting: %ld\n", depth);

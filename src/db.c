@@ -284,7 +284,7 @@ static int
 db_give_up(const char *why)
 {
 	snprintf(db_err, sizeof(db_err), "%s (%lld ms)", why,
-	    (now_us() - db_rt_start) / 1000);
+	    (util_now_us() - db_rt_start) / 1000);
 	db_late = 1;
 	db_late_connect = db_connecting;
 	if (db_conn != NULL && PQstatus(db_conn) == CONNECTION_OK &&
@@ -299,7 +299,7 @@ db_give_up(const char *why)
 static void
 db_rt_begin(void)
 {
-	db_rt_start = now_us();
+	db_rt_start = util_now_us();
 	db_late = 0;
 	if (db_deadline != 0)
 		db_rt_until = db_deadline;
@@ -313,7 +313,7 @@ db_rt_begin(void)
 static int
 db_expired(void)
 {
-	if (db_deadline == 0 || now_us() < db_deadline)
+	if (db_deadline == 0 || util_now_us() < db_deadline)
 		return 0;
 	db_seterr("", "no time left in the answer budget");
 	db_late_connect = 0;
@@ -332,7 +332,7 @@ db_wait(PGconn *conn, short events)
 	int		 ms, n;
 
 	for (;;) {
-		now = now_us();
+		now = util_now_us();
 		if (db_rt_until != 0 && now >= db_rt_until)
 			return db_give_up("no answer within the deadline");
 		if (db_abandon != NULL && db_abandon(db_rt_start))
@@ -448,7 +448,7 @@ db_connect(void)
 		db_seterr("", "no database configured");
 		return DB_ECONN;
 	}
-	if (now_us() < db_next_try) {
+	if (util_now_us() < db_next_try) {
 		db_seterr("database unreachable: ", db_connerr);
 		return DB_ECONN;
 	}
@@ -487,7 +487,7 @@ db_connect(void)
 			    PQerrorMessage(db_conn) : "out of memory");
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		db_close();
-		db_next_try = now_us() + DB_RETRY_US;
+		db_next_try = util_now_us() + DB_RETRY_US;
 		if (!db_was_down)
 			log_warnx("database unreachable: %s", db_connerr);
 		db_was_down = 1;
@@ -528,7 +528,7 @@ db_connect(void)
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		PQclear(res);
 		db_close();
-		db_next_try = now_us() + DB_RETRY_US;
+		db_next_try = util_now_us() + DB_RETRY_US;
 		if (db_late) {
 			db_late = 0;
 			return DB_EDEADLINE;
@@ -881,7 +881,7 @@ db_rollback(void)
 
 	/* no time left: dropping the connection rolls back as well */
 	if (!db_tx_pending && db_connected()) {
-		if (db_deadline != 0 && now_us() >= db_deadline)
+		if (db_deadline != 0 && util_now_us() >= db_deadline)
 			db_close();
 		else {
 			res = db_exec_simple("ROLLBACK");

@@ -55,7 +55,7 @@ db_rd_close(void)
 static long long
 db_rd_until(void)
 {
-	long long	 now = now_us(), until = now + DB_RD_MAX_US;
+	long long	 now = util_now_us(), until = now + DB_RD_MAX_US;
 	long long	 deadline = db_get_deadline(), budget_ms = db_get_budget();
 
 	/* half what is left: the primary takes the read if it is late */
@@ -76,7 +76,7 @@ db_rd_wait(short events, long long until)
 	int		 n;
 
 	for (;;) {
-		if ((left = until - now_us()) <= 0)
+		if ((left = until - util_now_us()) <= 0)
 			return -1;
 		pfd.fd = PQsocket(db_rd);
 		pfd.events = events;
@@ -173,7 +173,7 @@ db_replica_state(void)
 	    "pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch FROM "
 	    "now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::bigint";
 	PGresult	*res;
-	long long	 now = now_us(), until;
+	long long	 now = util_now_us(), until;
 
 	if (db_rd_conninfo == NULL)
 		return DB_REPLICA_NONE;

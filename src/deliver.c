@@ -181,7 +181,7 @@ deliver_timer(CURLM *m, long ms, void *arg)
 {
 	(void)m;
 	(void)arg;
-	deliver_timer_us = ms < 0 ? -1 : now_us() + ms * 1000LL;
+	deliver_timer_us = ms < 0 ? -1 : util_now_us() + ms * 1000LL;
 	return 0;
 }
 
@@ -191,7 +191,7 @@ deliver_due(CURLM *m)
 {
 	int	 left;
 
-	if (deliver_timer_us != -1 && now_us() >= deliver_timer_us) {
+	if (deliver_timer_us != -1 && util_now_us() >= deliver_timer_us) {
 		deliver_timer_us = -1;
 		(void)curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0,
 		    &left);
@@ -207,7 +207,7 @@ deliver_wait(CURLM *m, int ms)
 	int		 i, k, nready = 0, left, ev;
 
 	if (deliver_timer_us != -1) {
-		t = (deliver_timer_us - now_us() + 999) / 1000;
+		t = (deliver_timer_us - util_now_us() + 999) / 1000;
 		if (t < ms)
 			ms = t < 0 ? 0 : (int)t;
 	}
@@ -316,7 +316,7 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 	const char	*p[7];
 	char		 code[16], delay[32], ms[24], why[CURL_ERROR_SIZE + 64];
 	struct db_res	 res;
-	long long	 took = (now_us() - x->start_us) / 1000;
+	long long	 took = (util_now_us() - x->start_us) / 1000;
 	int		 gone = cc == CURLE_OK && status == 410;
 	int		 last = x->attempts > xfer_nsched;
 
@@ -375,7 +375,7 @@ deliver_yield(struct deliver_stats *st)
 	struct db_res	 res;
 	const char	*p[1], *v;
 	char		 secs[24];
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	double		 share;
 
 	if (!deliver_yields)
@@ -467,7 +467,7 @@ deliver_run(int once, struct deliver_stats *st)
 	 */
 	deliver_yields = 0;
 	if (!once && conf.delivery.defer_s > 0) {
-		deliver_yield_us = now_us();
+		deliver_yield_us = util_now_us();
 		if (pressure_sample(&deliver_psi, deliver_yield_us,
 		    &share) == 0)
 			deliver_yields = deliver_yielding = 1;
@@ -501,13 +501,13 @@ deliver_run(int once, struct deliver_stats *st)
 		 * A dead sender's claims, now and then: it may have died
 		 * just before this one started (systemd restarts it at once).
 		 */
-		if (!deliver_stop && now_us() - recovered_us > 5000000LL) {
+		if (!deliver_stop && util_now_us() - recovered_us > 5000000LL) {
 			p[0] = tmo;
 			if (db_query(sql_recover, 1, p, &res) != DB_OK)
 				goto done;
 			st->recovered += atoi(res.cmdtuples);
 			db_res_free(&res);
-			recovered_us = now_us();
+			recovered_us = util_now_us();
 		}
 		/* the webhooks' events, a batch at a time */
 		if (!deliver_stop && !b.active) {
@@ -542,9 +542,9 @@ deliver_run(int once, struct deliver_stats *st)
 		 * (it is for retries, what waits behind them, and pings).
 		 */
 		if (!deliver_stop && n < DELIVER_INFLIGHT && (claimed > 0 ||
-		    now_us() - claimed_us > 100000LL)) {
+		    util_now_us() - claimed_us > 100000LL)) {
 			claimed = 0;
-			claimed_us = now_us();
+			claimed_us = util_now_us();
 			snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - n);
 			deliver_busy(fl, n, &busy);
 			p[0] = lim;
@@ -565,7 +565,7 @@ deliver_run(int once, struct deliver_stats *st)
 				    db_get(&res, i, dc.id));
 				x->attempts = atoi(db_get(&res, i,
 				    dc.attempts));
-				x->start_us = now_us();
+				x->start_us = util_now_us();
 				snprintf(x->err, sizeof(x->err), "%s", why);
 				(void)deliver_record(x, CURLE_FAILED_INIT, 0,
 				    st, &ok);

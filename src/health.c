@@ -44,7 +44,7 @@ health_database(void)
 
 	if ((why = breaker_reason()) != BREAKER_NONE)
 		return breaker_name(why);
-	if (breaker_slow_since(now_us() - HEALTH_SLOW_US))
+	if (breaker_slow_since(util_now_us() - HEALTH_SLOW_US))
 		return breaker_name(BREAKER_SLOW);
 	e = db_exec(&health_ping, NULL, &res);
 	if (e == DB_EDEADLINE)
@@ -68,13 +68,13 @@ health_handle(struct req *r, struct resp *p)
 
 	(void)r;
 	/* the database's answer and the replica's, within HEALTH_US */
-	db_set_deadline(now_us() + HEALTH_US);
+	db_set_deadline(util_now_us() + HEALTH_US);
 	database = health_database();
 	db_up = strcmp(database, "ok") == 0;
 	depth = spool_depth(conf.spool_dir);
 	quarantined = spool_quarantined(conf.spool_dir);
 	if ((oldest = spool_oldest(conf.spool_dir)) > 0)
-		age = (wall_us() - oldest) / 1000000;
+		age = (util_wall_us() - oldest) / 1000000;
 	spool = spool_state(conf.spool_dir);
 	/*
 	 * ok: nothing waits, nothing set aside, the database answers and
@@ -82,7 +82,7 @@ health_handle(struct req *r, struct resp *p)
 	 * the spool can take a webhook.
 	 */
 	ok = db_up && depth == 0 && quarantined == 0 &&
-	    !breaker_is_open(now_us()) && strcmp(spool, "ok") == 0;
+	    !breaker_is_open(util_now_us()) && strcmp(spool, "ok") == 0;
 	if ((o = cJSON_CreateObject()) == NULL) {
 		db_set_deadline(0);
 		return DB_EQUERY;
@@ -94,7 +94,7 @@ health_handle(struct req *r, struct resp *p)
 	cJSON_AddNumberToObject(o, "spool_oldest_s", (double)age);
 	cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 	cJSON_AddStringToObject(o, "spool", spool);
-	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
+	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(util_now_us()));
 	cJSON_AddStringToObject(o, "breaker_reason",
 	    breaker_name(breaker_reason()));
 	/* the API's read replica: reported, not part of "status" */

@@ -24,7 +24,7 @@
 
 #include "extern.h"
 
-#define METRICS_MAGIC		0x74686d33	/* "thm3" */
+#define METRICS_MAGIC		0x74686d34	/* "thm4" */
 #define METRICS_ROUTES		64		/* the last: unknown routes */
 #define METRICS_UNKNOWN		(METRICS_ROUTES - 1)
 
@@ -68,24 +68,9 @@ struct metrics_shm {
 	uint64_t	 db_errors;
 	uint64_t	 spool_writes;
 	uint64_t	 failed_events;
-	uint64_t	 breaker_opened;
-	int64_t		 breaker_until_us;	/* the pool's breaker, below */
 	uint64_t	 worker_starts;
-	int64_t		 breaker_opened_us;	/* when it last opened */
-	int64_t		 breaker_probe_us;	/* a probe runs until then */
-	uint32_t	 breaker_reason;	/* enum breaker_reason */
-	uint32_t	 slow_count;		/* slow answers in the window */
-	int64_t		 slow_window_us;	/* the window's start */
 	uint64_t	 db_deadlines;		/* round trips given up */
-	uint64_t	 breaker_by_reason[BREAKER__MAX];
-	int64_t		 breaker_slow_us;	/* it last opened as slow */
-};
-
-static const char *const breaker_names[BREAKER__MAX] = {
-	"none",		/* BREAKER_NONE: closed */
-	"slow",		/* BREAKER_SLOW */
-	"down",		/* BREAKER_DOWN */
-	"read_only",	/* BREAKER_READ_ONLY */
+	struct breaker_shm breaker;		/* breaker.c's */
 };
 
 static struct metrics_shm	*shm;
@@ -149,6 +134,7 @@ metrics_init(const char *path, const struct route *rt, size_t nrt)
 		close(fd);
 	}
 	metrics_add(&shm->worker_starts, 1);
+	breaker_attach(&shm->breaker);
 	metrics_rt = rt;
 	metrics_nrt = nrt;
 }
@@ -203,142 +189,6 @@ metrics_spool_write(void)
 {
 	if (shm != NULL)
 		metrics_add(&shm->spool_writes, 1);
-}
-
-/*
- * The pool's breaker (issues 20 and 34), in the same shared mapping so
- * that one worker's finding spares every worker the wait.  Closed
- * (reason none): requests use the database.  Open until a time, with a
- * reason (slow, down, read_only): every worker spools at once, and a
- * round trip already waiting gives up (breaker_opened_since()).  Past
- * that time it is half-open: the first to claim the probe uses the
- * database, the others still spool; a probe that is fast and
- * succeeds closes it, any other outcome opens it again.
- */
-void
-breaker_open(long long until_us, enum breaker_reason why)
-{
-	int64_t	 cur;
-	long long now = now_us();
-
-	if (shm == NULL || why == BREAKER_NONE || why >= BREAKER__MAX)
-		return;
-	cur = __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED);
-	while (cur < until_us && !__atomic_compare_exchange_n(
-	    &shm->breaker_until_us, &cur, until_us, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		;
-	__atomic_store_n(&shm->breaker_reason, why, __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
-	if (why == BREAKER_SLOW)
-		__atomic_store_n(&shm->breaker_slow_us, now, __ATOMIC_RELAXED);
-	if (cur <= now) {
-		/* it was closed or half-open: it opens now */
-		__atomic_store_n(&shm->breaker_opened_us, now,
-		    __ATOMIC_RELAXED);
-		metrics_add(&shm->breaker_opened, 1);
-		metrics_add(&shm->breaker_by_reason[why], 1);
-	}
-}
-
-/* Closed again: the probe was fast. */
-void
-breaker_close(void)
-{
-	if (shm == NULL)
-		return;
-	__atomic_store_n(&shm->breaker_reason, BREAKER_NONE,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_until_us, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
-}
-
-/* Open (not half-open): spool without asking. */
-int
-breaker_is_open(long long now)
-{
-	return shm != NULL &&
-	    __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED) > now;
-}
-
-/* Why it is open or half-open; BREAKER_NONE when closed. */
-enum breaker_reason
-breaker_reason(void)
-{
-	uint32_t	 r;
-
-	if (shm == NULL)
-		return BREAKER_NONE;
-	r = __atomic_load_n(&shm->breaker_reason, __ATOMIC_RELAXED);
-	return r < BREAKER__MAX ? (enum breaker_reason)r : BREAKER_NONE;
-}
-
-const char *
-breaker_name(enum breaker_reason r)
-{
-	return r < BREAKER__MAX ? breaker_names[r] : "?";
-}
-
-/*
- * May this worker use the database now?  BREAKER_PASS when closed,
- * BREAKER_PROBE when half-open for at least wait_us and this worker won
- * the probe (for hold_us; a probe that never reports lets another try
- * after it), BREAKER_SPOOL otherwise.
- */
-enum breaker_pass
-breaker_pass(long long now, long long wait_us, long long hold_us)
-{
-	int64_t	 p;
-
-	if (shm == NULL || breaker_reason() == BREAKER_NONE)
-		return BREAKER_PASS;
-	if (breaker_is_open(now - wait_us))
-		return BREAKER_SPOOL;
-	p = __atomic_load_n(&shm->breaker_probe_us, __ATOMIC_RELAXED);
-	if (p > now || !__atomic_compare_exchange_n(&shm->breaker_probe_us,
-	    &p, now + hold_us, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return BREAKER_SPOOL;
-	return BREAKER_PROBE;
-}
-
-/* Has it opened since the time a round trip began?  (db.c's hook) */
-int
-breaker_opened_since(long long since_us)
-{
-	return shm != NULL && breaker_is_open(now_us()) &&
-	    __atomic_load_n(&shm->breaker_opened_us, __ATOMIC_RELAXED) >
-	    since_us;
-}
-
-/*
- * Has it opened as slow since then?  A database a little slow for the
- * offered rate passes each probe and is slow again at once: closed in
- * between, it is still slow for /healthz.
- */
-int
-breaker_slow_since(long long since_us)
-{
-	return shm != NULL &&
-	    __atomic_load_n(&shm->breaker_slow_us, __ATOMIC_RELAXED) > since_us;
-}
-
-/*
- * A transaction took more than the slow share of the budget: n of them
- * within a second, pool-wide, say the database is slow.  True then.
- */
-int
-breaker_slow(long long now, unsigned int n)
-{
-	int64_t	 w;
-
-	if (shm == NULL)
-		return 0;
-	w = __atomic_load_n(&shm->slow_window_us, __ATOMIC_RELAXED);
-	if (now - w > 1000000 && __atomic_compare_exchange_n(
-	    &shm->slow_window_us, &w, now, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		__atomic_store_n(&shm->slow_count, 0, __ATOMIC_RELAXED);
-	return __atomic_add_fetch(&shm->slow_count, 1, __ATOMIC_RELAXED) >= n;
 }
 
 void
@@ -561,21 +411,21 @@ metrics_handle(struct req *r, struct resp *p)
 	    "# HELP telehook_breaker_open Whether webhooks go to the spool "
 	    "without asking the database.\n"
 	    "# TYPE telehook_breaker_open gauge\ntelehook_breaker_open %d\n",
-	    (unsigned long long)metrics_get(&shm->breaker_opened),
-	    breaker_is_open(now_us()));
+	    (unsigned long long)breaker_opened_count(BREAKER__MAX),
+	    breaker_is_open(util_now_us()));
 	buf_puts(b, "# HELP telehook_breaker_opened_by_reason_total Times the "
 	    "breaker opened, by reason.\n# TYPE "
 	    "telehook_breaker_opened_by_reason_total counter\n");
 	for (i = 1; i < BREAKER__MAX; i++)
 		buf_printf(b, "telehook_breaker_opened_by_reason_total{reason="
-		    "\"%s\"} %llu\n", breaker_names[i], (unsigned long long)
-		    metrics_get(&shm->breaker_by_reason[i]));
+		    "\"%s\"} %llu\n", breaker_name(i), (unsigned long long)
+		    breaker_opened_count(i));
 	buf_puts(b, "# HELP telehook_breaker_state Why the breaker is open "
 	    "or half-open (none: closed); 1 for the current reason.\n"
 	    "# TYPE telehook_breaker_state gauge\n");
 	for (i = 0; i < BREAKER__MAX; i++)
 		buf_printf(b, "telehook_breaker_state{reason=\"%s\"} %d\n",
-		    breaker_names[i], breaker_reason() == i);
+		    breaker_name(i), breaker_reason() == i);
 	buf_printf(b, "# HELP telehook_db_deadlines_total Database round "
 	    "trips given up at the answer budget's deadline.\n"
 	    "# TYPE telehook_db_deadlines_total counter\n"
@@ -591,7 +441,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    "oldest spooled request has waited (0: none).\n"
 	    "# TYPE telehook_spool_oldest_age_seconds gauge\n"
 	    "telehook_spool_oldest_age_seconds %lld\n", oldest > 0 ?
-	    (wall_us() - oldest) / 1000000 : 0LL);
+	    (util_wall_us() - oldest) / 1000000 : 0LL);
 	buf_printf(b, "# HELP telehook_events_failed_total Verified requests "
 	    "whose content the database refused, kept as failed events.\n"
 	    "# TYPE telehook_events_failed_total counter\n"
@@ -612,7 +462,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    (unsigned long long)metrics_get(&shm->worker_starts));
 	/* the database's figures only while it is well, and quickly */
 	if (breaker_reason() == BREAKER_NONE) {
-		db_set_deadline(now_us() + METRICS_DB_US);
+		db_set_deadline(util_now_us() + METRICS_DB_US);
 		metrics_outbox(b);
 		metrics_endpoints(b);
 		db_set_deadline(0);

@@ -529,7 +529,7 @@ rt_latest(struct rt *t, long long *id)
 
 	hex = xmalloc(t->h.r->bodylen * 2 + 1);
 	util_hex((const unsigned char *)t->h.r->body, t->h.r->bodylen, hex);
-	payload = store_payload_json(t->h.r);
+	payload = req_payload_json(t->h.r);
 	p[0] = t->h.key;
 	p[1] = hex;
 	p[2] = payload;

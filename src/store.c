@@ -81,7 +81,7 @@ dup_or_null(const char *s)
 /*
  * A replay re-deriving stored event id (architecture.md §6): its records are
  * written as if it were new, every write idempotent per event.  Set by
- * dispatch_replay() around the handler.
+ * worker_replay() around the handler.
  */
 static long long	 store_rederive;
 
@@ -246,120 +246,6 @@ static const struct db_stmt st_event_prior = { "store_event_prior",
 static const struct db_stmt st_event_answer = { "store_event_answer",
 	"UPDATE events SET answer = $2 WHERE id = $1", 2 };
 
-/* Request headers worth keeping: all but credentials. */
-static char *
-store_headers_json(const struct req *r)
-{
-	cJSON	*o = cJSON_CreateObject();
-	char	**e, *name, *s, *p;
-	size_t	 n;
-
-	for (e = r->envp; e != NULL && *e != NULL; e++) {
-		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL ||
-		    req_header_secret(*e))
-			continue;
-		n = (size_t)(strchr(*e, '=') - *e);
-		name = xstrndup(*e + 5, n - 5);
-		for (p = name; *p != '\0'; p++)
-			*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
-		cJSON_AddStringToObject(o, name, *e + n + 1);
-		free(name);
-	}
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
-
-/* The raw body as stored, in hex: never its URL token. */
-static char *
-store_body_hex(const struct req *r)
-{
-	size_t		 len = r->bodylen;
-	char		*red, *hex;
-	const char	*body;
-
-	red = req_body_redacted(r, &len);
-	body = red != NULL ? red : r->body != NULL ? r->body : "";
-	hex = xmalloc(len * 2 + 1);
-	util_hex((const unsigned char *)body, len, hex);
-	free(red);
-	return hex;
-}
-
-/*
- * v up to a ';' that starts a "token" pair (VoIP.ms separates with ';'
- * too), copied to buf when cut; else v.
- */
-static const char *
-store_cut_token(const char *v, char *buf, size_t sz)
-{
-	const char	*p;
-
-	for (p = strchr(v, ';'); p != NULL; p = strchr(p + 1, ';'))
-		if (strncasecmp(p + 1, "token", 5) == 0 &&
-		    (p[6] == '=' || p[6] == '\0' || p[6] == ';'))
-			break;
-	if (p == NULL)
-		return v;
-	snprintf(buf, sz, "%.*s", (int)(p - v), v);
-	return buf;
-}
-
-/* The parsed parameters as JSON: repeated keys become arrays. */
-char *
-store_payload_json(const struct req *r)
-{
-	struct kvlist	 q;
-	cJSON		*o, *old, *arr;
-	const char	*err, *val;
-	size_t		 i;
-	char		*s, cut[1024];
-
-	if (r->json != NULL)
-		return req_json_redacted(r->json);
-	o = cJSON_CreateObject();
-	for (i = 0; i < r->form.n; i++) {
-		if (strcasecmp(r->form.v[i].key, "token") == 0)
-			continue;	/* a URL token sent in a form */
-		/* "id=1;token=x": a value that carries one after a ';' */
-		val = store_cut_token(r->form.v[i].val, cut, sizeof(cut));
-		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
-		if (old == NULL)
-			cJSON_AddStringToObject(o, r->form.v[i].key, val);
-		else {
-			if (!cJSON_IsArray(old)) {
-				arr = cJSON_CreateArray();
-				cJSON_AddItemToArray(arr,
-				    cJSON_CreateString(old->valuestring));
-				cJSON_ReplaceItemInObjectCaseSensitive(o,
-				    r->form.v[i].key, arr);
-				old = arr;
-			}
-			cJSON_AddItemToArray(old, cJSON_CreateString(val));
-		}
-	}
-	/*
-	 * A GET (VoIP.ms) carries its parameters in the query, separated by
-	 * ';' as well as '&', as the handler reads them; its URL token is a
-	 * secret and is not kept, whatever its case or encoding.
-	 */
-	memset(&q, 0, sizeof(q));
-	if (r->form.n == 0 && r->query != NULL &&
-	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0) {
-		req_fix_kvlist(&q, r->route != NULL &&
-		    (r->route->flags & ROUTE_LATIN1));
-		for (i = 0; i < q.n; i++)
-			if (strcasecmp(q.v[i].key, "token") != 0 &&
-			    cJSON_GetObjectItemCaseSensitive(o,
-			    q.v[i].key) == NULL)
-				cJSON_AddStringToObject(o, q.v[i].key,
-				    q.v[i].val);
-	}
-	kv_free(&q);
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
 
 /*
  * The fourteen parameters of th_event_in() for request r, into p; the
@@ -380,9 +266,9 @@ store_event_params(const struct req *r, const struct event_in *ev,
 	unsigned char	 probe[16];
 	const char	*addr = NULL;
 
-	m->headers = store_headers_json(r);
-	m->payload = store_payload_json(r);
-	m->hex = store_body_hex(r);
+	m->headers = req_headers_json(r);
+	m->payload = req_payload_json(r);
+	m->hex = req_body_hex(r);
 	if (r->client_addr != NULL &&
 	    (inet_pton(AF_INET, r->client_addr, probe) == 1 ||
 	    inet_pton(AF_INET6, r->client_addr, probe) == 1))

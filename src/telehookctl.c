@@ -181,7 +181,7 @@ main(int argc, char *argv[])
 	/* connected on first use: a usage error is said before that */
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	db_set_pooler(conf.pooler);
-	spool_set_replay(dispatch_replay);
+	spool_set_replay(worker_replay);
 	ch = c->fn(argc - words + 1, cargv);
 	free(cargv);
 	db_close();

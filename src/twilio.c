@@ -671,7 +671,7 @@ twilio_timing(struct req *r, struct resp *p)
 
 	cJSON_AddStringToObject(o, "route", "speech-timing-test");
 	cJSON_AddNumberToObject(o, "elapsed_us",
-	    (double)(now_us() - r->start_us));
+	    (double)(util_now_us() - r->start_us));
 	cJSON_AddNumberToObject(o, "body_bytes", (double)r->bodylen);
 	resp_set_json(p, 200, o);
 	return DB_OK;

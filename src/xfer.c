@@ -169,7 +169,7 @@ xfer_start(CURLM *m, const struct dsend *s, char *why, size_t whysz)
 	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, xfer_sink);
 	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->err);
 	(void)curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
-	x->start_us = now_us();
+	x->start_us = util_now_us();
 	curl_multi_add_handle(m, x->curl);
 	return x;
 }

@@ -34,6 +34,7 @@ store.c dispatch_ twilio_ retell_ voipms_ api_ reply_
 store_call.c dispatch_ twilio_ retell_ voipms_ api_
 health.c dispatch_ healthd_
 metrics.c dispatch_ health_ routes_
+breaker.c metrics_ dispatch_ db_
 twilio_req.c twilio_ tw_voice_ tw_sms_
 batch.c deliver_
 xfer.c deliver_ batch_
