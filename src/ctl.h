@@ -88,10 +88,18 @@ int		 outbox_again(const char *, const char *, const char *,
 int		 mail_send(struct outbox_stats *);
 
 /* ctl_send.c (telehookctl): signed sample webhooks. */
-void		 send_list(FILE *);
-int		 send_sample(const char *, const char *, const char *,
-		    const char *, const char *, const char *, const char *,
-		    int);
+struct send_args {
+	const char	*provider;
+	const char	*event;
+	const char	*url;		/* where it goes, without a path */
+	const char	*org;		/* named explicitly, or NULL */
+	const char	*to;		/* E.164 */
+	const char	*from;
+	const char	*id;		/* its id, or NULL: made up */
+	int		 json;		/* say what came back as JSON */
+};
+void		 ctl_send_list(FILE *);
+int		 ctl_send_sample(const struct send_args *);
 
 /* deliver.c (telehookctl): events to the organizations' endpoints. */
 struct deliver_stats {

@@ -614,6 +614,7 @@ ctl_send(int argc, char **argv)
 	const struct ctl_opt opts[] = { { "url", &url, 0 }, { "org", &org, 0 },
 			    { "to", &to, 0 }, { "from", &from, 0 },
 			    { "id", &id, 0 }, { NULL, NULL, 0 } };
+	struct send_args a;
 	char		 e_to[32], e_from[32];
 	int		 i, code;
 
@@ -627,12 +628,19 @@ ctl_send(int argc, char **argv)
 		ctl_die(EX_DATAERR_, "--to and --from must be phone numbers");
 	if (org != NULL && !store_is_uuid(org))
 		ctl_die(EX_DATAERR_, "--org must be an organization id");
-	code = send_sample(argv[i], argv[i + 1], url, org, e_to, e_from, id,
-	    ctl_json_out);
+	a.provider = argv[i];
+	a.event = argv[i + 1];
+	a.url = url;
+	a.org = org;
+	a.to = e_to;
+	a.from = e_from;
+	a.id = id;
+	a.json = ctl_json_out;
+	code = ctl_send_sample(&a);
 	if (code == -1) {
 		fprintf(stderr, "telehookctl: no such sample: %s %s; the "
 		    "samples are:\n", argv[i], argv[i + 1]);
-		send_list(stderr);
+		ctl_send_list(stderr);
 		return EX_USAGE_;
 	}
 	if (code >= 200 && code < 300)

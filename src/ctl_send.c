@@ -8,6 +8,7 @@
  * signs what is pasted in its console; --url is where the request is
  * actually sent (the same, or an address nginx listens on).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include <sodium.h>
 
 #include "extern.h"
-#include "ctl.h"	/* send_list, send_sample */
+#include "ctl.h"	/* ctl_send_list, ctl_send_sample */
 
 enum send_body {
 	SEND_FORM,	/* POST application/x-www-form-urlencoded */
@@ -25,53 +26,158 @@ enum send_body {
 	SEND_QUERY	/* GET, the fields in the query */
 };
 
-struct send_kind {
-	const char	*provider;
-	const char	*event;
-	const char	*path;
-	enum send_body	 body;
+/*
+ * A field of a sample: its name and value, or one of these, filled in
+ * as it is sent: @sid and @sid2 (the kind's ids), @from and @to (E.164),
+ * @from10 and @to10 (as VoIP.ms writes them), @recording (a recording's
+ * URL under [twilio] api_url).
+ */
+struct send_field {
+	const char	*key;
+	const char	*val;
 };
 
+#define TW_ACCOUNT	"AC00000000000000000000000000000000"
+#define SEND_TEXT	"Hello from telehookctl send: what are your hours?"
+
+static const struct send_field tw_sms_in[] = {
+	{ "AccountSid", TW_ACCOUNT }, { "ApiVersion", "2010-04-01" },
+	{ "MessageSid", "@sid" }, { "SmsSid", "@sid" }, { "From", "@from" },
+	{ "To", "@to" }, { "Body", SEND_TEXT }, { "NumMedia", "0" },
+	{ "SmsStatus", "received" }, { NULL, NULL }
+};
+static const struct send_field tw_sms_status[] = {
+	{ "AccountSid", TW_ACCOUNT }, { "ApiVersion", "2010-04-01" },
+	{ "MessageSid", "@sid" }, { "From", "@to" }, { "To", "@from" },
+	{ "MessageStatus", "delivered" }, { "SmsStatus", "delivered" },
+	{ NULL, NULL }
+};
+/* every call's, then its event's own */
+static const struct send_field tw_call[] = {
+	{ "AccountSid", TW_ACCOUNT }, { "ApiVersion", "2010-04-01" },
+	{ "CallSid", "@sid" }, { "From", "@from" }, { "To", "@to" },
+	{ "Caller", "@from" }, { "Called", "@to" }, { "Direction", "inbound" },
+	{ NULL, NULL }
+};
+static const struct send_field tw_incoming[] = {
+	{ "CallStatus", "ringing" }, { NULL, NULL }
+};
+static const struct send_field tw_status[] = {
+	{ "CallStatus", "completed" }, { "CallDuration", "30" },
+	{ "SequenceNumber", "2" }, { "CallbackSource", "call-progress-events" },
+	{ NULL, NULL }
+};
+static const struct send_field tw_gather[] = {
+	{ "CallStatus", "in-progress" },
+	{ "SpeechResult", "What are your hours?" }, { "Confidence", "0.9" },
+	{ NULL, NULL }
+};
+static const struct send_field tw_dial[] = {
+	{ "CallStatus", "in-progress" }, { "DialCallStatus", "no-answer" },
+	{ "DialCallDuration", "0" }, { NULL, NULL }
+};
+static const struct send_field tw_partial[] = {
+	{ "CallStatus", "in-progress" }, { "UnstableSpeechResult", "what are" },
+	{ "SequenceNumber", "1" }, { NULL, NULL }
+};
+static const struct send_field tw_recording[] = {
+	{ "RecordingSid", "@sid2" }, { "RecordingStatus", "completed" },
+	{ "RecordingUrl", "@recording" }, { "RecordingDuration", "12" },
+	{ NULL, NULL }
+};
+static const struct send_field tw_transcription[] = {
+	{ "TranscriptionSid", "@sid2" }, { "TranscriptionStatus", "completed" },
+	{ "TranscriptionText", "This is a test voicemail." }, { NULL, NULL }
+};
+static const struct send_field vm_cdr[] = {
+	{ "callid", "@sid" }, { "callerid", "@from10" },
+	{ "destination", "@to10" }, { "disposition", "ANSWERED" },
+	{ "duration", "31" }, { "seconds", "30" }, { "total", "0.0100" },
+	{ NULL, NULL }
+};
+static const struct send_field vm_recording[] = {
+	{ "callid", "@sid" },
+	{ "recording_url", "https://voip.ms/sample/recording.mp3" },
+	{ NULL, NULL }
+};
+static const struct send_field vm_sms[] = {
+	{ "id", "@sid" }, { "to", "@to10" }, { "from", "@from10" },
+	{ "message", SEND_TEXT }, { NULL, NULL }
+};
+
+struct send_kind {
+	const char		*provider;
+	const char		*event;
+	const char		*path;
+	enum send_body		 body;
+	const char		*sid;		/* the prefix of its id */
+	const char		*sid2;		/* of its second id */
+	const struct send_field	*fields;	/* Retell's: a JSON body */
+	const struct send_field	*more;
+};
+
+#define TW(e_, p_, s_, s2_, f_, m_) { .provider = "twilio", .event = (e_), \
+	.path = (p_), .body = SEND_FORM, .sid = (s_), .sid2 = (s2_), \
+	.fields = (f_), .more = (m_) }
+#define RT(e_, p_) { .provider = "retell", .event = (e_), .path = (p_), \
+	.body = SEND_JSON, .sid = "call_" }
+#define VM(e_, p_, b_, f_) { .provider = "voipms", .event = (e_), \
+	.path = (p_), .body = (b_), .sid = "", .fields = (f_) }
+
 static const struct send_kind kinds[] = {
-	{ "twilio", "voice_incoming", "/webhooks/twilio/voice/incoming",
-	    SEND_FORM },
-	{ "twilio", "voice_status", "/webhooks/twilio/voice/status",
-	    SEND_FORM },
-	{ "twilio", "voice_gather", "/webhooks/twilio/voice/gather?step=ask&"
-	    "turn=1", SEND_FORM },
-	{ "twilio", "voice_partial", "/webhooks/twilio/voice/partial",
-	    SEND_FORM },
+	TW("voice_incoming", "/webhooks/twilio/voice/incoming", "CA", NULL,
+	    tw_call, tw_incoming),
+	TW("voice_status", "/webhooks/twilio/voice/status", "CA", NULL,
+	    tw_call, tw_status),
+	TW("voice_gather", "/webhooks/twilio/voice/gather?step=ask&turn=1",
+	    "CA", NULL, tw_call, tw_gather),
+	TW("voice_partial", "/webhooks/twilio/voice/partial", "CA", NULL,
+	    tw_call, tw_partial),
 	/* the <Dial> to forward_to ended unanswered, as its action says */
-	{ "twilio", "voice_dial", "/webhooks/twilio/voice/gather?step=dial",
-	    SEND_FORM },
+	TW("voice_dial", "/webhooks/twilio/voice/gather?step=dial", "CA", NULL,
+	    tw_call, tw_dial),
 	/* as telehook's own voicemail TwiML asks for it */
-	{ "twilio", "recording", "/webhooks/twilio/recording/status?"
-	    "kind=voicemail", SEND_FORM },
-	{ "twilio", "transcription", "/webhooks/twilio/transcription",
-	    SEND_FORM },
-	{ "twilio", "sms_incoming", "/webhooks/twilio/sms/incoming",
-	    SEND_FORM },
-	{ "twilio", "sms_status", "/webhooks/twilio/sms/status", SEND_FORM },
-	{ "retell", "call_started", "/webhooks/retell", SEND_JSON },
-	{ "retell", "call_ended", "/webhooks/retell", SEND_JSON },
-	{ "retell", "call_analyzed", "/webhooks/retell", SEND_JSON },
-	{ "retell", "transcript_updated", "/webhooks/retell", SEND_JSON },
-	{ "retell", "transfer_started", "/webhooks/retell", SEND_JSON },
-	{ "retell", "transfer_bridged", "/webhooks/retell", SEND_JSON },
-	{ "retell", "transfer_cancelled", "/webhooks/retell", SEND_JSON },
-	{ "retell", "transfer_ended", "/webhooks/retell", SEND_JSON },
-	{ "retell", "call_inbound", "/webhooks/retell/inbound", SEND_JSON },
-	{ "voipms", "sms", "/webhooks/voipms/sms/incoming", SEND_QUERY },
-	{ "voipms", "sms_post", "/webhooks/voipms/sms/incoming", SEND_FORM },
-	{ "voipms", "cdr", "/webhooks/voipms/call/cdr", SEND_FORM },
-	{ "voipms", "recording", "/webhooks/voipms/recording/ready",
-	    SEND_JSON },
-	{ NULL, NULL, NULL, SEND_FORM }
+	TW("recording", "/webhooks/twilio/recording/status?kind=voicemail",
+	    "CA", "RE", tw_call, tw_recording),
+	TW("transcription", "/webhooks/twilio/transcription", "CA", "TR",
+	    tw_call, tw_transcription),
+	TW("sms_incoming", "/webhooks/twilio/sms/incoming", "SM", NULL,
+	    tw_sms_in, NULL),
+	TW("sms_status", "/webhooks/twilio/sms/status", "SM", NULL,
+	    tw_sms_status, NULL),
+	RT("call_started", "/webhooks/retell"),
+	RT("call_ended", "/webhooks/retell"),
+	RT("call_analyzed", "/webhooks/retell"),
+	RT("transcript_updated", "/webhooks/retell"),
+	RT("transfer_started", "/webhooks/retell"),
+	RT("transfer_bridged", "/webhooks/retell"),
+	RT("transfer_cancelled", "/webhooks/retell"),
+	RT("transfer_ended", "/webhooks/retell"),
+	RT("call_inbound", "/webhooks/retell/inbound"),
+	VM("sms", "/webhooks/voipms/sms/incoming", SEND_QUERY, vm_sms),
+	VM("sms_post", "/webhooks/voipms/sms/incoming", SEND_FORM, vm_sms),
+	VM("cdr", "/webhooks/voipms/call/cdr", SEND_FORM, vm_cdr),
+	VM("recording", "/webhooks/voipms/recording/ready", SEND_JSON,
+	    vm_recording),
+	{ .provider = NULL }
+};
+
+/* One sample being made: the kind, its ids and what goes out. */
+struct send {
+	const struct send_kind	*k;
+	const struct send_args	*a;
+	char			 sid[64], sid2[64];
+	char			*recording;
+	struct kvlist		 f;
+	struct buf		 path;
+	char			*body;
+	const char		*ctype;
+	struct curl_slist	*h;
 };
 
 /* The list of kinds, for usage messages. */
 void
-send_list(FILE *f)
+ctl_send_list(FILE *f)
 {
 	const struct send_kind	*k;
 
@@ -96,12 +202,6 @@ static const char *
 send_did(const char *e164)
 {
 	return strncmp(e164, "+1", 2) == 0 ? e164 + 2 : e164;
-}
-
-static void
-send_field(struct kvlist *f, const char *k, const char *v)
-{
-	kv_add(f, k, v);
 }
 
 static char *
@@ -165,230 +265,177 @@ send_retell_call(const char *event, const char *id, const char *from,
 	return c;
 }
 
-/*
- * Send one sample: provider and event, to url (the base, without a
- * path).  Prints the answer; returns the HTTP status (0 on failure).
- */
-int
-send_sample(const char *provider, const char *event, const char *url,
-    const char *org, const char *to, const char *from, const char *id,
-    int as_json)
-{
-	const struct send_kind	*k;
-	struct kvlist		 f;
-	struct curl_slist	*h = NULL;
-	struct buf		 reply, path, full, line;
-	CURL			*curl;
-	cJSON			*o, *j;
-	char			 sid[64], sid2[64], sig[TWILIO_SIGLEN + 1];
-	char			 digest[65], *body = NULL, *signed_url, *s;
-	unsigned char		 mac[32];
-	const char		*ctype = NULL, *base;
-	long			 code = 0;
-	long long		 ms;
-	CURLcode		 rc;
 
-	for (k = kinds; k->provider != NULL; k++)
-		if (strcmp(k->provider, provider) == 0 &&
-		    strcmp(k->event, event) == 0)
-			break;
-	if (k->provider == NULL)
-		return -1;
-	memset(&f, 0, sizeof(f));
-	buf_init(&path);
+/* A field's value: the template's, with the sample's own filled in. */
+static const char *
+send_value(const struct send *s, const char *v)
+{
+	if (v[0] != '@')
+		return v;
+	if (strcmp(v, "@sid") == 0)
+		return s->sid;
+	if (strcmp(v, "@sid2") == 0)
+		return s->sid2;
+	if (strcmp(v, "@from") == 0)
+		return s->a->from;
+	if (strcmp(v, "@to") == 0)
+		return s->a->to;
+	if (strcmp(v, "@from10") == 0)
+		return send_did(s->a->from);
+	if (strcmp(v, "@to10") == 0)
+		return send_did(s->a->to);
+	if (strcmp(v, "@recording") == 0)
+		return s->recording;
+	fatalx("send: no value %s", v);
+}
+
+/* The kind's fields, then its event's own, into s->f. */
+static void
+send_fields(struct send *s)
+{
+	const struct send_field	*lists[2] = { s->k->fields, s->k->more }, *f;
+	size_t			 i;
+
+	for (i = 0; i < 2; i++)
+		for (f = lists[i]; f != NULL && f->key != NULL; f++)
+			kv_add(&s->f, f->key, send_value(s, f->val));
+}
+
+static void
+send_header(struct send *s, const char *fmt, ...)
+{
+	char		 line[2048];
+	va_list		 ap;
+	int		 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		fatalx("send: a header longer than %zu bytes", sizeof(line));
+	s->h = curl_slist_append(s->h, line);
+}
+
+/*
+ * Twilio: the form, signed over public_url and the path as Twilio signs
+ * what is pasted in its console (else the shared secret).
+ */
+static void
+send_twilio(struct send *s, CURL *curl)
+{
+	char	*signed_url, sig[TWILIO_SIGLEN + 1];
+
+	s->body = send_form_encode(curl, &s->f);
+	s->ctype = "application/x-www-form-urlencoded";
+	xasprintf(&signed_url, "%s%s", conf.public_url != NULL ?
+	    conf.public_url : s->a->url, buf_cstr(&s->path));
+	if (conf.twilio.auth_token != NULL) {
+		twiliosig_compute(conf.twilio.auth_token, signed_url, &s->f,
+		    sig);
+		send_header(s, "X-Twilio-Signature: %s", sig);
+	} else if (conf.twilio.webhook_secret != NULL)
+		send_header(s, "X-Twilio-Webhook-Secret: %s",
+		    conf.twilio.webhook_secret);
+	free(signed_url);
+}
+
+/* Retell: the event as JSON, signed as retell-sdk signs it. */
+static void
+send_retell(struct send *s)
+{
+	cJSON		*o, *j, *meta;
+	unsigned char	 mac[32];
+	char		 digest[65];
+	long long	 ms;
+
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", s->a->event);
+	if (strcmp(s->a->event, "call_inbound") == 0) {
+		j = cJSON_AddObjectToObject(o, "call_inbound");
+		cJSON_AddStringToObject(j, "from_number", s->a->from);
+		cJSON_AddStringToObject(j, "to_number", s->a->to);
+		cJSON_AddStringToObject(j, "call_id", s->sid);
+	} else {
+		j = send_retell_call(s->a->event, s->sid, s->a->from, s->a->to);
+		if (s->a->org != NULL) {
+			meta = cJSON_AddObjectToObject(j, "metadata");
+			cJSON_AddStringToObject(meta, "organization_id",
+			    s->a->org);
+		}
+		cJSON_AddItemToObject(o, "call", j);
+		if (strncmp(s->a->event, "transfer_", 9) == 0)
+			cJSON_AddStringToObject(o, "transfer_destination",
+			    "+15555550142");
+	}
+	if ((s->body = cJSON_PrintUnformatted(o)) == NULL)
+		fatalx("out of memory");
+	cJSON_Delete(o);
+	s->ctype = "application/json";
+	if (conf.retell.api_key != NULL) {
+		ms = (long long)time(NULL) * 1000;
+		retellsig_digest(conf.retell.api_key, s->body,
+		    strlen(s->body), ms, mac);
+		util_hex(mac, sizeof(mac), digest);
+		send_header(s, "X-Retell-Signature: v=%lld,d=%s", ms, digest);
+	} else if (conf.retell.webhook_secret != NULL)
+		send_header(s, "X-Retell-Secret: %s",
+		    conf.retell.webhook_secret);
+}
+
+/* VoIP.ms: no signature; the URL token, and the fields as the kind says. */
+static void
+send_voipms(struct send *s, CURL *curl)
+{
+	cJSON	*o;
+	char	*q;
+	size_t	 i;
+
+	if (conf.voipms.url_token != NULL)
+		buf_printf(&s->path, "%stoken=%s", strchr(buf_cstr(&s->path),
+		    '?') ? "&" : "?", conf.voipms.url_token);
+	switch (s->k->body) {
+	case SEND_QUERY:
+		q = send_form_encode(curl, &s->f);
+		buf_printf(&s->path, "%s%s", strchr(buf_cstr(&s->path), '?') ?
+		    "&" : "?", q);
+		free(q);
+		break;
+	case SEND_JSON:
+		o = cJSON_CreateObject();
+		for (i = 0; i < s->f.n; i++)
+			cJSON_AddStringToObject(o, s->f.v[i].key,
+			    s->f.v[i].val);
+		s->body = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		s->ctype = "application/json";
+		break;
+	case SEND_FORM:
+		s->body = send_form_encode(curl, &s->f);
+		s->ctype = "application/x-www-form-urlencoded";
+		break;
+	}
+}
+
+/* Send it to a->url and say what came back; the HTTP status, or 0. */
+static long
+send_post(struct send *s, CURL *curl)
+{
+	struct buf	 reply, full;
+	cJSON		*o;
+	char		*js;
+	long		 code = 0;
+	CURLcode	 rc;
+
 	buf_init(&reply);
 	buf_init(&full);
-	buf_init(&line);
 	reply.max = 1024 * 1024;
-	if ((curl = curl_easy_init()) == NULL)
-		fatalx("libcurl failed to initialise");
-	buf_puts(&path, k->path);
-	/* an organization, named explicitly (architecture.md §4) */
-	if (org != NULL && strcmp(k->provider, "retell") != 0)
-		buf_printf(&path, "%sorganization_id=%s",
-		    strchr(k->path, '?') ? "&" : "?", org);
-
-	if (strcmp(k->provider, "twilio") == 0) {
-		send_sid(strncmp(event, "sms", 3) == 0 ? "SM" : "CA", sid,
-		    sizeof(sid));
-		if (id != NULL)
-			snprintf(sid, sizeof(sid), "%s", id);
-		send_field(&f, "AccountSid", "AC00000000000000000000000000000000");
-		send_field(&f, "ApiVersion", "2010-04-01");
-		if (strcmp(event, "sms_incoming") == 0) {
-			send_field(&f, "MessageSid", sid);
-			send_field(&f, "SmsSid", sid);
-			send_field(&f, "From", from);
-			send_field(&f, "To", to);
-			send_field(&f, "Body", "Hello from telehookctl send: "
-			    "what are your hours?");
-			send_field(&f, "NumMedia", "0");
-			send_field(&f, "SmsStatus", "received");
-		} else if (strcmp(event, "sms_status") == 0) {
-			send_field(&f, "MessageSid", sid);
-			send_field(&f, "From", to);
-			send_field(&f, "To", from);
-			send_field(&f, "MessageStatus", "delivered");
-			send_field(&f, "SmsStatus", "delivered");
-		} else {
-			send_field(&f, "CallSid", sid);
-			send_field(&f, "From", from);
-			send_field(&f, "To", to);
-			send_field(&f, "Caller", from);
-			send_field(&f, "Called", to);
-			send_field(&f, "Direction", "inbound");
-		}
-		if (strcmp(event, "voice_incoming") == 0)
-			send_field(&f, "CallStatus", "ringing");
-		else if (strcmp(event, "voice_status") == 0) {
-			send_field(&f, "CallStatus", "completed");
-			send_field(&f, "CallDuration", "30");
-			send_field(&f, "SequenceNumber", "2");
-			send_field(&f, "CallbackSource", "call-progress-events");
-		} else if (strcmp(event, "voice_gather") == 0) {
-			send_field(&f, "CallStatus", "in-progress");
-			send_field(&f, "SpeechResult", "What are your hours?");
-			send_field(&f, "Confidence", "0.9");
-		} else if (strcmp(event, "voice_dial") == 0) {
-			send_field(&f, "CallStatus", "in-progress");
-			send_field(&f, "DialCallStatus", "no-answer");
-			send_field(&f, "DialCallDuration", "0");
-		} else if (strcmp(event, "voice_partial") == 0) {
-			send_field(&f, "CallStatus", "in-progress");
-			send_field(&f, "UnstableSpeechResult", "what are");
-			send_field(&f, "SequenceNumber", "1");
-		} else if (strcmp(event, "recording") == 0) {
-			send_sid("RE", sid2, sizeof(sid2));
-			send_field(&f, "RecordingSid", sid2);
-			send_field(&f, "RecordingStatus", "completed");
-			/* where the staff's view fetches it: [twilio] api_url */
-			buf_reset(&line);
-			buf_printf(&line, "%s/2010-04-01/Accounts/%s/"
-			    "Recordings/%s", conf.twilio.api_url,
-			    "AC00000000000000000000000000000000", sid2);
-			send_field(&f, "RecordingUrl", buf_cstr(&line));
-			buf_reset(&line);
-			send_field(&f, "RecordingDuration", "12");
-		} else if (strcmp(event, "transcription") == 0) {
-			send_sid("TR", sid2, sizeof(sid2));
-			send_field(&f, "TranscriptionSid", sid2);
-			send_field(&f, "TranscriptionStatus", "completed");
-			send_field(&f, "TranscriptionText",
-			    "This is a test voicemail.");
-		}
-		body = send_form_encode(curl, &f);
-		ctype = "application/x-www-form-urlencoded";
-		base = conf.public_url != NULL ? conf.public_url : url;
-		xasprintf(&signed_url, "%s%s", base, buf_cstr(&path));
-		if (conf.twilio.auth_token != NULL) {
-			twiliosig_compute(conf.twilio.auth_token, signed_url,
-			    &f, sig);
-			buf_printf(&line, "X-Twilio-Signature: %s", sig);
-			h = curl_slist_append(h, buf_cstr(&line));
-		} else if (conf.twilio.webhook_secret != NULL) {
-			buf_printf(&line, "X-Twilio-Webhook-Secret: %s",
-			    conf.twilio.webhook_secret);
-			h = curl_slist_append(h, buf_cstr(&line));
-		}
-		free(signed_url);
-	} else if (strcmp(k->provider, "retell") == 0) {
-		send_sid("call_", sid, sizeof(sid));
-		if (id != NULL)
-			snprintf(sid, sizeof(sid), "%s", id);
-		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "event", event);
-		if (strcmp(event, "call_inbound") == 0) {
-			j = cJSON_AddObjectToObject(o, "call_inbound");
-			cJSON_AddStringToObject(j, "from_number", from);
-			cJSON_AddStringToObject(j, "to_number", to);
-			cJSON_AddStringToObject(j, "call_id", sid);
-		} else {
-			j = send_retell_call(event, sid, from, to);
-			if (org != NULL) {
-				cJSON *meta = cJSON_AddObjectToObject(j,
-				    "metadata");
-
-				cJSON_AddStringToObject(meta,
-				    "organization_id", org);
-			}
-			cJSON_AddItemToObject(o, "call", j);
-			if (strncmp(event, "transfer_", 9) == 0)
-				cJSON_AddStringToObject(o,
-				    "transfer_destination", "+15555550142");
-		}
-		if ((body = cJSON_PrintUnformatted(o)) == NULL)
-			fatalx("out of memory");
-		cJSON_Delete(o);
-		ctype = "application/json";
-		if (conf.retell.api_key != NULL) {
-			ms = (long long)time(NULL) * 1000;
-			retellsig_digest(conf.retell.api_key, body,
-			    strlen(body), ms, mac);
-			util_hex(mac, sizeof(mac), digest);
-			buf_printf(&line, "X-Retell-Signature: v=%lld,d=%s", ms,
-			    digest);
-			h = curl_slist_append(h, buf_cstr(&line));
-		} else if (conf.retell.webhook_secret != NULL) {
-			buf_printf(&line, "X-Retell-Secret: %s",
-			    conf.retell.webhook_secret);
-			h = curl_slist_append(h, buf_cstr(&line));
-		}
-	} else {
-		/* VoIP.ms: no signature, a URL token */
-		send_sid("", sid, sizeof(sid));
-		if (id != NULL)
-			snprintf(sid, sizeof(sid), "%s", id);
-		if (conf.voipms.url_token != NULL)
-			buf_printf(&path, "%stoken=%s", strchr(buf_cstr(&path),
-			    '?') ? "&" : "?", conf.voipms.url_token);
-		if (strcmp(event, "cdr") == 0) {
-			send_field(&f, "callid", sid);
-			send_field(&f, "callerid", send_did(from));
-			send_field(&f, "destination", send_did(to));
-			send_field(&f, "disposition", "ANSWERED");
-			send_field(&f, "duration", "31");
-			send_field(&f, "seconds", "30");
-			send_field(&f, "total", "0.0100");
-		} else if (strcmp(event, "recording") == 0) {
-			send_field(&f, "callid", sid);
-			send_field(&f, "recording_url",
-			    "https://voip.ms/sample/recording.mp3");
-		} else {
-			send_field(&f, "id", sid);
-			send_field(&f, "to", send_did(to));
-			send_field(&f, "from", send_did(from));
-			send_field(&f, "message", "Hello from telehookctl send: "
-			    "what are your hours?");
-		}
-		if (k->body == SEND_QUERY) {
-			s = send_form_encode(curl, &f);
-			buf_printf(&path, "%s%s", strchr(buf_cstr(&path), '?') ?
-			    "&" : "?", s);
-			free(s);
-		} else if (k->body == SEND_JSON) {
-			o = cJSON_CreateObject();
-			for (size_t i = 0; i < f.n; i++)
-				cJSON_AddStringToObject(o, f.v[i].key,
-				    f.v[i].val);
-			body = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
-			ctype = "application/json";
-		} else {
-			body = send_form_encode(curl, &f);
-			ctype = "application/x-www-form-urlencoded";
-		}
-	}
-
-	buf_printf(&full, "%s%s", url, buf_cstr(&path));
-	if (ctype != NULL) {
-		buf_reset(&line);
-		buf_printf(&line, "Content-Type: %s", ctype);
-		h = curl_slist_append(h, buf_cstr(&line));
-	}
+	buf_printf(&full, "%s%s", s->a->url, buf_cstr(&s->path));
+	if (s->ctype != NULL)
+		send_header(s, "Content-Type: %s", s->ctype);
 	curl_easy_setopt(curl, CURLOPT_URL, buf_cstr(&full));
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	if (body != NULL)
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, s->h);
+	if (s->body != NULL)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, s->body);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "telehookctl-send/"
@@ -398,32 +445,79 @@ send_sample(const char *provider, const char *event, const char *url,
 	rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-	if (as_json) {
+	if (s->a->json) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "provider", provider);
-		cJSON_AddStringToObject(o, "event", event);
-		cJSON_AddStringToObject(o, "id", sid);
+		cJSON_AddStringToObject(o, "provider", s->a->provider);
+		cJSON_AddStringToObject(o, "event", s->a->event);
+		cJSON_AddStringToObject(o, "id", s->sid);
 		cJSON_AddNumberToObject(o, "status", (double)code);
 		cJSON_AddStringToObject(o, "answer", rc == CURLE_OK ?
 		    buf_cstr(&reply) : curl_easy_strerror(rc));
-		s = cJSON_PrintUnformatted(o);
-		printf("%s\n", s);
-		cJSON_free(s);
+		js = cJSON_PrintUnformatted(o);
+		printf("%s\n", js);
+		cJSON_free(js);
 		cJSON_Delete(o);
 	} else if (rc != CURLE_OK)
 		fprintf(stderr, "telehookctl: %s: %s\n", buf_cstr(&full),
 		    curl_easy_strerror(rc));
 	else
-		printf("%s %s %s: HTTP %ld\n%s%s", provider, event, sid, code,
-		    buf_cstr(&reply), reply.len > 0 &&
+		printf("%s %s %s: HTTP %ld\n%s%s", s->a->provider, s->a->event,
+		    s->sid, code, buf_cstr(&reply), reply.len > 0 &&
 		    buf_cstr(&reply)[reply.len - 1] != '\n' ? "\n" : "");
-	curl_slist_free_all(h);
-	curl_easy_cleanup(curl);
-	kv_free(&f);
-	free(body);
-	buf_free(&path);
 	buf_free(&reply);
 	buf_free(&full);
-	buf_free(&line);
+	return code;
+}
+
+/*
+ * Send one sample, a->provider's a->event, to a->url (the base, without
+ * a path).  Prints the answer; returns the HTTP status (0 on failure),
+ * -1 for a kind there is none of.
+ */
+int
+ctl_send_sample(const struct send_args *a)
+{
+	struct send	 s;
+	CURL		*curl;
+	long		 code;
+
+	memset(&s, 0, sizeof(s));
+	s.a = a;
+	for (s.k = kinds; s.k->provider != NULL; s.k++)
+		if (strcmp(s.k->provider, a->provider) == 0 &&
+		    strcmp(s.k->event, a->event) == 0)
+			break;
+	if (s.k->provider == NULL)
+		return -1;
+	if ((curl = curl_easy_init()) == NULL)
+		fatalx("libcurl failed to initialise");
+	send_sid(s.k->sid, s.sid, sizeof(s.sid));
+	if (a->id != NULL)
+		snprintf(s.sid, sizeof(s.sid), "%s", a->id);
+	if (s.k->sid2 != NULL)
+		send_sid(s.k->sid2, s.sid2, sizeof(s.sid2));
+	/* where the staff's view fetches a recording: [twilio] api_url */
+	xasprintf(&s.recording, "%s/2010-04-01/Accounts/%s/Recordings/%s",
+	    conf.twilio.api_url, TW_ACCOUNT, s.sid2);
+	buf_init(&s.path);
+	buf_puts(&s.path, s.k->path);
+	/* an organization, named explicitly (architecture.md §4) */
+	if (a->org != NULL && strcmp(s.k->provider, "retell") != 0)
+		buf_printf(&s.path, "%sorganization_id=%s",
+		    strchr(s.k->path, '?') ? "&" : "?", a->org);
+	send_fields(&s);
+	if (strcmp(s.k->provider, "twilio") == 0)
+		send_twilio(&s, curl);
+	else if (strcmp(s.k->provider, "retell") == 0)
+		send_retell(&s);
+	else
+		send_voipms(&s, curl);
+	code = send_post(&s, curl);
+	curl_slist_free_all(s.h);
+	curl_easy_cleanup(curl);
+	kv_free(&s.f);
+	free(s.body);
+	free(s.recording);
+	buf_free(&s.path);
 	return (int)code;
 }
