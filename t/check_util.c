@@ -6,6 +6,7 @@
  */
 #include <sys/stat.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@ static const struct {
 	{ "+1 (415) 555-1212", "+14155551212" },
 	{ "1555", NULL },
 	{ "0155551212", NULL },				/* NANP area code */
+	{ "2125551212", "+12125551212" },		/* area codes 2-9 */
+	{ "9175551212", "+19175551212" },
+	{ "1235551212", NULL },				/* not 1 */
 	{ "24155551212", NULL },			/* 11 digits, not 1 */
 	{ "+0441234567", NULL },
 	{ "+1234567890123456", NULL },			/* 16 digits */
@@ -102,6 +106,13 @@ START_TEST(test_hours_forms)
 	ck_assert_int_eq(hours_open(&h, 6, 1439), 1);
 	hours_format(&h, &b);
 	ck_assert_str_eq(buf_cstr(&b), "mon-sun 00:00-24:00");
+	buf_reset(&b);
+	/* days are one range only when every span is the same, both ends */
+	ck_assert_int_eq(hours_parse("mon 09:00-17:00; tue 09:00-12:00; "
+	    "wed 08:00-12:00; thu-fri 08:00-12:00", &h, &err), 0);
+	hours_format(&h, &b);
+	ck_assert_str_eq(buf_cstr(&b), "mon 09:00-17:00; tue 09:00-12:00; "
+	    "wed-fri 08:00-12:00");
 	buf_reset(&b);
 	ck_assert_int_eq(hours_parse("sat-sun closed", &h, &err), 0);
 	hours_format(&h, &b);
@@ -243,6 +254,29 @@ START_TEST(test_egress_host)
 }
 END_TEST
 
+/*
+ * This machine's own addresses are inside whatever block they are in
+ * (egress.c, before connect): seen in a network namespace of this
+ * test's own, whose lo carries public-looking addresses.  It takes
+ * root (dev/check runs as root); otherwise there is nothing to see.
+ */
+START_TEST(test_egress_own)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) == -1) {
+		fprintf(stderr, "test_egress_own: not root: skipped\n");
+		return;
+	}
+	ck_assert_int_eq(system("PATH=$PATH:/usr/sbin:/sbin; "
+	    "ip link set lo up && ip addr add 203.0.114.7/32 dev lo && "
+	    "ip addr add 2606:4700::7/128 dev lo"), 0);
+	ck_assert_int_eq(egress_host_inside("203.0.114.7"), 1);
+	ck_assert_int_eq(egress_host_inside("203.0.114.8"), 0);
+	ck_assert_int_eq(egress_host_inside("[2606:4700::7]"), 1);
+	ck_assert_int_eq(egress_host_inside("[::ffff:203.0.114.7]"), 1);
+	ck_assert_int_eq(egress_host_inside("[2606:4700::8]"), 0);
+}
+END_TEST
+
 START_TEST(test_egress_url)
 {
 	ck_assert_int_eq(egress_url_inside("http://2130706433:8080/x"), 1);
@@ -274,7 +308,27 @@ END_TEST
 START_TEST(test_cidr)
 {
 	struct cidrlist	 l;
+	struct cidr	 c;
 	const char	*err;
+	char		 big[80];
+
+	/*
+	 * The longest address text there is (45 bytes) and a prefix; a
+	 * string of 53 bytes, 54 and 63 (a proxy's hop may be) is none,
+	 * read within its bounds (the sanitize build checks them).
+	 */
+	ck_assert_int_eq(cidr_parse("ffff:ffff:ffff:ffff:ffff:ffff:"
+	    "255.255.255.255/128", &c), 0);
+	ck_assert_int_eq(c.bits, 128);
+	memset(big, '1', sizeof(big));
+	big[53] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
+	big[53] = '1';
+	big[54] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
+	big[54] = '1';
+	big[63] = '\0';
+	ck_assert_int_eq(cidr_parse(big, &c), -1);
 
 	ck_assert_int_eq(cidrlist_parse("100.20.5.228, 10.0.0.0/8 "
 	    "2001:db8::/32,::1", &l, &err), 0);
@@ -644,6 +698,58 @@ START_TEST(test_alloc_zero)
 }
 END_TEST
 
+/*
+ * The account a Twilio recording URL names (telehook(8) GET
+ * calls/CALL/recording: the URL must be under [twilio] api_url, and the
+ * account's token is the one asked for): AC and 32 hex digits, then a
+ * slash; anything else names none.
+ */
+static const struct {
+	const char	*url;
+	const char	*sid;	/* NULL: none */
+} rec_urls[] = {
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789ABCDEF/Recordings/RE1",
+	    "AC0123456789abcdef0123456789ABCDEF" },
+	{ "https://API.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1",
+	    "AC0123456789abcdef0123456789abcdef" },
+	/* 33 hex digits, 31, not hex, not AC */
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef0/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcde/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdeg/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "ac0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	/* the account last, no slash after it */
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef", NULL },
+	/* another host, one that only starts like it, no account */
+	{ "https://api.twilio.com.evil.example/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	{ "https://evil.example/2010-04-01/Accounts/"
+	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Recordings/RE1", NULL },
+};
+
+START_TEST(test_recording_account)
+{
+	char	 sid[40];
+	int	 rc;
+
+	rc = recording_twilio_account("https://api.twilio.com/",
+	    rec_urls[_i].url, sid, sizeof(sid));
+	if (rec_urls[_i].sid == NULL)
+		ck_assert_msg(rc == -1, "%s: named %s", rec_urls[_i].url, sid);
+	else {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_str_eq(sid, rec_urls[_i].sid);
+	}
+}
+END_TEST
+
 Suite *
 check_suite(void)
 {
@@ -669,6 +775,7 @@ check_suite(void)
 	tcase_add_test(tc, test_cidr);
 	tcase_add_loop_test(tc, test_egress_host, 0,
 	    sizeof(egress_hosts) / sizeof(egress_hosts[0]));
+	tcase_add_test(tc, test_egress_own);
 	tcase_add_test(tc, test_egress_url);
 	tcase_add_test(tc, test_shown_path);
 	tcase_add_test(tc, test_log_escape);
@@ -684,6 +791,8 @@ check_suite(void)
 	tcase_add_test(tc, test_pressure_sample);
 	tcase_add_test(tc, test_alloc_zero);
 	tcase_add_test(tc, test_key_file);
+	tcase_add_loop_test(tc, test_recording_account, 0,
+	    sizeof(rec_urls) / sizeof(rec_urls[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

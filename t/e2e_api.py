@@ -184,12 +184,19 @@ class Dashboard(unittest.TestCase):
                     "direction, status, outcome, started_at) VALUES ('%s', "
                     "'twilio', 'CAedge%d%s', 'inbound', 'completed', "
                     "'answered', %s)" % (org, i, uuid.uuid4().hex[:8], at))
+                stack.psql(
+                    "INSERT INTO messages (organization_id, provider, "
+                    "message_id, direction, created_at) VALUES ('%s', "
+                    "'twilio', 'SMedge%d%s', 'inbound', %s)"
+                    % (org, i, uuid.uuid4().hex[:8], at))
             d = api("/api/v1/organizations/%s/dashboard?month=%s"
                     % (org, month), tok).json()
             self.assertEqual(d["kpis"]["answered_calls"], 2, (tz, month))
+            self.assertEqual(d["kpis"]["sms_follow_ups"], 2, (tz, month))
             d = api("/api/v1/organizations/%s/dashboard?month=%s"
                     % (org, nxt), tok).json()
             self.assertEqual(d["kpis"]["answered_calls"], 1, (tz, nxt))
+            self.assertEqual(d["kpis"]["sms_follow_ups"], 1, (tz, nxt))
 
 
 class Activity(unittest.TestCase):

@@ -267,9 +267,10 @@ class StaffView(unittest.TestCase):
         chrome.wait("the recording loaded", "(a => a && a.readyState >= 2)"
                     "(document.querySelector(%s + ' audio'))"
                     % json.dumps(li), timeout=30)
+        # the whole recording: e2e_staff's ten seconds of 8 kHz audio
         self.assertAlmostEqual(chrome.eval(
             "document.querySelector(%s + ' audio').duration"
-            % json.dumps(li)), 1.0, places=2)
+            % json.dumps(li)), (len(staff.AUDIO) - 44) / 16000.0, places=2)
         self.assertEqual(texts(li + " .transcript"),
                          ["Please call me back about Tuesday."])
         chrome.screenshot(os.path.join(ARTIFACTS, "staff-voicemail.png"))

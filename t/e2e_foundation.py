@@ -11,12 +11,13 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Stack, health, healthy, wait_for, in_order,  # noqa: E402
-                     retell_sign)
+                     retell_sign, proc_stat)
 
 stack = None
 
@@ -79,11 +80,17 @@ class Health(unittest.TestCase):
 
     @staticmethod
     def health_servers():
-        """The pids that said they serve /healthz, newest last, alive."""
+        """The pids that said they serve /healthz, newest last, alive
+        and still a worker's child: pids are reused (pid_max may be
+        32768), and a line from a server long gone may name a process
+        of another kind now."""
+        workers = {str(w) for w in stack.worker_pids()}
         pids = [int(p) for p in re.findall(
             r"^telehook\[(\d+)\]: health server ready on \S+$",
             stack.worker_log(), re.M)]
-        return [p for p in pids if stack._alive({p})]
+        pids = list(reversed(dict.fromkeys(reversed(pids))))
+        return [p for p in pids if stack._alive({p}) and
+                (proc_stat(p) or ["", ""])[1] in workers]
 
     def answered_by(self):
         """Who logged the last /healthz: "server" or "pool"."""
@@ -156,6 +163,58 @@ class Health(unittest.TestCase):
             wait_for("another health server",
                      lambda: [p for p in self.health_servers()
                               if p not in server])
+
+
+class HealthSocketPath(unittest.TestCase):
+    """telehook.conf(5) health_socket: a unix socket's path, at most
+    107 bytes (sun_path holds 108 with its NUL); a longer one is
+    refused with a log line, and /healthz comes from the pool."""
+
+    @staticmethod
+    def cpu_ticks(pids):
+        """User and system clock ticks the processes have used."""
+        return sum(int(f[11]) + int(f[12]) for f in map(proc_stat, pids)
+                   if f is not None)
+
+    def run_with(self, n, workers=1):
+        d = tempfile.mkdtemp(prefix="th-")
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "h" * (n - len(d) - 1))
+        self.assertEqual(len(path), n)
+        s = Stack(workers=workers,
+                  extra_conf={"server": {"health_socket": path}})
+        try:
+            s.start()
+            r = s.get("/healthz")
+            self.assertEqual(r.status, 200)
+            wait_for("the health server's try", lambda: os.path.exists(
+                path) or "path too long" in s.worker_log())
+            # the health servers (a child each worker) over a second:
+            # one that cannot listen waits, it does not spin
+            kids = [int(k) for w in s.worker_pids() for k in subprocess.run(
+                ["pgrep", "-P", str(w)], capture_output=True,
+                text=True).stdout.split()]
+            t0 = self.cpu_ticks(kids)
+            time.sleep(1)   # a window measured, not a wait for a state
+            used = self.cpu_ticks(kids) - t0
+            return os.path.exists(path), s.worker_log(), used, len(kids)
+        finally:
+            s.stop()
+            subprocess.run(["rm", "-rf", d])
+
+    def test_107_bytes_bound(self):
+        bound, log, used, kids = self.run_with(107)
+        self.assertTrue(bound)
+        self.assertNotIn("path too long", log)
+        self.assertEqual(kids, 1)
+
+    def test_108_bytes_refused(self):
+        # two workers: the one holding the lock says so once and idles
+        bound, log, used, kids = self.run_with(108, workers=2)
+        self.assertFalse(bound)
+        self.assertEqual(log.count("path too long"), 1, log)
+        self.assertEqual(kids, 2)
+        self.assertLess(used, 20)       # of 100 ticks a second
 
 
 class Dispatch(unittest.TestCase):

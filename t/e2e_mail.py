@@ -278,6 +278,13 @@ class Mail(unittest.TestCase):
         # unchanged by the refusals
         self.assertEqual({u["email"]: u["notify"] for u in stack.ctl_json(
             "user", "list", ORG)["users"]}, users)
+        # telehookctl(8) user set: notify=, and a name
+        u = stack.ctl_json("user", "set", ORG, "quiet@mail.example",
+                           "notify=none", "name=Q. Quiet")
+        self.assertEqual((u["name"], u["notify"]), ("Q. Quiet", ""))
+        self.assertEqual([x["name"] for x in stack.ctl_json(
+            "user", "list", ORG)["users"] if x["email"] ==
+            "quiet@mail.example"], ["Q. Quiet"])
 
     def test_2_missed_call(self):
         call, st = missed_call("+15551117001")

@@ -160,6 +160,21 @@ class Rejections(unittest.TestCase):
                                     "detail LIKE '%Body%'"), "0")
 
 
+    def test_api_refusal_counted_for_the_organization_in_its_path(self):
+        # telehookctl(8) events rejections: the organization when it
+        # could be told, here the one the API path names
+        other = stack.ctl_ok("org", "add", "Path Clinic").strip()
+        r = stack.get("/api/v1/organizations/%s/dashboard" % other,
+                      headers={"Authorization": "Bearer nope"})
+        self.assertEqual(r.status, 401)
+        wait_for("the refusal", lambda: stack.ctl_json(
+            "events", "rejections", "--org", other)["rejections"])
+        mine = stack.ctl_json("events", "rejections", "--org", other)[
+            "rejections"]
+        self.assertEqual([(j["organization_id"], j["status"]) for j in mine],
+                         [(other, 401)])
+
+
 class Events(unittest.TestCase):
 
     def test_list_show_assign(self):
@@ -366,6 +381,21 @@ class Send(unittest.TestCase):
         p = stack.ctl("send", "twilio", "fax", "--url", stack.public_url)
         self.assertEqual(p.returncode, 64)
         self.assertIn("twilio voice_incoming", p.stderr)
+
+    def test_org_names_the_organization(self):
+        # telehookctl(8) send --org: the organization named explicitly
+        # (a Retell call's metadata), so a number nobody owns routes
+        other = stack.ctl_ok("org", "add", "Sample Clinic").strip()
+        for provider, kind, cid in (("retell", "call_ended", "call_org_s"),
+                                    ("twilio", "voice_status",
+                                     "CA" + "cd" * 16)):
+            p = stack.ctl("--json", "send", provider, kind, "--url",
+                          stack.public_url, "--to", "+15559990123",
+                          "--org", other, "--id", cid)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(stack.psql(
+                "SELECT organization_id FROM calls WHERE call_id = '%s'"
+                % cid), other)
 
     def test_no_worker_crashed(self):
         stack.assert_no_crash()

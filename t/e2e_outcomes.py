@@ -26,7 +26,8 @@ import uuid
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, retell_sign, twilio_sign, in_order  # noqa: E402
+from harness import (Stack, retell_sign, twilio_sign, in_order,  # noqa: E402
+                     health, healthy, wait_for)
 
 TW = "outcomes-twilio-token-51e9"
 RT = "outcomes-retell-key-7d20"
@@ -164,6 +165,53 @@ class Twilio(unittest.TestCase):
             "call_missed"), 4)
         self.assertEqual(len(notes(org, token, "missed_call")), 8)
         self.assertEqual(notes(org, token, "voicemail"), [])
+
+    def test_each_dial_outcome_on_its_own(self):
+        # telehook(8) "Answered and missed calls": each DialCallStatus
+        # that did not connect is a missed call, and the activity line
+        # says which
+        for status in ("no-answer", "busy", "failed", "canceled"):
+            with self.subTest(status=status):
+                org, number, token = fresh_org()
+                twilio_forward(number, status)
+                self.assertEqual(kpis(org, token), (0, 1))
+                self.assertEqual(
+                    [a for a in activity(org, token)
+                     if a[0] == "call_missed"],
+                    [("call_missed", "Missed call from %s (%s)"
+                      % (CALLER, status))])
+
+    def test_an_sms_without_body(self):
+        # an MMS may come with media only: no Body at all; it is stored
+        # (no text) and gets no automatic reply
+        org, number, token = fresh_org()
+        sid = "SM" + uuid.uuid4().hex
+        r = tw_post("/webhooks/twilio/sms/incoming", {
+            "MessageSid": sid, "AccountSid": "AC" + "3" * 32,
+            "From": CALLER, "To": number, "NumMedia": "1",
+            "MediaUrl0": "https://api.twilio.com/m/0",
+            "SmsStatus": "received", "ApiVersion": "2010-04-01"})
+        self.assertNotIn(b"<Message", r.body)
+        self.assertEqual(stack.psql(
+            "SELECT coalesce(body, '-') || '|' || num_media || '|' || "
+            "auto_reply FROM messages WHERE message_id = '%s'" % sid),
+            "-|1|false")
+        stack.assert_no_crash()
+
+    def test_incoming_without_status_is_ringing(self):
+        # telehook(8): voice/incoming without CallStatus is ringing;
+        # the status a request gives is kept
+        org, number, token = fresh_org()
+        bare, given = "CA" + uuid.uuid4().hex, "CA" + uuid.uuid4().hex
+        p = call(number, bare, "ringing")
+        del p["CallStatus"]
+        tw_post("/webhooks/twilio/voice/incoming", p)
+        tw_post("/webhooks/twilio/voice/incoming",
+                call(number, given, "in-progress"))
+        self.assertEqual(stack.psql(
+            "SELECT string_agg(status, ',' ORDER BY call_id = '%s') "
+            "FROM calls WHERE call_id IN ('%s', '%s')"
+            % (given, bare, given)), "ringing,in-progress")
 
     def test_forward_answered(self):
         org, number, token = fresh_org()
@@ -616,6 +664,11 @@ class BadContent(unittest.TestCase):
         finally:
             stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse2")
             stack.start_workers()
+            # the breaker the outage opened outlives the pool (its state
+            # is shared memory): what follows waits until it closes, or
+            # its webhooks would be spooled, not stored
+            wait_for("the breaker closed", lambda: health(
+                stack.get("/healthz")) == healthy())
         stack.ctl_json("events", "replay", "--failed")
         self.assertEqual(stack.psql("SELECT count(*) FROM messages WHERE "
                                     "message_id = '%s'" % sid), "1")

@@ -17,7 +17,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Stack, free_port, pg_bindir, wait_for,  # noqa
-                     in_order, postmaster_pids)
+                     in_order, postmaster_pids, locks_on)
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "replica-test-token"
@@ -188,6 +188,61 @@ class Replica(unittest.TestCase):
         finally:
             for p in pids:
                 os.kill(p, signal.SIGCONT)
+        wait_for("the replica back", lambda: replica_health() == "ok")
+        stack.assert_no_crash()
+
+    def test_5_a_read_given_up_is_cancelled_on_the_replica(self):
+        """A read the replica keeps waiting (here: for a lock its replay
+        holds) is given up at its deadline, cancelled there and its
+        connection closed, so no backend is left waiting on the
+        replica for each read given up (telehook(8), Database)."""
+        with open(stack.conf) as f:
+            conf = f.read()
+        # lag allowed, so that a paused replay keeps the replica in use
+        with open(stack.conf, "w") as f:
+            f.write(conf.replace('read_max_lag_ms = "300"',
+                                 'read_max_lag_ms = "600000"'))
+        stack.stop_workers()
+        stack.start_workers()
+        locker = subprocess.Popen(
+            stack.psql_command() + ["-qX"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE "
+                   "application_name = 'telehook-read' AND "
+                   "wait_event_type = 'Lock'")
+        try:
+            wait_for("the replica in use", lambda: replica_health() == "ok")
+            locker.stdin.write("BEGIN; LOCK TABLE activity IN ACCESS "
+                               "EXCLUSIVE MODE;\n")
+            locker.stdin.flush()
+            wait_for("the lock on the primary", lambda: stack.psql(
+                locks_on("activity", "AccessExclusiveLock", True)) == "1")
+            stack.psql("SELECT pg_switch_wal()")    # sent to the replica
+            wait_for("the lock replayed", lambda: rpsql(
+                locks_on("activity", "AccessExclusiveLock")) == "1")
+            rpsql("SELECT pg_wal_replay_pause()")
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.flush()
+            wait_for("the primary's lock gone", lambda: stack.psql(
+                locks_on("activity")) == "0")
+            # the replica holds it still: the read waits there, is given
+            # up, and the primary answers
+            r = stack.get("/api/v1/organizations/%s/activity" % org["id"],
+                          headers={"Authorization": "Bearer " +
+                                   org["token"]})
+            self.assertEqual(r.status, 200)
+            self.assertIn("read replica: no answer within the deadline",
+                          stack.worker_log())
+            wait_for("no read waiting on the replica",
+                     lambda: rpsql(waiting) == "0", timeout=10)
+        finally:
+            rpsql("SELECT pg_wal_replay_resume()")
+            locker.stdin.close()
+            locker.wait(10)
+            with open(stack.conf, "w") as f:
+                f.write(conf)
+            stack.stop_workers()
+            stack.start_workers()
         wait_for("the replica back", lambda: replica_health() == "ok")
         stack.assert_no_crash()
 

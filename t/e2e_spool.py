@@ -22,7 +22,7 @@ import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, drain_spool, health, healthy, wait_for, \
-    in_order  # noqa: E402
+    in_order, locks_on  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "spool-test-token"
@@ -285,9 +285,7 @@ class Outage(unittest.TestCase):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for("lock", lambda: q1(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                "c.oid = l.relation WHERE c.relname = 'events' AND "
-                "l.mode = 'AccessExclusiveLock' AND l.granted") == "1")
+                locks_on("events", "AccessExclusiveLock", True)) == "1")
             m = sms("slow database")
             r = post("/webhooks/twilio/sms/incoming", m)
             self.assertEqual(r.status, 200)

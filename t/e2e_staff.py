@@ -34,8 +34,9 @@ calls = {}
 
 
 def wav():
-    """One second of a 440 Hz tone, 8 kHz mono: real audio a browser
-    plays, so the page test can see the player load it."""
+    """Ten seconds of a 440 Hz tone, 8 kHz mono (160 KB, as a short
+    voicemail is: more than one write of the stream): real audio a
+    browser plays, so the page test can see the player load it."""
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -43,7 +44,7 @@ def wav():
         w.setframerate(8000)
         w.writeframes(b"".join(struct.pack(
             "<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
-            for i in range(8000)))
+            for i in range(80000)))
     return out.getvalue()
 
 
@@ -341,6 +342,21 @@ class Recording(unittest.TestCase):
         # C's recording: C's own stored token, not the configured one
         r = api(self.url(C, calls["C"]), tokens["C"])
         self.assertEqual((r.status, r.body), (200, AUDIO))
+
+    def test_another_organizations_token_is_never_borrowed(self):
+        # telehook(8) GET calls/CALL/recording: the organization's own
+        # token for the account, or the configured one for the account
+        # the organization names; D's call on C's account gets neither
+        d = stack.ctl_ok("org", "add", "Borrowing Clinic").strip()
+        stack.ctl_ok("number", "add", d, "+15550063000")
+        token = stack.ctl_ok("token", "create", d).strip()
+        sid = voicemail("+15550063000", "+15551117500", account=SID_C)
+        del fake.hits[:]
+        r = api(self.url(d, sid), token)
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.json(), {
+            "error": "no Twilio credentials for the recording's account"})
+        self.assertEqual(fake.hits, [])
 
     def test_range(self):
         r = api(self.url(A, calls["voicemail"][0]), tokens["A"],

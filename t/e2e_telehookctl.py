@@ -16,7 +16,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRCDIR, Stack, in_order, wait_for  # noqa: E402
+from harness import SRCDIR, Stack, in_order, locks_on, wait_for  # noqa: E402
 
 stack = None
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -319,6 +319,36 @@ class Events(unittest.TestCase):
         # nothing left to send: 0
         self.assertEqual(stack.ctl("outbox", "send").returncode, 0)
 
+    def test_replay_exits_69_when_the_database_goes_away(self):
+        # telehookctl(8) events replay: 69 when the database went away
+        # under it (here: a lock on events past statement_timeout_ms,
+        # which reads still pass)
+        org = stack.ctl_ok("org", "add", "Replay Away Clinic").strip()
+        p = stack.ctl("send", "twilio", "sms_incoming", "--url",
+                      stack.public_url, "--org", org)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ev = stack.psql("SELECT max(id) FROM events")
+        locker = subprocess.Popen(
+            stack.psql_command() + ["-qX", "-c", "BEGIN; LOCK TABLE events "
+                                    "IN SHARE MODE; SELECT pg_sleep(8); "
+                                    "COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("lock", lambda: stack.psql(
+                locks_on("events", "ShareLock", True)) == "1")
+            p = stack.ctl("events", "replay", ev)
+            self.assertEqual(p.returncode, 69, (p.stdout, p.stderr))
+            self.assertIn("database unreachable", p.stderr)
+        finally:
+            # the lock goes now, not when the sleep ends
+            stack.psql("SELECT pg_terminate_backend(pid) FROM pg_locks "
+                       "WHERE relation = 'events'::regclass AND mode = "
+                       "'ShareLock'")
+            locker.wait(10)
+        wait_for("the lock gone", lambda: stack.psql(
+            locks_on("events", "ShareLock")) == "0")
+        self.assertEqual(stack.ctl("events", "replay", ev).returncode, 0)
+
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
         p = stack.ctl("send", "twilio", "sms_incoming", "--url",
@@ -376,6 +406,15 @@ class Refusals(unittest.TestCase):
              65, "is not a date (YYYY-MM-DD)"),
             (("closure", "add", org, "2026-02-29"), 65,
              "is not a date (YYYY-MM-DD)"),      # not a leap year
+            # a digit in every place but the two dashes
+            (("closure", "add", org, "2026-1x-24"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "2026-12-2x"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "20x6-12-24"), 65,
+             "is not a date (YYYY-MM-DD)"),
+            (("closure", "add", org, "2026-12+24"), 65,
+             "is not a date (YYYY-MM-DD)"),
             (("closure", "add", org, "2026-12-24", "--note", "a\x07b"), 65,
              "--note holds a control"),
             (("closure", "add", org, "2026-12-24", "--note", "n" * 201), 65,
@@ -762,6 +801,26 @@ class Numbers(unittest.TestCase):
         self.assertEqual(p.returncode, 65)
         self.assertIn("no such number", p.stderr)
 
+    def test_table(self):
+        # telehookctl(8): a table for people: a header of the column
+        # names in capitals, then a line a row, aligned, "-" for none
+        oid = stack.ctl_ok("org", "add", "Table Co").strip()
+        stack.ctl_ok("number", "add", oid, "+14155550101", "--provider",
+                     "twilio")
+        stack.ctl_ok("number", "add", oid, "+14155550102")
+        lines = stack.ctl_ok("number", "list", oid).splitlines()
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(lines[0].split(), ["E164", "PROVIDER",
+                                            "ORGANIZATION_ID",
+                                            "ORGANIZATION", "CREATED_AT"])
+        self.assertEqual(lines[1].split()[:4],
+                         ["+14155550101", "twilio", oid, "Table"])
+        self.assertEqual(lines[2].split()[:4],
+                         ["+14155550102", "-", oid, "Table"])
+        # aligned: each column starts where its header does
+        at = lines[0].index("ORGANIZATION_ID")
+        self.assertEqual([ln.index(oid) for ln in lines[1:]], [at, at])
+
     def test_number_add_rejects(self):
         oid = stack.ctl_ok("org", "add", "Number Rejects").strip()
         n = count("phone_numbers")
@@ -823,8 +882,15 @@ class UsersAndTokens(unittest.TestCase):
         # two tokens never collide
         t2 = stack.ctl_json("token", "create", oid)
         self.assertNotEqual(t2["token"], token)
-        p = stack.ctl("token", "revoke", "not-a-uuid")
-        self.assertEqual(p.returncode, 65)
+        # a token id is a UUID, 8-4-4-4-12 hex digits, first to last
+        for bad in ("not-a-uuid", "g0000000-0000-0000-0000-000000000000",
+                    "00000000-0000-0000-0000-00000000000g",
+                    "00000000x0000-0000-0000-000000000000",
+                    "000000000000000000000000000000000000",
+                    "00000000-0000-0000-0000-0000000000000"):
+            p = stack.ctl("token", "revoke", bad)
+            self.assertEqual(p.returncode, 65, bad)
+            self.assertIn("is not a token id", p.stderr)
         p = stack.ctl("token", "revoke",
                       "00000000-0000-0000-0000-000000000000")
         self.assertEqual(p.returncode, 65)

@@ -500,6 +500,10 @@ class Sms(unittest.TestCase):
         self.assertIn("Open Clinic is open mon-sun 00:00-24:00",
                       self.reply("What are your hours", frm))
         self.assertIsNone(self.reply("Thanks, see you", frm))
+        # DESIGN §8's fifth default: where the office is
+        where = self.reply("What is your address?", "+15552220005")
+        self.assertIn("address and directions", where)
+        self.assertNotIn("insurance", where)
 
     def test_reply_is_stored_and_logged(self):
         p = sms_params("Can I book an appointment?", frm="+15552220003")

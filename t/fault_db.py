@@ -32,7 +32,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SRCDIR, BUILDDIR, Stack, wait_for, in_order  # noqa: E402
+from harness import SRCDIR, BUILDDIR, Stack, wait_for, in_order, \
+    proc_stat  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "fault-db-token"
@@ -317,11 +318,7 @@ class Faults(unittest.TestCase):
         p.wait()
 
         def alive(pid):
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    return f.read().split(") ", 1)[1][0] != "Z"
-            except OSError:
-                return False
+            return (proc_stat(pid) or ["Z"])[0] != "Z"
         try:
             wait_for("no orphan worker", lambda: not any(
                 alive(w) for w in pids), timeout=10)

@@ -305,19 +305,29 @@ class Response:
         return "<%d %r>" % (self.status, self.body[:200])
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command's name (state
+    first, then the parent, ... utime at 11, stime at 12), or None for
+    a process that is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def postmaster_pids(pgdata):
     """A cluster's postmaster and its children (its backends), from
     its postmaster.pid: to stop (SIGSTOP) a whole server."""
     with open(os.path.join(pgdata, "postmaster.pid")) as f:
         pm = int(f.readline())
-    pids = [pm]
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                if int(f.read().rsplit(") ", 1)[1].split()[1]) == pm:
-                    pids.append(int(d))
-        except (OSError, IndexError, ValueError):
-            pass
-    return pids
+    return [pm] + [int(d) for d in os.listdir("/proc") if d.isdigit() and
+                   (proc_stat(d) or ["", ""])[1] == str(pm)]
+
+
+def locks_on(table, mode=None, granted=False):
+    """SQL counting the locks on table (of mode; only granted ones)."""
+    return ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+            "l.relation WHERE c.relname = '%s'%s%s" % (
+                table, " AND l.mode = '%s'" % mode if mode else "",
+                " AND l.granted" if granted else ""))

@@ -130,15 +130,8 @@ class WorkerParts:
     @staticmethod
     def _alive(pids):
         """The pids that still run (a zombie does not)."""
-        alive = set()
-        for pid in pids:
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                        alive.add(pid)
-            except (FileNotFoundError, IndexError):
-                pass
-        return alive
+        return {pid for pid in pids
+                if (proc_stat(pid) or ["Z"])[0] != "Z"}
 
     def crashed_workers(self):
         """Workers that logged "worker ready" and are gone without
