@@ -710,6 +710,30 @@ class Money(unittest.TestCase):
         # 10:00 on the account's clock (America/New_York, EST in November)
         self.assertEqual(c["started_at"], "2026-11-20T15:00:00Z")
 
+    def test_voipms_dates_each_on_the_accounts_clock(self):
+        # [voipms] timezone, America/New_York: UTC-4 from the second
+        # Sunday of March (2026-03-08, 02:00 skipped) to the first of
+        # November, UTC-5 outside; the year's last second is the next
+        # year's in UTC.  Five CDRs to two workers: one reads at least
+        # three dates, each from the clock the one before left (and the
+        # sanitize build sees what each leaves behind).
+        org, number, token = fresh_org()
+        for date, want in (("2026-07-04 12:00:00", "2026-07-04T16:00:00Z"),
+                           ("2026-03-08 03:30:00", "2026-03-08T07:30:00Z"),
+                           ("2026-03-08 01:59:59", "2026-03-08T06:59:59Z"),
+                           ("2026-12-31 23:59:59", "2027-01-01T04:59:59Z"),
+                           ("2026-11-01 02:00:00", "2026-11-01T07:00:00Z")):
+            cid = str(uuid.uuid4().int % 10**12)
+            r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
+                           urllib.parse.urlencode({
+                               "callid": cid, "callerid": CALLER[2:],
+                               "destination": number[2:],
+                               "disposition": "ANSWERED", "seconds": "5",
+                               "date": date, "total": "0.0010"}), FORM)
+            self.assertEqual((r.status, r.body), (200, b"ok"))
+            self.assertEqual(api(org, token, "calls/" + cid)["started_at"],
+                             want, date)
+
 
 load_tests = in_order(__name__)
 
