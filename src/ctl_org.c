@@ -583,8 +583,8 @@ ctl_token_list(int argc, char **argv)
 	return ctl_rows(argc, argv, "tokens",
 	    "SELECT id, name, th_iso(created_at) AS created_at, "
 	    "th_iso(last_used_at) AS last_used_at, th_iso(revoked_at) AS "
-	    "revoked_at FROM api_tokens "
-	    "WHERE organization_id = $1 ORDER BY created_at, id", cols, 0);
+	    "revoked_at FROM api_tokens t "
+	    "WHERE organization_id = $1 ORDER BY t.created_at, t.id", cols, 0);
 }
 
 static int

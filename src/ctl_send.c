@@ -301,19 +301,21 @@ send_fields(struct send *s)
 			kv_add(&s->f, f->key, send_value(s, f->val));
 }
 
+static void	 send_header(struct send *, const char *, ...)
+		    PRINTFLIKE(2, 3);
+
 static void
 send_header(struct send *s, const char *fmt, ...)
 {
-	char		 line[2048];
+	char		*line;
 	va_list		 ap;
-	int		 n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (vasprintf(&line, fmt, ap) == -1)
+		fatal("vasprintf");
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		fatalx("send: a header longer than %zu bytes", sizeof(line));
 	s->h = curl_slist_append(s->h, line);
+	free(line);
 }
 
 /*

@@ -168,12 +168,14 @@ late:
 enum db_replica
 db_replica_state(void)
 {
-	static const char *const lag_sql = "SELECT pg_is_in_recovery(), "
-	    "CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM "
-	    "pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch FROM "
-	    "now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::bigint";
+	static const char *const lag_sql = "SELECT pg_is_in_recovery() AS "
+	    "in_recovery, CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT "
+	    "FROM pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch "
+	    "FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0) "
+	    "END::bigint AS lag_ms";
 	PGresult	*res;
 	long long	 now = util_now_us(), until;
+	int		 rec, lag;
 
 	if (db_rd_conninfo == NULL)
 		return DB_REPLICA_NONE;
@@ -184,16 +186,18 @@ db_replica_state(void)
 	if (db_rd_connect(until) == -1)
 		return db_rd_state = DB_REPLICA_DOWN;
 	res = db_rd_exec(lag_sql, 0, NULL, until);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    (rec = PQfnumber(res, "in_recovery")) == -1 ||
+	    (lag = PQfnumber(res, "lag_ms")) == -1) {
 		PQclear(res);
 		db_rd_close();
 		return db_rd_state = DB_REPLICA_DOWN;
 	}
 	/* a primary (promoted, or misconfigured) is not a replica's lag */
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+	if (strcmp(PQgetvalue(res, 0, rec), "t") != 0)
 		db_rd_state = DB_REPLICA_OK;
 	else
-		db_rd_state = strtoll(PQgetvalue(res, 0, 1), NULL, 10) >
+		db_rd_state = strtoll(PQgetvalue(res, 0, lag), NULL, 10) >
 		    db_rd_max_lag_ms ? DB_REPLICA_BEHIND : DB_REPLICA_OK;
 	PQclear(res);
 	return db_rd_state;

@@ -456,7 +456,7 @@ sender_recover(struct sender *s)
 	struct db_res	 res;
 	const char	*p[1] = { s->tmo };
 
-	if (deliver_stop || util_now_us() - s->recovered_us <
+	if (deliver_stop || util_now_us() - s->recovered_us <=
 	    DELIVER_RECOVER_US)
 		return 0;
 	if (db_query(sql_recover, 1, p, &res) != DB_OK)

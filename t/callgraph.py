@@ -25,11 +25,15 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def objects(build):
-    """{file.c: object} for the worker's and telehookctl's objects."""
+    """{file.c: object} for the worker's and telehookctl's objects; an
+    object whose source is no longer in src/ (left by a build from
+    before a rename) is not the code's, and is left out."""
+    src = os.path.join(os.environ.get("top_srcdir") or TOP, "src")
     out = {}
     for o in glob.glob(os.path.join(build, "src", "*.o")):
         name = re.sub(r"^telehookctl-", "", os.path.basename(o))
-        out[name[:-2] + ".c"] = o
+        if os.path.exists(os.path.join(src, name[:-2] + ".c")):
+            out[name[:-2] + ".c"] = o
     return out
 
 

@@ -257,6 +257,17 @@ class UsersAndTokens(unittest.TestCase):
         self.assertEqual(p.returncode, 65)
         self.assertIn("no such token", p.stderr)
 
+    def test_tokens_listed_oldest_first(self):
+        # telehookctl(8) token list: oldest first, to the microsecond:
+        # five made within a second or so keep the order they were made in
+        oid = stack.ctl_ok("org", "add", "Five Tokens").strip()
+        names = ["t%d" % i for i in range(5)]
+        for n in names:
+            stack.ctl_ok("token", "create", oid, "--name", n)
+        self.assertEqual([t["name"] for t in stack.ctl_json(
+            "token", "list", oid)["tokens"]], names)
+
+
 load_tests = in_order(__name__)
 
 if __name__ == "__main__":

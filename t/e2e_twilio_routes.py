@@ -110,6 +110,7 @@ class EveryRoute(unittest.TestCase):
                 self.assertEqual(again.body, first.body)
                 self.assertEqual(self.state(), after)
 
+
 load_tests = in_order(__name__)
 
 if __name__ == "__main__":
