@@ -318,6 +318,25 @@ class Sender(unittest.TestCase):
             "count(*) FILTER (WHERE state = 'pending') FROM deliveries"),
             before)
 
+    def test_f2_endpoint_commands_take_one_id_and_no_option(self):
+        # telehookctl(8): "endpoint disable|enable|remove|rotate-secret|
+        # test ID", exit 64 for a usage error; nothing is changed
+        eid, _ = add(ORG, "/one-id")
+        state = ("SELECT enabled || ' ' || secret_sealed FROM endpoints "
+                 "WHERE id = '%s'" % eid)
+        before = stack.psql(state)
+        self.assertTrue(before)
+        for cmd in ("disable", "enable", "remove", "rotate-secret", "test"):
+            for args in ((eid, "--force"), ("--force", eid), (), (eid, eid)):
+                p = stack.ctl("endpoint", cmd, *args)
+                self.assertEqual(p.returncode, 64, (cmd, args, p.stderr))
+                self.assertRegex(p.stderr, r"unknown or incomplete option "
+                                 r"--force|usage: telehookctl endpoint %s "
+                                 r"ID" % cmd, (cmd, args))
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+                self.assertEqual(stack.psql(state), before, (cmd, args))
+        stack.ctl_ok("endpoint", "remove", eid)
+
     def test_g_a_received_message_is_named_not_copied(self):
         # the event of an incoming message holds its id, not its text;
         # what is sent is the message as the API shows it, stamped when
