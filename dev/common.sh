@@ -19,7 +19,7 @@ TELEHOOK_PACKAGES="
 	clang libclang-rt-14-dev
 "
 # Node.js and npm run the independent Standard Webhooks verifier of
-# t/e2e_delivery.py (the standardwebhooks package from the npm
+# t/harness_delivery.py (the standardwebhooks package from the npm
 # registry): Debian's, unless a node is installed already (NodeSource's
 # carries its own npm and conflicts with Debian's).
 command -v node >/dev/null || TELEHOOK_PACKAGES="$TELEHOOK_PACKAGES nodejs"

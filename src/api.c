@@ -53,18 +53,19 @@ api_verify(struct req *r, const char **why)
 		*why = "database unavailable";
 		return VERIFY_UNAVAILABLE;
 	}
-	if (res.nrows != 1 || !crypto_streq(db_get(&res, 0, 2), hash)) {
+	if (res.nrows != 1 ||
+	    !crypto_streq(db_val(&res, 0, "token_hash"), hash)) {
 		db_res_free(&res);
 		*why = "invalid token";
 		return VERIFY_DENY;
 	}
 	/* another organization's data: as if it did not exist */
 	if (r->nargs < 1 || !store_is_uuid(r->args[0]) ||
-	    !crypto_streq(db_get(&res, 0, 1), r->args[0])) {
+	    !crypto_streq(db_val(&res, 0, "organization_id"), r->args[0])) {
 		*why = "unknown organization";
 		v = VERIFY_NOTFOUND;
 	} else {
-		p[0] = db_get(&res, 0, 0);
+		p[0] = db_val(&res, 0, "id");
 		(void)db_exec(&st_token_used, p, NULL);
 		req_note(r, r->args[0], NULL);
 		v = VERIFY_OK;
@@ -74,8 +75,9 @@ api_verify(struct req *r, const char **why)
 }
 
 /*
- * Run st and answer its one JSON value; 404 when it returns none.  A
- * read (write == 0) may be served by the read replica.
+ * Run st and answer its one JSON value, the column called json; 404
+ * when it returns none.  A read (write == 0) may be served by the read
+ * replica.
  */
 static enum db_err
 api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
@@ -83,6 +85,7 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 {
 	struct db_res	 res;
 	cJSON		*j;
+	const char	*v;
 	enum db_err	 e;
 	int		 replica = 0;
 
@@ -92,12 +95,12 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
 		resp_error(p, 503, "database unavailable");
 		return DB_OK;
 	}
-	if (res.nrows == 0 || db_get(&res, 0, 0) == NULL) {
+	if (res.nrows == 0 || (v = db_val(&res, 0, "json")) == NULL) {
 		db_res_free(&res);
 		resp_error(p, 404, "%s", missing);
 		return DB_OK;
 	}
-	if ((j = cJSON_Parse(db_get(&res, 0, 0))) == NULL) {
+	if ((j = cJSON_Parse(v)) == NULL) {
 		db_res_free(&res);
 		return DB_EQUERY;
 	}
@@ -111,7 +114,7 @@ api_json(struct resp *p, const struct db_stmt *st, const char *const *params,
  * zone, and the latest activity (th_api_dashboard, sql/functions.sql).
  */
 static const struct db_stmt st_dashboard = { "api_dashboard",
-	"SELECT th_api_dashboard($1, $2)", 2 };
+	"SELECT th_api_dashboard($1, $2) AS json", 2 };
 
 enum db_err
 api_dashboard(struct req *r, struct resp *p)
@@ -133,7 +136,7 @@ api_dashboard(struct req *r, struct resp *p)
 
 /* The newest first, paged by id (th_api_activity). */
 static const struct db_stmt st_activity = { "api_activity",
-	"SELECT th_api_activity($1, $2, $3)", 3 };
+	"SELECT th_api_activity($1, $2, $3) AS json", 3 };
 
 /* A positive integer query parameter, or dflt; -1 when malformed. */
 static long long
@@ -200,8 +203,9 @@ static const struct db_stmt st_notifications = { "api_notifications",
 	"json_build_object('id', n.id::text, 'type', n.type, 'title', "
 	"n.title, 'message', n.message, 'data', n.data, 'user_email', "
 	"u.email, 'created_at', th_iso(n.created_at), 'read_at', "
-	"th_iso(n.read_at)) ORDER BY n.id DESC), '[]'))::text "
-	"FROM (SELECT * FROM notifications WHERE organization_id = $1 AND "
+	"th_iso(n.read_at)) ORDER BY n.id DESC), '[]'))::text AS json "
+	"FROM (SELECT id, type, title, message, data, user_id, created_at, "
+	"read_at FROM notifications WHERE organization_id = $1 AND "
 	"(NOT $2::bool OR read_at IS NULL) ORDER BY id DESC LIMIT 100) n "
 	"LEFT JOIN users u ON u.id = n.user_id", 2 };
 
@@ -223,12 +227,13 @@ api_notifications(struct req *r, struct resp *p)
 
 static const struct db_stmt st_read = { "api_notification_read",
 	"WITH n AS (UPDATE notifications SET read_at = coalesce(read_at, "
-	"now()) WHERE id = $2::bigint AND organization_id = $1 RETURNING *) "
+	"now()) WHERE id = $2::bigint AND organization_id = $1 RETURNING id, "
+	"type, title, message, data, user_id, created_at, read_at) "
 	"SELECT json_build_object('id', n.id::text, 'type', n.type, 'title', "
 	"n.title, 'message', n.message, 'data', n.data, 'user_email', "
 	"u.email, 'created_at', th_iso(n.created_at), 'read_at', "
-	"th_iso(n.read_at))::text FROM n LEFT JOIN users u ON u.id = n.user_id",
-	2 };
+	"th_iso(n.read_at))::text AS json FROM n LEFT JOIN users u ON "
+	"u.id = n.user_id", 2 };
 
 enum db_err
 api_notification_read(struct req *r, struct resp *p)
@@ -251,7 +256,8 @@ api_notification_read(struct req *r, struct resp *p)
  * (th_call_json).
  */
 static const struct db_stmt st_call = { "api_call",
-	"SELECT th_call_json(c)::text FROM calls c WHERE call_id = $2 AND "
+	"SELECT th_call_json(c)::text AS json FROM calls c WHERE call_id = $2 "
+	"AND "
 	"organization_id = $1 ORDER BY updated_at DESC LIMIT 1", 2 };
 
 enum db_err
@@ -273,7 +279,7 @@ static const struct db_stmt st_handled = { "api_call_handled",
 	"coalesce(handled_at, now()) END WHERE call_id = $2 AND "
 	"organization_id = $1 RETURNING call_id, outcome, handled_at) "
 	"SELECT json_build_object('call_id', call_id, 'outcome', outcome, "
-	"'handled_at', th_iso(handled_at))::text FROM c LIMIT 1", 3 };
+	"'handled_at', th_iso(handled_at))::text AS json FROM c LIMIT 1", 3 };
 
 enum db_err
 api_call_handled(struct req *r, struct resp *p)
@@ -288,7 +294,7 @@ api_call_handled(struct req *r, struct resp *p)
 
 /* Progress per campaign (th_api_campaigns). */
 static const struct db_stmt st_campaigns = { "api_campaigns",
-	"SELECT th_api_campaigns($1)", 1 };
+	"SELECT th_api_campaigns($1) AS json", 1 };
 
 enum db_err
 api_campaigns(struct req *r, struct resp *p)
@@ -301,7 +307,7 @@ api_campaigns(struct req *r, struct resp *p)
 
 /* One campaign and its contacts in file order (th_api_campaign). */
 static const struct db_stmt st_campaign = { "api_campaign",
-	"SELECT th_api_campaign($1, $2, $3, $4)", 4 };
+	"SELECT th_api_campaign($1, $2, $3, $4) AS json", 4 };
 
 enum db_err
 api_campaign(struct req *r, struct resp *p)
@@ -377,7 +383,8 @@ api_since_ok(const char *v)
 static const struct db_stmt st_calls = { "api_calls",
 	"SELECT th_api_calls($1, $2, CASE WHEN length($3) = 10 THEN "
 	"($3::date)::timestamp AT TIME ZONE (SELECT timezone FROM "
-	"organizations WHERE id = $1) ELSE $3::timestamptz END, $4, $5)", 5 };
+	"organizations WHERE id = $1) ELSE $3::timestamptz END, $4, $5) "
+	"AS json", 5 };
 
 enum db_err
 api_calls(struct req *r, struct resp *p)
@@ -416,7 +423,7 @@ api_calls(struct req *r, struct resp *p)
 
 /* SMS threads, the latest first (th_api_conversations). */
 static const struct db_stmt st_conversations = { "api_conversations",
-	"SELECT th_api_conversations($1, $2, $3)", 3 };
+	"SELECT th_api_conversations($1, $2, $3) AS json", 3 };
 
 enum db_err
 api_conversations(struct req *r, struct resp *p)
@@ -451,7 +458,7 @@ api_e164(const char *c)
  * come percent-encoded.
  */
 static const struct db_stmt st_conversation = { "api_conversation",
-	"SELECT th_api_conversation($1, $2, $3, $4)", 4 };
+	"SELECT th_api_conversation($1, $2, $3, $4) AS json", 4 };
 
 enum db_err
 api_conversation(struct req *r, struct resp *p)

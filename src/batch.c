@@ -41,7 +41,7 @@ static const char *const sql_batch_lock =
 	"SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
 	"'advisory' AND pid = pg_backend_pid() AND classid = 0 AND objid = "
 	"7415301 AND objsubid = 1 AND granted) THEN true ELSE "
-	"pg_try_advisory_lock(7415301) END";
+	"pg_try_advisory_lock(7415301) END AS mine";
 /*
  * Up to 1000 pending events, oldest first, each with every enabled
  * endpoint of its organization that wants its type (or none: the
@@ -59,17 +59,16 @@ static const char *const sql_batch =
 	"n.m) AS body FROM p CROSS JOIN LATERAL (SELECT v FROM "
 	"delivery_events v WHERE v.id = p.event_id OFFSET 0) l LEFT JOIN "
 	"LATERAL (SELECT m FROM messages m WHERE m.id = (l.v).message_ref "
-	"OFFSET 0) n ON true) SELECT v.id, e.id, 'msg_' "
-	"|| md5(v.id || '/' || e.id), v.subject, CASE WHEN e.id IS NOT NULL "
-	"THEN v.body END, e.url, e.secret_sealed, CASE WHEN e.previous_until "
-	"> now() THEN e.previous_sealed END, EXISTS (SELECT 1 FROM "
-	"deliveries d WHERE d.endpoint_id = e.id AND d.subject = v.subject "
-	"AND d.state IN ('pending', 'sending', 'retry')) FROM v LEFT JOIN "
+	"OFFSET 0) n ON true) SELECT v.id AS event_id, e.id AS endpoint_id, "
+	"'msg_' || md5(v.id || '/' || e.id) AS msg_id, v.subject, CASE WHEN "
+	"e.id IS NOT NULL THEN v.body END AS body, e.url, e.secret_sealed, "
+	"CASE WHEN e.previous_until > now() THEN e.previous_sealed END AS "
+	"previous_sealed, EXISTS (SELECT 1 FROM deliveries d WHERE "
+	"d.endpoint_id = e.id AND d.subject = v.subject AND d.state IN "
+	"('pending', 'sending', 'retry')) AS queued FROM v LEFT JOIN "
 	"endpoints e ON e.organization_id = v.organization_id AND e.enabled "
 	"AND (e.events IS NULL OR v.type = ANY (e.events)) ORDER BY v.id, "
 	"e.id";
-enum { BC_EVENT, BC_ENDPOINT, BC_MSGID, BC_SUBJECT, BC_BODY, BC_URL,
-	BC_SECRET, BC_PREVIOUS, BC_QUEUED };
 /*
  * What became of a batch, in one statement: each endpoint of the batch
  * locked, with its counters; a delivery row each, in event order
@@ -79,9 +78,10 @@ enum { BC_EVENT, BC_ENDPOINT, BC_MSGID, BC_SUBJECT, BC_BODY, BC_URL,
  * delivery_pending.
  */
 static const char *const sql_batch_done =
-	"WITH r AS (SELECT * FROM unnest($1::bigint[], $2::uuid[], "
+	"WITH r AS (SELECT event_id, endpoint_id, msg_id, state, attempts, "
+	"delay, status, error, ord FROM unnest($1::bigint[], $2::uuid[], "
 	"$3::text[], $4::text[], $5::int[], $6::float8[], $7::int[], "
-	"$8::text[]) WITH ORDINALITY AS r(event_id, endpoint_id, msg_id, "
+	"$8::text[]) WITH ORDINALITY AS u(event_id, endpoint_id, msg_id, "
 	"state, attempts, delay, status, error, ord)), s AS (UPDATE "
 	"endpoints e SET ok_total = e.ok_total + x.ok, failed_total = "
 	"e.failed_total + x.failed, latency_ms_sum = e.latency_ms_sum + "
@@ -111,7 +111,7 @@ static struct {
 static int
 batch_tripped(const char *id)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i;
 
 	for (i = 0; i < BATCH_TRIPS; i++)
@@ -124,7 +124,7 @@ batch_tripped(const char *id)
 static void
 batch_trip(const char *id)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i, oldest = 0;
 
 	for (i = 0; i < BATCH_TRIPS; i++) {
@@ -148,8 +148,8 @@ static int
 batch_same_subject(struct batch *b, int i, int j)
 {
 	return b->it[i].ep == b->it[j].ep && strcmp(db_get(&b->res,
-	    b->it[i].row, BC_SUBJECT), db_get(&b->res, b->it[j].row,
-	    BC_SUBJECT)) == 0;
+	    b->it[i].row, b->c.subject), db_get(&b->res, b->it[j].row,
+	    b->c.subject)) == 0;
 }
 
 /* Items by endpoint, subject, event: each subject's chain. */
@@ -162,8 +162,9 @@ batch_by_subject(const void *a, const void *b)
 
 	if (x->ep != y->ep)
 		return x->ep < y->ep ? -1 : 1;
-	if ((c = strcmp(db_get(&batch_sort_b->res, x->row, BC_SUBJECT),
-	    db_get(&batch_sort_b->res, y->row, BC_SUBJECT))) != 0)
+	if ((c = strcmp(db_get(&batch_sort_b->res, x->row,
+	    batch_sort_b->c.subject), db_get(&batch_sort_b->res, y->row,
+	    batch_sort_b->c.subject))) != 0)
 		return c;
 	return x->row < y->row ? -1 : x->row > y->row;
 }
@@ -204,7 +205,7 @@ batch_take(struct batch *b)
 	memset(b, 0, sizeof(*b));
 	if (db_query(sql_batch_lock, 0, NULL, &res) != DB_OK)
 		return -1;
-	mine = res.nrows == 1 && strcmp(db_get(&res, 0, 0), "t") == 0;
+	mine = res.nrows == 1 && strcmp(db_val(&res, 0, "mine"), "t") == 0;
 	db_res_free(&res);
 	if (!mine)
 		return 0;
@@ -214,10 +215,19 @@ batch_take(struct batch *b)
 		db_res_free(&b->res);
 		return 0;
 	}
+	b->c.event = db_col(&b->res, "event_id");
+	b->c.endpoint = db_col(&b->res, "endpoint_id");
+	b->c.msgid = db_col(&b->res, "msg_id");
+	b->c.subject = db_col(&b->res, "subject");
+	b->c.body = db_col(&b->res, "body");
+	b->c.url = db_col(&b->res, "url");
+	b->c.secret = db_col(&b->res, "secret_sealed");
+	b->c.previous = db_col(&b->res, "previous_sealed");
+	b->c.queued = db_col(&b->res, "queued");
 	b->it = xcalloc((size_t)b->res.nrows, sizeof(*b->it));
 	b->ep = xcalloc((size_t)b->res.nrows, sizeof(*b->ep));
 	for (i = 0; i < b->res.nrows; i++) {
-		if ((id = db_get(&b->res, i, BC_ENDPOINT)) == NULL)
+		if ((id = db_get(&b->res, i, b->c.endpoint)) == NULL)
 			continue;	/* an event nobody wants */
 		for (k = 0; k < b->nep; k++)
 			if (strcmp(b->ep[k].id, id) == 0)
@@ -251,7 +261,7 @@ batch_take(struct batch *b)
 		if (b->it[i].state != DI_READY)
 			continue;
 		/* behind what waits in the queue, or for a tripped one */
-		if (strcmp(db_get(&b->res, b->it[i].row, BC_QUEUED), "t") ==
+		if (strcmp(db_get(&b->res, b->it[i].row, b->c.queued), "t") ==
 		    0 || batch_tripped(b->ep[b->it[i].ep].id))
 			batch_queue(b, i);
 	}
@@ -299,17 +309,17 @@ batch_start(struct batch *b, CURLM *m, struct xfer **fl, int *n)
 			continue;
 		memset(&s, 0, sizeof(s));
 		s.endpoint = e->id;
-		s.msgid = db_get(&b->res, d->row, BC_MSGID);
-		s.body = db_get(&b->res, d->row, BC_BODY);
-		s.url = db_get(&b->res, d->row, BC_URL);
-		s.secret = db_get(&b->res, d->row, BC_SECRET);
-		s.previous = db_get(&b->res, d->row, BC_PREVIOUS);
+		s.msgid = db_get(&b->res, d->row, b->c.msgid);
+		s.body = db_get(&b->res, d->row, b->c.body);
+		s.url = db_get(&b->res, d->row, b->c.url);
+		s.secret = db_get(&b->res, d->row, b->c.secret);
+		s.previous = db_get(&b->res, d->row, b->c.previous);
 		s.attempts = 1;
 		b->open--;
-		if ((x = deliver_start(m, &s, why, sizeof(why))) == NULL) {
+		if ((x = xfer_start(m, &s, why, sizeof(why))) == NULL) {
 			d->state = DI_FAILED;
 			d->why = xstrdup(why);
-			d->dead = deliver_nsched == 0;
+			d->dead = xfer_nsched == 0;
 			e->failed++;
 			batch_queue_ep(b, d->ep);
 			continue;
@@ -332,7 +342,7 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 
 	d->x = NULL;
 	e->inflight--;
-	d->ms = (now_us() - x->start_us) / 1000;
+	d->ms = (util_now_us() - x->start_us) / 1000;
 	e->ms += d->ms;
 	d->status = cc == CURLE_OK ? status : 0;
 	if (cc == CURLE_OK && status >= 200 && status < 300) {
@@ -342,13 +352,13 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 			b->it[d->next].state = DI_READY;
 		return;
 	}
-	deliver_why(x, cc, status, why, sizeof(why));
+	xfer_why(x, cc, status, why, sizeof(why));
 	d->state = DI_FAILED;
 	d->why = xstrdup(why);
 	e->failed++;
 	if (cc == CURLE_OK && status == 410)
 		e->gone = 1;
-	d->dead = e->gone || deliver_nsched == 0;
+	d->dead = e->gone || xfer_nsched == 0;
 	/*
 	 * What follows for the subject waits behind it in the queue; a
 	 * disabled endpoint's events all wait there to be enabled again.
@@ -368,7 +378,7 @@ batch_done(struct batch *b, struct xfer *x, CURLcode cc, long status)
 int
 batch_decided(struct batch *b, struct xfer **fl, int n, long long slow_ms)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	int		 i, decided = 1;
 	struct ditem	*d;
 
@@ -420,27 +430,27 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 	struct dep	*e;
 	struct db_res	 res;
 	char		 num[32];
-	int		 i, k, rc = -1, queued = 0;
+	int		 i, k, rc = -1, queued = 0, c_id, c_event, c_endpoint;
 
 	for (k = 0; k < BA_N; k++)
 		buf_init(&a[k]);
 	for (i = 0; i < b->res.nrows; i++) {
-		ev = db_get(&b->res, i, BC_EVENT);
+		ev = db_get(&b->res, i, b->c.event);
 		if (strcmp(ev, last) != 0)
 			ctl_arr(&a[BA_EVENTS], ev);
 		last = ev;
 	}
 	for (i = 0; i < b->nit; i++) {
 		d = &b->it[i];
-		ctl_arr(&a[BA_EVENT], db_get(&b->res, d->row, BC_EVENT));
+		ctl_arr(&a[BA_EVENT], db_get(&b->res, d->row, b->c.event));
 		ctl_arr(&a[BA_ENDPOINT], b->ep[d->ep].id);
-		ctl_arr(&a[BA_MSGID], db_get(&b->res, d->row, BC_MSGID));
+		ctl_arr(&a[BA_MSGID], db_get(&b->res, d->row, b->c.msgid));
 		ctl_arr(&a[BA_STATE], d->state == DI_FAILED && d->dead ?
 		    "dead" : state[d->state]);
 		ctl_arr(&a[BA_ATTEMPTS], d->state == DI_FLIGHT ||
 		    d->state == DI_OK || d->state == DI_FAILED ? "1" : "0");
 		snprintf(num, sizeof(num), "%.3f", d->state == DI_FAILED &&
-		    !d->dead ? deliver_delay(1) : 0.0);
+		    !d->dead ? xfer_delay(1) : 0.0);
 		ctl_arr(&a[BA_DELAY], num);
 		snprintf(num, sizeof(num), "%ld", d->status);
 		ctl_arr(&a[BA_STATUS], d->status != 0 ? num : NULL);
@@ -466,18 +476,21 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 	if (db_query(sql_batch_done, BA_N, p, &res) != DB_OK)
 		goto fail;
 	/* the attempts still running: now the queue's "sending" rows */
+	c_id = db_col(&res, "id");
+	c_event = db_col(&res, "event_id");
+	c_endpoint = db_col(&res, "endpoint_id");
 	for (i = 0; i < b->nit; i++) {
 		d = &b->it[i];
 		if (d->state != DI_FLIGHT)
 			continue;
 		for (k = 0; k < res.nrows; k++)
-			if (strcmp(db_get(&res, k, 1), db_get(&b->res, d->row,
-			    BC_EVENT)) == 0 && strcmp(db_get(&res, k, 2),
-			    b->ep[d->ep].id) == 0)
+			if (strcmp(db_get(&res, k, c_event), db_get(&b->res,
+			    d->row, b->c.event)) == 0 && strcmp(db_get(&res, k,
+			    c_endpoint), b->ep[d->ep].id) == 0)
 				break;
 		if (k < res.nrows) {
 			snprintf(d->x->id, sizeof(d->x->id), "%s",
-			    db_get(&res, k, 0));
+			    db_get(&res, k, c_id));
 			d->x->item = NULL;
 			continue;
 		}
@@ -486,7 +499,7 @@ batch_finish(struct batch *b, CURLM *m, struct xfer **fl, int *n,
 			if (fl[k] == d->x)
 				break;
 		fl[k] = fl[--(*n)];
-		deliver_free(m, d->x);
+		xfer_free(m, d->x);
 	}
 	db_res_free(&res);
 	for (i = 0; i < b->nit; i++) {

@@ -19,14 +19,19 @@ static struct org		*cache_orgs;
 static size_t			 cache_norgs;
 static struct cache_number	*cache_nums;
 static size_t			 cache_nnums;
-static struct db_res		 cache_secrets;	/* provider, account, sealed */
+static struct db_res		 cache_secrets;	/* its rows */
+static struct {			/* its columns, by name (db_col) */
+	int	 provider, account, sealed, org, hash;
+} cache_sc;
 static long long		 cache_loaded_us = -1;
+#define CACHE_SECRET(i, col)	db_get(&cache_secrets, (i), cache_sc.col)
 
 static const struct db_stmt st_cache_orgs = { "cache_orgs",
 	"SELECT id, name, timezone, greeting, forward_to, hours, after_hours, "
 	"retell_agent_id, agent_sip, EXISTS (SELECT 1 FROM closures c WHERE "
 	"c.organization_id = o.id AND (now() AT TIME ZONE o.timezone)::date "
-	"BETWEEN c.first_day AND c.last_day) FROM organizations o", 0 };
+	"BETWEEN c.first_day AND c.last_day) AS closed "
+	"FROM organizations o", 0 };
 static const struct db_stmt st_cache_numbers = { "cache_numbers",
 	"SELECT e164, organization_id FROM phone_numbers", 0 };
 static const struct db_stmt st_cache_secrets = { "cache_secrets",
@@ -90,9 +95,12 @@ cache_refresh(int force)
 	struct org		*orgs;
 	struct cache_number	*nums;
 	struct org		*o;
-	const char		*errstr;
+	const char		*errstr, *v;
 	size_t			 i, n = 0;
-	long long		 now = now_us();
+	int			 c_id, c_name, c_tz, c_greeting, c_forward;
+	int			 c_hours, c_after, c_agent, c_sip, c_closed;
+	int			 c_e164, c_org;
+	long long		 now = util_now_us();
 
 	if (!force && cache_loaded_us >= 0 &&
 	    now - cache_loaded_us < conf.cache_ttl_s * 1000000LL)
@@ -111,32 +119,49 @@ cache_refresh(int force)
 	/* still sealed: opened only when a request needs one */
 	db_res_free(&cache_secrets);
 	cache_secrets = rs;
+	cache_sc.provider = db_col(&rs, "provider");
+	cache_sc.account = db_col(&rs, "account_id");
+	cache_sc.sealed = db_col(&rs, "secret_sealed");
+	cache_sc.org = db_col(&rs, "organization_id");
+	cache_sc.hash = db_col(&rs, "secret_hash");
+	c_id = db_col(&ro, "id");
+	c_name = db_col(&ro, "name");
+	c_tz = db_col(&ro, "timezone");
+	c_greeting = db_col(&ro, "greeting");
+	c_forward = db_col(&ro, "forward_to");
+	c_hours = db_col(&ro, "hours");
+	c_after = db_col(&ro, "after_hours");
+	c_agent = db_col(&ro, "retell_agent_id");
+	c_sip = db_col(&ro, "agent_sip");
+	c_closed = db_col(&ro, "closed");
 	orgs = xcalloc((size_t)ro.nrows + 1, sizeof(*orgs));
 	for (i = 0; i < (size_t)ro.nrows; i++) {
 		o = &orgs[i];
-		o->id = xstrdup(db_get(&ro, (int)i, 0));
-		o->name = dup_or_null(db_get(&ro, (int)i, 1));
-		o->timezone = dup_or_null(db_get(&ro, (int)i, 2));
-		o->greeting = dup_or_null(db_get(&ro, (int)i, 3));
-		o->forward_to = dup_or_null(db_get(&ro, (int)i, 4));
-		o->after_hours = dup_or_null(db_get(&ro, (int)i, 6));
-		o->retell_agent_id = dup_or_null(db_get(&ro, (int)i, 7));
-		o->agent_sip = dup_or_null(db_get(&ro, (int)i, 8));
+		o->id = xstrdup(db_get(&ro, (int)i, c_id));
+		o->name = dup_or_null(db_get(&ro, (int)i, c_name));
+		o->timezone = dup_or_null(db_get(&ro, (int)i, c_tz));
+		o->greeting = dup_or_null(db_get(&ro, (int)i, c_greeting));
+		o->forward_to = dup_or_null(db_get(&ro, (int)i, c_forward));
+		o->after_hours = dup_or_null(db_get(&ro, (int)i, c_after));
+		o->retell_agent_id = dup_or_null(db_get(&ro, (int)i, c_agent));
+		o->agent_sip = dup_or_null(db_get(&ro, (int)i, c_sip));
 		/* as of the refresh: cache_ttl_s bounds how stale */
-		o->closed = db_get(&ro, (int)i, 9) != NULL &&
-		    strcmp(db_get(&ro, (int)i, 9), "t") == 0;
-		if (db_get(&ro, (int)i, 5) != NULL && hours_parse(db_get(&ro,
-		    (int)i, 5), &o->hours, &errstr) == 0)
+		o->closed = (v = db_get(&ro, (int)i, c_closed)) != NULL &&
+		    strcmp(v, "t") == 0;
+		if ((v = db_get(&ro, (int)i, c_hours)) != NULL &&
+		    hours_parse(v, &o->hours, &errstr) == 0)
 			o->has_hours = 1;
 	}
 	qsort(orgs, (size_t)ro.nrows, sizeof(*orgs), cache_sort_org);
 	nums = xcalloc((size_t)rn.nrows + 1, sizeof(*nums));
+	c_e164 = db_col(&rn, "e164");
+	c_org = db_col(&rn, "organization_id");
 	for (i = 0; i < (size_t)rn.nrows; i++) {
-		o = bsearch(db_get(&rn, (int)i, 1), orgs, (size_t)ro.nrows,
+		o = bsearch(db_get(&rn, (int)i, c_org), orgs, (size_t)ro.nrows,
 		    sizeof(*orgs), cache_cmp_org);
 		if (o == NULL)
 			continue;	/* added between the two reads */
-		nums[n].e164 = xstrdup(db_get(&rn, (int)i, 0));
+		nums[n].e164 = xstrdup(db_get(&rn, (int)i, c_e164));
 		nums[n].org = (size_t)(o - orgs);
 		n++;
 	}
@@ -211,24 +236,24 @@ cache_secret_count(void)
 const char *
 cache_secret(int i, const char *provider, const char *account)
 {
-	if (strcmp(db_get(&cache_secrets, i, 0), provider) != 0 ||
-	    strcmp(db_get(&cache_secrets, i, 1), account) != 0)
+	if (strcmp(CACHE_SECRET(i, provider), provider) != 0 ||
+	    strcmp(CACHE_SECRET(i, account), account) != 0)
 		return NULL;
-	return db_get(&cache_secrets, i, 2);
+	return CACHE_SECRET(i, sealed);
 }
 
 /* The provider of row i. */
 const char *
 cache_secret_provider(int i)
 {
-	return db_get(&cache_secrets, i, 0);
+	return CACHE_SECRET(i, provider);
 }
 
 /* The organization that stored row i. */
 const char *
 cache_secret_owner(int i)
 {
-	return db_get(&cache_secrets, i, 3);
+	return CACHE_SECRET(i, org);
 }
 
 /*
@@ -241,10 +266,10 @@ cache_secret_by_hash(const char *provider, const char *hash)
 	int	 i;
 
 	for (i = 0; i < cache_secrets.nrows; i++)
-		if (strcmp(db_get(&cache_secrets, i, 0), provider) == 0 &&
-		    db_get(&cache_secrets, i, 4) != NULL &&
-		    crypto_streq(db_get(&cache_secrets, i, 4), hash))
-			return db_get(&cache_secrets, i, 3);
+		if (strcmp(CACHE_SECRET(i, provider), provider) == 0 &&
+		    CACHE_SECRET(i, hash) != NULL &&
+		    crypto_streq(CACHE_SECRET(i, hash), hash))
+			return CACHE_SECRET(i, org);
 	return NULL;
 }
 
@@ -252,9 +277,9 @@ cache_secret_by_hash(const char *provider, const char *hash)
 const char *
 cache_secret_org(int i, const char *provider, const char *org)
 {
-	if (strcmp(db_get(&cache_secrets, i, 0), provider) != 0 ||
-	    strcmp(db_get(&cache_secrets, i, 3), org) != 0)
+	if (strcmp(CACHE_SECRET(i, provider), provider) != 0 ||
+	    strcmp(CACHE_SECRET(i, org), org) != 0)
 		return NULL;
-	return db_get(&cache_secrets, i, 2);
+	return CACHE_SECRET(i, sealed);
 }
 

@@ -21,28 +21,28 @@ struct ctl_opt {
 	int		 flag;		/* takes no value; sets "yes" */
 };
 
-extern int		 json_out;
+extern int		 ctl_json_out;
 extern const char	*ctl_sqldir;
 extern const struct ctl_cmd *ctl_current;	/* for operand counts */
 
-void		 die(int, const char *, ...) PRINTFLIKE(2, 3) NORETURN;
-void		 die_db(enum db_err, const char *) NORETURN;
-const char	*check_id(const char *, const char *);
-void		 q(const char *, const char *, int, const char *const *,
+void		 ctl_die(int, const char *, ...) PRINTFLIKE(2, 3) NORETURN;
+void		 ctl_die_db(enum db_err, const char *) NORETURN;
+const char	*ctl_check_id(const char *, const char *);
+void		 ctl_q(const char *, const char *, int, const char *const *,
 		    struct db_res *);
-void		 json_print(cJSON *);
-cJSON		*json_value(const char *, char);
-cJSON		*json_row(const struct db_res *, int, const char *const *);
-void		 print_rows(const char *, const struct db_res *,
+void		 ctl_json_print(cJSON *);
+cJSON		*ctl_json_value(const char *, char);
+cJSON		*ctl_json_row(const struct db_res *, int, const char *const *);
+void		 ctl_print_rows(const char *, const struct db_res *,
 		    const char *const *);
-void		 print_vis(const char *, const char *);
-void		 print_object(const struct db_res *, const char *const *);
-int		 parse_opts(int, char **, const struct ctl_opt *);
-char		*org_resolve(const char *);
+void		 ctl_print_vis(const char *, const char *);
+void		 ctl_print_object(const struct db_res *, const char *const *);
+int		 ctl_parse_opts(int, char **, const struct ctl_opt *);
+char		*ctl_resolve_org(const char *);
 int		 ctl_rows(int, char **, const char *, const char *,
 		    const char *const *, int);
-int		 tz_valid(const char *);
-char		*read_file(const char *, size_t);
+int		 ctl_tz_valid(const char *);
+char		*ctl_read_file(const char *, size_t);
 const char	*ctl_words(const char *, const char *const *, struct buf *);
 void		 ctl_arr(struct buf *, const char *);
 const char	*ctl_arr_end(struct buf *);
@@ -87,11 +87,19 @@ int		 outbox_again(const char *, const char *, const char *,
 /* mail.c (telehookctl): the staff's e-mail alerts through [smtp]. */
 int		 mail_send(struct outbox_stats *);
 
-/* ctlsend.c (telehookctl): signed sample webhooks. */
-void		 send_list(FILE *);
-int		 send_sample(const char *, const char *, const char *,
-		    const char *, const char *, const char *, const char *,
-		    int);
+/* ctl_send.c (telehookctl): signed sample webhooks. */
+struct send_args {
+	const char	*provider;
+	const char	*event;
+	const char	*url;		/* where it goes, without a path */
+	const char	*org;		/* named explicitly, or NULL */
+	const char	*to;		/* E.164 */
+	const char	*from;
+	const char	*id;		/* its id, or NULL: made up */
+	int		 json;		/* say what came back as JSON */
+};
+void		 ctl_send_list(FILE *);
+int		 ctl_send_sample(const struct send_args *);
 
 /* deliver.c (telehookctl): events to the organizations' endpoints. */
 struct deliver_stats {

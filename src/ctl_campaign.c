@@ -29,22 +29,22 @@ ctl_campaign_add(int argc, char **argv)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	if (argv[i + 1][0] == '\0' || strlen(argv[i + 1]) > 200)
-		die(EX_DATAERR_, "a campaign name is 1 to 200 characters");
-	id = org_resolve(argv[i]);
+		ctl_die(EX_DATAERR_, "a campaign name is 1 to 200 characters");
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
-	q("campaign add", "INSERT INTO campaigns (organization_id, name) "
+	ctl_q("campaign add", "INSERT INTO campaigns (organization_id, name) "
 	    "VALUES ($1, $2) RETURNING id", 2, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "name", argv[i + 1]);
-		json_print(o);
+		ctl_json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -58,10 +58,10 @@ campaign_check(const char *arg)
 	const char	*p[1] = { arg };
 
 	if (!store_is_uuid(arg))
-		die(EX_DATAERR_, "%s is not a campaign id", arg);
-	q("campaign", "SELECT 1 FROM campaigns WHERE id = $1", 1, p, &res);
+		ctl_die(EX_DATAERR_, "%s is not a campaign id", arg);
+	ctl_q("campaign", "SELECT 1 FROM campaigns WHERE id = $1", 1, p, &res);
 	if (res.nrows != 1)
-		die(EX_DATAERR_, "no such campaign: %s", arg);
+		ctl_die(EX_DATAERR_, "no such campaign: %s", arg);
 	db_res_free(&res);
 }
 
@@ -124,13 +124,13 @@ ctl_campaign_import(int argc, char **argv)
 	const char	*p[4], *s;
 	char		*data, *line, *next, *phone, *name, e164[32], *seen;
 	char		*probe, *grown;
-	int		 i, n = 0, lineno = 0;
+	int		 i, c, n = 0, lineno = 0;
 	enum db_err	 e;
 	cJSON		*o, *a;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	campaign_check(argv[i]);
-	data = read_file(argv[i + 1], 16 * 1024 * 1024);
+	data = ctl_read_file(argv[i + 1], 16 * 1024 * 1024);
 	buf_init(&phones);
 	buf_init(&names);
 	xasprintf(&seen, ",");
@@ -145,23 +145,23 @@ ctl_campaign_import(int argc, char **argv)
 		s = line;
 		if ((phone = csv_field(&s)) == NULL ||
 		    (name = *s != '\0' ? csv_field(&s) : xstrdup("")) == NULL)
-			die(EX_DATAERR_, "%s:%d: malformed quoted field",
+			ctl_die(EX_DATAERR_, "%s:%d: malformed quoted field",
 			    argv[i + 1], lineno);
 		if (*s != '\0')
-			die(EX_DATAERR_, "%s:%d: more than two columns "
+			ctl_die(EX_DATAERR_, "%s:%d: more than two columns "
 			    "(phone[,name])", argv[i + 1], lineno);
 		if (phone_e164(phone, e164, sizeof(e164)) == -1) {
 			if (n == 0 && lineno == 1)
 				goto next_line;	/* a header row */
-			die(EX_DATAERR_, "%s:%d: %s is not a phone number",
+			ctl_die(EX_DATAERR_, "%s:%d: %s is not a phone number",
 			    argv[i + 1], lineno, phone);
 		}
 		if (strlen(name) > 200)
-			die(EX_DATAERR_, "%s:%d: name longer than 200 "
+			ctl_die(EX_DATAERR_, "%s:%d: name longer than 200 "
 			    "characters", argv[i + 1], lineno);
 		xasprintf(&probe, ",%s,", e164);
 		if (strstr(seen, probe) != NULL)
-			die(EX_DATAERR_, "%s:%d: %s appears twice",
+			ctl_die(EX_DATAERR_, "%s:%d: %s appears twice",
 			    argv[i + 1], lineno, e164);
 		free(probe);
 		xasprintf(&grown, "%s%s,", seen, e164);
@@ -169,7 +169,7 @@ ctl_campaign_import(int argc, char **argv)
 		seen = grown;
 		/* tab-separated: neither a number nor a name holds a tab */
 		if (strchr(name, '\t') != NULL)
-			die(EX_DATAERR_, "%s:%d: a tab in the name",
+			ctl_die(EX_DATAERR_, "%s:%d: a tab in the name",
 			    argv[i + 1], lineno);
 		buf_printf(&phones, "%s%s", n ? "\t" : "", e164);
 		buf_printf(&names, "%s%s", n ? "\t" : "", name);
@@ -179,7 +179,7 @@ next_line:
 		free(name);
 	}
 	if (n == 0)
-		die(EX_DATAERR_, "%s: no contacts", argv[i + 1]);
+		ctl_die(EX_DATAERR_, "%s: no contacts", argv[i + 1]);
 	p[0] = argv[i];
 	p[1] = buf_cstr(&phones);
 	p[2] = buf_cstr(&names);
@@ -190,18 +190,19 @@ next_line:
 	    "string_to_array($3, E'\\t')) WITH ORDINALITY AS t(phone, name, n) "
 	    "ORDER BY t.n RETURNING id, position", 3, p, &res);
 	if (e != DB_OK)
-		die_db(e, "campaign import");
-	if (json_out) {
+		ctl_die_db(e, "campaign import");
+	c = db_col(&res, "id");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "campaign_id", argv[i]);
 		a = cJSON_AddArrayToObject(o, "contacts");
 		for (i = 0; i < res.nrows; i++)
 			cJSON_AddItemToArray(a,
-			    cJSON_CreateString(db_get(&res, i, 0)));
-		json_print(o);
+			    cJSON_CreateString(db_get(&res, i, c)));
+		ctl_json_print(o);
 	} else
 		for (i = 0; i < res.nrows; i++)
-			printf("%s\n", db_get(&res, i, 0));
+			printf("%s\n", db_get(&res, i, c));
 	db_res_free(&res);
 	buf_free(&phones);
 	buf_free(&names);
@@ -217,6 +218,10 @@ next_line:
 static int
 ctl_campaign_show(int argc, char **argv)
 {
+	/* the first three are strings, the rest numbers */
+	static const char *const fields[] = { "id", "name",
+	    "organization_id", "total_contacts", "processed", "successful",
+	    NULL };
 	static const char *const states[] = { "pending", "calling",
 	    "completed", "failed", "no_answer", NULL };
 	struct db_res	 res;
@@ -224,47 +229,41 @@ ctl_campaign_show(int argc, char **argv)
 	cJSON		*o, *by;
 	int		 i;
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
+	p[0] = argv[ctl_parse_opts(argc, argv, NULL)];
 	campaign_check(p[0]);
-	q("campaign show", "SELECT c.id, c.name, c.organization_id, "
-	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id), "
-	    "c.processed, c.successful, "
+	/* a column per state, called as the state */
+	ctl_q("campaign show", "SELECT c.id, c.name, c.organization_id, "
+	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id) "
+	    "AS total_contacts, c.processed, c.successful, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'pending'), "
+	    "AND status = 'pending') AS pending, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'calling'), "
+	    "AND status = 'calling') AS calling, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'completed'), "
+	    "AND status = 'completed') AS completed, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'failed'), "
+	    "AND status = 'failed') AS failed, "
 	    "(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id "
-	    "AND status = 'no_answer') "
+	    "AND status = 'no_answer') AS no_answer "
 	    "FROM campaigns c WHERE c.id = $1", 1, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
-		cJSON_AddStringToObject(o, "name", db_get(&res, 0, 1));
-		cJSON_AddStringToObject(o, "organization_id",
-		    db_get(&res, 0, 2));
-		cJSON_AddNumberToObject(o, "total_contacts",
-		    atof(db_get(&res, 0, 3)));
-		cJSON_AddNumberToObject(o, "processed", atof(db_get(&res, 0, 4)));
-		cJSON_AddNumberToObject(o, "successful",
-		    atof(db_get(&res, 0, 5)));
+		for (i = 0; i < 3; i++)
+			cJSON_AddStringToObject(o, fields[i],
+			    db_val(&res, 0, fields[i]));
+		for (; fields[i] != NULL; i++)
+			cJSON_AddNumberToObject(o, fields[i],
+			    atof(db_val(&res, 0, fields[i])));
 		by = cJSON_AddObjectToObject(o, "contacts_by_status");
 		for (i = 0; states[i] != NULL; i++)
 			cJSON_AddNumberToObject(by, states[i],
-			    atof(db_get(&res, 0, 6 + i)));
-		json_print(o);
+			    atof(db_val(&res, 0, states[i])));
+		ctl_json_print(o);
 	} else {
-		print_vis("id", db_get(&res, 0, 0));
-		print_vis("name", db_get(&res, 0, 1));
-		print_vis("organization_id", db_get(&res, 0, 2));
-		print_vis("total_contacts", db_get(&res, 0, 3));
-		print_vis("processed", db_get(&res, 0, 4));
-		print_vis("successful", db_get(&res, 0, 5));
+		for (i = 0; fields[i] != NULL; i++)
+			ctl_print_vis(fields[i], db_val(&res, 0, fields[i]));
 		for (i = 0; states[i] != NULL; i++)
-			print_vis(states[i], db_get(&res, 0, 6 + i));
+			ctl_print_vis(states[i], db_val(&res, 0, states[i]));
 	}
 	db_res_free(&res);
 	return 0;

@@ -39,14 +39,14 @@ endpoint_url_check(const char *url)
 	else if (strncmp(url, "http://", 7) == 0)
 		h = url + 7;
 	else
-		die(EX_DATAERR_, "%s: an endpoint is an http:// or https:// "
+		ctl_die(EX_DATAERR_, "%s: an endpoint is an http:// or https:// "
 		    "URL", url);
 	n = strcspn(h, "/?#");
 	if (n == 0 || memchr(h, '@', n) != NULL || strpbrk(url, " \t\r\n"))
-		die(EX_DATAERR_, "%s: no host, or credentials in the URL",
+		ctl_die(EX_DATAERR_, "%s: no host, or credentials in the URL",
 		    url);
 	if (!conf.delivery.allow_private && egress_url_inside(url))
-		die(EX_DATAERR_, "%s: not a public address ([delivery] "
+		ctl_die(EX_DATAERR_, "%s: not a public address ([delivery] "
 		    "allow_private is off)", url);
 }
 
@@ -54,7 +54,7 @@ static void
 need_key(void)
 {
 	if (!crypto_have_key)
-		die(EX_CONFIG_, "secret_key_file is not set in %s: endpoint "
+		ctl_die(EX_CONFIG_, "secret_key_file is not set in %s: endpoint "
 		    "secrets cannot be sealed", conf.path);
 }
 
@@ -72,36 +72,36 @@ ctl_endpoint_add(int argc, char **argv)
 	cJSON		*o;
 	int		 i;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	need_key();
 	endpoint_url_check(argv[i + 1]);
 	buf_init(&ev);
 	if (events != NULL && (bad = ctl_words(events, endpoint_types,
 	    &ev)) != NULL)
-		die(EX_DATAERR_, "--events: %s is not an event type (see "
+		ctl_die(EX_DATAERR_, "--events: %s is not an event type (see "
 		    "telehook(8))", bad);
-	id = org_resolve(argv[i]);
+	id = ctl_resolve_org(argv[i]);
 	whsig_secret_new(secret, sizeof(secret));
 	if ((sealed = crypto_seal(crypto_key, secret)) == NULL)
-		die(EX_SOFTWARE_, "could not seal the secret");
+		ctl_die(EX_SOFTWARE_, "could not seal the secret");
 	p[0] = id;
 	p[1] = argv[i + 1];
 	p[2] = events != NULL ? buf_cstr(&ev) : NULL;
 	p[3] = desc;
 	p[4] = sealed;
-	q("endpoint add", "INSERT INTO endpoints (organization_id, url, "
+	ctl_q("endpoint add", "INSERT INTO endpoints (organization_id, url, "
 	    "events, description, secret_sealed) VALUES ($1, $2, $3, $4, $5) "
 	    "RETURNING id", 5, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "url", argv[i + 1]);
 		cJSON_AddStringToObject(o, "secret", secret);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("endpoint %s\nsecret %s\n(the secret is shown this "
-		    "once: give it to the receiver now)\n", db_get(&res, 0, 0),
+		    "once: give it to the receiver now)\n", db_val(&res, 0, "id"),
 		    secret);
 	sodium_memzero(secret, sizeof(secret));
 	db_res_free(&res);
@@ -119,14 +119,15 @@ ctl_endpoint_list(int argc, char **argv)
 	    "avg_ms:n", "backlog:n", "dead:n", "disabled_reason", NULL };
 
 	return ctl_rows(argc, argv, "endpoints", "SELECT e.id, e.url, "
-	    "coalesce(array_to_string(e.events, ','), 'all'), "
+	    "coalesce(array_to_string(e.events, ','), 'all') AS events, "
 	    "e.enabled, e.description, "
-	    "e.ok_total, e.failed_total, CASE WHEN e.ok_total + "
-	    "e.failed_total > 0 THEN e.latency_ms_sum / (e.ok_total + "
-	    "e.failed_total) ELSE 0 END, (SELECT count(*) FROM deliveries d "
-	    "WHERE d.endpoint_id = e.id AND d.state IN ('pending', 'sending', "
-	    "'retry')), (SELECT count(*) FROM deliveries d WHERE "
-	    "d.endpoint_id = e.id AND d.state = 'dead'), e.disabled_reason "
+	    "e.ok_total AS delivered, e.failed_total AS failed, CASE WHEN "
+	    "e.ok_total + e.failed_total > 0 THEN e.latency_ms_sum / "
+	    "(e.ok_total + e.failed_total) ELSE 0 END AS avg_ms, "
+	    "(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	    "d.state IN ('pending', 'sending', 'retry')) AS backlog, "
+	    "(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	    "d.state = 'dead') AS dead, e.disabled_reason "
 	    "FROM endpoints e WHERE e.organization_id = $1 ORDER BY "
 	    "e.created_at, e.id", cols, 0);
 }
@@ -139,11 +140,11 @@ endpoint_change(const char *what, const char *id, const char *sql)
 	struct db_res	 res;
 
 	if (!store_is_uuid(id))
-		die(EX_DATAERR_, "%s is not an endpoint id", id);
-	q(what, sql, 1, p, &res);
+		ctl_die(EX_DATAERR_, "%s is not an endpoint id", id);
+	ctl_q(what, sql, 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no endpoint %s", id);
-	if (json_out)
+		ctl_die(EX_DATAERR_, "no endpoint %s", id);
+	if (ctl_json_out)
 		printf("{\"id\":\"%s\"}\n", id);
 	else
 		printf("%s %s\n", what, id);
@@ -154,7 +155,7 @@ endpoint_change(const char *what, const char *id, const char *sql)
 static int
 ctl_endpoint_disable(int argc, char **argv)
 {
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	return endpoint_change("disabled", argv[argc - 1], "UPDATE endpoints "
 	    "SET enabled = false, disabled_reason = 'by the operator at ' || "
 	    "th_iso(now()) WHERE id = $1 RETURNING id");
@@ -163,7 +164,7 @@ ctl_endpoint_disable(int argc, char **argv)
 static int
 ctl_endpoint_enable(int argc, char **argv)
 {
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	return endpoint_change("enabled", argv[argc - 1], "UPDATE endpoints "
 	    "SET enabled = true, disabled_reason = NULL WHERE id = $1 "
 	    "RETURNING id");
@@ -172,7 +173,7 @@ ctl_endpoint_enable(int argc, char **argv)
 static int
 ctl_endpoint_remove(int argc, char **argv)
 {
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	return endpoint_change("removed", argv[argc - 1], "DELETE FROM "
 	    "endpoints WHERE id = $1 RETURNING id");
 }
@@ -189,32 +190,33 @@ ctl_endpoint_rotate(int argc, char **argv)
 	struct db_res	 res;
 	cJSON		*o;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	id = argv[argc - 1];
 	need_key();
 	if (!store_is_uuid(id))
-		die(EX_DATAERR_, "%s is not an endpoint id", id);
+		ctl_die(EX_DATAERR_, "%s is not an endpoint id", id);
 	whsig_secret_new(secret, sizeof(secret));
 	if ((sealed = crypto_seal(crypto_key, secret)) == NULL)
-		die(EX_SOFTWARE_, "could not seal the secret");
+		ctl_die(EX_SOFTWARE_, "could not seal the secret");
 	p[0] = id;
 	p[1] = sealed;
-	q("endpoint rotate-secret", "UPDATE endpoints SET previous_sealed = "
+	ctl_q("endpoint rotate-secret", "UPDATE endpoints SET previous_sealed = "
 	    "secret_sealed, previous_until = now() + interval '24 hours', "
-	    "secret_sealed = $2 WHERE id = $1 RETURNING th_iso(previous_until)",
-	    2, p, &res);
+	    "secret_sealed = $2 WHERE id = $1 RETURNING th_iso(previous_until) "
+	    "AS previous_until", 2, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no endpoint %s", id);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no endpoint %s", id);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", id);
 		cJSON_AddStringToObject(o, "secret", secret);
 		cJSON_AddStringToObject(o, "previous_until",
-		    db_get(&res, 0, 0));
-		json_print(o);
+		    db_val(&res, 0, "previous_until"));
+		ctl_json_print(o);
 	} else
 		printf("secret %s\n(shown this once; the previous secret "
-		    "also signs until %s)\n", secret, db_get(&res, 0, 0));
+		    "also signs until %s)\n", secret,
+		    db_val(&res, 0, "previous_until"));
 	sodium_memzero(secret, sizeof(secret));
 	free(sealed);
 	db_res_free(&res);
@@ -229,36 +231,38 @@ ctl_endpoint_rotate(int argc, char **argv)
 static int
 ctl_endpoint_test(int argc, char **argv)
 {
-	const char	*p[1], *id;
+	const char	*p[1], *id, *state = NULL, *error;
 	struct db_res	 res;
 	char		*did;
 	int		 tries, rc = 0;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	id = argv[argc - 1];
 	if (!store_is_uuid(id))
-		die(EX_DATAERR_, "%s is not an endpoint id", id);
+		ctl_die(EX_DATAERR_, "%s is not an endpoint id", id);
 	p[0] = id;
-	q("endpoint test", "WITH v AS (INSERT INTO delivery_events "
+	ctl_q("endpoint test", "WITH v AS (INSERT INTO delivery_events "
 	    "(organization_id, type, subject, body) SELECT e.organization_id, "
 	    "'ping', 'ping:' || e.id, json_build_object('type', 'ping', "
 	    "'timestamp', th_iso(now()), 'data', json_build_object("
 	    "'endpoint_id', e.id))::text FROM endpoints e WHERE e.id = $1 "
-	    "FOR KEY SHARE RETURNING *) INSERT INTO deliveries (endpoint_id, "
+	    "FOR KEY SHARE RETURNING id, organization_id, type, subject) "
+	    "INSERT INTO deliveries (endpoint_id, "
 	    "organization_id, msg_id, type, subject, event_id) SELECT $1, "
 	    "v.organization_id, 'msg_' || replace(gen_random_uuid()::text, "
 	    "'-', ''), v.type, v.subject, v.id FROM v RETURNING id", 1, p,
 	    &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no endpoint %s", id);
-	did = xstrdup(db_get(&res, 0, 0));
+		ctl_die(EX_DATAERR_, "no endpoint %s", id);
+	did = xstrdup(db_val(&res, 0, "id"));
 	db_res_free(&res);
 	p[0] = did;
 	for (tries = 0; tries < 200; tries++) {
-		q("endpoint test", "SELECT state, last_status, last_error, "
+		ctl_q("endpoint test", "SELECT state, last_status, last_error, "
 		    "msg_id FROM deliveries WHERE id = $1::bigint", 1, p, &res);
-		if (strcmp(db_get(&res, 0, 0), "pending") != 0 &&
-		    strcmp(db_get(&res, 0, 0), "sending") != 0)
+		state = db_val(&res, 0, "state");
+		if (strcmp(state, "pending") != 0 &&
+		    strcmp(state, "sending") != 0)
 			break;
 		db_res_free(&res);
 		usleep(100000);
@@ -268,10 +272,11 @@ ctl_endpoint_test(int argc, char **argv)
 		    "(is telehook-deliver running?)\n", did);
 		rc = 1;
 	} else {
-		printf("ping %s (%s): %s%s%s\n", did, db_get(&res, 0, 3),
-		    db_get(&res, 0, 0), db_get(&res, 0, 2) != NULL ? ", " : "",
-		    db_get(&res, 0, 2) != NULL ? db_get(&res, 0, 2) : "");
-		rc = strcmp(db_get(&res, 0, 0), "delivered") == 0 ? 0 : 1;
+		error = db_val(&res, 0, "last_error");
+		printf("ping %s (%s): %s%s%s\n", did, db_val(&res, 0,
+		    "msg_id"), state, error != NULL ? ", " : "",
+		    error != NULL ? error : "");
+		rc = strcmp(state, "delivered") == 0 ? 0 : 1;
 		db_res_free(&res);
 	}
 	free(did);
@@ -295,32 +300,33 @@ ctl_deliveries_list(int argc, char **argv)
 	struct db_res	 res;
 	int		 i;
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	if (endpoint != NULL && !store_is_uuid(endpoint))
-		die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
+		ctl_die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
 		    endpoint);
 	if (state != NULL) {
 		for (i = 0; states[i] != NULL; i++)
 			if (strcmp(state, states[i]) == 0)
 				break;
 		if (states[i] == NULL)
-			die(EX_DATAERR_, "--state must be pending, sending, "
+			ctl_die(EX_DATAERR_, "--state must be pending, sending, "
 			    "retry, delivered or dead (failed: dead)");
 	}
 	if (limit != NULL) {
 		(void)util_strtonum(limit, 1, 100000, &errstr);
 		if (errstr != NULL)
-			die(EX_DATAERR_, "--limit must be 1 to 100000");
+			ctl_die(EX_DATAERR_, "--limit must be 1 to 100000");
 	}
 	p[0] = endpoint;
 	p[1] = state != NULL && strcmp(state, "failed") == 0 ? "dead" : state;
 	p[2] = limit != NULL ? limit : "100";
-	q("deliveries list", "SELECT id, endpoint_id, msg_id, type, state, "
-	    "attempts, last_status, last_error, th_iso(next_attempt_at), "
-	    "th_iso(created_at), th_iso(delivered_at) FROM deliveries WHERE "
+	ctl_q("deliveries list", "SELECT id, endpoint_id, msg_id, type, state, "
+	    "attempts, last_status, last_error, th_iso(next_attempt_at) AS "
+	    "next_attempt_at, th_iso(created_at) AS created_at, "
+	    "th_iso(delivered_at) AS delivered_at FROM deliveries WHERE "
 	    "($1::uuid IS NULL OR endpoint_id = $1::uuid) AND ($2::text IS "
 	    "NULL OR state = $2) ORDER BY id DESC LIMIT $3::int", 3, p, &res);
-	print_rows("deliveries", &res, cols);
+	ctl_print_rows("deliveries", &res, cols);
 	db_res_free(&res);
 	return 0;
 }
@@ -340,36 +346,36 @@ ctl_deliveries_retry(int argc, char **argv)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	p[0] = p[1] = p[2] = NULL;
 	if (i < argc) {
 		if (endpoint != NULL || since != NULL)
-			die(EX_USAGE_, "deliveries retry ID, or --endpoint ID "
+			ctl_die(EX_USAGE_, "deliveries retry ID, or --endpoint ID "
 			    "--since TIME");
-		p[0] = check_id(argv[i], "a delivery id");
+		p[0] = ctl_check_id(argv[i], "a delivery id");
 	} else {
 		if (endpoint == NULL || since == NULL)
-			die(EX_USAGE_, "deliveries retry ID, or --endpoint ID "
+			ctl_die(EX_USAGE_, "deliveries retry ID, or --endpoint ID "
 			    "--since TIME");
 		if (!store_is_uuid(endpoint))
-			die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
+			ctl_die(EX_DATAERR_, "--endpoint %s is not an endpoint id",
 			    endpoint);
 		p[1] = endpoint;
 		p[2] = since;
 		if (db_query("SELECT $1::timestamptz", 1, p + 2, NULL) != DB_OK)
-			die(EX_DATAERR_, "--since %s is not a time", since);
+			ctl_die(EX_DATAERR_, "--since %s is not a time", since);
 	}
-	q("deliveries retry", "UPDATE deliveries SET state = 'pending', "
+	ctl_q("deliveries retry", "UPDATE deliveries SET state = 'pending', "
 	    "attempts = 0, next_attempt_at = now(), last_error = NULL WHERE "
 	    "state <> 'sending' AND (id = $1::bigint OR ($1 IS NULL AND "
 	    "endpoint_id = $2::uuid AND created_at >= $3::timestamptz)) "
 	    "RETURNING id", 3, p, &res);
 	if (p[0] != NULL && res.nrows == 0)
-		die(EX_DATAERR_, "no delivery %s (or it is being sent)", p[0]);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no delivery %s (or it is being sent)", p[0]);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "retried", res.nrows);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("retried %d\n", res.nrows);
 	db_res_free(&res);
@@ -381,14 +387,14 @@ deliveries_report(const struct deliver_stats *st)
 {
 	cJSON	*o;
 
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "delivered", st->delivered);
 		cJSON_AddNumberToObject(o, "retrying", st->retrying);
 		cJSON_AddNumberToObject(o, "dead", st->dead);
 		cJSON_AddNumberToObject(o, "disabled", st->disabled);
 		cJSON_AddNumberToObject(o, "recovered", st->recovered);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("delivered %d, retrying %d, dead %d, endpoints "
 		    "disabled %d\n", st->delivered, st->retrying, st->dead,
@@ -401,10 +407,10 @@ ctl_deliveries_send(int argc, char **argv)
 {
 	struct deliver_stats	 st;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	log_setlevel(LOG_LEVEL_WARNING);
 	if (deliver_run(1, &st) == -1)
-		die_db(db_last_error(), "deliveries send");
+		ctl_die_db(db_last_error(), "deliveries send");
 	deliveries_report(&st);
 	return 0;
 }
@@ -415,12 +421,12 @@ ctl_deliveries_run(int argc, char **argv)
 {
 	struct deliver_stats	 st;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	/* a service: its journal says what the workers' would */
 	log_setlevel(conf.log_level);
 	log_info("deliveries: sender started");
 	if (deliver_run(0, &st) == -1)
-		die_db(db_last_error(), "deliveries run");
+		ctl_die_db(db_last_error(), "deliveries run");
 	log_info("deliveries: sender stopped: delivered %d, retrying %d, "
 	    "dead %d; waited %lld s while the CPU was contended",
 	    st.delivered, st.retrying, st.dead, st.deferred_ms / 1000);

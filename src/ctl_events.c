@@ -28,13 +28,13 @@ ctl_outbox_send(int argc, char **argv)
 	int			 rc;
 	cJSON			*o;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	log_setlevel(LOG_LEVEL_WARNING);	/* say what failed for good */
 	rc = outbox_send(&st);
 	/* the staff's e-mail, whatever became of the SMS */
 	if (mail_send(&st) == -1)
 		rc = -1;
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "sent", st.sent);
 		cJSON_AddNumberToObject(o, "retrying", st.retrying);
@@ -44,7 +44,7 @@ ctl_outbox_send(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "mail_retrying", st.mail_retrying);
 		cJSON_AddNumberToObject(o, "mail_failed", st.mail_failed);
 		cJSON_AddNumberToObject(o, "unconfigured", st.unconfigured);
-		json_print(o);
+		ctl_json_print(o);
 	} else {
 		printf("sent %d, retrying %d, failed %d\n", st.sent,
 		    st.retrying, st.failed);
@@ -53,10 +53,10 @@ ctl_outbox_send(int argc, char **argv)
 			    st.mail_sent, st.mail_retrying, st.mail_failed);
 	}
 	if (rc == -1)
-		die_db(db_last_error(), "outbox send");
+		ctl_die_db(db_last_error(), "outbox send");
 	/* nothing to send with is the operator's to fix, not a success */
 	if (st.unconfigured > 0)
-		die(EX_CONFIG_, "%d message%s failed for want of configuration: "
+		ctl_die(EX_CONFIG_, "%d message%s failed for want of configuration: "
 		    "[voipms] api_username and api_password (or the "
 		    "organization's own), [smtp] url and from", st.unconfigured,
 		    st.unconfigured == 1 ? "" : "s");
@@ -74,23 +74,24 @@ ctl_outbox_list(int argc, char **argv)
 	struct db_res	 res;
 	const char	*p[1];
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	if (state != NULL && strcmp(state, "pending") != 0 &&
 	    strcmp(state, "sending") != 0 && strcmp(state, "retry") != 0 &&
 	    strcmp(state, "sent") != 0 && strcmp(state, "failed") != 0)
-		die(EX_DATAERR_, "--state must be pending, sending, retry, "
+		ctl_die(EX_DATAERR_, "--state must be pending, sending, retry, "
 		    "sent or failed");
 	p[0] = state;
 	/* SMS first, then the staff's e-mail (kind email, to the user) */
-	q("outbox list", "SELECT id, 'sms', organization_id, from_number, "
-	    "to_number, state, attempts, th_iso(next_attempt_at), last_error, "
-	    "body FROM outbox WHERE $1::text IS NULL OR state = $1 "
+	ctl_q("outbox list", "SELECT id, 'sms' AS kind, organization_id, "
+	    "from_number AS \"from\", to_number AS \"to\", state, attempts, "
+	    "th_iso(next_attempt_at) AS next_attempt_at, last_error, "
+	    "body AS text FROM outbox WHERE $1::text IS NULL OR state = $1 "
 	    "UNION ALL SELECT m.id, 'email', m.organization_id, NULL, "
 	    "u.email, m.state, m.attempts, th_iso(m.next_attempt_at), "
 	    "m.last_error, m.kind FROM mail_outbox m JOIN users u ON "
 	    "u.id = m.user_id WHERE $1::text IS NULL OR m.state = $1 "
 	    "ORDER BY 2 DESC, 1 DESC", 1, p, &res);
-	print_rows("outbox", &res, cols);
+	ctl_print_rows("outbox", &res, cols);
 	db_res_free(&res);
 	return 0;
 }
@@ -103,7 +104,7 @@ check_time(const char *t)
 
 	if (t != NULL && db_query("SELECT $1::timestamptz", 1, p, NULL) !=
 	    DB_OK)
-		die(EX_DATAERR_, "--since %s is not a time (e.g. 2026-11-01 or "
+		ctl_die(EX_DATAERR_, "--since %s is not a time (e.g. 2026-11-01 or "
 		    "'2026-11-21 09:00+00')", t);
 }
 
@@ -116,7 +117,7 @@ check_limit(const char *v, const char *dflt)
 		return dflt;
 	(void)util_strtonum(v, 1, 100000, &errstr);
 	if (errstr != NULL)
-		die(EX_DATAERR_, "--limit must be 1 to 100000");
+		ctl_die(EX_DATAERR_, "--limit must be 1 to 100000");
 	return v;
 }
 
@@ -142,24 +143,26 @@ ctl_events_list(int argc, char **argv)
 	struct db_res	 res;
 	char		*id = NULL, *sql;
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	if (org != NULL && unrouted != NULL)
-		die(EX_USAGE_, "--org and --unrouted exclude each other");
+		ctl_die(EX_USAGE_, "--org and --unrouted exclude each other");
 	check_time(since);
-	p[0] = org != NULL ? (id = org_resolve(org)) : NULL;
+	p[0] = org != NULL ? (id = ctl_resolve_org(org)) : NULL;
 	p[1] = unrouted != NULL ? "true" : "false";
 	p[2] = since;
 	p[3] = check_limit(limit, "100");
 	if (failed != NULL)
-		xasprintf(&sql, "SELECT id::text, provider, route, "
-		    "provider_key, th_iso(received_at), failure FROM events "
+		xasprintf(&sql, "SELECT id::text AS id, provider, route, "
+		    "provider_key, th_iso(received_at) AS received_at, "
+		    "failure FROM events "
 		    "WHERE failed_at IS NOT NULL AND %s", where);
 	else
-		xasprintf(&sql, "SELECT id::text, provider, event_type, "
-		    "provider_key, organization_id, th_iso(received_at) FROM "
-		    "events WHERE %s", where);
-	q("events list", sql, 4, p, &res);
-	print_rows("events", &res, failed != NULL ? fcols : cols);
+		xasprintf(&sql, "SELECT id::text AS id, provider, "
+		    "event_type, provider_key, organization_id, "
+		    "th_iso(received_at) AS received_at FROM events WHERE %s",
+		    where);
+	ctl_q("events list", sql, 4, p, &res);
+	ctl_print_rows("events", &res, failed != NULL ? fcols : cols);
 	free(sql);
 	db_res_free(&res);
 	free(id);
@@ -175,19 +178,23 @@ ctl_events_list(int argc, char **argv)
  * routed when it came) names it, so it routes there again.
  */
 #define REPLAY_COLS \
-	"SELECT id::text, route, coalesce(method, ''), request_uri, " \
-	"content_type, encode(body, 'hex'), coalesce(host(client_addr), '-'), " \
-	"(extract(epoch FROM received_at) * 1000000)::bigint::text, " \
-	"answer, organization_id FROM events "
+	"SELECT id::text AS id, route, coalesce(method, '') AS method, " \
+	"request_uri, content_type, encode(body, 'hex') AS body_hex, " \
+	"coalesce(host(client_addr), '-') AS client, " \
+	"(extract(epoch FROM received_at) * 1000000)::bigint::text AS " \
+	"received_us, answer, organization_id FROM events "
 
 static int
 replay_event(const struct db_res *res, int row, const char **why)
 {
 	struct spooled		 sp;
 	const struct route	*rt = NULL;
-	const char		*route = db_get(res, row, 1);
-	const char		*uri = db_get(res, row, 3), *hex;
-	const char		*org = db_get(res, row, 9), *errstr;
+	const char		*route = db_val(res, row, "route");
+	const char		*uri = db_val(res, row, "request_uri"), *hex;
+	const char		*org = db_val(res, row, "organization_id");
+	const char		*method = db_val(res, row, "method");
+	const char		*type = db_val(res, row, "content_type");
+	const char		*errstr;
 	char			*u, *env[5];
 	size_t			 i, n;
 	int			 rc;
@@ -200,7 +207,7 @@ replay_event(const struct db_res *res, int row, const char **why)
 		*why = "no route takes this event any more";
 		return REPLAY_FAILED;
 	}
-	if ((hex = db_get(res, row, 5)) == NULL) {
+	if ((hex = db_val(res, row, "body_hex")) == NULL) {
 		*why = "its body was redacted (prune --redact)";
 		return REPLAY_FAILED;
 	}
@@ -219,22 +226,20 @@ replay_event(const struct db_res *res, int row, const char **why)
 		    strchr(uri, '?') != NULL ? "&" : "?", org);
 	else
 		u = xstrdup(uri);
-	xasprintf(&env[0], "REQUEST_METHOD=%s", *db_get(res, row, 2) != '\0' ?
-	    db_get(res, row, 2) : n == 0 && (rt->methods & METHOD_GET) ? "GET" :
-	    "POST");
+	xasprintf(&env[0], "REQUEST_METHOD=%s", *method != '\0' ? method :
+	    n == 0 && (rt->methods & METHOD_GET) ? "GET" : "POST");
 	xasprintf(&env[1], "REQUEST_URI=%s", u);
-	xasprintf(&env[2], "CONTENT_TYPE=%s", db_get(res, row, 4) != NULL ?
-	    db_get(res, row, 4) : "");
+	xasprintf(&env[2], "CONTENT_TYPE=%s", type != NULL ? type : "");
 	xasprintf(&env[3], "CONTENT_LENGTH=%zu", n);
 	env[4] = NULL;
 	sp.envp = env;
-	sp.client = (char *)db_get(res, row, 6);
-	sp.received_us = util_strtonum(db_get(res, row, 7), 0, LLONG_MAX,
+	sp.client = (char *)db_val(res, row, "client");
+	sp.received_us = util_strtonum(db_val(res, row, "received_us"), 0,
+	    LLONG_MAX, &errstr);
+	sp.answer = (char *)db_val(res, row, "answer");
+	sp.rederive = util_strtonum(db_val(res, row, "id"), 1, LLONG_MAX,
 	    &errstr);
-	sp.answer = (char *)db_get(res, row, 8);
-	sp.rederive = util_strtonum(db_get(res, row, 0), 1, LLONG_MAX,
-	    &errstr);
-	rc = dispatch_replay(&sp, why);
+	rc = worker_replay(&sp, why);
 	for (i = 0; i < 4; i++)
 		free(env[i]);
 	free(u);
@@ -254,25 +259,26 @@ ctl_events_replay(int argc, char **argv)
 			    { "since", &since, 0 }, { NULL, NULL, 0 } };
 	struct db_res	 res;
 	cJSON		*o = NULL, *done = NULL, *dup = NULL, *bad = NULL, *b;
-	int		 i, row, rc, nd = 0, nu = 0, nb = 0;
+	int		 i, row, rc, nd = 0, nu = 0, nb = 0, c_id;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	if ((i < argc) + (failed != NULL) + (since != NULL) != 1)
-		die(EX_USAGE_, "usage: events replay ID | --failed | --since "
+		ctl_die(EX_USAGE_, "usage: events replay ID | --failed | --since "
 		    "TIME");
 	if (i < argc)
-		(void)check_id(argv[i], "an event id");
+		(void)ctl_check_id(argv[i], "an event id");
 	check_time(since);
 	p[0] = i < argc ? argv[i] : NULL;
 	p[1] = failed != NULL ? "true" : "false";
 	p[2] = since;
-	q("events replay", REPLAY_COLS "WHERE ($1::bigint IS NULL OR id = "
+	ctl_q("events replay", REPLAY_COLS "WHERE ($1::bigint IS NULL OR id = "
 	    "$1::bigint) AND (NOT $2::bool OR failed_at IS NOT NULL) AND "
 	    "($3::timestamptz IS NULL OR received_at >= $3) ORDER BY "
 	    "events.id", 3, p, &res);
 	if (i < argc && res.nrows == 0)
-		die(EX_DATAERR_, "no such event: %s", argv[i]);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no such event: %s", argv[i]);
+	c_id = db_col(&res, "id");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		done = cJSON_AddArrayToObject(o, "derived");
 		dup = cJSON_AddArrayToObject(o, "already_stored");
@@ -281,29 +287,29 @@ ctl_events_replay(int argc, char **argv)
 	for (row = 0; row < res.nrows; row++) {
 		rc = replay_event(&res, row, &why);
 		if (rc == REPLAY_AWAY)
-			die(EX_UNAVAIL_, "database unreachable: %s", why);
+			ctl_die(EX_UNAVAIL_, "database unreachable: %s", why);
 		if (rc == REPLAY_OK) {
 			nd++;
 			if (o != NULL)
 				cJSON_AddItemToArray(done, cJSON_CreateString(
-				    db_get(&res, row, 0)));
+				    db_get(&res, row, c_id)));
 			else
 				printf("event %s: derived\n",
-				    db_get(&res, row, 0));
+				    db_get(&res, row, c_id));
 		} else if (rc == REPLAY_DUPLICATE) {
 			nu++;
 			if (o != NULL)
 				cJSON_AddItemToArray(dup, cJSON_CreateString(
-				    db_get(&res, row, 0)));
+				    db_get(&res, row, c_id)));
 			else
 				printf("event %s: already stored as another "
-				    "event\n", db_get(&res, row, 0));
+				    "event\n", db_get(&res, row, c_id));
 		} else {
 			const char	*up[2];
 			char		*e = util_vis(why != NULL ? why : "?");
 
 			nb++;
-			up[0] = db_get(&res, row, 0);
+			up[0] = db_get(&res, row, c_id);
 			up[1] = why;
 			(void)db_exec(&st_failure, up, NULL);
 			if (o != NULL) {
@@ -319,7 +325,7 @@ ctl_events_replay(int argc, char **argv)
 	}
 	db_res_free(&res);
 	if (o != NULL)
-		json_print(o);
+		ctl_json_print(o);
 	else
 		printf("derived %d, already stored %d, failed %d\n", nd, nu,
 		    nb);
@@ -334,22 +340,22 @@ ctl_events_show(int argc, char **argv)
 	const char	*p[1];
 	cJSON		*o;
 
-	p[0] = check_id(argv[parse_opts(argc, argv, NULL)], "an event id");
-	q("events show", "SELECT json_build_object('id', id::text, 'provider', "
+	p[0] = ctl_check_id(argv[ctl_parse_opts(argc, argv, NULL)], "an event id");
+	ctl_q("events show", "SELECT json_build_object('id', id::text, 'provider', "
 	    "provider, 'event_type', event_type, 'provider_key', provider_key, "
 	    "'organization_id', organization_id, 'received_at', "
 	    "th_iso(received_at), 'route', route, 'client_addr', "
 	    "host(client_addr), 'content_type', content_type, 'headers', "
 	    "headers, 'payload', payload, 'answer', answer, 'spooled_at', "
 	    "th_iso(spooled_at), 'assigned_at', th_iso(assigned_at), "
-	    "'redacted_at', th_iso(redacted_at))::text FROM events "
+	    "'redacted_at', th_iso(redacted_at))::text AS json FROM events "
 	    "WHERE id = $1::bigint", 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no such event: %s", p[0]);
-	if ((o = cJSON_Parse(db_get(&res, 0, 0))) == NULL)
-		die(EX_SOFTWARE_, "events show: bad JSON");
-	if (json_out)
-		json_print(o);
+		ctl_die(EX_DATAERR_, "no such event: %s", p[0]);
+	if ((o = cJSON_Parse(db_val(&res, 0, "json"))) == NULL)
+		ctl_die(EX_SOFTWARE_, "events show: bad JSON");
+	if (ctl_json_out)
+		ctl_json_print(o);
 	else {
 		char	*s = cJSON_Print(o);
 
@@ -375,51 +381,51 @@ ctl_events_assign(int argc, char **argv)
 	enum db_err	 e;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, NULL);
-	(void)check_id(argv[i], "an event id");
-	org = org_resolve(argv[i + 1]);
+	i = ctl_parse_opts(argc, argv, NULL);
+	(void)ctl_check_id(argv[i], "an event id");
+	org = ctl_resolve_org(argv[i + 1]);
 	p[0] = argv[i];
 	p[1] = org;
 	if ((e = db_begin()) != DB_OK)
-		die_db(e, "begin");
-	q("events assign", "UPDATE events SET organization_id = $2, "
+		ctl_die_db(e, "begin");
+	ctl_q("events assign", "UPDATE events SET organization_id = $2, "
 	    "assigned_at = now() WHERE id = $1::bigint AND organization_id IS "
 	    "NULL RETURNING id", 2, p, &res);
 	if (res.nrows == 0) {
 		db_res_free(&res);
 		db_rollback();
-		q("events assign", "SELECT organization_id FROM events WHERE "
+		ctl_q("events assign", "SELECT organization_id FROM events WHERE "
 		    "id = $1::bigint", 1, p, &res);
-		die(EX_DATAERR_, res.nrows == 0 ? "no such event: %s" :
+		ctl_die(EX_DATAERR_, res.nrows == 0 ? "no such event: %s" :
 		    "event %s already belongs to an organization", argv[i]);
 	}
 	db_res_free(&res);
-	q("events assign", "UPDATE calls c SET organization_id = $2 FROM "
+	ctl_q("events assign", "UPDATE calls c SET organization_id = $2 FROM "
 	    "events e WHERE e.id = $1::bigint AND c.organization_id IS NULL AND "
 	    "c.provider = e.provider AND c.call_id IN (e.payload->>'CallSid', "
 	    "e.payload->'call'->>'call_id', e.payload->>'callid', "
 	    "e.payload->>'uniqueid', e.payload->>'call_id')", 2, p, NULL);
-	q("events assign", "UPDATE messages m SET organization_id = $2 FROM "
+	ctl_q("events assign", "UPDATE messages m SET organization_id = $2 FROM "
 	    "events e WHERE e.id = $1::bigint AND m.organization_id IS NULL AND "
 	    "m.provider = e.provider AND m.message_id IN (e.payload->>"
 	    "'MessageSid', e.payload->>'SmsSid', e.payload->>'id', "
 	    "substr(e.provider_key, 5), split_part(e.provider_key, ':', 1))",
 	    2, p, NULL);
 	if ((e = db_commit()) != DB_OK)
-		die_db(e, "commit");
+		ctl_die_db(e, "commit");
 	/* derive what routing would have: activity, notifications */
-	q("events assign", REPLAY_COLS "WHERE id = $1::bigint", 1, p, &res);
+	ctl_q("events assign", REPLAY_COLS "WHERE id = $1::bigint", 1, p, &res);
 	rc = res.nrows == 1 ? replay_event(&res, 0, &why) : REPLAY_FAILED;
 	db_res_free(&res);
 	if (rc == REPLAY_AWAY)
-		die(EX_UNAVAIL_, "event %s assigned, not derived: database "
+		ctl_die(EX_UNAVAIL_, "event %s assigned, not derived: database "
 		    "unreachable", argv[i]);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", argv[i]);
 		cJSON_AddStringToObject(o, "organization_id", org);
 		cJSON_AddBoolToObject(o, "derived", rc == REPLAY_OK);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("event %s assigned to %s%s\n", argv[i], org,
 		    rc == REPLAY_OK ? ", derived" : "");
@@ -448,27 +454,29 @@ ctl_events_rejections(int argc, char **argv)
 	struct db_res	 res;
 	char		*id = NULL;
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	check_time(since);
-	p[0] = org != NULL ? (id = org_resolve(org)) : NULL;
+	p[0] = org != NULL ? (id = ctl_resolve_org(org)) : NULL;
 	p[1] = since;
 	p[2] = check_limit(limit, "100");
 	if (counts != NULL) {
-		q("events rejections", "SELECT th_iso(minute), organization_id, "
-		    "cause, count FROM rejection_counts WHERE ($1::uuid "
+		ctl_q("events rejections", "SELECT th_iso(minute) AS minute, "
+		    "organization_id, cause, count FROM rejection_counts "
+		    "WHERE ($1::uuid "
 		    "IS NULL OR organization_id = $1) AND ($2::timestamptz IS "
 		    "NULL OR minute >= date_trunc('minute', $2::timestamptz)) "
 		    "ORDER BY rejection_counts.minute DESC, "
 		    "rejection_counts.count DESC LIMIT $3::int", 3, p, &res);
-		print_rows("rejection_counts", &res, ccols);
+		ctl_print_rows("rejection_counts", &res, ccols);
 	} else {
-		q("events rejections", "SELECT id::text, th_iso(received_at), "
-		    "organization_id, route, status, cause, host(client_addr), "
-		    "detail FROM rejections WHERE ($1::uuid IS NULL OR "
+		ctl_q("events rejections", "SELECT id::text AS id, "
+		    "th_iso(received_at) AS received_at, organization_id, route, "
+		    "status, cause, host(client_addr) AS client_addr, detail "
+		    "FROM rejections WHERE ($1::uuid IS NULL OR "
 		    "organization_id = $1) AND ($2::timestamptz IS NULL OR "
 		    "received_at >= $2) ORDER BY rejections.id DESC "
 		    "LIMIT $3::int", 3, p, &res);
-		print_rows("rejections", &res, cols);
+		ctl_print_rows("rejections", &res, cols);
 	}
 	db_res_free(&res);
 	free(id);
@@ -561,43 +569,43 @@ ctl_prune(int argc, char **argv)
 	int		 i;
 	enum db_err	 e;
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	if (days == NULL)
-		die(EX_USAGE_, "usage: telehookctl prune --older-than DAYS "
+		ctl_die(EX_USAGE_, "usage: telehookctl prune --older-than DAYS "
 		    "[--redact]");
 	(void)util_strtonum(days, 1, 36500, &errstr);
 	if (errstr != NULL)
-		die(EX_DATAERR_, "--older-than must be 1 to 36500 days");
-	q("prune", "SELECT (now() - make_interval(days => $1::int))::text", 1,
-	    (const char *const *)&days, &res);
-	cutoff = xstrdup(db_get(&res, 0, 0));
+		ctl_die(EX_DATAERR_, "--older-than must be 1 to 36500 days");
+	ctl_q("prune", "SELECT (now() - make_interval(days => $1::int))::text "
+	    "AS cutoff", 1, (const char *const *)&days, &res);
+	cutoff = xstrdup(db_val(&res, 0, "cutoff"));
 	db_res_free(&res);
 	p[0] = cutoff;
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "before", cutoff);
 	if ((e = db_begin()) != DB_OK)
-		die_db(e, "begin");
+		ctl_die_db(e, "begin");
 	for (i = 0; steps[i].name != NULL; i++) {
 		if (steps[i].redact && redact == NULL)
 			continue;
-		q("prune", steps[i].sql, 1, p, &res);
+		ctl_q("prune", steps[i].sql, 1, p, &res);
 		cJSON_AddNumberToObject(o, steps[i].name,
 		    atof(res.cmdtuples));
-		if (!json_out)
+		if (!ctl_json_out)
 			printf("%s: %s\n", steps[i].name, res.cmdtuples);
 		db_res_free(&res);
 	}
 	if ((e = db_commit()) != DB_OK)
-		die_db(e, "commit");
-	if (json_out)
-		json_print(o);
+		ctl_die_db(e, "commit");
+	if (ctl_json_out)
+		ctl_json_print(o);
 	else
 		cJSON_Delete(o);
 	free(cutoff);
 	return 0;
 }
 
-/* send: a signed sample webhook (ctlsend.c). */
+/* send: a signed sample webhook (ctl_send.c). */
 static int
 ctl_send(int argc, char **argv)
 {
@@ -606,25 +614,33 @@ ctl_send(int argc, char **argv)
 	const struct ctl_opt opts[] = { { "url", &url, 0 }, { "org", &org, 0 },
 			    { "to", &to, 0 }, { "from", &from, 0 },
 			    { "id", &id, 0 }, { NULL, NULL, 0 } };
+	struct send_args a;
 	char		 e_to[32], e_from[32];
 	int		 i, code;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	if (url == NULL)
 		url = conf.public_url;
 	if (url == NULL)
-		die(EX_USAGE_, "send needs --url (or public_url)");
+		ctl_die(EX_USAGE_, "send needs --url (or public_url)");
 	if (phone_e164(to, e_to, sizeof(e_to)) == -1 ||
 	    phone_e164(from, e_from, sizeof(e_from)) == -1)
-		die(EX_DATAERR_, "--to and --from must be phone numbers");
+		ctl_die(EX_DATAERR_, "--to and --from must be phone numbers");
 	if (org != NULL && !store_is_uuid(org))
-		die(EX_DATAERR_, "--org must be an organization id");
-	code = send_sample(argv[i], argv[i + 1], url, org, e_to, e_from, id,
-	    json_out);
+		ctl_die(EX_DATAERR_, "--org must be an organization id");
+	a.provider = argv[i];
+	a.event = argv[i + 1];
+	a.url = url;
+	a.org = org;
+	a.to = e_to;
+	a.from = e_from;
+	a.id = id;
+	a.json = ctl_json_out;
+	code = ctl_send_sample(&a);
 	if (code == -1) {
 		fprintf(stderr, "telehookctl: no such sample: %s %s; the "
 		    "samples are:\n", argv[i], argv[i + 1]);
-		send_list(stderr);
+		ctl_send_list(stderr);
 		return EX_USAGE_;
 	}
 	if (code >= 200 && code < 300)
@@ -653,17 +669,17 @@ ctl_spool_status(int argc, char **argv)
 	char		 when[32];
 	cJSON		*o;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	depth = spool_depth(conf.spool_dir);
 	quarantined = spool_quarantined(conf.spool_dir);
 	oldest = spool_oldest(conf.spool_dir);
 	writable = spool_writable(conf.spool_dir);
 	if (depth < 0)
-		die(EX_NOINPUT_, "%s: cannot read the spool directory",
+		ctl_die(EX_NOINPUT_, "%s: cannot read the spool directory",
 		    conf.spool_dir);
 	if (oldest > 0)
 		iso_time(oldest, when, sizeof(when));
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "spool_dir", conf.spool_dir);
 		cJSON_AddBoolToObject(o, "writable", writable);
@@ -671,15 +687,15 @@ ctl_spool_status(int argc, char **argv)
 		cJSON_AddItemToObject(o, "oldest", oldest > 0 ?
 		    cJSON_CreateString(when) : cJSON_CreateNull());
 		cJSON_AddNumberToObject(o, "oldest_age_s", oldest > 0 ?
-		    (double)((wall_us() - oldest) / 1000000) : 0);
+		    (double)((util_wall_us() - oldest) / 1000000) : 0);
 		cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
-		json_print(o);
+		ctl_json_print(o);
 	} else {
 		printf("spool_dir: %s%s\n", conf.spool_dir, writable ? "" :
 		    " (not writable or full)");
 		if (oldest > 0)
 			printf("waiting: %ld, oldest received %s (%lld s "
-			    "ago)\n", depth, when, (wall_us() - oldest) /
+			    "ago)\n", depth, when, (util_wall_us() - oldest) /
 			    1000000);
 		else
 			printf("waiting: %ld\n", depth);
@@ -698,33 +714,33 @@ ctl_spool_drain(int argc, char **argv)
 	struct drain_stats	 st;
 	cJSON			*o;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	log_setlevel(LOG_LEVEL_WARNING);	/* say what is quarantined */
 	if (spool_drain(conf.spool_dir, 0, 0, &st) == -1) {
 		if (st.busy)
-			die(EX_TEMPFAIL_, "another process is draining %s",
+			ctl_die(EX_TEMPFAIL_, "another process is draining %s",
 			    conf.spool_dir);
-		die(EX_CANTCREAT_, "%s: cannot lock the spool directory",
+		ctl_die(EX_CANTCREAT_, "%s: cannot lock the spool directory",
 		    conf.spool_dir);
 	}
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "replayed", st.replayed);
 		cJSON_AddNumberToObject(o, "already_stored", st.duplicates);
 		cJSON_AddNumberToObject(o, "quarantined", st.quarantined);
 		cJSON_AddNumberToObject(o, "refused", st.refused);
 		cJSON_AddNumberToObject(o, "left", st.left);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("replayed %d, already stored %d, quarantined %d, "
 		    "refused %d, left %d\n", st.replayed, st.duplicates,
 		    st.quarantined, st.refused, st.left);
 	if (st.stopped)
-		die(EX_UNAVAIL_, "database unreachable: %d requests left in "
+		ctl_die(EX_UNAVAIL_, "database unreachable: %d requests left in "
 		    "the spool", st.left);
 	/* files left that it could not replay: not done */
 	if (st.left > 0)
-		die(EX_TEMPFAIL_, "%d requests left in the spool%s", st.left,
+		ctl_die(EX_TEMPFAIL_, "%d requests left in the spool%s", st.left,
 		    st.sealed > 0 ? " (sealed: is secret_key_file set?)" : "");
 	return 0;
 }

@@ -28,9 +28,10 @@ static const char *const org_cols[] = { "id", "name", "timezone",
 	"SELECT o.id, o.name, o.timezone, o.greeting, o.forward_to, " \
 	"o.hours, o.after_hours, o.retell_agent_id, o.twilio_account_sid, " \
 	"o.agent_sip, " \
-	"(SELECT count(*) FROM phone_numbers n WHERE n.organization_id = o.id), " \
-	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id), " \
-	"th_iso(o.created_at) FROM organizations o "
+	"(SELECT count(*) FROM phone_numbers n " \
+	"WHERE n.organization_id = o.id) AS numbers, " \
+	"(SELECT count(*) FROM users u WHERE u.organization_id = o.id) " \
+	"AS users, th_iso(o.created_at) AS created_at FROM organizations o "
 
 static int
 ctl_org_add(int argc, char **argv)
@@ -44,32 +45,32 @@ ctl_org_add(int argc, char **argv)
 	enum db_err	 e;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	p[0] = argv[i];
 	if (p[0][0] == '\0' || strlen(p[0]) > 200)
-		die(EX_DATAERR_, "an organization name is 1 to 200 characters");
+		ctl_die(EX_DATAERR_, "an organization name is 1 to 200 characters");
 	if (id != NULL && !store_is_uuid(id))
-		die(EX_DATAERR_, "--id %s is not a UUID", id);
-	if (!tz_valid(tz))
-		die(EX_DATAERR_, "unknown time zone %s", tz);
+		ctl_die(EX_DATAERR_, "--id %s is not a UUID", id);
+	if (!ctl_tz_valid(tz))
+		ctl_die(EX_DATAERR_, "unknown time zone %s", tz);
 	p[1] = tz;
 	p[2] = id;
 	e = db_query("INSERT INTO organizations (name, timezone, id) "
 	    "VALUES ($1, $2, coalesce($3::uuid, gen_random_uuid())) "
 	    "RETURNING id", 3, p, &res);
 	if (e == DB_EDUP)
-		die(EX_DATAERR_, "an organization with that name or id "
+		ctl_die(EX_DATAERR_, "an organization with that name or id "
 		    "exists");
 	if (e != DB_OK)
-		die_db(e, "org add");
-	if (json_out) {
+		ctl_die_db(e, "org add");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "name", argv[i]);
 		cJSON_AddStringToObject(o, "timezone", tz);
-		json_print(o);
+		ctl_json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	return 0;
 }
@@ -81,14 +82,15 @@ ctl_org_list(int argc, char **argv)
 	    "numbers:n", "users:n", "created_at", NULL };
 	struct db_res	 res;
 
-	(void)parse_opts(argc, argv, NULL);
-	q("org list", "SELECT o.id, o.name, o.timezone, "
+	(void)ctl_parse_opts(argc, argv, NULL);
+	ctl_q("org list", "SELECT o.id, o.name, o.timezone, "
 	    "(SELECT count(*) FROM phone_numbers n "
-	    "WHERE n.organization_id = o.id), "
-	    "(SELECT count(*) FROM users u WHERE u.organization_id = o.id), "
-	    "th_iso(o.created_at) FROM organizations o ORDER BY lower(o.name)",
+	    "WHERE n.organization_id = o.id) AS numbers, "
+	    "(SELECT count(*) FROM users u WHERE u.organization_id = o.id) "
+	    "AS users, th_iso(o.created_at) AS created_at "
+	    "FROM organizations o ORDER BY lower(o.name)",
 	    0, NULL, &res);
-	print_rows("organizations", &res, cols);
+	ctl_print_rows("organizations", &res, cols);
 	db_res_free(&res);
 	return 0;
 }
@@ -100,9 +102,9 @@ ctl_org_show(int argc, char **argv)
 	const char	*p[1];
 	char		*id;
 
-	p[0] = id = org_resolve(argv[parse_opts(argc, argv, NULL)]);
-	q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
-	print_object(&res, org_cols);
+	p[0] = id = ctl_resolve_org(argv[ctl_parse_opts(argc, argv, NULL)]);
+	ctl_q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
+	ctl_print_object(&res, org_cols);
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -122,7 +124,7 @@ chk_timezone(const char *v, char **out)
 		*out = xstrdup("UTC");
 		return NULL;
 	}
-	if (!tz_valid(v))
+	if (!ctl_tz_valid(v))
 		return "unknown time zone";
 	*out = xstrdup(v);
 	return NULL;
@@ -268,31 +270,31 @@ ctl_org_set(int argc, char **argv)
 	unsigned char	 set[NORG_KEYS];
 	enum db_err	 e;
 
-	i = parse_opts(argc, argv, NULL);
-	id = org_resolve(argv[i++]);
+	i = ctl_parse_opts(argc, argv, NULL);
+	id = ctl_resolve_org(argv[i++]);
 	memset(set, 0, sizeof(set));
 	memset(vals, 0, sizeof(vals));
 	for (; i < argc; i++) {
 		if ((eq = strchr(argv[i], '=')) == NULL)
-			die(EX_USAGE_, "expected KEY=VALUE, not %s", argv[i]);
+			ctl_die(EX_USAGE_, "expected KEY=VALUE, not %s", argv[i]);
 		key = xstrndup(argv[i], (size_t)(eq - argv[i]));
 		for (k = 0; k < NORG_KEYS; k++)
 			if (strcmp(org_keys[k].key, key) == 0)
 				break;
 		if (k == NORG_KEYS)
-			die(EX_DATAERR_, "unknown key %s (one of after_hours, "
+			ctl_die(EX_DATAERR_, "unknown key %s (one of after_hours, "
 			    "agent_sip, forward_to, greeting, hours, "
 			    "retell_agent_id, timezone, twilio_account_sid)",
 			    key);
 		if (set[k])
-			die(EX_DATAERR_, "%s given twice", key);
+			ctl_die(EX_DATAERR_, "%s given twice", key);
 		if ((why = org_keys[k].check(eq + 1, &vals[k])) != NULL)
-			die(EX_DATAERR_, "%s: %s", key, why);
+			ctl_die(EX_DATAERR_, "%s: %s", key, why);
 		set[k] = 1;
 		free(key);
 	}
 	if ((e = db_begin()) != DB_OK)
-		die_db(e, "begin");
+		ctl_die_db(e, "begin");
 	for (k = 0; k < NORG_KEYS; k++) {
 		if (!set[k])
 			continue;
@@ -304,17 +306,17 @@ ctl_org_set(int argc, char **argv)
 		e = db_query(sql, 2, p, NULL);
 		free(sql);
 		if (e == DB_EDUP)
-			die(EX_DATAERR_, "%s: another organization has it",
+			ctl_die(EX_DATAERR_, "%s: another organization has it",
 			    org_keys[k].key);
 		if (e != DB_OK)
-			die_db(e, org_keys[k].key);
+			ctl_die_db(e, org_keys[k].key);
 	}
 	if ((e = db_commit()) != DB_OK)
-		die_db(e, "commit");
+		ctl_die_db(e, "commit");
 	p[0] = id;
-	q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
-	if (json_out)
-		print_object(&res, org_cols);
+	ctl_q("org show", ORG_SELECT "WHERE o.id = $1", 1, p, &res);
+	if (ctl_json_out)
+		ctl_print_object(&res, org_cols);
 	else
 		for (k = 0, first = 1; k < NORG_KEYS; k++)
 			if (set[k]) {
@@ -322,7 +324,7 @@ ctl_org_set(int argc, char **argv)
 				    org_keys[k].key, vals[k] ? vals[k] : "");
 				first = 0;
 			}
-	if (!json_out)
+	if (!ctl_json_out)
 		putchar('\n');
 	db_res_free(&res);
 	for (k = 0; k < NORG_KEYS; k++)
@@ -344,34 +346,34 @@ ctl_number_add(int argc, char **argv)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	if (provider != NULL && strcmp(provider, "twilio") != 0 &&
 	    strcmp(provider, "retell") != 0 && strcmp(provider, "voipms") != 0)
-		die(EX_DATAERR_, "--provider must be twilio, retell or voipms");
+		ctl_die(EX_DATAERR_, "--provider must be twilio, retell or voipms");
 	if (phone_e164(argv[i + 1], e164, sizeof(e164)) == -1)
-		die(EX_DATAERR_, "%s is not a phone number "
+		ctl_die(EX_DATAERR_, "%s is not a phone number "
 		    "(E.164, e.g. +14155551212)", argv[i + 1]);
-	id = org_resolve(argv[i]);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = e164;
 	p[2] = provider;
 	e = db_query("INSERT INTO phone_numbers (organization_id, e164, "
 	    "provider) VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
 	if (e == DB_EDUP) {
-		q("number", "SELECT o.name FROM phone_numbers n JOIN "
+		ctl_q("number", "SELECT o.name FROM phone_numbers n JOIN "
 		    "organizations o ON o.id = n.organization_id "
 		    "WHERE n.e164 = $1", 1, p + 1, &res);
-		die(EX_DATAERR_, "%s already belongs to %s", e164,
-		    res.nrows ? db_get(&res, 0, 0) : "an organization");
+		ctl_die(EX_DATAERR_, "%s already belongs to %s", e164,
+		    res.nrows ? db_val(&res, 0, "name") : "an organization");
 	}
 	if (e != DB_OK)
-		die_db(e, "number add");
-	if (json_out) {
+		ctl_die_db(e, "number add");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "e164", e164);
 		cJSON_AddStringToObject(o, "organization_id", id);
-		cJSON_AddItemToObject(o, "provider", json_value(provider, 's'));
-		json_print(o);
+		cJSON_AddItemToObject(o, "provider", ctl_json_value(provider, 's'));
+		ctl_json_print(o);
 	} else
 		printf("%s\n", e164);
 	db_res_free(&res);
@@ -386,7 +388,8 @@ ctl_number_list(int argc, char **argv)
 	    "organization_id", "organization", "created_at", NULL };
 
 	return ctl_rows(argc, argv, "numbers", "SELECT n.e164, n.provider, "
-	    "o.id, o.name, th_iso(n.created_at) FROM phone_numbers n JOIN "
+	    "o.id AS organization_id, o.name AS organization, "
+	    "th_iso(n.created_at) AS created_at FROM phone_numbers n JOIN "
 	    "organizations o ON o.id = n.organization_id WHERE $1::uuid IS "
 	    "NULL OR o.id = $1::uuid ORDER BY lower(o.name), n.e164", cols, 1);
 }
@@ -400,18 +403,18 @@ ctl_number_remove(int argc, char **argv)
 	cJSON		*o;
 	int		 i;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	if (phone_e164(argv[i], e164, sizeof(e164)) == -1)
-		die(EX_DATAERR_, "%s is not a phone number", argv[i]);
+		ctl_die(EX_DATAERR_, "%s is not a phone number", argv[i]);
 	p[0] = e164;
-	q("number remove", "DELETE FROM phone_numbers WHERE e164 = $1 "
+	ctl_q("number remove", "DELETE FROM phone_numbers WHERE e164 = $1 "
 	    "RETURNING organization_id", 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no such number: %s", e164);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no such number: %s", e164);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "removed", e164);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("removed %s\n", e164);
 	db_res_free(&res);
@@ -430,31 +433,31 @@ ctl_user_add(int argc, char **argv)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	at = strchr(argv[i + 1], '@');
 	if (at == NULL || at == argv[i + 1] || at[1] == '\0' ||
 	    strchr(at + 1, '@') != NULL || strpbrk(argv[i + 1], " \t\r\n"))
-		die(EX_DATAERR_, "%s is not an email address", argv[i + 1]);
-	id = org_resolve(argv[i]);
+		ctl_die(EX_DATAERR_, "%s is not an email address", argv[i + 1]);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
 	p[2] = name;
 	e = db_query("INSERT INTO users (organization_id, email, name) "
 	    "VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
 	if (e == DB_EDUP)
-		die(EX_DATAERR_, "%s is already a user of that organization",
+		ctl_die(EX_DATAERR_, "%s is already a user of that organization",
 		    argv[i + 1]);
 	if (e != DB_OK)
-		die_db(e, "user add");
-	if (json_out) {
+		ctl_die_db(e, "user add");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "email", argv[i + 1]);
-		cJSON_AddItemToObject(o, "name", json_value(name, 's'));
-		json_print(o);
+		cJSON_AddItemToObject(o, "name", ctl_json_value(name, 's'));
+		ctl_json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -467,7 +470,8 @@ ctl_user_list(int argc, char **argv)
 	    "created_at", NULL };
 
 	return ctl_rows(argc, argv, "users", "SELECT id, email, name, "
-	    "array_to_string(notify, ','), th_iso(created_at) FROM users "
+	    "array_to_string(notify, ',') AS notify, th_iso(created_at) AS "
+	    "created_at FROM users "
 	    "WHERE organization_id = $1 ORDER BY lower(email)", cols, 0);
 }
 
@@ -487,8 +491,8 @@ ctl_user_set(int argc, char **argv)
 	cJSON		*o;
 
 	buf_init(&notify);
-	i = parse_opts(argc, argv, NULL);
-	id = org_resolve(argv[i]);
+	i = ctl_parse_opts(argc, argv, NULL);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
 	for (k = i + 2; k < argc; k++) {
@@ -499,37 +503,38 @@ ctl_user_set(int argc, char **argv)
 				buf_puts(&notify, "{}");
 			else if ((bad = ctl_words(v, user_kinds, &notify)) !=
 			    NULL)
-				die(EX_DATAERR_, "notify: %s is not one of "
+				ctl_die(EX_DATAERR_, "notify: %s is not one of "
 				    "missed_call, voicemail, urgent_sms, "
 				    "daily_summary (or none)", bad);
 			p[2] = buf_cstr(&notify);
 		} else if (strncmp(argv[k], "name=", 5) == 0)
 			p[3] = argv[k] + 5;
 		else
-			die(EX_USAGE_, "user set: %s is not notify=... or "
+			ctl_die(EX_USAGE_, "user set: %s is not notify=... or "
 			    "name=...", argv[k]);
 	}
 	if (k == i + 2)
-		die(EX_USAGE_, "user set ORG EMAIL notify=KIND,...|none "
+		ctl_die(EX_USAGE_, "user set ORG EMAIL notify=KIND,...|none "
 		    "[name=NAME]");
-	q("user set", "UPDATE users SET notify = coalesce($3::text[], "
+	ctl_q("user set", "UPDATE users SET notify = coalesce($3::text[], "
 	    "notify), name = coalesce($4, name) WHERE organization_id = $1 "
 	    "AND lower(email) = lower($2) RETURNING id, email, name, "
-	    "array_to_string(notify, ',')", 4, p, &res);
+	    "array_to_string(notify, ',') AS notify", 4, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "%s is not a user of that organization",
+		ctl_die(EX_DATAERR_, "%s is not a user of that organization",
 		    argv[i + 1]);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
-		cJSON_AddStringToObject(o, "email", db_get(&res, 0, 1));
-		cJSON_AddItemToObject(o, "name", json_value(db_get(&res, 0, 2),
-		    's'));
-		cJSON_AddStringToObject(o, "notify", db_get(&res, 0, 3));
-		json_print(o);
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
+		cJSON_AddStringToObject(o, "email", db_val(&res, 0, "email"));
+		cJSON_AddItemToObject(o, "name", ctl_json_value(db_val(&res, 0,
+		    "name"), 's'));
+		cJSON_AddStringToObject(o, "notify", db_val(&res, 0, "notify"));
+		ctl_json_print(o);
 	} else
-		printf("%s notify=%s\n", db_get(&res, 0, 1),
-		    *db_get(&res, 0, 3) != '\0' ? db_get(&res, 0, 3) : "none");
+		printf("%s notify=%s\n", db_val(&res, 0, "email"),
+		    *db_val(&res, 0, "notify") != '\0' ?
+		    db_val(&res, 0, "notify") : "none");
 	db_res_free(&res);
 	buf_free(&notify);
 	free(id);
@@ -547,20 +552,20 @@ ctl_token_create(int argc, char **argv)
 	struct db_res	 res;
 	cJSON		*o;
 
-	id = org_resolve(argv[parse_opts(argc, argv, opts)]);
+	id = ctl_resolve_org(argv[ctl_parse_opts(argc, argv, opts)]);
 	crypto_token_new(token, sizeof(token));
 	crypto_token_hash(token, hash);
 	p[0] = id;
 	p[1] = name;
 	p[2] = hash;
-	q("token create", "INSERT INTO api_tokens (organization_id, name, "
+	ctl_q("token create", "INSERT INTO api_tokens (organization_id, name, "
 	    "token_hash) VALUES ($1, $2, $3) RETURNING id", 3, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "token", token);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("%s\n", token);
 	explicit_bzero(token, sizeof(token));
@@ -576,9 +581,10 @@ ctl_token_list(int argc, char **argv)
 	    "last_used_at", "revoked_at", NULL };
 
 	return ctl_rows(argc, argv, "tokens",
-	    "SELECT id, name, th_iso(created_at), "
-	    "th_iso(last_used_at), th_iso(revoked_at) FROM api_tokens "
-	    "WHERE organization_id = $1 ORDER BY created_at, id", cols, 0);
+	    "SELECT id, name, th_iso(created_at) AS created_at, "
+	    "th_iso(last_used_at) AS last_used_at, th_iso(revoked_at) AS "
+	    "revoked_at FROM api_tokens t "
+	    "WHERE organization_id = $1 ORDER BY t.created_at, t.id", cols, 0);
 }
 
 static int
@@ -588,19 +594,20 @@ ctl_token_revoke(int argc, char **argv)
 	const char	*p[1];
 	cJSON		*o;
 
-	p[0] = argv[parse_opts(argc, argv, NULL)];
+	p[0] = argv[ctl_parse_opts(argc, argv, NULL)];
 	if (!store_is_uuid(p[0]))
-		die(EX_DATAERR_, "%s is not a token id (see token list)", p[0]);
-	q("token revoke", "UPDATE api_tokens SET revoked_at = "
+		ctl_die(EX_DATAERR_, "%s is not a token id (see token list)", p[0]);
+	ctl_q("token revoke", "UPDATE api_tokens SET revoked_at = "
 	    "coalesce(revoked_at, now()) WHERE id = $1::uuid "
-	    "RETURNING th_iso(revoked_at)", 1, p, &res);
+	    "RETURNING th_iso(revoked_at) AS revoked_at", 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no such token: %s", p[0]);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no such token: %s", p[0]);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", p[0]);
-		cJSON_AddStringToObject(o, "revoked_at", db_get(&res, 0, 0));
-		json_print(o);
+		cJSON_AddStringToObject(o, "revoked_at",
+		    db_val(&res, 0, "revoked_at"));
+		ctl_json_print(o);
 	} else
 		printf("revoked %s\n", p[0]);
 	db_res_free(&res);

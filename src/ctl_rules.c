@@ -37,13 +37,13 @@ ctl_reply_add(int argc, char **argv)
 	size_t		 n;
 	cJSON		*o;
 
-	id = org_resolve(argv[parse_opts(argc, argv, opts)]);
+	id = ctl_resolve_org(argv[ctl_parse_opts(argc, argv, opts)]);
 	if (kw == NULL || text == NULL)
-		die(EX_USAGE_, "reply add needs --keywords and --text");
+		ctl_die(EX_USAGE_, "reply add needs --keywords and --text");
 	if (strcmp(channel, "sms") != 0 && strcmp(channel, "voice") != 0)
-		die(EX_DATAERR_, "--channel must be sms or voice");
+		ctl_die(EX_DATAERR_, "--channel must be sms or voice");
 	if (*text == '\0' || strlen(text) > 1600)
-		die(EX_DATAERR_, "--text must be 1 to 1600 characters");
+		ctl_die(EX_DATAERR_, "--text must be 1 to 1600 characters");
 	buf_init(&norm);
 	for (k = kw; *k != '\0'; k = *end ? end + 1 : end) {
 		end = k + strcspn(k, ",");
@@ -55,7 +55,7 @@ ctl_reply_add(int argc, char **argv)
 		if (n == 0)
 			continue;
 		if (n > 64)
-			die(EX_DATAERR_, "a keyword is at most 64 characters");
+			ctl_die(EX_DATAERR_, "a keyword is at most 64 characters");
 		one = xstrndup(k, n);
 		for (c = one; *c != '\0'; c++)
 			*c = (char)tolower((unsigned char)*c);
@@ -72,23 +72,23 @@ ctl_reply_add(int argc, char **argv)
 		free(one);
 	}
 	if (norm.len == 0)
-		die(EX_DATAERR_, "--keywords names no keyword");
+		ctl_die(EX_DATAERR_, "--keywords names no keyword");
 	p[0] = id;
 	p[1] = channel;
 	p[2] = buf_cstr(&norm);
 	p[3] = text;
-	q("reply add", "INSERT INTO reply_rules (organization_id, channel, "
+	ctl_q("reply add", "INSERT INTO reply_rules (organization_id, channel, "
 	    "keywords, reply) VALUES ($1, $2, string_to_array($3, ','), $4) "
 	    "RETURNING id", 4, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
 		cJSON_AddStringToObject(o, "channel", channel);
 		cJSON_AddStringToObject(o, "keywords", buf_cstr(&norm));
 		cJSON_AddStringToObject(o, "text", text);
-		json_print(o);
+		ctl_json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	buf_free(&norm);
 	free(id);
@@ -102,8 +102,8 @@ ctl_reply_list(int argc, char **argv)
 	    "text", NULL };
 
 	return ctl_rows(argc, argv, "replies",
-	    "SELECT id, channel, array_to_string(keywords, ','), "
-	    "reply FROM reply_rules WHERE organization_id = $1 "
+	    "SELECT id, channel, array_to_string(keywords, ',') AS keywords, "
+	    "reply AS text FROM reply_rules WHERE organization_id = $1 "
 	    "ORDER BY channel, id", cols, 0);
 }
 
@@ -114,16 +114,16 @@ ctl_reply_remove(int argc, char **argv)
 	const char	*p[1];
 	cJSON		*o;
 
-	p[0] = check_id(argv[parse_opts(argc, argv, NULL)],
+	p[0] = ctl_check_id(argv[ctl_parse_opts(argc, argv, NULL)],
 	    "a reply id (see reply list)");
-	q("reply remove", "DELETE FROM reply_rules WHERE id = $1::bigint "
+	ctl_q("reply remove", "DELETE FROM reply_rules WHERE id = $1::bigint "
 	    "RETURNING id", 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no such reply: %s", p[0]);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "no such reply: %s", p[0]);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "removed", p[0]);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("removed reply %s\n", p[0]);
 	db_res_free(&res);
@@ -148,34 +148,34 @@ ctl_secret_set(int argc, char **argv)
 	int		 i, urltoken, rotated = 0;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	provider = argv[i + 1];
 	if (strcmp(provider, "twilio") != 0 && strcmp(provider, "retell") != 0 &&
 	    strcmp(provider, "voipms") != 0)
-		die(EX_DATAERR_, "PROVIDER must be twilio, retell or voipms");
+		ctl_die(EX_DATAERR_, "PROVIDER must be twilio, retell or voipms");
 	if (strcmp(provider, "twilio") == 0 && *account != '\0') {
 		if (strlen(account) != 34 || strncmp(account, "AC", 2) != 0 ||
 		    strspn(account + 2, "0123456789abcdefABCDEF") != 32)
-			die(EX_DATAERR_, "--account must be a Twilio "
+			ctl_die(EX_DATAERR_, "--account must be a Twilio "
 			    "AccountSid (AC and 32 hex digits)");
 	}
 	if (!crypto_have_key)
-		die(EX_CONFIG_, "secret_key_file is not set in %s: secrets "
+		ctl_die(EX_CONFIG_, "secret_key_file is not set in %s: secrets "
 		    "cannot be sealed", conf.path);
-	id = org_resolve(argv[i]);
+	id = ctl_resolve_org(argv[i]);
 	if (fgets(line, sizeof(line), stdin) == NULL)
-		die(EX_DATAERR_, "no secret on standard input");
+		ctl_die(EX_DATAERR_, "no secret on standard input");
 	n = strcspn(line, "\r\n");
 	if (line[n] == '\0' && !feof(stdin))
-		die(EX_DATAERR_, "secret longer than %zu bytes",
+		ctl_die(EX_DATAERR_, "secret longer than %zu bytes",
 		    sizeof(line) - 2);
 	line[n] = '\0';
 	for (a = line; *a != '\0'; a++)
 		if (iscntrl((unsigned char)*a))
-			die(EX_DATAERR_, "the secret holds a control "
+			ctl_die(EX_DATAERR_, "the secret holds a control "
 			    "character");
 	if (n == 0)
-		die(EX_DATAERR_, "empty secret");
+		ctl_die(EX_DATAERR_, "empty secret");
 	/*
 	 * A VoIP.ms URL token (no --account; with one it is the password of
 	 * that API user) is the whole credential and names its
@@ -184,7 +184,7 @@ ctl_secret_set(int argc, char **argv)
 	 */
 	urltoken = strcmp(provider, "voipms") == 0 && *account == '\0';
 	if (urltoken && n < 16)
-		die(EX_DATAERR_, "a VoIP.ms URL token needs at least 16 "
+		ctl_die(EX_DATAERR_, "a VoIP.ms URL token needs at least 16 "
 		    "characters (openssl rand -hex 16)");
 	if (urltoken)
 		crypto_sha256_hex(line, n, hash);
@@ -202,31 +202,31 @@ ctl_secret_set(int argc, char **argv)
 	 */
 	if (urltoken) {
 		if ((e = db_begin()) != DB_OK)
-			die_db(e, "secret set");
-		q("secret set", "DELETE FROM provider_accounts WHERE "
+			ctl_die_db(e, "secret set");
+		ctl_q("secret set", "DELETE FROM provider_accounts WHERE "
 		    "organization_id = $1 AND provider = 'voipms' AND "
 		    "account_id = ':previous'", 1, p, NULL);
-		q("secret set", "UPDATE provider_accounts SET account_id = "
+		ctl_q("secret set", "UPDATE provider_accounts SET account_id = "
 		    "':previous', updated_at = now() WHERE organization_id = $1 "
 		    "AND provider = 'voipms' AND account_id = ''", 1, p, &res);
 		rotated = res.cmdtuples != NULL && atoi(res.cmdtuples) > 0;
 		db_res_free(&res);
 	}
-	q("secret set", "INSERT INTO provider_accounts (organization_id, "
+	ctl_q("secret set", "INSERT INTO provider_accounts (organization_id, "
 	    "provider, account_id, secret_sealed, secret_hash) VALUES ($1, $2, "
 	    "$3, $4, $5) ON CONFLICT (organization_id, provider, account_id) "
 	    "DO UPDATE SET secret_sealed = excluded.secret_sealed, "
 	    "secret_hash = excluded.secret_hash, updated_at = now()",
 	    5, p, NULL);
 	if (urltoken && (e = db_commit()) != DB_OK)
-		die_db(e, "secret set");
-	if (json_out) {
+		ctl_die_db(e, "secret set");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "organization_id", id);
 		cJSON_AddStringToObject(o, "provider", provider);
 		cJSON_AddStringToObject(o, "account", account);
 		cJSON_AddBoolToObject(o, "previous_kept", rotated);
-		json_print(o);
+		ctl_json_print(o);
 	} else {
 		printf("secret stored for %s%s%s\n", provider,
 		    *account ? " account " : "", account);
@@ -252,23 +252,23 @@ ctl_secret_remove(int argc, char **argv)
 	char		*id;
 	int		 i, n;
 
-	i = parse_opts(argc, argv, opts);
-	id = org_resolve(argv[i]);
+	i = ctl_parse_opts(argc, argv, opts);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
 	p[2] = account;
-	q("secret remove", "DELETE FROM provider_accounts WHERE "
+	ctl_q("secret remove", "DELETE FROM provider_accounts WHERE "
 	    "organization_id = $1 AND provider = $2 AND account_id = $3",
 	    3, p, &res);
 	n = atoi(res.cmdtuples != NULL ? res.cmdtuples : "0");
 	db_res_free(&res);
 	free(id);
 	if (n == 0)
-		die(EX_DATAERR_, "no such secret");
-	if (!json_out)
+		ctl_die(EX_DATAERR_, "no such secret");
+	if (!ctl_json_out)
 		printf("secret removed\n");
 	else
-		json_print(cJSON_CreateObject());
+		ctl_json_print(cJSON_CreateObject());
 	return 0;
 }
 
@@ -278,8 +278,9 @@ ctl_secret_list(int argc, char **argv)
 	static const char *const cols[] = { "organization_id", "organization",
 	    "provider", "account", "updated_at", NULL };
 
-	return ctl_rows(argc, argv, "secrets", "SELECT o.id, o.name, "
-	    "a.provider, a.account_id, th_iso(a.updated_at) FROM "
+	return ctl_rows(argc, argv, "secrets", "SELECT o.id AS "
+	    "organization_id, o.name AS organization, a.provider, "
+	    "a.account_id AS account, th_iso(a.updated_at) AS updated_at FROM "
 	    "provider_accounts a JOIN organizations o ON o.id = "
 	    "a.organization_id WHERE $1::uuid IS NULL OR o.id = $1::uuid "
 	    "ORDER BY lower(o.name), a.provider, a.account_id", cols, 1);
@@ -295,25 +296,25 @@ ctl_block(int argc, char **argv, int add)
 	int		 i;
 	cJSON		*o;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	if (phone_e164(argv[i + 1], e164, sizeof(e164)) == -1)
-		die(EX_DATAERR_, "%s is not a phone number", argv[i + 1]);
-	id = org_resolve(argv[i]);
+		ctl_die(EX_DATAERR_, "%s is not a phone number", argv[i + 1]);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = e164;
 	if (add)
-		q("block add", "INSERT INTO blocked_numbers (organization_id, "
+		ctl_q("block add", "INSERT INTO blocked_numbers (organization_id, "
 		    "e164) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
 		    2, p, &res);
 	else
-		q("block remove", "DELETE FROM blocked_numbers WHERE "
+		ctl_q("block remove", "DELETE FROM blocked_numbers WHERE "
 		    "organization_id = $1 AND e164 = $2 RETURNING 1", 2, p, &res);
 	if (!add && res.nrows == 0)
-		die(EX_DATAERR_, "%s is not blocked", e164);
-	if (json_out) {
+		ctl_die(EX_DATAERR_, "%s is not blocked", e164);
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, add ? "blocked" : "unblocked", e164);
-		json_print(o);
+		ctl_json_print(o);
 	} else
 		printf("%s %s\n", add ? "blocked" : "unblocked", e164);
 	db_res_free(&res);
@@ -339,7 +340,7 @@ ctl_block_list(int argc, char **argv)
 	static const char *const cols[] = { "e164", "created_at", NULL };
 
 	return ctl_rows(argc, argv, "blocked",
-	    "SELECT e164, th_iso(created_at) FROM blocked_numbers "
+	    "SELECT e164, th_iso(created_at) AS created_at FROM blocked_numbers "
 	    "WHERE organization_id = $1 ORDER BY e164", cols, 0);
 }
 
@@ -381,39 +382,39 @@ ctl_closure_add(int argc, char **argv)
 	char		*id;
 	int		 i;
 
-	i = parse_opts(argc, argv, opts);
+	i = ctl_parse_opts(argc, argv, opts);
 	if (!date_valid(argv[i + 1]))
-		die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", argv[i + 1]);
+		ctl_die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", argv[i + 1]);
 	if (until != NULL && !date_valid(until))
-		die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", until);
+		ctl_die(EX_DATAERR_, "%s is not a date (YYYY-MM-DD)", until);
 	if (until != NULL && strcmp(until, argv[i + 1]) < 0)
-		die(EX_DATAERR_, "--until %s is before %s", until, argv[i + 1]);
+		ctl_die(EX_DATAERR_, "--until %s is before %s", until, argv[i + 1]);
 	if (note != NULL) {
 		const char	*c;
 
 		for (c = note; *c != '\0'; c++)
 			if (iscntrl((unsigned char)*c))
-				die(EX_DATAERR_, "--note holds a control "
+				ctl_die(EX_DATAERR_, "--note holds a control "
 				    "character");
 		if (strlen(note) > 200)
-			die(EX_DATAERR_, "--note is longer than 200 "
+			ctl_die(EX_DATAERR_, "--note is longer than 200 "
 			    "characters");
 	}
-	id = org_resolve(argv[i]);
+	id = ctl_resolve_org(argv[i]);
 	p[0] = id;
 	p[1] = argv[i + 1];
 	p[2] = until != NULL ? until : argv[i + 1];
 	p[3] = note;
-	q("closure add", "INSERT INTO closures (organization_id, first_day, "
+	ctl_q("closure add", "INSERT INTO closures (organization_id, first_day, "
 	    "last_day, note) VALUES ($1, $2::date, $3::date, $4) RETURNING id",
 	    4, p, &res);
-	if (json_out) {
+	if (ctl_json_out) {
 		cJSON	*o = cJSON_CreateObject();
 
-		cJSON_AddStringToObject(o, "id", db_get(&res, 0, 0));
-		json_print(o);
+		cJSON_AddStringToObject(o, "id", db_val(&res, 0, "id"));
+		ctl_json_print(o);
 	} else
-		printf("%s\n", db_get(&res, 0, 0));
+		printf("%s\n", db_val(&res, 0, "id"));
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -426,7 +427,8 @@ ctl_closure_list(int argc, char **argv)
 	    "note", NULL };
 
 	return ctl_rows(argc, argv, "closures",
-	    "SELECT id::text, first_day::text, last_day::text, note FROM "
+	    "SELECT id::text AS id, first_day::text AS first_day, "
+	    "last_day::text AS last_day, note FROM "
 	    "closures WHERE organization_id = $1 ORDER BY first_day, "
 	    "closures.id",
 	    cols, 0);
@@ -438,14 +440,14 @@ ctl_closure_remove(int argc, char **argv)
 	struct db_res	 res;
 	const char	*p[1];
 
-	p[0] = check_id(argv[parse_opts(argc, argv, NULL)], "a closure id");
-	q("closure remove", "DELETE FROM closures WHERE id = $1::bigint "
+	p[0] = ctl_check_id(argv[ctl_parse_opts(argc, argv, NULL)], "a closure id");
+	ctl_q("closure remove", "DELETE FROM closures WHERE id = $1::bigint "
 	    "RETURNING 1", 1, p, &res);
 	if (res.nrows == 0)
-		die(EX_DATAERR_, "no such closure: %s", p[0]);
+		ctl_die(EX_DATAERR_, "no such closure: %s", p[0]);
 	db_res_free(&res);
-	if (json_out)
-		json_print(cJSON_CreateObject());
+	if (ctl_json_out)
+		ctl_json_print(cJSON_CreateObject());
 	else
 		printf("removed closure %s\n", p[0]);
 	return 0;

@@ -34,28 +34,6 @@ sql_filter(const struct dirent *de)
 	    strcmp(de->d_name + n - 4, ".sql") == 0;
 }
 
-char *
-read_file(const char *path, size_t max)
-{
-	struct buf	 b;
-	char		 chunk[8192];
-	ssize_t		 n;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		die(EX_NOINPUT_, "%s: %s", path, strerror(errno));
-	buf_init(&b);
-	b.max = max;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		buf_add(&b, chunk, (size_t)n);
-	close(fd);
-	if (n == -1 || b.failed)
-		die(EX_NOINPUT_, "%s: %s", path, n == -1 ? strerror(errno) :
-		    "too large");
-	buf_putc(&b, '\0');
-	return b.data;
-}
-
 #define MIGRATE_LOCK	"127961331478379"
 
 /*
@@ -73,7 +51,7 @@ apply_sql(const char *path, const char *version)
 
 	if (version != NULL) {
 		p[0] = version;
-		q("schema_migrations", "SELECT 1 FROM schema_migrations "
+		ctl_q("schema_migrations", "SELECT 1 FROM schema_migrations "
 		    "WHERE version = $1", 1, p, &res);
 		if (res.nrows > 0) {
 			db_res_free(&res);
@@ -81,16 +59,16 @@ apply_sql(const char *path, const char *version)
 		}
 		db_res_free(&res);
 	}
-	sql = read_file(path, 16 * 1024 * 1024);
+	sql = ctl_read_file(path, 16 * 1024 * 1024);
 	if ((e = db_run(sql)) != DB_OK) {
 		db_rollback();
-		die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
+		ctl_die(e == DB_ECONN ? EX_UNAVAIL_ : EX_SOFTWARE_,
 		    "%s: %s", path, db_errmsg());
 	}
 	free(sql);
 	if (version != NULL) {
 		p[0] = version;
-		q("schema_migrations", "INSERT INTO schema_migrations "
+		ctl_q("schema_migrations", "INSERT INTO schema_migrations "
 		    "(version) VALUES ($1)", 1, p, NULL);
 	}
 	return 1;
@@ -105,13 +83,14 @@ ctl_migrate(int argc, char **argv)
 	struct db_res		 res;
 	cJSON			*o, *applied;
 	char			 version[256], *path;
+	const char		*latest;
 	enum db_err		 e;
 	int			 i, n;
 
-	(void)parse_opts(argc, argv, opts);
+	(void)ctl_parse_opts(argc, argv, opts);
 	if ((n = scandir(ctl_sqldir, &list, sql_filter, alphasort)) == -1)
-		die(EX_NOINPUT_, "%s: %s", ctl_sqldir, strerror(errno));
-	q("schema_migrations", "CREATE TABLE IF NOT EXISTS schema_migrations "
+		ctl_die(EX_NOINPUT_, "%s: %s", ctl_sqldir, strerror(errno));
+	ctl_q("schema_migrations", "CREATE TABLE IF NOT EXISTS schema_migrations "
 	    "(version text PRIMARY KEY, "
 	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, NULL);
 	o = cJSON_CreateObject();
@@ -125,8 +104,8 @@ ctl_migrate(int argc, char **argv)
 	 * done.
 	 */
 	if ((e = db_begin()) != DB_OK)
-		die_db(e, "begin");
-	q("lock", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL,
+		ctl_die_db(e, "begin");
+	ctl_q("lock", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL,
 	    NULL);
 	for (i = 0; i < n; i++) {
 		snprintf(version, sizeof(version), "%s", list[i]->d_name);
@@ -145,21 +124,21 @@ ctl_migrate(int argc, char **argv)
 		(void)apply_sql(path, NULL);
 	free(path);
 	if ((e = db_commit()) != DB_OK)
-		die_db(e, "commit");
-	if (!json_out)
+		ctl_die_db(e, "commit");
+	if (!ctl_json_out)
 		for (i = 0; i < cJSON_GetArraySize(applied); i++)
 			printf("applied %s\n", cJSON_GetArrayItem(applied,
 			    i)->valuestring);
-	q("schema_migrations", "SELECT max(version) FROM schema_migrations",
-	    0, NULL, &res);
-	cJSON_AddItemToObject(o, "version", json_value(db_get(&res, 0, 0),
-	    's'));
-	if (json_out)
-		json_print(o);
+	ctl_q("schema_migrations", "SELECT max(version) AS version FROM "
+	    "schema_migrations", 0, NULL, &res);
+	latest = db_val(&res, 0, "version");
+	cJSON_AddItemToObject(o, "version", ctl_json_value(latest, 's'));
+	if (ctl_json_out)
+		ctl_json_print(o);
 	else {
 		if (cJSON_GetArraySize(applied) == 0)
 			printf("schema up to date (%s)\n",
-			    db_get(&res, 0, 0) ? db_get(&res, 0, 0) : "empty");
+			    latest != NULL ? latest : "empty");
 		cJSON_Delete(o);
 	}
 	db_res_free(&res);
@@ -175,21 +154,21 @@ ctl_check_config(int argc, char **argv)
 	const char	*version = NULL;
 	cJSON		*o;
 
-	(void)parse_opts(argc, argv, NULL);
+	(void)ctl_parse_opts(argc, argv, NULL);
 	if ((e = db_connect()) != DB_OK)
-		die_db(e, "connect");
-	e = db_query("SELECT max(version) FROM schema_migrations", 0, NULL,
-	    &res);
+		ctl_die_db(e, "connect");
+	e = db_query("SELECT max(version) AS version FROM schema_migrations",
+	    0, NULL, &res);
 	if (e == DB_OK)
-		version = db_get(&res, 0, 0);
+		version = db_val(&res, 0, "version");
 	else if (e == DB_ECONN)
-		die_db(e, "schema");
-	if (json_out) {
+		ctl_die_db(e, "schema");
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "config", conf.path);
 		cJSON_AddStringToObject(o, "database", "ok");
-		cJSON_AddItemToObject(o, "schema", json_value(version, 's'));
-		json_print(o);
+		cJSON_AddItemToObject(o, "schema", ctl_json_value(version, 's'));
+		ctl_json_print(o);
 	} else
 		printf("%s: configuration OK\ndatabase: reachable, schema %s\n",
 		    conf.path, version ? version :

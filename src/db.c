@@ -3,7 +3,7 @@
  * first use, reopened after it breaks, and every statement a worker runs
  * is a struct db_stmt of its module, prepared once per connection.
  * Results come back copied into struct db_res, so no PGresult ever
- * leaves this file.
+ * leaves this file and db_replica.c (the read replica's connection).
  *
  * statement_timeout_ms bounds each statement on the server, but a
  * frozen server or a pooler's queue never raises it: so every round
@@ -35,12 +35,12 @@
 #include <libpq-fe.h>
 
 #include "extern.h"
+#include "db.h"
 
 #define DB_RETRY_US	(1000 * 1000)
 #define DB_SLICE_MS	20	/* how often a wait looks at the breaker */
 
 static PGconn		*db_conn;
-static PGconn		*db_rd;		/* the read replica's, below */
 static char		*db_conninfo;
 static long long	 db_timeout_ms = 2000;
 static long long	 db_lock_ms;
@@ -94,6 +94,12 @@ void
 db_set_budget(long long ms)
 {
 	db_budget_ms = ms;
+}
+
+long long
+db_get_budget(void)
+{
+	return db_budget_ms;
 }
 
 /*
@@ -199,7 +205,7 @@ db_close(void)
  * word on them (PQfinish's goodbye would end the parent's sessions),
  * so the child connects on its own.
  */
-static void
+void
 db_forget_conn(PGconn **conn)
 {
 	int	 fd, null;
@@ -215,11 +221,11 @@ db_forget_conn(PGconn **conn)
 	*conn = NULL;
 }
 
+/* The primary's connection let go (db_forget(), db_replica.c). */
 void
-db_forget(void)
+db_forget_primary(void)
 {
 	db_forget_conn(&db_conn);
-	db_forget_conn(&db_rd);
 	db_close();
 }
 
@@ -241,7 +247,7 @@ db_is_prepared(const struct db_stmt *st)
  * does, and the worker must answer now.  The grandchild is cut off by
  * alarm(2) and holds none of the worker's descriptors.
  */
-static void
+void
 db_cancel(PGconn *conn)
 {
 	PGcancel	*c;
@@ -278,7 +284,7 @@ static int
 db_give_up(const char *why)
 {
 	snprintf(db_err, sizeof(db_err), "%s (%lld ms)", why,
-	    (now_us() - db_rt_start) / 1000);
+	    (util_now_us() - db_rt_start) / 1000);
 	db_late = 1;
 	db_late_connect = db_connecting;
 	if (db_conn != NULL && PQstatus(db_conn) == CONNECTION_OK &&
@@ -293,7 +299,7 @@ db_give_up(const char *why)
 static void
 db_rt_begin(void)
 {
-	db_rt_start = now_us();
+	db_rt_start = util_now_us();
 	db_late = 0;
 	if (db_deadline != 0)
 		db_rt_until = db_deadline;
@@ -307,7 +313,7 @@ db_rt_begin(void)
 static int
 db_expired(void)
 {
-	if (db_deadline == 0 || now_us() < db_deadline)
+	if (db_deadline == 0 || util_now_us() < db_deadline)
 		return 0;
 	db_seterr("", "no time left in the answer budget");
 	db_late_connect = 0;
@@ -326,7 +332,7 @@ db_wait(PGconn *conn, short events)
 	int		 ms, n;
 
 	for (;;) {
-		now = now_us();
+		now = util_now_us();
 		if (db_rt_until != 0 && now >= db_rt_until)
 			return db_give_up("no answer within the deadline");
 		if (db_abandon != NULL && db_abandon(db_rt_start))
@@ -416,7 +422,7 @@ db_connected(void)
 }
 
 /* Server notices ("relation exists, skipping") are for debugging only. */
-static void
+void
 db_notice(void *arg, const char *msg)
 {
 	(void)arg;
@@ -442,7 +448,7 @@ db_connect(void)
 		db_seterr("", "no database configured");
 		return DB_ECONN;
 	}
-	if (now_us() < db_next_try) {
+	if (util_now_us() < db_next_try) {
 		db_seterr("database unreachable: ", db_connerr);
 		return DB_ECONN;
 	}
@@ -481,7 +487,7 @@ db_connect(void)
 			    PQerrorMessage(db_conn) : "out of memory");
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		db_close();
-		db_next_try = now_us() + DB_RETRY_US;
+		db_next_try = util_now_us() + DB_RETRY_US;
 		if (!db_was_down)
 			log_warnx("database unreachable: %s", db_connerr);
 		db_was_down = 1;
@@ -522,7 +528,7 @@ db_connect(void)
 		memcpy(db_connerr, db_err, sizeof(db_connerr));
 		PQclear(res);
 		db_close();
-		db_next_try = now_us() + DB_RETRY_US;
+		db_next_try = util_now_us() + DB_RETRY_US;
 		if (db_late) {
 			db_late = 0;
 			return DB_EDEADLINE;
@@ -586,29 +592,6 @@ db_classify(PGresult *res)
 	    strcmp(state, "40P01") == 0)	/* deadlock_detected */
 		return DB_EAGAIN;
 	return DB_EQUERY;
-}
-
-/* Copy res into out (may be NULL). */
-static void
-db_copy(PGresult *res, struct db_res *out)
-{
-	int	 i, j;
-
-	if (out == NULL)
-		return;
-	memset(out, 0, sizeof(*out));
-	out->nrows = PQntuples(res);
-	out->ncols = PQnfields(res);
-	out->cmdtuples = xstrdup(PQcmdTuples(res));
-	if (out->nrows == 0 || out->ncols == 0)
-		return;
-	out->vals = xcalloc((size_t)out->nrows * (size_t)out->ncols,
-	    sizeof(char *));
-	for (i = 0; i < out->nrows; i++)
-		for (j = 0; j < out->ncols; j++)
-			if (!PQgetisnull(res, i, j))
-				out->vals[i * out->ncols + j] =
-				    xstrdup(PQgetvalue(res, i, j));
 }
 
 /*
@@ -832,224 +815,6 @@ db_exec(const struct db_stmt *st, const char *const *params,
 	return db_run_stmt(st, NULL, st->nparams, params, out);
 }
 
-/*
- * The read replica ([database] read_conninfo): a second connection for
- * reads that may be a little late (the dashboard API's).  It is used
- * while it answers and replays within read_max_lag_ms of what it has
- * received; its state is checked at most once a second.  Otherwise, and
- * on any error there, the read goes to the primary.  Its round trips
- * and its connect have a client-side deadline too: half of what is left
- * of the request's (the primary answers if the replica is late), else
- * the round-trip budget, at most DB_RD_MAX_US.  A replica that hangs
- * costs one read that much, then it is down for a second.
- */
-#define DB_RD_MAX_US	(2000 * 1000)
-
-static char		*db_rd_conninfo;
-static long long	 db_rd_max_lag_ms;
-static long long	 db_rd_checked_us;
-static enum db_replica	 db_rd_state = DB_REPLICA_NONE;
-
-void
-db_setup_read(const char *conninfo, long long max_lag_ms)
-{
-	free(db_rd_conninfo);
-	db_rd_conninfo = conninfo != NULL ? xstrdup(conninfo) : NULL;
-	db_rd_max_lag_ms = max_lag_ms;
-	db_rd_checked_us = 0;
-	db_rd_state = conninfo != NULL ? DB_REPLICA_DOWN : DB_REPLICA_NONE;
-}
-
-static void
-db_rd_close(void)
-{
-	if (db_rd != NULL)
-		PQfinish(db_rd);
-	db_rd = NULL;
-}
-
-/* When the replica's round trip begun now must be over. */
-static long long
-db_rd_until(void)
-{
-	long long	 now = now_us(), until = now + DB_RD_MAX_US;
-
-	/* half what is left: the primary takes the read if it is late */
-	if (db_deadline != 0 && now + (db_deadline - now) / 2 < until)
-		until = now + (db_deadline - now) / 2;
-	else if (db_deadline == 0 && db_budget_ms > 0 &&
-	    now + db_budget_ms * 1000 < until)
-		until = now + db_budget_ms * 1000;
-	return until;
-}
-
-/* Wait for the replica's socket until then: 0 ready, -1 too late. */
-static int
-db_rd_wait(short events, long long until)
-{
-	struct pollfd	 pfd;
-	long long	 left;
-	int		 n;
-
-	for (;;) {
-		if ((left = until - now_us()) <= 0)
-			return -1;
-		pfd.fd = PQsocket(db_rd);
-		pfd.events = events;
-		pfd.revents = 0;
-		if (pfd.fd == -1)
-			return 0;	/* libpq will say what is wrong */
-		if ((n = poll(&pfd, 1, (int)(left / 1000) + 1)) > 0)
-			return 0;
-		if (n == -1 && errno != EINTR && errno != EAGAIN)
-			return 0;
-	}
-}
-
-/* Connected to the replica by then?  0, or -1 (it stays closed). */
-static int
-db_rd_connect(long long until)
-{
-	const char	*kw[] = { "connect_timeout", "application_name",
-			    "dbname", NULL };
-	const char	*val[4];
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-
-	if (db_rd != NULL && PQstatus(db_rd) == CONNECTION_OK)
-		return 0;
-	db_rd_close();
-	val[0] = "2";
-	val[1] = "telehook-read";
-	val[2] = db_rd_conninfo;
-	val[3] = NULL;
-	if ((db_rd = PQconnectStartParams(kw, val, 1)) == NULL)
-		return -1;
-	while (PQstatus(db_rd) != CONNECTION_BAD &&
-	    st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-		if (db_rd_wait(st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		    until) == -1)
-			break;
-		st = PQconnectPoll(db_rd);
-	}
-	if (PQstatus(db_rd) != CONNECTION_OK ||
-	    PQsetnonblocking(db_rd, 1) == -1) {
-		db_rd_close();
-		return -1;
-	}
-	PQsetNoticeProcessor(db_rd, db_notice, NULL);
-	return 0;
-}
-
-/*
- * One statement on the replica by then: its last result, or NULL (too
- * late: cancelled and closed, or the connection broke).
- */
-static PGresult *
-db_rd_exec(const char *sql, int n, const char *const *params,
-    long long until)
-{
-	PGresult	*res, *last = NULL;
-	int		 r;
-
-	if (!PQsendQueryParams(db_rd, sql, n, NULL, params, NULL, NULL, 0))
-		return NULL;
-	while ((r = PQflush(db_rd)) == 1)
-		if (db_rd_wait(POLLOUT | POLLIN, until) == -1 ||
-		    !PQconsumeInput(db_rd))
-			goto late;
-	if (r == -1)
-		return NULL;
-	for (;;) {
-		while (PQisBusy(db_rd)) {
-			if (db_rd_wait(POLLIN, until) == -1)
-				goto late;
-			if (!PQconsumeInput(db_rd))
-				break;
-		}
-		if ((res = PQgetResult(db_rd)) == NULL)
-			break;
-		PQclear(last);
-		last = res;
-	}
-	return last;
-late:
-	PQclear(last);
-	if (PQtransactionStatus(db_rd) == PQTRANS_ACTIVE)
-		db_cancel(db_rd);
-	db_rd_close();
-	return NULL;
-}
-
-/* The replica's state now, checked if the last check is a second old. */
-enum db_replica
-db_replica_state(void)
-{
-	static const char *const lag_sql = "SELECT pg_is_in_recovery(), "
-	    "CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM "
-	    "pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch FROM "
-	    "now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::bigint";
-	PGresult	*res;
-	long long	 now = now_us(), until;
-
-	if (db_rd_conninfo == NULL)
-		return DB_REPLICA_NONE;
-	if (now - db_rd_checked_us < 1000000)
-		return db_rd_state;
-	db_rd_checked_us = now;
-	until = db_rd_until();
-	if (db_rd_connect(until) == -1)
-		return db_rd_state = DB_REPLICA_DOWN;
-	res = db_rd_exec(lag_sql, 0, NULL, until);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		PQclear(res);
-		db_rd_close();
-		return db_rd_state = DB_REPLICA_DOWN;
-	}
-	/* a primary (promoted, or misconfigured) is not a replica's lag */
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		db_rd_state = DB_REPLICA_OK;
-	else
-		db_rd_state = strtoll(PQgetvalue(res, 0, 1), NULL, 10) >
-		    db_rd_max_lag_ms ? DB_REPLICA_BEHIND : DB_REPLICA_OK;
-	PQclear(res);
-	return db_rd_state;
-}
-
-/*
- * A read: on the replica while it is up and close enough behind, else
- * on the primary (db_exec).  *replica says whether the replica answered.
- */
-enum db_err
-db_exec_read(const struct db_stmt *st, const char *const *params,
-    struct db_res *out, int *replica)
-{
-	PGresult	*res;
-
-	*replica = 0;
-	if (db_replica_state() == DB_REPLICA_OK && db_rd != NULL) {
-		res = db_rd_exec(st->sql, st->nparams, params, db_rd_until());
-		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			db_copy(res, out);
-			PQclear(res);
-			*replica = 1;
-			return DB_OK;
-		}
-		if (res != NULL)
-			log_warnx("read replica: %.*s", (int)strcspn(
-			    PQresultErrorMessage(res), "\n"),
-			    PQresultErrorMessage(res));
-		else
-			log_warnx("read replica: no answer within the "
-			    "deadline, or the connection broke");
-		PQclear(res);
-		if (db_rd == NULL || PQstatus(db_rd) != CONNECTION_OK) {
-			db_rd_close();
-			db_rd_state = DB_REPLICA_DOWN;
-		}
-	}
-	return db_exec(st, params, out);
-}
-
 /* Plain SQL with $n parameters, for telehookctl. */
 enum db_err
 db_query(const char *sql, int n, const char *const *params,
@@ -1116,7 +881,7 @@ db_rollback(void)
 
 	/* no time left: dropping the connection rolls back as well */
 	if (!db_tx_pending && db_connected()) {
-		if (db_deadline != 0 && now_us() >= db_deadline)
+		if (db_deadline != 0 && util_now_us() >= db_deadline)
 			db_close();
 		else {
 			res = db_exec_simple("ROLLBACK");
@@ -1126,29 +891,4 @@ db_rollback(void)
 	}
 	db_in_tx = db_tx_pending = 0;
 	db_tx_dead = DB_OK;
-}
-
-/* Row i, column j of res: NULL for SQL NULL.  Borrowed from res. */
-const char *
-db_get(const struct db_res *res, int i, int j)
-{
-	if (res == NULL || i < 0 || j < 0 || i >= res->nrows ||
-	    j >= res->ncols || res->vals == NULL)
-		return NULL;
-	return res->vals[i * res->ncols + j];
-}
-
-void
-db_res_free(struct db_res *res)
-{
-	int	 i;
-
-	if (res == NULL)
-		return;
-	if (res->vals != NULL)
-		for (i = 0; i < res->nrows * res->ncols; i++)
-			free(res->vals[i]);
-	free(res->vals);
-	free(res->cmdtuples);
-	memset(res, 0, sizeof(*res));
 }

@@ -77,7 +77,7 @@ static const char *const sql_recover =
 static const char *const sql_young =
 	"SELECT (SELECT created_at FROM delivery_events WHERE id = "
 	"(SELECT min(event_id) FROM delivery_pending)) > now() - "
-	"make_interval(secs => $1::int)";
+	"make_interval(secs => $1::int) AS young";
 static const char *const sql_claim =
 	"WITH c AS (UPDATE deliveries SET state = 'sending', "
 	"attempts = attempts + 1, claimed_at = now() WHERE id IN ("
@@ -89,18 +89,22 @@ static const char *const sql_claim =
 	"deliveries p WHERE p.endpoint_id = d.endpoint_id AND "
 	"p.subject = d.subject AND p.id < d.id AND p.state IN ('pending', "
 	"'sending', 'retry')) ORDER BY d.next_attempt_at, d.id LIMIT $1 "
-	"FOR UPDATE OF d SKIP LOCKED) RETURNING *) "
+	"FOR UPDATE OF d SKIP LOCKED) RETURNING id, endpoint_id, msg_id, "
+	"event_id, attempts) "
 	"SELECT c.id, c.endpoint_id, c.msg_id, (SELECT th_event_body(v) "
-	"FROM delivery_events v WHERE v.id = c.event_id), c.attempts, "
+	"FROM delivery_events v WHERE v.id = c.event_id) AS body, c.attempts, "
 	"e.url, e.secret_sealed, CASE WHEN e.previous_until > now() THEN "
-	"e.previous_sealed END FROM c JOIN endpoints e ON "
+	"e.previous_sealed END AS previous_sealed FROM c JOIN endpoints e ON "
 	"e.id = c.endpoint_id ORDER BY c.id";
-enum { DC_ID, DC_ENDPOINT, DC_MSGID, DC_BODY, DC_ATTEMPTS, DC_URL,
-	DC_SECRET, DC_PREVIOUS };
+/* sql_claim's columns, looked up once per claim (deliver_cols) */
+struct deliver_cols {
+	int	 id, endpoint, msgid, body, attempts, url, secret, previous;
+};
 /* every success of a round at once: $1 ids, $2 statuses, $3 times */
 static const char *const sql_ok =
-	"WITH r AS (SELECT * FROM unnest($1::bigint[], $2::int[], "
-	"$3::bigint[]) AS r(id, status, ms)), d AS (UPDATE deliveries d SET "
+	"WITH r AS (SELECT id, status, ms FROM unnest($1::bigint[], "
+	"$2::int[], $3::bigint[]) AS u(id, status, ms)), d AS (UPDATE "
+	"deliveries d SET "
 	"state = 'delivered', delivered_at = now(), last_status = r.status, "
 	"last_error = NULL FROM r WHERE d.id = r.id RETURNING d.endpoint_id, "
 	"r.ms) UPDATE endpoints e SET ok_total = e.ok_total + x.n, "
@@ -117,300 +121,21 @@ static const char *const sql_failed =
 	"$5::bool THEN false ELSE enabled END, disabled_reason = CASE WHEN "
 	"$5::bool THEN 'answered 410 Gone at ' || th_iso(now()) ELSE "
 	"disabled_reason END WHERE id = (SELECT endpoint_id FROM d) "
-	"RETURNING (SELECT state FROM d)";
+	"RETURNING (SELECT state FROM d) AS state";
+
+/* The sender's intervals and sizes. */
+#define DELIVER_RECOVER_US	(5 * 1000 * 1000) /* a dead sender's claims */
+#define DELIVER_CLAIM_US	(100 * 1000)	/* the queue, when it gave none */
+#define DELIVER_BUSY_MS		20		/* a wait while requests fly */
+#define DELIVER_ANALYZE_ROWS	5000		/* queued before ANALYZE */
 
 static volatile sig_atomic_t	 deliver_stop;
-static struct pressure		 deliver_psi = { "/proc/pressure/cpu", 0, 0 };
-static int			 deliver_yields;	/* PSI readable */
-static int			 deliver_yielding;
-static int			 deliver_held;		/* events waited */
-static long long		 deliver_yield_us;	/* decided then */
-static long long		 deliver_sched[DELIVERY_MAX_ATTEMPTS];
-int				 deliver_nsched;
 
 static void
 deliver_sig(int sig)
 {
 	(void)sig;
 	deliver_stop = 1;
-}
-
-/*
- * The sockets curl wants watched, and when it wants its timeouts: so
- * each wakeup drives only the transfers whose sockets are ready
- * (curl_multi_socket_action), where curl_multi_perform() checks every
- * transfer in flight, a poll(2) each, up to DELIVER_INFLIGHT a wakeup.
- */
-static struct pollfd	*deliver_pfd, *deliver_ready;
-static int		 deliver_npfd, deliver_pfdcap, deliver_readycap;
-static long long	 deliver_timer_us = -1;
-
-static int
-deliver_sock(CURL *e, curl_socket_t s, int what, void *arg, void *sp)
-{
-	int	 i;
-
-	(void)e;
-	(void)arg;
-	(void)sp;
-	for (i = 0; i < deliver_npfd && deliver_pfd[i].fd != s; i++)
-		;
-	if (what == CURL_POLL_REMOVE) {
-		if (i < deliver_npfd)
-			deliver_pfd[i] = deliver_pfd[--deliver_npfd];
-		return 0;
-	}
-	if (i == deliver_npfd) {
-		if (deliver_npfd == deliver_pfdcap) {
-			deliver_pfdcap = deliver_pfdcap * 2 + 16;
-			deliver_pfd = xreallocarray(deliver_pfd,
-			    (size_t)deliver_pfdcap, sizeof(*deliver_pfd));
-		}
-		deliver_pfd[deliver_npfd++].fd = s;
-	}
-	deliver_pfd[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
-	    (what & CURL_POLL_OUT ? POLLOUT : 0));
-	deliver_pfd[i].revents = 0;
-	return 0;
-}
-
-static int
-deliver_timer(CURLM *m, long ms, void *arg)
-{
-	(void)m;
-	(void)arg;
-	deliver_timer_us = ms < 0 ? -1 : now_us() + ms * 1000LL;
-	return 0;
-}
-
-/* curl's timeout, if it is due: new transfers start, slow ones end. */
-static void
-deliver_due(CURLM *m)
-{
-	int	 left;
-
-	if (deliver_timer_us != -1 && now_us() >= deliver_timer_us) {
-		deliver_timer_us = -1;
-		(void)curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0,
-		    &left);
-	}
-}
-
-/* Wait up to ms (less if curl's timeout comes first), then drive. */
-static void
-deliver_wait(CURLM *m, int ms)
-{
-	struct pollfd	*ready;
-	long long	 t;
-	int		 i, k, nready = 0, left, ev;
-
-	if (deliver_timer_us != -1) {
-		t = (deliver_timer_us - now_us() + 999) / 1000;
-		if (t < ms)
-			ms = t < 0 ? 0 : (int)t;
-	}
-	if (poll(deliver_pfd, (nfds_t)deliver_npfd, ms) > 0) {
-		/* curl changes the set as it goes: act on a copy */
-		if (deliver_readycap < deliver_pfdcap) {
-			deliver_readycap = deliver_pfdcap;
-			deliver_ready = xreallocarray(deliver_ready,
-			    (size_t)deliver_readycap, sizeof(*deliver_ready));
-		}
-		ready = deliver_ready;
-		for (i = 0; i < deliver_npfd; i++)
-			if (deliver_pfd[i].revents != 0)
-				ready[nready++] = deliver_pfd[i];
-		for (k = 0; k < nready; k++) {
-			ev = (ready[k].revents & (POLLIN | POLLHUP) ?
-			    CURL_CSELECT_IN : 0) | (ready[k].revents & POLLOUT ?
-			    CURL_CSELECT_OUT : 0) | (ready[k].revents &
-			    (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
-			(void)curl_multi_socket_action(m, ready[k].fd, ev,
-			    &left);
-		}
-	}
-	deliver_due(m);
-}
-
-/* The receiver's answer body is not kept (a few KB read, then cut). */
-static size_t
-deliver_sink(char *b, size_t size, size_t n, void *arg)
-{
-	(void)b;
-	(void)arg;
-	return size * n;
-}
-
-/*
- * Opened secrets, by their sealed text: opening one per attempt would
- * cost more than the signature.  A rotated or removed endpoint's entry
- * is simply not asked for again; the cache is small and zeroed at exit.
- */
-#define DELIVER_SECRETS	64
-static struct {
-	char	*sealed;
-	char	*secret;
-} deliver_secrets[DELIVER_SECRETS];
-static int	deliver_nsecrets, deliver_next;
-
-static const char *
-deliver_secret(const char *sealed)
-{
-	char	*secret;
-	int	 i;
-
-	for (i = 0; i < deliver_nsecrets; i++)
-		if (strcmp(deliver_secrets[i].sealed, sealed) == 0)
-			return deliver_secrets[i].secret;
-	if ((secret = crypto_open(crypto_key, sealed)) == NULL)
-		return NULL;
-	if (deliver_nsecrets < DELIVER_SECRETS)
-		i = deliver_nsecrets++;
-	else {
-		i = deliver_next++ % DELIVER_SECRETS;
-		free(deliver_secrets[i].sealed);
-		sodium_memzero(deliver_secrets[i].secret,
-		    strlen(deliver_secrets[i].secret));
-		free(deliver_secrets[i].secret);
-	}
-	deliver_secrets[i].sealed = xstrdup(sealed);
-	deliver_secrets[i].secret = secret;
-	return secret;
-}
-
-static void
-deliver_secrets_free(void)
-{
-	int	 i;
-
-	for (i = 0; i < deliver_nsecrets; i++) {
-		free(deliver_secrets[i].sealed);
-		sodium_memzero(deliver_secrets[i].secret,
-		    strlen(deliver_secrets[i].secret));
-		free(deliver_secrets[i].secret);
-	}
-	deliver_nsecrets = deliver_next = 0;
-}
-
-/*
- * The webhook-signature header for body: the current secret's, and
- * during a rotation the previous one's too, space-separated.
- */
-static int
-deliver_sign(const char *sealed, const char *previous, const char *id,
-    long long ts, const char *body, char *out, size_t outsz)
-{
-	const char	*secret, *s[2] = { sealed, previous };
-	char		 sig[2][WHSIG_SIG_MAX];
-	int		 i, n = 0;
-
-	for (i = 0; i < 2; i++) {
-		if (s[i] == NULL)
-			continue;
-		if ((secret = deliver_secret(s[i])) == NULL)
-			return -1;
-		if (whsig_sign(secret, id, ts, body, strlen(body), sig[n],
-		    sizeof(sig[n])) == 0)
-			n++;
-	}
-	if (n == 0)
-		return -1;
-	snprintf(out, outsz, "webhook-signature: %s%s%s", sig[0],
-	    n > 1 ? " " : "", n > 1 ? sig[1] : "");
-	return 0;
-}
-
-/* A transfer of s added to m; NULL (why) when it cannot be signed. */
-struct xfer *
-deliver_start(CURLM *m, const struct dsend *s, char *why, size_t whysz)
-{
-	struct xfer	*x;
-	char		 h[256];
-	long long	 ts = (long long)time(NULL);
-
-	x = xcalloc(1, sizeof(*x));
-	snprintf(x->id, sizeof(x->id), "%s", s->id != NULL ? s->id : "");
-	snprintf(x->endpoint, sizeof(x->endpoint), "%s", s->endpoint);
-	x->attempts = s->attempts;
-	x->body = xstrdup(s->body);
-	if (!crypto_have_key || deliver_sign(s->secret, s->previous,
-	    s->msgid, ts, x->body, h, sizeof(h)) == -1) {
-		snprintf(why, whysz, "the endpoint's secret does not open "
-		    "with secret_key_file");
-		free(x->body);
-		free(x);
-		return NULL;
-	}
-	x->hl = curl_slist_append(x->hl, h);
-	snprintf(h, sizeof(h), "webhook-id: %s", s->msgid);
-	x->hl = curl_slist_append(x->hl, h);
-	snprintf(h, sizeof(h), "webhook-timestamp: %lld", ts);
-	x->hl = curl_slist_append(x->hl, h);
-	x->hl = curl_slist_append(x->hl, "Content-Type: application/json");
-	x->hl = curl_slist_append(x->hl, "Expect:");
-	x->curl = curl_easy_init();
-	(void)curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	(void)curl_easy_setopt(x->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->hl);
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->body);
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE,
-	    (long)strlen(x->body));
-	(void)curl_easy_setopt(x->curl, CURLOPT_USERAGENT,
-	    "telehook/" PACKAGE_VERSION);
-	(void)curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT,
-	    (long)(conf.delivery.timeout_s < 5 ? conf.delivery.timeout_s : 5));
-	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT,
-	    (long)conf.delivery.timeout_s);
-	x->eg.allow_private = conf.delivery.allow_private;
-	egress_curl(x->curl, &x->eg);
-	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, deliver_sink);
-	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->err);
-	(void)curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
-	x->start_us = now_us();
-	curl_multi_add_handle(m, x->curl);
-	return x;
-}
-
-/* Row i of a claim as a transfer added to m. */
-static struct xfer *
-deliver_claimed(CURLM *m, struct db_res *res, int i, char *why,
-    size_t whysz)
-{
-	struct dsend	 s;
-
-	s.id = db_get(res, i, DC_ID);
-	s.endpoint = db_get(res, i, DC_ENDPOINT);
-	s.msgid = db_get(res, i, DC_MSGID);
-	s.body = db_get(res, i, DC_BODY);
-	s.url = db_get(res, i, DC_URL);
-	s.secret = db_get(res, i, DC_SECRET);
-	s.previous = db_get(res, i, DC_PREVIOUS);
-	s.attempts = atoi(db_get(res, i, DC_ATTEMPTS));
-	return deliver_start(m, &s, why, whysz);
-}
-
-void
-deliver_free(CURLM *m, struct xfer *x)
-{
-	curl_multi_remove_handle(m, x->curl);
-	curl_easy_cleanup(x->curl);
-	curl_slist_free_all(x->hl);
-	free(x->body);
-	free(x);
-}
-
-/* Seconds until attempt n+1 (n attempts made): the schedule, jittered. */
-double
-deliver_delay(int n)
-{
-	double	d;
-
-	if (n < 1 || n > deliver_nsched)
-		return 0;
-	d = (double)deliver_sched[n - 1];
-	return d * (0.8 + 0.4 * (double)randombytes_uniform(1001) / 1000.0);
 }
 
 /* The successes of a round, recorded in one statement. */
@@ -420,6 +145,156 @@ struct okbatch {
 	struct buf	 ms;
 	int		 n;
 };
+
+/* The sender, from deliver_run()'s start to its end. */
+struct sender {
+	struct deliver_stats *st;
+	int		 once;
+	CURLM		*m;
+	struct xfer	*fl[DELIVER_INFLIGHT];	/* in flight */
+	int		 n;
+	struct batch	 b;			/* the events' batch */
+	struct okbatch	 ok;			/* successes to record */
+	struct buf	 busy;			/* endpoints at their limit */
+	char		 tmo[24];		/* [delivery] timeout_s */
+	long long	 slow_ms;		/* no answer: the queue's */
+	long long	 recovered_us, claimed_us;
+	int		 claimed, took, since_analyze;
+	/*
+	 * The sockets curl wants watched, and when it wants its timeouts:
+	 * so each wakeup drives only the transfers whose sockets are ready
+	 * (curl_multi_socket_action), where curl_multi_perform() checks
+	 * every transfer in flight, a poll(2) each, up to DELIVER_INFLIGHT
+	 * a wakeup.
+	 */
+	struct pollfd	*pfd, *ready;
+	int		 npfd, pfdcap, readycap;
+	long long	 timer_us;
+	/* the CPU's pressure (deliver_yield) */
+	struct pressure	 psi;
+	int		 yields;		/* PSI readable */
+	int		 yielding;
+	int		 held;			/* events waited */
+	long long	 yield_us;		/* decided then */
+};
+
+static int
+deliver_sock(CURL *e, curl_socket_t fd, int what, void *arg, void *sp)
+{
+	struct sender	*s = arg;
+	int		 i;
+
+	(void)e;
+	(void)sp;
+	for (i = 0; i < s->npfd && s->pfd[i].fd != fd; i++)
+		;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < s->npfd)
+			s->pfd[i] = s->pfd[--s->npfd];
+		return 0;
+	}
+	if (i == s->npfd) {
+		if (s->npfd == s->pfdcap) {
+			s->pfdcap = s->pfdcap * 2 + 16;
+			s->pfd = xreallocarray(s->pfd, (size_t)s->pfdcap,
+			    sizeof(*s->pfd));
+		}
+		s->pfd[s->npfd++].fd = fd;
+	}
+	s->pfd[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
+	    (what & CURL_POLL_OUT ? POLLOUT : 0));
+	s->pfd[i].revents = 0;
+	return 0;
+}
+
+static int
+deliver_timer(CURLM *m, long ms, void *arg)
+{
+	struct sender	*s = arg;
+
+	(void)m;
+	s->timer_us = ms < 0 ? -1 : util_now_us() + ms * 1000LL;
+	return 0;
+}
+
+/* curl's timeout, if it is due: new transfers start, slow ones end. */
+static void
+deliver_due(struct sender *s)
+{
+	int	 left;
+
+	if (s->timer_us != -1 && util_now_us() >= s->timer_us) {
+		s->timer_us = -1;
+		(void)curl_multi_socket_action(s->m, CURL_SOCKET_TIMEOUT, 0,
+		    &left);
+	}
+}
+
+/* Wait up to ms (less if curl's timeout comes first), then drive. */
+static void
+deliver_wait(struct sender *s, int ms)
+{
+	long long	 t;
+	int		 i, k, nready = 0, left, ev;
+
+	if (s->timer_us != -1) {
+		t = (s->timer_us - util_now_us() + 999) / 1000;
+		if (t < ms)
+			ms = t < 0 ? 0 : (int)t;
+	}
+	if (poll(s->pfd, (nfds_t)s->npfd, ms) > 0) {
+		/* curl changes the set as it goes: act on a copy */
+		if (s->readycap < s->pfdcap) {
+			s->readycap = s->pfdcap;
+			s->ready = xreallocarray(s->ready, (size_t)s->readycap,
+			    sizeof(*s->ready));
+		}
+		for (i = 0; i < s->npfd; i++)
+			if (s->pfd[i].revents != 0)
+				s->ready[nready++] = s->pfd[i];
+		for (k = 0; k < nready; k++) {
+			ev = (s->ready[k].revents & (POLLIN | POLLHUP) ?
+			    CURL_CSELECT_IN : 0) | (s->ready[k].revents &
+			    POLLOUT ? CURL_CSELECT_OUT : 0) |
+			    (s->ready[k].revents & (POLLERR | POLLNVAL) ?
+			    CURL_CSELECT_ERR : 0);
+			(void)curl_multi_socket_action(s->m, s->ready[k].fd,
+			    ev, &left);
+		}
+	}
+	deliver_due(s);
+}
+
+static void
+deliver_cols(const struct db_res *res, struct deliver_cols *c)
+{
+	c->id = db_col(res, "id");
+	c->endpoint = db_col(res, "endpoint_id");
+	c->msgid = db_col(res, "msg_id");
+	c->body = db_col(res, "body");
+	c->attempts = db_col(res, "attempts");
+	c->url = db_col(res, "url");
+	c->secret = db_col(res, "secret_sealed");
+	c->previous = db_col(res, "previous_sealed");
+}
+
+/* Row i of a claim as a transfer added to m. */
+static struct xfer *
+deliver_claimed(CURLM *m, const struct db_res *res,
+    const struct deliver_cols *c, int i, char *why, size_t whysz)
+{
+	struct dsend	 s;
+
+	s.id = db_get(res, i, c->id);
+	s.endpoint = db_get(res, i, c->endpoint);
+	s.msgid = db_get(res, i, c->msgid);
+	s.body = db_get(res, i, c->body);
+	s.url = db_get(res, i, c->url);
+	s.secret = db_get(res, i, c->secret);
+	s.previous = db_get(res, i, c->previous);
+	s.attempts = atoi(db_get(res, i, c->attempts));
+	return xfer_start(m, &s, why, whysz);
+}
 
 static void
 ok_add(struct okbatch *b, const char *id, long status, long long ms)
@@ -456,21 +331,6 @@ ok_flush(struct okbatch *b, struct deliver_stats *st)
 	return rc;
 }
 
-/* Why an attempt failed, in a line. */
-void
-deliver_why(struct xfer *x, CURLcode cc, long status, char *why,
-    size_t whysz)
-{
-	if (x->eg.refused > 0)	/* the same words whatever the port */
-		snprintf(why, whysz, "refused: not a public address "
-		    "(allow_private is off)");
-	else if (cc != CURLE_OK)
-		snprintf(why, whysz, "%s%s%s", curl_easy_strerror(cc),
-		    *x->err != '\0' ? ": " : "", x->err);
-	else
-		snprintf(why, whysz, "answered %ld", status);
-}
-
 /* Record what became of x (cc, HTTP status); a success joins ok. */
 static int
 deliver_record(struct xfer *x, CURLcode cc, long status,
@@ -479,9 +339,9 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 	const char	*p[7];
 	char		 code[16], delay[32], ms[24], why[CURL_ERROR_SIZE + 64];
 	struct db_res	 res;
-	long long	 took = (now_us() - x->start_us) / 1000;
+	long long	 took = (util_now_us() - x->start_us) / 1000;
 	int		 gone = cc == CURLE_OK && status == 410;
-	int		 last = x->attempts > deliver_nsched;
+	int		 last = x->attempts > xfer_nsched;
 
 	snprintf(code, sizeof(code), "%ld", status);
 	snprintf(ms, sizeof(ms), "%lld", took);
@@ -491,8 +351,8 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 		ok_add(ok, x->id, status, took);
 		return 0;
 	}
-	deliver_why(x, cc, status, why, sizeof(why));
-	snprintf(delay, sizeof(delay), "%.3f", deliver_delay(x->attempts));
+	xfer_why(x, cc, status, why, sizeof(why));
+	snprintf(delay, sizeof(delay), "%.3f", xfer_delay(x->attempts));
 	p[2] = why;
 	p[3] = delay;
 	p[4] = gone ? "true" : "false";
@@ -505,7 +365,7 @@ deliver_record(struct xfer *x, CURLcode cc, long status,
 		log_warnx("endpoint %s answered 410 Gone: disabled",
 		    x->endpoint);
 	}
-	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "dead") == 0) {
+	if (res.nrows == 1 && strcmp(db_val(&res, 0, "state"), "dead") == 0) {
 		st->dead++;
 		if (!gone)
 			log_warnx("delivery %s is dead after %d attempts: %s",
@@ -524,32 +384,32 @@ deliver_by_endpoint(const void *a, const void *b)
 }
 
 /*
- * Whether the webhooks' events wait this turn (architecture.md §14: a delivery
- * never delays a provider's answer): while some task waited for a CPU
- * DELIVER_CONTENDED of the last DELIVER_YIELD_MS, and the oldest
+ * Whether the webhooks' events wait this turn (architecture.md §14: a
+ * delivery never delays a provider's answer): while some task waited for
+ * a CPU DELIVER_CONTENDED of the last DELIVER_YIELD_MS, and the oldest
  * pending event is younger than [delivery] defer_s.  Past that the
  * sender delivers anyway, oldest first, so a sustained overload delays
  * the deliveries by defer_s, not without end.  1 yes, 0 no, -1 when
  * the database failed.
  */
 static int
-deliver_yield(struct deliver_stats *st)
+deliver_yield(struct sender *s)
 {
 	struct db_res	 res;
 	const char	*p[1], *v;
 	char		 secs[24];
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 	double		 share;
 
-	if (!deliver_yields)
+	if (!s->yields)
 		return 0;
-	if (now - deliver_yield_us < DELIVER_YIELD_MS * 1000LL)
-		return deliver_yielding;
-	if (deliver_held)
-		st->deferred_ms += (now - deliver_yield_us) / 1000;
-	deliver_yield_us = now;
-	deliver_yielding = deliver_held = 0;
-	if (pressure_sample(&deliver_psi, now, &share) == -1 ||
+	if (now - s->yield_us < DELIVER_YIELD_MS * 1000LL)
+		return s->yielding;
+	if (s->held)
+		s->st->deferred_ms += (now - s->yield_us) / 1000;
+	s->yield_us = now;
+	s->yielding = s->held = 0;
+	if (pressure_sample(&s->psi, now, &share) == -1 ||
 	    share < DELIVER_CONTENDED)
 		return 0;
 	snprintf(secs, sizeof(secs), "%lld", conf.delivery.defer_s);
@@ -557,68 +417,196 @@ deliver_yield(struct deliver_stats *st)
 	if (db_query(sql_young, 1, p, &res) != DB_OK)
 		return -1;
 	/* none pending (NULL) waits too: there is nothing to take */
-	v = db_get(&res, 0, 0);
-	deliver_held = v != NULL && strcmp(v, "t") == 0;
-	deliver_yielding = v == NULL || deliver_held;
+	v = db_val(&res, 0, "young");
+	s->held = v != NULL && strcmp(v, "t") == 0;
+	s->yielding = v == NULL || s->held;
 	db_res_free(&res);
-	return deliver_yielding;
+	return s->yielding;
 }
 
 /*
- * Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array;
- * fl (n transfers) is sorted by endpoint to count them in one pass,
- * once a round with up to DELIVER_INFLIGHT in flight.
+ * Endpoints with DELIVER_PER_ENDPOINT requests in flight, as an array
+ * in s->busy; the transfers are sorted by endpoint to count them in one
+ * pass, once a round with up to DELIVER_INFLIGHT in flight.
  */
 static void
-deliver_busy(struct xfer **fl, int n, struct buf *b)
+deliver_busy(struct sender *s)
 {
 	int	 i, run;
 
-	qsort(fl, (size_t)n, sizeof(*fl), deliver_by_endpoint);
-	buf_reset(b);
-	for (i = 0; i < n; i += run) {
-		for (run = 1; i + run < n && strcmp(fl[i + run]->endpoint,
-		    fl[i]->endpoint) == 0; run++)
+	qsort(s->fl, (size_t)s->n, sizeof(*s->fl), deliver_by_endpoint);
+	buf_reset(&s->busy);
+	for (i = 0; i < s->n; i += run) {
+		for (run = 1; i + run < s->n && strcmp(s->fl[i + run]->endpoint,
+		    s->fl[i]->endpoint) == 0; run++)
 			;
 		if (run >= DELIVER_PER_ENDPOINT)
-			ctl_arr(b, fl[i]->endpoint);
+			ctl_arr(&s->busy, s->fl[i]->endpoint);
 	}
-	(void)ctl_arr_end(b);
+	(void)ctl_arr_end(&s->busy);
 }
 
 /*
- * Send what is due until stopped (once: until nothing is pending, due
- * or in flight).  0, or -1 when the database failed.
+ * A dead sender's claims, now and then: it may have died just before
+ * this one started (systemd restarts it at once).  0, or -1.
  */
-int
-deliver_run(int once, struct deliver_stats *st)
+static int
+sender_recover(struct sender *s)
 {
-	struct xfer	*fl[DELIVER_INFLIGHT];
-	struct buf	 busy;
-	struct batch	 b;
 	struct db_res	 res;
-	CURLM		*m = NULL;
+	const char	*p[1] = { s->tmo };
+
+	if (deliver_stop || util_now_us() - s->recovered_us <=
+	    DELIVER_RECOVER_US)
+		return 0;
+	if (db_query(sql_recover, 1, p, &res) != DB_OK)
+		return -1;
+	s->st->recovered += atoi(res.cmdtuples);
+	db_res_free(&res);
+	s->recovered_us = util_now_us();
+	return 0;
+}
+
+/*
+ * The webhooks' events, a batch at a time: take one, start what it may
+ * send, and record it once it is decided.  1 when a batch was recorded
+ * (the round starts again), 0 to go on to the queue, -1 on error.
+ */
+static int
+sender_batch(struct sender *s)
+{
+	int	 hold, i, k;
+
+	if (!deliver_stop && !s->b.active) {
+		if ((hold = deliver_yield(s)) == -1 || (!hold &&
+		    (s->took = batch_take(&s->b)) == -1))
+			return -1;
+	}
+	if (!s->b.active)
+		return 0;
+	if (deliver_stop)	/* what is not sent waits */
+		for (i = 0; i < s->b.nit; i++)
+			batch_queue(&s->b, i);
+	batch_start(&s->b, s->m, s->fl, &s->n);
+	if (!batch_decided(&s->b, s->fl, s->n, s->slow_ms))
+		return 0;
+	if ((k = batch_finish(&s->b, s->m, s->fl, &s->n, s->st)) == -1)
+		return -1;
+	/* the queue grew fast: fresh statistics, or the claim is planned
+	 * for the table it was (sql/011) */
+	if ((s->since_analyze += k) > DELIVER_ANALYZE_ROWS) {
+		if (db_query("ANALYZE deliveries", 0, NULL, NULL) != DB_OK)
+			return -1;
+		s->since_analyze = 0;
+	}
+	return 1;
+}
+
+/*
+ * The queue: each round while it gives, else every DELIVER_CLAIM_US (it
+ * is for retries, what waits behind them, and pings).  0, or -1.
+ */
+static int
+sender_claim(struct sender *s)
+{
+	struct db_res		 res;
+	struct deliver_cols	 dc;
+	struct xfer		*x;
+	const char		*p[2];
+	char			 lim[16], why[128];
+	int			 i;
+
+	if (deliver_stop || s->n >= DELIVER_INFLIGHT || (s->claimed == 0 &&
+	    util_now_us() - s->claimed_us <= DELIVER_CLAIM_US))
+		return 0;
+	s->claimed = 0;
+	s->claimed_us = util_now_us();
+	snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - s->n);
+	deliver_busy(s);
+	p[0] = lim;
+	p[1] = buf_cstr(&s->busy);
+	if (db_query(sql_claim, 2, p, &res) != DB_OK)
+		return -1;
+	deliver_cols(&res, &dc);
+	for (i = 0; i < res.nrows; i++) {
+		s->claimed++;
+		if ((x = deliver_claimed(s->m, &res, &dc, i, why,
+		    sizeof(why))) != NULL) {
+			s->fl[s->n++] = x;
+			continue;
+		}
+		/* cannot be signed: as a failed attempt */
+		x = xcalloc(1, sizeof(*x));
+		snprintf(x->id, sizeof(x->id), "%s", db_get(&res, i, dc.id));
+		x->attempts = atoi(db_get(&res, i, dc.attempts));
+		x->start_us = util_now_us();
+		snprintf(x->err, sizeof(x->err), "%s", why);
+		(void)deliver_record(x, CURLE_FAILED_INIT, 0, s->st, &s->ok);
+		free(x);
+	}
+	db_res_free(&res);
+	return 0;
+}
+
+/* What curl finished: the batch's, or the queue's recorded.  0, or -1. */
+static int
+sender_reap(struct sender *s)
+{
 	CURLMsg		*msg;
 	struct xfer	*x;
-	const char	*p[2];
-	char		 lim[16], tmo[24], why[128];
 	long		 status;
-	long long	 slow_ms, recovered_us = 0, claimed_us = 0;
-	double		 share;
-	int		 n = 0, i, k, left, rc = -1, claimed = 0, took, hold;
-	int		 since_analyze = 0;
-	struct okbatch	 ok;
-	struct sigaction sa;
+	int		 i, k, left;
 
+	while ((msg = curl_multi_info_read(s->m, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		(void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&x);
+		status = 0;
+		(void)curl_easy_getinfo(msg->easy_handle,
+		    CURLINFO_RESPONSE_CODE, &status);
+		k = 0;
+		s->b.dirty = 1;		/* an endpoint has room again */
+		if (x->item != NULL)
+			batch_done(&s->b, x, msg->data.result, status);
+		else
+			k = deliver_record(x, msg->data.result, status, s->st,
+			    &s->ok);
+		for (i = 0; i < s->n; i++)
+			if (s->fl[i] == x)
+				break;
+		s->fl[i] = s->fl[--s->n];
+		xfer_free(s->m, x);
+		if (k == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Start: the schedule, the signals, the CPU's pressure, curl.  0 or -1. */
+static int
+sender_start(struct sender *s, int once, struct deliver_stats *st)
+{
+	struct sigaction sa;
+	double		 share;
+
+	memset(s, 0, sizeof(*s));
 	memset(st, 0, sizeof(*st));
-	memset(&b, 0, sizeof(b));
-	if ((deliver_nsched = util_schedule(conf.delivery.retry_schedule,
-	    deliver_sched, DELIVERY_MAX_ATTEMPTS)) == -1)
+	s->st = st;
+	s->once = once;
+	s->timer_us = -1;
+	s->psi.path = "/proc/pressure/cpu";
+	buf_init(&s->busy);
+	buf_init(&s->ok.ids);
+	buf_init(&s->ok.statuses);
+	buf_init(&s->ok.ms);
+	if (xfer_schedule(conf.delivery.retry_schedule) == -1)
 		return -1;
 	/* slow: no answer within half the timeout, at most a second */
-	slow_ms = conf.delivery.timeout_s * 500;
-	if (slow_ms > DELIVER_SLOW_MS)
-		slow_ms = DELIVER_SLOW_MS;
+	s->slow_ms = conf.delivery.timeout_s * 500;
+	if (s->slow_ms > DELIVER_SLOW_MS)
+		s->slow_ms = DELIVER_SLOW_MS;
+	snprintf(s->tmo, sizeof(s->tmo), "%lld", conf.delivery.timeout_s);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = deliver_sig;
 	sigaction(SIGTERM, &sa, NULL);
@@ -628,174 +616,98 @@ deliver_run(int once, struct deliver_stats *st)
 	 * first reading is a DELIVER_YIELD_MS later, and until then the
 	 * events wait, as a reading over a shorter time says little.
 	 */
-	deliver_yields = 0;
 	if (!once && conf.delivery.defer_s > 0) {
-		deliver_yield_us = now_us();
-		if (pressure_sample(&deliver_psi, deliver_yield_us,
-		    &share) == 0)
-			deliver_yields = deliver_yielding = 1;
+		s->yield_us = util_now_us();
+		if (pressure_sample(&s->psi, s->yield_us, &share) == 0)
+			s->yields = s->yielding = 1;
 		else
 			log_warnx("deliveries: %s unreadable: deliveries do "
-			    "not wait while the CPU is contended",
-			    deliver_psi.path);
+			    "not wait while the CPU is contended", s->psi.path);
 	}
-	buf_init(&busy);
-	memset(&ok, 0, sizeof(ok));
-	buf_init(&ok.ids);
-	buf_init(&ok.statuses);
-	buf_init(&ok.ms);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
-	    (m = curl_multi_init()) == NULL)
-		goto done;
-	(void)curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, deliver_sock);
-	(void)curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, deliver_timer);
+	    (s->m = curl_multi_init()) == NULL)
+		return -1;
+	(void)curl_multi_setopt(s->m, CURLMOPT_SOCKETFUNCTION, deliver_sock);
+	(void)curl_multi_setopt(s->m, CURLMOPT_SOCKETDATA, s);
+	(void)curl_multi_setopt(s->m, CURLMOPT_TIMERFUNCTION, deliver_timer);
+	(void)curl_multi_setopt(s->m, CURLMOPT_TIMERDATA, s);
 	/*
 	 * Connections outlive a batch: by default curl keeps four idle per
 	 * transfer still added, so as a batch ended most were closed, and
 	 * the next batch made them again (a TLS handshake each, to an https
 	 * endpoint).
 	 */
-	(void)curl_multi_setopt(m, CURLMOPT_MAXCONNECTS,
+	(void)curl_multi_setopt(s->m, CURLMOPT_MAXCONNECTS,
 	    (long)DELIVER_INFLIGHT);
-	snprintf(tmo, sizeof(tmo), "%lld", conf.delivery.timeout_s);
-	while (!deliver_stop || n > 0 || b.active) {
-		took = 0;
-		/*
-		 * A dead sender's claims, now and then: it may have died
-		 * just before this one started (systemd restarts it at once).
-		 */
-		if (!deliver_stop && now_us() - recovered_us > 5000000LL) {
-			p[0] = tmo;
-			if (db_query(sql_recover, 1, p, &res) != DB_OK)
-				goto done;
-			st->recovered += atoi(res.cmdtuples);
-			db_res_free(&res);
-			recovered_us = now_us();
-		}
-		/* the webhooks' events, a batch at a time */
-		if (!deliver_stop && !b.active) {
-			if ((hold = deliver_yield(st)) == -1 || (!hold &&
-			    (took = batch_take(&b)) == -1))
-				goto done;
-		}
-		if (b.active) {
-			if (deliver_stop)	/* what is not sent waits */
-				for (i = 0; i < b.nit; i++)
-					batch_queue(&b, i);
-			batch_start(&b, m, fl, &n);
-			if (batch_decided(&b, fl, n, slow_ms)) {
-				if ((k = batch_finish(&b, m, fl, &n, st)) == -1)
-					goto done;
-				/*
-				 * The queue grew fast: fresh statistics, or
-				 * the claim is planned for the table it was
-				 * (sql/011).
-				 */
-				if ((since_analyze += k) > 5000) {
-					if (db_query("ANALYZE deliveries", 0,
-					    NULL, NULL) != DB_OK)
-						goto done;
-					since_analyze = 0;
-				}
-				continue;
-			}
-		}
-		/*
-		 * The queue: each round while it gives, else now and then
-		 * (it is for retries, what waits behind them, and pings).
-		 */
-		if (!deliver_stop && n < DELIVER_INFLIGHT && (claimed > 0 ||
-		    now_us() - claimed_us > 100000LL)) {
-			claimed = 0;
-			claimed_us = now_us();
-			snprintf(lim, sizeof(lim), "%d", DELIVER_INFLIGHT - n);
-			deliver_busy(fl, n, &busy);
-			p[0] = lim;
-			p[1] = buf_cstr(&busy);
-			if (db_query(sql_claim, 2, p, &res) != DB_OK)
-				goto done;
-			for (i = 0; i < res.nrows; i++) {
-				claimed++;
-				if ((x = deliver_claimed(m, &res, i, why,
-				    sizeof(why))) != NULL) {
-					fl[n++] = x;
-					continue;
-				}
-				/* cannot be signed: as a failed attempt */
-				x = xcalloc(1, sizeof(*x));
-				snprintf(x->id, sizeof(x->id), "%s",
-				    db_get(&res, i, DC_ID));
-				x->attempts = atoi(db_get(&res, i,
-				    DC_ATTEMPTS));
-				x->start_us = now_us();
-				snprintf(x->err, sizeof(x->err), "%s", why);
-				(void)deliver_record(x, CURLE_FAILED_INIT, 0,
-				    st, &ok);
-				free(x);
-			}
-			db_res_free(&res);
-		}
-		if (n == 0) {
-			if (b.active)
-				continue;
-			if (once && claimed == 0 && took == 0)
-				break;
-			if (claimed == 0 && took == 0)
-				deliver_wait(m, DELIVER_IDLE_MS);
+	return 0;
+}
+
+/* The end: what was delivered is said even if the database failed. */
+static void
+sender_end(struct sender *s)
+{
+	int	 i;
+
+	(void)ok_flush(&s->ok, s->st);
+	buf_free(&s->ok.ids);
+	buf_free(&s->ok.statuses);
+	buf_free(&s->ok.ms);
+	for (i = 0; i < s->n; i++)
+		xfer_free(s->m, s->fl[i]);
+	batch_free(&s->b);
+	if (s->m != NULL)
+		curl_multi_cleanup(s->m);
+	curl_global_cleanup();
+	free(s->pfd);
+	free(s->ready);
+	xfer_secrets_free();
+	buf_free(&s->busy);
+}
+
+/*
+ * Send what is due until stopped (once: until nothing is pending, due
+ * or in flight): each round recovers now and then, takes or finishes a
+ * batch of events, claims from the queue, and reaps what curl finished.
+ * 0, or -1 when the database failed.
+ */
+int
+deliver_run(int once, struct deliver_stats *st)
+{
+	struct sender	 s;
+	int		 rc = -1;
+
+	if (sender_start(&s, once, st) == -1)
+		goto done;
+	while (!deliver_stop || s.n > 0 || s.b.active) {
+		s.took = 0;
+		if (sender_recover(&s) == -1)
+			goto done;
+		switch (sender_batch(&s)) {
+		case -1:
+			goto done;
+		case 1:
 			continue;
 		}
-		deliver_due(m);
-		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			(void)curl_easy_getinfo(msg->easy_handle,
-			    CURLINFO_PRIVATE, (char **)&x);
-			status = 0;
-			(void)curl_easy_getinfo(msg->easy_handle,
-			    CURLINFO_RESPONSE_CODE, &status);
-			k = 0;
-			b.dirty = 1;	/* an endpoint has room again */
-			if (x->item != NULL)
-				batch_done(&b, x, msg->data.result, status);
-			else
-				k = deliver_record(x, msg->data.result, status,
-				    st, &ok);
-			for (i = 0; i < n; i++)
-				if (fl[i] == x)
-					break;
-			fl[i] = fl[--n];
-			deliver_free(m, x);
-			if (k == -1)
-				goto done;
-		}
-		if (ok_flush(&ok, st) == -1)
+		if (sender_claim(&s) == -1)
 			goto done;
-		if (n > 0)
-			deliver_wait(m, n < DELIVER_INFLIGHT || b.active ? 20 :
-			    DELIVER_IDLE_MS);
+		if (s.n == 0) {
+			if (s.b.active)
+				continue;
+			if (once && s.claimed == 0 && s.took == 0)
+				break;
+			if (s.claimed == 0 && s.took == 0)
+				deliver_wait(&s, DELIVER_IDLE_MS);
+			continue;
+		}
+		deliver_due(&s);
+		if (sender_reap(&s) == -1 || ok_flush(&s.ok, s.st) == -1)
+			goto done;
+		if (s.n > 0)
+			deliver_wait(&s, s.n < DELIVER_INFLIGHT || s.b.active ?
+			    DELIVER_BUSY_MS : DELIVER_IDLE_MS);
 	}
 	rc = 0;
 done:
-	/* what was delivered is said even if the database failed since */
-	(void)ok_flush(&ok, st);
-	buf_free(&ok.ids);
-	buf_free(&ok.statuses);
-	buf_free(&ok.ms);
-	for (i = 0; i < n; i++)
-		deliver_free(m, fl[i]);
-	batch_free(&b);
-	if (m != NULL)
-		curl_multi_cleanup(m);
-	curl_global_cleanup();
-	free(deliver_pfd);
-	free(deliver_ready);
-	deliver_pfd = deliver_ready = NULL;
-	deliver_npfd = deliver_pfdcap = deliver_readycap = 0;
-	deliver_timer_us = -1;
-	deliver_psi.at_us = deliver_psi.total_us = 0;
-	deliver_yielding = deliver_held = 0;
-	deliver_yield_us = 0;
-	deliver_secrets_free();
-	buf_free(&busy);
+	sender_end(&s);
 	return rc;
 }

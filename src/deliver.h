@@ -1,6 +1,7 @@
 /*
- * deliver.h: what the sender of events (deliver.c) and its batches
- * (batch.c) share; nothing else includes it.
+ * deliver.h: what the sender of events (deliver.c), its batches
+ * (batch.c) and their transfers (xfer.c) share; nothing else includes
+ * it.
  */
 #ifndef DELIVER_H
 #define DELIVER_H
@@ -67,6 +68,10 @@ struct dep {
 
 struct batch {
 	struct db_res	 res;
+	struct {			/* res's columns (db_col) */
+		int	 event, endpoint, msgid, subject, body, url;
+		int	 secret, previous, queued;
+	} c;
 	struct ditem	*it;
 	int		 nit;
 	struct dep	*ep;
@@ -76,13 +81,15 @@ struct batch {
 	int		 dirty;		/* something may be sent now */
 };
 
-extern int	 deliver_nsched;
+extern int	 xfer_nsched;		/* attempts after the first */
 
-/* deliver.c */
-struct xfer	*deliver_start(CURLM *, const struct dsend *, char *, size_t);
-void		 deliver_free(CURLM *, struct xfer *);
-double		 deliver_delay(int);
-void		 deliver_why(struct xfer *, CURLcode, long, char *, size_t);
+/* xfer.c */
+int		 xfer_schedule(const char *);
+struct xfer	*xfer_start(CURLM *, const struct dsend *, char *, size_t);
+void		 xfer_free(CURLM *, struct xfer *);
+double		 xfer_delay(int);
+void		 xfer_why(struct xfer *, CURLcode, long, char *, size_t);
+void		 xfer_secrets_free(void);
 
 /* batch.c */
 int		 batch_take(struct batch *);

@@ -294,12 +294,12 @@ dispatch_trouble(enum db_err e, int probe)
 		return;
 	}
 	/* already open: a wait given up for it says nothing new */
-	if (breaker_is_open(now_us()) && !probe)
+	if (breaker_is_open(util_now_us()) && !probe)
 		return;
 	if (breaker_reason() != why || !probe)
 		log_warnx("database %s (%s): spooling, a probe every %d s",
 		    breaker_name(why), db_errmsg(), BREAKER_US / 1000000);
-	breaker_open(now_us() + BREAKER_US, why);
+	breaker_open(util_now_us() + BREAKER_US, why);
 }
 
 /*
@@ -310,7 +310,7 @@ dispatch_trouble(enum db_err e, int probe)
 void
 dispatch_went_through(long long t0, int probe)
 {
-	long long	 now = now_us();
+	long long	 now = util_now_us();
 
 	if (now - t0 > dispatch_budget_us() / 4) {
 		if (probe || breaker_slow(now, SLOW_COUNT)) {
@@ -438,7 +438,7 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		return;
 	}
 	/* the breaker: the database was slow, read-only or down just now */
-	t0 = now_us();
+	t0 = util_now_us();
 	if ((pass = breaker_pass(t0, 0, dispatch_budget_us())) ==
 	    BREAKER_SPOOL) {
 		snprintf(why, sizeof(why), "breaker open: %s",
@@ -655,7 +655,7 @@ dispatch_note_rejection(struct req *r, int status, const char *detail)
 	const char		*org, *num, *route;
 	const cJSON		*c;
 	char			 e164[32], shown[200];
-	long long		 minute = wall_us() / 60000000LL;
+	long long		 minute = util_wall_us() / 60000000LL;
 	int			 i;
 
 	org = req_param(r, "organization_id");
@@ -785,7 +785,7 @@ dispatch_queued(struct req *r)
 	t = strtod(s, &end);
 	if (end == s || *end != '\0')
 		return 0;
-	w = wall_us() - (long long)(t * 1e6);
+	w = util_wall_us() - (long long)(t * 1e6);
 	return w > 0 && w < dispatch_budget_us() * 10 ? w : 0;
 }
 
@@ -821,7 +821,7 @@ dispatch_request(FCGX_Request *fr)
 			    log_esc(req_shown_path(r.path, shown,
 			    sizeof(shown))), log_esc(r.client_addr));
 	}
-	us = now_us() - r.start_us;
+	us = util_now_us() - r.start_us;
 	metrics_request(r.route, status, us);
 	/*
 	 * One line a request: who, what, whose, how it ended, how long, and

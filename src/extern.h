@@ -40,6 +40,10 @@
 #define EX_TEMPFAIL_	75
 #define EX_CONFIG_	78
 
+/* util.c: the clocks, in microseconds (monotonic, and the wall's). */
+long long	 util_now_us(void);
+long long	 util_wall_us(void);
+
 /* util.c: allocation that never fails (out of memory is fatal). */
 void		*xmalloc(size_t);
 void		*xcalloc(size_t, size_t);
@@ -216,8 +220,9 @@ int		 req_header_secret(const char *);
 void		 req_fix_text(struct req *, int);
 void		 req_fix_kvlist(struct kvlist *, int);
 void		 req_note(struct req *, const char *, const char *);
-long long	 now_us(void);
-long long	 wall_us(void);
+char		*req_headers_json(const struct req *);
+char		*req_body_hex(const struct req *);
+char		*req_payload_json(const struct req *);
 
 /* twiml.c: TwiML (XML) builder with escaping and a sticky error. */
 #define TWIML_MAXDEPTH	16
@@ -353,8 +358,8 @@ enum replay_result {
 				   a failed event: remove the file */
 };
 struct spooled;
-int		 dispatch_replay(const struct spooled *, const char **);
-void		 dispatch_idle(void);
+int		 worker_replay(const struct spooled *, const char **);
+void		 worker_idle(void);
 long long	 dispatch_budget_us(void);
 long long	 dispatch_deadline(long long);
 void		 dispatch_trouble(enum db_err, int);
@@ -422,6 +427,7 @@ struct db_res {
 	int		 nrows;
 	int		 ncols;
 	char		**vals;		/* nrows * ncols, NULL for SQL NULL */
+	char		**names;	/* ncols column names */
 	char		*cmdtuples;
 };
 void		 db_setup(const char *, long long);
@@ -463,6 +469,8 @@ enum db_err	 db_begin(void);
 enum db_err	 db_commit(void);
 void		 db_rollback(void);
 const char	*db_get(const struct db_res *, int, int);
+int		 db_col(const struct db_res *, const char *);
+const char	*db_val(const struct db_res *, int, const char *);
 void		 db_res_free(struct db_res *);
 
 /* spool.c: the fallback directory for when the database is down. */
@@ -560,11 +568,17 @@ void		 egress_trust(struct egress *, const char *);
 void		 egress_curl(void *, struct egress *);
 
 /* metrics.c: counters shared by the pool, GET /metrics. */
-void		 metrics_init(const char *);
+void		 metrics_init(const char *, const struct route *, size_t);
 void		 metrics_request(const struct route *, int, long long);
 void		 metrics_reject(enum reject_cause);
 void		 metrics_db_error(void);
 void		 metrics_failed_event(void);
+void		 metrics_db_deadline(void);
+void		 metrics_spool_write(void);
+enum db_err	 metrics_handle(struct req *, struct resp *);
+const char	*metrics_cause_name(enum reject_cause);
+
+/* breaker.c: the pool's breaker, in metrics.c's shared mapping. */
 enum breaker_reason {
 	BREAKER_NONE = 0,	/* closed */
 	BREAKER_SLOW,		/* answers near or past the budget */
@@ -577,6 +591,19 @@ enum breaker_pass {
 	BREAKER_PROBE,		/* half-open: this one is the probe */
 	BREAKER_SPOOL		/* open, or another probes */
 };
+struct breaker_shm {
+	int64_t		 until_us;	/* open until then */
+	int64_t		 opened_us;	/* when it last opened */
+	int64_t		 probe_us;	/* a probe runs until then */
+	int64_t		 slow_us;	/* it last opened as slow */
+	int64_t		 slow_window_us; /* the window's start */
+	uint32_t	 reason;	/* enum breaker_reason */
+	uint32_t	 slow_count;	/* slow answers in the window */
+	uint64_t	 opened;	/* times, counted for /metrics */
+	uint64_t	 by_reason[BREAKER__MAX];
+};
+void		 breaker_attach(struct breaker_shm *);
+unsigned long long breaker_opened_count(enum breaker_reason);
 void		 breaker_open(long long, enum breaker_reason);
 void		 breaker_close(void);
 int		 breaker_is_open(long long);
@@ -586,10 +613,6 @@ enum breaker_pass breaker_pass(long long, long long, long long);
 int		 breaker_opened_since(long long);
 int		 breaker_slow(long long, unsigned int);
 int		 breaker_slow_since(long long);
-void		 metrics_db_deadline(void);
-void		 metrics_spool_write(void);
-enum db_err	 metrics_handle(struct req *, struct resp *);
-const char	*metrics_cause_name(enum reject_cause);
 
 /* health.c */
 enum db_err	 health_handle(struct req *, struct resp *);
@@ -768,7 +791,6 @@ enum db_err	 hook_org(struct hook *);
 enum db_err	 hook_keep_answer(struct hook *, const char *);
 enum db_err	 hook_end(struct hook *, int);
 long long	 store_rederiving(void);
-char		*store_payload_json(const struct req *);
 enum db_err	 store_event(const struct req *, const struct event_in *,
 		    long long *, char **);
 enum db_err	 store_event_answer(long long, const char *);

@@ -31,7 +31,7 @@ static const char *const replica_states[] = {
 #define HEALTH_SLOW_US	(2000 * 1000)
 
 static const struct db_stmt health_ping = { "health_ping",
-	"SELECT current_setting('transaction_read_only')", 0 };
+	"SELECT current_setting('transaction_read_only') AS read_only", 0 };
 
 /* What the database is: ok, down, slow, read_only or unknown. */
 static const char *
@@ -40,19 +40,19 @@ health_database(void)
 	struct db_res	 res;
 	enum breaker_reason why;
 	enum db_err	 e;
-	const char	*state;
+	const char	*state, *v;
 
 	if ((why = breaker_reason()) != BREAKER_NONE)
 		return breaker_name(why);
-	if (breaker_slow_since(now_us() - HEALTH_SLOW_US))
+	if (breaker_slow_since(util_now_us() - HEALTH_SLOW_US))
 		return breaker_name(BREAKER_SLOW);
 	e = db_exec(&health_ping, NULL, &res);
 	if (e == DB_EDEADLINE)
 		return "unknown";
 	if (e != DB_OK)
 		return "down";
-	state = db_get(&res, 0, 0) != NULL &&
-	    strcmp(db_get(&res, 0, 0), "on") == 0 ? "read_only" : "ok";
+	state = (v = db_val(&res, 0, "read_only")) != NULL &&
+	    strcmp(v, "on") == 0 ? "read_only" : "ok";
 	db_res_free(&res);
 	return state;
 }
@@ -68,13 +68,13 @@ health_handle(struct req *r, struct resp *p)
 
 	(void)r;
 	/* the database's answer and the replica's, within HEALTH_US */
-	db_set_deadline(now_us() + HEALTH_US);
+	db_set_deadline(util_now_us() + HEALTH_US);
 	database = health_database();
 	db_up = strcmp(database, "ok") == 0;
 	depth = spool_depth(conf.spool_dir);
 	quarantined = spool_quarantined(conf.spool_dir);
 	if ((oldest = spool_oldest(conf.spool_dir)) > 0)
-		age = (wall_us() - oldest) / 1000000;
+		age = (util_wall_us() - oldest) / 1000000;
 	spool = spool_state(conf.spool_dir);
 	/*
 	 * ok: nothing waits, nothing set aside, the database answers and
@@ -82,7 +82,7 @@ health_handle(struct req *r, struct resp *p)
 	 * the spool can take a webhook.
 	 */
 	ok = db_up && depth == 0 && quarantined == 0 &&
-	    !breaker_is_open(now_us()) && strcmp(spool, "ok") == 0;
+	    !breaker_is_open(util_now_us()) && strcmp(spool, "ok") == 0;
 	if ((o = cJSON_CreateObject()) == NULL) {
 		db_set_deadline(0);
 		return DB_EQUERY;
@@ -94,7 +94,7 @@ health_handle(struct req *r, struct resp *p)
 	cJSON_AddNumberToObject(o, "spool_oldest_s", (double)age);
 	cJSON_AddNumberToObject(o, "quarantined", (double)quarantined);
 	cJSON_AddStringToObject(o, "spool", spool);
-	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(now_us()));
+	cJSON_AddBoolToObject(o, "breaker_open", breaker_is_open(util_now_us()));
 	cJSON_AddStringToObject(o, "breaker_reason",
 	    breaker_name(breaker_reason()));
 	/* the API's read replica: reported, not part of "status" */

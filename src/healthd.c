@@ -162,7 +162,7 @@ healthd_listen(void)
 
 	if (conf.health_socket == NULL)
 		return;
-	healthd_forked = now_us();
+	healthd_forked = util_now_us();
 	switch (healthd_pid = fork()) {
 	case -1:
 		log_warn("fork (health server)");
@@ -193,6 +193,6 @@ healthd_watch(void)
 		healthd_pid = -1;
 	}
 	if (healthd_pid == -1 && conf.health_socket != NULL &&
-	    now_us() - healthd_forked >= 1000000)
+	    util_now_us() - healthd_forked >= 1000000)
 		healthd_listen();
 }

@@ -39,20 +39,25 @@ static const char *const sql_claim =
 	"m.next_attempt_at <= now() AND (m.kind <> 'voicemail' OR "
 	"n.data->>'transcription' IS NOT NULL OR m.created_at < now() - "
 	"interval '5 minutes') ORDER BY m.next_attempt_at, m.id LIMIT 20 "
-	"FOR UPDATE OF m SKIP LOCKED) RETURNING *) "
-	"SELECT c.id, u.email, o.name, c.kind, n.message, "
-	"n.data->>'from_number', n.data->>'to_number', "
-	"n.data->>'transcription', n.data->>'body', "
+	"FOR UPDATE OF m SKIP LOCKED) RETURNING id, user_id, kind, "
+	"notification_id, organization_id, day, created_at) "
+	"SELECT c.id, u.email, o.name AS org, c.kind, "
+	"n.data->>'from_number' AS from_number, "
+	"n.data->>'to_number' AS to_number, "
+	"n.data->>'transcription' AS transcription, n.data->>'body' AS body, "
 	"to_char(coalesce(n.created_at, c.created_at) AT TIME ZONE "
-	"o.timezone, 'YYYY-MM-DD HH24:MI'), o.timezone, c.organization_id, "
-	"c.day::text, CASE WHEN c.kind = 'daily_summary' THEN "
-	"th_mail_summary(c.organization_id, c.day) END "
+	"o.timezone, 'YYYY-MM-DD HH24:MI') AS at, o.timezone, "
+	"c.organization_id, c.day::text AS day, CASE WHEN c.kind = "
+	"'daily_summary' THEN th_mail_summary(c.organization_id, c.day) END "
+	"AS summary "
 	"FROM c JOIN users u ON u.id = c.user_id "
 	"JOIN organizations o ON o.id = c.organization_id "
 	"LEFT JOIN notifications n ON n.id = c.notification_id ORDER BY c.id";
-enum { MC_ID, MC_EMAIL, MC_ORG, MC_KIND, MC_MESSAGE, MC_FROM, MC_TO,
-	MC_TRANSCRIPT, MC_BODY, MC_WHEN, MC_TZ, MC_ORGID, MC_DAY,
-	MC_SUMMARY };
+/* sql_claim's columns, looked up once per result (mail_cols) */
+struct mail_cols {
+	int	 id, email, org, kind, from, to, transcription, body, at, tz;
+	int	 org_id, day, summary;
+};
 static const char *const sql_sent =
 	"UPDATE mail_outbox SET state = 'sent', sent_at = now(), "
 	"last_error = NULL WHERE id = $1::bigint";
@@ -127,15 +132,36 @@ mail_addr(const char *from)
 	return xstrdup(from);
 }
 
+static void
+mail_cols(const struct db_res *res, struct mail_cols *c)
+{
+	c->id = db_col(res, "id");
+	c->email = db_col(res, "email");
+	c->org = db_col(res, "org");
+	c->kind = db_col(res, "kind");
+	c->from = db_col(res, "from_number");
+	c->to = db_col(res, "to_number");
+	c->transcription = db_col(res, "transcription");
+	c->body = db_col(res, "body");
+	c->at = db_col(res, "at");
+	c->tz = db_col(res, "timezone");
+	c->org_id = db_col(res, "organization_id");
+	c->day = db_col(res, "day");
+	c->summary = db_col(res, "summary");
+}
+
 /* Row i of res as a message: headers and a plain-text body. */
 static void
-mail_compose(struct db_res *res, int i, struct buf *m)
+mail_compose(const struct db_res *res, const struct mail_cols *c, int i,
+    struct buf *m)
 {
-	const char	*kind = db_get(res, i, MC_KIND);
-	const char	*org = db_get(res, i, MC_ORG);
-	const char	*from = db_get(res, i, MC_FROM);
-	const char	*to = db_get(res, i, MC_TO);
-	const char	*when = db_get(res, i, MC_WHEN);
+	const char	*kind = db_get(res, i, c->kind);
+	const char	*org = db_get(res, i, c->org);
+	const char	*from = db_get(res, i, c->from);
+	const char	*to = db_get(res, i, c->to);
+	const char	*when = db_get(res, i, c->at);
+	const char	*tz = db_get(res, i, c->tz);
+	const char	*day = db_get(res, i, c->day);
 	const char	*text;
 	struct buf	 subj, body;
 	char		 date[64], *dom;
@@ -150,44 +176,41 @@ mail_compose(struct db_res *res, int i, struct buf *m)
 		buf_printf(&subj, "[%s] Missed call from %s", org, from);
 		buf_printf(&body, "Missed call from %s to %s at %s (%s).\n"
 		    "Nobody took it; call back when you can.\n", from,
-		    to != NULL ? to : "your number", when,
-		    db_get(res, i, MC_TZ));
+		    to != NULL ? to : "your number", when, tz);
 	} else if (strcmp(kind, "voicemail") == 0) {
-		text = db_get(res, i, MC_TRANSCRIPT);
+		text = db_get(res, i, c->transcription);
 		buf_printf(&subj, "[%s] Voicemail from %s", org, from);
 		buf_printf(&body, "Voicemail from %s to %s at %s (%s).\n\n"
 		    "Transcription:\n%s\n", from, to != NULL ? to :
-		    "your number", when, db_get(res, i, MC_TZ),
+		    "your number", when, tz,
 		    text != NULL && *text != '\0' ? text :
 		    "(none yet: listen to it on the dashboard)");
 	} else if (strcmp(kind, "urgent_sms") == 0) {
-		text = db_get(res, i, MC_BODY);
+		text = db_get(res, i, c->body);
 		buf_printf(&subj, "[%s] Urgent SMS from %s", org, from);
 		buf_printf(&body, "Urgent SMS from %s to %s at %s (%s):\n\n"
 		    "%s\n", from, to != NULL ? to : "your number", when,
-		    db_get(res, i, MC_TZ), text != NULL ? text : "");
+		    tz, text != NULL ? text : "");
 	} else {
-		buf_printf(&subj, "[%s] Summary of %s", org,
-		    db_get(res, i, MC_DAY));
-		buf_printf(&body, "%s, %s (%s):\n\n%s", org,
-		    db_get(res, i, MC_DAY), db_get(res, i, MC_TZ),
-		    db_get(res, i, MC_SUMMARY) != NULL ?
-		    db_get(res, i, MC_SUMMARY) : "");
+		text = db_get(res, i, c->summary);
+		buf_printf(&subj, "[%s] Summary of %s", org, day);
+		buf_printf(&body, "%s, %s (%s):\n\n%s", org, day, tz,
+		    text != NULL ? text : "");
 	}
 	if (conf.public_url != NULL)
 		buf_printf(&body, "\nDashboard: %s/dashboard/%s\n",
-		    conf.public_url, db_get(res, i, MC_ORGID));
+		    conf.public_url, db_get(res, i, c->org_id));
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	dom = mail_addr(conf.smtp.from);
 	buf_printf(m, "Date: %s\r\nFrom: ", date);
 	mail_header_text(m, conf.smtp.from);
 	buf_puts(m, "\r\nTo: ");
-	mail_header_text(m, db_get(res, i, MC_EMAIL));
+	mail_header_text(m, db_get(res, i, c->email));
 	buf_puts(m, "\r\n");
 	mail_subject(m, buf_cstr(&subj));
 	buf_printf(m, "Message-ID: <telehook.%s.%s.%lld@%s>\r\n",
-	    kind, db_get(res, i, MC_ID), (long long)now,
+	    kind, db_get(res, i, c->id), (long long)now,
 	    strchr(dom, '@') != NULL ? strchr(dom, '@') + 1 : "localhost");
 	buf_puts(m, "MIME-Version: 1.0\r\nContent-Type: text/plain; "
 	    "charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
@@ -296,6 +319,7 @@ int
 mail_send(struct outbox_stats *st)
 {
 	struct db_res	 res;
+	struct mail_cols c;
 	struct buf	 m;
 	CURL		*curl;
 	char		 err[512];
@@ -318,6 +342,7 @@ mail_send(struct outbox_stats *st)
 			db_res_free(&res);
 			break;
 		}
+		mail_cols(&res, &c);
 		for (i = 0; i < res.nrows; i++) {
 			why = NULL;
 			permanent = 0;
@@ -327,15 +352,15 @@ mail_send(struct outbox_stats *st)
 				st->unconfigured++;
 			} else {
 				buf_reset(&m);
-				mail_compose(&res, i, &m);
+				mail_compose(&res, &c, i, &m);
 				if (m.failed)
 					why = "out of memory";
 				else if (mail_deliver(curl, db_get(&res, i,
-				    MC_EMAIL), &m, err, sizeof(err),
+				    c.email), &m, err, sizeof(err),
 				    &permanent) == -1)
 					why = err;
 			}
-			if (mail_record(db_get(&res, i, MC_ID), why, permanent,
+			if (mail_record(db_get(&res, i, c.id), why, permanent,
 			    st) == -1) {
 				db_res_free(&res);
 				goto done;

@@ -129,10 +129,10 @@ main(int argc, char *argv[])
 		char	*mpath;
 
 		xasprintf(&mpath, "%s/.metrics", conf.spool_dir);
-		metrics_init(mpath);
+		metrics_init(mpath, routes, nroutes);
 		free(mpath);
 	} else
-		metrics_init(NULL);
+		metrics_init(NULL, routes, nroutes);
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	db_set_lock_timeout(conf.lock_timeout_ms);
 	db_set_pooler(conf.pooler);
@@ -146,7 +146,7 @@ main(int argc, char *argv[])
 	 */
 	db_set_budget(conf.statement_timeout_ms + 1000);
 	db_set_abandon_hook(breaker_opened_since);
-	spool_set_replay(dispatch_replay);
+	spool_set_replay(worker_replay);
 	healthd_listen();
 	if (db_connect() != DB_OK)
 		log_warnx("database: %s", db_errmsg());
@@ -191,7 +191,7 @@ main(int argc, char *argv[])
 			break;
 		rc = FCGX_Accept_r(&fr);
 		if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
-			dispatch_idle();
+			worker_idle();
 			healthd_watch();
 			continue;
 		}
@@ -202,7 +202,7 @@ main(int argc, char *argv[])
 		    sizeof(tv));
 		dispatch_request(&fr);
 		FCGX_Finish_r(&fr);
-		dispatch_idle();
+		worker_idle();
 		healthd_watch();
 	}
 	/*

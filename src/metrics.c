@@ -24,9 +24,12 @@
 
 #include "extern.h"
 
-#define METRICS_MAGIC		0x74686d33	/* "thm3" */
+#define METRICS_MAGIC		0x74686d34	/* "thm4" */
 #define METRICS_ROUTES		64		/* the last: unknown routes */
 #define METRICS_UNKNOWN		(METRICS_ROUTES - 1)
+
+static const struct route	*metrics_rt;	/* metrics_init()'s */
+static size_t			 metrics_nrt;
 
 static const int metrics_statuses[] = { 200, 204, 400, 401, 403, 404, 405,
     413, 415, 429, 500, 502, 503, 0 /* any other */ };
@@ -65,24 +68,9 @@ struct metrics_shm {
 	uint64_t	 db_errors;
 	uint64_t	 spool_writes;
 	uint64_t	 failed_events;
-	uint64_t	 breaker_opened;
-	int64_t		 breaker_until_us;	/* the pool's breaker, below */
 	uint64_t	 worker_starts;
-	int64_t		 breaker_opened_us;	/* when it last opened */
-	int64_t		 breaker_probe_us;	/* a probe runs until then */
-	uint32_t	 breaker_reason;	/* enum breaker_reason */
-	uint32_t	 slow_count;		/* slow answers in the window */
-	int64_t		 slow_window_us;	/* the window's start */
 	uint64_t	 db_deadlines;		/* round trips given up */
-	uint64_t	 breaker_by_reason[BREAKER__MAX];
-	int64_t		 breaker_slow_us;	/* it last opened as slow */
-};
-
-static const char *const breaker_names[BREAKER__MAX] = {
-	"none",		/* BREAKER_NONE: closed */
-	"slow",		/* BREAKER_SLOW */
-	"down",		/* BREAKER_DOWN */
-	"read_only",	/* BREAKER_READ_ONLY */
+	struct breaker_shm breaker;		/* breaker.c's */
 };
 
 static struct metrics_shm	*shm;
@@ -108,10 +96,12 @@ metrics_get(const uint64_t *p)
 
 /*
  * Map the shared counters at path (NULL: private), and count this
- * worker's start.  Never fails: the fallback is private memory.
+ * worker's start.  Never fails: the fallback is private memory.  The
+ * route table counted by is the caller's (routes.c's): metrics.c is
+ * below the routes that point at its handler.
  */
 void
-metrics_init(const char *path)
+metrics_init(const char *path, const struct route *rt, size_t nrt)
 {
 	struct stat	 st;
 	void		*p = MAP_FAILED;
@@ -144,6 +134,9 @@ metrics_init(const char *path)
 		close(fd);
 	}
 	metrics_add(&shm->worker_starts, 1);
+	breaker_attach(&shm->breaker);
+	metrics_rt = rt;
+	metrics_nrt = nrt;
 }
 
 static size_t
@@ -165,8 +158,10 @@ metrics_request(const struct route *rt, int status, long long us)
 
 	if (shm == NULL)
 		return;
-	r = rt != NULL && (size_t)(rt - routes) < METRICS_UNKNOWN ?
-	    (size_t)(rt - routes) : METRICS_UNKNOWN;
+	r = rt != NULL && metrics_rt != NULL && rt >= metrics_rt &&
+	    (size_t)(rt - metrics_rt) < metrics_nrt &&
+	    (size_t)(rt - metrics_rt) < METRICS_UNKNOWN ?
+	    (size_t)(rt - metrics_rt) : METRICS_UNKNOWN;
 	metrics_add(&shm->requests[r][metrics_status_index(status)], 1);
 	for (b = 0; b < METRICS_NBUCKETS && us > metrics_le_us[b]; b++)
 		;
@@ -196,142 +191,6 @@ metrics_spool_write(void)
 		metrics_add(&shm->spool_writes, 1);
 }
 
-/*
- * The pool's breaker (issues 20 and 34), in the same shared mapping so
- * that one worker's finding spares every worker the wait.  Closed
- * (reason none): requests use the database.  Open until a time, with a
- * reason (slow, down, read_only): every worker spools at once, and a
- * round trip already waiting gives up (breaker_opened_since()).  Past
- * that time it is half-open: the first to claim the probe uses the
- * database, the others still spool; a probe that is fast and
- * succeeds closes it, any other outcome opens it again.
- */
-void
-breaker_open(long long until_us, enum breaker_reason why)
-{
-	int64_t	 cur;
-	long long now = now_us();
-
-	if (shm == NULL || why == BREAKER_NONE || why >= BREAKER__MAX)
-		return;
-	cur = __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED);
-	while (cur < until_us && !__atomic_compare_exchange_n(
-	    &shm->breaker_until_us, &cur, until_us, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		;
-	__atomic_store_n(&shm->breaker_reason, why, __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
-	if (why == BREAKER_SLOW)
-		__atomic_store_n(&shm->breaker_slow_us, now, __ATOMIC_RELAXED);
-	if (cur <= now) {
-		/* it was closed or half-open: it opens now */
-		__atomic_store_n(&shm->breaker_opened_us, now,
-		    __ATOMIC_RELAXED);
-		metrics_add(&shm->breaker_opened, 1);
-		metrics_add(&shm->breaker_by_reason[why], 1);
-	}
-}
-
-/* Closed again: the probe was fast. */
-void
-breaker_close(void)
-{
-	if (shm == NULL)
-		return;
-	__atomic_store_n(&shm->breaker_reason, BREAKER_NONE,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_until_us, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&shm->breaker_probe_us, 0, __ATOMIC_RELAXED);
-}
-
-/* Open (not half-open): spool without asking. */
-int
-breaker_is_open(long long now)
-{
-	return shm != NULL &&
-	    __atomic_load_n(&shm->breaker_until_us, __ATOMIC_RELAXED) > now;
-}
-
-/* Why it is open or half-open; BREAKER_NONE when closed. */
-enum breaker_reason
-breaker_reason(void)
-{
-	uint32_t	 r;
-
-	if (shm == NULL)
-		return BREAKER_NONE;
-	r = __atomic_load_n(&shm->breaker_reason, __ATOMIC_RELAXED);
-	return r < BREAKER__MAX ? (enum breaker_reason)r : BREAKER_NONE;
-}
-
-const char *
-breaker_name(enum breaker_reason r)
-{
-	return r < BREAKER__MAX ? breaker_names[r] : "?";
-}
-
-/*
- * May this worker use the database now?  BREAKER_PASS when closed,
- * BREAKER_PROBE when half-open for at least wait_us and this worker won
- * the probe (for hold_us; a probe that never reports lets another try
- * after it), BREAKER_SPOOL otherwise.
- */
-enum breaker_pass
-breaker_pass(long long now, long long wait_us, long long hold_us)
-{
-	int64_t	 p;
-
-	if (shm == NULL || breaker_reason() == BREAKER_NONE)
-		return BREAKER_PASS;
-	if (breaker_is_open(now - wait_us))
-		return BREAKER_SPOOL;
-	p = __atomic_load_n(&shm->breaker_probe_us, __ATOMIC_RELAXED);
-	if (p > now || !__atomic_compare_exchange_n(&shm->breaker_probe_us,
-	    &p, now + hold_us, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return BREAKER_SPOOL;
-	return BREAKER_PROBE;
-}
-
-/* Has it opened since the time a round trip began?  (db.c's hook) */
-int
-breaker_opened_since(long long since_us)
-{
-	return shm != NULL && breaker_is_open(now_us()) &&
-	    __atomic_load_n(&shm->breaker_opened_us, __ATOMIC_RELAXED) >
-	    since_us;
-}
-
-/*
- * Has it opened as slow since then?  A database a little slow for the
- * offered rate passes each probe and is slow again at once: closed in
- * between, it is still slow for /healthz.
- */
-int
-breaker_slow_since(long long since_us)
-{
-	return shm != NULL &&
-	    __atomic_load_n(&shm->breaker_slow_us, __ATOMIC_RELAXED) > since_us;
-}
-
-/*
- * A transaction took more than the slow share of the budget: n of them
- * within a second, pool-wide, say the database is slow.  True then.
- */
-int
-breaker_slow(long long now, unsigned int n)
-{
-	int64_t	 w;
-
-	if (shm == NULL)
-		return 0;
-	w = __atomic_load_n(&shm->slow_window_us, __ATOMIC_RELAXED);
-	if (now - w > 1000000 && __atomic_compare_exchange_n(
-	    &shm->slow_window_us, &w, now, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		__atomic_store_n(&shm->slow_count, 0, __ATOMIC_RELAXED);
-	return __atomic_add_fetch(&shm->slow_count, 1, __ATOMIC_RELAXED) >= n;
-}
-
 void
 metrics_db_deadline(void)
 {
@@ -358,25 +217,28 @@ metrics_failed_event(void)
 static const struct db_stmt st_outbox = { "metrics_outbox",
 	"SELECT k, s, (SELECT count(*) FROM outbox WHERE k = 'sms' AND "
 	"state = s) + (SELECT count(*) FROM mail_outbox WHERE k = 'email' "
-	"AND state = s) FROM unnest(ARRAY['sms', 'email']) k, "
+	"AND state = s) AS n FROM unnest(ARRAY['sms', 'email']) k, "
 	"unnest(ARRAY['pending', 'sending', 'retry', 'failed']) s", 0 };
 
 static void
 metrics_outbox(struct buf *b)
 {
 	struct db_res	 res;
-	int		 i, replica;
+	int		 i, replica, c_k, c_s, c_n;
 
 	if (db_exec_read(&st_outbox, NULL, &res, &replica) != DB_OK)
 		return;
+	c_k = db_col(&res, "k");
+	c_s = db_col(&res, "s");
+	c_n = db_col(&res, "n");
 	buf_puts(b, "# HELP telehook_outbox_messages Messages waiting to be "
 	    "sent, or failed for good: SMS auto-replies and the staff's "
 	    "e-mail.\n"
 	    "# TYPE telehook_outbox_messages gauge\n");
 	for (i = 0; i < res.nrows; i++)
 		buf_printf(b, "telehook_outbox_messages{kind=\"%s\","
-		    "state=\"%s\"} %s\n", db_get(&res, i, 0),
-		    db_get(&res, i, 1), db_get(&res, i, 2));
+		    "state=\"%s\"} %s\n", db_get(&res, i, c_k),
+		    db_get(&res, i, c_s), db_get(&res, i, c_n));
 	db_res_free(&res);
 }
 
@@ -388,71 +250,78 @@ metrics_outbox(struct buf *b)
 static const struct db_stmt st_endpoints = { "metrics_endpoints",
 	"SELECT e.id, e.ok_total, e.failed_total, e.latency_ms_sum, "
 	"(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
-	"d.state IN ('pending', 'sending', 'retry')), (SELECT count(*) FROM "
-	"deliveries d WHERE d.endpoint_id = e.id AND d.state = 'dead'), "
-	"e.enabled::int FROM endpoints e ORDER BY e.id", 0 };
+	"d.state IN ('pending', 'sending', 'retry')) AS backlog, "
+	"(SELECT count(*) FROM deliveries d WHERE d.endpoint_id = e.id AND "
+	"d.state = 'dead') AS dead, e.enabled::int AS enabled "
+	"FROM endpoints e ORDER BY e.id", 0 };
 
 static const struct db_stmt st_events = { "metrics_events",
-	"SELECT count(*) FROM delivery_pending", 0 };
+	"SELECT count(*) AS n FROM delivery_pending", 0 };
 
 static void
 metrics_endpoints(struct buf *b)
 {
+	/* the gauges are a column each of st_endpoints */
 	static const struct {
 		const char	*name;
+		const char	*type;
+		const char	*col;
 		const char	*help;
 	} m[] = {
-		{ "telehook_delivery_attempts_total", "Attempts to deliver "
-		    "an event, by endpoint and result (ok: answered 2xx)." },
-		{ "telehook_delivery_latency_seconds", "Time of the attempts, "
-		    "by endpoint." },
-		{ "telehook_delivery_backlog", "Deliveries waiting or being "
-		    "sent, by endpoint." },
-		{ "telehook_delivery_dead", "Deliveries given up after the "
-		    "retry schedule, by endpoint." },
-		{ "telehook_endpoint_enabled", "Whether the endpoint is sent "
-		    "to (0: disabled, by 410 or the operator)." },
+		{ "telehook_delivery_attempts_total", "counter", NULL,
+		    "Attempts to deliver an event, by endpoint and result "
+		    "(ok: answered 2xx)." },
+		{ "telehook_delivery_latency_seconds", "summary", NULL,
+		    "Time of the attempts, by endpoint." },
+		{ "telehook_delivery_backlog", "gauge", "backlog",
+		    "Deliveries waiting or being sent, by endpoint." },
+		{ "telehook_delivery_dead", "gauge", "dead",
+		    "Deliveries given up after the retry schedule, by "
+		    "endpoint." },
+		{ "telehook_endpoint_enabled", "gauge", "enabled",
+		    "Whether the endpoint is sent to (0: disabled, by 410 or "
+		    "the operator)." },
 	};
-	static const char *const types[] = { "counter", "summary", "gauge",
-	    "gauge", "gauge" };
 	struct db_res	 res;
-	int		 i, k, replica;
+	const char	*id, *ok, *failed;
+	size_t		 k;
+	int		 i, replica, c_id, c_ok, c_failed, c_ms, c;
 
 	if (db_exec_read(&st_events, NULL, &res, &replica) != DB_OK)
 		return;
 	buf_printf(b, "# HELP telehook_delivery_events_waiting Events not "
 	    "yet made deliveries by the sender.\n# TYPE "
 	    "telehook_delivery_events_waiting gauge\n"
-	    "telehook_delivery_events_waiting %s\n", db_get(&res, 0, 0));
+	    "telehook_delivery_events_waiting %s\n", db_val(&res, 0, "n"));
 	db_res_free(&res);
 	if (db_exec_read(&st_endpoints, NULL, &res, &replica) != DB_OK)
 		return;
-	for (k = 0; k < 5; k++) {
+	c_id = db_col(&res, "id");
+	c_ok = db_col(&res, "ok_total");
+	c_failed = db_col(&res, "failed_total");
+	c_ms = db_col(&res, "latency_ms_sum");
+	for (k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
 		buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name,
-		    m[k].help, m[k].name, types[k]);
+		    m[k].help, m[k].name, m[k].type);
+		c = m[k].col != NULL ? db_col(&res, m[k].col) : -1;
 		for (i = 0; i < res.nrows; i++) {
-			const char *id = db_get(&res, i, 0);
-
-			switch (k) {
-			case 0:
+			id = db_get(&res, i, c_id);
+			ok = db_get(&res, i, c_ok);
+			failed = db_get(&res, i, c_failed);
+			if (m[k].col != NULL)
+				buf_printf(b, "%s{endpoint=\"%s\"} %s\n",
+				    m[k].name, id, db_get(&res, i, c));
+			else if (k == 0)
 				buf_printf(b, "%s{endpoint=\"%s\",result=\"ok\"} "
 				    "%s\n%s{endpoint=\"%s\",result=\"failed\"} "
-				    "%s\n", m[k].name, id, db_get(&res, i, 1),
-				    m[k].name, id, db_get(&res, i, 2));
-				break;
-			case 1:
+				    "%s\n", m[k].name, id, ok, m[k].name, id,
+				    failed);
+			else
 				buf_printf(b, "%s_sum{endpoint=\"%s\"} %.3f\n"
 				    "%s_count{endpoint=\"%s\"} %lld\n",
-				    m[k].name, id, atof(db_get(&res, i, 3)) /
+				    m[k].name, id, atof(db_get(&res, i, c_ms)) /
 				    1000.0, m[k].name, id,
-				    atoll(db_get(&res, i, 1)) +
-				    atoll(db_get(&res, i, 2)));
-				break;
-			default:
-				buf_printf(b, "%s{endpoint=\"%s\"} %s\n",
-				    m[k].name, id, db_get(&res, i, k + 2));
-				break;
-			}
+				    atoll(ok) + atoll(failed));
 		}
 	}
 	db_res_free(&res);
@@ -471,34 +340,34 @@ metrics_handle(struct req *r, struct resp *p)
 	(void)r;
 	p->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	if (shm == NULL)
-		metrics_init(NULL);
+		metrics_init(NULL, NULL, 0);
 	/* which build answers: for dashboards across a rolling upgrade */
 	buf_puts(b, "# HELP telehook_build_info The running version, always "
 	    "1.\n# TYPE telehook_build_info gauge\n"
 	    "telehook_build_info{version=\"" PACKAGE_VERSION "\"} 1\n");
 	buf_puts(b, "# HELP telehook_requests_total Requests answered, by "
 	    "route and status.\n# TYPE telehook_requests_total counter\n");
-	for (i = 0; i < nroutes && i < METRICS_UNKNOWN; i++) {
+	for (i = 0; i < metrics_nrt && i < METRICS_UNKNOWN; i++) {
 		/* the first route of each name speaks for all of that name */
 		for (j = 0, first = 1; j < i; j++)
-			if (strcmp(routes[j].name, routes[i].name) == 0)
+			if (strcmp(metrics_rt[j].name, metrics_rt[i].name) == 0)
 				first = 0;
 		if (!first)
 			continue;
 		for (s = 0; s < METRICS_NSTATUS; s++) {
-			for (j = i, sum = 0; j < nroutes &&
+			for (j = i, sum = 0; j < metrics_nrt &&
 			    j < METRICS_UNKNOWN; j++)
-				if (strcmp(routes[j].name, routes[i].name) == 0)
+				if (strcmp(metrics_rt[j].name, metrics_rt[i].name) == 0)
 					sum += metrics_get(&shm->requests[j][s]);
 			if (sum == 0)
 				continue;
 			if (metrics_statuses[s] != 0)
 				buf_printf(b, "telehook_requests_total{route=\"%s\","
-				    "status=\"%d\"} %llu\n", routes[i].name,
+				    "status=\"%d\"} %llu\n", metrics_rt[i].name,
 				    metrics_statuses[s], (unsigned long long)sum);
 			else
 				buf_printf(b, "telehook_requests_total{route=\"%s\","
-				    "status=\"other\"} %llu\n", routes[i].name,
+				    "status=\"other\"} %llu\n", metrics_rt[i].name,
 				    (unsigned long long)sum);
 		}
 	}
@@ -542,21 +411,21 @@ metrics_handle(struct req *r, struct resp *p)
 	    "# HELP telehook_breaker_open Whether webhooks go to the spool "
 	    "without asking the database.\n"
 	    "# TYPE telehook_breaker_open gauge\ntelehook_breaker_open %d\n",
-	    (unsigned long long)metrics_get(&shm->breaker_opened),
-	    breaker_is_open(now_us()));
+	    (unsigned long long)breaker_opened_count(BREAKER__MAX),
+	    breaker_is_open(util_now_us()));
 	buf_puts(b, "# HELP telehook_breaker_opened_by_reason_total Times the "
 	    "breaker opened, by reason.\n# TYPE "
 	    "telehook_breaker_opened_by_reason_total counter\n");
 	for (i = 1; i < BREAKER__MAX; i++)
 		buf_printf(b, "telehook_breaker_opened_by_reason_total{reason="
-		    "\"%s\"} %llu\n", breaker_names[i], (unsigned long long)
-		    metrics_get(&shm->breaker_by_reason[i]));
+		    "\"%s\"} %llu\n", breaker_name(i), (unsigned long long)
+		    breaker_opened_count(i));
 	buf_puts(b, "# HELP telehook_breaker_state Why the breaker is open "
 	    "or half-open (none: closed); 1 for the current reason.\n"
 	    "# TYPE telehook_breaker_state gauge\n");
 	for (i = 0; i < BREAKER__MAX; i++)
 		buf_printf(b, "telehook_breaker_state{reason=\"%s\"} %d\n",
-		    breaker_names[i], breaker_reason() == i);
+		    breaker_name(i), breaker_reason() == i);
 	buf_printf(b, "# HELP telehook_db_deadlines_total Database round "
 	    "trips given up at the answer budget's deadline.\n"
 	    "# TYPE telehook_db_deadlines_total counter\n"
@@ -572,7 +441,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    "oldest spooled request has waited (0: none).\n"
 	    "# TYPE telehook_spool_oldest_age_seconds gauge\n"
 	    "telehook_spool_oldest_age_seconds %lld\n", oldest > 0 ?
-	    (wall_us() - oldest) / 1000000 : 0LL);
+	    (util_wall_us() - oldest) / 1000000 : 0LL);
 	buf_printf(b, "# HELP telehook_events_failed_total Verified requests "
 	    "whose content the database refused, kept as failed events.\n"
 	    "# TYPE telehook_events_failed_total counter\n"
@@ -593,7 +462,7 @@ metrics_handle(struct req *r, struct resp *p)
 	    (unsigned long long)metrics_get(&shm->worker_starts));
 	/* the database's figures only while it is well, and quickly */
 	if (breaker_reason() == BREAKER_NONE) {
-		db_set_deadline(now_us() + METRICS_DB_US);
+		db_set_deadline(util_now_us() + METRICS_DB_US);
 		metrics_outbox(b);
 		metrics_endpoints(b);
 		db_set_deadline(0);

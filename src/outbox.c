@@ -127,7 +127,9 @@ static const char *const sql_creds =
 static const char *const sql_sent =
 	"WITH o AS (UPDATE outbox SET state = 'sent', sent_at = now(), "
 	"last_error = NULL, provider_message_id = $2 WHERE id = $1::bigint "
-	"RETURNING *), m AS (INSERT INTO messages (organization_id, provider, "
+	"RETURNING id, organization_id, provider_message_id, from_number, "
+	"to_number, body), m AS (INSERT INTO messages (organization_id, "
+	"provider, "
 	"message_id, direction, from_number, to_number, body, status, "
 	"status_rank, status_history, auto_reply) SELECT organization_id, "
 	"'voipms', coalesce(provider_message_id, 'outbox:' || id), "
@@ -151,8 +153,9 @@ outbox_creds(const char *org, char **user, char **password)
 	if (db_query(sql_creds, 1, p, &res) != DB_OK)
 		return -1;
 	if (res.nrows == 1 && crypto_have_key &&
-	    (*password = crypto_open(crypto_key, db_get(&res, 0, 1))) != NULL)
-		*user = xstrdup(db_get(&res, 0, 0));
+	    (*password = crypto_open(crypto_key,
+	    db_val(&res, 0, "secret_sealed"))) != NULL)
+		*user = xstrdup(db_val(&res, 0, "account_id"));
 	db_res_free(&res);
 	if (*user == NULL && conf.voipms.api_username != NULL &&
 	    conf.voipms.api_password != NULL) {
@@ -206,7 +209,7 @@ outbox_again(const char *sql, const char *what, const char *id,
 	p[3] = permanent ? "true" : "false";
 	if (db_query(sql, 4, p, &res) != DB_OK)
 		return -1;
-	if (res.nrows == 1 && strcmp(db_get(&res, 0, 0), "failed") == 0) {
+	if (res.nrows == 1 && strcmp(db_val(&res, 0, "state"), "failed") == 0) {
 		(*failed)++;
 		log_warnx("%s %s failed for good: %s", what, id, err);
 	} else
@@ -227,6 +230,7 @@ outbox_send(struct outbox_stats *st)
 	char		*user, *password, *msgid, did[12], dst[12], err[256];
 	const char	*why;
 	int		 i, rc = -1, permanent;
+	int		 c_id, c_org, c_from, c_to, c_body;
 
 	memset(st, 0, sizeof(*st));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
@@ -245,11 +249,16 @@ outbox_send(struct outbox_stats *st)
 			db_res_free(&res);
 			break;
 		}
+		c_id = db_col(&res, "id");
+		c_org = db_col(&res, "organization_id");
+		c_from = db_col(&res, "from_number");
+		c_to = db_col(&res, "to_number");
+		c_body = db_col(&res, "body");
 		for (i = 0; i < res.nrows; i++) {
 			why = NULL;
 			permanent = 0;
 			msgid = NULL;
-			if (outbox_creds(db_get(&res, i, 1), &user,
+			if (outbox_creds(db_get(&res, i, c_org), &user,
 			    &password) == -1) {
 				db_res_free(&res);
 				goto done;
@@ -258,20 +267,21 @@ outbox_send(struct outbox_stats *st)
 				why = "no VoIP.ms API credentials";
 				permanent = 1;
 				st->unconfigured++;
-			} else if (outbox_nanp(db_get(&res, i, 2), did) == -1 ||
-			    outbox_nanp(db_get(&res, i, 3), dst) == -1) {
+			} else if (outbox_nanp(db_get(&res, i, c_from),
+			    did) == -1 ||
+			    outbox_nanp(db_get(&res, i, c_to), dst) == -1) {
 				why = "VoIP.ms sends to North American "
 				    "numbers only";
 				permanent = 1;
 			} else if (outbox_call(curl, user, password, did, dst,
-			    db_get(&res, i, 4), &msgid, err,
+			    db_get(&res, i, c_body), &msgid, err,
 			    sizeof(err)) == -1)
 				why = err;
 			if (password != NULL)
 				explicit_bzero(password, strlen(password));
 			free(user);
 			free(password);
-			if (outbox_record(db_get(&res, i, 0), msgid, why,
+			if (outbox_record(db_get(&res, i, c_id), msgid, why,
 			    permanent, st) == -1) {
 				free(msgid);
 				db_res_free(&res);

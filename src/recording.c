@@ -89,7 +89,8 @@ recording_twilio_token(const char *org, const char *orgsid, const char *sid)
 	if (db_exec(&st_twilio_creds, p, &res) != DB_OK)
 		return NULL;
 	if (res.nrows == 1 && crypto_have_key)
-		token = crypto_open(crypto_key, db_get(&res, 0, 0));
+		token = crypto_open(crypto_key,
+		    db_val(&res, 0, "secret_sealed"));
 	db_res_free(&res);
 	if (token == NULL && orgsid != NULL && strcmp(orgsid, sid) == 0 &&
 	    conf.twilio.auth_token != NULL)
@@ -116,8 +117,8 @@ recording_handle(struct req *r, struct resp *p)
 		resp_error(p, 404, "unknown call");
 		goto done;
 	}
-	provider = db_get(&res, 0, 0);
-	if ((url = db_get(&res, 0, 1)) == NULL) {
+	provider = db_val(&res, 0, "provider");
+	if ((url = db_val(&res, 0, "recording_url")) == NULL) {
 		resp_error(p, 404, "the call has no recording");
 		goto done;
 	}
@@ -129,7 +130,7 @@ recording_handle(struct req *r, struct resp *p)
 			goto done;
 		}
 		p->stream.password = recording_twilio_token(r->args[0],
-		    db_get(&res, 0, 2), sid);
+		    db_val(&res, 0, "twilio_account_sid"), sid);
 		if (p->stream.password == NULL) {
 			resp_error(p, 502, "no Twilio credentials for the "
 			    "recording's account");

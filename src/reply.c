@@ -220,7 +220,7 @@ reply_find(const struct org *o, const char *channel, const char *text,
 	struct db_res	 res;
 	cJSON		*rules, *rule;
 	enum db_err	 e;
-	int		 i;
+	int		 i, c_words, c_reply;
 
 	*out = NULL;
 	if (o->id == NULL || text == NULL || *text == '\0')
@@ -228,12 +228,14 @@ reply_find(const struct org *o, const char *channel, const char *text,
 	if ((e = store_rules(o->id, channel, &res)) != DB_OK)
 		return e;
 	rules = cJSON_CreateArray();
+	c_words = db_col(&res, "keywords");
+	c_reply = db_col(&res, "reply");
 	for (i = 0; i < res.nrows; i++) {
 		rule = cJSON_CreateArray();
 		cJSON_AddItemToArray(rule, cJSON_CreateString(db_get(&res, i,
-		    0)));
+		    c_words)));
 		cJSON_AddItemToArray(rule, cJSON_CreateString(db_get(&res, i,
-		    1)));
+		    c_reply)));
 		cJSON_AddItemToArray(rules, rule);
 	}
 	db_res_free(&res);

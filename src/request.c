@@ -14,25 +14,6 @@
 
 #include "extern.h"
 
-/* The wall clock, microseconds since the epoch. */
-long long
-wall_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-long long
-now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static const struct {
 	enum method	 m;
 	const char	*name;
@@ -127,7 +108,7 @@ req_init(struct req *r, char **envp)
 	struct timespec	 ts;
 
 	memset(r, 0, sizeof(*r));
-	r->start_us = now_us();
+	r->start_us = util_now_us();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->received_us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	r->envp = envp;
@@ -646,4 +627,119 @@ req_redact_uri(const char *uri)
 			sep = *end;
 	}
 	return b.data;
+}
+
+/* Request headers worth keeping: all but credentials. */
+char *
+req_headers_json(const struct req *r)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	**e, *name, *s, *p;
+	size_t	 n;
+
+	for (e = r->envp; e != NULL && *e != NULL; e++) {
+		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL ||
+		    req_header_secret(*e))
+			continue;
+		n = (size_t)(strchr(*e, '=') - *e);
+		name = xstrndup(*e + 5, n - 5);
+		for (p = name; *p != '\0'; p++)
+			*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
+		cJSON_AddStringToObject(o, name, *e + n + 1);
+		free(name);
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* The raw body as stored, in hex: never its URL token. */
+char *
+req_body_hex(const struct req *r)
+{
+	size_t		 len = r->bodylen;
+	char		*red, *hex;
+	const char	*body;
+
+	red = req_body_redacted(r, &len);
+	body = red != NULL ? red : r->body != NULL ? r->body : "";
+	hex = xmalloc(len * 2 + 1);
+	util_hex((const unsigned char *)body, len, hex);
+	free(red);
+	return hex;
+}
+
+/*
+ * v up to a ';' that starts a "token" pair (VoIP.ms separates with ';'
+ * too), copied to buf when cut; else v.
+ */
+static const char *
+req_cut_token(const char *v, char *buf, size_t sz)
+{
+	const char	*p;
+
+	for (p = strchr(v, ';'); p != NULL; p = strchr(p + 1, ';'))
+		if (strncasecmp(p + 1, "token", 5) == 0 &&
+		    (p[6] == '=' || p[6] == '\0' || p[6] == ';'))
+			break;
+	if (p == NULL)
+		return v;
+	snprintf(buf, sz, "%.*s", (int)(p - v), v);
+	return buf;
+}
+
+/* The parsed parameters as JSON: repeated keys become arrays. */
+char *
+req_payload_json(const struct req *r)
+{
+	struct kvlist	 q;
+	cJSON		*o, *old, *arr;
+	const char	*err, *val;
+	size_t		 i;
+	char		*s, cut[1024];
+
+	if (r->json != NULL)
+		return req_json_redacted(r->json);
+	o = cJSON_CreateObject();
+	for (i = 0; i < r->form.n; i++) {
+		if (strcasecmp(r->form.v[i].key, "token") == 0)
+			continue;	/* a URL token sent in a form */
+		/* "id=1;token=x": a value that carries one after a ';' */
+		val = req_cut_token(r->form.v[i].val, cut, sizeof(cut));
+		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
+		if (old == NULL)
+			cJSON_AddStringToObject(o, r->form.v[i].key, val);
+		else {
+			if (!cJSON_IsArray(old)) {
+				arr = cJSON_CreateArray();
+				cJSON_AddItemToArray(arr,
+				    cJSON_CreateString(old->valuestring));
+				cJSON_ReplaceItemInObjectCaseSensitive(o,
+				    r->form.v[i].key, arr);
+				old = arr;
+			}
+			cJSON_AddItemToArray(old, cJSON_CreateString(val));
+		}
+	}
+	/*
+	 * A GET (VoIP.ms) carries its parameters in the query, separated by
+	 * ';' as well as '&', as the handler reads them; its URL token is a
+	 * secret and is not kept, whatever its case or encoding.
+	 */
+	memset(&q, 0, sizeof(q));
+	if (r->form.n == 0 && r->query != NULL &&
+	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0) {
+		req_fix_kvlist(&q, r->route != NULL &&
+		    (r->route->flags & ROUTE_LATIN1));
+		for (i = 0; i < q.n; i++)
+			if (strcasecmp(q.v[i].key, "token") != 0 &&
+			    cJSON_GetObjectItemCaseSensitive(o,
+			    q.v[i].key) == NULL)
+				cJSON_AddStringToObject(o, q.v[i].key,
+				    q.v[i].val);
+	}
+	kv_free(&q);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
 }

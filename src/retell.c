@@ -274,7 +274,7 @@ rt_campaign(struct rt *t, const char *to, char **campaign, char **contact)
 		return e;
 	if (res.nrows == 1) {
 		*campaign = xstrdup(cid);
-		*contact = xstrdup(db_get(&res, 0, 0));
+		*contact = xstrdup(db_val(&res, 0, "id"));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -295,8 +295,8 @@ static const struct db_stmt st_contact_processed = {
 	"WHERE id = $1 AND NOT processed RETURNING campaign_id) "
 	"UPDATE campaigns c SET processed = c.processed + 1 FROM flip "
 	"WHERE c.id = flip.campaign_id RETURNING c.name, c.processed, "
-	"(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id), "
-	"c.organization_id", 1 };
+	"(SELECT count(*) FROM campaign_contacts WHERE campaign_id = c.id) "
+	"AS contacts, c.organization_id", 1 };
 static const struct db_stmt st_contact_successful = {
 	"retell_contact_successful",
 	"WITH flip AS (UPDATE campaign_contacts SET successful = true "
@@ -330,9 +330,10 @@ rt_contact(struct rt *t, const struct call_out *co, const char *reason,
 			return e;
 		if (res.nrows == 1) {
 			xasprintf(&summary, "Campaign %s: %s (%s of %s done)",
-			    db_get(&res, 0, 0), outcome, db_get(&res, 0, 1),
-			    db_get(&res, 0, 2));
-			e = store_activity(db_get(&res, 0, 3),
+			    db_val(&res, 0, "name"), outcome,
+			    db_val(&res, 0, "processed"),
+			    db_val(&res, 0, "contacts"));
+			e = store_activity(db_val(&res, 0, "organization_id"),
 			    "campaign_progress", summary, co->id, 0,
 			    t->h.event);
 			free(summary);
@@ -528,7 +529,7 @@ rt_latest(struct rt *t, long long *id)
 
 	hex = xmalloc(t->h.r->bodylen * 2 + 1);
 	util_hex((const unsigned char *)t->h.r->body, t->h.r->bodylen, hex);
-	payload = store_payload_json(t->h.r);
+	payload = req_payload_json(t->h.r);
 	p[0] = t->h.key;
 	p[1] = hex;
 	p[2] = payload;
@@ -537,7 +538,7 @@ rt_latest(struct rt *t, long long *id)
 	cJSON_free(payload);
 	if (e != DB_OK)
 		return e;
-	*id = res.nrows == 1 ? strtoll(db_get(&res, 0, 0), NULL, 10) : 0;
+	*id = res.nrows == 1 ? strtoll(db_val(&res, 0, "id"), NULL, 10) : 0;
 	db_res_free(&res);
 	return DB_OK;
 }
@@ -595,12 +596,12 @@ done:
  */
 static const struct db_stmt st_caller = { "retell_caller",
 	"SELECT (SELECT count(*) FROM calls WHERE organization_id = $1 AND "
-	"from_number = $2), coalesce((SELECT caller_name FROM calls WHERE "
-	"organization_id = $1 AND from_number = $2 AND caller_name IS NOT "
-	"NULL ORDER BY started_at DESC LIMIT 1), (SELECT cc.name FROM "
+	"from_number = $2) AS calls, coalesce((SELECT caller_name FROM calls "
+	"WHERE organization_id = $1 AND from_number = $2 AND caller_name IS "
+	"NOT NULL ORDER BY started_at DESC LIMIT 1), (SELECT cc.name FROM "
 	"campaign_contacts cc JOIN campaigns c ON c.id = cc.campaign_id "
 	"WHERE c.organization_id = $1 AND cc.phone = $2 AND cc.name IS NOT "
-	"NULL ORDER BY cc.updated_at DESC LIMIT 1))", 2 };
+	"NULL ORDER BY cc.updated_at DESC LIMIT 1)) AS name", 2 };
 
 /*
  * The call_inbound answer: the organization's agent, what it knows of
@@ -613,7 +614,7 @@ rt_inbound_answer(struct rt *t, const char *from, cJSON **out)
 {
 	cJSON		*root, *ci, *vars, *meta;
 	struct db_res	 res;
-	const char	*p[2];
+	const char	*p[2], *name;
 	int		 blocked = 0;
 	char		 n[24];
 
@@ -644,14 +645,13 @@ rt_inbound_answer(struct rt *t, const char *from, cJSON **out)
 		p[1] = from;
 		if (db_exec(&st_caller, p, &res) != DB_OK)
 			goto fail;
-		snprintf(n, sizeof(n), "%s", db_get(&res, 0, 0));
+		snprintf(n, sizeof(n), "%s", db_val(&res, 0, "calls"));
+		name = db_val(&res, 0, "name");
 		cJSON_AddStringToObject(vars, "previous_calls", n);
 		cJSON_AddStringToObject(vars, "caller_known",
-		    strcmp(n, "0") != 0 || db_get(&res, 0, 1) != NULL ?
-		    "true" : "false");
-		if (db_get(&res, 0, 1) != NULL)
-			cJSON_AddStringToObject(vars, "caller_name",
-			    db_get(&res, 0, 1));
+		    strcmp(n, "0") != 0 || name != NULL ? "true" : "false");
+		if (name != NULL)
+			cJSON_AddStringToObject(vars, "caller_name", name);
 		db_res_free(&res);
 	}
 	meta = cJSON_AddObjectToObject(ci, "metadata");

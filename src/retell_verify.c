@@ -160,7 +160,7 @@ retell_verify(struct req *r, const char **why)
 	char		*org = NULL;
 	long long	 now_ms;
 	enum retellsig	 v = RETELLSIG_MISMATCH;
-	int		 i, nkeys;
+	int		 i, c, nkeys;
 
 	if ((v0 = rt_front(r, why, &sig)) != VERIFY_PARSE)
 		return v0;
@@ -183,9 +183,10 @@ retell_verify(struct req *r, const char **why)
 			params[0] = org;
 			if (org != NULL && db_exec(&st_keys, params, &res) ==
 			    DB_OK) {
+				c = db_col(&res, "secret_sealed");
 				for (i = 0; i < res.nrows && v != RETELLSIG_OK;
 				    i++)
-					v = rt_check_sealed(db_get(&res, i, 0),
+					v = rt_check_sealed(db_get(&res, i, c),
 					    r, sig, now_ms, &nkeys);
 				db_res_free(&res);
 			}

@@ -17,23 +17,30 @@
  * to the handler in req->args.
  */
 #define TW_BODY		(BODY_FORM | BODY_JSON)
-#define TW(path, name, resp, cls) { path, METHOD_POST, TW_BODY, name, \
-	twilio_verify, twilio_handle, resp, ROUTE_TX, twilio_fallback, \
-	twilio_precheck, cls }
-#define RT(path, name, fn, resp, cls) { path, METHOD_POST, BODY_JSON, \
-	name, retell_verify, fn, resp, ROUTE_TX, retell_fallback, \
-	retell_precheck, cls }
+#define TW(p_, n_, r_, c_) { .path = (p_), .methods = METHOD_POST, \
+	.bodies = TW_BODY, .name = (n_), .verify = twilio_verify, \
+	.handle = twilio_handle, .responder = (r_), .flags = ROUTE_TX, \
+	.fallback = twilio_fallback, .precheck = twilio_precheck, .cls = (c_) }
+#define RT(p_, n_, h_, r_, c_) { .path = (p_), .methods = METHOD_POST, \
+	.bodies = BODY_JSON, .name = (n_), .verify = retell_verify, \
+	.handle = (h_), .responder = (r_), .flags = ROUTE_TX, \
+	.fallback = retell_fallback, .precheck = retell_precheck, .cls = (c_) }
 /* VoIP.ms trusts the URL and the address alone: verified before parsing */
-#define VM(path, methods, name, fn) { path, methods, \
-	BODY_NONE | BODY_FORM | BODY_JSON, name, voipms_verify, fn, RESP_TEXT, \
-	ROUTE_TX | ROUTE_LATIN1, voipms_fallback, voipms_verify, MC_NONE }
-#define API(path, methods, name, fn) { path, methods, BODY_NONE, name, \
-	api_verify, fn, RESP_JSON, 0, NULL, NULL, MC_NONE }
+#define VM(p_, m_, n_, h_) { .path = (p_), .methods = (m_), \
+	.bodies = BODY_NONE | BODY_FORM | BODY_JSON, .name = (n_), \
+	.verify = voipms_verify, .handle = (h_), .responder = RESP_TEXT, \
+	.flags = ROUTE_TX | ROUTE_LATIN1, .fallback = voipms_fallback, \
+	.precheck = voipms_verify, .cls = MC_NONE }
+#define API(p_, m_, n_, h_) { .path = (p_), .methods = (m_), \
+	.bodies = BODY_NONE, .name = (n_), .verify = api_verify, \
+	.handle = (h_), .responder = RESP_JSON, .cls = MC_NONE }
 const struct route routes[] = {
-	{ "/healthz", GET_HEAD, BODY_NONE, "healthz",
-	    verify_public, health_handle, RESP_JSON, 0, NULL, NULL, MC_NONE },
-	{ "/metrics", GET_HEAD, BODY_NONE, "metrics",
-	    verify_public, metrics_handle, RESP_TEXT, 0, NULL, NULL, MC_NONE },
+	{ .path = "/healthz", .methods = GET_HEAD, .bodies = BODY_NONE,
+	    .name = "healthz", .verify = verify_public,
+	    .handle = health_handle, .responder = RESP_JSON, .cls = MC_NONE },
+	{ .path = "/metrics", .methods = GET_HEAD, .bodies = BODY_NONE,
+	    .name = "metrics", .verify = verify_public,
+	    .handle = metrics_handle, .responder = RESP_TEXT, .cls = MC_NONE },
 
 	/* Twilio (architecture.md §3) */
 	TW("/webhooks/twilio/voice/incoming", "twilio_voice_incoming", RESP_TWIML,
@@ -67,9 +74,11 @@ const struct route routes[] = {
 	    MC_TW_VOICE_GATHER),
 	TW("/api/twilio/partial-speech", "twilio_voice_partial", RESP_EMPTY,
 	    MC_TW_VOICE_PARTIAL),
-	{ "/api/twilio/speech-timing-test", METHOD_POST, BODY_NONE | TW_BODY,
-	    "twilio_timing", twilio_verify, twilio_timing, RESP_JSON, 0,
-	    NULL, twilio_precheck, MC_NONE },
+	{ .path = "/api/twilio/speech-timing-test", .methods = METHOD_POST,
+	    .bodies = BODY_NONE | TW_BODY, .name = "twilio_timing",
+	    .verify = twilio_verify, .handle = twilio_timing,
+	    .responder = RESP_JSON, .precheck = twilio_precheck,
+	    .cls = MC_NONE },
 
 	/* Retell AI, and its paths of older deployments */
 	RT("/webhooks/retell", "retell", retell_handle, RESP_EMPTY,
@@ -98,19 +107,22 @@ const struct route routes[] = {
 	    api_activity),
 	API("/api/v1/organizations/{}/notifications", GET_HEAD,
 	    "api_notifications", api_notifications),
-	{ "/api/v1/organizations/{}/notifications/{}/read", METHOD_POST,
-	    BODY_NONE | BODY_JSON, "api_notification_read", api_verify,
-	    api_notification_read, RESP_JSON, 0, NULL, NULL, MC_NONE },
+	{ .path = "/api/v1/organizations/{}/notifications/{}/read",
+	    .methods = METHOD_POST, .bodies = BODY_NONE | BODY_JSON,
+	    .name = "api_notification_read", .verify = api_verify,
+	    .handle = api_notification_read, .responder = RESP_JSON,
+	    .cls = MC_NONE },
 	API("/api/v1/organizations/{}/calls", GET_HEAD, "api_calls",
 	    api_calls),
 	API("/api/v1/organizations/{}/calls/{}", GET_HEAD, "api_call",
 	    api_call),
 	API("/api/v1/organizations/{}/calls/{}/recording", GET_HEAD,
 	    "api_call_recording", recording_handle),
-	{ "/api/v1/organizations/{}/calls/{}/handled",
-	    METHOD_POST | METHOD_DELETE, BODY_NONE | BODY_JSON,
-	    "api_call_handled", api_verify, api_call_handled, RESP_JSON, 0,
-	    NULL, NULL, MC_NONE },
+	{ .path = "/api/v1/organizations/{}/calls/{}/handled",
+	    .methods = METHOD_POST | METHOD_DELETE,
+	    .bodies = BODY_NONE | BODY_JSON, .name = "api_call_handled",
+	    .verify = api_verify, .handle = api_call_handled,
+	    .responder = RESP_JSON, .cls = MC_NONE },
 	API("/api/v1/organizations/{}/campaigns", GET_HEAD, "api_campaigns",
 	    api_campaigns),
 	API("/api/v1/organizations/{}/campaigns/{}", GET_HEAD, "api_campaign",

@@ -577,7 +577,7 @@ spool_sweep_tmp(const char *dir)
 
 /*
  * What replays a file: set by the program (the worker and telehookctl
- * set dispatch_replay), so this layer does not call up into dispatch.
+ * set worker_replay), so this layer does not call up into dispatch.
  */
 static int	(*spool_replay)(const struct spooled *, const char **);
 
@@ -602,7 +602,7 @@ spool_drain(const char *dir, int max, long long max_us,
 	const char	*errstr;
 	char		*path, *lock, *data;
 	size_t		 len;
-	long long	 start = now_us();
+	long long	 start = util_now_us();
 	int		 i, n, lfd, rc;
 
 	memset(st, 0, sizeof(*st));
@@ -630,7 +630,7 @@ spool_drain(const char *dir, int max, long long max_us,
 	for (i = 0; i < n; i++) {
 		if ((max > 0 && st->replayed + st->duplicates +
 		    st->quarantined >= max) ||
-		    (max_us > 0 && now_us() - start > max_us) ||
+		    (max_us > 0 && util_now_us() - start > max_us) ||
 		    st->stopped) {
 			st->left++;
 			continue;

@@ -20,6 +20,9 @@
 
 #include "extern.h"
 
+static void	store_reply_state_fill(const struct db_res *,
+		    struct reply_state *);
+
 /* Message states (Twilio MessageStatus); final states share a rank. */
 static const struct {
 	const char	*status;
@@ -78,7 +81,7 @@ dup_or_null(const char *s)
 /*
  * A replay re-deriving stored event id (architecture.md §6): its records are
  * written as if it were new, every write idempotent per event.  Set by
- * dispatch_replay() around the handler.
+ * worker_replay() around the handler.
  */
 static long long	 store_rederive;
 
@@ -100,50 +103,40 @@ store_rederiving(void)
  * settings, so business hours need no time zone code here.
  */
 static const struct db_stmt st_org_load = { "store_org_load",
-	"SELECT * FROM th_org($1)", 1 };
+	"SELECT id, name, timezone, greeting, forward_to, hours, "
+	"after_hours, retell_agent_id, dow, minute, agent_sip, closed "
+	"FROM th_org($1)", 1 };
 
-/* th_org()'s columns (sql/functions.sql), by name. */
-enum {
-	ORG_ID = 0,
-	ORG_NAME,
-	ORG_TIMEZONE,
-	ORG_GREETING,
-	ORG_FORWARD_TO,
-	ORG_HOURS,
-	ORG_AFTER_HOURS,
-	ORG_AGENT_ID,
-	ORG_DOW,
-	ORG_MINUTE,
-	ORG_AGENT_SIP,
-	ORG_CLOSED
-};
-
-/* The th_org() columns of row 0 of res, from column c on, into o. */
+/*
+ * th_org()'s columns (sql/functions.sql) of row 0 of res into o; the
+ * id is the column called idcol (th_sms_incoming() calls it org_id, and
+ * its copy stops before agent_sip and closed: full is 0 there).
+ */
 static void
-store_org_fill(const struct db_res *res, int c, int full, struct org *o)
+store_org_fill(const struct db_res *res, const char *idcol, int full,
+    struct org *o)
 {
-	const char	*errstr, *hours;
+	const char	*errstr, *hours, *closed;
 
 	memset(o, 0, sizeof(*o));
-	if (res->nrows != 1 || db_get(res, 0, c + ORG_ID) == NULL)
+	if (res->nrows != 1 || db_val(res, 0, idcol) == NULL)
 		return;
-	o->id = dup_or_null(db_get(res, 0, c + ORG_ID));
-	o->name = dup_or_null(db_get(res, 0, c + ORG_NAME));
-	o->timezone = dup_or_null(db_get(res, 0, c + ORG_TIMEZONE));
-	o->greeting = dup_or_null(db_get(res, 0, c + ORG_GREETING));
-	o->forward_to = dup_or_null(db_get(res, 0, c + ORG_FORWARD_TO));
-	o->after_hours = dup_or_null(db_get(res, 0, c + ORG_AFTER_HOURS));
-	o->retell_agent_id = dup_or_null(db_get(res, 0, c + ORG_AGENT_ID));
-	if ((hours = db_get(res, 0, c + ORG_HOURS)) != NULL &&
+	o->id = dup_or_null(db_val(res, 0, idcol));
+	o->name = dup_or_null(db_val(res, 0, "name"));
+	o->timezone = dup_or_null(db_val(res, 0, "timezone"));
+	o->greeting = dup_or_null(db_val(res, 0, "greeting"));
+	o->forward_to = dup_or_null(db_val(res, 0, "forward_to"));
+	o->after_hours = dup_or_null(db_val(res, 0, "after_hours"));
+	o->retell_agent_id = dup_or_null(db_val(res, 0, "retell_agent_id"));
+	if ((hours = db_val(res, 0, "hours")) != NULL &&
 	    hours_parse(hours, &o->hours, &errstr) == 0)
 		o->has_hours = 1;
-	o->wday = atoi(db_get(res, 0, c + ORG_DOW));
-	o->minute = atoi(db_get(res, 0, c + ORG_MINUTE));
-	/* sql/005's columns; the SMS path's th_org() copy stops before */
+	o->wday = atoi(db_val(res, 0, "dow"));
+	o->minute = atoi(db_val(res, 0, "minute"));
 	if (full) {
-		o->agent_sip = dup_or_null(db_get(res, 0, c + ORG_AGENT_SIP));
-		o->closed = db_get(res, 0, c + ORG_CLOSED) != NULL &&
-		    strcmp(db_get(res, 0, c + ORG_CLOSED), "t") == 0;
+		o->agent_sip = dup_or_null(db_val(res, 0, "agent_sip"));
+		closed = db_val(res, 0, "closed");
+		o->closed = closed != NULL && strcmp(closed, "t") == 0;
 	}
 }
 
@@ -160,7 +153,7 @@ store_org_load(const char *id, struct org *o)
 		return DB_OK;
 	if ((e = db_exec(&st_org_load, p, &res)) != DB_OK)
 		return e;
-	store_org_fill(&res, 0, 1, o);
+	store_org_fill(&res, "id", 1, o);
 	db_res_free(&res);
 	return DB_OK;
 }
@@ -206,7 +199,7 @@ store_org_free(struct org *o)
 
 /* architecture.md §4: th_route() of sql/functions.sql, one round trip. */
 static const struct db_stmt st_route = { "store_route",
-	"SELECT th_route($1, $2, $3, $4, $5, $6)", 6 };
+	"SELECT th_route($1, $2, $3, $4, $5, $6) AS org", 6 };
 
 /*
  * The organization q belongs to, into *org (caller frees), or NULL for
@@ -231,8 +224,8 @@ store_route(const struct route_query *q, char **org)
 	p[5] = q->account;
 	if ((e = db_exec(&st_route, p, &res)) != DB_OK)
 		return e;
-	if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
-		*org = xstrdup(db_get(&res, 0, 0));
+	if (res.nrows == 1 && db_val(&res, 0, "org") != NULL)
+		*org = xstrdup(db_val(&res, 0, "org"));
 	db_res_free(&res);
 	return DB_OK;
 }
@@ -242,128 +235,17 @@ store_route(const struct route_query *q, char **org)
  * answer of the first delivery is then returned for the redelivery.
  */
 static const struct db_stmt st_event_insert = { "store_event_insert",
-	"SELECT th_event_in($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), "
-	"$10, $11, $12, $13, $14::bigint)", 14 };
+	"SELECT th_event_in(p_provider => $1, p_type => $2, p_key => $3, "
+	"p_org => $4, p_route => $5, p_addr => $6, p_ctype => $7, "
+	"p_headers => $8, p_body => decode($9, 'hex'), p_payload => $10, "
+	"p_spooled => $11, p_method => $12, p_uri => $13, "
+	"p_rederive => $14::bigint) AS id", 14 };
 static const struct db_stmt st_event_prior = { "store_event_prior",
 	"SELECT id, answer FROM events WHERE provider = $1 AND "
 	"provider_key = $2", 2 };
 static const struct db_stmt st_event_answer = { "store_event_answer",
 	"UPDATE events SET answer = $2 WHERE id = $1", 2 };
 
-/* Request headers worth keeping: all but credentials. */
-static char *
-store_headers_json(const struct req *r)
-{
-	cJSON	*o = cJSON_CreateObject();
-	char	**e, *name, *s, *p;
-	size_t	 n;
-
-	for (e = r->envp; e != NULL && *e != NULL; e++) {
-		if (strncmp(*e, "HTTP_", 5) != 0 || strchr(*e, '=') == NULL ||
-		    req_header_secret(*e))
-			continue;
-		n = (size_t)(strchr(*e, '=') - *e);
-		name = xstrndup(*e + 5, n - 5);
-		for (p = name; *p != '\0'; p++)
-			*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
-		cJSON_AddStringToObject(o, name, *e + n + 1);
-		free(name);
-	}
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
-
-/* The raw body as stored, in hex: never its URL token. */
-static char *
-store_body_hex(const struct req *r)
-{
-	size_t		 len = r->bodylen;
-	char		*red, *hex;
-	const char	*body;
-
-	red = req_body_redacted(r, &len);
-	body = red != NULL ? red : r->body != NULL ? r->body : "";
-	hex = xmalloc(len * 2 + 1);
-	util_hex((const unsigned char *)body, len, hex);
-	free(red);
-	return hex;
-}
-
-/*
- * v up to a ';' that starts a "token" pair (VoIP.ms separates with ';'
- * too), copied to buf when cut; else v.
- */
-static const char *
-store_cut_token(const char *v, char *buf, size_t sz)
-{
-	const char	*p;
-
-	for (p = strchr(v, ';'); p != NULL; p = strchr(p + 1, ';'))
-		if (strncasecmp(p + 1, "token", 5) == 0 &&
-		    (p[6] == '=' || p[6] == '\0' || p[6] == ';'))
-			break;
-	if (p == NULL)
-		return v;
-	snprintf(buf, sz, "%.*s", (int)(p - v), v);
-	return buf;
-}
-
-/* The parsed parameters as JSON: repeated keys become arrays. */
-char *
-store_payload_json(const struct req *r)
-{
-	struct kvlist	 q;
-	cJSON		*o, *old, *arr;
-	const char	*err, *val;
-	size_t		 i;
-	char		*s, cut[1024];
-
-	if (r->json != NULL)
-		return req_json_redacted(r->json);
-	o = cJSON_CreateObject();
-	for (i = 0; i < r->form.n; i++) {
-		if (strcasecmp(r->form.v[i].key, "token") == 0)
-			continue;	/* a URL token sent in a form */
-		/* "id=1;token=x": a value that carries one after a ';' */
-		val = store_cut_token(r->form.v[i].val, cut, sizeof(cut));
-		old = cJSON_GetObjectItemCaseSensitive(o, r->form.v[i].key);
-		if (old == NULL)
-			cJSON_AddStringToObject(o, r->form.v[i].key, val);
-		else {
-			if (!cJSON_IsArray(old)) {
-				arr = cJSON_CreateArray();
-				cJSON_AddItemToArray(arr,
-				    cJSON_CreateString(old->valuestring));
-				cJSON_ReplaceItemInObjectCaseSensitive(o,
-				    r->form.v[i].key, arr);
-				old = arr;
-			}
-			cJSON_AddItemToArray(old, cJSON_CreateString(val));
-		}
-	}
-	/*
-	 * A GET (VoIP.ms) carries its parameters in the query, separated by
-	 * ';' as well as '&', as the handler reads them; its URL token is a
-	 * secret and is not kept, whatever its case or encoding.
-	 */
-	memset(&q, 0, sizeof(q));
-	if (r->form.n == 0 && r->query != NULL &&
-	    kv_parse(&q, r->query, strlen(r->query), KV_SEMICOLON, &err) == 0) {
-		req_fix_kvlist(&q, r->route != NULL &&
-		    (r->route->flags & ROUTE_LATIN1));
-		for (i = 0; i < q.n; i++)
-			if (strcasecmp(q.v[i].key, "token") != 0 &&
-			    cJSON_GetObjectItemCaseSensitive(o,
-			    q.v[i].key) == NULL)
-				cJSON_AddStringToObject(o, q.v[i].key,
-				    q.v[i].val);
-	}
-	kv_free(&q);
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
 
 /*
  * The fourteen parameters of th_event_in() for request r, into p; the
@@ -384,9 +266,9 @@ store_event_params(const struct req *r, const struct event_in *ev,
 	unsigned char	 probe[16];
 	const char	*addr = NULL;
 
-	m->headers = store_headers_json(r);
-	m->payload = store_payload_json(r);
-	m->hex = store_body_hex(r);
+	m->headers = req_headers_json(r);
+	m->payload = req_payload_json(r);
+	m->hex = req_body_hex(r);
 	if (r->client_addr != NULL &&
 	    (inet_pton(AF_INET, r->client_addr, probe) == 1 ||
 	    inet_pton(AF_INET6, r->client_addr, probe) == 1))
@@ -439,16 +321,16 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
 	store_event_done(&m);
 	if (e != DB_OK)
 		return e;
-	if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
-		*id = strtoll(db_get(&res, 0, 0), NULL, 10);
+	if (res.nrows == 1 && db_val(&res, 0, "id") != NULL)
+		*id = strtoll(db_val(&res, 0, "id"), NULL, 10);
 	db_res_free(&res);
 	if (*id != 0)
 		return DB_OK;
 	p[1] = ev->key;
 	if ((e = db_exec(&st_event_prior, p, &res)) != DB_OK)
 		return e;
-	if (res.nrows == 1 && db_get(&res, 0, 1) != NULL)
-		*prior = xstrdup(db_get(&res, 0, 1));
+	if (res.nrows == 1 && db_val(&res, 0, "answer") != NULL)
+		*prior = xstrdup(db_val(&res, 0, "answer"));
 	db_res_free(&res);
 	return DB_OK;
 }
@@ -460,9 +342,17 @@ store_event(const struct req *r, const struct event_in *ev, long long *id,
  * out->prior.  Free out with store_sms_out_free().
  */
 static const struct db_stmt st_sms_incoming = { "store_sms_incoming",
-	"SELECT * FROM th_sms_incoming($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-	"$10, decode($11, 'hex'), $12, $13, $14, $15, $16, $17, $18, $19, "
-	"$20, $21, $22, $23, $24::bigint)", 24 };
+	"SELECT event_id, answer, org_id, name, timezone, greeting, "
+	"forward_to, hours, after_hours, retell_agent_id, dow, minute, "
+	"message, opted_out, blocked, recent, own, rules "
+	"FROM th_sms_incoming(p_provider => $1, p_type => $2, p_key => $3, "
+	"p_explicit => $4, p_number => $5, p_account => $6, "
+	"p_route => $7, p_addr => $8, p_ctype => $9, p_headers => $10, "
+	"p_body => decode($11, 'hex'), p_payload => $12, "
+	"p_spooled => $13, p_message_id => $14, p_from => $15, "
+	"p_to => $16, p_text => $17, p_num_media => $18, p_media => $19, "
+	"p_rank => $20, p_summary => $21, p_method => $22, p_uri => $23, "
+	"p_rederive => $24::bigint)", 24 };
 
 enum db_err
 store_sms_incoming(const struct req *r, const struct event_in *ev,
@@ -470,7 +360,7 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 {
 	struct db_res		 res;
 	struct event_made	 m;
-	const char		*ep[14], *p[24];
+	const char		*ep[14], *p[24], *v;
 	char			 rank[8], e164[32];
 	enum db_err		 e;
 
@@ -499,21 +389,18 @@ store_sms_incoming(const struct req *r, const struct event_in *ev,
 	if (e != DB_OK)
 		return e;
 	if (res.nrows == 1) {
-		if (db_get(&res, 0, 0) != NULL)
-			out->event = strtoll(db_get(&res, 0, 0), NULL, 10);
-		out->prior = dup_or_null(db_get(&res, 0, 1));
+		if ((v = db_val(&res, 0, "event_id")) != NULL)
+			out->event = strtoll(v, NULL, 10);
+		out->prior = dup_or_null(db_val(&res, 0, "answer"));
 		if (out->event != 0)
-			store_org_fill(&res, 2, 0, &out->org);
+			store_org_fill(&res, "org_id", 0, &out->org);
 		else	/* a redelivery: whose it is, for the log */
-			out->org.id = dup_or_null(db_get(&res, 0, 2));
-		if (db_get(&res, 0, 12) != NULL)
-			out->message = strtoll(db_get(&res, 0, 12), NULL, 10);
+			out->org.id = dup_or_null(db_val(&res, 0, "org_id"));
+		if ((v = db_val(&res, 0, "message")) != NULL)
+			out->message = strtoll(v, NULL, 10);
 		if (out->event != 0 && out->org.id != NULL) {
-			out->rs.opted_out = strcmp(db_get(&res, 0, 13), "t") == 0;
-			out->rs.blocked = strcmp(db_get(&res, 0, 14), "t") == 0;
-			out->rs.recent = atoi(db_get(&res, 0, 15));
-			out->rs.own = strcmp(db_get(&res, 0, 16), "t") == 0;
-			out->rules = cJSON_Parse(db_get(&res, 0, 17));
+			store_reply_state_fill(&res, &out->rs);
+			out->rules = cJSON_Parse(db_val(&res, 0, "rules"));
 		}
 	}
 	db_res_free(&res);
@@ -550,8 +437,11 @@ store_event_answer(long long id, const char *answer)
 
 /* Messages: insert or advance, with the status history (as calls). */
 static const struct db_stmt st_message = { "store_message",
-	"SELECT * FROM th_message_in($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-	"$11)", 11 };
+	"SELECT id, organization_id, status_rank, prev_rank "
+	"FROM th_message_in(p_org => $1, p_provider => $2, p_id => $3, "
+	"p_direction => $4, p_from => $5, p_to => $6, p_body => $7, "
+	"p_num_media => $8, p_media => $9, p_status => $10, "
+	"p_rank => $11)", 11 };
 
 enum db_err
 store_message(const struct msg_in *in, struct msg_out *out)
@@ -578,11 +468,11 @@ store_message(const struct msg_in *in, struct msg_out *out)
 	if ((e = db_exec(&st_message, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
-		out->id = strtoll(db_get(&res, 0, 0), NULL, 10);
-		out->org = dup_or_null(db_get(&res, 0, 1));
-		out->rank = atoi(db_get(&res, 0, 3));
+		out->id = strtoll(db_val(&res, 0, "id"), NULL, 10);
+		out->org = dup_or_null(db_val(&res, 0, "organization_id"));
+		out->rank = atoi(db_val(&res, 0, "status_rank"));
 		out->old_rank = store_rederive > 0 ? -1 :
-		    atoi(db_get(&res, 0, 4));
+		    atoi(db_val(&res, 0, "prev_rank"));
 	}
 	db_res_free(&res);
 	return DB_OK;
@@ -677,8 +567,9 @@ static const struct db_stmt st_notify = { "store_notify",
 	"JOIN users u ON u.id = n.user_id WHERE n.type = ANY (u.notify)", 6 };
 
 /*
- * An inbound SMS with one of the emergency rule's keywords notifies
- * every user of the organization (type urgent_sms), with its text.
+ * An inbound SMS with one of the emergency rule's keywords (the caller
+ * asks reply_urgent()) notifies every user of the organization (type
+ * urgent_sms), with its text.
  */
 enum db_err
 store_notify_urgent_sms(const char *org, long long event, const char *from,
@@ -688,7 +579,7 @@ store_notify_urgent_sms(const char *org, long long event, const char *from,
 	char		*data, *msg;
 	enum db_err	 e;
 
-	if (org == NULL || body == NULL || !reply_urgent(body))
+	if (org == NULL || body == NULL)
 		return DB_OK;
 	d = cJSON_CreateObject();
 	cJSON_AddItemToObject(d, "from_number", from != NULL ?
@@ -795,7 +686,18 @@ store_set_opt_out(const char *org, const char *num, int out)
 
 /* What decides whether num gets an auto-reply: th_reply_state(). */
 static const struct db_stmt st_reply_state = { "store_reply_state",
-	"SELECT * FROM th_reply_state($1, $2)", 2 };
+	"SELECT opted_out, blocked, recent, own FROM th_reply_state($1, $2)",
+	2 };
+
+/* th_reply_state()'s columns of row 0 of res (th_sms_incoming() too). */
+static void
+store_reply_state_fill(const struct db_res *res, struct reply_state *rs)
+{
+	rs->opted_out = strcmp(db_val(res, 0, "opted_out"), "t") == 0;
+	rs->blocked = strcmp(db_val(res, 0, "blocked"), "t") == 0;
+	rs->recent = atoi(db_val(res, 0, "recent"));
+	rs->own = strcmp(db_val(res, 0, "own"), "t") == 0;
+}
 
 enum db_err
 store_reply_state(const char *org, const char *num, struct reply_state *rs)
@@ -807,19 +709,16 @@ store_reply_state(const char *org, const char *num, struct reply_state *rs)
 	memset(rs, 0, sizeof(*rs));
 	if ((e = db_exec(&st_reply_state, p, &res)) != DB_OK)
 		return e;
-	if (res.nrows == 1) {
-		rs->opted_out = strcmp(db_get(&res, 0, 0), "t") == 0;
-		rs->blocked = strcmp(db_get(&res, 0, 1), "t") == 0;
-		rs->recent = atoi(db_get(&res, 0, 2));
-		rs->own = strcmp(db_get(&res, 0, 3), "t") == 0;
-	}
+	if (res.nrows == 1)
+		store_reply_state_fill(&res, rs);
 	db_res_free(&res);
 	return DB_OK;
 }
 
 /* An organization's reply rules for a channel, oldest first. */
 static const struct db_stmt st_rules = { "store_rules",
-	"SELECT array_to_string(keywords, ','), reply FROM reply_rules "
+	"SELECT array_to_string(keywords, ',') AS keywords, reply "
+	"FROM reply_rules "
 	"WHERE organization_id = $1 AND channel = $2 ORDER BY id", 2 };
 
 enum db_err

@@ -45,20 +45,20 @@ store_call_rank(const char *status)
 	return 0;
 }
 
-/*
- * Calls: insert or advance, by th_call_upsert() of sql/functions.sql,
- * whose result has these columns.
- */
-enum {
-	CO_ID = 0, CO_ORG, CO_STATUS, CO_RANK, CO_DIRECTION, CO_FROM, CO_TO,
-	CO_OLD_RANK, CO_SUMMARY, CO_ANALYZED, CO_CAMPAIGN, CO_CONTACT,
-	CO_SUCCESSFUL, CO_OUTCOME, CO_RECORDING, CO_CALL_ID
-};
-
+/* Calls: insert or advance, by th_call_upsert() of sql/functions.sql. */
 static const struct db_stmt st_call = { "store_call",
-	"SELECT * FROM th_call_upsert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-	"$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, "
-	"$25, $26)", 26 };
+	"SELECT o_id, o_org, o_status, o_rank, o_direction, o_from, o_to, "
+	"o_prev_rank, o_summary, o_analyzed, o_campaign, o_contact, "
+	"o_successful, o_outcome, o_recording, o_call_id "
+	"FROM th_call_upsert(p_org => $1, p_provider => $2, p_call_id => $3, "
+	"p_direction => $4, p_from => $5, p_to => $6, p_status => $7, "
+	"p_rank => $8, p_duration => $9, p_recording => $10, "
+	"p_transcript => $11, p_started_ms => $12, p_ended_ms => $13, "
+	"p_cost_cents => $14, p_reason => $15, p_summary => $16, "
+	"p_sentiment => $17, p_successful => $18, p_custom => $19, "
+	"p_agent => $20, p_campaign => $21, p_contact => $22, "
+	"p_caller_name => $23, p_analyzed => $24, p_cost => $25, "
+	"p_currency => $26)", 26 };
 
 enum db_err
 store_call(const struct call_in *in, struct call_out *out)
@@ -99,22 +99,22 @@ store_call(const struct call_in *in, struct call_out *out)
 	if ((e = db_exec(&st_call, p, &res)) != DB_OK)
 		return e;
 	if (res.nrows == 1) {
-		out->id = strtoll(db_get(&res, 0, CO_ID), NULL, 10);
-		out->org = dup_or_null(db_get(&res, 0, CO_ORG));
-		out->status = dup_or_null(db_get(&res, 0, CO_STATUS));
-		out->rank = atoi(db_get(&res, 0, CO_RANK));
-		out->direction = dup_or_null(db_get(&res, 0, CO_DIRECTION));
-		out->from = dup_or_null(db_get(&res, 0, CO_FROM));
-		out->to = dup_or_null(db_get(&res, 0, CO_TO));
-		out->old_rank = atoi(db_get(&res, 0, CO_OLD_RANK));
-		out->summary = dup_or_null(db_get(&res, 0, CO_SUMMARY));
-		out->analyzed = strcmp(db_get(&res, 0, CO_ANALYZED), "t") == 0;
-		out->campaign_id = dup_or_null(db_get(&res, 0, CO_CAMPAIGN));
-		out->contact_id = dup_or_null(db_get(&res, 0, CO_CONTACT));
-		out->successful = dup_or_null(db_get(&res, 0, CO_SUCCESSFUL));
-		out->outcome = dup_or_null(db_get(&res, 0, CO_OUTCOME));
-		out->recording_url = dup_or_null(db_get(&res, 0, CO_RECORDING));
-		out->call_id = dup_or_null(db_get(&res, 0, CO_CALL_ID));
+		out->id = strtoll(db_val(&res, 0, "o_id"), NULL, 10);
+		out->org = dup_or_null(db_val(&res, 0, "o_org"));
+		out->status = dup_or_null(db_val(&res, 0, "o_status"));
+		out->rank = atoi(db_val(&res, 0, "o_rank"));
+		out->direction = dup_or_null(db_val(&res, 0, "o_direction"));
+		out->from = dup_or_null(db_val(&res, 0, "o_from"));
+		out->to = dup_or_null(db_val(&res, 0, "o_to"));
+		out->old_rank = atoi(db_val(&res, 0, "o_prev_rank"));
+		out->summary = dup_or_null(db_val(&res, 0, "o_summary"));
+		out->analyzed = strcmp(db_val(&res, 0, "o_analyzed"), "t") == 0;
+		out->campaign_id = dup_or_null(db_val(&res, 0, "o_campaign"));
+		out->contact_id = dup_or_null(db_val(&res, 0, "o_contact"));
+		out->successful = dup_or_null(db_val(&res, 0, "o_successful"));
+		out->outcome = dup_or_null(db_val(&res, 0, "o_outcome"));
+		out->recording_url = dup_or_null(db_val(&res, 0, "o_recording"));
+		out->call_id = dup_or_null(db_val(&res, 0, "o_call_id"));
 		if (store_rederiving() > 0)
 			out->old_rank = -1;	/* as if new: see above */
 	}
@@ -147,12 +147,10 @@ store_call_out_free(struct call_out *c)
  * every user of the organization: once, whatever is redelivered or
  * replayed.  why, if given, says how it was missed.
  */
-/* th_call_outcome()'s columns, by name (sql/functions.sql). */
-enum {
-	OC_ORG = 0, OC_DIRECTION, OC_FROM, OC_TO, OC_RECORDING, OC_CALL_ID
-};
+/* th_call_outcome() of sql/functions.sql: what the activity line needs. */
 static const struct db_stmt st_outcome = { "store_outcome",
-	"SELECT * FROM th_call_outcome($1::bigint, $2, $3::bool)", 3 };
+	"SELECT recording_url, call_id "
+	"FROM th_call_outcome($1::bigint, $2, $3::bool)", 3 };
 
 static char *
 store_call_data(const struct call_out *co, const char *recording)
@@ -182,7 +180,7 @@ store_call_outcome(struct call_out *co, const char *outcome,
 	struct db_res	 res;
 	const char	*p[3];
 	char		 id[24], *text = NULL, *msg = NULL, *data = NULL;
-	const char	*from = co->from != NULL ? co->from : "unknown";
+	const char	*from = co->from != NULL ? co->from : "unknown", *v;
 	enum db_err	 e;
 
 	snprintf(id, sizeof(id), "%lld", co->id);
@@ -197,10 +195,11 @@ store_call_outcome(struct call_out *co, const char *outcome,
 	}
 	free(co->outcome);
 	co->outcome = xstrdup(outcome);
-	if (db_get(&res, 0, 4) != NULL && co->recording_url == NULL)
-		co->recording_url = xstrdup(db_get(&res, 0, CO_DIRECTION));
-	if (db_get(&res, 0, 5) != NULL && co->call_id == NULL)
-		co->call_id = xstrdup(db_get(&res, 0, CO_FROM));
+	if ((v = db_val(&res, 0, "recording_url")) != NULL &&
+	    co->recording_url == NULL)
+		co->recording_url = xstrdup(v);
+	if ((v = db_val(&res, 0, "call_id")) != NULL && co->call_id == NULL)
+		co->call_id = xstrdup(v);
 	db_res_free(&res);
 	if (strcmp(outcome, "missed") == 0) {
 		if (why != NULL)

@@ -28,7 +28,6 @@ static const struct ctl_cmd *const ctl_tables[] = {
 	ctl_schema_cmds, ctl_org_cmds, ctl_rules_cmds, ctl_campaign_cmds,
 	ctl_events_cmds, ctl_endpoint_cmds, NULL
 };
-const struct ctl_cmd	*ctl_current;
 
 /*
  * The usage, with every command's line: on stdout and exit 0 when asked
@@ -137,7 +136,7 @@ main(int argc, char *argv[])
 			path = optarg;
 			break;
 		case 'j':
-			json_out = 1;
+			ctl_json_out = 1;
 			break;
 		case 'h':
 			usage(1);
@@ -154,14 +153,14 @@ main(int argc, char *argv[])
 		usage(0);
 	if ((c = ctl_lookup(argc, argv, &words)) == NULL) {
 		ctl_noun(argv[0], argc > 1 ? argv[1] : NULL);
-		die(EX_USAGE_, "unknown command: %s%s%s (telehookctl --help "
+		ctl_die(EX_USAGE_, "unknown command: %s%s%s (telehookctl --help "
 		    "lists them)", argv[0], argc > 1 ? " " : "",
 		    argc > 1 ? argv[1] : "");
 	}
 
 	/*
 	 * The command's words become argv[0]; its operands are counted by
-	 * parse_opts() against its own option table (ctlutil.c).
+	 * ctl_parse_opts() against its own option table (ctl_util.c).
 	 */
 	cargv = xcalloc((size_t)argc + 2, sizeof(char *));
 	cargv[0] = (char *)c->name;
@@ -169,20 +168,20 @@ main(int argc, char *argv[])
 		cargv[i - words + 1] = argv[i];
 	ctl_current = c;
 
-	log_init("telehookctl", 1, LOG_LEVEL_ERR);	/* die() says it */
+	log_init("telehookctl", 1, LOG_LEVEL_ERR);	/* ctl_die() says it */
 	if (crypto_init() == -1)
-		die(EX_SOFTWARE_, "libsodium failed to initialise");
+		ctl_die(EX_SOFTWARE_, "libsodium failed to initialise");
 	/* one out-of-memory policy: cJSON allocates as the rest does */
 	cJSON_InitHooks(&(cJSON_Hooks){ xmalloc, free });
 	if (conf_load(path, &conf, conf_print_error) != 0)
-		die(EX_CONFIG_, "%s: configuration not loaded", path);
+		ctl_die(EX_CONFIG_, "%s: configuration not loaded", path);
 	if (conf.secret_key_file != NULL &&
 	    crypto_use_key(conf.secret_key_file, &env) == -1)
-		die(EX_CONFIG_, "%s: %s", conf.secret_key_file, env);
+		ctl_die(EX_CONFIG_, "%s: %s", conf.secret_key_file, env);
 	/* connected on first use: a usage error is said before that */
 	db_setup(conf.conninfo, conf.statement_timeout_ms);
 	db_set_pooler(conf.pooler);
-	spool_set_replay(dispatch_replay);
+	spool_set_replay(worker_replay);
 	ch = c->fn(argc - words + 1, cargv);
 	free(cargv);
 	db_close();

@@ -36,58 +36,6 @@ static const struct {
 	{ "sms_status", "MessageSid", 0, tw_sms_status },
 };
 
-/* A parameter: form field, or top-level JSON string (compat senders). */
-const char *
-tw_get(const struct tw *t, const char *name)
-{
-	const char	*v;
-	const cJSON	*j;
-
-	if ((v = kv_get(&t->h.r->form, name)) != NULL)
-		return v;
-	if (t->h.r->json != NULL &&
-	    (j = cJSON_GetObjectItemCaseSensitive(t->h.r->json, name)) != NULL &&
-	    cJSON_IsString(j))
-		return j->valuestring;
-	return NULL;
-}
-
-const char *
-tw_get_nonempty(const struct tw *t, const char *name)
-{
-	const char	*v = tw_get(t, name);
-
-	return v != NULL && *v != '\0' ? v : NULL;
-}
-
-/* A number in E.164 when it is one, else as Twilio sent it. */
-char *
-tw_number(const struct tw *t, const char *name)
-{
-	const char	*v = tw_get_nonempty(t, name);
-	char		 e[32];
-
-	if (v == NULL)
-		return NULL;
-	if (phone_e164(v, e, sizeof(e)) == 0)
-		return xstrdup(e);
-	return xstrdup(v);
-}
-
-const char *
-tw_direction(const struct tw *t, const char *dflt)
-{
-	const char	*d = tw_get(t, "Direction");
-
-	if (d == NULL)
-		return dflt;
-	if (strcmp(d, "inbound") == 0)
-		return "inbound";
-	if (strncmp(d, "outbound", 8) == 0)
-		return "outbound";
-	return dflt;
-}
-
 /*
  * Verification (architecture.md §5): the shared secret, else the signature
  * under any configured or stored token, over every URL Twilio may have
@@ -171,7 +119,7 @@ twilio_verify(struct req *r, const char **why)
 	const struct kvlist *form;
 	struct db_res	 res;
 	const char	*p[1];
-	int		 i, ntokens = 0, ok = 0;
+	int		 i, ntokens = 0, ok = 0, c_sealed, c_org;
 
 	/*
 	 * twilio_precheck() has passed (every route of this verify has it,
@@ -205,11 +153,14 @@ twilio_verify(struct req *r, const char **why)
 		 * alone (architecture.md §4): the request is scoped to it.
 		 */
 		if (db_exec(&st_tokens, p, &res) == DB_OK) {
+			c_sealed = db_col(&res, "secret_sealed");
+			c_org = db_col(&res, "organization_id");
 			for (i = 0; i < res.nrows && !ok; i++)
-				if ((ok = tw_check_sealed(db_get(&res, i, 0),
-				    account, r, form, sig, &ntokens)))
+				if ((ok = tw_check_sealed(db_get(&res, i,
+				    c_sealed), account, r, form, sig,
+				    &ntokens)))
 					r->scope_org = xstrdup(db_get(&res,
-					    i, 1));
+					    i, c_org));
 			db_res_free(&res);
 		} else
 			for (i = 0; i < cache_secret_count() && !ok; i++)
@@ -377,31 +328,6 @@ tw_query(struct tw *t, struct route_query *qp)
 	*qp = q;
 }
 
-/* A callback URL for TwiML: public_url and path, or just the path. */
-char *
-tw_url(const struct tw *t, const char *path)
-{
-	char	*u;
-
-	xasprintf(&u, "%s%s", t->base, path);
-	return u;
-}
-
-/* The call this request is about, as store_call() takes it. */
-void
-tw_call_in(const struct tw *t, struct call_in *c, const char *from,
-    const char *to, const char *direction)
-{
-	memset(c, 0, sizeof(*c));
-	c->provider = "twilio";
-	c->call_id = tw_get(t, "CallSid");
-	c->org = t->h.org_id;
-	c->direction = direction;
-	c->from = from;
-	c->to = to;
-	c->status = tw_get(t, "CallStatus");
-}
-
 /* MediaUrl0..N as a JSON array. */
 static char *
 tw_media(const struct tw *t)
@@ -517,7 +443,8 @@ tw_sms_incoming(struct tw *t)
 
 	known.rs = &t->sms.rs;
 	known.rules = t->sms.rules;
-	if (store_notify_urgent_sms(t->h.org_id, t->h.event, t->from, t->to,
+	if (tw_get(t, "Body") != NULL && reply_urgent(tw_get(t, "Body")) &&
+	    store_notify_urgent_sms(t->h.org_id, t->h.event, t->from, t->to,
 	    tw_get(t, "Body")) != DB_OK)
 		goto fail;
 	if (reply_decide(&t->h.org, t->from, t->to, tw_get(t, "Body"), &known,
@@ -744,7 +671,7 @@ twilio_timing(struct req *r, struct resp *p)
 
 	cJSON_AddStringToObject(o, "route", "speech-timing-test");
 	cJSON_AddNumberToObject(o, "elapsed_us",
-	    (double)(now_us() - r->start_us));
+	    (double)(util_now_us() - r->start_us));
 	cJSON_AddNumberToObject(o, "body_bytes", (double)r->bodylen);
 	resp_set_json(p, 200, o);
 	return DB_OK;

@@ -380,3 +380,23 @@ util_url_local(const char *url, const char *scheme)
 	}
 	return 0;
 }
+
+/* The wall clock, microseconds since the epoch. */
+long long
+util_wall_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A monotonic clock, microseconds: for deadlines and durations. */
+long long
+util_now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

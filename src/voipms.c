@@ -106,8 +106,9 @@ vm_token_org(const char *token)
 	crypto_sha256_hex(token, strlen(token), hash);
 	p[0] = hash;
 	if (db_exec(&st_token_org, p, &res) == DB_OK) {
-		if (res.nrows == 1 && db_get(&res, 0, 0) != NULL)
-			out = xstrdup(db_get(&res, 0, 0));
+		if (res.nrows == 1 &&
+		    db_val(&res, 0, "organization_id") != NULL)
+			out = xstrdup(db_val(&res, 0, "organization_id"));
 		db_res_free(&res);
 		return out;
 	}
@@ -369,8 +370,9 @@ voipms_sms(struct req *r, struct resp *p)
 		goto done;
 	}
 	free(summary);
-	if (store_notify_urgent_sms(t.h.org_id, t.h.event, from, to,
-	    msg) != DB_OK ||
+	if ((msg != NULL && reply_urgent(msg) &&
+	    store_notify_urgent_sms(t.h.org_id, t.h.event, from, to,
+	    msg) != DB_OK) ||
 	    reply_decide(&t.h.org, from, to, msg, NULL, &reply) != DB_OK) {
 		free(mo.org);
 		goto done;

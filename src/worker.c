@@ -19,7 +19,7 @@ static const struct db_stmt st_replay_now = { "dispatch_replay_now",
 	"to_timestamp($1::double precision / 1e6)::text, true)", 1 };
 
 int
-dispatch_replay(const struct spooled *s, const char **why)
+worker_replay(const struct spooled *s, const char **why)
 {
 	struct req		 r;
 	struct resp		 p;
@@ -144,18 +144,18 @@ done:
  * the database be written to, and is it quick?  0 if it is closed now.
  */
 static const struct db_stmt st_probe = { "worker_probe",
-	"SELECT current_setting('transaction_read_only')", 0 };
+	"SELECT current_setting('transaction_read_only') AS read_only", 0 };
 
 static int
-dispatch_probe(void)
+worker_probe(void)
 {
 	struct db_res	 res;
 	enum db_err	 e;
-	long long	 t0 = now_us();
+	long long	 t0 = util_now_us();
 
 	if ((e = db_exec(&st_probe, NULL, &res)) == DB_OK) {
-		if (db_get(&res, 0, 0) != NULL &&
-		    strcmp(db_get(&res, 0, 0), "on") == 0)
+		if (db_val(&res, 0, "read_only") != NULL &&
+		    strcmp(db_val(&res, 0, "read_only"), "on") == 0)
 			e = DB_EREADONLY;
 		db_res_free(&res);
 	}
@@ -167,14 +167,14 @@ dispatch_probe(void)
 }
 
 void
-dispatch_idle(void)
+worker_idle(void)
 {
 	static long long	 last;
 	static int		 more;	/* the last batch left files */
 	struct drain_stats	 st;
 	enum breaker_pass	 pass;
 	enum db_err		 e;
-	long long		 now = now_us();
+	long long		 now = util_now_us();
 
 	if (dispatch_rejections_waiting() > 0 &&
 	    breaker_reason() == BREAKER_NONE) {
@@ -198,7 +198,7 @@ dispatch_idle(void)
 	    BREAKER_SPOOL)
 		return;
 	db_set_deadline(now + IDLE_BUDGET_US + dispatch_budget_us());
-	if ((pass == BREAKER_PROBE && dispatch_probe() == -1) ||
+	if ((pass == BREAKER_PROBE && worker_probe() == -1) ||
 	    db_connect() != DB_OK)
 		goto done;
 	(void)cache_refresh(0);

@@ -12,8 +12,8 @@ TELEHOOK_POOLER=transaction
 export TELEHOOK_POOLER
 dir=$(mktemp -d "${TMPDIR:-/tmp}/telehook-pgbouncer.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-printf '%s\n' e2e_twilio e2e_retell e2e_voipms e2e_spool e2e_api \
-    e2e_outcomes e2e_security |
+printf '%s\n' e2e_twilio e2e_twilio_routes e2e_retell e2e_voipms e2e_spool \
+    e2e_api e2e_outcomes e2e_security |
     xargs -P 2 -I{} sh -c 'python3 "$1/t/$2.py" > "$3/$2.log" 2>&1 ||
 	echo "$2" >> "$3/failed"' sh "$srcdir" {} "$dir"
 # The outage and spool suites again through a PgBouncer left at its own

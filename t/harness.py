@@ -16,11 +16,13 @@ set, the binaries, SQL and nginx files are taken from an installed tree
 instead of the build tree.  TELEHOOK_KEEP=1 keeps the directory.
 
 The parts are in files of their own: harness_base.py (shared helpers),
-harness_pg.py, harness_workers.py and harness_nginx.py (Stack's
-methods for each component).
+harness_sign.py (signing as the providers sign), harness_pg.py,
+harness_workers.py and harness_nginx.py (Stack's methods for each
+component).
 """
 
 from harness_base import *  # noqa: F401,F403
+from harness_sign import *  # noqa: F401,F403
 from harness_pg import PostgresParts
 from harness_workers import WorkerParts
 from harness_nginx import NginxParts

@@ -1,15 +1,13 @@
 """
 t/harness_base.py: what every part of the end-to-end test stack shares:
-where the build is, free ports, signing as the providers sign, waiting
-for a condition, a steady load of requests and the answers' shape.
+where the build is, free ports, waiting for a condition, a steady load
+of requests and the answers' shape (signing as the providers sign is
+harness_sign.py's).
 t/harness.py puts the stack together.
 """
 
-import base64
 import fnmatch
 import glob
-import hashlib
-import hmac
 import http.client
 import inspect
 import json
@@ -46,29 +44,6 @@ def pg_bindir():
         raise RuntimeError("PostgreSQL server binaries not found "
                            "(Debian: postgresql)")
     return dirs[-1]
-
-
-def twilio_sign(token, url, params):
-    """X-Twilio-Signature as the SDKs compute it (twilio-python's
-    RequestValidator.compute_signature): the URL, then each parameter
-    name and value, names sorted and values sorted within a name,
-    duplicates once; HMAC-SHA1 under the token, base64."""
-    data = url
-    for name in sorted({k for k, _ in params}):
-        for value in sorted({v for k, v in params if k == name}):
-            data += name + value
-    mac = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(mac).decode()
-
-
-def retell_sign(key, body, ts=None):
-    """X-Retell-Signature as retell-sdk verifies it: v=<ms>,d=<hex of
-    HMAC-SHA256 under the key over the body and the decimal ms>."""
-    if ts is None:
-        ts = int(time.time() * 1000)
-    d = hmac.new(key.encode(), body.encode() + str(ts).encode(),
-                 hashlib.sha256).hexdigest()
-    return "v=%d,d=%s" % (ts, d)
 
 
 def in_order(module_name):

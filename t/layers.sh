@@ -20,7 +20,8 @@ while read -r file forbidden; do
 		fi
 	done
 done <<LIST
-db.c metrics_ dispatch_ store_ api_ twilio_ retell_ voipms_ spool_
+db.c metrics_ dispatch_ store_ api_ twilio_ retell_ voipms_ spool_ db_exec_read db_replica_
+db_res.c db_exec db_query metrics_ store_
 spool.c dispatch_ twilio_ retell_ voipms_ api_
 buf.c db_ store_ dispatch_
 kv.c db_ store_ dispatch_
@@ -29,9 +30,15 @@ crypto.c db_ store_ dispatch_
 cidr.c db_ store_ dispatch_
 hours.c db_ store_ dispatch_
 twiml.c db_ store_ dispatch_
-store.c dispatch_ twilio_ retell_ voipms_ api_
+store.c dispatch_ twilio_ retell_ voipms_ api_ reply_
 store_call.c dispatch_ twilio_ retell_ voipms_ api_
 health.c dispatch_ healthd_
+metrics.c dispatch_ health_ routes_
+breaker.c metrics_ dispatch_ db_
+twilio_req.c twilio_ tw_voice_ tw_sms_
+batch.c deliver_
+xfer.c deliver_ batch_
+ctl_util.c ctl_events_ ctl_org_ ctl_endpoint_
 LIST
 rm -f "${TMPDIR:-/tmp}/layers.$$"
 

@@ -1,4 +1,4 @@
-// t/swh_verify.js: the independent verifier of e2e_delivery.py: each
+// t/swh_verify.js: the independent verifier of the delivery suites: each
 // delivery the receiver kept, checked by the standardwebhooks package
 // from the npm registry (the Standard Webhooks reference library for
 // JavaScript), installed by the test.  Reads a JSON array of

@@ -1,5 +1,5 @@
 /*
- * ctlutil.c: what every telehookctl command shares: one-line errors
+ * ctl_util.c: what every telehookctl command shares: one-line errors
  * with sysexits(3) codes, queries that die on failure, options, and the
  * output (a human table with control characters escaped, or exact
  * JSON).
@@ -22,12 +22,13 @@
 #include "extern.h"
 #include "ctl.h"
 
-int		 json_out;
+int		 ctl_json_out;
+const struct ctl_cmd	*ctl_current;	/* telehookctl.c sets it */
 const char	*ctl_sqldir = TELEHOOK_SQLDIR;
 
 /* A one-line message on stderr, then exit with code. */
 void NORETURN PRINTFLIKE(2, 3)
-die(int code, const char *fmt, ...)
+ctl_die(int code, const char *fmt, ...)
 {
 	va_list	 ap;
 
@@ -41,13 +42,13 @@ die(int code, const char *fmt, ...)
 
 /* The exit for a failed database call. */
 void NORETURN
-die_db(enum db_err e, const char *what)
+ctl_die_db(enum db_err e, const char *what)
 {
 	if (e == DB_ECONN)
-		die(EX_UNAVAIL_, "database unreachable: %s", db_errmsg());
+		ctl_die(EX_UNAVAIL_, "database unreachable: %s", db_errmsg());
 	if (e == DB_ETIMEOUT)
-		die(EX_TEMPFAIL_, "%s: statement timed out", what);
-	die(EX_SOFTWARE_, "%s: %s", what, db_errmsg());
+		ctl_die(EX_TEMPFAIL_, "%s: statement timed out", what);
+	ctl_die(EX_SOFTWARE_, "%s: %s", what, db_errmsg());
 }
 
 /*
@@ -55,30 +56,31 @@ die_db(enum db_err e, const char *what)
  * what names it in the refusal, "an event id".
  */
 const char *
-check_id(const char *s, const char *what)
+ctl_check_id(const char *s, const char *what)
 {
 	const char	*errstr;
 
 	(void)util_strtonum(s, 1, 9007199254740991LL, &errstr);
 	if (errstr != NULL)
-		die(EX_DATAERR_, "%s is not %s", s, what);
+		ctl_die(EX_DATAERR_, "%s is not %s", s, what);
 	return s;
 }
 
 /* Run sql; die on failure.  Caller frees *res. */
 void
-q(const char *what, const char *sql, int n, const char *const *params,
+ctl_q(const char *what, const char *sql, int n, const char *const *params,
     struct db_res *res)
 {
 	enum db_err	 e;
 
 	if ((e = db_query(sql, n, params, res)) != DB_OK)
-		die_db(e, what);
+		ctl_die_db(e, what);
 }
 
 /*
  * Output.  Columns are "name" for a string, "name:n" for a number and
- * "name:b" for a boolean; the suffix only shapes JSON.
+ * "name:b" for a boolean; the suffix only shapes JSON.  Each is the
+ * result's column of that name (the statement's AS), not its place.
  */
 static void
 col_split(const char *col, char *name, size_t len, char *type)
@@ -94,7 +96,7 @@ col_split(const char *col, char *name, size_t len, char *type)
 }
 
 cJSON *
-json_value(const char *v, char type)
+ctl_json_value(const char *v, char type)
 {
 	if (v == NULL)
 		return cJSON_CreateNull();
@@ -106,28 +108,28 @@ json_value(const char *v, char type)
 }
 
 cJSON *
-json_row(const struct db_res *res, int row, const char *const *cols)
+ctl_json_row(const struct db_res *res, int row, const char *const *cols)
 {
 	cJSON	*o = cJSON_CreateObject();
 	char	 name[64], type;
 	int	 j;
 
-	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+	for (j = 0; cols[j] != NULL; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
 		cJSON_AddItemToObject(o, name,
-		    json_value(db_get(res, row, j), type));
+		    ctl_json_value(db_val(res, row, name), type));
 	}
 	return o;
 }
 
 /* Print and free a JSON document. */
 void
-json_print(cJSON *o)
+ctl_json_print(cJSON *o)
 {
 	char	*s;
 
 	if ((s = cJSON_PrintUnformatted(o)) == NULL)
-		die(EX_SOFTWARE_, "out of memory");
+		ctl_die(EX_SOFTWARE_, "out of memory");
 	printf("%s\n", s);
 	cJSON_free(s);
 	cJSON_Delete(o);
@@ -135,33 +137,36 @@ json_print(cJSON *o)
 
 /* All rows: {"key":[{...}, ...]}, or an aligned table with a header. */
 void
-print_rows(const char *key, const struct db_res *res,
+ctl_print_rows(const char *key, const struct db_res *res,
     const char *const *cols)
 {
 	cJSON	*o, *a;
 	char	 name[64], type;
-	int	 i, j, ncols;
+	int	 i, j, ncols, *at;
 	size_t	*w;
 	char	**vis;
 	const char *v;
 
 	for (ncols = 0; cols[ncols] != NULL; ncols++)
 		;
-	if (ncols > res->ncols && res->ncols > 0)
-		ncols = res->ncols;
-	if (json_out) {
+	if (ctl_json_out) {
 		o = cJSON_CreateObject();
 		a = cJSON_AddArrayToObject(o, key);
 		for (i = 0; i < res->nrows; i++)
-			cJSON_AddItemToArray(a, json_row(res, i, cols));
-		json_print(o);
+			cJSON_AddItemToArray(a, ctl_json_row(res, i, cols));
+		ctl_json_print(o);
 		return;
 	}
 	/* the table shows fields escaped (util_vis); --json stays exact */
+	at = xcalloc((size_t)ncols + 1, sizeof(*at));
+	for (j = 0; j < ncols; j++) {
+		col_split(cols[j], name, sizeof(name), &type);
+		at[j] = db_col(res, name);
+	}
 	vis = xcalloc((size_t)res->nrows * (size_t)ncols + 1, sizeof(*vis));
 	for (i = 0; i < res->nrows; i++)
 		for (j = 0; j < ncols; j++) {
-			if ((v = db_get(res, i, j)) == NULL)
+			if ((v = db_get(res, i, at[j])) == NULL)
 				continue;
 			col_split(cols[j], name, sizeof(name), &type);
 			if (type == 'b')	/* a boolean reads yes or no */
@@ -204,11 +209,12 @@ print_rows(const char *key, const struct db_res *res,
 		free(vis[i]);
 	free(vis);
 	free(w);
+	free(at);
 }
 
 /* "name: value", the value escaped for the terminal. */
 void
-print_vis(const char *name, const char *v)
+ctl_print_vis(const char *name, const char *v)
 {
 	char	*e = util_vis(v != NULL ? v : "-");
 
@@ -218,25 +224,25 @@ print_vis(const char *name, const char *v)
 
 /* Row 0 as {...}, or as "name: value" lines. */
 void
-print_object(const struct db_res *res, const char *const *cols)
+ctl_print_object(const struct db_res *res, const char *const *cols)
 {
 	char	 name[64], type;
 	int	 j;
 
-	if (json_out) {
-		json_print(json_row(res, 0, cols));
+	if (ctl_json_out) {
+		ctl_json_print(ctl_json_row(res, 0, cols));
 		return;
 	}
-	for (j = 0; cols[j] != NULL && j < res->ncols; j++) {
+	for (j = 0; cols[j] != NULL; j++) {
 		col_split(cols[j], name, sizeof(name), &type);
-		print_vis(name, db_get(res, 0, j));
+		ctl_print_vis(name, db_val(res, 0, name));
 	}
 }
 
 /* Reset getopt and parse command options; returns the operand index. */
 
 int
-parse_opts(int argc, char **argv, const struct ctl_opt *opts)
+ctl_parse_opts(int argc, char **argv, const struct ctl_opt *opts)
 {
 	struct option	 lo[8];
 	int		 i, n, ch, idx;
@@ -256,8 +262,8 @@ parse_opts(int argc, char **argv, const struct ctl_opt *opts)
 	while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
 		if (ch != 0) {
 			if (optopt != 0 && isprint(optopt))
-				die(EX_USAGE_, "unknown option -%c", optopt);
-			die(EX_USAGE_, "unknown or incomplete option %s",
+				ctl_die(EX_USAGE_, "unknown option -%c", optopt);
+			ctl_die(EX_USAGE_, "unknown or incomplete option %s",
 			    argv[optind - 1]);
 		}
 		*opts[idx].val = opts[idx].flag ? "yes" : optarg;
@@ -268,24 +274,24 @@ parse_opts(int argc, char **argv, const struct ctl_opt *opts)
 		n++;
 	if (ctl_current != NULL && (n < ctl_current->minargs ||
 	    (ctl_current->maxargs >= 0 && n > ctl_current->maxargs)))
-		die(EX_USAGE_, "usage: telehookctl %s", ctl_current->usage);
+		ctl_die(EX_USAGE_, "usage: telehookctl %s", ctl_current->usage);
 	return optind;
 }
 
 /* The id of the organization named by arg (its UUID or its name). */
 char *
-org_resolve(const char *arg)
+ctl_resolve_org(const char *arg)
 {
 	struct db_res	 res;
 	const char	*p[1] = { arg };
 	char		*id;
 
-	q("organization", "SELECT id FROM organizations "
+	ctl_q("organization", "SELECT id FROM organizations "
 	    "WHERE id::text = lower($1) OR lower(name) = lower($1)", 1, p,
 	    &res);
 	if (res.nrows != 1)
-		die(EX_DATAERR_, "no such organization: %s", arg);
-	id = xstrdup(db_get(&res, 0, 0));
+		ctl_die(EX_DATAERR_, "no such organization: %s", arg);
+	id = xstrdup(db_val(&res, 0, "id"));
 	db_res_free(&res);
 	return id;
 }
@@ -303,11 +309,11 @@ ctl_rows(int argc, char **argv, const char *what, const char *sql,
 	char		*id = NULL;
 	int		 i;
 
-	i = parse_opts(argc, argv, NULL);
+	i = ctl_parse_opts(argc, argv, NULL);
 	if (i < argc || !optional)
-		p[0] = id = org_resolve(argv[i]);
-	q(what, sql, 1, p, &res);
-	print_rows(what, &res, cols);
+		p[0] = id = ctl_resolve_org(argv[i]);
+	ctl_q(what, sql, 1, p, &res);
+	ctl_print_rows(what, &res, cols);
 	db_res_free(&res);
 	free(id);
 	return 0;
@@ -315,13 +321,13 @@ ctl_rows(int argc, char **argv, const char *what, const char *sql,
 
 /* Is tz a time zone PostgreSQL knows? */
 int
-tz_valid(const char *tz)
+ctl_tz_valid(const char *tz)
 {
 	struct db_res	 res;
 	const char	*p[1] = { tz };
 	int		 ok;
 
-	q("time zone", "SELECT 1 FROM pg_timezone_names WHERE name = $1",
+	ctl_q("time zone", "SELECT 1 FROM pg_timezone_names WHERE name = $1",
 	    1, p, &res);
 	ok = res.nrows > 0;
 	db_res_free(&res);
@@ -385,4 +391,27 @@ ctl_arr_end(struct buf *a)
 {
 	buf_puts(a, a->len == 0 ? "{}" : "}");
 	return buf_cstr(a);
+}
+
+/* A file whole, at most max bytes, NUL-terminated (caller frees); dies. */
+char *
+ctl_read_file(const char *path, size_t max)
+{
+	struct buf	 b;
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		ctl_die(EX_NOINPUT_, "%s: %s", path, strerror(errno));
+	buf_init(&b);
+	b.max = max;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n == -1 || b.failed)
+		ctl_die(EX_NOINPUT_, "%s: %s", path, n == -1 ? strerror(errno) :
+		    "too large");
+	buf_putc(&b, '\0');
+	return b.data;
 }
