@@ -198,6 +198,18 @@ class Twilio(unittest.TestCase):
             "-|1|false")
         stack.assert_no_crash()
 
+    def test_an_outbound_call_is_answered_when_it_lasted(self):
+        # telehook(8) "Answered and missed calls": an outbound call
+        # completed with a duration was answered; completed after 0
+        # seconds, it was not (the status callback alone, its default)
+        org, number, token = fresh_org()
+        for duration, answered in (("0", 0), ("45", 1), ("1", 2),
+                                   ("0", 2)):
+            tw_post("/webhooks/twilio/voice/status", call(
+                number, "CA" + uuid.uuid4().hex, "completed", From=number,
+                To=CALLER, Direction="outbound-api", CallDuration=duration))
+            self.assertEqual(kpis(org, token), (answered, 0), duration)
+
     def test_incoming_without_status_is_ringing(self):
         # telehook(8): voice/incoming without CallStatus is ringing;
         # the status a request gives is kept
