@@ -6,8 +6,11 @@ crash a worker.
 """
 
 import fcntl
+import grp
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -444,6 +447,34 @@ class Startup(unittest.TestCase):
         os.chmod(c, 0o600)
         p = self.run_telehook("-n", "-c", c)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_group_readable_config_through_a_supplementary_group(self):
+        # telehook.conf(5): a file with secrets may be group-readable
+        # when that group is one of the reading process's own, its
+        # supplementary groups too; not when it is none of them
+        if os.geteuid() != 0:
+            self.skipTest("needs root to read as another user")
+        d = tempfile.mkdtemp(prefix="th-grp-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        c = os.path.join(d, "grp.conf")
+        with open(c, "w") as f:
+            f.write("[retell]\napi_key = k\n")
+        # the reader's own file (it may read it whatever the group),
+        # group-readable by "users"
+        group = grp.getgrnam("users").gr_gid
+        nobody = pwd.getpwnam("nobody")
+        os.chown(c, nobody.pw_uid, group)
+        os.chmod(c, 0o640)
+        for extra, code in (([group], 0), ([], 78)):
+            p = subprocess.run([stack.telehook, "-n", "-c", c],
+                               capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL,
+                               user=nobody.pw_uid, group=nobody.pw_gid,
+                               extra_groups=extra)
+            self.assertEqual(p.returncode, code, (extra, p.stderr))
+            if code:
+                self.assertIn("group", p.stderr)
 
     def test_unreadable_config(self):
         c = self.write("dir.conf", "")
