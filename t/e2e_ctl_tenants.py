@@ -107,6 +107,18 @@ class Organizations(unittest.TestCase):
         self.assertIsNone(out["greeting"])
         self.assertEqual(out["after_hours"], "voicemail")
 
+    def test_org_set_prints_what_it_stored(self):
+        # telehookctl(8) org set: the keys set as stored, key=value, one
+        # space between, in the order of its list of keys
+        oid = stack.ctl_ok("org", "add", "Printed").strip()
+        self.assertEqual(stack.ctl_ok(
+            "org", "set", oid, "timezone=America/Chicago",
+            "forward_to=(415) 555-0100", "hours=Mon-Fri 09:00-17:00"),
+            "forward_to=+14155550100 hours=mon-fri 09:00-17:00 "
+            "timezone=America/Chicago\n")
+        self.assertEqual(stack.ctl_ok("org", "set", oid, "greeting="),
+                         "greeting=\n")
+
     def test_org_set_is_all_or_nothing(self):
         oid = stack.ctl_ok("org", "add", "Atomic").strip()
         for kv, why in (("hours=mon 18:00-09:00", "end after it starts"),

@@ -30,9 +30,11 @@ from datetime import datetime, timedelta
 
 try:
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
 except ImportError:     # another python3 than Debian's on PATH
     sys.path.append("/usr/lib/python3/dist-packages")
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, free_port, in_order  # noqa: E402
@@ -506,6 +508,38 @@ class Mail(unittest.TestCase):
         self.remote_refused(remote, "+15551117009")
         self.assertIn("STARTTLS", [x.upper() for x in remote.lines])
         self.assertIs(remote.tls, False)
+
+    def test_a_relay_that_asks_for_credentials_gets_them(self):
+        # telehook.conf(5) [smtp] username, password: telehook logs in
+        # with them (SMTP AUTH), here to a loopback relay that takes no
+        # mail without them
+        seen = []
+
+        def auth(server, session, envelope, mechanism, data):
+            seen.append((mechanism, data.login, data.password))
+            return AuthResult(success=(data.login, data.password) ==
+                              (USER.encode(), PASSWORD.encode()))
+        port = free_port()
+        strict = Relay()
+        strict.ctl = Controller(strict, hostname="127.0.0.1", port=port,
+                                authenticator=auth, auth_required=True,
+                                auth_require_tls=False)
+        strict.ctl.start()
+        self.addCleanup(strict.stop)
+        missed_call("+15551117010")
+        conf = stack.conf_variant(
+            "auth.conf", '"smtp://127.0.0.1:%d"' % PORT,
+            '"smtp://127.0.0.1:%d"\nusername = "%s"\npassword = "%s"'
+            % (port, USER, PASSWORD))
+        p = subprocess.run(
+            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["mail_retrying"], 0, p.stdout)
+        self.assertEqual([(login, password) for _, login, password in seen],
+                         [(USER.encode(), PASSWORD.encode())])
+        self.assertIn("desk@mail.example", by_rcpt(strict.take()))
 
 
 load_tests = in_order(__name__)

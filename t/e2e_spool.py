@@ -352,6 +352,11 @@ class Quarantine(unittest.TestCase):
         self.assertEqual(json.loads(p.stdout)["quarantined"], 3)
         self.assertIn("quarantined: not a telehook spool file", p.stderr)
         self.assertIn("quarantined: checksum mismatch", p.stderr)
+        # a line a file, and nothing else: the quarantine directory
+        # made on the way is no warning
+        self.assertEqual(len(re.findall(r"(?m)^.*spool: \S+ quarantined: "
+                                        r".*$", p.stderr)), 3, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 3, p.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(stack.spool,
                                                         "quarantine"))),
                          sorted(["0-garbage.spool", "1-flipped.spool",
