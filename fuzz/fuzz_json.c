@@ -1,7 +1,7 @@
 /*
  * fuzz_json: JSON intake: a request body parsed as JSON (request.c),
  * its parameters as architecture.md §4 reads them, and the payload kept
- * with the event (store.c).
+ * with the event (request.c serialises it).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (req_parse_uri(&r, &err) == 0 && req_parse_body(&r, &err) == 0) {
 		(void)req_param(&r, "organization_id");
 		(void)req_param(&r, "event");
-		payload = store_payload_json(&r);
+		payload = req_payload_json(&r);
 		cJSON_free(payload);
 	}
 	req_free(&r);
