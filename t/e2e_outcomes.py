@@ -210,6 +210,22 @@ class Twilio(unittest.TestCase):
                 To=CALLER, Direction="outbound-api", CallDuration=duration))
             self.assertEqual(kpis(org, token), (answered, 0), duration)
 
+    def test_an_outbound_call_picked_up_is_started_once(self):
+        # DESIGN §7 activity: one entry per business event, a call
+        # started among them: an outbound call picked up (in progress),
+        # then completed, and both redelivered, start once
+        org, number, token = fresh_org()
+        sid = "CA" + uuid.uuid4().hex
+        for _ in range(2):
+            for status, extra in (("in-progress", {}),
+                                  ("completed", {"CallDuration": "30"})):
+                tw_post("/webhooks/twilio/voice/status", call(
+                    number, sid, status, From=number, To=CALLER,
+                    Direction="outbound-api", **extra))
+        self.assertEqual([a for a in activity(org, token)
+                          if a[0] == "call_started"],
+                         [("call_started", "Call started")])
+
     def test_incoming_without_status_is_ringing(self):
         # telehook(8): voice/incoming without CallStatus is ringing;
         # the status a request gives is kept
