@@ -13,24 +13,22 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, in_order  # noqa: E402
+from harness import in_order  # noqa: E402
+import e2e_telehookctl as ctl  # noqa: E402
+from e2e_telehookctl import count  # noqa: E402
 
 stack = None
 
 
 def setUpModule():
+    # the stack e2e_telehookctl runs against, a stack of its own
     global stack
-    stack = Stack(workers=1, extra_conf={
-        "twilio": {"auth_token": "ctl-test-token"}}).start()
+    ctl.setUpModule()
+    stack = ctl.stack
 
 
 def tearDownModule():
-    if stack is not None:
-        stack.stop()
-
-
-def count(table):
-    return int(stack.psql("SELECT count(*) FROM %s" % table))
+    ctl.tearDownModule()
 
 
 class Organizations(unittest.TestCase):

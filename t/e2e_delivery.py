@@ -46,7 +46,6 @@ def tearDownModule():
 
 class Delivery(unittest.TestCase):
 
-
     def test_1_endpoint_add_and_bad_input(self):
         eid, secret = add(ORG, "/first", "--description", "CRM")
         self.assertTrue(secret.startswith("whsec_"))

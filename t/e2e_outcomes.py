@@ -721,17 +721,21 @@ class BadContent(unittest.TestCase):
 
 class Money(unittest.TestCase):
 
-    def test_voipms_total_and_date(self):
-        org, number, token = fresh_org()
+    def cdr(self, number, date, seconds, total):
+        """An answered VoIP.ms call record to number, accepted; its id."""
         cid = str(uuid.uuid4().int % 10**12)
         r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
                        urllib.parse.urlencode({
                            "callid": cid, "callerid": CALLER[2:],
                            "destination": number[2:],
-                           "disposition": "ANSWERED", "seconds": "60",
-                           "date": "2026-11-20 10:00:00",
-                           "total": "0.0150"}), FORM)
+                           "disposition": "ANSWERED", "seconds": seconds,
+                           "date": date, "total": total}), FORM)
         self.assertEqual((r.status, r.body), (200, b"ok"))
+        return cid
+
+    def test_voipms_total_and_date(self):
+        org, number, token = fresh_org()
+        cid = self.cdr(number, "2026-11-20 10:00:00", "60", "0.0150")
         c = api(org, token, "calls/" + cid)
         self.assertEqual((c["cost"], c["cost_currency"], c["cost_cents"]),
                          ("0.0150", "USD", 2))
@@ -751,14 +755,7 @@ class Money(unittest.TestCase):
                            ("2026-03-08 01:59:59", "2026-03-08T06:59:59Z"),
                            ("2026-12-31 23:59:59", "2027-01-01T04:59:59Z"),
                            ("2026-11-01 02:00:00", "2026-11-01T07:00:00Z")):
-            cid = str(uuid.uuid4().int % 10**12)
-            r = stack.post("/webhooks/voipms/call/cdr?token=" + VM,
-                           urllib.parse.urlencode({
-                               "callid": cid, "callerid": CALLER[2:],
-                               "destination": number[2:],
-                               "disposition": "ANSWERED", "seconds": "5",
-                               "date": date, "total": "0.0010"}), FORM)
-            self.assertEqual((r.status, r.body), (200, b"ok"))
+            cid = self.cdr(number, date, "5", "0.0010")
             self.assertEqual(api(org, token, "calls/" + cid)["started_at"],
                              want, date)
 
