@@ -278,10 +278,16 @@ class Outage(unittest.TestCase):
                             "message_id = '%s'" % m["MessageSid"]), "1")
 
     def test_statement_timeout_spools(self):
-        # hold a lock on events for longer than statement_timeout_ms
+        # a test before may have left the breaker open (its outage):
+        # the request would be spooled for that, not for the timeout
+        wait_for("the breaker closed", lambda: stack.get(
+            "/healthz").json().get("breaker_open") is False)
+        # hold a lock on events until the answer is in, however long
+        # the machine takes to get there: a lock of fixed length may
+        # end before lock_timeout_ms has run out on a loaded machine
         locker = subprocess.Popen(
             stack.psql_command() + ["-qX", "-c",
-             "BEGIN; LOCK TABLE events; SELECT pg_sleep(2); COMMIT;"],
+             "BEGIN; LOCK TABLE events; SELECT pg_sleep(60); COMMIT;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for("lock", lambda: q1(
@@ -290,6 +296,10 @@ class Outage(unittest.TestCase):
             r = post("/webhooks/twilio/sms/incoming", m)
             self.assertEqual(r.status, 200)
         finally:
+            stack.psql("SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                       "JOIN pg_class c ON c.oid = l.relation WHERE "
+                       "c.relname = 'events' AND l.mode = "
+                       "'AccessExclusiveLock' AND l.granted")
             locker.wait(10)
         # the worker logs its line as it finishes the request, which
         # may be just after the answer reached us; the lock's timeout
