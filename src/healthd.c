@@ -28,18 +28,33 @@
 #include "extern.h"
 
 /*
- * The listener, once this server holds the lock: the path unlinked and
- * bound again, with the mode of the pool's own socket (nginx connects
- * to both).  -1 if it cannot be.
+ * The mode of the pool's own socket (fd 0, as spawn-fcgi hands it),
+ * 0660 when it is not a unix socket with a path.  Read before fd 0 is
+ * let go: nginx connects to both sockets, as the same user.
  */
-static int
-healthd_bind(const char *path)
+static mode_t
+healthd_pool_mode(void)
 {
-	struct sockaddr_un	 sun;
 	struct sockaddr_un	 pool;
 	socklen_t		 len = sizeof(pool);
 	struct stat		 st;
-	mode_t			 mode = 0660;
+
+	memset(&pool, 0, sizeof(pool));
+	if (getsockname(0, (struct sockaddr *)&pool, &len) == 0 &&
+	    pool.sun_family == AF_UNIX && pool.sun_path[0] != '\0' &&
+	    stat(pool.sun_path, &st) == 0)
+		return st.st_mode & 0777;
+	return 0660;
+}
+
+/*
+ * The listener, once this server holds the lock: the path unlinked and
+ * bound again, with mode.  -1 if it cannot be.
+ */
+static int
+healthd_bind(const char *path, mode_t mode)
+{
+	struct sockaddr_un	 sun;
 	int			 fd;
 
 	memset(&sun, 0, sizeof(sun));
@@ -49,11 +64,6 @@ healthd_bind(const char *path)
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	memset(&pool, 0, sizeof(pool));
-	if (getsockname(0, (struct sockaddr *)&pool, &len) == 0 &&
-	    pool.sun_family == AF_UNIX && pool.sun_path[0] != '\0' &&
-	    stat(pool.sun_path, &st) == 0)
-		mode = st.st_mode & 0777;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("health_socket: socket");
 		return -1;
@@ -97,6 +107,7 @@ healthd_serve(pid_t worker)
 	const char	*uri;
 	char		*lock;
 	sigset_t	 all;
+	mode_t		 mode;
 	int		 lfd, fd;
 
 	/* the worker's signals are held; this process dies with it */
@@ -109,6 +120,7 @@ healthd_serve(pid_t worker)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != worker)
 		healthd_done();
 	/* never a pool request: the pool's socket is not this one's */
+	mode = healthd_pool_mode();
 	if ((fd = open("/dev/null", O_RDWR)) != -1 && fd != 0) {
 		dup2(fd, 0);
 		close(fd);
@@ -126,7 +138,7 @@ healthd_serve(pid_t worker)
 	 * Holding the lock and unable to listen: keep it, so the other
 	 * workers' servers do not each say so too; nginx asks the pool.
 	 */
-	if ((lfd = healthd_bind(conf.health_socket)) == -1)
+	if ((lfd = healthd_bind(conf.health_socket, mode)) == -1)
 		while (!healthd_stop)
 			pause();
 	if (healthd_stop || FCGX_InitRequest(&fr, lfd,

@@ -211,6 +211,44 @@ class Health(unittest.TestCase):
                               if p not in server])
 
 
+    def test_health_socket_takes_the_mode_of_a_unix_pool(self):
+        # telehook.conf(5) health_socket: the server listens "with the
+        # mode of the workers' own socket" -- nginx connects to both.
+        # A pool of one worker on a unix socket of mode 0604 (not the
+        # 0660 telehook falls back to), with its own spool directory
+        # (the servers' lock) and health socket.
+        d = tempfile.mkdtemp(prefix="th-mode-", dir=stack.path())
+        spool, sock, hsock = (os.path.join(d, n) for n in (
+            "spool", "pool.sock", "health.sock"))
+        os.mkdir(spool, 0o700)
+        with open(stack.conf) as f:
+            text = f.read()
+        for old, new in ((stack.spool, spool),
+                         (stack.path("health.sock"), hsock)):
+            self.assertIn('"%s"' % old, text)
+            text = text.replace('"%s"' % old, '"%s"' % new)
+        conf = os.path.join(d, "telehook.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        os.chmod(conf, 0o600)
+        log = os.path.join(d, "pool.log")
+        with open(log, "w") as out:
+            pool = subprocess.Popen(
+                ["spawn-fcgi", "-n", "-s", sock, "-M", "0604", "--",
+                 stack.telehook, "-d", "-c", conf],
+                stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        try:
+            def ready():
+                with open(log) as f:
+                    return ("health server ready on %s" % hsock) in f.read()
+            wait_for("the pool's health server", ready)
+            self.assertEqual(os.stat(sock).st_mode & 0o777, 0o604)
+            self.assertEqual(os.stat(hsock).st_mode & 0o777, 0o604)
+        finally:
+            pool.terminate()
+            pool.wait(10)
+
+
 class HealthSocketPath(unittest.TestCase):
     """telehook.conf(5) health_socket: a unix socket's path, at most
     107 bytes (sun_path holds 108 with its NUL); a longer one is
