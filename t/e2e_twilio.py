@@ -718,6 +718,34 @@ class OneUrl(unittest.TestCase):
                                " AND organization_id = '%s'"
                                % orgs["closed"]), 1)
 
+    def test_compat_json_without_status_is_classified_by_direction(self):
+        # /webhooks/twilio's kin for older senders tells an SMS by its
+        # fields (telehook.8 Twilio): with no SmsStatus, one that says
+        # nothing of its direction, or says inbound, is an SMS
+        # received; one that says outbound is the app's own SMS sent
+        for direction, body in ((None, "compat no status"),
+                                ("inbound", "compat inbound no status")):
+            m = {"organization_id": orgs["open"], "From": "+15554440001",
+                 "To": "+15550001000", "Body": body}
+            if direction:
+                m["Direction"] = direction
+            r = stack.post("/api/webhooks/twilio", json.dumps(m),
+                           "application/json",
+                           {"X-Twilio-Webhook-Secret": SHARED})
+            twiml(r)
+            self.assertEqual(q1("SELECT direction || '|' || status || '|' "
+                                "|| organization_id FROM messages WHERE "
+                                "body = '%s'" % body),
+                             "inbound|received|%s" % orgs["open"], direction)
+        m = {"organization_id": orgs["open"], "From": "+15550001000",
+             "To": "+15554440002", "Body": "compat outbound no status",
+             "Direction": "outbound-api"}
+        r = stack.post("/api/webhooks/twilio", json.dumps(m),
+                       "application/json", {"X-Twilio-Webhook-Secret": SHARED})
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(count("messages", "body = 'compat outbound no "
+                               "status' AND direction = 'inbound'"), 0)
+
     def test_one_url_classifies_by_fields(self):
         # Seeds point every Twilio callback at one URL: the fields say
         # what each is (the same fields Twilio's own callbacks carry).
