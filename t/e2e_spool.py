@@ -180,6 +180,12 @@ class Outage(unittest.TestCase):
         self.assertEqual(q1("SELECT bool_and(spooled_at IS NOT NULL AND "
                             "received_at < spooled_at) FROM events WHERE "
                             "provider_key LIKE '%s%%'" % c["CallSid"]), "t")
+        # and from the address it came from (telehook.8 Spool: the
+        # spool keeps the client address)
+        self.assertEqual(q1("SELECT string_agg(DISTINCT host(client_addr), "
+                            "',') FROM events WHERE provider_key LIKE '%s%%' "
+                            "OR provider_key = '%s'" % (c["CallSid"], key)),
+                         stack.host_addr)
         self.assertEqual(q1("SELECT count(*) FROM activity WHERE call_id = "
                             "(SELECT id FROM calls WHERE call_id = '%s')"
                             % c["CallSid"]), "2")

@@ -656,6 +656,31 @@ class Sms(unittest.TestCase):
                             "FROM messages WHERE message_id = '%s')" % msg),
                          "sms_sent:SMS sent to +15553330000")
 
+    def test_a_body_of_max_body_bytes_is_stored_whole(self):
+        # telehook.conf(5) max_body_bytes: the largest body taken, 1 MiB
+        # by default (nginx's client_max_body_size 1m too): one of
+        # exactly that size is stored whole, one byte more is 413
+        def of_size(n):
+            p = sms_params("")
+            base = len(urllib.parse.urlencode(list(p.items())))
+            p["Body"] = "x" * (n - base)
+            return p
+        p = of_size(1048576)
+        self.assertEqual(len(urllib.parse.urlencode(list(p.items()))),
+                         1048576)
+        twiml(post("/webhooks/twilio/sms/incoming", p))
+        self.assertEqual(q1("SELECT length(body) FROM messages WHERE "
+                            "message_id = '%s'" % p["MessageSid"]),
+                         str(len(p["Body"])))
+        self.assertEqual(q1("SELECT length(body) FROM events WHERE "
+                            "provider_key = '%s:received'"
+                            % p["MessageSid"]), "1048576")
+        big = of_size(1048577)
+        self.assertEqual(post("/webhooks/twilio/sms/incoming", big).status,
+                         413)
+        self.assertEqual(count("messages", "message_id = '%s'"
+                               % big["MessageSid"]), 0)
+
     def test_unroutable_sms(self):
         p = sms_params("appointment", to="+15559990001")
         root = twiml(post("/webhooks/twilio/sms/incoming", p))
