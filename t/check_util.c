@@ -305,6 +305,28 @@ START_TEST(test_shown_path)
 }
 END_TEST
 
+/* req_shown_path() at its bound: sz - 1 bytes and the NUL, not one more. */
+START_TEST(test_shown_path_bound)
+{
+	struct {
+		char	 b[16];
+		char	 guard[4];
+	} t;
+
+	memset(&t, 'G', sizeof(t));
+	/* 15 bytes fit whole */
+	ck_assert_str_eq(req_shown_path("/0123456789abcd", t.b,
+	    sizeof(t.b)), "/0123456789abcd");
+	/* 16 (sz) and 17 are cut to 15 */
+	ck_assert_str_eq(req_shown_path("/0123456789abcde", t.b,
+	    sizeof(t.b)), "/0123456789abcd");
+	ck_assert_int_eq(memcmp(t.guard, "GGGG", 4), 0);
+	ck_assert_str_eq(req_shown_path("/0123456789abcdef", t.b,
+	    sizeof(t.b)), "/0123456789abcd");
+	ck_assert_int_eq(memcmp(t.guard, "GGGG", 4), 0);
+}
+END_TEST
+
 START_TEST(test_cidr)
 {
 	struct cidrlist	 l;
@@ -778,6 +800,7 @@ check_suite(void)
 	tcase_add_test(tc, test_egress_own);
 	tcase_add_test(tc, test_egress_url);
 	tcase_add_test(tc, test_shown_path);
+	tcase_add_test(tc, test_shown_path_bound);
 	tcase_add_test(tc, test_log_escape);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_seal_open);

@@ -541,6 +541,29 @@ class Mail(unittest.TestCase):
                          [(USER.encode(), PASSWORD.encode())])
         self.assertIn("desk@mail.example", by_rcpt(strict.take()))
 
+    def test_a_header_is_one_line_whatever_the_configuration_holds(self):
+        # telehook.conf(5) [smtp] from is put in the From header: a line
+        # break in it (a bare CR fits in one line of the file) cannot
+        # start a header of its own
+        missed_call("+15551117011")
+        conf = stack.conf_variant(
+            "from.conf", '"telehook alerts <alerts@clinic.example>"',
+            '"telehook alerts\rBcc: spy@evil.example '
+            '<alerts@clinic.example>"')
+        p = subprocess.run(
+            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = relay.take()
+        self.assertTrue(got)
+        for _, rcpts, msg in got:
+            self.assertNotIn("spy@evil.example", rcpts)
+            self.assertIsNone(msg["Bcc"])
+            self.assertEqual(dict(msg.raw_items())["From"],
+                             "telehook alerts Bcc: spy@evil.example "
+                             "<alerts@clinic.example>")
+
 
 load_tests = in_order(__name__)
 

@@ -539,6 +539,13 @@ class AfterHours(unittest.TestCase):
             self.assertEqual(p.returncode, 65, (bad, p.stderr))
         self.assertEqual(stack.ctl("closure", "remove", "999999").returncode,
                          65)
+        # February 29 is a date in leap years only: every fourth year,
+        # but not in a century unless it divides by 400 (Gregorian)
+        for day, ok in (("2028-02-29", True), ("2027-02-29", False),
+                        ("2000-02-29", True), ("2100-02-29", False),
+                        ("2400-02-29", True)):
+            p = stack.ctl("closure", "add", org, day)
+            self.assertEqual(p.returncode, 0 if ok else 65, (day, p.stderr))
 
 
 def events_failed():

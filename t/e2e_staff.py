@@ -330,9 +330,13 @@ class Recording(unittest.TestCase):
 
     def test_streamed_with_the_accounts_credentials(self):
         del fake.hits[:]
+        logged = len(stack.worker_log())
         r = api(self.url(A, calls["voicemail"][0]), tokens["A"])
         self.assertEqual(r.status, 200)
         self.assertEqual(r.body, AUDIO)
+        # a whole stream is the request's one line (telehook.8 What is
+        # logged), no warning of the recording's
+        self.assertNotIn("recording:", stack.worker_log()[logged:])
         self.assertEqual(r.headers["content-type"], "audio/x-wav")
         self.assertEqual(r.headers["accept-ranges"], "bytes")
         # the browser never sees a credential; the provider saw A's

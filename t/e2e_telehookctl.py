@@ -5,12 +5,14 @@ and no change, and prints the documented JSON with --json.
 """
 
 import glob
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import unittest
 import uuid
 
@@ -347,6 +349,37 @@ class Events(unittest.TestCase):
         wait_for("the lock gone", lambda: stack.psql(
             locks_on("events", "ShareLock")) == "0")
         self.assertEqual(stack.ctl("events", "replay", ev).returncode, 0)
+
+    def test_send_exits_by_the_class_of_the_answer(self):
+        # telehookctl(8) send: "Exits 0 on a 2xx answer, 65 on a 4xx and
+        # 69 otherwise" -- every 4xx, 499 too, and a 3xx is not a 2xx
+        answer = [200]
+
+        class One(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(answer[0])
+                self.send_header("Content-Length", "0")
+                if 300 <= answer[0] < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), One)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            url = "http://127.0.0.1:%d" % srv.server_address[1]
+            for code, rc in ((200, 0), (204, 0), (299, 0), (400, 65),
+                             (404, 65), (499, 65), (301, 69), (500, 69),
+                             (503, 69)):
+                answer[0] = code
+                p = stack.ctl("send", "twilio", "sms_incoming", "--url",
+                              url, "--org", self.org)
+                self.assertEqual(p.returncode, rc, (code, p.stderr))
+        finally:
+            srv.shutdown()
+            srv.server_close()
 
     def test_text_output(self):
         # telehookctl send: a real signed webhook through nginx
