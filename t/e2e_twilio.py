@@ -681,6 +681,23 @@ class Sms(unittest.TestCase):
         self.assertEqual(count("messages", "message_id = '%s'"
                                % big["MessageSid"]), 0)
 
+    def test_a_final_status_is_not_replaced_by_another(self):
+        # DESIGN §6: a status never moves backwards; delivered,
+        # undelivered and failed are all final (one rank): the first to
+        # arrive stays, a later one is only in the history
+        msg = sid("SM")
+        for st in ("sent", "delivered", "undelivered", "failed"):
+            r = post("/webhooks/twilio/sms/status", {
+                "MessageSid": msg, "AccountSid": "AC" + "1" * 32,
+                "From": "+15550001000", "To": "+15553330001",
+                "MessageStatus": st, "SmsStatus": st,
+                "ApiVersion": "2010-04-01"})
+            self.assertEqual(r.status, 204)
+        self.assertEqual(q1("SELECT status || '|' || "
+                            "jsonb_array_length(status_history) FROM "
+                            "messages WHERE message_id = '%s'" % msg),
+                         "delivered|4")
+
     def test_unroutable_sms(self):
         p = sms_params("appointment", to="+15559990001")
         root = twiml(post("/webhooks/twilio/sms/incoming", p))
