@@ -333,6 +333,42 @@ class Outage(unittest.TestCase):
         wait_for("healthy", lambda: stack.get("/healthz").status == 200)
 
 
+    def test_a_full_spool_is_503_at_once(self):
+        # telehook.8 Spool: if the request cannot be written to the
+        # spool either, the answer is 503 -- a disk that fills up while
+        # the database is away is such a write, and must not hold the
+        # worker.  A small tmpfs over spool_dir, filled to the last page.
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700",
+                        "tmpfs", stack.spool], check=True)
+        try:
+            fd = os.open(os.path.join(stack.spool, "fill"),
+                         os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b"\0" * 512) > 0:
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            stack.stop_postgres()
+            try:
+                r = post("/webhooks/twilio/sms/incoming", sms())
+                self.assertEqual(r.status, 503)
+                self.assertEqual(r.json(), {
+                    "error": "database unavailable and the spool cannot "
+                    "take the request"})
+                # nothing half-written left behind
+                self.assertEqual(sorted(os.listdir(stack.spool)), ["fill"])
+            finally:
+                stack.start_postgres()
+        finally:
+            # lazily: a worker that hung on it would hold it busy
+            subprocess.run(["umount", "-l", stack.spool], check=True)
+        wait_for("healthy", lambda: stack.get("/healthz").status == 200)
+
+
 class Quarantine(unittest.TestCase):
 
     def setUp(self):
