@@ -634,6 +634,11 @@ class Usage(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertEqual(p.stderr.count("\n"), 1)
         self.assertIn("unknown command: frobnicate", p.stderr)
+        # two words are named as typed, a space between them
+        p = stack.ctl("frobnicate", "widgets")
+        self.assertEqual(p.returncode, 64)
+        self.assertEqual(p.stderr, "telehookctl: unknown command: frobnicate "
+                         "widgets (telehookctl --help lists them)\n")
 
     def test_wrong_operand_count(self):
         p = stack.ctl("org", "add")
