@@ -16,6 +16,8 @@ redeliveries change nothing.
 """
 
 import datetime
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -606,6 +608,28 @@ class BadContent(unittest.TestCase):
                                     "WHERE call_id = '%s'" % c["call_id"]),
                          "completed|null")
         self.assertEqual(events_failed(), [])
+
+    def test_bytes_that_are_not_utf8_in_json_become_u_fffd(self):
+        # telehook.8 Failed events: text that is not UTF-8 is decoded
+        # first, any provider's but VoIP.ms's with each invalid byte
+        # replaced by U+FFFD -- in a JSON body too, however deep
+        org, number, token = fresh_org()
+        c = rt_call(number, "user_hangup")
+        c["transcript"] = "Agent: caf@@"
+        c["call_analysis"] = {"call_summary": "sum@@mary"}
+        raw = json.dumps({"event": "call_ended", "call": c}).encode()
+        raw = raw.replace(b"@@", b"\xff")
+        ts = int(time.time() * 1000)
+        sig = "v=%d,d=%s" % (ts, hmac.new(RT.encode(), raw + str(ts).encode(),
+                                          hashlib.sha256).hexdigest())
+        r = stack.post("/webhooks/retell", raw, "application/json",
+                       {"X-Retell-Signature": sig})
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(stack.psql(
+            "SELECT transcript || '|' || summary FROM calls WHERE call_id "
+            "= '%s'" % c["call_id"]), "Agent: caf\ufffd|sum\ufffdmary")
+        self.assertEqual([f for f in events_failed()
+                          if c["call_id"] in json.dumps(f)], [])
 
     def test_refused_content_is_kept_failed_and_replayed_once(self):
         org, number, token = fresh_org()
