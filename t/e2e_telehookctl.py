@@ -702,6 +702,19 @@ class Usage(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertEqual(count("organizations WHERE name = 'X'"), 0)
 
+    def test_commands_without_options_refuse_one(self):
+        # telehookctl(8): an unknown option is bad usage (64), and does
+        # nothing -- the sender (deliveries run) does not start, to run
+        # until it is stopped
+        env = dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir)
+        for cmd in (("deliveries", "run"), ("deliveries", "send"),
+                    ("outbox", "send"), ("spool", "drain")):
+            p = subprocess.run([stack.telehookctl, "-c", stack.conf] +
+                               list(cmd) + ["--bogus"], capture_output=True,
+                               text=True, env=env, timeout=30)
+            self.assertEqual(p.returncode, 64, (cmd, p.stderr))
+            self.assertIn("--bogus", p.stderr)
+
     def test_bad_config(self):
         p = stack.ctl("-c", stack.path("missing.conf"), "org", "list")
         # -c given twice: the last wins, and it does not exist
