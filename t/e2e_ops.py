@@ -61,6 +61,17 @@ def delta(after, before, name, labels=""):
 
 class Metrics(unittest.TestCase):
 
+    def test_a_series_counted_once_is_shown(self):
+        # telehook.8 /metrics: requests by route and status -- a pair
+        # seen once is there with its 1 (a route's refusal of a method
+        # no other test sends it)
+        series = ("telehook_requests_total",
+                  'route="twilio_transcription",status="405"')
+        self.assertIsNone(scrape().get(series))
+        self.assertEqual(stack.get("/webhooks/twilio/transcription").status,
+                         405)
+        self.assertEqual(scrape().get(series), 1)
+
     def test_burst_across_workers(self):
         before = scrape()
         for i in range(24):
