@@ -548,7 +548,10 @@ class JsonShapes(unittest.TestCase):
                                input=stdin, env=dict(
                                    os.environ, TELEHOOK_SQLDIR=stack.sqldir))
             self.assertEqual(p.returncode, 0, (args, p.stderr))
-            return json.loads(p.stdout) if p.stdout.strip() else None
+            # telehookctl(8): "with --json each command prints one JSON
+            # document instead"
+            self.assertTrue(p.stdout.strip(), (args, "no document"))
+            return json.loads(p.stdout)
 
         seen = {}
 
