@@ -325,6 +325,20 @@ class Retell(unittest.TestCase):
         self.assertEqual(kpis(org, token), (1, 3))
         self.assertEqual(len(notes(org, token, "missed_call")), 6)
 
+    def test_a_call_is_answered_once_it_is_ongoing(self):
+        # DESIGN §7: answered means an AI agent took the call -- a
+        # Retell call that connected; call_started of an ongoing call
+        # counts it, before the call has ended
+        org, number, token = fresh_org()
+        c = rt_call(number, None, "ongoing")
+        for k in ("end_timestamp", "disconnection_reason", "duration_ms"):
+            del c[k]
+        rt_post({"event": "call_started", "call": c})
+        self.assertEqual(stack.psql(
+            "SELECT status || '|' || outcome FROM calls WHERE call_id = "
+            "'%s'" % c["call_id"]), "in-progress|answered")
+        self.assertEqual(kpis(org, token), (1, 0))
+
     def test_the_call_status_given_wins(self):
         # telehook(8): a call's status comes from call_status; only a
         # call_ended or call_analyzed without one is an ended call
