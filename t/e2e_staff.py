@@ -368,6 +368,14 @@ class Recording(unittest.TestCase):
                 headers={"Range": "bytes=100-1123"})
         self.assertEqual(r.status, 206)
         self.assertEqual(r.body, AUDIO[100:1124])
+        # telehook.8 /metrics: a status it does not list is "other"
+        counted = [ln for ln in stack.get("/metrics").text.splitlines()
+                   if ln.startswith('telehook_requests_total{route="'
+                                    'api_call_recording"')]
+        self.assertTrue(any('status="other"} ' in ln for ln in counted),
+                        counted)
+        self.assertFalse(any('status="206"' in ln or 'status="0"' in ln
+                             for ln in counted), counted)
         self.assertEqual(r.headers["content-range"],
                          "bytes 100-1123/%d" % len(AUDIO))
         self.assertEqual(r.headers["content-length"], "1024")
