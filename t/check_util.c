@@ -754,6 +754,11 @@ static const struct {
 	{ "https://evil.example/2010-04-01/Accounts/"
 	    "AC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
 	{ "https://api.twilio.com/2010-04-01/Recordings/RE1", NULL },
+	/* an Account SID starts with AC: one letter of the two is not it */
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "AX0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
+	{ "https://api.twilio.com/2010-04-01/Accounts/"
+	    "BC0123456789abcdef0123456789abcdef/Recordings/RE1", NULL },
 };
 
 START_TEST(test_recording_account)
