@@ -414,6 +414,9 @@ START_TEST(test_log_escape)
 	ck_assert_str_eq(out, "...");
 	ck_assert_str_eq(log_esc(NULL), "-");
 	ck_assert_str_eq(log_esc("forged\nline"), "forged\\nline");
+	/* the printable ASCII range, from the space to the tilde, as is */
+	ck_assert_str_eq(log_esc("a b~"), "a b~");
+	ck_assert_str_eq(log_esc("\x1f \x7f"), "\\x1f \\x7f");
 }
 END_TEST
 
