@@ -168,10 +168,7 @@ def send_via(remote):
         "remote.conf", '"smtp://127.0.0.1:%d"' % PORT,
         '"smtp://127.0.0.2:%d"\nusername = "%s"\npassword = "%s"'
         % (remote.port, USER, PASSWORD))
-    p = subprocess.run(
-        [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
-        capture_output=True, text=True, timeout=60,
-        env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+    p = stack.ctl("--json", "outbox", "send", conf=conf, timeout=60)
     remote.thread.join(30)
     return p
 
@@ -531,10 +528,7 @@ class Mail(unittest.TestCase):
             "auth.conf", '"smtp://127.0.0.1:%d"' % PORT,
             '"smtp://127.0.0.1:%d"\nusername = "%s"\npassword = "%s"'
             % (port, USER, PASSWORD))
-        p = subprocess.run(
-            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
-            capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+        p = stack.ctl("--json", "outbox", "send", conf=conf, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["mail_retrying"], 0, p.stdout)
         self.assertEqual([(login, password) for _, login, password in seen],
@@ -550,10 +544,7 @@ class Mail(unittest.TestCase):
             "from.conf", '"telehook alerts <alerts@clinic.example>"',
             '"telehook alerts\rBcc: spy@evil.example '
             '<alerts@clinic.example>"')
-        p = subprocess.run(
-            [stack.telehookctl, "-c", conf, "--json", "outbox", "send"],
-            capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+        p = stack.ctl("--json", "outbox", "send", conf=conf, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         got = relay.take()
         self.assertTrue(got)

@@ -22,7 +22,7 @@ import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, drain_spool, health, healthy, wait_for, \
-    in_order, locks_on  # noqa: E402
+    in_order  # noqa: E402
 from e2e_twilio import sign, FORM  # noqa: E402
 
 TOKEN = "spool-test-token"
@@ -286,27 +286,14 @@ class Outage(unittest.TestCase):
     def test_statement_timeout_spools(self):
         # a test before may have left the breaker open (its outage):
         # the request would be spooled for that, not for the timeout
-        wait_for("the breaker closed", lambda: stack.get(
-            "/healthz").json().get("breaker_open") is False)
+        stack.wait_breaker_closed()
         # hold a lock on events until the answer is in, however long
         # the machine takes to get there: a lock of fixed length may
         # end before lock_timeout_ms has run out on a loaded machine
-        locker = subprocess.Popen(
-            stack.psql_command() + ["-qX", "-c",
-             "BEGIN; LOCK TABLE events; SELECT pg_sleep(60); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for("lock", lambda: q1(
-                locks_on("events", "AccessExclusiveLock", True)) == "1")
+        with stack.table_locked("events"):
             m = sms("slow database")
             r = post("/webhooks/twilio/sms/incoming", m)
             self.assertEqual(r.status, 200)
-        finally:
-            stack.psql("SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-                       "JOIN pg_class c ON c.oid = l.relation WHERE "
-                       "c.relname = 'events' AND l.mode = "
-                       "'AccessExclusiveLock' AND l.granted")
-            locker.wait(10)
         # the worker logs its line as it finishes the request, which
         # may be just after the answer reached us; the lock's timeout
         # and the statement's are the same here (lock_timeout_ms is at

@@ -14,14 +14,13 @@ import math
 import os
 import re
 import struct
-import subprocess
 import sys
 import threading
 import unittest
 import wave
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, in_order, wait_for, locks_on  # noqa: E402
+from harness import Stack, in_order  # noqa: E402
 import e2e_twilio as tw  # noqa: E402
 
 stack = None
@@ -418,30 +417,17 @@ class Recording(unittest.TestCase):
     def test_a_read_the_database_cannot_answer_is_503(self):
         # telehook.8 API: a read the database cannot answer (a lock held
         # past lock_timeout_ms here; the token is still read) is 503
-        locker = subprocess.Popen(
-            stack.psql_command() + ["-qX", "-c", "BEGIN; LOCK TABLE calls; "
-                                    "SELECT pg_sleep(60); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for("the lock", lambda: stack.psql(
-                locks_on("calls", "AccessExclusiveLock", True)) == "1")
+        with stack.table_locked("calls"):
             for path in (self.url(A, calls["voicemail"][0]),
                          "/api/v1/organizations/%s/calls" % A):
                 r = api(path, tokens["A"])
                 self.assertEqual((r.status, r.json()), (503, {
                     "error": "database unavailable"}), path)
-        finally:
-            locker.kill()
-            locker.wait(10)
-            stack.psql("SELECT pg_terminate_backend(pid) FROM "
-                       "pg_stat_activity WHERE query LIKE '%LOCK TABLE "
-                       "calls%' AND pid <> pg_backend_pid()")
         r = api(self.url(A, calls["voicemail"][0]), tokens["A"])
         self.assertEqual(r.status, 200)
         # the lock timeout opened the pool's breaker: the tests after
         # this one post webhooks, which must not be spooled for it
-        wait_for("the breaker closed", lambda: stack.get(
-            "/healthz").json().get("breaker_open") is False)
+        stack.wait_breaker_closed()
 
 
 class Conversations(unittest.TestCase):

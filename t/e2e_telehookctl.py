@@ -329,23 +329,10 @@ class Events(unittest.TestCase):
                       stack.public_url, "--org", org)
         self.assertEqual(p.returncode, 0, p.stderr)
         ev = stack.psql("SELECT max(id) FROM events")
-        locker = subprocess.Popen(
-            stack.psql_command() + ["-qX", "-c", "BEGIN; LOCK TABLE events "
-                                    "IN SHARE MODE; SELECT pg_sleep(8); "
-                                    "COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for("lock", lambda: stack.psql(
-                locks_on("events", "ShareLock", True)) == "1")
+        with stack.table_locked("events", "SHARE"):
             p = stack.ctl("events", "replay", ev)
             self.assertEqual(p.returncode, 69, (p.stdout, p.stderr))
             self.assertIn("database unreachable", p.stderr)
-        finally:
-            # the lock goes now, not when the sleep ends
-            stack.psql("SELECT pg_terminate_backend(pid) FROM pg_locks "
-                       "WHERE relation = 'events'::regclass AND mode = "
-                       "'ShareLock'")
-            locker.wait(10)
         wait_for("the lock gone", lambda: stack.psql(
             locks_on("events", "ShareLock")) == "0")
         self.assertEqual(stack.ctl("events", "replay", ev).returncode, 0)
@@ -543,10 +530,7 @@ class JsonShapes(unittest.TestCase):
                                   key)
 
         def run(*args, stdin=None):
-            p = subprocess.run([stack.telehookctl, "-c", conf, "--json"] +
-                               list(args), capture_output=True, text=True,
-                               input=stdin, env=dict(
-                                   os.environ, TELEHOOK_SQLDIR=stack.sqldir))
+            p = stack.ctl("--json", *args, input=stdin, conf=conf)
             self.assertEqual(p.returncode, 0, (args, p.stderr))
             # telehookctl(8): "with --json each command prints one JSON
             # document instead"
@@ -709,12 +693,9 @@ class Usage(unittest.TestCase):
         # telehookctl(8): an unknown option is bad usage (64), and does
         # nothing -- the sender (deliveries run) does not start, to run
         # until it is stopped
-        env = dict(os.environ, TELEHOOK_SQLDIR=stack.sqldir)
         for cmd in (("deliveries", "run"), ("deliveries", "send"),
                     ("outbox", "send"), ("spool", "drain")):
-            p = subprocess.run([stack.telehookctl, "-c", stack.conf] +
-                               list(cmd) + ["--bogus"], capture_output=True,
-                               text=True, env=env, timeout=30)
+            p = stack.ctl(*cmd, "--bogus", timeout=30)
             self.assertEqual(p.returncode, 64, (cmd, p.stderr))
             self.assertIn("--bogus", p.stderr)
 

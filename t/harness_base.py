@@ -6,6 +6,7 @@ harness_sign.py's).
 t/harness.py puts the stack together.
 """
 
+import contextlib
 import fnmatch
 import glob
 import http.client

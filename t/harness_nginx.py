@@ -155,6 +155,12 @@ http {
     def get(self, path, headers=None):
         return self.request("GET", path, headers=headers)
 
+    def wait_breaker_closed(self):
+        """Until /healthz says the pool's breaker is closed: it lives in
+        shared memory, beyond the test that opened it."""
+        wait_for("the breaker closed", lambda: self.get(
+            "/healthz").json().get("breaker_open") is False)
+
     def post(self, path, body, content_type, headers=None):
         h = {"Content-Type": content_type}
         h.update(headers or {})

@@ -60,12 +60,13 @@ class WorkerParts:
         os.chmod(path, 0o600)
         return path
 
-    def ctl(self, *args, input=None):
-        """Run telehookctl; returns the CompletedProcess."""
+    def ctl(self, *args, input=None, conf=None, timeout=None):
+        """Run telehookctl (on conf, a variant of the configuration, if
+        given); returns the CompletedProcess."""
         env = dict(os.environ, TELEHOOK_SQLDIR=self.sqldir)
-        return subprocess.run([self.telehookctl, "-c", self.conf] +
+        return subprocess.run([self.telehookctl, "-c", conf or self.conf] +
                               list(args), capture_output=True, text=True,
-                              input=input, env=env)
+                              input=input, env=env, timeout=timeout)
 
     def ctl_ok(self, *args, input=None):
         p = self.ctl(*args, input=input)
