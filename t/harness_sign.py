@@ -27,9 +27,12 @@ def twilio_sign(token, url, params):
 
 def retell_sign(key, body, ts=None):
     """X-Retell-Signature as retell-sdk verifies it: v=<ms>,d=<hex of
-    HMAC-SHA256 under the key over the body and the decimal ms>."""
+    HMAC-SHA256 under the key over the body (text or the very bytes)
+    and the decimal ms>."""
     if ts is None:
         ts = int(time.time() * 1000)
-    d = hmac.new(key.encode(), body.encode() + str(ts).encode(),
+    if isinstance(body, str):
+        body = body.encode()
+    d = hmac.new(key.encode(), body + str(ts).encode(),
                  hashlib.sha256).hexdigest()
     return "v=%d,d=%s" % (ts, d)
