@@ -587,6 +587,10 @@ class BadContent(unittest.TestCase):
         self.assertEqual(stack.psql("SELECT body FROM messages WHERE "
                                     "message_id = '%s'" % mid),
                          "Caf\u00e9 cr\u00e8me")
+        # the event's payload is decoded the same way, not with U+FFFD
+        self.assertEqual(stack.psql("SELECT payload->>'message' FROM events "
+                                    "WHERE payload->>'id' = '%s'" % mid),
+                         "Caf\u00e9 cr\u00e8me")
         # Twilio: a NumMedia no column holds is NULL, kept in the payload
         p = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" +
              "3" * 32, "From": CALLER, "To": number, "Body": "hi",
