@@ -699,6 +699,31 @@ class BadContent(unittest.TestCase):
         self.assertEqual((kpis(org, token), activity(org, token),
                           len(notes(org, token, "missed_call"))), after)
 
+    def test_a_refused_status_callback_is_kept_failed(self):
+        # telehook.8 Failed events: a status callback of a message we
+        # sent, whose content PostgreSQL refuses, is answered and kept as
+        # a failed event -- not answered with nothing of it kept
+        org, number, token = fresh_org()
+        to = "+1555764%04d" % (seq[0] % 10000)
+        sid = "SM" + uuid.uuid4().hex
+        stack.psql("ALTER TABLE messages ADD CONSTRAINT test_refuse3 CHECK "
+                   "(to_number <> '%s')" % to)
+        try:
+            r = tw_post("/webhooks/twilio/sms/status", {
+                "MessageSid": sid, "AccountSid": "AC" + "3" * 32,
+                "From": number, "To": to, "MessageStatus": "delivered"})
+            self.assertEqual(r.status, 204, r)
+            failed = [f for f in events_failed()
+                      if "test_refuse3" in f["failure"]]
+            self.assertEqual([f["route"] for f in failed],
+                             ["twilio_sms_status"], failed)
+        finally:
+            stack.psql("ALTER TABLE messages DROP CONSTRAINT test_refuse3")
+        out = stack.ctl_json("events", "replay", "--failed")
+        self.assertEqual(out["failed"], [])
+        self.assertEqual(stack.psql("SELECT status FROM messages WHERE "
+                                    "message_id = '%s'" % sid), "delivered")
+
     def test_refused_content_from_the_spool_is_kept_failed(self):
         # The same refusal met by a spool drain: the file is not
         # quarantined (it reads fine) but kept as a failed event, once.
