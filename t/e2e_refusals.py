@@ -226,6 +226,29 @@ class Stored(unittest.TestCase):
         self.assertIn("semi", row)
         self.assert_no_token(row)
 
+    def test_2c_secret_headers(self):
+        # telehook.8 What is stored: no credential header, by its name in
+        # any case, nor one whose name is too long to read
+        secret = "hdrSecret" + uuid.uuid4().hex[:16]
+        names = ["Authorization", "proxy-authorization", "Cookie",
+                 "X-Client-Secret", "X-Auth-Token", "X-Api-Key",
+                 "X-ApiKey", "X-Password", "X-Session-Id", "X-Hook-Auth",
+                 "X-Upstream-Token", "X-" + "Long" * 32 + "-Trace"]
+        h = dict(xff(), **{n: secret for n in names})
+        h["X-Trace-Id"] = "kept-" + secret[-8:]
+        mid = uuid.uuid4().hex[:9]
+        q = urllib.parse.urlencode([
+            ("token", TOKEN), ("to", DID), ("from", "5145550101"),
+            ("message", "hello"), ("id", mid)])
+        r = stack.request("GET", "/webhooks/voipms/sms/incoming?" + q,
+                          headers=h)
+        self.assertEqual(r.status, 200, r)
+        row = self.stored("%" + mid + "%")
+        # the headers are kept, but none of those named above
+        self.assertIn("kept-" + secret[-8:], row)
+        for run in runs(secret[:-8]):
+            self.assertNotIn(run, row)
+
     def test_3_spool_file(self):
         cid = "vmspool" + uuid.uuid4().hex[:10]
         stack.stop_postgres()
