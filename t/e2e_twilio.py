@@ -840,6 +840,16 @@ class OneUrl(unittest.TestCase):
                  "content_type": "image/jpeg"},
                 {"url": "https://api.twilio.com/m/1",
                  "content_type": None}]})
+        # an MMS carries up to 10 media, MediaUrl0 to MediaUrl9: all kept
+        ten = {"MediaUrl%d" % i: "https://api.twilio.com/m/%d" % i
+               for i in range(10)}
+        p = sms_params("ten photos", NumMedia="10", **ten)
+        twiml(post("/webhooks/twilio/sms/incoming", p))
+        self.assertEqual(q1(
+            "SELECT string_agg(m->>'url', ' ' ORDER BY n) FROM messages, "
+            "jsonb_array_elements(media) WITH ORDINALITY AS a(m, n) "
+            "WHERE message_id = '%s'" % p["MessageSid"]),
+            " ".join(ten["MediaUrl%d" % i] for i in range(10)))
 
     def test_speech_timing(self):
         params = {"CallSid": sid("CA")}
