@@ -463,12 +463,8 @@ dispatch_handle(struct req *r, struct resp *p, const struct route *rt)
 		return;
 	}
 	db_clear();
+	/* BEGIN goes out with the first statement: only a bug fails here */
 	if ((e = db_begin()) != DB_OK) {
-		if (DB_AWAY(e)) {
-			dispatch_trouble(e, probe);
-			dispatch_spool(r, p, rt, db_errmsg());
-			return;
-		}
 		log_warnx("%s: begin: %s", rt->name, db_errmsg());
 		resp_error(p, 503, "database unavailable");
 		return;
