@@ -392,6 +392,31 @@ class Events(unittest.TestCase):
         self.assertIn("quarantined", out)
 
 
+    def test_table_columns_are_aligned(self):
+        # telehookctl.8: "a header of the column names in capitals, then a
+        # line a row, the columns aligned, a missing value -"
+        for name in ("Al", "A much longer clinic name"):
+            stack.ctl_ok("org", "add", name)
+        for i in range(2):
+            self.assertEqual(stack.ctl(
+                "send", "twilio", "sms_incoming", "--url", stack.public_url,
+                "--org", self.org).returncode, 0)
+        for args in (("org", "list"), ("events", "list", "--limit", "5")):
+            lines = stack.ctl_ok(*args).rstrip("\n").split("\n")
+            head = lines[0]
+            self.assertEqual(head, head.upper(), args)
+            starts = [m.start() for m in re.finditer(r"\S+", head)]
+            self.assertGreaterEqual(len(starts), 3, head)
+            self.assertGreaterEqual(len(lines), 3, lines)
+            for line in lines:
+                self.assertFalse(line.endswith(" "), (args, line))
+                for s in starts[1:]:
+                    # each column starts where its name does, after two
+                    # blanks at least
+                    self.assertEqual(line[s - 2:s], "  ", (args, line, s))
+                    self.assertNotEqual(line[s:s + 1], " ", (args, line, s))
+
+
 class Refusals(unittest.TestCase):
     """Bad input to the organization commands: exit 65 (64 for usage,
     78 for configuration) and a reason that names the problem; nothing
