@@ -56,6 +56,7 @@ static char		 db_err[512];
 static char		 db_connerr[512];	/* why the last connect failed */
 static int		 db_was_down;		/* log transitions, not every try */
 static enum db_err	 db_last;		/* the last failure's class */
+static int		 db_rolled_back;	/* the last statement's tag */
 static long long	 db_deadline;		/* the request's, 0: none */
 static long long	 db_budget_ms;		/* a round trip's, 0: none */
 static long long	 db_rt_start;		/* this round trip's */
@@ -795,6 +796,8 @@ db_run_stmt1(const struct db_stmt *st, const char *sql, int n,
 		e = db_classify(res);
 		if (e == DB_OK)
 			db_copy(res, out);
+		db_rolled_back = e == DB_OK &&
+		    strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
 		PQclear(res);
 		if (e == DB_ECONN && !db_in_tx && attempt == 0) {
 			db_close();
@@ -867,8 +870,17 @@ db_commit(void)
 {
 	enum db_err	 e = DB_OK;
 
-	if (!db_tx_pending)
-		e = db_exec(&st_commit, NULL, NULL);
+	/*
+	 * The server answers the COMMIT of a transaction one of its
+	 * statements aborted with ROLLBACK, not an error: a caller that went
+	 * on past a failure must not have its request answered as stored.
+	 */
+	if (!db_tx_pending &&
+	    (e = db_exec(&st_commit, NULL, NULL)) == DB_OK && db_rolled_back) {
+		db_seterr("", "the transaction was rolled back: one of its "
+		    "statements failed");
+		e = db_last = DB_EQUERY;
+	}
 	db_in_tx = db_tx_pending = 0;
 	db_tx_dead = DB_OK;
 	return e;
