@@ -130,6 +130,18 @@ class Authenticity(unittest.TestCase):
         r = post("/webhooks/retell", {"event": "call_started", "call": call(
             call_id(), to="+15550010000")}, key=ORG_KEY)
         self.assertEqual(r.status, 401)
+        # an outbound call is the calling number's (DESIGN §4): its
+        # owner's key vouches for it, whoever was called
+        cid = call_id()
+        r = post("/webhooks/retell", {"event": "call_started", "call": call(
+            cid, direction="outbound", frm="+15550030000",
+            to="+15557770002")}, key=ORG_KEY)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(callrow(cid, "organization_id"), orgs["key"])
+        r = post("/webhooks/retell", {"event": "call_started", "call": call(
+            call_id(), direction="outbound", frm="+15557770003",
+            to="+15550030000")}, key=ORG_KEY)
+        self.assertEqual(r.status, 401)
 
     def test_refusals_store_nothing(self):
         n = count("events")
@@ -288,8 +300,11 @@ class Events(unittest.TestCase):
         self.assertEqual(event("call_ended", ended(
             cid, reason="dial_no_answer", direction="outbound",
             frm="+15550010000", to="+15557770001")).status, 204)
-        self.assertEqual(callrow(cid, "status || '|' || direction"),
-                         "no-answer|outbound")
+        # DESIGN §4: an outbound call belongs to the owner of the calling
+        # number (the called one is the customer's, nobody's here)
+        self.assertEqual(callrow(cid, "status || '|' || direction || '|' "
+                                 "|| coalesce(organization_id::text, '-')"),
+                         "no-answer|outbound|%s" % orgs["ai"])
         self.assertEqual(q1("SELECT summary FROM activity WHERE call_id = "
                             "(SELECT id FROM calls WHERE call_id = '%s')"
                             % cid), "Call not connected (dial_no_answer)")
@@ -552,15 +567,29 @@ class Outage(unittest.TestCase):
                      key=ORG_KEY)
             self.assertEqual((r.status, r.json()),
                              (401, {"error": "bad X-Retell-Signature"}))
+            # an outbound call is its calling number's (DESIGN §4)
+            out = call_id()
+            self.assertEqual(post("/webhooks/retell", {
+                "event": "call_ended", "call": ended(
+                    out, direction="outbound", frm="+15550030000",
+                    to="+15557770004")}, key=ORG_KEY).status, 204)
+            r = post("/webhooks/retell", {"event": "call_ended",
+                                          "call": ended(
+                                              call_id(), direction="outbound",
+                                              frm="+15557770005",
+                                              to="+15550030000")},
+                     key=ORG_KEY)
+            self.assertEqual(r.status, 401)
         finally:
             # idle workers drain by themselves: the drain below is
             # the one counted
             stack.stop_workers()
             stack.start_postgres()
         self.addCleanup(stack.start_workers)
-        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 4)
+        self.assertEqual(stack.ctl_json("spool", "drain")["replayed"], 5)
         self.assertEqual(callrow(cid, "status"), "completed")
         self.assertEqual(callrow(own, "organization_id"), orgs["key"])
+        self.assertEqual(callrow(out, "organization_id"), orgs["key"])
         stack.assert_no_crash()
 
     def test_spooled_keeps_its_credentials_scope(self):
