@@ -644,6 +644,26 @@ class BadContent(unittest.TestCase):
         self.assertEqual([f for f in events_failed()
                           if c["call_id"] in json.dumps(f)], [])
 
+    def test_a_query_that_is_not_utf8_is_decoded_too(self):
+        # telehook.8 Failed events: text that is not UTF-8 is decoded
+        # first -- the query string's too.  An organization_id that names
+        # no organization leaves the event unrouted (DESIGN §4), not kept
+        # as failed.
+        sid = "SM" + uuid.uuid4().hex
+        p = [("MessageSid", sid), ("AccountSid", "AC" + "3" * 32),
+             ("From", CALLER), ("To", "+15557689999"), ("Body", "hi"),
+             ("SmsStatus", "received")]
+        path = "/webhooks/twilio/sms/incoming?organization_id=ab%FFcd"
+        r = stack.post(path, urllib.parse.urlencode(p), FORM, {
+            "X-Twilio-Signature": twilio_sign(TW, stack.public_url + path,
+                                              p)})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(stack.psql(
+            "SELECT coalesce(organization_id::text, 'unrouted') FROM "
+            "events WHERE provider_key = '%s:received'" % sid), "unrouted")
+        self.assertEqual([f for f in events_failed() if sid in
+                          json.dumps(f)], [])
+
     def test_refused_content_is_kept_failed_and_replayed_once(self):
         org, number, token = fresh_org()
         before = metric("telehook_events_failed_total")
