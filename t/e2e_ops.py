@@ -393,6 +393,26 @@ class Send(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn("twilio voice_incoming", p.stderr)
 
+    def test_retell_samples_follow_a_call(self):
+        # telehookctl(8) send: samples as the provider sends them; Retell's
+        # transfer events come while the call goes on (providers.md), so
+        # the call is in progress until its call_ended
+        cid = "call_ops_transfer"
+
+        def send(kind):
+            p = stack.ctl("send", "retell", kind, "--url", stack.public_url,
+                          "--to", "+15550070000", "--id", cid)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            return stack.psql("SELECT status FROM calls WHERE call_id = "
+                              "'%s'" % cid)
+
+        self.assertEqual(send("call_started"), "in-progress")
+        for kind in ("transfer_started", "transfer_bridged",
+                     "transfer_cancelled", "transfer_ended",
+                     "transcript_updated"):
+            self.assertEqual(send(kind), "in-progress", kind)
+        self.assertEqual(send("call_ended"), "completed")
+
     def test_org_names_the_organization(self):
         # telehookctl(8) send --org: the organization named explicitly
         # (a Retell call's metadata), so a number nobody owns routes
