@@ -132,7 +132,8 @@ START_TEST(test_client_addr)
 {
 	struct cidrlist	 proxies;
 	const char	*err;
-	char		*a;
+	char		*a, big[80];
+	int		 n;
 
 	ck_assert_int_eq(cidrlist_parse("10.0.0.0/8, 192.168.1.1",
 	    &proxies, &err), 0);
@@ -156,6 +157,18 @@ START_TEST(test_client_addr)
 	a = req_client_addr("10.1.1.1", NULL, &proxies);
 	ck_assert_str_eq(a, "10.1.1.1");
 	free(a);
+	/*
+	 * Hops of 63, 64 and 65 bytes (no address is so long): the walk
+	 * stops, nothing written past its 64-byte copy (the sanitizer
+	 * build sees a write one byte past).
+	 */
+	for (n = 63; n <= 65; n++) {
+		memset(big, '1', n);
+		big[n] = '\0';
+		a = req_client_addr("10.1.1.1", big, &proxies);
+		ck_assert_str_eq(a, "10.1.1.1");
+		free(a);
+	}
 	a = req_client_addr(NULL, NULL, &proxies);
 	ck_assert_str_eq(a, "-");
 	free(a);
