@@ -48,6 +48,19 @@ START_TEST(test_kv_decodes_plus_and_percent)
 }
 END_TEST
 
+/* RFC 3986 2.1: the hex digits of a percent-escape in either case */
+START_TEST(test_kv_decodes_either_case)
+{
+	const char	*err;
+	const char	*s = "a=%c3%a9%2b&b=%C3%A9%2B&c=%fF%Ff";
+
+	ck_assert_int_eq(kv_parse(&l, s, strlen(s), 0, &err), 0);
+	ck_assert_str_eq(kv_get(&l, "a"), "\xc3\xa9+");
+	ck_assert_str_eq(kv_get(&l, "b"), "\xc3\xa9+");
+	ck_assert_str_eq(kv_get(&l, "c"), "\xff\xff");
+}
+END_TEST
+
 START_TEST(test_kv_keeps_repeated_keys_in_order)
 {
 	const char	*err;
@@ -135,6 +148,7 @@ check_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_kv_basic);
 	tcase_add_test(tc, test_kv_decodes_plus_and_percent);
+	tcase_add_test(tc, test_kv_decodes_either_case);
 	tcase_add_test(tc, test_kv_keeps_repeated_keys_in_order);
 	tcase_add_test(tc, test_kv_empty_pairs_and_no_equals);
 	tcase_add_test(tc, test_kv_semicolons_only_when_asked);
