@@ -371,7 +371,7 @@ class Quarantine(unittest.TestCase):
             # files are mangled, so the drain below sees them all
             stack.stop_workers()
             stack.start_postgres()
-        self.addCleanup(stack.start_workers)
+        self.addCleanup(lambda: stack.worker_pids() or stack.start_workers())
         good = [f for f in os.listdir(stack.spool) if f.endswith(".spool")]
         self.assertEqual(len(good), 1)
         path = os.path.join(stack.spool, good[0])
@@ -402,6 +402,21 @@ class Quarantine(unittest.TestCase):
                                  good[0]]))
         self.assertEqual(stack.ctl_json("spool", "status")["quarantined"], 3)
         self.assertEqual(depth(), 0)
+        # telehook.8 /healthz: degraded while anything waits in the
+        # quarantine, the database up and the spool empty; ok once the
+        # operator has dealt with it
+        stack.start_workers()
+        stack.wait_breaker_closed()
+        h = stack.get("/healthz")
+        self.assertEqual((h.status, h.json()["status"], h.json()["database"],
+                          h.json()["spool_depth"], h.json()["quarantined"]),
+                         (200, "degraded", "ok", 0, 3), h.body)
+        qdir = os.path.join(stack.spool, "quarantine")
+        for f in os.listdir(qdir):
+            os.unlink(os.path.join(qdir, f))
+        wait_for("/healthz ok once the quarantine is empty", lambda: (
+            lambda h: (h["status"], h["quarantined"]) == ("ok", 0))(
+                stack.get("/healthz").json()))
 
     def test_records_that_no_longer_replay(self):
         # Files that read well but cannot become a request again: set
