@@ -407,6 +407,8 @@ class Quarantine(unittest.TestCase):
         # operator has dealt with it
         stack.start_workers()
         stack.wait_breaker_closed()
+        wait_for("the health server's database check", lambda: stack.get(
+            "/healthz").json()["database"] == "ok")
         h = stack.get("/healthz")
         self.assertEqual((h.status, h.json()["status"], h.json()["database"],
                           h.json()["spool_depth"], h.json()["quarantined"]),
