@@ -388,18 +388,20 @@ class AutoReply(unittest.TestCase):
                             "FROM outbox WHERE " + where), "sent|123456789")
 
     def test_outside_north_america_fails_at_once(self):
-        # VoIP.ms SMS reaches NANP numbers only: no attempt, no retry
-        before = len(api.calls)
-        ok(get(sms_query("what are your hours?", frm="+442071234567",
-                         mid=msg_id())))
-        out = self.send()
-        self.assertEqual((out["sent"], out["failed"]), (0, 1))
-        self.assertEqual(len(api.calls), before)
-        self.assertEqual(q1("SELECT state || '|' || attempts || '|' || "
-                            "last_error FROM outbox WHERE to_number = "
-                            "'+442071234567'"),
-                         "failed|1|VoIP.ms sends to North American "
-                         "numbers only")
+        # VoIP.ms SMS reaches NANP numbers only: no attempt, no retry --
+        # whatever the length (+61 2 1234 5678 is as long as a +1 one)
+        for frm in ("+442071234567", "+61212345678"):
+            before = len(api.calls)
+            ok(get(sms_query("what are your hours?", frm=frm,
+                             mid=msg_id())))
+            out = self.send()
+            self.assertEqual((out["sent"], out["failed"]), (0, 1), frm)
+            self.assertEqual(len(api.calls), before, frm)
+            self.assertEqual(q1("SELECT state || '|' || attempts || '|' || "
+                                "last_error FROM outbox WHERE to_number = "
+                                "'%s'" % frm),
+                             "failed|1|VoIP.ms sends to North American "
+                             "numbers only")
 
     def test_stop_means_no_reply(self):
         frm = "5145550109"
