@@ -110,6 +110,18 @@ class Metrics(unittest.TestCase):
         self.assertEqual(delta(after, before,
                                "telehook_request_duration_seconds_bucket",
                                'le="+Inf"'), count)
+        # the buckets are cumulative, le in seconds (telehook.8): each
+        # holds the ones before it, and none of these requests -- a
+        # refusal, a 404, a scrape -- took 5 s
+        les = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+               "0.25", "0.5", "1", "2.5", "5", "+Inf"]
+        counts = [delta(after, before,
+                        "telehook_request_duration_seconds_bucket",
+                        'le="%s"' % le) for le in les]
+        self.assertEqual(counts, sorted(counts), counts)
+        self.assertEqual(counts[les.index("5")], count, counts)
+        self.assertGreater(delta(
+            after, before, "telehook_request_duration_seconds_sum"), 0)
         self.assertEqual(after[("telehook_spool_depth", "")], 0)
         self.assertEqual(after[("telehook_metrics_shared", "")], 1)
         self.assertGreaterEqual(after[("telehook_worker_starts_total",
@@ -221,6 +233,16 @@ class Events(unittest.TestCase):
         self.assertEqual(len(stack.ctl_json("events", "list", "--since",
                                             "2001-01-01", "--limit", "2")
                              ["events"]), 2)
+        # --since is the receive time: from the newest event's own time,
+        # only the events received then or later
+        newest = stack.psql("SELECT max(received_at) FROM events")
+        since = stack.ctl_json("events", "list", "--since",
+                               newest)["events"]
+        self.assertEqual([e["id"] for e in since], [stack.psql(
+            "SELECT id FROM events WHERE received_at >= '%s' ORDER BY id "
+            "DESC" % newest)], since)
+        self.assertEqual(stack.ctl_json("events", "list", "--since",
+                                        "2999-01-01")["events"], [])
 
 
 class Prune(unittest.TestCase):
