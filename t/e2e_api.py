@@ -124,6 +124,10 @@ class Dashboard(unittest.TestCase):
             "sms_sent": 1, "avg_call_seconds": 57,
             "ai_calls_analyzed": 2, "ai_calls_successful": 1})
         items = d["recent_activity"]
+        # the organization's newest, up to 20 (the cap: test_big below)
+        self.assertEqual([it["id"] for it in items], stack.psql(
+            "SELECT id FROM activity WHERE organization_id = '%s' ORDER BY "
+            "id DESC LIMIT 20" % A).split())
         self.assertGreaterEqual(len(items), 8)
         for it in items:
             self.assertEqual(sorted(it), ["call_id", "id", "message_id",
@@ -216,6 +220,20 @@ class Activity(unittest.TestCase):
                 break
             self.assertEqual(nxt, page["activity"][-1]["id"])
         self.assertEqual(seen, everything["activity"])
+        # "next" names a page that holds something: null on a last page
+        # that is full, as on any last page
+        n = len(everything["activity"])
+        self.assertGreater(n, 3)
+        for limit, more in ((n, False), (n - 1, True), (n + 1, False)):
+            page = api(base + "?limit=%d" % limit, tokens["A"]).json()
+            self.assertEqual(len(page["activity"]), min(limit, n))
+            self.assertEqual(page["next"] is not None, more, limit)
+        # and from the middle: the one after "before", more after it
+        mid = api(base + "?limit=1&before=" + everything["activity"][1][
+            "id"], tokens["A"]).json()
+        third = everything["activity"][2]["id"]
+        self.assertEqual(([a["id"] for a in mid["activity"]], mid["next"]),
+                         ([third], third))
         for bad in ("limit=0", "limit=201", "limit=x", "before=-1"):
             r = api(base + "?" + bad, tokens["A"])
             self.assertEqual(r.status, 400, bad)
@@ -242,6 +260,12 @@ class Notifications(unittest.TestCase):
         self.assertRegex(r.json()["read_at"], ISO)
         again = api(base + "/%s/read" % n["id"], tokens["A"], method="POST")
         self.assertEqual(again.json()["read_at"], r.json()["read_at"])
+        # marking it read again keeps when it was first read, however long
+        # ago (the times above are to the second)
+        stack.psql("UPDATE notifications SET read_at = '2026-01-02 "
+                   "03:04:05+00' WHERE id = %s" % n["id"])
+        again = api(base + "/%s/read" % n["id"], tokens["A"], method="POST")
+        self.assertEqual(again.json()["read_at"][:19], "2026-01-02T03:04:05")
         left = api(base + "?unread=1", tokens["A"]).json()["notifications"]
         self.assertEqual(len(left), len(unread) - 1)
         every = api(base, tokens["A"]).json()["notifications"]
