@@ -381,6 +381,26 @@ def sms(number, body, sid=None):
     return tw_post("/webhooks/twilio/sms/incoming", p)
 
 
+class SmsSent(unittest.TestCase):
+
+    def test_sms_sent_counts_what_went_out(self):
+        # telehook.8 Dashboard: sms_sent counts the outbound messages sent
+        # or delivered, not those failed, undelivered or canceled, nor
+        # those not yet sent
+        org, number, token = fresh_org()
+        for i, status in enumerate(("queued", "sent", "delivered", "read",
+                                    "failed", "undelivered", "canceled")):
+            tw_post("/webhooks/twilio/sms/status", {
+                "MessageSid": "SM" + uuid.uuid4().hex,
+                "AccountSid": "AC" + "3" * 32, "From": number,
+                "To": "+1555763%04d" % i, "MessageStatus": status})
+        self.assertEqual(stack.psql(
+            "SELECT count(*) FROM messages WHERE organization_id = '%s' AND "
+            "direction = 'outbound'" % org), "7")
+        k = api(org, token, "dashboard")["kpis"]
+        self.assertEqual((k["sms_sent"], k["sms_follow_ups"]), (3, 0))
+
+
 class UrgentSms(unittest.TestCase):
 
     def test_urgent_keywords_notify_the_staff(self):
