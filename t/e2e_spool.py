@@ -268,6 +268,29 @@ class Outage(unittest.TestCase):
         finally:
             stack.start_postgres()
 
+    def test_the_cache_reads_settings_again_after_cache_ttl_s(self):
+        # telehook.conf.5 cache_ttl_s (1 here): a worker reads the
+        # organizations' settings again that often, without a restart, so
+        # an answer while the database is away has the new greeting
+        stack.ctl_ok("org", "set", org, "greeting=Spool Clinic, new hello.")
+        self.addCleanup(stack.ctl_ok, "org", "set", org,
+                        "greeting=Spool Clinic, hello.")
+        t0 = q1("SELECT now()")
+        # both idle workers have read the settings since (their last
+        # statement is the cache's read of the provider accounts)
+        wait_for("the workers' cache read again", lambda: q1(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name "
+            "= 'telehook' AND query LIKE '%%FROM provider_accounts' AND "
+            "query_start > '%s'" % t0) == "2")
+        stack.stop_postgres()
+        try:
+            r = post("/webhooks/twilio/voice/incoming", call())
+            self.assertEqual(r.status, 200)
+            says = [s.text for s in ET.fromstring(r.body).findall("Say")]
+            self.assertIn("Spool Clinic, new hello.", says)
+        finally:
+            stack.start_postgres()
+
     def test_per_account_token_verifies_while_database_away(self):
         stack.stop_postgres()
         try:
