@@ -291,6 +291,28 @@ class Outage(unittest.TestCase):
         finally:
             stack.start_postgres()
 
+    def test_every_number_is_found_in_the_cache(self):
+        # numbers added in any order (here the highest first): while the
+        # database is away each still names its own organization
+        mine = []
+        for i in (9, 5, 7, 3, 8, 1):
+            o = stack.ctl_ok("org", "add", "Cached Clinic %d" % i).strip()
+            stack.ctl_ok("org", "set", o, "greeting=Cached %d here." % i)
+            stack.ctl_ok("number", "add", o, "+1555000790%d" % i)
+            mine.append(i)
+        stack.stop_workers()        # new workers cache the organizations
+        stack.start_workers()
+        stack.stop_postgres()
+        try:
+            for i in mine:
+                r = post("/webhooks/twilio/voice/incoming",
+                         call(To="+1555000790%d" % i))
+                self.assertEqual(r.status, 200)
+                says = [s.text for s in ET.fromstring(r.body).findall("Say")]
+                self.assertIn("Cached %d here." % i, says, i)
+        finally:
+            stack.start_postgres()
+
     def test_per_account_token_verifies_while_database_away(self):
         stack.stop_postgres()
         try:
