@@ -465,6 +465,26 @@ class Quarantine(unittest.TestCase):
             lambda h: (h["status"], h["quarantined"]) == ("ok", 0))(
                 stack.get("/healthz").json()))
 
+    def test_only_spool_files_are_the_spool(self):
+        # telehook.8 Spool: requests wait as *.spool files; anything else
+        # an operator leaves in spool_dir is not read, moved or counted
+        stray = ["notes.txt", "old.spool.orig", "spool"]
+        for name in stray:
+            with open(os.path.join(stack.spool, name), "w") as f:
+                f.write("not a request\n")
+        self.addCleanup(lambda: [os.unlink(os.path.join(stack.spool, s))
+                                 for s in stray])
+        before = stack.ctl_json("spool", "status")["quarantined"]
+        p = stack.ctl("--json", "spool", "drain")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["quarantined"], 0, p.stdout)
+        self.assertEqual(p.stderr, "")
+        for name in stray:
+            self.assertTrue(os.path.exists(os.path.join(stack.spool, name)))
+        self.assertEqual(stack.ctl_json("spool", "status")["quarantined"],
+                         before)
+        self.assertEqual(depth(), 0)
+
     def test_records_that_no_longer_replay(self):
         # Files that read well but cannot become a request again: set
         # aside with the reason, never replayed, never lost.
