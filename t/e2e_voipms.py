@@ -403,6 +403,16 @@ class AutoReply(unittest.TestCase):
                              "failed|1|VoIP.ms sends to North American "
                              "numbers only")
 
+    def test_three_replies_then_none(self):
+        # telehook.8: no reply to a number that got three in the last ten
+        # minutes -- VoIP.ms's replies (queued in the outbox) count too
+        frm = "5145550110"
+        for _ in range(5):
+            ok(get(sms_query("appointment?", frm=frm, mid=msg_id())))
+        self.assertEqual(count("outbox", "to_number = '+1%s'" % frm), 3)
+        self.assertEqual(count("messages", "from_number = '+1%s' AND "
+                               "auto_reply" % frm), 3)
+
     def test_stop_means_no_reply(self):
         frm = "5145550109"
         ok(get(sms_query("STOP", frm=frm, mid=msg_id())))
