@@ -288,7 +288,11 @@ class Mail(unittest.TestCase):
     def test_2_missed_call(self):
         call, st = missed_call("+15551117001")
         self.assertEqual(send()["mail_sent"], 1)
-        got = by_rcpt(relay.take())
+        taken = relay.take()
+        # the envelope's sender is [smtp] from's address (where bounces
+        # go), not empty
+        self.assertEqual([m[0] for m in taken], ["alerts@clinic.example"])
+        got = by_rcpt(taken)
         self.assertEqual(sorted(got), ["desk@mail.example"])
         msg = got["desk@mail.example"][0]
         self.assertEqual(msg["Subject"],
