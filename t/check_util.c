@@ -203,6 +203,7 @@ END_TEST
  * blocks of IANA's special-purpose registries that are not the public
  * Internet, in every numeric form inet_aton(3) and RFC 4291 allow.
  */
+#define A20	"aaaaaaaaaaaaaaaaaaaa"
 static const struct {
 	const char	*host;
 	int		 inside;
@@ -244,6 +245,9 @@ static const struct {
 	{ "localhost", 1 }, { "LOCALHOST.", 1 }, { "api.localhost", 1 },
 	{ "api.twilio.com", 0 }, { "10.0.0.1.example.com", 0 },
 	{ "127.0.0.1.nip.io", 0 }, { "", 0 },
+	/* a name longer than any address: a name (the connection checks) */
+	{ A20 A20 A20 A20 A20 A20 A20 A20 A20 A20 ".example.com", 0 },
+	{ "[" A20 A20 A20 A20 "]", 0 },
 };
 
 START_TEST(test_egress_host)
