@@ -122,6 +122,24 @@ class Health(unittest.TestCase):
         self.assertEqual(health(r), healthy())
         self.assertEqual(self.answered_by(), "server")
 
+    def test_a_clean_start_logs_no_warning(self):
+        # telehook.8 Logging: warnings are for what went wrong; workers
+        # that start on a sound configuration and database say they are
+        # ready, and nothing else
+        log = stack.path("workers.log")
+        stack.stop_workers()
+        start = os.path.getsize(log)
+        stack.start_workers()
+        wait_for("a health server", self.health_servers)
+        with open(log) as f:
+            f.seek(start)
+            lines = f.read().splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^telehook\[\d+\]: (worker ready|"
+                             r"health server ready on \S+|"
+                             r"\S+ (GET|HEAD) healthz .*)$")
+
     def test_each_worker_forks_one_health_server(self):
         # telehook.conf(5) health_socket: one server a worker, forked
         # again only when it dies; watched for 2.5 s (the workers wake
