@@ -613,6 +613,12 @@ class Campaign(unittest.TestCase):
         rest = api(base + "?limit=2&after=2", tokens["A"]).json()
         self.assertEqual(page["contacts"] + rest["contacts"], d["contacts"])
         self.assertIsNone(rest["next"])
+        # a page that ends exactly at the last contact has no next
+        full = api(base + "?limit=3", tokens["A"]).json()
+        self.assertEqual((len(full["contacts"]), full["next"]), (3, None))
+        last = api(base + "?limit=1&after=2", tokens["A"]).json()
+        self.assertEqual(([c["position"] for c in last["contacts"]],
+                          last["next"]), ([3], None))
         for path in (base.replace(A, B), ):
             self.assertEqual(api(path, tokens["B"]).status, 404)
         self.assertEqual(api("/api/v1/organizations/%s/campaigns/%s" % (
