@@ -191,13 +191,9 @@ ctl_print_rows(const char *key, const struct db_res *res,
 	putchar('\n');
 	for (i = 0; i < res->nrows; i++) {
 		for (j = 0; j < ncols; j++) {
-			col_split(cols[j], name, sizeof(name), &type);
 			v = vis[i * ncols + j];
 			if (v == NULL)
 				v = "-";
-			else if (type == 'b' && (strcmp(v, "t") == 0 ||
-			    strcmp(v, "f") == 0))
-				v = strcmp(v, "t") == 0 ? "yes" : "no";
 			if (j + 1 < ncols)
 				printf("%-*s  ", (int)w[j], v);
 			else

@@ -56,7 +56,12 @@ class Delivery(unittest.TestCase):
                          [(eid, receiver.url("/first"), "all", True,
                            "CRM")])
         # shown once: not in the list, not in the database in clear
-        self.assertNotIn(secret, stack.ctl_ok("endpoint", "list", ORG))
+        table = stack.ctl_ok("endpoint", "list", ORG)
+        self.assertNotIn(secret, table)
+        # telehookctl.8: a table says yes or no for true or false
+        head, row = table.splitlines()[:2]
+        at = head.index("ENABLED")
+        self.assertEqual(row[at:].split()[0], "yes", table)
         self.assertNotIn(secret[6:], stack.psql(
             "SELECT secret_sealed FROM endpoints WHERE id = '%s'" % eid))
         for args, code, why in (
