@@ -579,6 +579,10 @@ class Conversations(unittest.TestCase):
             if nxt is None:
                 break
         self.assertEqual(seen, m)
+        # a page that ends at the thread's first message has no next
+        full = api(self.base() + "/+15551118001?limit=%d" % len(m),
+                   tokens["A"]).json()
+        self.assertEqual((full["messages"], full["next"]), (m, None))
         # B's message from the same number is not in A's thread
         self.assertNotIn("other", [x["body"] for x in seen])
         self.assertEqual(api(self.base() + "/+15559999999",
