@@ -316,6 +316,11 @@ class CallsList(unittest.TestCase):
                 break
         self.assertEqual(pages, 3)
         self.assertEqual(seen, everything["calls"])
+        # a page that ends at the oldest call has no next
+        n = len(everything["calls"])
+        full = calls_of("?limit=%d" % n)
+        self.assertEqual((full["calls"], full["next"]),
+                         (everything["calls"], None))
         missed = calls_of("?status=missed&limit=2")
         self.assertIsNotNone(missed["next"])
         rest = calls_of("?status=missed&limit=2&before=" + missed["next"])
